@@ -22,7 +22,7 @@ export function writeStatusToSocket(
     '',
     '',
   ];
-  if (socket.destroyed) return;
+  if (socket.destroyed || socket.writableEnded) return;
   socket.end(Buffer.concat([Buffer.from(lines.join('\r\n'), 'latin1'), body]));
 }
 

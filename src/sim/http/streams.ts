@@ -1,0 +1,85 @@
+// exec and attach on the simulated cluster: validate like kube-apiserver, then accept the
+// upgrade (SPDY or WebSocket) and hand the session to the pod runtime.
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { isBastionError } from '../../errors.js';
+import { effectiveStreamOptions, parseRemoteCommandQuery } from '../../protocol/options.js';
+import { apiStatus } from '../../protocol/status.js';
+import { acceptRemoteCommand } from '../../transport/accept.js';
+import { writeStatusToSocket } from '../../transport/http-response.js';
+import type { ObjectStore } from '../store.js';
+import { containerSpecs, type PodRuntime } from '../runtime/pod-runtime.js';
+import { runAttach, runExec } from '../runtime/sessions.js';
+import { ApiError } from './respond.js';
+import type { SimRoute } from './route.js';
+
+export interface StreamContext {
+  store: ObjectStore;
+  runtime: PodRuntime;
+  onError(err: unknown): void;
+}
+
+/** Resolves the container name the API server would use, or throws the API server's error. */
+function resolveContainer(podName: string, names: string[], requested: string): string {
+  if (requested === '') {
+    if (names.length === 1) return names[0]!;
+    throw ApiError.badRequest(`a container name must be specified for pod ${podName}, choose one of: [${names.join(' ')}]`);
+  }
+  if (!names.includes(requested)) throw ApiError.badRequest(`container ${requested} is not valid for pod ${podName}`);
+  return requested;
+}
+
+export async function handleStreamUpgrade(
+  ctx: StreamContext,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  route: SimRoute,
+  params: URLSearchParams,
+): Promise<void> {
+  const kind = route.subresource;
+  const namespace = route.namespace!;
+  const podName = route.name!;
+  const query = parseRemoteCommandQuery(params);
+  let containerName: string;
+  try {
+    if (kind !== 'exec' && kind !== 'attach') throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
+    const pod = ctx.store.get('pods', namespace, podName);
+    if (!pod) throw ApiError.notFound('pods', podName);
+    containerName = resolveContainer(podName, containerSpecs(pod).map((c) => c.name), query.container);
+    if (kind === 'exec' && query.command.length === 0) throw ApiError.badRequest('you must specify at least one command for the container');
+    if (!query.stdin && !query.stdout && !query.stderr) throw ApiError.badRequest('you must specify at least 1 of stdin, stdout, stderr');
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    writeStatusToSocket(socket, apiStatus(err.code, err.reason, err.message, err.details));
+    return;
+  }
+
+  let streams;
+  try {
+    streams = await acceptRemoteCommand(req, socket, head, effectiveStreamOptions(query));
+  } catch (err) {
+    if (!isBastionError(err)) throw err;
+    writeStatusToSocket(socket, err.toStatus());
+    return;
+  }
+  const track = (end: () => void) => ctx.runtime.trackSession(namespace, podName, end);
+  if (kind === 'exec') {
+    await runExec(
+      streams,
+      {
+        argv: query.command,
+        cwd: ctx.runtime.podDir(namespace, podName),
+        env: ctx.runtime.env(namespace, podName, containerName, query.tty ? { TERM: 'xterm-256color' } : {}),
+      },
+      track,
+    );
+    return;
+  }
+  const container = ctx.runtime.container(namespace, podName, containerName);
+  if (!container) {
+    await streams.finish(apiStatus(500, 'InternalError', `container ${containerName} is not running`));
+    return;
+  }
+  await runAttach(streams, container, track);
+}

@@ -1,0 +1,134 @@
+// A container process: a real OS process, under a pseudo-terminal (node-pty) when a TTY is asked
+// for, a plain child process otherwise. Both look the same to callers: byte streams plus an exit code.
+import { spawn as spawnChild } from 'node:child_process';
+import { Readable, Writable } from 'node:stream';
+import * as pty from 'node-pty';
+import type { TerminalSize } from '../../protocol/resize.js';
+import { DEFAULT_TERMINAL } from '../../protocol/constants.js';
+
+export interface ProcessSpec {
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+  tty: boolean;
+  size?: TerminalSize;
+}
+
+export interface ContainerProcess {
+  readonly pid: number;
+  /** With a TTY this carries everything the terminal shows. */
+  readonly stdout: Readable;
+  /** Null with a TTY (the terminal merges stderr into stdout). */
+  readonly stderr: Readable | null;
+  readonly stdin: Writable;
+  resize(size: TerminalSize): void;
+  kill(signal?: NodeJS.Signals): void;
+  /** Exit code (128 + signal number when killed), once all output has been read. */
+  readonly exit: Promise<number>;
+}
+
+export class SpawnError extends Error {
+  override readonly name = 'SpawnError';
+}
+
+const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+
+export function spawnProcess(spec: ProcessSpec): Promise<ContainerProcess> {
+  const [file, ...args] = spec.argv;
+  if (file === undefined || file === '') return Promise.reject(new SpawnError('no command given'));
+  return spec.tty ? spawnPty(file, args, spec) : spawnPlain(file, args, spec);
+}
+
+function spawnPlain(file: string, args: string[], spec: ProcessSpec): Promise<ContainerProcess> {
+  return new Promise((resolve, reject) => {
+    // Own process group, so killing the container also ends whatever it started.
+    const child = spawnChild(file, args, { cwd: spec.cwd, env: spec.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      reject(new SpawnError(`exec: "${file}": ${err.code === 'ENOENT' ? 'executable file not found in $PATH' : err.message}`));
+    });
+    child.once('spawn', () => {
+      child.stdin.on('error', () => {}); // EPIPE when the process exits before reading its stdin
+      const exit = new Promise<number>((done) => {
+        child.once('close', (code, signal) => done(code ?? 128 + (SIGNALS[signal ?? ''] ?? 1)));
+      });
+      resolve({
+        pid: child.pid ?? -1,
+        stdout: child.stdout,
+        stderr: child.stderr,
+        stdin: child.stdin,
+        resize: () => {},
+        kill: (signal = 'SIGKILL') => {
+          if (child.pid !== undefined && child.exitCode === null) killGroup(child.pid, signal);
+        },
+        exit,
+      });
+    });
+  });
+}
+
+function spawnPty(file: string, args: string[], spec: ProcessSpec): Promise<ContainerProcess> {
+  const size = spec.size ?? DEFAULT_TERMINAL;
+  let term: pty.IPty;
+  try {
+    term = pty.spawn(file, args, {
+      name: spec.env.TERM ?? 'xterm-256color',
+      cols: Math.max(1, size.width),
+      rows: Math.max(1, size.height),
+      cwd: spec.cwd,
+      env: spec.env,
+      encoding: null,
+    } as pty.IPtyForkOptions);
+  } catch (err) {
+    return Promise.reject(new SpawnError(`exec: "${file}": ${(err as Error).message}`));
+  }
+  // node-pty delivers Buffers with encoding:null; pausing the pty applies backpressure to the process.
+  const stdout = new Readable({
+    read() {
+      term.resume();
+    },
+  });
+  term.onData((data: string | Buffer) => {
+    if (!stdout.push(typeof data === 'string' ? Buffer.from(data, 'utf8') : data)) term.pause();
+  });
+  let exited = false;
+  const exit = new Promise<number>((done) => {
+    // node-pty emits exit only after the terminal's output has been drained.
+    term.onExit(({ exitCode, signal }) => {
+      exited = true;
+      stdout.push(null);
+      done(signal ? 128 + signal : exitCode);
+    });
+  });
+  const stdin = new Writable({
+    write(chunk: Buffer, _enc, callback) {
+      if (!exited) term.write(chunk as unknown as string);
+      callback();
+    },
+  });
+  return Promise.resolve({
+    pid: term.pid,
+    stdout,
+    stderr: null,
+    stdin,
+    resize: (s: TerminalSize) => {
+      if (!exited && s.width > 0 && s.height > 0) term.resize(s.width, s.height);
+    },
+    kill: (signal = 'SIGKILL') => {
+      if (!exited) killGroup(term.pid, signal);
+    },
+    exit,
+  });
+}
+
+/** Signals the whole process group led by `pid` (both spawn paths make the child a group leader). */
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}

@@ -1,0 +1,33 @@
+// Picks the transport for an exec/attach upgrade: WebSocket (GET) or SPDY/3.1 (POST). Both carry
+// the same operation; the caller treats them alike.
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { BastionError, ErrorCode } from '../errors.js';
+import { SPDY_UPGRADE } from '../protocol/constants.js';
+import type { ServerStreams, StreamOptions, TransportKind } from '../protocol/streams.js';
+
+/** Which transport an upgrade request asks for, or undefined if it is not an upgrade we speak. */
+export function upgradeKind(req: IncomingMessage): TransportKind | undefined {
+  const upgrade = (req.headers.upgrade ?? '').toLowerCase();
+  const connection = (req.headers.connection ?? '').toLowerCase();
+  if (!connection.split(',').some((t) => t.trim() === 'upgrade')) return undefined;
+  if (upgrade === 'websocket') return 'websocket';
+  if (upgrade === SPDY_UPGRADE.toLowerCase()) return 'spdy';
+  return undefined;
+}
+
+export function acceptRemoteCommand(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  options: StreamOptions,
+): Promise<ServerStreams> {
+  switch (upgradeKind(req)) {
+    case 'websocket':
+      return import('./websocket/server.js' as string).then((m) => m.acceptWebSocketRemoteCommand(req, socket, head, { options }));
+    case 'spdy':
+      return import('./spdy/server.js' as string).then((m) => m.acceptSpdyRemoteCommand(req, socket, head, { options }));
+    default:
+      return Promise.reject(new BastionError(ErrorCode.UPGRADE_REQUIRED, 'Upgrade request required'));
+  }
+}
