@@ -7,6 +7,6 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Real kubectl processes and PTYs: keep parallelism modest on 2-core machines.
     maxWorkers: 2,
-    reporters: ['default'],
+    reporters: ['default', './test/helpers/summary-reporter.ts'],
   },
 });
