@@ -205,6 +205,7 @@ export class SimCluster {
   private prepareCreate(resource: ResourceDef, obj: KubeObject): void {
     if (resource.name === 'pods') obj.status = { phase: 'Pending' };
     if (resource.name === 'namespaces') obj.status = { phase: 'Active' };
+    if (resource.name === 'secrets') obj.type ??= 'Opaque';
   }
 
   private async afterCreate(resource: ResourceDef, obj: KubeObject): Promise<void> {

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { KubeObject, ObjectStore } from '../store.js';
 import type { ResourceDef } from '../resources.js';
-import { readJsonBody } from './body.js';
+import { readObjectBody } from './body.js';
 import { ApiError, sendJson } from './respond.js';
 import { fieldSelector, labelSelector } from './selectors.js';
 import { toTable, wantsTable, type IncludeObject } from './table.js';
@@ -76,7 +76,7 @@ export class RestHandler {
   }
 
   private async create(req: IncomingMessage, res: ServerResponse, route: SimRoute, params: URLSearchParams): Promise<void> {
-    const body = await readJsonBody(req);
+    const body = await readObjectBody(req);
     if (typeof body !== 'object' || body === null) throw ApiError.badRequest('request body must be a JSON object');
     const obj = body as KubeObject;
     if (obj.kind !== route.resource.kind) {
