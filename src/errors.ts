@@ -31,6 +31,11 @@ export const ErrorCode = {
   BAD_REQUEST: 'BAD_REQUEST',
   METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
   INTERNAL: 'INTERNAL',
+  UPSTREAM_UNAVAILABLE: 'UPSTREAM_UNAVAILABLE',
+  UNCLASSIFIABLE: 'UNCLASSIFIABLE',
+  POLICY_DENIED: 'POLICY_DENIED',
+  APPROVAL_REQUIRED: 'APPROVAL_REQUIRED',
+  SHUTTING_DOWN: 'SHUTTING_DOWN',
   // Configuration / CLI
   CONFIG_INVALID: 'CONFIG_INVALID',
   USAGE: 'USAGE',
@@ -49,6 +54,11 @@ const HTTP: Partial<Record<ErrorCode, { code: number; reason: string }>> = {
   BAD_REQUEST: { code: 400, reason: 'BadRequest' },
   METHOD_NOT_ALLOWED: { code: 405, reason: 'MethodNotAllowed' },
   CONFIG_INVALID: { code: 500, reason: 'InternalError' },
+  UPSTREAM_UNAVAILABLE: { code: 502, reason: 'ServiceUnavailable' },
+  UNCLASSIFIABLE: { code: 400, reason: 'BadRequest' },
+  POLICY_DENIED: { code: 403, reason: 'Forbidden' },
+  APPROVAL_REQUIRED: { code: 403, reason: 'Forbidden' },
+  SHUTTING_DOWN: { code: 503, reason: 'ServiceUnavailable' },
 };
 
 export class BastionError extends Error {

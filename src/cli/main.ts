@@ -1,18 +1,30 @@
 // The `kube-bastion` command line: one sub-command per module, errors with stable codes.
 import { isBastionError } from '../errors.js';
 import { runSim } from './sim.js';
+import { runServe } from './serve.js';
+import { runAgent, runAudit, runUser } from './admin.js';
 
 const USAGE = `usage: kube-bastion <command> [options]
 
 commands:
-  sim     run the simulated cluster alone (kube-bastion sim --help)
-
-More commands (serve, agent, user, approvals, export, verify, audit) arrive with the gateway.`;
+  serve                 run the bastion (kube-bastion serve --help)
+  agent add NAME        create an agent identity and write its kubeconfig
+  user add NAME         create a control-endpoint user (approver, reviewer, admin)
+  audit verify          check the audit log's hash chain
+  sim                   run the simulated cluster alone (kube-bastion sim --help)`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
+      case 'serve':
+        return await runServe(rest);
+      case 'agent':
+        return await runAgent(rest);
+      case 'user':
+        return await runUser(rest);
+      case 'audit':
+        return await runAudit(rest);
       case 'sim':
         return await runSim(rest);
       case undefined:

@@ -5,6 +5,8 @@ import type { Duplex } from 'node:stream';
 import { BastionError, ErrorCode } from '../errors.js';
 import { SPDY_UPGRADE } from '../protocol/constants.js';
 import type { ServerStreams, StreamOptions, TransportKind } from '../protocol/streams.js';
+import { acceptSpdyRemoteCommand } from './spdy/server.js';
+import { acceptWebSocketRemoteCommand } from './websocket/server.js';
 
 /** Which transport an upgrade request asks for, or undefined if it is not an upgrade we speak. */
 export function upgradeKind(req: IncomingMessage): TransportKind | undefined {
@@ -24,9 +26,9 @@ export function acceptRemoteCommand(
 ): Promise<ServerStreams> {
   switch (upgradeKind(req)) {
     case 'websocket':
-      return import('./websocket/server.js' as string).then((m) => m.acceptWebSocketRemoteCommand(req, socket, head, { options }));
+      return acceptWebSocketRemoteCommand(req, socket, head, { options });
     case 'spdy':
-      return import('./spdy/server.js' as string).then((m) => m.acceptSpdyRemoteCommand(req, socket, head, { options }));
+      return acceptSpdyRemoteCommand(req, socket, head, { options });
     default:
       return Promise.reject(new BastionError(ErrorCode.UPGRADE_REQUIRED, 'Upgrade request required'));
   }

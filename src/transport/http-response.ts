@@ -46,6 +46,7 @@ function reasonPhrase(code: number): string {
     405: 'Method Not Allowed',
     409: 'Conflict',
     500: 'Internal Server Error',
+    502: 'Bad Gateway',
     503: 'Service Unavailable',
   };
   return phrases[code] ?? 'Error';

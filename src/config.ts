@@ -1,0 +1,137 @@
+// `serve` configuration: one schema with defaults, validated once at start, then frozen.
+// Every error names the flag (or file line) that caused it.
+import { parseArgs } from 'node:util';
+import { isIP } from 'node:net';
+import { resolve } from 'node:path';
+import { BastionError, ErrorCode } from './errors.js';
+import { LOG_LEVELS, type LogLevel } from './log.js';
+import { parseListen, type ListenAddress } from './cli/listen.js';
+
+export interface ServeConfig {
+  readonly dataDir: string;
+  readonly recordingsDir: string;
+  readonly listen: ListenAddress;
+  readonly controlListen: ListenAddress;
+  readonly tls: { readonly certFile?: string; readonly keyFile?: string; readonly caFile?: string };
+  readonly controlTls: { readonly certFile?: string; readonly keyFile?: string };
+  /** Extra DNS names / IPs for the generated serving certificate. */
+  readonly tlsSans: readonly string[];
+  /** The URL agents' kubeconfigs point at; undefined: derived from the bound address. */
+  readonly publicUrl?: string;
+  readonly upstreamKubeconfig?: string;
+  readonly upstreamContext?: string;
+  readonly impersonate: boolean;
+  readonly policyFile?: string;
+  readonly logLevel: LogLevel;
+  readonly shutdownGraceSeconds: number;
+}
+
+export const SERVE_USAGE = `kube-bastion serve [options]
+
+  --data-dir DIR               database, TLS material, issued kubeconfigs (default ./data)
+  --recordings DIR             session recordings (default ./recordings)
+  --listen HOST:PORT           Kubernetes endpoint, always TLS (default 127.0.0.1:6443)
+  --control-listen HOST:PORT   control API, UI, /metrics, /healthz (default 127.0.0.1:8080)
+  --tls-cert FILE --tls-key FILE [--tls-ca FILE]
+                               serve the Kubernetes endpoint with these instead of the generated CA
+  --tls-san NAME               extra DNS name or IP for the generated certificate (repeatable)
+  --control-tls-cert FILE --control-tls-key FILE
+                               TLS for the control endpoint (required unless it listens on loopback)
+  --public-url URL             server URL written into agent kubeconfigs (default https://<listen>)
+  --upstream-kubeconfig FILE   the real cluster; without it the embedded simulated cluster starts
+  --upstream-context NAME      context in that kubeconfig (default: its current-context)
+  --impersonate                send Impersonate-User: kube-bastion:agent:<name> upstream
+  --policy FILE                policy YAML (default: the built-in policy); reloaded on change and SIGHUP
+  --log-level LEVEL            ${LOG_LEVELS.join('|')} (default info)
+  --shutdown-grace SECONDS     on SIGTERM, how long requests in flight may finish (default 10)`;
+
+function usage(message: string): BastionError {
+  return new BastionError(ErrorCode.USAGE, message);
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+export function parseServeConfig(argv: string[], cwd = process.cwd()): ServeConfig {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      'data-dir': { type: 'string', default: 'data' },
+      recordings: { type: 'string', default: 'recordings' },
+      listen: { type: 'string', default: '127.0.0.1:6443' },
+      'control-listen': { type: 'string', default: '127.0.0.1:8080' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-ca': { type: 'string' },
+      'tls-san': { type: 'string', multiple: true, default: [] },
+      'control-tls-cert': { type: 'string' },
+      'control-tls-key': { type: 'string' },
+      'public-url': { type: 'string' },
+      'upstream-kubeconfig': { type: 'string' },
+      'upstream-context': { type: 'string' },
+      impersonate: { type: 'boolean', default: false },
+      policy: { type: 'string' },
+      'log-level': { type: 'string', default: 'info' },
+      'shutdown-grace': { type: 'string', default: '10' },
+    },
+  });
+  const listen = parseListen('--listen', values.listen);
+  const controlListen = parseListen('--control-listen', values['control-listen']);
+  if (!LOG_LEVELS.includes(values['log-level'] as LogLevel)) throw usage(`--log-level: expected one of ${LOG_LEVELS.join(', ')}, got "${values['log-level']}"`);
+  const grace = Number(values['shutdown-grace']);
+  if (!Number.isFinite(grace) || grace < 0 || grace > 3600) throw usage(`--shutdown-grace: expected seconds between 0 and 3600, got "${values['shutdown-grace']}"`);
+  if (Boolean(values['control-tls-cert']) !== Boolean(values['control-tls-key'])) throw usage('--control-tls-cert and --control-tls-key go together');
+  if (!isLoopback(controlListen.host) && !values['control-tls-cert']) {
+    throw usage(`--control-listen ${values['control-listen']}: the control endpoint may be plain HTTP only on loopback; give --control-tls-cert and --control-tls-key`);
+  }
+  if (values['upstream-context'] && !values['upstream-kubeconfig']) throw usage('--upstream-context needs --upstream-kubeconfig');
+  for (const san of values['tls-san']) {
+    if (!isIP(san) && !/^[a-z0-9*]([-a-z0-9.]*[a-z0-9])?$/i.test(san)) throw usage(`--tls-san: "${san}" is neither an IP address nor a DNS name`);
+  }
+  let publicUrl = values['public-url'];
+  if (publicUrl !== undefined) {
+    let u: URL;
+    try {
+      u = new URL(publicUrl);
+    } catch {
+      throw usage(`--public-url: "${publicUrl}" is not a URL`);
+    }
+    if (u.protocol !== 'https:') throw usage('--public-url must be https:// (kubectl sends tokens only over TLS)');
+    publicUrl = publicUrl.replace(/\/+$/, '');
+  }
+  const config: ServeConfig = {
+    dataDir: resolve(cwd, values['data-dir']),
+    recordingsDir: resolve(cwd, values.recordings),
+    listen,
+    controlListen,
+    tls: {
+      ...(values['tls-cert'] ? { certFile: resolve(cwd, values['tls-cert']) } : {}),
+      ...(values['tls-key'] ? { keyFile: resolve(cwd, values['tls-key']) } : {}),
+      ...(values['tls-ca'] ? { caFile: resolve(cwd, values['tls-ca']) } : {}),
+    },
+    controlTls: {
+      ...(values['control-tls-cert'] ? { certFile: resolve(cwd, values['control-tls-cert']) } : {}),
+      ...(values['control-tls-key'] ? { keyFile: resolve(cwd, values['control-tls-key']) } : {}),
+    },
+    tlsSans: values['tls-san'],
+    ...(publicUrl ? { publicUrl } : {}),
+    ...(values['upstream-kubeconfig'] ? { upstreamKubeconfig: resolve(cwd, values['upstream-kubeconfig']) } : {}),
+    ...(values['upstream-context'] ? { upstreamContext: values['upstream-context'] } : {}),
+    impersonate: values.impersonate,
+    ...(values.policy ? { policyFile: resolve(cwd, values.policy) } : {}),
+    logLevel: values['log-level'] as LogLevel,
+    shutdownGraceSeconds: grace,
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,106 @@
+// Agents: the identities the Kubernetes endpoint authenticates. Only token hashes are stored.
+import { randomUUID } from 'node:crypto';
+import type { Principal } from '../gate/types.js';
+import { BastionError, ErrorCode } from '../errors.js';
+import { isUniqueViolation, type Db } from './db.js';
+import { AGENT_TOKEN_PREFIX, digestsEqual, generateToken, hashToken, looksLikeToken, validateName } from './tokens.js';
+import type { Agent, AgentStore, Clock } from './types.js';
+
+interface AgentRow {
+  id: string;
+  name: string;
+  token_hash: string;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+const COLUMNS = 'id, name, token_hash, created_at, revoked_at';
+
+function toAgent(row: AgentRow): Agent {
+  return { id: row.id, name: row.name, createdAt: row.created_at, revokedAt: row.revoked_at };
+}
+
+/** The policy/audit identity of an authenticated agent. */
+export function agentPrincipal(agent: Pick<Agent, 'id' | 'name'>): Principal {
+  return { kind: 'agent', id: agent.id, name: agent.name };
+}
+
+export class SqliteAgentStore implements AgentStore {
+  private readonly byName;
+  private readonly byId;
+  private readonly byTokenHash;
+  private readonly all;
+  private readonly insert;
+  private readonly setRevoked;
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock = () => new Date(),
+  ) {
+    this.byName = db.prepare<[string], AgentRow>(`SELECT ${COLUMNS} FROM agents WHERE name = ?`);
+    this.byId = db.prepare<[string], AgentRow>(`SELECT ${COLUMNS} FROM agents WHERE id = ?`);
+    this.byTokenHash = db.prepare<[string], AgentRow>(`SELECT ${COLUMNS} FROM agents WHERE token_hash = ?`);
+    this.all = db.prepare<[], AgentRow>(`SELECT ${COLUMNS} FROM agents ORDER BY rowid`);
+    this.insert = db.prepare<[string, string, string, string]>(
+      'INSERT INTO agents (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)',
+    );
+    this.setRevoked = db.prepare<[string, string]>('UPDATE agents SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL');
+  }
+
+  async createAgent(name: string): Promise<{ agent: Agent; token: string }> {
+    validateName('agent', name);
+    const token = generateToken(AGENT_TOKEN_PREFIX);
+    const row: AgentRow = {
+      id: randomUUID(),
+      name,
+      token_hash: hashToken(token),
+      created_at: this.clock().toISOString(),
+      revoked_at: null,
+    };
+    try {
+      this.insert.run(row.id, row.name, row.token_hash, row.created_at);
+    } catch (err) {
+      if (isUniqueViolation(err, 'agents.name')) {
+        const existing = this.byName.get(name);
+        const state = existing?.revoked_at ? ` (revoked ${existing.revoked_at}; names are never reused)` : '';
+        throw new BastionError(ErrorCode.ALREADY_EXISTS, `agent ${JSON.stringify(name)} already exists${state}`, {
+          name,
+        });
+      }
+      throw err;
+    }
+    return { agent: toAgent(row), token };
+  }
+
+  async authenticateAgent(token: string): Promise<Agent | undefined> {
+    if (!looksLikeToken(token, AGENT_TOKEN_PREFIX)) return undefined;
+    const digest = hashToken(token);
+    const row = this.byTokenHash.get(digest);
+    if (!row || !digestsEqual(row.token_hash, digest) || row.revoked_at !== null) return undefined;
+    return toAgent(row);
+  }
+
+  async listAgents(): Promise<Agent[]> {
+    return this.all.all().map(toAgent);
+  }
+
+  async getAgentByName(name: string): Promise<Agent | undefined> {
+    const row = this.byName.get(name);
+    return row && toAgent(row);
+  }
+
+  async getAgentById(id: string): Promise<Agent | undefined> {
+    const row = this.byId.get(id);
+    return row && toAgent(row);
+  }
+
+  async revokeAgent(name: string): Promise<Agent> {
+    const revoke = this.db.transaction((): Agent => {
+      const row = this.byName.get(name);
+      if (!row) throw new BastionError(ErrorCode.NOT_FOUND, `agent ${JSON.stringify(name)} not found`, { name });
+      if (row.revoked_at === null) this.setRevoked.run(this.clock().toISOString(), row.id);
+      return toAgent(this.byId.get(row.id)!);
+    });
+    return revoke.immediate();
+  }
+}

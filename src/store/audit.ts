@@ -1,0 +1,524 @@
+// The append-only, hash-chained audit log.
+//
+// Row n stores its fields, prev_hash = hash of row n-1 (64 zeros for row 1) and
+//
+//   hash = sha256( utf8( prev_hash_hex + canonicalJson(fields) ) )
+//
+// where canonicalJson is JSON.stringify of an object whose keys are AUDIT_HASHED_FIELDS in that
+// exact order, each value exactly as stored (null when absent; `untrustedClientHints` and `details`
+// are the stored JSON text, i.e. strings). The row id is one of the hashed fields, so a row also
+// commits to its position. Appends run in an IMMEDIATE transaction that reads the last row under the
+// write lock, so appenders on any number of connections or processes cannot fork the chain (and a
+// UNIQUE index on prev_hash refuses a fork outright).
+//
+// What the chain proves, and what it does not: an edited, removed, inserted or reordered row breaks
+// it at the first bad row. A truncated tail does not (the remaining rows are a valid chain), and
+// someone who can write the file can recompute every hash after an edit. Both are caught by
+// comparing with a head (row count, last id, head hash) recorded outside the database: `head()`
+// gives it, `verify({ anchor })` checks it. See docs/storage.md.
+import { createHash } from 'node:crypto';
+import type { KubeRequest, PolicyDecision } from '../gate/types.js';
+import { BastionError, ErrorCode } from '../errors.js';
+import type Database from 'better-sqlite3';
+import type { Db } from './db.js';
+import type {
+  AuditDecision,
+  AuditEventInput,
+  AuditHead,
+  AuditLog,
+  AuditQuery,
+  AuditRecord,
+  AuditVerifyOptions,
+  AuditVerifyResult,
+  Clock,
+  UntrustedClientHints,
+} from './types.js';
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** The canonical-form version new rows are written with. */
+export const AUDIT_CHAIN_VERSION = 1;
+
+/** The hashed fields of chain version 1, in hash order. Never reorder or edit: add a version. */
+export const AUDIT_HASHED_FIELDS = [
+  'v',
+  'id',
+  'time',
+  'event',
+  'agentId',
+  'agentName',
+  'actor',
+  'source',
+  'method',
+  'path',
+  'verb',
+  'apiGroup',
+  'resource',
+  'subresource',
+  'namespace',
+  'name',
+  'stream',
+  'decision',
+  'rule',
+  'policyHash',
+  'approvalId',
+  'sessionId',
+  'statusCode',
+  'bytesIn',
+  'bytesOut',
+  'durationMs',
+  'untrustedClientHints',
+  'details',
+] as const;
+
+/** Each untrusted client hint is cut to this many characters (the client controls them). */
+export const MAX_CLIENT_HINT_LENGTH = 1024;
+
+const DECISIONS: readonly AuditDecision[] = ['allow', 'approval', 'deny', 'error'];
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+type HashedRecord = Omit<AuditRecord, 'prevHash' | 'hash'>;
+
+/** The canonical JSON of a row's hashed fields (what, after prev_hash, goes into its hash). */
+export function canonicalAuditJson(record: HashedRecord): string {
+  if (record.chainVersion !== 1) {
+    throw new BastionError(ErrorCode.INTERNAL, `unknown audit chain version ${record.chainVersion}`);
+  }
+  const ordered: Record<string, unknown> = {};
+  for (const key of AUDIT_HASHED_FIELDS) {
+    ordered[key] = key === 'v' ? record.chainVersion : record[key];
+  }
+  return JSON.stringify(ordered);
+}
+
+/** sha256(prev_hash + canonical JSON), hex. */
+export function auditRecordHash(prevHash: string, record: HashedRecord): string {
+  return createHash('sha256').update(prevHash, 'utf8').update(canonicalAuditJson(record), 'utf8').digest('hex');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers that turn pipeline objects into audit fields
+
+/** The parsed-request fields of an audit event. */
+export function requestAuditFields(
+  req: KubeRequest,
+): Pick<
+  AuditEventInput,
+  'method' | 'path' | 'verb' | 'apiGroup' | 'resource' | 'subresource' | 'namespace' | 'name' | 'stream'
+> {
+  if (req.kind === 'nonResource') {
+    return {
+      method: req.method,
+      path: req.path,
+      verb: req.verb,
+      apiGroup: null,
+      resource: null,
+      subresource: null,
+      namespace: null,
+      name: null,
+      stream: null,
+    };
+  }
+  return {
+    method: req.method,
+    path: req.path,
+    verb: req.verb,
+    apiGroup: req.apiGroup,
+    resource: req.resource,
+    subresource: req.subresource,
+    namespace: req.namespace,
+    name: req.name,
+    stream: req.stream ?? null,
+  };
+}
+
+/** The decision fields of an audit event. */
+export function decisionAuditFields(d: PolicyDecision): Pick<AuditEventInput, 'decision' | 'rule' | 'policyHash'> {
+  return { decision: d.action, rule: d.rule, policyHash: d.policyHash };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows
+
+interface AuditRow {
+  id: number;
+  chain_version: number;
+  time: string;
+  event: string;
+  agent_id: string | null;
+  agent_name: string | null;
+  actor: string | null;
+  source: string | null;
+  method: string | null;
+  path: string | null;
+  verb: string | null;
+  api_group: string | null;
+  resource: string | null;
+  subresource: string | null;
+  namespace: string | null;
+  name: string | null;
+  stream: string | null;
+  decision: AuditDecision | null;
+  rule: string | null;
+  policy_hash: string | null;
+  approval_id: string | null;
+  session_id: string | null;
+  status_code: number | null;
+  bytes_in: number | null;
+  bytes_out: number | null;
+  duration_ms: number | null;
+  untrusted_client_hints: string | null;
+  details: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
+/** Record field -> column, in table order. */
+const COLUMN_OF: Record<keyof AuditRecord, keyof AuditRow> = {
+  id: 'id',
+  chainVersion: 'chain_version',
+  time: 'time',
+  event: 'event',
+  agentId: 'agent_id',
+  agentName: 'agent_name',
+  actor: 'actor',
+  source: 'source',
+  method: 'method',
+  path: 'path',
+  verb: 'verb',
+  apiGroup: 'api_group',
+  resource: 'resource',
+  subresource: 'subresource',
+  namespace: 'namespace',
+  name: 'name',
+  stream: 'stream',
+  decision: 'decision',
+  rule: 'rule',
+  policyHash: 'policy_hash',
+  approvalId: 'approval_id',
+  sessionId: 'session_id',
+  statusCode: 'status_code',
+  bytesIn: 'bytes_in',
+  bytesOut: 'bytes_out',
+  durationMs: 'duration_ms',
+  untrustedClientHints: 'untrusted_client_hints',
+  details: 'details',
+  prevHash: 'prev_hash',
+  hash: 'hash',
+};
+const RECORD_KEYS = Object.keys(COLUMN_OF) as (keyof AuditRecord)[];
+const COLUMNS = RECORD_KEYS.map((k) => COLUMN_OF[k]);
+
+function toRecord(row: AuditRow): AuditRecord {
+  const out: Record<string, unknown> = {};
+  for (const k of RECORD_KEYS) out[k] = row[COLUMN_OF[k]];
+  return out as unknown as AuditRecord;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input normalisation: what is stored must hash the same when read back.
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/** SQLite stores UTF-8: a lone surrogate would come back as U+FFFD, so store U+FFFD. */
+function wellFormed(s: string): string {
+  return s.replace(LONE_SURROGATE, '\uFFFD');
+}
+
+function str(field: string, v: unknown): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string') throw badField(field, 'must be a string');
+  return wellFormed(v);
+}
+
+function int(field: string, v: unknown, round = false): number | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw badField(field, 'must be a finite number');
+  const n = round ? Math.round(v) : v;
+  if (!Number.isSafeInteger(n) || n < 0) throw badField(field, 'must be a non-negative integer');
+  return n;
+}
+
+function badField(field: string, what: string): BastionError {
+  return new BastionError(ErrorCode.INTERNAL, `audit event field ${field} ${what}`, { field });
+}
+
+/** JSON with object keys sorted at every level, strings well-formed; undefined members dropped. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(canonicalValue(value, 'details', 0));
+}
+
+function canonicalValue(v: unknown, field: string, depth: number): unknown {
+  if (depth > 32) throw badField(field, 'is nested too deeply');
+  if (v === null || typeof v === 'boolean') return v;
+  if (typeof v === 'string') return wellFormed(v);
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw badField(field, 'contains a non-finite number');
+    return v;
+  }
+  if (Array.isArray(v)) return v.map((x) => (x === undefined ? null : canonicalValue(x, field, depth + 1)));
+  if (typeof v === 'object') {
+    const withJson = v as { toJSON?: () => unknown };
+    if (typeof withJson.toJSON === 'function') return canonicalValue(withJson.toJSON(), field, depth + 1);
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(v).sort()) {
+      const x = (v as Record<string, unknown>)[key];
+      if (x !== undefined) out[wellFormed(key)] = canonicalValue(x, field, depth + 1);
+    }
+    return out;
+  }
+  throw badField(field, `contains a value of type ${typeof v}`);
+}
+
+function hintsJson(h: UntrustedClientHints | null | undefined): string | null {
+  if (!h) return null;
+  const out: Record<string, string> = {};
+  for (const key of ['kubectlCommand', 'kubectlSession', 'userAgent'] as const) {
+    const v = h[key];
+    if (typeof v === 'string' && v.length > 0) out[key] = wellFormed(v.slice(0, MAX_CLIENT_HINT_LENGTH));
+  }
+  return Object.keys(out).length === 0 ? null : JSON.stringify(out);
+}
+
+type Fields = Omit<AuditRecord, 'id' | 'chainVersion' | 'time' | 'prevHash' | 'hash'>;
+
+function normalise(input: AuditEventInput): Fields {
+  if (typeof input.event !== 'string' || input.event.length === 0) throw badField('event', 'is required');
+  if (input.decision != null && !DECISIONS.includes(input.decision)) {
+    throw badField('decision', `must be one of ${DECISIONS.join(', ')}`);
+  }
+  const agent = input.agent ?? null;
+  if (agent !== null && (typeof agent.id !== 'string' || typeof agent.name !== 'string')) {
+    throw badField('agent', 'must have a string id and name');
+  }
+  return {
+    event: wellFormed(input.event),
+    agentId: agent ? agent.id : null,
+    agentName: agent ? wellFormed(agent.name) : null,
+    actor: str('actor', input.actor),
+    source: str('source', input.source),
+    method: str('method', input.method),
+    path: str('path', input.path),
+    verb: str('verb', input.verb),
+    apiGroup: str('apiGroup', input.apiGroup),
+    resource: str('resource', input.resource),
+    subresource: str('subresource', input.subresource),
+    namespace: str('namespace', input.namespace),
+    name: str('name', input.name),
+    stream: str('stream', input.stream),
+    decision: input.decision ?? null,
+    rule: str('rule', input.rule),
+    policyHash: str('policyHash', input.policyHash),
+    approvalId: str('approvalId', input.approvalId),
+    sessionId: str('sessionId', input.sessionId),
+    statusCode: int('statusCode', input.statusCode),
+    bytesIn: int('bytesIn', input.bytesIn),
+    bytesOut: int('bytesOut', input.bytesOut),
+    durationMs: int('durationMs', input.durationMs, true),
+    untrustedClientHints: hintsJson(input.untrustedClientHints),
+    details: input.details == null ? null : canonicalJson(input.details),
+  };
+}
+
+function toIso(field: string, v: Date | string): string {
+  const d = typeof v === 'string' ? new Date(v) : v;
+  if (!(d instanceof Date) || Number.isNaN(d.getTime())) {
+    throw new BastionError(ErrorCode.BAD_REQUEST, `${field} is not a valid time: ${String(v)}`, { field });
+  }
+  return d.toISOString();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statements (prepared once per connection)
+
+interface Statements {
+  last: Database.Statement<[], { id: number; hash: string }>;
+  seq: Database.Statement<[], { seq: number }>;
+  insert: Database.Statement<unknown[]>;
+  count: Database.Statement<[], { n: number }>;
+  all: Database.Statement<[], AuditRow>;
+}
+
+const statements = new WeakMap<Db, Statements>();
+
+function stmts(db: Db): Statements {
+  let s = statements.get(db);
+  if (!s) {
+    s = {
+      last: db.prepare('SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1'),
+      seq: db.prepare(`SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'`),
+      insert: db.prepare(
+        `INSERT INTO audit_events (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})`,
+      ),
+      count: db.prepare('SELECT COUNT(*) AS n FROM audit_events'),
+      all: db.prepare(`SELECT ${COLUMNS.join(', ')} FROM audit_events ORDER BY id`),
+    };
+    statements.set(db, s);
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations on a connection
+
+/**
+ * Appends one event. The last row is read and the new one written in one IMMEDIATE transaction, so
+ * concurrent appenders (other connections, other processes) are serialised by SQLite's write lock.
+ */
+export function appendAuditEvent(db: Db, input: AuditEventInput, clock: Clock = () => new Date()): AuditRecord {
+  const fields = normalise(input);
+  const explicitTime = input.time === undefined ? undefined : toIso('time', input.time);
+  const s = stmts(db);
+  const tx = db.transaction((): AuditRecord => {
+    const last = s.last.get();
+    // Ids come from the AUTOINCREMENT sequence, never reused: after a truncated tail the next row
+    // leaves a visible gap.
+    const seq = s.seq.get()?.seq ?? 0;
+    const id = Math.max(seq, last?.id ?? 0) + 1;
+    const prevHash = last?.hash ?? GENESIS_HASH;
+    const hashed: HashedRecord = {
+      id,
+      chainVersion: AUDIT_CHAIN_VERSION,
+      time: explicitTime ?? clock().toISOString(),
+      ...fields,
+    };
+    const record: AuditRecord = { ...hashed, prevHash, hash: auditRecordHash(prevHash, hashed) };
+    s.insert.run(...RECORD_KEYS.map((k) => record[k]));
+    return record;
+  });
+  return tx.immediate();
+}
+
+export function auditHead(db: Db): AuditHead {
+  const s = stmts(db);
+  return db.transaction((): AuditHead => {
+    const last = s.last.get();
+    return { rows: s.count.get()!.n, lastId: last?.id ?? 0, headHash: last?.hash ?? GENESIS_HASH };
+  })();
+}
+
+/** Walks the whole chain in one read snapshot and names the first bad row. */
+export function verifyAuditChain(db: Db, opts: AuditVerifyOptions = {}): AuditVerifyResult {
+  const s = stmts(db);
+  return db.transaction((): AuditVerifyResult => {
+    let expectedId = 1;
+    let prevHash = GENESIS_HASH;
+    let rows = 0;
+    let anchorHash: string | undefined;
+    const fail = (rowId: number, reason: Extract<AuditVerifyResult, { ok: false }>['reason'], message: string) =>
+      ({ ok: false, rowId, reason, message, rowsVerified: rows }) as const;
+
+    for (const row of s.all.iterate()) {
+      const rec = toRecord(row);
+      if (typeof rec.hash !== 'string' || !SHA256_HEX.test(rec.hash) || typeof rec.prevHash !== 'string' || !SHA256_HEX.test(rec.prevHash)) {
+        return fail(rec.id, 'malformed', `audit row ${rec.id}: hash or prev_hash is not a sha256 hex digest`);
+      }
+      if (rec.id !== expectedId) {
+        const missing = rec.id - 1 === expectedId ? `row ${expectedId} is` : `rows ${expectedId}..${rec.id - 1} are`;
+        return fail(rec.id, 'gap', `audit row ${rec.id}: ${missing} missing (deleted)`);
+      }
+      if (rec.prevHash !== prevHash) {
+        const what = rec.id === 1 ? 'the genesis hash' : `row ${rec.id - 1}'s hash`;
+        return fail(
+          rec.id,
+          'prev-mismatch',
+          `audit row ${rec.id}: prev_hash does not match ${what} (rows were removed, reordered or rewritten)`,
+        );
+      }
+      if (rec.chainVersion !== AUDIT_CHAIN_VERSION) {
+        return fail(rec.id, 'malformed', `audit row ${rec.id}: unknown chain version ${String(rec.chainVersion)}`);
+      }
+      let actual: string;
+      try {
+        actual = auditRecordHash(rec.prevHash, rec);
+      } catch (err) {
+        return fail(rec.id, 'malformed', `audit row ${rec.id}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      if (actual !== rec.hash) {
+        return fail(rec.id, 'hash-mismatch', `audit row ${rec.id}: stored hash does not match its fields (the row was edited)`);
+      }
+      if (opts.anchor && rec.id === opts.anchor.lastId) anchorHash = rec.hash;
+      prevHash = rec.hash;
+      expectedId = rec.id + 1;
+      rows++;
+    }
+
+    const head: AuditHead = { rows, lastId: expectedId - 1, headHash: prevHash };
+    if (opts.anchor && opts.anchor.lastId > 0) {
+      const { lastId, headHash } = opts.anchor;
+      if (anchorHash === undefined) {
+        return fail(lastId, 'truncated', `audit row ${lastId} (the anchored head) is missing: the log was truncated to ${head.lastId} rows`);
+      }
+      if (anchorHash !== headHash) {
+        return fail(lastId, 'anchor-mismatch', `audit row ${lastId} does not have the anchored hash: the chain was rewritten`);
+      }
+    }
+    return { ok: true, rows, head };
+  })();
+}
+
+export function queryAudit(db: Db, q: AuditQuery = {}): AuditRecord[] {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (q.since !== undefined) {
+    where.push('time >= ?');
+    params.push(toIso('since', q.since));
+  }
+  if (q.until !== undefined) {
+    where.push('time <= ?');
+    params.push(toIso('until', q.until));
+  }
+  if (q.agent !== undefined) {
+    where.push('(agent_id = ? OR agent_name = ?)');
+    params.push(q.agent, q.agent);
+  }
+  if (q.event !== undefined) {
+    where.push('event = ?');
+    params.push(q.event);
+  }
+  if (q.approvalId !== undefined) {
+    where.push('approval_id = ?');
+    params.push(q.approvalId);
+  }
+  if (q.sessionId !== undefined) {
+    where.push('session_id = ?');
+    params.push(q.sessionId);
+  }
+  if (q.afterId !== undefined) {
+    where.push('id > ?');
+    params.push(q.afterId);
+  }
+  const limit = Number.isFinite(q.limit) ? Math.min(10_000, Math.max(1, Math.floor(q.limit!))) : 100;
+  const order = q.order === 'desc' ? 'DESC' : 'ASC';
+  const sql =
+    `SELECT ${COLUMNS.join(', ')} FROM audit_events` +
+    (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
+    ` ORDER BY id ${order} LIMIT ${limit}`;
+  return (db.prepare(sql).all(...params) as AuditRow[]).map(toRecord);
+}
+
+/** The AuditLog interface over one SQLite connection. */
+export class SqliteAuditLog implements AuditLog {
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock = () => new Date(),
+  ) {
+    stmts(db);
+  }
+
+  async append(input: AuditEventInput): Promise<AuditRecord> {
+    return appendAuditEvent(this.db, input, this.clock);
+  }
+
+  async query(q?: AuditQuery): Promise<AuditRecord[]> {
+    return queryAudit(this.db, q);
+  }
+
+  async head(): Promise<AuditHead> {
+    return auditHead(this.db);
+  }
+
+  async verify(opts?: AuditVerifyOptions): Promise<AuditVerifyResult> {
+    return verifyAuditChain(this.db, opts);
+  }
+}

@@ -1,0 +1,230 @@
+// Opening the SQLite database: pragmas, ordered migrations recorded in `schema_version`, close.
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { BastionError, ErrorCode } from '../errors.js';
+
+export type Db = Database.Database;
+
+export const DB_FILE_NAME = 'kube-bastion.db';
+
+export function databasePath(dataDir: string): string {
+  return join(dataDir, DB_FILE_NAME);
+}
+
+export interface Migration {
+  /** 1, 2, 3, ... in order, never renumbered, never edited once released. */
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/**
+ * The schema, one migration per change. Add new ones at the end; never edit a released one.
+ * The audit table's hashed fields are defined in audit.ts (AUDIT_HASHED_FIELDS): a migration that
+ * adds an audit column must also add a new chain format version there.
+ */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'identities, policy versions, audit chain',
+    sql: `
+      CREATE TABLE agents (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        token_hash  TEXT NOT NULL UNIQUE,
+        created_at  TEXT NOT NULL,
+        revoked_at  TEXT
+      ) STRICT;
+
+      CREATE TABLE users (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        role        TEXT NOT NULL CHECK (role IN ('approver', 'reviewer', 'admin')),
+        token_hash  TEXT NOT NULL UNIQUE,
+        created_at  TEXT NOT NULL,
+        disabled_at TEXT
+      ) STRICT;
+
+      CREATE TABLE policy_versions (
+        hash            TEXT PRIMARY KEY,
+        source          BLOB NOT NULL,
+        origin          TEXT NOT NULL,
+        first_loaded_at TEXT NOT NULL,
+        last_loaded_at  TEXT NOT NULL,
+        load_count      INTEGER NOT NULL DEFAULT 1
+      ) STRICT;
+
+      CREATE TABLE audit_events (
+        id                      INTEGER PRIMARY KEY AUTOINCREMENT,
+        chain_version           INTEGER NOT NULL,
+        time                    TEXT NOT NULL,
+        event                   TEXT NOT NULL,
+        agent_id                TEXT REFERENCES agents(id),
+        agent_name              TEXT,
+        actor                   TEXT,
+        source                  TEXT,
+        method                  TEXT,
+        path                    TEXT,
+        verb                    TEXT,
+        api_group               TEXT,
+        resource                TEXT,
+        subresource             TEXT,
+        namespace               TEXT,
+        name                    TEXT,
+        stream                  TEXT,
+        decision                TEXT CHECK (decision IN ('allow', 'approval', 'deny', 'error')),
+        rule                    TEXT,
+        policy_hash             TEXT,
+        approval_id             TEXT,
+        session_id              TEXT,
+        status_code             INTEGER,
+        bytes_in                INTEGER,
+        bytes_out               INTEGER,
+        duration_ms             INTEGER,
+        untrusted_client_hints  TEXT,
+        details                 TEXT,
+        prev_hash               TEXT NOT NULL,
+        hash                    TEXT NOT NULL
+      ) STRICT;
+      -- A hash can be the predecessor of at most one row: the chain cannot fork even if an
+      -- appender bypassed the serialising transaction.
+      CREATE UNIQUE INDEX audit_events_prev_hash ON audit_events (prev_hash);
+      CREATE INDEX audit_events_time ON audit_events (time);
+      CREATE INDEX audit_events_agent ON audit_events (agent_id, id);
+      CREATE INDEX audit_events_approval ON audit_events (approval_id) WHERE approval_id IS NOT NULL;
+      CREATE INDEX audit_events_session ON audit_events (session_id) WHERE session_id IS NOT NULL;
+
+      -- Append-only. This stops mistakes in code, not an attacker with the file: the hash chain
+      -- (and an external anchor of its head) is what detects tampering.
+      CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
+      CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
+    `,
+  },
+];
+
+export interface OpenDatabaseOptions {
+  /**
+   * `FULL` (default): a committed audit row survives power loss. `NORMAL` is faster and still
+   * survives a process crash in WAL mode.
+   */
+  synchronous?: 'FULL' | 'NORMAL';
+  /** How long a writer waits for another connection's write lock (default 5000 ms). */
+  busyTimeoutMs?: number;
+  /** Migrations to apply (tests only). */
+  migrations?: readonly Migration[];
+}
+
+/**
+ * Opens (creating if needed) `<dataDir>/kube-bastion.db` in WAL mode with foreign keys on and a busy
+ * timeout, and brings the schema up to date. A new data dir is created 0700, a new file 0600.
+ */
+export function openDatabase(dataDir: string, opts: OpenDatabaseOptions = {}): Db {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const file = databasePath(dataDir);
+  const created = !existsSync(file);
+  let db: Db;
+  try {
+    db = new Database(file, { timeout: opts.busyTimeoutMs ?? 5000 });
+  } catch (err) {
+    throw new BastionError(ErrorCode.CONFIG_INVALID, `cannot open database ${file}: ${errorMessage(err)}`, { file }, {
+      cause: err,
+    });
+  }
+  try {
+    // Before the WAL and shared-memory files exist: SQLite gives them the database file's mode.
+    if (created) chmodSync(file, 0o600);
+    configure(db, opts);
+    migrate(db, opts.migrations ?? MIGRATIONS);
+  } catch (err) {
+    db.close();
+    if (err instanceof BastionError) throw err;
+    throw new BastionError(ErrorCode.CONFIG_INVALID, `cannot prepare database ${file}: ${errorMessage(err)}`, { file }, {
+      cause: err,
+    });
+  }
+  return db;
+}
+
+function configure(db: Db, opts: OpenDatabaseOptions): void {
+  db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
+  const mode = db.pragma('journal_mode = WAL', { simple: true });
+  if (String(mode).toLowerCase() !== 'wal') {
+    throw new BastionError(ErrorCode.CONFIG_INVALID, `database refused WAL mode (journal_mode=${String(mode)})`);
+  }
+  db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
+  db.pragma('foreign_keys = ON');
+}
+
+/** Applies pending migrations in order, each in its own immediate transaction. Returns the version. */
+export function migrate(db: Db, migrations: readonly Migration[] = MIGRATIONS): number {
+  checkMigrationList(migrations);
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_version (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+  )`);
+  const known = migrations.length === 0 ? 0 : migrations[migrations.length - 1]!.version;
+  const current = (): number =>
+    (db.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM schema_version').get() as { v: number }).v;
+
+  for (const m of migrations) {
+    // Re-read inside the write lock: another process may be migrating the same file.
+    const apply = db.transaction(() => {
+      const v = current();
+      if (v > known) return;
+      if (v >= m.version) return;
+      db.exec(m.sql);
+      db.prepare('INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)').run(
+        m.version,
+        m.name,
+        new Date().toISOString(),
+      );
+    });
+    apply.immediate();
+  }
+  const v = current();
+  if (v > known) {
+    throw new BastionError(
+      ErrorCode.CONFIG_INVALID,
+      `database schema version ${v} is newer than this kube-bastion knows (${known}); upgrade kube-bastion`,
+      { schemaVersion: v, known },
+    );
+  }
+  return v;
+}
+
+export function schemaVersion(db: Db): number {
+  return (db.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM schema_version').get() as { v: number }).v;
+}
+
+export function closeDatabase(db: Db): void {
+  if (!db.open) return;
+  // Fold the WAL back into the main file so a copied data dir is self-contained. Best effort:
+  // another connection may still be reading.
+  try {
+    db.pragma('wal_checkpoint(TRUNCATE)');
+  } catch {
+    /* another connection holds the WAL; it will checkpoint later */
+  }
+  db.close();
+}
+
+function checkMigrationList(migrations: readonly Migration[]): void {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`migration list out of order at index ${i} (version ${m.version})`);
+  });
+}
+
+/** True for a UNIQUE constraint failure on `table.column`. */
+export function isUniqueViolation(err: unknown, column: string): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  return code === 'SQLITE_CONSTRAINT_UNIQUE' && err.message.includes(column);
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

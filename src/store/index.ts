@@ -1,0 +1,67 @@
+// The Store: the storage parts composed over one database. Callers use the interfaces in
+// types.ts; each part lives in its own file and knows nothing about the others.
+import { SqliteAgentStore } from './agents.js';
+import { SqliteAuditLog } from './audit.js';
+import { closeDatabase, databasePath, openDatabase, type Db, type OpenDatabaseOptions } from './db.js';
+import { SqlitePolicyVersionStore } from './policy-versions.js';
+import { SqliteUserStore } from './users.js';
+import type { AgentStore, AuditLog, Clock, PolicyVersionStore, UserStore } from './types.js';
+
+export interface Store {
+  readonly agents: AgentStore;
+  readonly users: UserStore;
+  readonly policyVersions: PolicyVersionStore;
+  readonly audit: AuditLog;
+  /** Where the data lives (for logs and `--data-dir` messages). */
+  readonly location: string;
+  /** Closes the database. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface OpenStoreOptions extends OpenDatabaseOptions {
+  /** Time source for created/loaded/audit timestamps (tests). */
+  clock?: Clock;
+}
+
+/** The SQLite store: `<dataDir>/kube-bastion.db`, created and migrated as needed. */
+export interface SqliteStore extends Store {
+  /** The underlying connection, for the CLI's `audit verify` and for tests. */
+  readonly db: Db;
+}
+
+export function openStore(dataDir: string, opts: OpenStoreOptions = {}): SqliteStore {
+  const db = openDatabase(dataDir, opts);
+  const clock = opts.clock ?? (() => new Date());
+  return {
+    db,
+    location: databasePath(dataDir),
+    agents: new SqliteAgentStore(db, clock),
+    users: new SqliteUserStore(db, clock),
+    policyVersions: new SqlitePolicyVersionStore(db, clock),
+    audit: new SqliteAuditLog(db, clock),
+    close: async () => closeDatabase(db),
+  };
+}
+
+export * from './types.js';
+export { agentPrincipal, SqliteAgentStore } from './agents.js';
+export { isUserRole, SqliteUserStore } from './users.js';
+export { SqlitePolicyVersionStore } from './policy-versions.js';
+export {
+  AUDIT_CHAIN_VERSION,
+  AUDIT_HASHED_FIELDS,
+  GENESIS_HASH,
+  MAX_CLIENT_HINT_LENGTH,
+  appendAuditEvent,
+  auditHead,
+  auditRecordHash,
+  canonicalAuditJson,
+  decisionAuditFields,
+  queryAudit,
+  requestAuditFields,
+  SqliteAuditLog,
+  verifyAuditChain,
+} from './audit.js';
+export { DB_FILE_NAME, MIGRATIONS, closeDatabase, databasePath, migrate, openDatabase, schemaVersion } from './db.js';
+export type { Db, Migration, OpenDatabaseOptions } from './db.js';
+export { AGENT_TOKEN_PREFIX, USER_TOKEN_PREFIX, hashToken, validateName } from './tokens.js';

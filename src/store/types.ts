@@ -1,0 +1,266 @@
+// The storage interfaces. Everything outside src/store talks to these, never to SQLite.
+//
+// Every method returns a Promise even though the SQLite implementation is synchronous: a shared
+// database for a multi-replica deployment (design.md §8) is asynchronous, and it must be possible
+// to add one without touching a single call site.
+
+import type { StreamOperation } from '../gate/types.js';
+
+/** The time source (tests inject a fixed one). */
+export type Clock = () => Date;
+
+// ---------------------------------------------------------------------------------------------
+// Agents
+
+export interface Agent {
+  /** Stable opaque id (UUID). Audit rows reference it. */
+  id: string;
+  /** DNS-label name, unique for ever (a revoked agent's name is not reused). */
+  name: string;
+  /** ISO 8601 with milliseconds, UTC. */
+  createdAt: string;
+  /** ISO 8601, or null while the agent is active. */
+  revokedAt: string | null;
+}
+
+export interface AgentStore {
+  /** Creates an agent and its bearer token. The token is returned here and never again. */
+  createAgent(name: string): Promise<{ agent: Agent; token: string }>;
+  /** The active agent the token belongs to; undefined for unknown, malformed or revoked tokens. */
+  authenticateAgent(token: string): Promise<Agent | undefined>;
+  listAgents(): Promise<Agent[]>;
+  getAgentByName(name: string): Promise<Agent | undefined>;
+  getAgentById(id: string): Promise<Agent | undefined>;
+  /** Revokes by name. Idempotent (keeps the first revocation time); unknown name: NOT_FOUND. */
+  revokeAgent(name: string): Promise<Agent>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control-endpoint users
+
+export const USER_ROLES = ['approver', 'reviewer', 'admin'] as const;
+export type UserRole = (typeof USER_ROLES)[number];
+
+export interface User {
+  id: string;
+  name: string;
+  role: UserRole;
+  createdAt: string;
+  disabledAt: string | null;
+}
+
+export interface UserStore {
+  /** Creates a user and its bearer token. The token is returned here and never again. */
+  createUser(name: string, role: UserRole): Promise<{ user: User; token: string }>;
+  /** The enabled user the token belongs to; undefined for unknown, malformed or disabled tokens. */
+  authenticateUser(token: string): Promise<User | undefined>;
+  listUsers(): Promise<User[]>;
+  getUserByName(name: string): Promise<User | undefined>;
+  /** Disables by name. Idempotent; unknown name: NOT_FOUND. */
+  disableUser(name: string): Promise<User>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policy versions
+
+export interface PolicyVersionInput {
+  /** sha256 (hex) of the policy file's exact bytes: must match `source`. */
+  hash: string;
+  /** The policy file's bytes (a string is taken as UTF-8). */
+  source: string | Uint8Array;
+  /** Where it was loaded from: a file path, or e.g. `builtin:default`. */
+  origin: string;
+}
+
+export interface PolicyVersion {
+  hash: string;
+  /** The policy text (UTF-8 decoded). */
+  source: string;
+  /** Origin of the first load. */
+  origin: string;
+  firstLoadedAt: string;
+  lastLoadedAt: string;
+  loadCount: number;
+}
+
+export interface PolicyVersionStore {
+  /** Records a load. Idempotent by hash: a repeat load only moves lastLoadedAt and loadCount. */
+  recordPolicyVersion(input: PolicyVersionInput): Promise<PolicyVersion>;
+  getPolicyVersion(hash: string): Promise<PolicyVersion | undefined>;
+  /** Most recently loaded first. */
+  listPolicyVersions(): Promise<PolicyVersion[]>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit log
+
+/** `request` for every Kubernetes-endpoint request; other kinds share the same chain. */
+export type AuditEventKind =
+  | 'request'
+  | 'session.start'
+  | 'session.end'
+  | 'agent.created'
+  | 'agent.revoked'
+  | 'user.created'
+  | 'user.disabled'
+  | 'policy.loaded'
+  | `approval.${string}`
+  | (string & {});
+
+export type AuditDecision = 'allow' | 'approval' | 'deny' | 'error';
+
+/**
+ * What the client said about itself. Never authenticated, never used for a decision: kept only
+ * to help a reviewer correlate (and stored in a column named `untrusted_client_hints`).
+ */
+export interface UntrustedClientHints {
+  /** `Kubectl-Command` header */
+  kubectlCommand?: string;
+  /** `Kubectl-Session` header */
+  kubectlSession?: string;
+  /** `User-Agent` header */
+  userAgent?: string;
+}
+
+/**
+ * One audit event as the caller supplies it. Absent fields are stored as null. For the parsed
+ * request fields, null means "not applicable / not parsed"; '' keeps its KubeRequest meaning
+ * (core API group, cluster scope, no subresource).
+ */
+export interface AuditEventInput {
+  event: AuditEventKind;
+  /** Defaults to the store's clock. Stored as ISO 8601 with milliseconds, UTC. */
+  time?: Date;
+  /** The authenticated agent; null/absent for unauthenticated requests and non-agent events. */
+  agent?: { id: string; name: string } | null;
+  /** Who acted when it was not the agent: `user:<name>`, `cli`, `policy:<rule>@<sha256>`, ... */
+  actor?: string | null;
+  /** Remote `address:port`. */
+  source?: string | null;
+  method?: string | null;
+  path?: string | null;
+  verb?: string | null;
+  apiGroup?: string | null;
+  resource?: string | null;
+  subresource?: string | null;
+  namespace?: string | null;
+  name?: string | null;
+  stream?: StreamOperation | null;
+  decision?: AuditDecision | null;
+  rule?: string | null;
+  policyHash?: string | null;
+  approvalId?: string | null;
+  sessionId?: string | null;
+  statusCode?: number | null;
+  bytesIn?: number | null;
+  bytesOut?: number | null;
+  /** Rounded to whole milliseconds. */
+  durationMs?: number | null;
+  untrustedClientHints?: UntrustedClientHints | null;
+  /** Free, event-specific data (stored as canonical JSON). */
+  details?: Record<string, unknown> | null;
+}
+
+/** One stored row. Field values are exactly what the hash covers. */
+export interface AuditRecord {
+  id: number;
+  /** Canonical-form version the hash was computed with (see audit.ts). */
+  chainVersion: number;
+  time: string;
+  event: string;
+  agentId: string | null;
+  agentName: string | null;
+  actor: string | null;
+  source: string | null;
+  method: string | null;
+  path: string | null;
+  verb: string | null;
+  apiGroup: string | null;
+  resource: string | null;
+  subresource: string | null;
+  namespace: string | null;
+  name: string | null;
+  stream: string | null;
+  decision: AuditDecision | null;
+  rule: string | null;
+  policyHash: string | null;
+  approvalId: string | null;
+  sessionId: string | null;
+  statusCode: number | null;
+  bytesIn: number | null;
+  bytesOut: number | null;
+  durationMs: number | null;
+  /** Canonical JSON text, or null. */
+  untrustedClientHints: string | null;
+  /** Canonical JSON text, or null. */
+  details: string | null;
+  prevHash: string;
+  hash: string;
+}
+
+export interface AuditQuery {
+  /** Only rows at or after this instant. */
+  since?: Date | string;
+  /** Only rows at or before this instant. */
+  until?: Date | string;
+  /** Agent name or id. */
+  agent?: string;
+  event?: string;
+  approvalId?: string;
+  sessionId?: string;
+  /** Only rows with id greater than this (paging). */
+  afterId?: number;
+  /** Default 100, at most 10,000. */
+  limit?: number;
+  /** Default 'asc' (oldest first). */
+  order?: 'asc' | 'desc';
+}
+
+/** The chain's head: publish it elsewhere (an external anchor) to detect a truncated tail. */
+export interface AuditHead {
+  /** Number of rows. */
+  rows: number;
+  /** Id of the last row (0 when empty). */
+  lastId: number;
+  /** Hash of the last row (64 zeros when empty). */
+  headHash: string;
+}
+
+export type AuditVerifyFailureReason =
+  /** The row's stored hash is not the hash of its fields: the row was edited. */
+  | 'hash-mismatch'
+  /** The row's prev_hash is not the previous row's hash: rows were removed, reordered or forged. */
+  | 'prev-mismatch'
+  /** Row ids are not consecutive from 1: rows were deleted. */
+  | 'gap'
+  /** A row carries a value the chain format cannot contain (e.g. malformed hash). */
+  | 'malformed'
+  /** The anchor's row is missing: the tail was truncated. */
+  | 'truncated'
+  /** The anchor's row exists but has a different hash: the chain was rewritten. */
+  | 'anchor-mismatch';
+
+export type AuditVerifyResult =
+  | { ok: true; rows: number; head: AuditHead }
+  | {
+      ok: false;
+      /** The first bad row (for `truncated`: the anchor's row id, which is missing). */
+      rowId: number;
+      reason: AuditVerifyFailureReason;
+      message: string;
+      /** Rows checked and found good before the first bad one. */
+      rowsVerified: number;
+    };
+
+export interface AuditVerifyOptions {
+  /** A head recorded earlier (e.g. by an external anchor): the chain must still contain it. */
+  anchor?: Pick<AuditHead, 'lastId' | 'headHash'>;
+}
+
+export interface AuditLog {
+  /** Appends one event to the chain; serialised against every other appender. */
+  append(input: AuditEventInput): Promise<AuditRecord>;
+  query(q?: AuditQuery): Promise<AuditRecord[]>;
+  head(): Promise<AuditHead>;
+  verify(opts?: AuditVerifyOptions): Promise<AuditVerifyResult>;
+}

@@ -1,0 +1,151 @@
+// `kube-bastion serve` and the admin commands as an operator runs them (the built CLI), with real
+// kubectl: bootstrap output, metrics, agent/user creation, policy reload on SIGHUP, graceful
+// shutdown on SIGTERM, and `audit verify` catching an edited row.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_POLICY_YAML } from '../../src/gate/policy/index.js';
+import { runKubectl } from '../helpers/kubectl.js';
+
+const BIN = resolve('bin/kube-bastion.js');
+const cli = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+
+let dir: string;
+let dataDir: string;
+let policyFile: string;
+let serve: ChildProcess;
+let stdout = '';
+let stderr = '';
+let exited: Promise<number | null>;
+
+function field(pattern: RegExp): string {
+  const m = pattern.exec(stdout);
+  if (!m) throw new Error(`no ${pattern} in serve output:\n${stdout}`);
+  return m[1]!;
+}
+
+beforeAll(async () => {
+  expect(existsSync('dist/cli/main.js'), 'run `npm run build` first').toBe(true);
+  dir = mkdtempSync(join(tmpdir(), 'kb-serve-'));
+  dataDir = join(dir, 'data');
+  policyFile = join(dir, 'policy.yaml');
+  writeFileSync(policyFile, DEFAULT_POLICY_YAML);
+  serve = spawn(process.execPath, [BIN, 'serve', '--data-dir', dataDir, '--recordings', join(dir, 'rec'), '--listen', '127.0.0.1:0', '--control-listen', '127.0.0.1:0', '--policy', policyFile, '--shutdown-grace', '1'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  serve.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  serve.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  exited = new Promise((r) => serve.on('exit', (code) => r(code)));
+  const deadline = Date.now() + 30_000;
+  while (!stdout.includes('admin token')) {
+    if (Date.now() > deadline || serve.exitCode !== null) throw new Error(`serve did not start:\n${stdout}\n${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+});
+
+afterAll(async () => {
+  if (serve.exitCode === null) serve.kill('SIGKILL');
+});
+
+describe('kube-bastion serve', () => {
+  it('bootstraps a demo agent and an admin, and the demo kubeconfig works with kubectl', async () => {
+    const kubeconfig = join(dir, field(/demo agent kubeconfig: (\S+)/).replace(/^.*\/data\//, 'data/'));
+    expect(existsSync(kubeconfig)).toBe(true);
+    const pods = await runKubectl({ minor: 33, kubeconfig, args: ['get', 'pods', '-n', 'demo', '-o', 'name'] });
+    expect(pods.stdout.toString()).toBe('pod/shell-0\npod/web-0\n');
+    const secret = await runKubectl({ minor: 27, kubeconfig, args: ['get', 'secret', '-n', 'demo'] });
+    expect(secret.code).toBe(1);
+    expect(secret.stderr).toContain('Error from server (Forbidden)');
+  });
+
+  it('serves the control API with the admin token, and metrics by decision with latency histograms', async () => {
+    const control = field(/control API:\s+(http:\/\/\S+)\/v1/);
+    const token = field(/admin token[^:]*: (kbu_\S+)/);
+    const agents = await fetch(`${control}/v1/agents`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(agents.status).toBe(200);
+    expect(((await agents.json()) as { items: Array<{ name: string }> }).items.map((a) => a.name)).toEqual(['demo']);
+    expect((await fetch(`${control}/v1/agents`)).status).toBe(401);
+    const metrics = await (await fetch(`${control}/metrics`)).text();
+    expect(metrics).toMatch(/^kube_bastion_requests_total\{code="200",decision="allow",verb="list"\} \d+$/m);
+    expect(metrics).toMatch(/^kube_bastion_requests_total\{code="403",decision="approval",verb="list"\} 1$/m);
+    expect(metrics).toMatch(/^kube_bastion_request_duration_seconds_bucket\{decision="allow",le="\+Inf"\} \d+$/m);
+    expect(metrics).toMatch(/^kube_bastion_request_duration_seconds_count\{decision="approval"\} 1$/m);
+  });
+
+  it('agent add issues a distinct identity that kubectl uses; user add prints the token last', async () => {
+    const url = field(/Kubernetes endpoint: (https:\/\/\S+)/);
+    const out = join(dir, 'second.kubeconfig');
+    const added = cli('agent', 'add', 'second', '--data-dir', dataDir, '--server', url, '--kubeconfig-out', out);
+    expect(added.stderr).toBe('');
+    expect(added.status).toBe(0);
+    const r = await runKubectl({ minor: 33, kubeconfig: out, args: ['get', 'ns', '-o', 'name'] });
+    expect(r.stdout.toString()).toContain('namespace/demo');
+    expect(cli('agent', 'add', 'second', '--data-dir', dataDir, '--server', url, '--kubeconfig-out', out).status).toBe(2);
+    const user = cli('user', 'add', 'alice', '--role', 'approver', '--data-dir', dataDir);
+    expect(user.status).toBe(0);
+    expect(user.stdout.trim().split('\n').pop()).toMatch(/^kbu_[A-Za-z0-9_-]{20,}$/);
+    expect(cli('user', 'add', 'bob', '--role', 'root', '--data-dir', dataDir).stderr).toContain('--role must be one of approver, reviewer, admin');
+  });
+
+  it('reloads the policy on SIGHUP; a broken version is rejected and the previous stays', async () => {
+    const kubeconfig = join(dataDir, 'agents', 'demo.kubeconfig');
+    const stricter = DEFAULT_POLICY_YAML.replace('  - name: reads\n', '  - name: no-pod-reads\n    match: { resources: [pods] }\n    action: deny\n    reason: reads of pods are off today\n\n  - name: reads\n');
+    writeFileSync(policyFile, stricter);
+    serve.kill('SIGHUP');
+    await expect.poll(async () => (await runKubectl({ minor: 33, kubeconfig, args: ['get', 'pods', '-n', 'demo'] })).stderr, { timeout: 10_000 }).toContain('kube-bastion rule "no-pod-reads" denies agent "demo"');
+    writeFileSync(policyFile, 'apiVersion: kube-bastion/v1\nkind: Policy\ndefault: allw\nrules: []\n');
+    serve.kill('SIGHUP');
+    await expect.poll(() => stderr, { timeout: 10_000 }).toContain('policy reload rejected');
+    expect(stderr).toMatch(/policy\.yaml:3:10/);
+    const still = await runKubectl({ minor: 33, kubeconfig, args: ['get', 'pods', '-n', 'demo'] });
+    expect(still.stderr).toContain('no-pod-reads');
+    writeFileSync(policyFile, DEFAULT_POLICY_YAML);
+    serve.kill('SIGHUP');
+    await expect.poll(async () => (await runKubectl({ minor: 33, kubeconfig, args: ['get', 'pods', '-n', 'demo', '-o', 'name'] })).stdout.toString(), { timeout: 10_000 }).toContain('pod/web-0');
+  });
+
+  it('stops on SIGTERM within the grace period, ending an open watch, and exits 0', async () => {
+    const kubeconfig = join(dataDir, 'agents', 'demo.kubeconfig');
+    const watch = runKubectl({ minor: 33, kubeconfig, args: ['get', 'pods', '-n', 'demo', '-w'], timeoutMs: 30_000 });
+    await new Promise((r) => setTimeout(r, 1500));
+    serve.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const w = await watch;
+    expect(w.stdout.toString()).toContain('web-0');
+    expect(stderr).toContain('"msg":"stopped"');
+  });
+
+  it('audit verify passes on the untouched log and names the row someone edited', () => {
+    const ok = cli('audit', 'verify', '--data-dir', dataDir);
+    expect(ok.stdout).toMatch(/^audit log OK: \d+ rows, head [0-9a-f]{64}$/m);
+    expect(ok.status).toBe(0);
+    const db = new Database(join(dataDir, 'kube-bastion.db'));
+    const row = db.prepare("SELECT id FROM audit_events WHERE event = 'request' AND decision = 'approval' ORDER BY id LIMIT 1").get() as { id: number };
+    // Someone with the file in hand: the append-only triggers only stop honest mistakes.
+    db.exec('DROP TRIGGER audit_events_no_update');
+    db.prepare("UPDATE audit_events SET decision = 'allow' WHERE id = ?").run(row.id);
+    db.close();
+    const broken = cli('audit', 'verify', '--data-dir', dataDir);
+    expect(broken.status).toBe(1);
+    expect(broken.stdout).toContain(`audit log BROKEN at row ${row.id} (hash-mismatch)`);
+  });
+});
+
+describe('serve configuration errors', () => {
+  it('names the flag or the policy file line', () => {
+    const badListen = cli('serve', '--listen', '6443');
+    expect(badListen.status).toBe(2);
+    expect(badListen.stderr).toContain('--listen: expected HOST:PORT');
+    const exposed = cli('serve', '--control-listen', '0.0.0.0:8080');
+    expect(exposed.status).toBe(2);
+    expect(exposed.stderr).toContain('the control endpoint may be plain HTTP only on loopback');
+    const badPolicy = join(mkdtempSync(join(tmpdir(), 'kb-policy-')), 'p.yaml');
+    writeFileSync(badPolicy, 'apiVersion: kube-bastion/v1\nkind: Policy\ndefault: deny\nrules:\n  - name: x\n    match: { verbs: [lst] }\n    action: allow\n');
+    const r = cli('serve', '--policy', badPolicy, '--data-dir', join(tmpdir(), 'kb-unused'), '--listen', '127.0.0.1:0', '--control-listen', '127.0.0.1:0');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/p\.yaml:6:\d+: rules\[0\]\.match\.verbs\[0\]/);
+  });
+});
