@@ -14,6 +14,9 @@ import { SimCluster } from './sim/cluster.js';
 import { KubeEndpoint } from './gateway/kube-endpoint.js';
 import type { RequestAuditRecord } from './gateway/ports.js';
 import { ControlEndpoint } from './api/control-endpoint.js';
+import { SqliteApprovalService } from './approvals/service.js';
+import { webhookNotifier } from './approvals/webhook.js';
+import { HoldManager } from './gate/holds.js';
 import { renderKubeconfig } from './kubeconfig.js';
 
 export interface RunningBastion {
@@ -21,6 +24,7 @@ export interface RunningBastion {
   readonly store: SqliteStore;
   readonly policy: PolicyHolder;
   readonly metrics: BastionMetrics;
+  readonly approvals: SqliteApprovalService;
   readonly tls: EndpointTls;
   readonly upstream: UpstreamTarget;
   /** The embedded simulated cluster, when no upstream kubeconfig was given. */
@@ -72,6 +76,26 @@ export async function startBastion(config: ServeConfig, log: Logger): Promise<Ru
       log.error({ code: err.code, message: err.message }, 'policy reload rejected; the previous version stays active');
     });
 
+    // Sessions a crash left open are closed as interrupted before anything new starts.
+    for (const session of await store.sessions.markOpenAsInterrupted()) {
+      await store.audit.append({ event: 'session.end', actor: 'system', sessionId: session.id, approvalId: session.approvalId, agent: { id: session.agentId, name: session.agent }, details: { endReason: 'interrupted' } });
+      log.warn({ sessionId: session.id }, 'session left open by a previous run marked interrupted');
+    }
+    const approvals = new SqliteApprovalService({
+      approvals: store.approvals,
+      agents: store.agents,
+      audit: store.audit,
+      onError: (err) => log.error({ err }, 'approval service error'),
+    });
+    cleanups.push(async () => approvals.close());
+    let controlUrl = '';
+    const holds = new HoldManager(approvals, {
+      holdSeconds: config.holdTimeoutSeconds,
+      maxPendingPerAgent: config.maxPendingPerAgent,
+      ...(config.webhookUrl ? { onPending: webhookNotifier(config.webhookUrl, () => controlUrl, log) } : {}),
+      log,
+    });
+
     const tls = await loadEndpointTls(config.dataDir, servingHosts(config), config.tls);
     let sim: SimCluster | undefined;
     let upstream: UpstreamTarget;
@@ -102,9 +126,25 @@ export async function startBastion(config: ServeConfig, log: Logger): Promise<Ru
         },
       },
       audit: { record: (row) => store.audit.append(auditInput(row)).then(() => undefined) },
+      approvals,
+      holds,
+      sessions: {
+        start: async (input) => {
+          const session = await store.sessions.start(input);
+          await store.audit.append({ event: 'session.start', actor: `agent:${input.agent.name}`, agent: input.agent, sessionId: session.id, approvalId: input.approvalId, namespace: input.namespace, name: input.pod, stream: input.operation, details: { container: input.container, command: input.command, tty: input.tty, transport: input.transport, protocol: input.protocol } });
+          return session;
+        },
+        end: async (id, end) => {
+          const session = await store.sessions.end(id, { reason: end.reason, exitCode: end.exitCode, status: end.status, bytesIn: end.bytesIn, bytesOut: end.bytesOut });
+          await store.audit.append({ event: 'session.end', actor: 'system', sessionId: id, approvalId: session.approvalId, agent: { id: session.agentId, name: session.agent }, details: { endReason: end.reason, exitCode: end.exitCode, bytesIn: end.bytesIn, bytesOut: end.bytesOut } });
+          return session;
+        },
+      },
+      sinks: () => [],
       metrics,
       log,
       impersonate: config.impersonate,
+      expiryWarningSeconds: config.expiryWarningSeconds,
     });
     await kube.listen();
     cleanups.unshift(() => kube.close(config.shutdownGraceSeconds * 1000));
@@ -115,6 +155,7 @@ export async function startBastion(config: ServeConfig, log: Logger): Promise<Ru
     const control = new ControlEndpoint(
       {
         agents: store.agents,
+        approvals,
         users: store.users,
         audit: store.audit,
         policyVersions: store.policyVersions,
@@ -126,6 +167,7 @@ export async function startBastion(config: ServeConfig, log: Logger): Promise<Ru
       { host: config.controlListen.host, port: config.controlListen.port, ...(config.controlTls.certFile ? { tls: await readControlTls(config) } : {}) },
     );
     await control.listen();
+    controlUrl = control.url;
     cleanups.unshift(() => control.close());
     log.info({ kube: kube.url, control: control.url, upstream: upstream.description }, 'kube-bastion serving');
 
@@ -135,6 +177,7 @@ export async function startBastion(config: ServeConfig, log: Logger): Promise<Ru
       store,
       policy,
       metrics,
+      approvals,
       tls,
       upstream,
       sim,

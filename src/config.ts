@@ -24,6 +24,13 @@ export interface ServeConfig {
   readonly policyFile?: string;
   readonly logLevel: LogLevel;
   readonly shutdownGraceSeconds: number;
+  /** How long a request that needs an approval is held waiting for a decision. */
+  readonly holdTimeoutSeconds: number;
+  readonly maxPendingPerAgent: number;
+  /** JSON POST here when an approval becomes pending. */
+  readonly webhookUrl?: string;
+  /** Warn the agent this many seconds before its approval expires (0: no warning). */
+  readonly expiryWarningSeconds: number;
 }
 
 export const SERVE_USAGE = `kube-bastion serve [options]
@@ -43,7 +50,11 @@ export const SERVE_USAGE = `kube-bastion serve [options]
   --impersonate                send Impersonate-User: kube-bastion:agent:<name> upstream
   --policy FILE                policy YAML (default: the built-in policy); reloaded on change and SIGHUP
   --log-level LEVEL            ${LOG_LEVELS.join('|')} (default info)
-  --shutdown-grace SECONDS     on SIGTERM, how long requests in flight may finish (default 10)`;
+  --shutdown-grace SECONDS     on SIGTERM, how long requests in flight may finish (default 10)
+  --hold-timeout SECONDS       how long a request that needs an approval waits for a decision (default 120)
+  --max-pending-per-agent N    pending approvals one agent may have at once (default 5)
+  --webhook URL                POST a JSON notice here when an approval becomes pending
+  --expiry-warning SECONDS     tell the agent's terminal this long before its approval expires (default 0: off)`;
 
 function usage(message: string): BastionError {
   return new BastionError(ErrorCode.USAGE, message);
@@ -76,6 +87,10 @@ export function parseServeConfig(argv: string[], cwd = process.cwd()): ServeConf
       policy: { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       'shutdown-grace': { type: 'string', default: '10' },
+      'hold-timeout': { type: 'string', default: '120' },
+      'max-pending-per-agent': { type: 'string', default: '5' },
+      webhook: { type: 'string' },
+      'expiry-warning': { type: 'string', default: '0' },
     },
   });
   const listen = parseListen('--listen', values.listen);
@@ -83,6 +98,10 @@ export function parseServeConfig(argv: string[], cwd = process.cwd()): ServeConf
   if (!LOG_LEVELS.includes(values['log-level'] as LogLevel)) throw usage(`--log-level: expected one of ${LOG_LEVELS.join(', ')}, got "${values['log-level']}"`);
   const grace = Number(values['shutdown-grace']);
   if (!Number.isFinite(grace) || grace < 0 || grace > 3600) throw usage(`--shutdown-grace: expected seconds between 0 and 3600, got "${values['shutdown-grace']}"`);
+  const holdTimeout = wholeNumber('--hold-timeout', values['hold-timeout'], 1, 86_400);
+  const maxPending = wholeNumber('--max-pending-per-agent', values['max-pending-per-agent'], 1, 10_000);
+  const expiryWarning = wholeNumber('--expiry-warning', values['expiry-warning'], 0, 86_400);
+  if (values.webhook !== undefined && !/^https?:\/\/[^\s]+$/.test(values.webhook)) throw usage(`--webhook: expected an http:// or https:// URL, got "${values.webhook}"`);
   if (Boolean(values['control-tls-cert']) !== Boolean(values['control-tls-key'])) throw usage('--control-tls-cert and --control-tls-key go together');
   if (!isLoopback(controlListen.host) && !values['control-tls-cert']) {
     throw usage(`--control-listen ${values['control-listen']}: the control endpoint may be plain HTTP only on loopback; give --control-tls-cert and --control-tls-key`);
@@ -124,8 +143,18 @@ export function parseServeConfig(argv: string[], cwd = process.cwd()): ServeConf
     ...(values.policy ? { policyFile: resolve(cwd, values.policy) } : {}),
     logLevel: values['log-level'] as LogLevel,
     shutdownGraceSeconds: grace,
+    holdTimeoutSeconds: holdTimeout,
+    maxPendingPerAgent: maxPending,
+    ...(values.webhook ? { webhookUrl: values.webhook } : {}),
+    expiryWarningSeconds: expiryWarning,
   };
   return deepFreeze(config);
+}
+
+function wholeNumber(flag: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) throw usage(`${flag}: expected a whole number from ${min} to ${max}, got "${value}"`);
+  return n;
 }
 
 function deepFreeze<T>(value: T): T {

@@ -7,13 +7,18 @@ import type { AddressInfo } from 'node:net';
 import { isBastionError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Registry } from '../metrics.js';
-import type { AgentStore, AuditLog, PolicyVersionStore, User, UserRole, UserStore } from '../store/types.js';
+import type { AgentStore, AuditLog, PolicyVersionStore, UserRole, UserStore } from '../store/types.js';
 import { USER_ROLES } from '../store/types.js';
+import { ADMIN, ANY_ROLE, READERS, userAuthenticator, type Authenticate } from './auth.js';
 import { ApiProblem, readJson, rejectUnknownFields, requireString, sendJson, sendProblem } from './http.js';
 import { Router } from './router.js';
+import type { ApprovalService } from '../approvals/types.js';
+import { registerApprovalRoutes } from './approvals-routes.js';
+import { registerOpenApiRoute } from './openapi.js';
 
 export interface ControlDeps {
   agents: AgentStore;
+  approvals: ApprovalService;
   users: UserStore;
   audit: AuditLog;
   policyVersions: PolicyVersionStore;
@@ -31,14 +36,6 @@ export interface ControlEndpointOptions {
   tls?: { cert: string; key: string };
 }
 
-const ANY_ROLE: readonly UserRole[] = USER_ROLES;
-const ADMIN: readonly UserRole[] = ['admin'];
-const READERS: readonly UserRole[] = ['reviewer', 'admin', 'approver'];
-
-function bearer(req: IncomingMessage): string | undefined {
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-  return m?.[1];
-}
 
 export class ControlEndpoint {
   private readonly server: http.Server | https.Server;
@@ -56,6 +53,7 @@ export class ControlEndpoint {
         else res.destroy();
       });
     });
+    this.user = userAuthenticator(deps.users);
     this.routes();
   }
 
@@ -79,14 +77,7 @@ export class ControlEndpoint {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  private async user(req: IncomingMessage, roles: readonly UserRole[]): Promise<User> {
-    const token = bearer(req);
-    if (!token) throw new ApiProblem(401, 'UNAUTHENTICATED', 'send Authorization: Bearer <user token> (kube-bastion user add NAME --role ROLE)');
-    const user = await this.deps.users.authenticateUser(token);
-    if (!user) throw new ApiProblem(401, 'UNAUTHENTICATED', 'unknown or disabled user token');
-    if (!roles.includes(user.role)) throw new ApiProblem(403, 'FORBIDDEN', `role ${user.role} may not do this (needs ${roles.join(' or ')})`);
-    return user;
-  }
+  private readonly user: Authenticate;
 
   private routes(): void {
     const d = this.deps;
@@ -160,6 +151,8 @@ export class ControlEndpoint {
         await this.user(req, READERS);
         sendJson(res, 200, { current: d.currentPolicy(), versions: await d.policyVersions.listPolicyVersions() });
       });
+    registerApprovalRoutes(this.router, { approvals: d.approvals, authenticate: this.user });
+    registerOpenApiRoute(this.router);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

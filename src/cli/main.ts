@@ -2,6 +2,7 @@
 import { isBastionError } from '../errors.js';
 import { runSim } from './sim.js';
 import { runServe } from './serve.js';
+import { runApprovals } from './approvals.js';
 import { runAgent, runAudit, runUser } from './admin.js';
 
 const USAGE = `usage: kube-bastion <command> [options]
@@ -10,6 +11,7 @@ commands:
   serve                 run the bastion (kube-bastion serve --help)
   agent add NAME        create an agent identity and write its kubeconfig
   user add NAME         create a control-endpoint user (approver, reviewer, admin)
+  approvals ...         list, get, grant, approve, deny, revoke, watch approvals (kube-bastion approvals --help)
   audit verify          check the audit log's hash chain
   sim                   run the simulated cluster alone (kube-bastion sim --help)`;
 
@@ -23,6 +25,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runAgent(rest);
       case 'user':
         return await runUser(rest);
+      case 'approvals':
+        return await runApprovals(rest);
       case 'audit':
         return await runAudit(rest);
       case 'sim':

@@ -62,6 +62,8 @@ export interface PolicyDecision {
   policyHash: string;
   /** Human-readable reason, shown to the client on refusal. */
   reason: string;
+  /** For `approval`: the rule approves by itself for this long (recorded as `policy:<rule>@<hash>`). */
+  autoApprove?: { ttlSeconds: number; maxSessions?: number };
 }
 
 /** Who is asking: the agent identity the bastion authenticated (never client-claimed). */

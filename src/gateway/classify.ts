@@ -10,6 +10,8 @@ import type { AgentAuthenticator, AuditDecision, PolicyDecider } from './ports.j
 
 export type Classification =
   | { outcome: 'forward'; principal: Principal; request: KubeRequest; decision: PolicyDecision }
+  /** Needs an approval: the gateway looks for one, or holds the request while one is decided. */
+  | { outcome: 'approval'; principal: Principal; request: KubeRequest; decision: PolicyDecision }
   | {
       outcome: 'refuse';
       status: Status;
@@ -26,7 +28,7 @@ export function bearerToken(req: IncomingMessage): string | undefined {
 }
 
 /** How a refused request is named in a Status message, the way kube-apiserver words it. */
-function subject(req: KubeRequest): string {
+export function subject(req: KubeRequest): string {
   if (req.kind === 'nonResource') return `the path "${req.path}"`;
   const what = req.subresource ? `${req.resource}/${req.subresource}` : req.resource;
   return req.name ? `${req.resource} "${req.name}"` : what;
@@ -42,18 +44,14 @@ function action(req: KubeRequest): string {
 
 function refusalStatus(req: KubeRequest, principal: Principal, decision: PolicyDecision): Status {
   const policy = `policy sha256:${decision.policyHash.slice(0, 12)}`;
-  const verdict =
-    decision.action === 'approval'
-      ? `kube-bastion rule "${decision.rule}" requires an approval for agent "${principal.name}" to ${action(req)}`
-      : `kube-bastion rule "${decision.rule}" denies agent "${principal.name}" to ${action(req)}`;
+  const verdict = `kube-bastion rule "${decision.rule}" denies agent "${principal.name}" to ${action(req)}`;
   const why = decision.reason ? `: ${decision.reason}` : '';
-  const later = decision.action === 'approval' ? ' (approvals are not available on this bastion yet)' : '';
-  const message = `${subject(req)} is forbidden: ${verdict}${why}${later} [${policy}]`;
+  const message = `${subject(req)} is forbidden: ${verdict}${why} [${policy}]`;
   return apiStatus(403, 'Forbidden', message, {
     ...(req.kind === 'resource' && req.name ? { name: req.name } : {}),
     ...(req.kind === 'resource' ? { kind: req.resource, group: req.apiGroup } : {}),
     causes: [
-      { reason: decision.action === 'approval' ? 'KubeBastionApprovalRequired' : 'KubeBastionDenied', message: decision.rule },
+      { reason: 'KubeBastionDenied', message: decision.rule },
       { reason: 'KubeBastionPolicy', message: decision.policyHash },
     ],
   });
@@ -84,6 +82,7 @@ export async function classify(req: IncomingMessage, auth: AgentAuthenticator, p
   const request = parsed.request;
   const decision = policy.decide(request, { principal, impersonation: hasImpersonation(req.headers) });
   if (decision.action === 'allow') return { outcome: 'forward', principal, request, decision };
+  if (decision.action === 'approval') return { outcome: 'approval', principal, request, decision };
   return {
     outcome: 'refuse',
     status: refusalStatus(request, principal, decision),

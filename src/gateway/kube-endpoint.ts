@@ -1,16 +1,26 @@
-// The Kubernetes endpoint agents talk to: TLS, one classification for REST and upgrades,
-// forwarding of allowed REST calls, refusals as metav1.Status, one audit row per request.
+// The Kubernetes endpoint agents talk to: TLS, one classification for REST and upgrades, holds
+// for requests that need an approval, forwarding of REST calls, stream sessions through the relay,
+// refusals as metav1.Status, one audit row per request.
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo, Socket } from 'node:net';
 import { writeStatusResponse, writeStatusToSocket } from '../transport/http-response.js';
 import { apiStatus, type Status } from '../protocol/status.js';
+import { parseRemoteCommandQuery } from '../protocol/options.js';
 import { proxyRest } from '../upstream/rest-proxy.js';
+import { getPod, resolveContainer } from '../upstream/pods.js';
+import type { UpstreamIdentity } from '../upstream/headers.js';
 import type { UpstreamTarget } from '../upstream/upstream.js';
 import type { BastionMetrics } from '../metrics.js';
 import type { Logger } from '../log.js';
-import { classify, type Classification } from './classify.js';
+import type { ResourceRequest, StreamOperation } from '../gate/types.js';
+import type { HoldManager } from '../gate/holds.js';
+import { restOperation, scopeFor, streamOperation } from '../gate/operation.js';
+import type { Approval, ApprovalService, Operation } from '../approvals/types.js';
+import { runStreamSession, type SessionRowPort } from '../session/stream-session.js';
+import type { EndReason, SessionSink } from '../session/sink.js';
+import { classify, subject, type Classification } from './classify.js';
 import type { AgentAuthenticator, AuditDecision, PolicyDecider, RequestAuditor, RequestAuditRecord } from './ports.js';
 
 export interface KubeEndpointOptions {
@@ -21,10 +31,25 @@ export interface KubeEndpointOptions {
   agents: AgentAuthenticator;
   policy: PolicyDecider;
   audit: RequestAuditor;
+  approvals: ApprovalService;
+  holds: HoldManager;
+  sessions: SessionRowPort;
+  sinks(sessionId: string): SessionSink[];
   metrics: BastionMetrics;
   log: Logger;
   /** Impersonate the agent upstream (needs `impersonate` RBAC for the bastion's credentials). */
   impersonate: boolean;
+  expiryWarningSeconds: number;
+}
+
+interface AuditResult {
+  decision: AuditDecision;
+  rule: string;
+  policyHash: string | null;
+  status: number;
+  bytesIn: number;
+  bytesOut: number;
+  approvalId?: string | null;
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {
@@ -32,10 +57,14 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
+type Gated = { ok: true; approval: Approval | null } | { ok: false; status: Status; approvalId: string | null };
+
 export class KubeEndpoint {
   private readonly server: https.Server;
   private readonly sockets = new Set<Socket>();
   private readonly active = new Set<ServerResponse>();
+  private readonly liveSessions = new Set<(reason: EndReason) => void>();
+  private readonly holdsInFlight = new Set<AbortController>();
   private draining = false;
 
   constructor(private readonly opts: KubeEndpointOptions) {
@@ -51,7 +80,7 @@ export class KubeEndpoint {
       socket.on('error', () => {});
       this.onUpgrade(req, socket, head).catch((err) => {
         opts.log.error({ err }, 'upgrade handler failed');
-        socket.destroy();
+        writeStatusToSocket(socket, apiStatus(500, 'InternalError', 'kube-bastion internal error'));
       });
     });
     this.server.on('secureConnection', (socket: Socket) => {
@@ -77,8 +106,12 @@ export class KubeEndpoint {
     return `https://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
   }
 
-  private baseRecord(req: IncomingMessage, c: Classification, start: number): Omit<RequestAuditRecord, 'decision' | 'rule' | 'policyHash' | 'status' | 'bytesIn' | 'bytesOut' | 'durationMs'> {
-    const principal = c.principal;
+  private identity(c: { principal: { id: string; name: string } }): UpstreamIdentity | undefined {
+    return this.opts.impersonate ? { user: `kube-bastion:agent:${c.principal.name}`, extra: { 'kube-bastion.io/agent-id': c.principal.id } } : undefined;
+  }
+
+  private finish(req: IncomingMessage, c: Classification, start: number, result: AuditResult): void {
+    const durationMs = Date.now() - start;
     const hints: RequestAuditRecord['hints'] = {};
     const command = header(req, 'kubectl-command');
     const session = header(req, 'kubectl-session');
@@ -86,50 +119,57 @@ export class KubeEndpoint {
     if (command) hints.kubectlCommand = command;
     if (session) hints.kubectlSession = session;
     if (agent) hints.userAgent = agent;
-    return {
+    const record: RequestAuditRecord = {
       time: new Date(start).toISOString(),
-      agent: principal ? { id: principal.id, name: principal.name } : null,
+      agent: c.principal ? { id: c.principal.id, name: c.principal.name } : null,
       source: `${req.socket.remoteAddress ?? ''}:${req.socket.remotePort ?? ''}`,
       method: req.method ?? '',
       path: req.url ?? '',
       request: c.request,
-      approvalId: null,
       hints,
+      approvalId: result.approvalId ?? null,
+      decision: result.decision,
+      rule: result.rule,
+      policyHash: result.policyHash,
+      status: result.status,
+      bytesIn: result.bytesIn,
+      bytesOut: result.bytesOut,
+      durationMs,
     };
-  }
-
-  private finish(
-    req: IncomingMessage,
-    c: Classification,
-    start: number,
-    result: { decision: AuditDecision; rule: string; policyHash: string | null; status: number; bytesIn: number; bytesOut: number },
-  ): void {
-    const durationMs = Date.now() - start;
-    const record: RequestAuditRecord = { ...this.baseRecord(req, c, start), ...result, durationMs };
     // The response is already on its way; an audit failure is loud in the log.
     this.opts.audit.record(record).catch((err: unknown) => this.opts.log.error({ err }, 'audit write failed'));
     const verb = c.request?.kind === 'resource' ? (c.request.stream ?? c.request.verb) : (c.request?.verb ?? 'unknown');
     this.opts.metrics.requests.inc({ decision: result.decision, verb, code: String(result.status) });
     this.opts.metrics.requestDuration.observe(durationMs / 1000, { decision: result.decision });
     this.opts.log.info(
-      {
-        agent: record.agent?.name ?? null,
-        method: record.method,
-        path: record.path,
-        decision: result.decision,
-        rule: result.rule,
-        status: result.status,
-        bytesIn: result.bytesIn,
-        bytesOut: result.bytesOut,
-        durationMs,
-      },
+      { agent: record.agent?.name ?? null, method: record.method, path: record.path, decision: result.decision, rule: result.rule, approvalId: record.approvalId, status: result.status, bytesIn: result.bytesIn, bytesOut: result.bytesOut, durationMs },
       'request',
     );
   }
 
-  private refuseRequest(res: ServerResponse, status: Status): number {
-    writeStatusResponse(res, status);
-    return status.code ?? 500;
+  /**
+   * For a request that needs an approval: a usable approval, a policy auto-approval, or a hold
+   * until an approver decides. `gone` fires when the client leaves while held.
+   */
+  private async gate(c: Extract<Classification, { outcome: 'approval' }>, op: Operation, command: string[] | undefined, clientRun: string | undefined, gone: (abort: () => void) => void): Promise<Gated> {
+    const agent = { id: c.principal.id, name: c.principal.name };
+    const request = { method: c.request.method, path: c.request.path, ...(command ? { command } : {}) };
+    if (c.decision.autoApprove) {
+      const usable = await this.opts.approvals.findUsable(agent.id, op);
+      if (usable) return { ok: true, approval: usable };
+      const approval = await this.opts.approvals.autoApprove({ agent, scope: { ...scopeFor(op), ...(c.decision.autoApprove.maxSessions && op.kind === 'stream' ? { maxSessions: c.decision.autoApprove.maxSessions } : {}) }, request }, c.decision.rule, c.decision.policyHash, c.decision.autoApprove.ttlSeconds);
+      return { ok: true, approval };
+    }
+    const controller = new AbortController();
+    this.holdsInFlight.add(controller);
+    gone(() => controller.abort());
+    try {
+      const outcome = await this.opts.holds.obtain(agent, op, request, subject(c.request), controller.signal, clientRun);
+      if (outcome.ok) return { ok: true, approval: outcome.approval };
+      return { ok: false, status: outcome.status, approvalId: outcome.approvalId };
+    } finally {
+      this.holdsInFlight.delete(controller);
+    }
   }
 
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -142,33 +182,46 @@ export class KubeEndpoint {
     const c = await classify(req, this.opts.agents, this.opts.policy);
     if (c.outcome === 'refuse') {
       req.resume();
-      const status = this.refuseRequest(res, c.status);
-      this.finish(req, c, start, { ...c.audit, status, bytesIn: 0, bytesOut: 0 });
+      writeStatusResponse(res, c.status);
+      this.finish(req, c, start, { ...c.audit, status: c.status.code ?? 500, bytesIn: 0, bytesOut: 0 });
       return;
     }
+    const policy = { rule: c.decision.rule, policyHash: c.decision.policyHash };
     if (c.request.kind === 'resource' && c.request.stream) {
       // exec/attach/portforward without an upgrade: what kube-apiserver answers too.
       req.resume();
-      const status = this.refuseRequest(res, apiStatus(400, 'BadRequest', 'Upgrade request required'));
-      this.finish(req, c, start, { decision: 'allow', rule: c.decision.rule, policyHash: c.decision.policyHash, status, bytesIn: 0, bytesOut: 0 });
+      const status = apiStatus(400, 'BadRequest', 'Upgrade request required');
+      writeStatusResponse(res, status);
+      this.finish(req, c, start, { decision: 'deny', ...policy, status: 400, bytesIn: 0, bytesOut: 0 });
       return;
+    }
+    let approval: Approval | null = null;
+    if (c.outcome === 'approval') {
+      const op = restOperation(c.request as ResourceRequest);
+      const gated = await this.gate(c, op, undefined, header(req, 'kubectl-session'), (abort) => res.on('close', abort));
+      if (!gated.ok) {
+        req.resume();
+        if (!res.destroyed) writeStatusResponse(res, gated.status);
+        this.finish(req, c, start, { decision: 'approval', ...policy, status: gated.status.code ?? 403, bytesIn: 0, bytesOut: 0, approvalId: gated.approvalId });
+        return;
+      }
+      approval = gated.approval;
     }
     this.active.add(res);
     this.opts.metrics.inflight.add(1);
     try {
-      const identity = this.opts.impersonate ? { user: `kube-bastion:agent:${c.principal.name}`, extra: { 'kube-bastion.io/agent-id': c.principal.id } } : undefined;
-      const outcome = await proxyRest(req, res, this.opts.upstream, identity);
+      const outcome = await proxyRest(req, res, this.opts.upstream, this.identity(c));
       if (outcome.error && outcome.status === 502) {
         this.opts.metrics.upstreamErrors.inc();
         this.opts.log.warn({ err: outcome.error }, 'upstream unavailable');
       }
       this.finish(req, c, start, {
-        decision: outcome.status === 502 && outcome.error ? 'error' : 'allow',
-        rule: c.decision.rule,
-        policyHash: c.decision.policyHash,
+        decision: outcome.status === 502 && outcome.error ? 'error' : c.outcome === 'approval' ? 'approval' : 'allow',
+        ...policy,
         status: outcome.status,
         bytesIn: outcome.bytesIn,
         bytesOut: outcome.bytesOut,
+        approvalId: approval?.id ?? null,
       });
     } finally {
       this.active.delete(res);
@@ -176,40 +229,98 @@ export class KubeEndpoint {
     }
   }
 
-  private async onUpgrade(req: IncomingMessage, socket: Duplex, _head: Buffer): Promise<void> {
+  private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const start = Date.now();
     if (this.draining) {
       writeStatusToSocket(socket, apiStatus(503, 'ServiceUnavailable', 'kube-bastion is shutting down'));
       return;
     }
     const c = await classify(req, this.opts.agents, this.opts.policy);
-    let status: Status;
-    let audit: { decision: AuditDecision; rule: string; policyHash: string | null };
-    if (c.outcome === 'refuse') {
-      status = c.status;
-      audit = c.audit;
-    } else if (c.request.kind === 'resource' && c.request.stream) {
-      // Fail closed: a stream session runs only through the recording relay, which is not here yet.
-      status = apiStatus(403, 'Forbidden', `kube-bastion allowed this ${c.request.stream} by rule "${c.decision.rule}", but it never runs a stream session it cannot record, and this bastion has no recording relay yet`);
-      audit = { decision: 'deny', rule: c.decision.rule, policyHash: c.decision.policyHash };
-    } else {
-      status = apiStatus(400, 'BadRequest', 'kube-bastion upgrades only exec, attach and portforward requests');
-      audit = { decision: 'deny', rule: c.decision.rule, policyHash: c.decision.policyHash };
+    const refuse = (status: Status, result: Omit<AuditResult, 'status' | 'bytesIn' | 'bytesOut'>): void => {
+      writeStatusToSocket(socket, status);
+      this.finish(req, c, start, { ...result, status: status.code ?? 500, bytesIn: 0, bytesOut: 0 });
+    };
+    if (c.outcome === 'refuse') return refuse(c.status, c.audit);
+    const policy = { rule: c.decision.rule, policyHash: c.decision.policyHash };
+    if (c.request.kind !== 'resource' || !c.request.stream) {
+      return refuse(apiStatus(400, 'BadRequest', 'kube-bastion upgrades only exec, attach and portforward requests'), { decision: 'deny', ...policy });
     }
-    writeStatusToSocket(socket, status);
-    this.finish(req, c, start, { ...audit, status: status.code ?? 500, bytesIn: 0, bytesOut: 0 });
+    const request = c.request as ResourceRequest & { stream: StreamOperation };
+    if (request.stream === 'portforward') {
+      return refuse(apiStatus(403, 'Forbidden', `pods "${request.name}" is forbidden: kube-bastion does not relay port-forward sessions yet (it never runs a session it cannot record)`), { decision: 'deny', ...policy });
+    }
+    const query = parseRemoteCommandQuery(request.query);
+    if (request.stream === 'exec' && query.command.length === 0) {
+      return refuse(apiStatus(400, 'BadRequest', 'you must specify at least one command for the container'), { decision: 'deny', ...policy });
+    }
+    // Resolve the container before any scope check, so omitting -c cannot reach another container.
+    const pod = await getPod(this.opts.upstream, request.namespace, request.name);
+    if (!pod.ok) return refuse(pod.status, { decision: c.outcome === 'approval' ? 'approval' : 'allow', ...policy });
+    const resolved = resolveContainer(pod.pod, query.container);
+    if (!resolved.ok) return refuse(resolved.status, { decision: c.outcome === 'approval' ? 'approval' : 'allow', ...policy });
+    const op = streamOperation(request, resolved.container, query.command);
+
+    let approval: Approval | null = null;
+    if (c.outcome === 'approval') {
+      const gated = await this.gate(c, op, query.command, header(req, 'kubectl-session'), (abort) => socket.once('close', abort));
+      if (!gated.ok) return refuse(gated.status, { decision: 'approval', ...policy, approvalId: gated.approvalId });
+      const granted = gated.approval!;
+      approval = granted;
+      if (!(await this.opts.approvals.startSession(granted.id))) {
+        return refuse(apiStatus(403, 'Forbidden', `pods "${request.name}" is forbidden: kube-bastion approval ${granted.id} has no sessions left`), { decision: 'approval', ...policy, approvalId: granted.id });
+      }
+    }
+    if (socket.destroyed) {
+      this.finish(req, c, start, { decision: c.outcome === 'approval' ? 'approval' : 'allow', ...policy, status: 499, bytesIn: 0, bytesOut: 0, approvalId: approval?.id ?? null });
+      return;
+    }
+    const identity = this.identity(c);
+    const end = await runStreamSession({
+      req,
+      socket,
+      head,
+      agent: { id: c.principal.id, name: c.principal.name },
+      operation: request.stream,
+      namespace: request.namespace,
+      pod: request.name,
+      query: { ...query, container: resolved.container },
+      approval,
+      upstream: this.opts.upstream,
+      ...(identity ? { identity } : {}),
+      approvals: this.opts.approvals,
+      sessions: this.opts.sessions,
+      sinks: (id) => this.opts.sinks(id),
+      track: (cut) => {
+        this.liveSessions.add(cut);
+        return () => this.liveSessions.delete(cut);
+      },
+      expiryWarningSeconds: this.opts.expiryWarningSeconds,
+      log: this.opts.log,
+    });
+    this.finish(req, c, start, {
+      decision: c.outcome === 'approval' ? 'approval' : 'allow',
+      ...policy,
+      status: end ? 101 : 502,
+      bytesIn: end?.bytesIn ?? 0,
+      bytesOut: end?.bytesOut ?? 0,
+      approvalId: approval?.id ?? null,
+    });
   }
 
   /**
-   * Graceful shutdown: stop accepting, let requests in flight finish for up to `graceMs`, then
-   * end the rest (long watches and log follows end there).
+   * Graceful shutdown: stop accepting, let requests and sessions in flight finish for up to
+   * `graceMs`, then cut sessions with a Status and end the rest.
    */
   async close(graceMs: number): Promise<void> {
     this.draining = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
+    for (const hold of this.holdsInFlight) hold.abort();
     const deadline = Date.now() + graceMs;
-    while (this.active.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while ((this.active.size > 0 || this.liveSessions.size > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const cut of this.liveSessions) cut('shutdown');
+    const cutDeadline = Date.now() + 2000;
+    while (this.liveSessions.size > 0 && Date.now() < cutDeadline) await new Promise((r) => setTimeout(r, 20));
     for (const res of this.active) res.destroy();
     for (const socket of this.sockets) socket.destroy();
     await closed;

@@ -103,6 +103,93 @@ export const MIGRATIONS: readonly Migration[] = [
         BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
     `,
   },
+  {
+    version: 2,
+    name: 'approvals and stream sessions',
+    sql: `
+      CREATE TABLE approvals (
+        id                TEXT PRIMARY KEY,
+        state             TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'revoked', 'expired')),
+        agent_id          TEXT NOT NULL REFERENCES agents(id),
+        agent_name        TEXT NOT NULL,
+        scope_kind        TEXT NOT NULL CHECK (scope_kind IN ('stream', 'rest')),
+        -- Canonical JSON (fixed key order, verbs sorted): equal scopes are equal text.
+        scope             TEXT NOT NULL,
+        -- Copied from the scope so the session count can be capped in one UPDATE.
+        max_sessions      INTEGER CHECK (max_sessions IS NULL OR max_sessions > 0),
+        requested_by      TEXT NOT NULL,
+        decided_by        TEXT,
+        reason            TEXT,
+        ttl_seconds       INTEGER NOT NULL CHECK (ttl_seconds > 0),
+        created_at        TEXT NOT NULL,
+        decided_at        TEXT,
+        expires_at        TEXT,
+        revoked_at        TEXT,
+        sessions_started  INTEGER NOT NULL DEFAULT 0
+                          CHECK (sessions_started >= 0 AND (max_sessions IS NULL OR sessions_started <= max_sessions)),
+        request           TEXT
+      ) STRICT;
+      CREATE INDEX approvals_agent_state ON approvals (agent_id, state, expires_at);
+      CREATE INDEX approvals_state_expires ON approvals (state, expires_at);
+      CREATE INDEX approvals_created ON approvals (created_at);
+
+      -- The life cycle, enforced below the code too: pending -> approved | denied | expired,
+      -- approved -> revoked | expired; nothing else, and never a change of agent or scope.
+      CREATE TRIGGER approvals_transitions BEFORE UPDATE ON approvals
+        WHEN NOT (
+          OLD.state = NEW.state
+          OR (OLD.state = 'pending' AND NEW.state IN ('approved', 'denied', 'expired'))
+          OR (OLD.state = 'approved' AND NEW.state IN ('revoked', 'expired'))
+        )
+        BEGIN SELECT RAISE(ABORT, 'invalid approval state transition'); END;
+      CREATE TRIGGER approvals_immutable BEFORE UPDATE OF id, agent_id, agent_name, scope_kind, scope, max_sessions, requested_by, created_at ON approvals
+        WHEN OLD.id IS NOT NEW.id OR OLD.agent_id IS NOT NEW.agent_id OR OLD.agent_name IS NOT NEW.agent_name
+          OR OLD.scope_kind IS NOT NEW.scope_kind OR OLD.scope IS NOT NEW.scope OR OLD.max_sessions IS NOT NEW.max_sessions
+          OR OLD.requested_by IS NOT NEW.requested_by OR OLD.created_at IS NOT NEW.created_at
+        BEGIN SELECT RAISE(ABORT, 'an approval''s identity, agent and scope never change'); END;
+
+      CREATE TABLE sessions (
+        id                 TEXT PRIMARY KEY,
+        approval_id        TEXT REFERENCES approvals(id),
+        agent_id           TEXT NOT NULL REFERENCES agents(id),
+        agent_name         TEXT NOT NULL,
+        operation          TEXT CHECK (operation IN ('exec', 'attach', 'portforward')),
+        transport          TEXT NOT NULL CHECK (transport IN ('spdy', 'websocket')),
+        protocol           TEXT NOT NULL,
+        upstream_protocol  TEXT,
+        namespace          TEXT NOT NULL,
+        pod                TEXT NOT NULL,
+        container          TEXT NOT NULL,
+        command            TEXT NOT NULL,
+        tty                INTEGER NOT NULL CHECK (tty IN (0, 1)),
+        started_at         TEXT NOT NULL,
+        ended_at           TEXT,
+        end_reason         TEXT CHECK (end_reason IN ('completed', 'expired', 'revoked', 'client-closed', 'upstream-closed',
+                                                      'error', 'shutdown', 'recording-failed', 'interrupted')),
+        exit_code          INTEGER,
+        status             TEXT,
+        bytes_in           INTEGER CHECK (bytes_in IS NULL OR bytes_in >= 0),
+        bytes_out          INTEGER CHECK (bytes_out IS NULL OR bytes_out >= 0),
+        cast_path          TEXT,
+        cast_sha256        TEXT,
+        raw_path           TEXT,
+        raw_sha256         TEXT,
+        channel_sha256     TEXT,
+        CHECK ((ended_at IS NULL) = (end_reason IS NULL))
+      ) STRICT;
+      CREATE INDEX sessions_approval ON sessions (approval_id) WHERE approval_id IS NOT NULL;
+      CREATE INDEX sessions_agent ON sessions (agent_id, started_at);
+      CREATE INDEX sessions_started ON sessions (started_at);
+      CREATE INDEX sessions_open ON sessions (started_at) WHERE ended_at IS NULL;
+      -- The first end wins: an ended session's outcome never changes.
+      CREATE TRIGGER sessions_end_once BEFORE UPDATE ON sessions
+        WHEN OLD.ended_at IS NOT NULL AND (
+          NEW.ended_at IS NOT OLD.ended_at OR NEW.end_reason IS NOT OLD.end_reason OR NEW.exit_code IS NOT OLD.exit_code
+          OR NEW.status IS NOT OLD.status OR NEW.bytes_in IS NOT OLD.bytes_in OR NEW.bytes_out IS NOT OLD.bytes_out
+        )
+        BEGIN SELECT RAISE(ABORT, 'an ended session''s outcome never changes'); END;
+    `,
+  },
 ];
 
 export interface OpenDatabaseOptions {

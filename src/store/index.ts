@@ -1,17 +1,22 @@
 // The Store: the storage parts composed over one database. Callers use the interfaces in
 // types.ts; each part lives in its own file and knows nothing about the others.
 import { SqliteAgentStore } from './agents.js';
+import { SqliteApprovalStore } from './approvals.js';
 import { SqliteAuditLog } from './audit.js';
 import { closeDatabase, databasePath, openDatabase, type Db, type OpenDatabaseOptions } from './db.js';
 import { SqlitePolicyVersionStore } from './policy-versions.js';
+import { SqliteSessionStore } from './sessions.js';
 import { SqliteUserStore } from './users.js';
-import type { AgentStore, AuditLog, Clock, PolicyVersionStore, UserStore } from './types.js';
+import type { AgentStore, ApprovalStore, AuditLog, Clock, PolicyVersionStore, SessionStore, UserStore } from './types.js';
 
 export interface Store {
   readonly agents: AgentStore;
   readonly users: UserStore;
   readonly policyVersions: PolicyVersionStore;
   readonly audit: AuditLog;
+  /** Approval records (the life cycle is src/approvals' ApprovalService, built over this). */
+  readonly approvals: ApprovalStore;
+  readonly sessions: SessionStore;
   /** Where the data lives (for logs and `--data-dir` messages). */
   readonly location: string;
   /** Closes the database. Idempotent. */
@@ -39,6 +44,8 @@ export function openStore(dataDir: string, opts: OpenStoreOptions = {}): SqliteS
     users: new SqliteUserStore(db, clock),
     policyVersions: new SqlitePolicyVersionStore(db, clock),
     audit: new SqliteAuditLog(db, clock),
+    approvals: new SqliteApprovalStore(db),
+    sessions: new SqliteSessionStore(db, clock),
     close: async () => closeDatabase(db),
   };
 }
@@ -47,6 +54,8 @@ export * from './types.js';
 export { agentPrincipal, SqliteAgentStore } from './agents.js';
 export { isUserRole, SqliteUserStore } from './users.js';
 export { SqlitePolicyVersionStore } from './policy-versions.js';
+export { APPROVAL_ID_PATTERN, APPROVAL_ID_PREFIX, newApprovalId, randomId, SqliteApprovalStore } from './approvals.js';
+export { newSessionId, SESSION_ID_PATTERN, SESSION_ID_PREFIX, SqliteSessionStore } from './sessions.js';
 export {
   AUDIT_CHAIN_VERSION,
   AUDIT_HASHED_FIELDS,

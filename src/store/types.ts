@@ -4,7 +4,9 @@
 // database for a multi-replica deployment (design.md §8) is asynchronous, and it must be possible
 // to add one without touching a single call site.
 
+import type { Approval, ApprovalScope, ApprovalState } from '../approvals/types.js';
 import type { StreamOperation } from '../gate/types.js';
+import type { Status } from '../protocol/status.js';
 
 /** The time source (tests inject a fixed one). */
 export type Clock = () => Date;
@@ -263,4 +265,212 @@ export interface AuditLog {
   query(q?: AuditQuery): Promise<AuditRecord[]>;
   head(): Promise<AuditHead>;
   verify(opts?: AuditVerifyOptions): Promise<AuditVerifyResult>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Approvals (the records behind src/approvals; the life cycle rules live in the service)
+
+/** A new approval as the service builds it. The store assigns the id when absent. */
+export interface NewApproval {
+  /** `apr_` + 20 base32 characters; generated when absent. */
+  id?: string;
+  state: 'pending' | 'approved';
+  agentId: string;
+  /** The agent's name. */
+  agent: string;
+  scope: ApprovalScope;
+  requestedBy: string;
+  decidedBy: string | null;
+  reason: string | null;
+  ttlSeconds: number;
+  createdAt: string;
+  decidedAt: string | null;
+  expiresAt: string | null;
+  request: Approval['request'];
+}
+
+/** The columns a transition may set (absent = unchanged). */
+export interface ApprovalChanges {
+  decidedBy?: string | null;
+  decidedAt?: string | null;
+  expiresAt?: string | null;
+  revokedAt?: string | null;
+  reason?: string | null;
+  ttlSeconds?: number;
+}
+
+/**
+ * A compare-and-set state change: applied only while the stored state is `from` (and the expiry
+ * guards hold), so two deciders racing cannot both win.
+ */
+export interface ApprovalTransition {
+  from: ApprovalState;
+  to: ApprovalState;
+  /** Only if expiresAt is null or later than this instant (ISO 8601). */
+  ifUnexpiredAt?: string;
+  /** Only if expiresAt is at or before this instant (ISO 8601). */
+  ifExpiredAt?: string;
+  set?: ApprovalChanges;
+}
+
+export interface ApprovalStoreFilter {
+  /** With `asOf`, matches the effective state (pending/approved past expiresAt count as expired). */
+  state?: ApprovalState;
+  /** Agent name or id. */
+  agent?: string;
+  /** ISO 8601 instant for the effective-state filter; without it the stored state is matched. */
+  asOf?: string;
+}
+
+/**
+ * Approval records. Every `Approval` returned carries the STORED state: an approval whose
+ * expiresAt has passed but that no one has marked expired yet still says pending/approved here
+ * (the service computes the effective state). All instants are ISO 8601 UTC with milliseconds.
+ */
+export interface ApprovalStore {
+  create(input: NewApproval): Promise<Approval>;
+  /**
+   * Atomically: the pending approval for this agent with an identical scope that has not expired at
+   * `asOf` (its expiresAt is moved to `input.expiresAt` if that is later), or else `input` inserted.
+   */
+  createOrJoinPending(input: NewApproval & { state: 'pending' }, asOf: string): Promise<{ approval: Approval; created: boolean }>;
+  get(id: string): Promise<Approval | undefined>;
+  /** Newest first. */
+  list(filter?: ApprovalStoreFilter): Promise<Approval[]>;
+  /** The oldest pending approval for this agent and scope that has not expired at `asOf`. */
+  findPending(agentId: string, scope: ApprovalScope, asOf: string): Promise<Approval | undefined>;
+  /** Approved, not revoked, not expired at `asOf`; latest expiry first. */
+  listApproved(agentId: string, asOf: string): Promise<Approval[]>;
+  /** Pending approvals of this agent not expired at `asOf`. */
+  countPending(agentId: string, asOf: string): Promise<number>;
+  /** Applies the transition; undefined when the id is unknown or a guard failed. */
+  transition(id: string, t: ApprovalTransition): Promise<Approval | undefined>;
+  /** Stored pending/approved approvals whose expiresAt is at or before `asOf`, oldest deadline first. */
+  listDue(asOf: string): Promise<Approval[]>;
+  /** The earliest expiresAt among stored pending/approved approvals. */
+  nextExpiry(): Promise<string | undefined>;
+  /**
+   * Atomically counts one session: only while approved, not revoked, not expired at `asOf` and
+   * under the scope's maxSessions. The updated approval, or undefined when it is not usable.
+   */
+  incrementSessions(id: string, asOf: string): Promise<Approval | undefined>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stream sessions
+
+export const SESSION_TRANSPORTS = ['spdy', 'websocket'] as const;
+export type SessionTransport = (typeof SESSION_TRANSPORTS)[number];
+
+export const SESSION_END_REASONS = [
+  'completed',
+  'expired',
+  'revoked',
+  'client-closed',
+  'upstream-closed',
+  'error',
+  'shutdown',
+  'recording-failed',
+  'interrupted',
+] as const;
+/** `interrupted`: the bastion stopped (crash) while the session was open; set at the next start. */
+export type SessionEndReason = (typeof SESSION_END_REASONS)[number];
+
+export type SessionState = 'open' | 'ended';
+
+export interface Session {
+  /** `ses_` + 20 base32 characters */
+  id: string;
+  /** null when a policy rule allowed the session without an approval. */
+  approvalId: string | null;
+  /** The agent's name. */
+  agent: string;
+  agentId: string;
+  state: SessionState;
+  /** null when not given at start. */
+  operation: StreamOperation | null;
+  transport: SessionTransport;
+  /** The agent-side subprotocol, e.g. `v5.channel.k8s.io`. */
+  protocol: string;
+  /** The subprotocol spoken with the upstream API server; null when not known. */
+  upstreamProtocol: string | null;
+  namespace: string;
+  pod: string;
+  container: string;
+  /** exec argv ([] for attach). */
+  command: string[];
+  tty: boolean;
+  startedAt: string;
+  endedAt: string | null;
+  endReason: SessionEndReason | null;
+  exitCode: number | null;
+  /** The final metav1.Status sent to the agent. */
+  status: Status | null;
+  /** Bytes from the agent to upstream; null while open and for interrupted sessions. */
+  bytesIn: number | null;
+  /** Bytes from upstream to the agent; null while open and for interrupted sessions. */
+  bytesOut: number | null;
+  castPath: string | null;
+  castSha256: string | null;
+  rawPath: string | null;
+  rawSha256: string | null;
+  /** sha256 (hex) of each channel's exact bytes, by channel name (stdin, stdout, stderr, ...). */
+  channelSha256: Record<string, string> | null;
+}
+
+export interface SessionStartInput {
+  /** Generated when absent. */
+  id?: string;
+  approvalId: string | null;
+  agent: { id: string; name: string };
+  operation?: StreamOperation | null;
+  transport: SessionTransport;
+  protocol: string;
+  upstreamProtocol?: string | null;
+  namespace: string;
+  pod: string;
+  container: string;
+  command: string[];
+  tty: boolean;
+}
+
+interface SessionEndFields {
+  exitCode: number | null;
+  status: Status | null;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/**
+ * How a session ended. `reason` is accepted as an alias of `endReason`, so the session layer's
+ * `SessionEnd` passes as is.
+ */
+export type SessionEndInput = SessionEndFields & ({ endReason: SessionEndReason } | { reason: SessionEndReason });
+
+export interface SessionRecordingInput {
+  castPath?: string | null;
+  castSha256?: string | null;
+  rawPath?: string | null;
+  rawSha256?: string | null;
+  channelSha256?: Record<string, string> | null;
+}
+
+export interface SessionFilter {
+  approvalId?: string;
+  /** Agent name or id. */
+  agent?: string;
+  state?: SessionState;
+}
+
+export interface SessionStore {
+  start(input: SessionStartInput): Promise<Session>;
+  /** Ends an open session. Idempotent: the first end wins and later calls return it unchanged. Unknown id: NOT_FOUND. */
+  end(id: string, input: SessionEndInput): Promise<Session>;
+  /** Records the recording's files and hashes (given fields only). Unknown id: NOT_FOUND. */
+  setRecording(id: string, input: SessionRecordingInput): Promise<Session>;
+  get(id: string): Promise<Session | undefined>;
+  /** Newest first. */
+  list(filter?: SessionFilter): Promise<Session[]>;
+  /** Crash recovery at startup: ends every open session as `interrupted`; returns them. */
+  markOpenAsInterrupted(): Promise<Session[]>;
 }

@@ -33,7 +33,7 @@ beforeAll(async () => {
   dataDir = join(dir, 'data');
   policyFile = join(dir, 'policy.yaml');
   writeFileSync(policyFile, DEFAULT_POLICY_YAML);
-  serve = spawn(process.execPath, [BIN, 'serve', '--data-dir', dataDir, '--recordings', join(dir, 'rec'), '--listen', '127.0.0.1:0', '--control-listen', '127.0.0.1:0', '--policy', policyFile, '--shutdown-grace', '1'], {
+  serve = spawn(process.execPath, [BIN, 'serve', '--data-dir', dataDir, '--recordings', join(dir, 'rec'), '--listen', '127.0.0.1:0', '--control-listen', '127.0.0.1:0', '--policy', policyFile, '--shutdown-grace', '1', '--hold-timeout', '1'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   serve.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));

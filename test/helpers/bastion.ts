@@ -23,7 +23,7 @@ export interface TestBastion {
   stop(): Promise<void>;
 }
 
-export async function startTestBastion(opts: { extraArgs?: string[]; log?: Logger } = {}): Promise<TestBastion> {
+export async function startTestBastion(opts: { extraArgs?: string[]; log?: Logger; sim?: SimCluster } = {}): Promise<TestBastion> {
   const dir = mkdtempSync(join(tmpdir(), 'kb-bastion-test-'));
   const config = parseServeConfig(
     ['--data-dir', join(dir, 'data'), '--recordings', join(dir, 'recordings'), '--listen', '127.0.0.1:0', '--control-listen', '127.0.0.1:0', ...(opts.extraArgs ?? [])],
@@ -37,7 +37,7 @@ export async function startTestBastion(opts: { extraArgs?: string[]; log?: Logge
   writeFileSync(agentKubeconfig, kubeconfigText, { mode: 0o600 });
   return {
     bastion,
-    sim: bastion.sim!,
+    sim: opts.sim ?? bastion.sim!,
     dir,
     agentName,
     agentToken: token,

@@ -1,0 +1,569 @@
+// The approval life cycle over the storage interfaces.
+//
+//   pending  -> approved | denied | expired      (pending expires at its hold deadline)
+//   approved -> revoked | expired                (approved expires at decidedAt + ttlSeconds)
+//
+// - Who decides: users with role approver or admin (and a policy rule, through autoApprove or as
+//   the actor of approve/deny). Agents never decide, reviewers never decide, and nobody approves
+//   a request they made. Revoke: approver, admin, or `system`.
+// - Expiry is computed on every read (a pending/approved approval whose expiresAt has passed IS
+//   expired, whether or not that has been written yet) and persisted by one timer armed for the
+//   next deadline, which writes the `approval.expired` audit row and emits 'changed'.
+// - Every state change is a compare-and-set in the store, then one audit row, then 'changed'
+//   (emitted synchronously, listener by listener, so a held request or a live session reacts at
+//   once). If the audit append fails after the change was stored, 'changed' is still emitted (a
+//   revocation must cut sessions whatever happens) and the append's error is thrown.
+import { EventEmitter } from 'node:events';
+import { MAX_AUTO_APPROVE_TTL_SECONDS } from '../gate/policy/schema.js';
+import { BastionError, ErrorCode } from '../errors.js';
+import type { AgentStore, ApprovalStore, ApprovalTransition, AuditEventInput, AuditLog, Clock, NewApproval } from '../store/types.js';
+import { hasSessionsLeft, scopeCovers } from './scope.js';
+import {
+  actorId,
+  type Actor,
+  type Approval,
+  type ApprovalEvents,
+  type ApprovalFilter,
+  type ApprovalScope,
+  type ApprovalService,
+  type ApprovalState,
+  APPROVAL_STATES,
+  type GrantInput,
+  type HeldRequest,
+  type Operation,
+} from './types.js';
+import {
+  badRequest,
+  MAX_TTL_SECONDS,
+  optionalReason,
+  validateReason,
+  validateRequest,
+  validateScope,
+  validateTtl,
+} from './validate.js';
+
+/** Validity of an approval decided on a held request when the approver gives no ttlSeconds. */
+export const DEFAULT_APPROVAL_TTL_SECONDS = 900;
+
+/** setTimeout's largest delay (about 24.8 days); later deadlines re-arm on the way. */
+const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+/** After a failed expiry sweep, try again this soon. */
+const SWEEP_RETRY_MS = 1000;
+
+export interface SqliteApprovalServiceOptions {
+  approvals: ApprovalStore;
+  agents: AgentStore;
+  audit: AuditLog;
+  clock?: Clock;
+  /** Validity of approvals created from held requests, until an approver says otherwise (default 900 s). */
+  defaultTtlSeconds?: number;
+  /** Called when the service cannot do something in the background (an expiry sweep failed). */
+  onError?: (err: unknown) => void;
+}
+
+/** The state an approval is in at `now`: a pending or approved one past its expiresAt is expired. */
+export function effectiveState(a: Approval, now: Date): ApprovalState {
+  if ((a.state === 'pending' || a.state === 'approved') && a.expiresAt !== null && Date.parse(a.expiresAt) <= now.getTime()) {
+    return 'expired';
+  }
+  return a.state;
+}
+
+/** The approval as it is at `now` (see effectiveState). */
+export function asOf(a: Approval, now: Date): Approval {
+  const state = effectiveState(a, now);
+  return state === a.state ? a : { ...a, state };
+}
+
+type Decision = 'grant' | 'approve' | 'deny' | 'revoke';
+
+/** Who may do what. Throws FORBIDDEN. */
+function authorize(decision: Decision, actor: Actor): void {
+  const kind = (actor as { kind?: unknown } | undefined)?.kind;
+  if (kind === 'agent') {
+    throw new BastionError(ErrorCode.FORBIDDEN, `an agent can never ${decision} an approval (decisions are made outside the agent)`, {
+      actor: actorId(actor),
+    });
+  }
+  if (kind === 'user') {
+    const role = (actor as { role?: unknown }).role;
+    if (role === 'approver' || role === 'admin') return;
+    throw new BastionError(
+      ErrorCode.FORBIDDEN,
+      `user ${JSON.stringify((actor as { name?: unknown }).name)} has role ${String(role)}; only approvers and admins can ${decision} approvals`,
+      { actor: actorId(actor) },
+    );
+  }
+  if (kind === 'policy' && (decision === 'approve' || decision === 'deny')) return;
+  if (kind === 'system' && (decision === 'deny' || decision === 'revoke')) return;
+  if (kind === 'policy' || kind === 'system') {
+    throw new BastionError(ErrorCode.FORBIDDEN, `${actorId(actor)} cannot ${decision} an approval`, { actor: actorId(actor) });
+  }
+  throw new BastionError(ErrorCode.FORBIDDEN, `unknown actor; cannot ${decision} an approval`);
+}
+
+type ScopeAuditFields = Pick<AuditEventInput, 'namespace' | 'name' | 'verb' | 'apiGroup' | 'resource' | 'subresource' | 'stream'>;
+
+/**
+ * Audit columns naming what a scope is about, with the meanings request rows give them (resource
+ * without its group, the group in apiGroup); the whole scope is in details.
+ */
+function scopeAuditFields(scope: ApprovalScope): ScopeAuditFields {
+  if (scope.kind === 'stream') {
+    const single = scope.verbs.length === 1 ? scope.verbs[0]! : undefined;
+    return {
+      namespace: scope.namespace,
+      name: scope.pod,
+      apiGroup: '',
+      resource: 'pods',
+      ...(single ? { subresource: single, stream: single } : {}),
+    };
+  }
+  const [base = '', subresource = ''] = scope.resource.split('/');
+  const dot = base.indexOf('.');
+  return {
+    namespace: scope.namespace,
+    name: scope.name,
+    verb: scope.verb,
+    apiGroup: dot < 0 ? '' : base.slice(dot + 1),
+    resource: dot < 0 ? base : base.slice(0, dot),
+    subresource,
+  };
+}
+
+export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implements ApprovalService {
+  private readonly approvals: ApprovalStore;
+  private readonly agents: AgentStore;
+  private readonly audit: AuditLog;
+  private readonly clock: Clock;
+  private readonly defaultTtlSeconds: number;
+  private readonly onError: (err: unknown) => void;
+  private timer: NodeJS.Timeout | undefined;
+  /** When the armed timer fires (ms since epoch); Infinity when none is armed. */
+  private timerAt = Infinity;
+  private closed = false;
+  /** The sweep in progress, so overlapping triggers share it. */
+  private sweeping: Promise<Approval[]> | undefined;
+  private sweepAgain = false;
+
+  constructor(opts: SqliteApprovalServiceOptions) {
+    super();
+    this.approvals = opts.approvals;
+    this.agents = opts.agents;
+    this.audit = opts.audit;
+    this.clock = opts.clock ?? (() => new Date());
+    this.defaultTtlSeconds = validateTtl(opts.defaultTtlSeconds ?? DEFAULT_APPROVAL_TTL_SECONDS, 'defaultTtlSeconds');
+    this.onError = opts.onError ?? ((err) => process.emitWarning(`kube-bastion approvals: ${err instanceof Error ? err.message : String(err)}`));
+    // Approvals stored by an earlier run may be due already, or soon.
+    this.rescheduleFromStore();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Decisions
+
+  async grant(input: GrantInput, actor: Actor): Promise<Approval> {
+    authorize('grant', actor);
+    if (typeof input !== 'object' || input === null) throw badRequest('agent', 'grant needs agent, scope, ttlSeconds and reason');
+    const agent = await this.activeAgent(input.agent, 'name');
+    const scope = validateScope(input.scope);
+    const ttlSeconds = validateTtl(input.ttlSeconds);
+    const reason = validateReason(input.reason);
+    const now = this.clock();
+    const by = actorId(actor);
+    const approval = await this.approvals.create({
+      state: 'approved',
+      agentId: agent.id,
+      agent: agent.name,
+      scope,
+      requestedBy: by,
+      decidedBy: by,
+      reason,
+      ttlSeconds,
+      createdAt: now.toISOString(),
+      decidedAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + ttlSeconds * 1000).toISOString(),
+      request: null,
+    });
+    return this.committed(approval, 'approval.granted', by, { scope, reason, ttlSeconds, expiresAt: approval.expiresAt }, now);
+  }
+
+  async requestOrJoin(held: HeldRequest): Promise<{ approval: Approval; created: boolean }> {
+    if (typeof held !== 'object' || held === null) throw badRequest('agent', 'a held request needs agent, scope, request and holdSeconds');
+    const agent = await this.heldAgent(held.agent);
+    const scope = validateScope(held.scope);
+    const request = validateRequest(held.request);
+    const holdSeconds = validateTtl(held.holdSeconds, 'holdSeconds');
+    const now = this.clock();
+    const input: NewApproval & { state: 'pending' } = {
+      state: 'pending',
+      agentId: agent.id,
+      agent: agent.name,
+      scope,
+      requestedBy: `agent:${agent.name}`,
+      decidedBy: null,
+      reason: null,
+      ttlSeconds: this.defaultTtlSeconds,
+      createdAt: now.toISOString(),
+      decidedAt: null,
+      expiresAt: new Date(now.getTime() + holdSeconds * 1000).toISOString(),
+      request,
+    };
+    const { approval, created } = await this.approvals.createOrJoinPending(input, now.toISOString());
+    const details = { scope, request, holdSeconds, expiresAt: approval.expiresAt };
+    if (created) {
+      return { approval: await this.committed(approval, 'approval.requested', input.requestedBy, details, now), created };
+    }
+    // Joining changes no state: audited (the review record shows both attempts), not emitted.
+    this.scheduleAt(approval.expiresAt);
+    await this.audit.append(this.auditEvent('approval.joined', approval, `agent:${agent.name}`, details, now));
+    return { approval: asOf(approval, now), created };
+  }
+
+  async approve(id: string, actor: Actor, opts: { ttlSeconds?: number; reason?: string } = {}): Promise<Approval> {
+    authorize('approve', actor);
+    const ttlOverride = opts.ttlSeconds === undefined ? undefined : validateTtl(opts.ttlSeconds);
+    const reason = optionalReason(opts.reason);
+    const current = await this.require(id);
+    const now = this.clock();
+    // The state first: approving what is already decided is the clearer error.
+    this.expectState(current, 'pending', 'approve', now);
+    this.refuseSelf(current, actor, 'approve');
+    const ttlSeconds = ttlOverride ?? Math.min(current.ttlSeconds, MAX_TTL_SECONDS);
+    const expiresAt = new Date(now.getTime() + ttlSeconds * 1000).toISOString();
+    const by = actorId(actor);
+    const changes = { decidedBy: by, decidedAt: now.toISOString(), expiresAt, ttlSeconds, ...(reason !== undefined ? { reason } : {}) };
+    const approval = await this.transition(current, 'approve', { from: 'pending', to: 'approved', ifUnexpiredAt: now.toISOString(), set: changes }, now);
+    return this.committed(approval, 'approval.approved', by, { scope: approval.scope, reason: reason ?? null, ttlSeconds, expiresAt }, now);
+  }
+
+  async deny(id: string, actor: Actor, reason: string): Promise<Approval> {
+    authorize('deny', actor);
+    const why = validateReason(reason);
+    const current = await this.require(id);
+    const now = this.clock();
+    const by = actorId(actor);
+    const approval = await this.transition(
+      current,
+      'deny',
+      // A denied approval has no deadline.
+      { from: 'pending', to: 'denied', ifUnexpiredAt: now.toISOString(), set: { decidedBy: by, decidedAt: now.toISOString(), expiresAt: null, reason: why } },
+      now,
+    );
+    return this.committed(approval, 'approval.denied', by, { scope: approval.scope, reason: why }, now);
+  }
+
+  async revoke(id: string, actor: Actor, reason?: string): Promise<Approval> {
+    authorize('revoke', actor);
+    const why = optionalReason(reason) ?? (actor.kind === 'system' ? optionalReason(actor.reason) : undefined);
+    const current = await this.require(id);
+    const now = this.clock();
+    const by = actorId(actor);
+    const approval = await this.transition(
+      current,
+      'revoke',
+      { from: 'approved', to: 'revoked', ifUnexpiredAt: now.toISOString(), set: { revokedAt: now.toISOString(), ...(why !== undefined ? { reason: why } : {}) } },
+      now,
+    );
+    return this.committed(approval, 'approval.revoked', by, { scope: approval.scope, reason: why ?? null, sessionsStarted: approval.sessionsStarted }, now);
+  }
+
+  async autoApprove(held: Omit<HeldRequest, 'holdSeconds'>, rule: string, policyHash: string, ttlSeconds: number): Promise<Approval> {
+    if (typeof held !== 'object' || held === null) throw badRequest('agent', 'autoApprove needs agent, scope and request');
+    if (typeof rule !== 'string' || rule.length === 0) throw badRequest('rule', 'rule is required');
+    if (typeof policyHash !== 'string' || policyHash.length === 0) throw badRequest('policyHash', 'policyHash is required');
+    const agent = await this.heldAgent(held.agent);
+    const scope = validateScope(held.scope);
+    const request = validateRequest(held.request);
+    // Policy rules may grant up to the policy schema's limit (7 days), more than a person may.
+    const ttl = validateTtl(ttlSeconds, 'ttlSeconds', MAX_AUTO_APPROVE_TTL_SECONDS);
+    const now = this.clock();
+    const by = actorId({ kind: 'policy', rule, policyHash });
+    const reason = `auto-approved by policy rule ${rule}`;
+    const approval = await this.approvals.create({
+      state: 'approved',
+      agentId: agent.id,
+      agent: agent.name,
+      scope,
+      requestedBy: `agent:${agent.name}`,
+      decidedBy: by,
+      reason,
+      ttlSeconds: ttl,
+      createdAt: now.toISOString(),
+      decidedAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + ttl * 1000).toISOString(),
+      request,
+    });
+    return this.committed(approval, 'approval.auto-approved', by, { scope, request, reason, ttlSeconds: ttl, expiresAt: approval.expiresAt }, now, {
+      rule,
+      policyHash,
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reads
+
+  async get(id: string): Promise<Approval | undefined> {
+    const a = await this.approvals.get(id);
+    if (!a) return undefined;
+    return this.effective(a);
+  }
+
+  async list(filter: ApprovalFilter = {}): Promise<Approval[]> {
+    if (filter.state !== undefined && !(APPROVAL_STATES as readonly string[]).includes(filter.state)) {
+      throw badRequest('state', `state ${JSON.stringify(filter.state)} must be one of ${APPROVAL_STATES.join(', ')}`);
+    }
+    const now = this.clock();
+    const rows = await this.approvals.list({
+      ...(filter.state !== undefined ? { state: filter.state } : {}),
+      ...(filter.agent !== undefined ? { agent: filter.agent } : {}),
+      asOf: now.toISOString(),
+    });
+    return rows.map((a) => this.effective(a, now));
+  }
+
+  async findUsable(agentId: string, op: Operation): Promise<Approval | undefined> {
+    const now = this.clock();
+    // Latest expiry first, so the first that covers the operation is the one to prefer.
+    for (const a of await this.approvals.listApproved(agentId, now.toISOString())) {
+      if (effectiveState(a, now) !== 'approved' || a.revokedAt !== null) continue;
+      if (a.agentId !== agentId) continue;
+      if (!scopeCovers(a.scope, op)) continue;
+      if (op.kind === 'stream' && !hasSessionsLeft(a.scope, a.sessionsStarted)) continue;
+      return a;
+    }
+    return undefined;
+  }
+
+  async startSession(id: string): Promise<boolean> {
+    const now = this.clock();
+    const a = await this.approvals.incrementSessions(id, now.toISOString());
+    if (!a) {
+      if (!(await this.approvals.get(id))) throw new BastionError(ErrorCode.NOT_FOUND, `approval ${JSON.stringify(id)} not found`, { id });
+      return false;
+    }
+    this.emitChanged(a);
+    return true;
+  }
+
+  async pendingCount(agentId: string): Promise<number> {
+    return this.approvals.countPending(agentId, this.clock().toISOString());
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Expiry
+
+  /**
+   * Persists every approval whose deadline has passed as `expired` (audit row + 'changed' each),
+   * then arms the timer for the next deadline. Called by the timer; public for startup and tests.
+   */
+  expireDue(): Promise<Approval[]> {
+    if (this.sweeping) {
+      this.sweepAgain = true;
+      return this.sweeping;
+    }
+    const run = async (): Promise<Approval[]> => {
+      const expired: Approval[] = [];
+      try {
+        do {
+          this.sweepAgain = false;
+          const now = this.clock();
+          for (const due of this.closed ? [] : await this.approvals.listDue(now.toISOString())) {
+            // Closed meanwhile (the store may be closing too): stop; the next start picks it up.
+            if (this.closed) break;
+            const a = await this.approvals.transition(due.id, {
+              from: due.state,
+              to: 'expired',
+              ifExpiredAt: now.toISOString(),
+            });
+            if (!a) continue; // decided, revoked or extended meanwhile
+            const details = { scope: a.scope, previousState: due.state, expiresAt: a.expiresAt, sessionsStarted: a.sessionsStarted };
+            await this.committed(a, 'approval.expired', 'system', details, now);
+            expired.push(a);
+          }
+        } while (this.sweepAgain && !this.closed);
+      } finally {
+        this.sweeping = undefined;
+      }
+      return expired;
+    };
+    const started = this.clock().getTime();
+    this.sweeping = run();
+    const sweep = this.sweeping;
+    void sweep.then(
+      () => this.rescheduleFromStore(started),
+      (err: unknown) => {
+        this.onError(err);
+        this.armAt(this.clock().getTime() + SWEEP_RETRY_MS, true);
+      },
+    );
+    return sweep;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Internals
+
+  private effective(a: Approval, now = this.clock()): Approval {
+    const e = asOf(a, now);
+    // Computed as expired but not yet written: let the sweep write it (audit row, 'changed').
+    if (e.state !== a.state) this.armAt(now.getTime(), false, now);
+    return e;
+  }
+
+  private async require(id: string): Promise<Approval> {
+    if (typeof id !== 'string' || id.length === 0) throw badRequest('id', 'approval id is required');
+    const a = await this.approvals.get(id);
+    if (!a) throw new BastionError(ErrorCode.NOT_FOUND, `approval ${JSON.stringify(id)} not found`, { id });
+    return a;
+  }
+
+  private refuseSelf(a: Approval, actor: Actor, decision: Decision): void {
+    if (a.requestedBy === actorId(actor)) {
+      throw new BastionError(ErrorCode.FORBIDDEN, `${actorId(actor)} requested approval ${a.id} and cannot ${decision} it; another approver must`, {
+        id: a.id,
+        actor: actorId(actor),
+      });
+    }
+  }
+
+  private refuseState(a: Approval, state: ApprovalState, from: ApprovalState, decision: Decision): BastionError {
+    const done = decision === 'deny' ? 'denied' : `${decision}d`;
+    return new BastionError(
+      ErrorCode.BAD_REQUEST,
+      `approval ${a.id} is ${state}; only ${from === 'pending' ? 'a pending' : 'an approved'} approval can be ${done}`,
+      { field: 'state', id: a.id, state },
+    );
+  }
+
+  /** Throws BAD_REQUEST naming the current (effective) state unless it is `from`. */
+  private expectState(current: Approval, from: ApprovalState, decision: Decision, now: Date): void {
+    const state = effectiveState(current, now);
+    if (state === from) return;
+    // Computed as expired but not yet written: let the sweep write it.
+    if (state === 'expired' && current.state !== 'expired') this.armAt(now.getTime(), false, now);
+    throw this.refuseState(current, state, from, decision);
+  }
+
+  /** The compare-and-set, with a message naming the current state when it does not apply. */
+  private async transition(current: Approval, decision: Decision, t: ApprovalTransition, now: Date): Promise<Approval> {
+    this.expectState(current, t.from, decision, now);
+    const a = await this.approvals.transition(current.id, t);
+    if (a) return a;
+    // Lost a race (another decider, or the deadline passed): report what it is now.
+    const after = await this.approvals.get(current.id);
+    throw this.refuseState(current, after ? effectiveState(after, this.clock()) : current.state, t.from, decision);
+  }
+
+  /** After a stored change: audit, re-arm the expiry timer, emit 'changed'. Returns the approval as of `now`. */
+  private async committed(
+    a: Approval,
+    event: string,
+    actor: string,
+    details: Record<string, unknown>,
+    now: Date,
+    extra: Partial<AuditEventInput> = {},
+  ): Promise<Approval> {
+    this.scheduleAt(a.expiresAt);
+    const out = asOf(a, now);
+    let auditError: unknown;
+    try {
+      await this.audit.append({ ...this.auditEvent(event, a, actor, details, now), ...extra });
+    } catch (err) {
+      auditError = err;
+    }
+    this.emitChanged(out);
+    if (auditError !== undefined) throw auditError;
+    return out;
+  }
+
+  private auditEvent(event: string, a: Approval, actor: string, details: Record<string, unknown>, now: Date): AuditEventInput {
+    return {
+      event,
+      time: now,
+      agent: { id: a.agentId, name: a.agent },
+      actor,
+      approvalId: a.id,
+      ...scopeAuditFields(a.scope),
+      ...(a.request ? { method: a.request.method, path: a.request.path } : {}),
+      details: { state: a.state, requestedBy: a.requestedBy, decidedBy: a.decidedBy, ...details },
+    };
+  }
+
+  /** Calls every listener; one that throws neither stops the others nor fails the caller. */
+  private emitChanged(a: Approval): void {
+    for (const listener of this.listeners('changed')) {
+      try {
+        (listener as (a: Approval) => void).call(this, a);
+      } catch (err) {
+        this.onError(err);
+      }
+    }
+  }
+
+  private async activeAgent(ref: unknown, how: 'name' | 'id'): Promise<{ id: string; name: string }> {
+    if (typeof ref !== 'string' || ref.length === 0) throw badRequest('agent', 'agent is required (the agent name)');
+    const agent =
+      how === 'name'
+        ? ((await this.agents.getAgentByName(ref)) ?? (await this.agents.getAgentById(ref)))
+        : await this.agents.getAgentById(ref);
+    if (!agent) throw badRequest('agent', `agent ${JSON.stringify(ref)} does not exist`);
+    if (agent.revokedAt !== null) throw badRequest('agent', `agent ${JSON.stringify(agent.name)} was revoked at ${agent.revokedAt}`);
+    return { id: agent.id, name: agent.name };
+  }
+
+  private async heldAgent(v: unknown): Promise<{ id: string; name: string }> {
+    const ref = v as { id?: unknown; name?: unknown } | null | undefined;
+    if (typeof ref !== 'object' || ref === null || typeof ref.id !== 'string') throw badRequest('agent', 'agent must be { id, name }');
+    const agent = await this.activeAgent(ref.id, 'id');
+    if (ref.name !== undefined && ref.name !== agent.name) throw badRequest('agent.name', `agent name ${JSON.stringify(ref.name)} does not match the agent's id`);
+    return agent;
+  }
+
+  private scheduleAt(expiresAt: string | null): void {
+    if (expiresAt !== null) this.armAt(Date.parse(expiresAt));
+  }
+
+  /**
+   * Arms the expiry timer for instant `at` (per the service clock) unless an earlier one is armed.
+   * `force` replaces whatever is armed (retry after a failure).
+   */
+  private armAt(at: number, force = false, now = this.clock()): void {
+    if (this.closed || !Number.isFinite(at)) return;
+    if (!force && this.timer !== undefined && this.timerAt <= at) return;
+    if (this.timer) clearTimeout(this.timer);
+    const delay = Math.min(MAX_TIMER_DELAY_MS, Math.max(0, at - now.getTime()));
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      void this.expireDue().catch(() => undefined);
+    }, delay);
+    this.timer.unref();
+  }
+
+  /**
+   * Arms the timer for the earliest stored deadline. `sweptAt`: the instant a sweep that just
+   * finished started; a deadline it should have handled but did not (another process holds it, a
+   * race) is retried a little later rather than at once, so the timer can never spin.
+   */
+  private rescheduleFromStore(sweptAt?: number): void {
+    if (this.closed) return;
+    this.approvals.nextExpiry().then(
+      (next) => {
+        if (next === undefined) return;
+        const at = Date.parse(next);
+        this.armAt(sweptAt !== undefined && at <= sweptAt ? this.clock().getTime() + SWEEP_RETRY_MS : at);
+      },
+      (err: unknown) => {
+        this.onError(err);
+        this.armAt(this.clock().getTime() + SWEEP_RETRY_MS, true);
+      },
+    );
+  }
+}

@@ -1,0 +1,343 @@
+// `kube-bastion approvals ...` against a real control endpoint (real store, real approval service).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerApprovalRoutes } from '../api/approvals-routes.js';
+import { userAuthenticator } from '../api/auth.js';
+import { ControlEndpoint } from '../api/control-endpoint.js';
+import { SqliteApprovalService } from '../approvals/service.js';
+import type { Approval } from '../approvals/types.js';
+import { BastionError } from '../errors.js';
+import { silentLogger } from '../log.js';
+import { Registry } from '../metrics.js';
+import { openStore, type SqliteStore } from '../store/index.js';
+import { formatScope, parseDuration, runApprovals, type ApprovalsIo } from './approvals.js';
+
+let dir: string;
+let store: SqliteStore;
+let approvals: SqliteApprovalService;
+let control: ControlEndpoint;
+let agent: { id: string; name: string };
+let alice: string;
+let bob: string;
+let rita: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'kb-approvals-cli-'));
+  store = openStore(join(dir, 'data'));
+  approvals = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit });
+  const deps = {
+    agents: store.agents,
+    users: store.users,
+    audit: store.audit,
+    policyVersions: store.policyVersions,
+    currentPolicy: () => ({ hash: '0'.repeat(64), origin: 'builtin:default' }),
+    metrics: new Registry(),
+    agentKubeconfig: () => 'kubeconfig',
+    log: silentLogger(),
+    approvals,
+  };
+  control = new ControlEndpoint(deps, { host: '127.0.0.1', port: 0 });
+  if (!control.router.list().some((r) => r.pattern === '/v1/approvals')) {
+    registerApprovalRoutes(control.router, { approvals, authenticate: userAuthenticator(store.users) });
+  }
+  await control.listen();
+  alice = (await store.users.createUser('alice', 'approver')).token;
+  bob = (await store.users.createUser('bob', 'approver')).token;
+  rita = (await store.users.createUser('rita', 'reviewer')).token;
+  const created = await store.agents.createAgent('claude');
+  agent = { id: created.agent.id, name: created.agent.name };
+});
+
+afterAll(async () => {
+  await control?.close();
+  approvals?.close();
+  await store?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the command with KUBE_BASTION_URL/TOKEN pointing at the test server (alice unless told). */
+async function run(args: string[], opts: { token?: string; env?: Record<string, string | undefined>; signal?: AbortSignal; onOut?: (s: string) => void } = {}): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const io: Partial<ApprovalsIo> = {
+    stdout: (t) => {
+      stdout += t;
+      opts.onOut?.(stdout);
+    },
+    stderr: (t) => (stderr += t),
+    env: opts.env ?? { KUBE_BASTION_URL: control.url, KUBE_BASTION_TOKEN: opts.token ?? alice },
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  };
+  const code = await runApprovals(args, io);
+  return { code, stdout, stderr };
+}
+
+async function usageError(args: string[], env?: Record<string, string | undefined>): Promise<string> {
+  const err = await run(args, env ? { env } : {}).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err, args.join(' ')).toBeInstanceOf(BastionError);
+  expect((err as BastionError).code).toBe('USAGE');
+  return (err as BastionError).message;
+}
+
+let podCounter = 0;
+async function pending(): Promise<Approval> {
+  const pod = `held-${++podCounter}`;
+  const { approval } = await approvals.requestOrJoin({
+    agent,
+    scope: { kind: 'stream', namespace: 'demo', pod, container: 'app', verbs: ['exec'] },
+    request: { method: 'POST', path: `/api/v1/namespaces/demo/pods/${pod}/exec`, command: ['ls'] },
+    holdSeconds: 300,
+  });
+  return approval;
+}
+
+const STREAM = ['--agent', 'claude', '--namespace', 'demo', '--pod', 'web-0', '--container', 'app', '--verbs', 'exec,attach', '--ttl', '10m', '--reason', 'INC-7'];
+
+describe('parseDuration and formatScope', () => {
+  it('reads 90s, 10m, 2h, 1h30m, 1d and bare seconds', () => {
+    expect(parseDuration('90s', '--ttl')).toBe(90);
+    expect(parseDuration('10m', '--ttl')).toBe(600);
+    expect(parseDuration('2h', '--ttl')).toBe(7200);
+    expect(parseDuration('1h30m', '--ttl')).toBe(5400);
+    expect(parseDuration('1d', '--ttl')).toBe(86400);
+    expect(parseDuration('45', '--ttl')).toBe(45);
+    for (const bad of ['', '10x', 'm', '0s', '-5m', '1.5h', '10m5h']) expect(() => parseDuration(bad, '--ttl'), bad).toThrow(/--ttl/);
+  });
+
+  it('shows scopes kubectl-style', () => {
+    expect(formatScope({ kind: 'stream', namespace: 'demo', pod: 'web-0', container: 'app', verbs: ['exec'], commands: [['ls']], maxSessions: 2 })).toBe(
+      'exec web-0 -c app -n demo commands=1 max-sessions=2',
+    );
+    expect(formatScope({ kind: 'rest', verb: 'delete', resource: 'namespaces', namespace: '', name: 'demo' })).toBe('delete namespaces demo');
+    expect(formatScope({ kind: 'rest', verb: 'list', resource: 'pods', namespace: 'demo', name: '' })).toBe('list pods -n demo');
+  });
+});
+
+describe('kube-bastion approvals against the control API', () => {
+  it('grant (stream, with --command and --max-sessions) -o json prints the approval', async () => {
+    const r = await run(['grant', ...STREAM, '--command', '["ls","-l"]', '--command', '["cat","/etc/hosts"]', '--max-sessions', '3', '-o', 'json']);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    const a = JSON.parse(r.stdout) as Approval;
+    expect(a).toMatchObject({
+      state: 'approved',
+      agent: 'claude',
+      requestedBy: 'user:alice',
+      ttlSeconds: 600,
+      reason: 'INC-7',
+      scope: { kind: 'stream', verbs: ['exec', 'attach'], commands: [['ls', '-l'], ['cat', '/etc/hosts']], maxSessions: 3 },
+    });
+  });
+
+  it('grant (REST) prints one line naming the approval', async () => {
+    const r = await run(['grant', '--agent', 'claude', '--verb', 'delete', '--resource', 'namespaces', '--name', 'demo', '--ttl', '1h', '--reason', 'tear down']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^approval apr_\w+ granted: delete namespaces demo for agent claude, expires \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$/);
+    const id = /approval (apr_\w+)/.exec(r.stdout)![1]!;
+    expect((await approvals.get(id))?.scope).toEqual({ kind: 'rest', verb: 'delete', resource: 'namespaces', namespace: '', name: 'demo' });
+  });
+
+  it('list prints a table (ID, STATE, AGENT, SCOPE, EXPIRES), filters, and -o json gives {items}', async () => {
+    const held = await pending();
+    const r = await run(['list']);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^ID\s+STATE\s+AGENT\s+SCOPE\s+EXPIRES$/);
+    const line = lines.find((l) => l.startsWith(held.id));
+    expect(line).toMatch(new RegExp(`^${held.id}\\s+pending\\s+claude\\s+exec ${held.scope.kind === 'stream' ? held.scope.pod : ''} -c app -n demo\\s+\\d{4}-`));
+
+    const json = await run(['list', '--state', 'pending', '--agent', 'claude', '-o', 'json'], { token: rita });
+    const items = (JSON.parse(json.stdout) as { items: Approval[] }).items;
+    expect(items.map((a) => a.id)).toContain(held.id);
+    expect(items.every((a) => a.state === 'pending')).toBe(true);
+
+    const none = await run(['list', '--agent', 'nobody']);
+    expect(none).toEqual({ code: 0, stdout: '', stderr: 'No approvals found.\n' });
+  });
+
+  it('get prints the details; -o json the approval', async () => {
+    const held = await pending();
+    const r = await run(['get', held.id], { token: rita });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`ID:           ${held.id}`);
+    expect(r.stdout).toMatch(/State:\s+pending/);
+    expect(r.stdout).toMatch(/Requested by:\s+agent:claude/);
+    expect(r.stdout).toMatch(/Request:\s+POST \/api\/v1\/namespaces\/demo\/pods\/held-\d+\/exec \["ls"\]/);
+    expect(JSON.parse((await run(['get', held.id, '-o', 'json'])).stdout)).toEqual(held);
+  });
+
+  it('approve ID --ttl --reason', async () => {
+    const held = await pending();
+    const r = await run(['approve', held.id, '--ttl', '2m', '--reason', 'go ahead'], { token: bob });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`approval ${held.id} approved:`);
+    expect(await approvals.get(held.id)).toMatchObject({ state: 'approved', decidedBy: 'user:bob', ttlSeconds: 120, reason: 'go ahead' });
+    const plain = await pending();
+    expect((await run(['approve', plain.id])).code).toBe(0);
+    expect((await approvals.get(plain.id))?.state).toBe('approved');
+  });
+
+  it('deny ID --reason', async () => {
+    const held = await pending();
+    const r = await run(['deny', held.id, '--reason', 'not now']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^approval ${held.id} denied: exec held-\\d+ -c app -n demo for agent claude\\n$`));
+    expect(await approvals.get(held.id)).toMatchObject({ state: 'denied', reason: 'not now', decidedBy: 'user:alice' });
+  });
+
+  it('revoke ID [--reason]', async () => {
+    const granted = JSON.parse((await run(['grant', ...STREAM, '-o', 'json'])).stdout) as Approval;
+    const r = await run(['revoke', granted.id, '--reason', 'done', '-o', 'json'], { token: bob });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ id: granted.id, state: 'revoked', reason: 'done' });
+    const other = JSON.parse((await run(['grant', ...STREAM, '-o', 'json'])).stdout) as Approval;
+    expect((await run(['revoke', other.id])).code).toBe(0);
+    expect((await approvals.get(other.id))?.state).toBe('revoked');
+  });
+
+  it('exit 1 with the API message on API errors, naming the flag when the API names a field', async () => {
+    const unknown = await run(['approve', 'apr_nothere']);
+    expect(unknown).toMatchObject({ code: 1, stdout: '' });
+    expect(unknown.stderr).toMatch(/^kube-bastion approvals: approval "apr_nothere" not found\n$/);
+
+    const badNs = await run(['grant', ...STREAM.map((a) => (a === 'demo' ? 'Demo' : a))]);
+    expect(badNs.code).toBe(1);
+    expect(badNs.stderr).toContain('namespace "Demo" is invalid');
+    expect(badNs.stderr).toContain('(--namespace)');
+
+    const tooLong = await run(['grant', ...STREAM.map((a) => (a === '10m' ? '30d' : a))]);
+    expect(tooLong.code).toBe(1);
+    expect(tooLong.stderr).toContain('(--ttl)');
+
+    const reviewer = await run(['grant', ...STREAM], { token: rita });
+    expect(reviewer.code).toBe(1);
+    expect(reviewer.stderr).toContain('role reviewer may not do this');
+
+    const badToken = await run(['list'], { token: 'kbu_wrong' });
+    expect(badToken.code).toBe(1);
+    expect(badToken.stderr).toContain('--token');
+
+    const held = await pending();
+    await run(['deny', held.id, '--reason', 'no']);
+    const twice = await run(['approve', held.id]);
+    expect(twice.code).toBe(1);
+    expect(twice.stderr).toContain('denied');
+  });
+
+  it('exit 1 when the server cannot be reached', async () => {
+    const r = await run(['list'], { env: { KUBE_BASTION_URL: 'http://127.0.0.1:1', KUBE_BASTION_TOKEN: alice } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cannot reach the control API at http:\/\/127\.0\.0\.1:1 \(ECONNREFUSED\)/);
+  });
+
+  it('--server and --token override the environment', async () => {
+    const r = await run(['list', '--server', control.url, '--token', rita, '-o', 'json'], { env: { KUBE_BASTION_URL: 'http://127.0.0.1:1', KUBE_BASTION_TOKEN: 'nope' } });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toHaveProperty('items');
+  });
+
+  it('watch prints pending requests as they arrive and stops on its signal', async () => {
+    const before = await pending();
+    const controller = new AbortController();
+    let seenLater: () => void = () => {};
+    let later: Approval | undefined;
+    const printedLater = new Promise<void>((resolve) => (seenLater = resolve));
+    const running = run(['watch', '--interval', '1s'], {
+      signal: controller.signal,
+      onOut: (out) => {
+        if (later && out.includes(later.id)) seenLater();
+      },
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    later = await pending();
+    await printedLater;
+    controller.abort();
+    const r = await running;
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe('ID\tSTATE\tAGENT\tSCOPE\tEXPIRES\tREQUEST');
+    expect(lines.filter((l) => l.startsWith(before.id))).toHaveLength(1);
+    expect(lines.filter((l) => l.startsWith(later!.id))).toHaveLength(1);
+    expect(lines.findIndex((l) => l.startsWith(before.id))).toBeLessThan(lines.findIndex((l) => l.startsWith(later!.id)));
+  });
+});
+
+describe('usage errors (exit 2 through main)', () => {
+  const cases: Array<[string, string[], RegExp]> = [
+    ['no command', [], /give a command/],
+    ['an unknown command', ['frobnicate'], /unknown command "frobnicate"/],
+    ['an unknown flag', ['list', '--colour', 'red'], /--colour/],
+    ['a flag of another command', ['approve', 'apr_x', '--pod', 'p'], /--pod is not an option of "approvals approve"/],
+    ['get without an id', ['get'], /takes one approval ID/],
+    ['approve with two ids', ['approve', 'a', 'b'], /takes one approval ID/],
+    ['list with an argument', ['list', 'pending'], /takes no arguments/],
+    ['an unknown state', ['list', '--state', 'bogus'], /--state "bogus"/],
+    ['a bad -o', ['list', '-o', 'yaml'], /-o "yaml"/],
+    ['grant without --reason', ['grant', ...STREAM.slice(0, -2)], /--reason TEXT is required/],
+    ['grant without --ttl', ['grant', ...STREAM.filter((a, i, all) => a !== '--ttl' && all[i - 1] !== '--ttl')], /--ttl DURATION is required/],
+    ['grant with a bad --ttl', ['grant', ...STREAM.map((a) => (a === '10m' ? 'ten minutes' : a))], /--ttl "ten minutes"/],
+    ['grant without --agent', ['grant', ...STREAM.slice(2)], /--agent NAME is required/],
+    ['grant without --container', ['grant', ...STREAM.filter((a, i, all) => a !== '--container' && all[i - 1] !== '--container')], /--container CONTAINER is required/],
+    ['grant mixing stream and REST flags', ['grant', ...STREAM, '--verb', 'get'], /--verb is for REST grants and --pod for stream grants/],
+    ['grant with no scope', ['grant', '--agent', 'claude', '--ttl', '1m', '--reason', 'r'], /grant needs a scope/],
+    ['grant with a bad --verbs', ['grant', ...STREAM.map((a) => (a === 'exec,attach' ? 'exec,shell' : a))], /--verbs: "shell"/],
+    ['grant with a --command that is not JSON', ['grant', ...STREAM, '--command', 'ls -l'], /--command "ls -l": give one argv as a JSON array/],
+    ['grant with a --command that is not an argv', ['grant', ...STREAM, '--command', '{"a":1}'], /--command "\{\\"a\\":1\}": give one argv/],
+    ['grant with a bad --max-sessions', ['grant', ...STREAM, '--max-sessions', '0'], /--max-sessions "0"/],
+    ['REST grant without --resource', ['grant', '--agent', 'claude', '--verb', 'get', '--ttl', '1m', '--reason', 'r'], /--resource RESOURCE is required/],
+    ['deny without --reason', ['deny', 'apr_x'], /--reason TEXT is required/],
+    ['approve with a bad --ttl', ['approve', 'apr_x', '--ttl', '5 minutes'], /--ttl "5 minutes"/],
+  ];
+  it.each(cases)('%s', async (_, args, message) => {
+    expect(await usageError(args)).toMatch(message);
+  });
+
+  it('no token anywhere, or a server that is not http(s)', async () => {
+    expect(await usageError(['list'], { KUBE_BASTION_URL: control.url })).toMatch(/no user token: pass --token TOKEN or set KUBE_BASTION_TOKEN/);
+    expect(await usageError(['list', '--server', 'ftp://x'], { KUBE_BASTION_TOKEN: alice })).toMatch(/--server "ftp:\/\/x"/);
+    expect(await usageError(['list', '--server', 'not a url'], { KUBE_BASTION_TOKEN: alice })).toMatch(/--server "not a url"/);
+    expect(await usageError(['list', '--ca', join(dir, 'missing.pem')], { KUBE_BASTION_TOKEN: alice })).toMatch(/--ca/);
+  });
+
+  it('--help prints the usage and exits 0', async () => {
+    const r = await run(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('kube-bastion approvals <command>');
+  });
+});
+
+describe('as a process', () => {
+  it('runs under tsx and exits 1 on an API error, 0 on success', async () => {
+    const script = `import { runApprovals } from ${JSON.stringify(join(process.cwd(), 'src/cli/approvals.ts'))}; process.exitCode = await runApprovals(process.argv.slice(1));`;
+    const env = { ...process.env, KUBE_BASTION_URL: control.url, KUBE_BASTION_TOKEN: alice };
+    // Asynchronous: the server answering it runs in this process.
+    const exec = (args: string[]) =>
+      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, ...args], { env });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.on('error', reject);
+        child.on('close', (status) => resolve({ status, stdout, stderr }));
+      });
+    const ok = await exec(['list', '-o', 'json']);
+    expect(ok.stderr).toBe('');
+    expect(ok.status).toBe(0);
+    expect(JSON.parse(ok.stdout)).toHaveProperty('items');
+    const bad = await exec(['get', 'apr_nothere']);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain('not found');
+  });
+});

@@ -1,0 +1,476 @@
+// `kube-bastion approvals ...`: the approval verbs over the control API (HTTP, a user token).
+//
+//   list [--state S] [--agent A]        get ID        watch [--agent A]
+//   grant --agent A (stream or REST scope) --ttl 10m --reason TEXT
+//   approve ID [--ttl 10m] [--reason T]  deny ID --reason T  revoke ID [--reason T]
+//
+// Exit status: 0 done, 1 the API (or the network) refused, 2 usage (thrown as BastionError USAGE,
+// which main prints).
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { parseArgs } from 'node:util';
+import { APPROVAL_STATES, type Approval, type ApprovalScope } from '../approvals/types.js';
+import { BastionError, ErrorCode } from '../errors.js';
+
+export const DEFAULT_SERVER = 'http://127.0.0.1:8080';
+
+export const APPROVALS_USAGE = `usage: kube-bastion approvals <command> [options]
+
+commands:
+  list [--state ${APPROVAL_STATES.join('|')}] [--agent NAME]
+  get ID
+  grant --agent NAME --namespace NS --pod POD --container C --verbs exec[,attach,portforward]
+        --ttl DURATION --reason TEXT [--command '["argv","as","JSON"]' ...] [--max-sessions N]
+  grant --agent NAME --verb VERB --resource RESOURCE [--namespace NS] [--name NAME]
+        --ttl DURATION --reason TEXT
+  approve ID [--ttl DURATION] [--reason TEXT]
+  deny ID --reason TEXT
+  revoke ID [--reason TEXT]
+  watch [--agent NAME] [--interval DURATION]   print pending requests as they arrive (Ctrl-C stops)
+
+options:
+  --server URL     control API (default $KUBE_BASTION_URL, else ${DEFAULT_SERVER})
+  --token TOKEN    user token (default $KUBE_BASTION_TOKEN; kube-bastion user add NAME --role ROLE)
+  --ca FILE        CA certificate for an https --server (default $KUBE_BASTION_CA)
+  -o, --output F   table (default) or json
+
+DURATION: 90s, 10m, 2h, 1h30m, 1d, or whole seconds.`;
+
+/** Where output goes and what the command sees (tests replace these). */
+export interface ApprovalsIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  env: Record<string, string | undefined>;
+  /** Stops `watch` (default: SIGINT). */
+  signal?: AbortSignal;
+}
+
+const OPTIONS = {
+  server: { type: 'string' },
+  token: { type: 'string' },
+  ca: { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  help: { type: 'boolean', short: 'h' },
+  state: { type: 'string' },
+  agent: { type: 'string' },
+  namespace: { type: 'string' },
+  pod: { type: 'string' },
+  container: { type: 'string' },
+  verbs: { type: 'string' },
+  command: { type: 'string', multiple: true },
+  'max-sessions': { type: 'string' },
+  verb: { type: 'string' },
+  resource: { type: 'string' },
+  name: { type: 'string' },
+  ttl: { type: 'string' },
+  reason: { type: 'string' },
+  interval: { type: 'string' },
+} as const;
+
+type Flag = keyof typeof OPTIONS;
+const COMMON: readonly Flag[] = ['server', 'token', 'ca', 'output', 'help'];
+const COMMANDS: Record<string, { flags: readonly Flag[]; id: boolean }> = {
+  list: { flags: ['state', 'agent'], id: false },
+  get: { flags: [], id: true },
+  grant: {
+    flags: ['agent', 'namespace', 'pod', 'container', 'verbs', 'command', 'max-sessions', 'verb', 'resource', 'name', 'ttl', 'reason'],
+    id: false,
+  },
+  approve: { flags: ['ttl', 'reason'], id: true },
+  deny: { flags: ['reason'], id: true },
+  revoke: { flags: ['reason'], id: true },
+  watch: { flags: ['agent', 'interval'], id: false },
+};
+
+const STREAM_FLAGS: readonly Flag[] = ['pod', 'container', 'verbs', 'command', 'max-sessions'];
+const REST_FLAGS: readonly Flag[] = ['verb', 'resource', 'name'];
+const STREAM_VERBS = ['exec', 'attach', 'portforward'];
+
+/** API body fields (error.field) and the flags that set them. */
+const FIELD_FLAGS: Record<string, string> = {
+  agent: '--agent',
+  namespace: '--namespace',
+  pod: '--pod',
+  container: '--container',
+  verbs: '--verbs',
+  commands: '--command',
+  maxSessions: '--max-sessions',
+  verb: '--verb',
+  resource: '--resource',
+  name: '--name',
+  ttlSeconds: '--ttl',
+  reason: '--reason',
+  state: '--state',
+};
+
+function usage(message: string): BastionError {
+  return new BastionError(ErrorCode.USAGE, `${message}\n${APPROVALS_USAGE}`);
+}
+
+/** `90s`, `10m`, `2h`, `1h30m`, `1d`, or whole seconds, into seconds (at least 1). */
+export function parseDuration(text: string, flag: string): number {
+  const m = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text.trim());
+  const bare = /^\d+$/.test(text.trim());
+  if ((!m && !bare) || text.trim() === '') {
+    throw usage(`${flag} ${JSON.stringify(text)}: give a duration like 90s, 10m, 2h or 1h30m`);
+  }
+  const seconds = bare ? Number(text.trim()) : Number(m![1] ?? 0) * 86400 + Number(m![2] ?? 0) * 3600 + Number(m![3] ?? 0) * 60 + Number(m![4] ?? 0);
+  if (!Number.isSafeInteger(seconds) || seconds < 1) throw usage(`${flag} ${JSON.stringify(text)}: must be at least 1s`);
+  return seconds;
+}
+
+/** The scope in a kubectl-like line: `exec,attach web-0 -c app -n demo`, `delete namespaces demo`. */
+export function formatScope(scope: ApprovalScope): string {
+  if (scope.kind === 'stream') {
+    const extra = [
+      ...(scope.commands ? [`commands=${scope.commands.length}`] : []),
+      ...(scope.maxSessions !== undefined ? [`max-sessions=${scope.maxSessions}`] : []),
+    ];
+    return [`${scope.verbs.join(',')} ${scope.pod} -c ${scope.container} -n ${scope.namespace}`, ...extra].join(' ');
+  }
+  return [scope.verb, scope.resource, ...(scope.name ? [scope.name] : []), ...(scope.namespace ? [`-n ${scope.namespace}`] : [])].join(' ');
+}
+
+function formatTime(iso: string | null): string {
+  return iso === null ? '-' : iso.replace(/\.\d+Z$/, 'Z');
+}
+
+const COLUMNS = ['ID', 'STATE', 'AGENT', 'SCOPE', 'EXPIRES'] as const;
+
+function row(a: Approval): string[] {
+  return [a.id, a.state, a.agent, formatScope(a.scope), formatTime(a.expiresAt)];
+}
+
+export function formatTable(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]! + 3))).join('').trimEnd()).join('\n') + '\n';
+}
+
+function details(a: Approval): string {
+  const lines: Array<[string, string]> = [
+    ['ID', a.id],
+    ['State', a.state],
+    ['Agent', `${a.agent} (${a.agentId})`],
+    ['Scope', formatScope(a.scope)],
+    ...(a.scope.kind === 'stream' && a.scope.commands ? a.scope.commands.map((argv, i): [string, string] => [i === 0 ? 'Commands' : '', JSON.stringify(argv)]) : []),
+    ['Requested by', a.requestedBy],
+    ...(a.request
+      ? [['Request', `${a.request.method} ${a.request.path}${a.request.command ? ` ${JSON.stringify(a.request.command)}` : ''}`] as [string, string]]
+      : []),
+    ['Decided by', a.decidedBy ?? '-'],
+    ['Reason', a.reason ?? '-'],
+    ['TTL', `${a.ttlSeconds}s`],
+    ['Created', formatTime(a.createdAt)],
+    ['Decided', formatTime(a.decidedAt)],
+    ['Expires', formatTime(a.expiresAt)],
+    ...(a.revokedAt ? [['Revoked', formatTime(a.revokedAt)] as [string, string]] : []),
+    ['Sessions', String(a.sessionsStarted)],
+  ];
+  const width = Math.max(...lines.map(([k]) => k.length)) + 2;
+  return lines.map(([k, v]) => `${k ? `${k}:` : ''}`.padEnd(width) + v).join('\n') + '\n';
+}
+
+class ApiFailure extends Error {
+  constructor(
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Client {
+  call<T>(method: string, path: string, body?: unknown): Promise<T>;
+}
+
+function client(server: URL, token: string, ca: string | undefined): Client {
+  const base = server.href.replace(/\/+$/, '');
+  return {
+    call: <T>(method: string, path: string, body?: unknown) =>
+      new Promise<T>((resolve, reject) => {
+        const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+        const headers: Record<string, string | number> = { Authorization: `Bearer ${token}`, Accept: 'application/json' };
+        if (payload) Object.assign(headers, { 'Content-Type': 'application/json', 'Content-Length': payload.length });
+        const url = `${base}${path}`;
+        const opts = { method, headers, timeout: 30_000, ...(ca !== undefined ? { ca } : {}) };
+        const req = (server.protocol === 'https:' ? https : http).request(url, opts, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', reject);
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown;
+            try {
+              parsed = JSON.parse(text);
+            } catch {
+              return reject(new ApiFailure(`${method} ${url}: HTTP ${res.statusCode} with a body that is not JSON: ${text.slice(0, 200)}`));
+            }
+            const status = res.statusCode ?? 0;
+            if (status >= 200 && status < 300) return resolve(parsed as T);
+            const err = (parsed as { error?: { message?: unknown; field?: unknown } }).error;
+            const message = typeof err?.message === 'string' ? err.message : `HTTP ${status}`;
+            const field = typeof err?.field === 'string' ? err.field : undefined;
+            const hint = status === 401 ? ' (check --token or KUBE_BASTION_TOKEN)' : '';
+            reject(new ApiFailure(`${message}${hint}`, field));
+          });
+        });
+        req.on('timeout', () => req.destroy(new Error('no answer in 30s')));
+        req.on('error', (e: NodeJS.ErrnoException) => {
+          if (e instanceof ApiFailure) return reject(e);
+          reject(new ApiFailure(`cannot reach the control API at ${server.origin} (${e.code ?? e.message}); set --server or KUBE_BASTION_URL`));
+        });
+        req.end(payload);
+      }),
+  };
+}
+
+function parse(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
+  } catch (err) {
+    throw usage((err as Error).message);
+  }
+}
+
+function nonEmpty(values: Partial<Record<Flag, unknown>>, flag: Flag, what: string): string {
+  const v = values[flag];
+  if (typeof v !== 'string' || v.trim() === '') throw usage(`--${flag} ${what} is required`);
+  return v;
+}
+
+function grantBody(values: ReturnType<typeof parse>['values']): Record<string, unknown> {
+  const given = (f: Flag): boolean => values[f] !== undefined;
+  const stream = STREAM_FLAGS.filter(given);
+  const rest = REST_FLAGS.filter(given);
+  if (stream.length > 0 && rest.length > 0) {
+    throw usage(`--${rest[0]} is for REST grants and --${stream[0]} for stream grants: grant one kind of scope at a time`);
+  }
+  if (stream.length === 0 && rest.length === 0) {
+    throw usage('grant needs a scope: --pod, --container and --verbs (exec/attach/portforward), or --verb and --resource (a REST call)');
+  }
+  const body: Record<string, unknown> = { agent: nonEmpty(values, 'agent', 'NAME') };
+  if (stream.length > 0) {
+    body['namespace'] = nonEmpty(values, 'namespace', 'NS');
+    body['pod'] = nonEmpty(values, 'pod', 'POD');
+    body['container'] = nonEmpty(values, 'container', 'CONTAINER');
+    const verbs = nonEmpty(values, 'verbs', 'exec[,attach,portforward]')
+      .split(',')
+      .map((v) => v.trim())
+      .filter(Boolean);
+    for (const v of verbs) {
+      if (!STREAM_VERBS.includes(v)) throw usage(`--verbs: ${JSON.stringify(v)} is not one of ${STREAM_VERBS.join(', ')}`);
+    }
+    body['verbs'] = verbs;
+    if (values.command) {
+      body['commands'] = values.command.map((text) => {
+        let argv: unknown;
+        try {
+          argv = JSON.parse(text);
+        } catch {
+          argv = undefined;
+        }
+        if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === 'string')) {
+          throw usage(`--command ${JSON.stringify(text)}: give one argv as a JSON array of strings, e.g. --command '["ls","-l","/data"]'`);
+        }
+        return argv;
+      });
+    }
+    if (values['max-sessions'] !== undefined) {
+      const n = values['max-sessions'];
+      if (!/^\d+$/.test(n) || Number(n) < 1) throw usage(`--max-sessions ${JSON.stringify(n)}: give a whole number, at least 1`);
+      body['maxSessions'] = Number(n);
+    }
+  } else {
+    body['verb'] = nonEmpty(values, 'verb', 'VERB');
+    body['resource'] = nonEmpty(values, 'resource', 'RESOURCE');
+    if (values.namespace !== undefined) body['namespace'] = values.namespace;
+    if (values.name !== undefined) body['name'] = values.name;
+  }
+  body['ttlSeconds'] = parseDuration(nonEmpty(values, 'ttl', 'DURATION'), '--ttl');
+  body['reason'] = nonEmpty(values, 'reason', 'TEXT');
+  return body;
+}
+
+export async function runApprovals(argv: string[], io: Partial<ApprovalsIo> = {}): Promise<number> {
+  const out = io.stdout ?? ((t: string) => void process.stdout.write(t));
+  const err = io.stderr ?? ((t: string) => void process.stderr.write(t));
+  const env = io.env ?? process.env;
+
+  const { values, positionals } = parse(argv);
+  const [command, ...args] = positionals;
+  if (values.help || command === 'help') {
+    out(`${APPROVALS_USAGE}\n`);
+    return 0;
+  }
+  if (command === undefined) throw usage('give a command');
+  const spec = COMMANDS[command];
+  if (!spec) throw usage(`unknown command ${JSON.stringify(command)}`);
+  for (const flag of Object.keys(values) as Flag[]) {
+    if (!COMMON.includes(flag) && !spec.flags.includes(flag)) throw usage(`--${flag} is not an option of "approvals ${command}"`);
+  }
+  if (spec.id && args.length !== 1) throw usage(`"approvals ${command}" takes one approval ID`);
+  if (!spec.id && args.length > 0) throw usage(`"approvals ${command}" takes no arguments (got ${JSON.stringify(args.join(' '))})`);
+  const id = args[0] ?? '';
+
+  const output = values.output ?? 'table';
+  if (output !== 'table' && output !== 'json') throw usage(`-o ${JSON.stringify(output)}: give table or json`);
+  const serverText = values.server ?? env['KUBE_BASTION_URL'] ?? DEFAULT_SERVER;
+  let server: URL;
+  try {
+    server = new URL(serverText);
+  } catch {
+    server = new URL('invalid:');
+  }
+  if (server.protocol !== 'http:' && server.protocol !== 'https:') {
+    throw usage(`--server ${JSON.stringify(serverText)}: give an http:// or https:// URL`);
+  }
+  const token = values.token ?? env['KUBE_BASTION_TOKEN'];
+  if (!token) throw usage('no user token: pass --token TOKEN or set KUBE_BASTION_TOKEN (kube-bastion user add NAME --role ROLE)');
+  const caFile = values.ca ?? env['KUBE_BASTION_CA'];
+  let ca: string | undefined;
+  if (caFile) {
+    try {
+      ca = readFileSync(caFile, 'utf8');
+    } catch (e) {
+      throw usage(`--ca ${caFile}: ${(e as Error).message}`);
+    }
+  }
+
+  // Everything the user typed is checked before the first request.
+  let request: (() => Promise<unknown>) | undefined;
+  const api = client(server, token, ca);
+  const path = `/v1/approvals/${encodeURIComponent(id)}`;
+  switch (command) {
+    case 'list': {
+      if (values.state !== undefined && !(APPROVAL_STATES as readonly string[]).includes(values.state)) {
+        throw usage(`--state ${JSON.stringify(values.state)}: give one of ${APPROVAL_STATES.join(', ')}`);
+      }
+      const q = new URLSearchParams();
+      if (values.state !== undefined) q.set('state', values.state);
+      if (values.agent !== undefined) q.set('agent', values.agent);
+      request = () => api.call('GET', `/v1/approvals${q.toString() ? `?${q}` : ''}`);
+      break;
+    }
+    case 'get':
+      request = () => api.call('GET', path);
+      break;
+    case 'grant': {
+      const body = grantBody(values);
+      request = () => api.call('POST', '/v1/approvals', body);
+      break;
+    }
+    case 'approve': {
+      const body = {
+        ...(values.ttl !== undefined ? { ttlSeconds: parseDuration(values.ttl, '--ttl') } : {}),
+        ...(values.reason !== undefined ? { reason: values.reason } : {}),
+      };
+      request = () => api.call('POST', `${path}/approve`, body);
+      break;
+    }
+    case 'deny': {
+      const body = { reason: nonEmpty(values, 'reason', 'TEXT') };
+      request = () => api.call('POST', `${path}/deny`, body);
+      break;
+    }
+    case 'revoke': {
+      const body = values.reason !== undefined ? { reason: values.reason } : {};
+      request = () => api.call('POST', `${path}/revoke`, body);
+      break;
+    }
+    case 'watch': {
+      const intervalMs = values.interval !== undefined ? parseDuration(values.interval, '--interval') * 1000 : 1000;
+      return watch(api, { agent: values.agent, intervalMs, json: output === 'json', out, err, signal: io.signal });
+    }
+  }
+
+  let result: unknown;
+  try {
+    result = await request!();
+  } catch (e) {
+    return failed(e, err);
+  }
+  if (output === 'json') {
+    out(`${JSON.stringify(result, null, 2)}\n`);
+    return 0;
+  }
+  if (command === 'list') {
+    const items = (result as { items: Approval[] }).items;
+    if (items.length === 0) err('No approvals found.\n');
+    else out(formatTable([[...COLUMNS], ...items.map(row)]));
+    return 0;
+  }
+  const a = result as Approval;
+  if (command === 'get') {
+    out(details(a));
+    return 0;
+  }
+  const done: Record<string, string> = { grant: 'granted', approve: 'approved', deny: 'denied', revoke: 'revoked' };
+  const verb = done[command] ?? command;
+  out(`approval ${a.id} ${verb}: ${formatScope(a.scope)} for agent ${a.agent}${a.expiresAt ? `, expires ${formatTime(a.expiresAt)}` : ''}\n`);
+  return 0;
+}
+
+function failed(e: unknown, err: (t: string) => void): number {
+  if (!(e instanceof ApiFailure)) throw e;
+  const base = e.field?.replace(/[[.].*$/, '');
+  const flag = base !== undefined ? FIELD_FLAGS[base] : undefined;
+  err(`kube-bastion approvals: ${e.message}${flag ? ` (${flag})` : e.field ? ` (field ${e.field})` : ''}\n`);
+  return 1;
+}
+
+async function watch(
+  api: Client,
+  o: { agent: string | undefined; intervalMs: number; json: boolean; out: (t: string) => void; err: (t: string) => void; signal: AbortSignal | undefined },
+): Promise<number> {
+  const controller = new AbortController();
+  const onSigint = (): void => controller.abort();
+  if (o.signal) o.signal.addEventListener('abort', onSigint, { once: true });
+  else process.once('SIGINT', onSigint);
+  const signal = controller.signal;
+  const q = new URLSearchParams({ state: 'pending' });
+  if (o.agent !== undefined) q.set('agent', o.agent);
+  const seen = new Set<string>();
+  let header = false;
+  try {
+    while (!signal.aborted) {
+      let items: Approval[];
+      try {
+        items = (await api.call<{ items: Approval[] }>('GET', `/v1/approvals?${q}`)).items;
+      } catch (e) {
+        if (signal.aborted) break;
+        return failed(e, o.err);
+      }
+      // Oldest first, so they print in arrival order.
+      for (const a of [...items].reverse()) {
+        if (seen.has(a.id)) continue;
+        seen.add(a.id);
+        if (o.json) {
+          o.out(`${JSON.stringify(a)}\n`);
+        } else {
+          const cells = [...row(a), a.request ? `${a.request.method} ${a.request.path}` : '-'];
+          if (!header) {
+            o.out(`${[...COLUMNS, 'REQUEST'].join('\t')}\n`);
+            header = true;
+          }
+          o.out(`${cells.join('\t')}\n`);
+        }
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, o.intervalMs);
+        signal.addEventListener(
+          'abort',
+          () => {
+            clearTimeout(t);
+            resolve();
+          },
+          { once: true },
+        );
+      });
+    }
+    return 0;
+  } finally {
+    if (o.signal) o.signal.removeEventListener('abort', onSigint);
+    else process.off('SIGINT', onSigint);
+  }
+}

@@ -1,0 +1,151 @@
+// Held requests: a request that needs an approval and has none waits here while a pending
+// approval is decided outside the agent. kubectl's WebSocket attempt and its SPDY retry are one
+// operation: they join one pending approval, and a refusal is remembered briefly so the retry
+// gets the same answer instead of a second pending approval.
+import { apiStatus, type Status } from '../protocol/status.js';
+import type { Logger } from '../log.js';
+import type { Approval, ApprovalService, HeldRequest, Operation } from '../approvals/types.js';
+import { scopeFor } from './operation.js';
+
+export interface HoldOptions {
+  /** How long a request waits for a decision (default 120 s). */
+  holdSeconds: number;
+  /** At most this many pending approvals per agent; more holds are refused (429). */
+  maxPendingPerAgent: number;
+  /** How long a refusal is repeated to a retry of the same operation. */
+  refusalMemorySeconds?: number;
+  /** Called when a new pending approval is created (webhook). */
+  onPending?: (approval: Approval) => void;
+  log: Logger;
+}
+
+export type HoldOutcome =
+  | { ok: true; approval: Approval; held: boolean }
+  | { ok: false; status: Status; approvalId: string | null; reason: 'denied' | 'expired' | 'limit' | 'gone' };
+
+interface Refusal {
+  status: Status;
+  approvalId: string;
+  at: number;
+}
+
+export function refusalStatus(approval: Approval, subject: string, why: 'denied' | 'expired'): Status {
+  const text =
+    why === 'denied'
+      ? `kube-bastion approval ${approval.id} was denied by ${approval.decidedBy ?? 'an approver'}${approval.reason ? `: ${approval.reason}` : ''}`
+      : `kube-bastion approval ${approval.id} was not decided in time (the request was held until ${approval.expiresAt ?? 'its deadline'})`;
+  return apiStatus(403, 'Forbidden', `${subject} is forbidden: ${text}`, {
+    causes: [
+      { reason: why === 'denied' ? 'KubeBastionApprovalDenied' : 'KubeBastionApprovalExpired', message: approval.id },
+    ],
+  });
+}
+
+export class HoldManager {
+  private readonly refusals = new Map<string, Refusal>();
+
+  constructor(
+    private readonly approvals: ApprovalService,
+    private readonly opts: HoldOptions,
+  ) {}
+
+  /**
+   * Which earlier refusal a request repeats: the same agent and scope, and the same client run when
+   * the client names one (kubectl's Kubectl-Session header). The header is client-controlled, but it
+   * can only make the bastion repeat a refusal, never allow anything.
+   */
+  private key(agentId: string, op: Operation, clientRun: string | undefined): string {
+    return `${agentId} ${clientRun ?? '-'} ${JSON.stringify(scopeFor(op))}`;
+  }
+
+  /**
+   * Finds a usable approval, or holds until one is decided. `subject` names the object in Status
+   * messages (e.g. `pods "web-0"`). `signal` aborts the hold when the client goes away.
+   */
+  async obtain(
+    agent: { id: string; name: string },
+    op: Operation,
+    request: HeldRequest['request'],
+    subject: string,
+    signal: AbortSignal,
+    clientRun?: string,
+  ): Promise<HoldOutcome> {
+    const usable = await this.approvals.findUsable(agent.id, op);
+    if (usable) return { ok: true, approval: usable, held: false };
+
+    const key = this.key(agent.id, op, clientRun);
+    const memory = (this.opts.refusalMemorySeconds ?? 15) * 1000;
+    const remembered = this.refusals.get(key);
+    if (remembered && Date.now() - remembered.at < memory) {
+      return { ok: false, status: remembered.status, approvalId: remembered.approvalId, reason: 'denied' };
+    }
+
+    const scope = scopeFor(op);
+    const pending = await this.approvals.pendingCount(agent.id);
+    const existing = (await this.approvals.list({ state: 'pending', agent: agent.name })).find((a) => JSON.stringify(a.scope) === JSON.stringify(scope));
+    if (!existing && pending >= this.opts.maxPendingPerAgent) {
+      return {
+        ok: false,
+        status: apiStatus(429, 'TooManyRequests', `${subject} is forbidden: agent "${agent.name}" already has ${pending} pending approvals (limit ${this.opts.maxPendingPerAgent})`),
+        approvalId: null,
+        reason: 'limit',
+      };
+    }
+    const { approval, created } = await this.approvals.requestOrJoin({ agent, scope, request, holdSeconds: this.opts.holdSeconds });
+    if (created) {
+      this.opts.log.info({ approvalId: approval.id, agent: agent.name, scope }, 'approval pending; request held');
+      this.opts.onPending?.(approval);
+    }
+    const outcome = await this.wait(approval, signal);
+    if (outcome.state === 'approved') {
+      // The decided approval covers this operation by construction; re-read it as usable.
+      const decided = await this.approvals.findUsable(agent.id, op);
+      if (decided) return { ok: true, approval: decided, held: true };
+    }
+    if (outcome.state === 'gone') return { ok: false, status: apiStatus(499, 'ClientClosed', 'client went away'), approvalId: approval.id, reason: 'gone' };
+    const why = outcome.state === 'denied' ? 'denied' : 'expired';
+    const status = refusalStatus(outcome.approval, subject, why);
+    this.refusals.set(key, { status, approvalId: approval.id, at: Date.now() });
+    this.prune(memory);
+    return { ok: false, status, approvalId: approval.id, reason: why };
+  }
+
+  private prune(memoryMs: number): void {
+    const now = Date.now();
+    for (const [k, r] of this.refusals) if (now - r.at >= memoryMs) this.refusals.delete(k);
+  }
+
+  private wait(approval: Approval, signal: AbortSignal): Promise<{ state: 'approved' | 'denied' | 'expired' | 'gone'; approval: Approval }> {
+    return new Promise((resolve) => {
+      let settled = false;
+      const finish = (state: 'approved' | 'denied' | 'expired' | 'gone', a: Approval): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.approvals.off('changed', onChange);
+        signal.removeEventListener('abort', onAbort);
+        resolve({ state, approval: a });
+      };
+      const onChange = (a: Approval): void => {
+        if (a.id !== approval.id) return;
+        if (a.state === 'approved' || a.state === 'denied' || a.state === 'expired' || a.state === 'revoked') {
+          finish(a.state === 'revoked' ? 'denied' : a.state, a);
+        }
+      };
+      const onAbort = (): void => finish('gone', approval);
+      // Backstop in case no expiry event arrives: the hold never outlives its deadline by much.
+      const deadline = approval.expiresAt ? Date.parse(approval.expiresAt) : Date.now() + this.opts.holdSeconds * 1000;
+      const timer = setTimeout(() => {
+        void this.approvals.get(approval.id).then((a) => finish(a?.state === 'approved' ? 'approved' : 'expired', a ?? approval));
+      }, Math.max(0, deadline - Date.now()) + 1000);
+      timer.unref();
+      this.approvals.on('changed', onChange);
+      signal.addEventListener('abort', onAbort);
+      // It may have been decided between requestOrJoin and subscribing.
+      void this.approvals.get(approval.id).then((a) => {
+        if (a) onChange(a);
+      });
+      if (signal.aborted) onAbort();
+    });
+  }
+}

@@ -1,0 +1,188 @@
+// Bridges the agent's accepted streams and the upstream session, byte for byte, with
+// backpressure both ways, and cuts both sides hard at the deadline or on revocation: from that
+// instant no byte is relayed in either direction, and the agent gets a Status saying why.
+import type { Readable, Writable } from 'node:stream';
+import type { ServerStreams } from '../protocol/streams.js';
+import type { TerminalSize } from '../protocol/resize.js';
+import { exitCodeOf, type Status } from '../protocol/status.js';
+import type { EndReason, SessionEnd, SessionSink } from './sink.js';
+
+/** The client side of the upstream session (see src/upstream/executor.ts). */
+export interface UpstreamStreams {
+  readonly stdin: Writable | null;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  resize(size: TerminalSize): void;
+  readonly status: Promise<Status>;
+  destroy(): void;
+  readonly closed: Promise<void>;
+}
+
+export interface RelayOptions {
+  agent: ServerStreams;
+  upstream: UpstreamStreams;
+  /** Epoch ms after which nothing is relayed (min of expiry and revocation); undefined: none. */
+  deadline?: number;
+  /** The Status the agent receives when the session is cut for `reason`. */
+  cutStatus(reason: EndReason, detail?: string): Status;
+  sinks: SessionSink[];
+  /** How long the final Status may take to reach a client that does not read, before the socket is dropped. */
+  finishTimeoutMs?: number;
+  /** Before the deadline, tell the agent's terminal (stderr, or stdout with a TTY) and mark the recording. */
+  warning?: { at: number; message: string };
+}
+
+export class Relay {
+  private open = true;
+  private bytesIn = 0;
+  private bytesOut = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private warningTimer: NodeJS.Timeout | undefined;
+  private cutRequest: { reason: EndReason; detail?: string } | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly opts: RelayOptions) {}
+
+  /** Cuts the session now (revocation, shutdown, failed sink). Idempotent; the first reason wins. */
+  cut(reason: EndReason, detail?: string): void {
+    if (!this.open) return;
+    this.open = false;
+    this.cutRequest = { reason, ...(detail ? { detail } : {}) };
+    clearTimeout(this.timer);
+    clearTimeout(this.warningTimer);
+    this.opts.upstream.destroy();
+    this.wake?.();
+  }
+
+  private pastDeadline(): boolean {
+    return this.opts.deadline !== undefined && Date.now() >= this.opts.deadline;
+  }
+
+  /** Runs every sink for one event; a sink failure cuts the session before the bytes move. */
+  private observe(event: (sink: SessionSink) => void): boolean {
+    try {
+      for (const sink of this.opts.sinks) event(sink);
+      return true;
+    } catch (err) {
+      this.cut('recording-failed', (err as Error).message);
+      return false;
+    }
+  }
+
+  /** Forwards one readable into one writable, checking the cut and the deadline per chunk. */
+  private forward(from: Readable, to: Writable | null, record: (chunk: Buffer) => void, count: (n: number) => void): Promise<void> {
+    return new Promise((resolve) => {
+      from.on('data', (chunk: Buffer) => {
+        if (!this.open) return;
+        if (this.pastDeadline()) {
+          this.cut('expired');
+          return;
+        }
+        if (!this.observe(() => record(chunk))) return;
+        count(chunk.length);
+        if (to && !to.write(chunk)) {
+          from.pause();
+          to.once('drain', () => from.resume());
+        }
+      });
+      from.once('end', resolve);
+      from.once('close', resolve);
+      from.once('error', () => resolve());
+    });
+  }
+
+  async run(): Promise<SessionEnd> {
+    const { agent, upstream, sinks } = this.opts;
+    if (this.opts.deadline !== undefined) {
+      const arm = (): void => {
+        const left = this.opts.deadline! - Date.now();
+        if (left <= 0) this.cut('expired');
+        // Timers may fire early by a millisecond; re-arm until the deadline has really passed.
+        else this.timer = setTimeout(arm, left);
+      };
+      arm();
+    }
+    const warning = this.opts.warning;
+    if (warning && warning.at > Date.now()) {
+      this.warningTimer = setTimeout(() => {
+        if (!this.open || !this.observe((s) => s.marker?.(`warning: ${warning.message}`))) return;
+        (agent.stderr ?? agent.stdout)?.write(`\r\n[kube-bastion] ${warning.message}\r\n`);
+      }, warning.at - Date.now());
+    }
+    agent.onResize((size) => {
+      if (!this.open || !this.observe((s) => s.resize?.(size))) return;
+      upstream.resize(size);
+    });
+    const stdinDone = agent.stdin
+      ? this.forward(agent.stdin, upstream.stdin, (c) => sinks.forEach((s) => s.stdin?.(c)), (n) => (this.bytesIn += n)).then(() => {
+          if (this.open) upstream.stdin?.end();
+        })
+      : Promise.resolve();
+    const outputs = Promise.all([
+      this.forward(upstream.stdout, agent.stdout, (c) => sinks.forEach((s) => s.stdout?.(c)), (n) => (this.bytesOut += n)),
+      // With a TTY the agent has no stderr stream; upstream sends none either.
+      this.forward(upstream.stderr, agent.stderr ?? agent.stdout, (c) => sinks.forEach((s) => s.stderr?.(c)), (n) => (this.bytesOut += n)),
+    ]);
+    void stdinDone;
+
+    const cutSignal = new Promise<'cut'>((resolve) => {
+      this.wake = () => resolve('cut');
+      if (!this.open) resolve('cut');
+    });
+    const completed = upstream.status.then(async (status) => {
+      await outputs;
+      return status;
+    });
+    const winner = await Promise.race([
+      completed.then((status) => ({ kind: 'done' as const, status })),
+      agent.closed.then(() => ({ kind: 'client' as const })),
+      cutSignal.then(() => ({ kind: 'cut' as const })),
+    ]);
+
+    clearTimeout(this.warningTimer);
+    let end: SessionEnd;
+    if (winner.kind === 'done' && this.open && !this.pastDeadline()) {
+      this.open = false;
+      clearTimeout(this.timer);
+      const code = exitCodeOf(winner.status);
+      end = { reason: 'completed', exitCode: code, status: winner.status, bytesIn: this.bytesIn, bytesOut: this.bytesOut };
+      await this.finishAgent(winner.status);
+    } else if (winner.kind === 'client') {
+      this.open = false;
+      clearTimeout(this.timer);
+      upstream.destroy();
+      const status = this.opts.cutStatus('client-closed');
+      end = { reason: 'client-closed', exitCode: null, status, bytesIn: this.bytesIn, bytesOut: this.bytesOut };
+    } else {
+      if (this.open) this.cut('expired');
+      const { reason, detail } = this.cutRequest ?? { reason: 'expired' as EndReason };
+      const status = this.opts.cutStatus(reason, detail);
+      this.observe((s) => s.marker?.(`cutoff: ${reason}${detail ? ` (${detail})` : ''}`));
+      end = { reason, exitCode: null, status, bytesIn: this.bytesIn, bytesOut: this.bytesOut };
+      await this.finishAgent(status);
+    }
+    for (const sink of sinks) {
+      try {
+        await sink.end?.(end);
+      } catch {
+        // The session is over; a sink that fails to close is reported by the sink itself.
+      }
+    }
+    return end;
+  }
+
+  private async finishAgent(status: Status): Promise<void> {
+    const timeout = this.opts.finishTimeoutMs ?? 1000;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.opts.agent.finish(status),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          this.opts.agent.destroy(new Error('client did not take the final status in time'));
+          resolve();
+        }, timeout);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+}

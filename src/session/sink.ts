@@ -1,0 +1,33 @@
+// Sinks observe a session's traffic as it is relayed: the recorder, live viewers, metrics.
+// A sink that throws cuts the session (fail closed: nothing flows that was not recorded).
+import type { TerminalSize } from '../protocol/resize.js';
+import type { Status } from '../protocol/status.js';
+
+export type EndReason =
+  | 'completed'
+  | 'expired'
+  | 'revoked'
+  | 'client-closed'
+  | 'upstream-closed'
+  | 'error'
+  | 'shutdown'
+  | 'recording-failed';
+
+export interface SessionEnd {
+  reason: EndReason;
+  exitCode: number | null;
+  status: Status;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface SessionSink {
+  /** Bytes from the agent to the container, before they are relayed. */
+  stdin?(chunk: Buffer): void;
+  stdout?(chunk: Buffer): void;
+  stderr?(chunk: Buffer): void;
+  resize?(size: TerminalSize): void;
+  marker?(label: string): void;
+  /** The session is over; flush and close. */
+  end?(end: SessionEnd): void | Promise<void>;
+}

@@ -1,0 +1,276 @@
+// Approval records. This file stores and queries them; the life cycle (who may decide, which
+// transitions exist, audit, expiry timers) is src/approvals/service.ts. State changes are
+// compare-and-set updates, so two deciders (or a decider and the expiry timer) cannot both win,
+// and a trigger refuses any transition outside the life cycle.
+import { randomBytes } from 'node:crypto';
+import { canonicalScope, scopeJson } from '../approvals/scope.js';
+import type { Approval, ApprovalScope, ApprovalState } from '../approvals/types.js';
+import { BastionError, ErrorCode } from '../errors.js';
+import type { Db } from './db.js';
+import type {
+  ApprovalChanges,
+  ApprovalStore,
+  ApprovalStoreFilter,
+  ApprovalTransition,
+  NewApproval,
+} from './types.js';
+
+const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
+const ID_RANDOM_LENGTH = 20;
+
+/**
+ * `prefix` + 20 random lower-case base32 characters (100 bits). Lower case only, so ids are safe
+ * as file names on case-insensitive file systems (recordings/<approval-id>/...).
+ */
+export function randomId(prefix: string): string {
+  const bytes = randomBytes(ID_RANDOM_LENGTH);
+  let out = prefix;
+  // 256 is a multiple of 32: taking the low 5 bits of a uniform byte is uniform.
+  for (const b of bytes) out += ID_ALPHABET[b & 31];
+  return out;
+}
+
+export const APPROVAL_ID_PREFIX = 'apr_';
+export const APPROVAL_ID_PATTERN = /^apr_[a-z2-7]{20}$/;
+
+export function newApprovalId(): string {
+  return randomId(APPROVAL_ID_PREFIX);
+}
+
+interface ApprovalRow {
+  id: string;
+  state: ApprovalState;
+  agent_id: string;
+  agent_name: string;
+  scope_kind: 'stream' | 'rest';
+  scope: string;
+  max_sessions: number | null;
+  requested_by: string;
+  decided_by: string | null;
+  reason: string | null;
+  ttl_seconds: number;
+  created_at: string;
+  decided_at: string | null;
+  expires_at: string | null;
+  revoked_at: string | null;
+  sessions_started: number;
+  request: string | null;
+}
+
+const COLUMNS =
+  'id, state, agent_id, agent_name, scope_kind, scope, max_sessions, requested_by, decided_by, reason, ttl_seconds, ' +
+  'created_at, decided_at, expires_at, revoked_at, sessions_started, request';
+
+function toApproval(row: ApprovalRow): Approval {
+  return {
+    id: row.id,
+    state: row.state,
+    agent: row.agent_name,
+    agentId: row.agent_id,
+    scope: canonicalScope(JSON.parse(row.scope) as ApprovalScope),
+    requestedBy: row.requested_by,
+    decidedBy: row.decided_by,
+    reason: row.reason,
+    ttlSeconds: row.ttl_seconds,
+    createdAt: row.created_at,
+    decidedAt: row.decided_at,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+    sessionsStarted: row.sessions_started,
+    request: row.request === null ? null : (JSON.parse(row.request) as Approval['request']),
+  };
+}
+
+/** Approval field -> column, for the fields a transition may set. */
+const CHANGE_COLUMNS: Record<keyof ApprovalChanges, keyof ApprovalRow> = {
+  decidedBy: 'decided_by',
+  decidedAt: 'decided_at',
+  expiresAt: 'expires_at',
+  revokedAt: 'revoked_at',
+  reason: 'reason',
+  ttlSeconds: 'ttl_seconds',
+};
+
+/** Still open at `?`: no deadline, or a deadline after the instant. */
+const UNEXPIRED = '(expires_at IS NULL OR expires_at > ?)';
+
+export class SqliteApprovalStore implements ApprovalStore {
+  private readonly byId;
+  private readonly insertRow;
+  private readonly pendingFor;
+  private readonly extendPending;
+  private readonly approvedFor;
+  private readonly pendingCount;
+  private readonly due;
+  private readonly next;
+  private readonly increment;
+  private readonly transitions = new Map<string, ReturnType<Db['prepare']>>();
+
+  /** Every time-dependent method takes its instant (`asOf`) from the caller: no clock here. */
+  constructor(private readonly db: Db) {
+    this.byId = db.prepare<[string], ApprovalRow>(`SELECT ${COLUMNS} FROM approvals WHERE id = ?`);
+    this.insertRow = db.prepare(
+      `INSERT INTO approvals (${COLUMNS}) VALUES (@id, @state, @agent_id, @agent_name, @scope_kind, @scope, @max_sessions,
+        @requested_by, @decided_by, @reason, @ttl_seconds, @created_at, @decided_at, @expires_at, @revoked_at,
+        @sessions_started, @request)`,
+    );
+    this.pendingFor = db.prepare<[string, string, string], ApprovalRow>(
+      `SELECT ${COLUMNS} FROM approvals WHERE agent_id = ? AND state = 'pending' AND scope = ? AND ${UNEXPIRED}
+       ORDER BY created_at, rowid LIMIT 1`,
+    );
+    this.extendPending = db.prepare<[string, string, string]>(
+      `UPDATE approvals SET expires_at = ? WHERE id = ? AND state = 'pending' AND expires_at IS NOT NULL AND expires_at < ?`,
+    );
+    this.approvedFor = db.prepare<[string, string], ApprovalRow>(
+      `SELECT ${COLUMNS} FROM approvals WHERE agent_id = ? AND state = 'approved' AND revoked_at IS NULL AND ${UNEXPIRED}
+       ORDER BY expires_at IS NULL DESC, expires_at DESC, created_at DESC, rowid DESC`,
+    );
+    this.pendingCount = db.prepare<[string, string], { n: number }>(
+      `SELECT COUNT(*) AS n FROM approvals WHERE agent_id = ? AND state = 'pending' AND ${UNEXPIRED}`,
+    );
+    this.due = db.prepare<[string], ApprovalRow>(
+      `SELECT ${COLUMNS} FROM approvals WHERE state IN ('pending', 'approved') AND expires_at IS NOT NULL AND expires_at <= ?
+       ORDER BY expires_at, rowid`,
+    );
+    this.next = db.prepare<[], { t: string | null }>(
+      `SELECT MIN(expires_at) AS t FROM approvals WHERE state IN ('pending', 'approved') AND expires_at IS NOT NULL`,
+    );
+    this.increment = db.prepare<[string, string], ApprovalRow>(
+      `UPDATE approvals SET sessions_started = sessions_started + 1
+       WHERE id = ? AND state = 'approved' AND revoked_at IS NULL AND ${UNEXPIRED}
+         AND (max_sessions IS NULL OR sessions_started < max_sessions)
+       RETURNING ${COLUMNS}`,
+    );
+  }
+
+  private rowFor(input: NewApproval): ApprovalRow {
+    const scope = canonicalScope(input.scope);
+    return {
+      id: input.id ?? newApprovalId(),
+      state: input.state,
+      agent_id: input.agentId,
+      agent_name: input.agent,
+      scope_kind: scope.kind,
+      scope: JSON.stringify(scope),
+      max_sessions: scope.kind === 'stream' ? (scope.maxSessions ?? null) : null,
+      requested_by: input.requestedBy,
+      decided_by: input.decidedBy,
+      reason: input.reason,
+      ttl_seconds: input.ttlSeconds,
+      created_at: input.createdAt,
+      decided_at: input.decidedAt,
+      expires_at: input.expiresAt,
+      revoked_at: null,
+      sessions_started: 0,
+      request: input.request === null ? null : JSON.stringify(input.request),
+    };
+  }
+
+  private insert(input: NewApproval): Approval {
+    const row = this.rowFor(input);
+    this.insertRow.run(row);
+    return toApproval(row);
+  }
+
+  async create(input: NewApproval): Promise<Approval> {
+    return this.insert(input);
+  }
+
+  async createOrJoinPending(
+    input: NewApproval & { state: 'pending' },
+    asOf: string,
+  ): Promise<{ approval: Approval; created: boolean }> {
+    const tx = this.db.transaction((): { approval: Approval; created: boolean } => {
+      const existing = this.pendingFor.get(input.agentId, scopeJson(input.scope), asOf);
+      if (!existing) return { approval: this.insert(input), created: true };
+      // The pending approval lasts as long as the longest hold waiting on it.
+      if (input.expiresAt !== null) this.extendPending.run(input.expiresAt, existing.id, input.expiresAt);
+      return { approval: toApproval(this.byId.get(existing.id)!), created: false };
+    });
+    return tx.immediate();
+  }
+
+  async get(id: string): Promise<Approval | undefined> {
+    const row = this.byId.get(id);
+    return row && toApproval(row);
+  }
+
+  async list(filter: ApprovalStoreFilter = {}): Promise<Approval[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.agent !== undefined) {
+      where.push('(agent_name = ? OR agent_id = ?)');
+      params.push(filter.agent, filter.agent);
+    }
+    if (filter.state !== undefined) {
+      if (filter.asOf === undefined) {
+        where.push('state = ?');
+        params.push(filter.state);
+      } else if (filter.state === 'expired') {
+        where.push(`(state = 'expired' OR (state IN ('pending', 'approved') AND NOT ${UNEXPIRED}))`);
+        params.push(filter.asOf);
+      } else if (filter.state === 'pending' || filter.state === 'approved') {
+        where.push(`state = ? AND ${UNEXPIRED}`);
+        params.push(filter.state, filter.asOf);
+      } else {
+        where.push('state = ?');
+        params.push(filter.state);
+      }
+    }
+    const sql =
+      `SELECT ${COLUMNS} FROM approvals` +
+      (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
+      ' ORDER BY created_at DESC, rowid DESC';
+    return (this.db.prepare(sql).all(...params) as ApprovalRow[]).map(toApproval);
+  }
+
+  async findPending(agentId: string, scope: ApprovalScope, asOf: string): Promise<Approval | undefined> {
+    const row = this.pendingFor.get(agentId, scopeJson(scope), asOf);
+    return row && toApproval(row);
+  }
+
+  async listApproved(agentId: string, asOf: string): Promise<Approval[]> {
+    return this.approvedFor.all(agentId, asOf).map(toApproval);
+  }
+
+  async countPending(agentId: string, asOf: string): Promise<number> {
+    return this.pendingCount.get(agentId, asOf)!.n;
+  }
+
+  async transition(id: string, t: ApprovalTransition): Promise<Approval | undefined> {
+    const set = t.set ?? {};
+    const keys = (Object.keys(set) as (keyof ApprovalChanges)[]).filter((k) => set[k] !== undefined);
+    for (const k of keys) {
+      if (!(k in CHANGE_COLUMNS)) throw new BastionError(ErrorCode.INTERNAL, `approval field ${String(k)} cannot be changed`);
+    }
+    const shape = `${keys.join(',')}|${t.ifUnexpiredAt !== undefined}|${t.ifExpiredAt !== undefined}`;
+    let stmt = this.transitions.get(shape);
+    if (!stmt) {
+      const assignments = ['state = @to', ...keys.map((k) => `${CHANGE_COLUMNS[k]} = @${k}`)];
+      const guards = ['id = @id', 'state = @from'];
+      if (t.ifUnexpiredAt !== undefined) guards.push('(expires_at IS NULL OR expires_at > @ifUnexpiredAt)');
+      if (t.ifExpiredAt !== undefined) guards.push('(expires_at IS NOT NULL AND expires_at <= @ifExpiredAt)');
+      stmt = this.db.prepare(`UPDATE approvals SET ${assignments.join(', ')} WHERE ${guards.join(' AND ')} RETURNING ${COLUMNS}`);
+      this.transitions.set(shape, stmt);
+    }
+    const params: Record<string, unknown> = { id, from: t.from, to: t.to };
+    for (const k of keys) params[k] = set[k];
+    if (t.ifUnexpiredAt !== undefined) params['ifUnexpiredAt'] = t.ifUnexpiredAt;
+    if (t.ifExpiredAt !== undefined) params['ifExpiredAt'] = t.ifExpiredAt;
+    const row = stmt.get(params) as ApprovalRow | undefined;
+    return row && toApproval(row);
+  }
+
+  async listDue(asOf: string): Promise<Approval[]> {
+    return this.due.all(asOf).map(toApproval);
+  }
+
+  async nextExpiry(): Promise<string | undefined> {
+    return this.next.get()?.t ?? undefined;
+  }
+
+  async incrementSessions(id: string, asOf: string): Promise<Approval | undefined> {
+    const row = this.increment.get(id, asOf);
+    return row && toApproval(row);
+  }
+}

@@ -1,0 +1,295 @@
+// Stream sessions (exec, attach, port-forward through the bastion): one row each, written at start
+// and completed once at the end. The first end wins (a trigger refuses a second), and at startup
+// sessions a crash left open are ended as `interrupted`.
+import type { StreamOperation } from '../gate/types.js';
+import { BastionError, ErrorCode } from '../errors.js';
+import type { Status } from '../protocol/status.js';
+import { randomId } from './approvals.js';
+import type { Db } from './db.js';
+import {
+  SESSION_END_REASONS,
+  SESSION_TRANSPORTS,
+  type Clock,
+  type Session,
+  type SessionEndInput,
+  type SessionEndReason,
+  type SessionFilter,
+  type SessionRecordingInput,
+  type SessionStartInput,
+  type SessionStore,
+  type SessionTransport,
+} from './types.js';
+
+export const SESSION_ID_PREFIX = 'ses_';
+export const SESSION_ID_PATTERN = /^ses_[a-z2-7]{20}$/;
+
+export function newSessionId(): string {
+  return randomId(SESSION_ID_PREFIX);
+}
+
+const OPERATIONS: readonly StreamOperation[] = ['exec', 'attach', 'portforward'];
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+interface SessionRow {
+  id: string;
+  approval_id: string | null;
+  agent_id: string;
+  agent_name: string;
+  operation: StreamOperation | null;
+  transport: SessionTransport;
+  protocol: string;
+  upstream_protocol: string | null;
+  namespace: string;
+  pod: string;
+  container: string;
+  command: string;
+  tty: number;
+  started_at: string;
+  ended_at: string | null;
+  end_reason: SessionEndReason | null;
+  exit_code: number | null;
+  status: string | null;
+  bytes_in: number | null;
+  bytes_out: number | null;
+  cast_path: string | null;
+  cast_sha256: string | null;
+  raw_path: string | null;
+  raw_sha256: string | null;
+  channel_sha256: string | null;
+}
+
+const COLUMNS =
+  'id, approval_id, agent_id, agent_name, operation, transport, protocol, upstream_protocol, namespace, pod, container, ' +
+  'command, tty, started_at, ended_at, end_reason, exit_code, status, bytes_in, bytes_out, cast_path, cast_sha256, ' +
+  'raw_path, raw_sha256, channel_sha256';
+
+function toSession(row: SessionRow): Session {
+  return {
+    id: row.id,
+    approvalId: row.approval_id,
+    agent: row.agent_name,
+    agentId: row.agent_id,
+    state: row.ended_at === null ? 'open' : 'ended',
+    operation: row.operation,
+    transport: row.transport,
+    protocol: row.protocol,
+    upstreamProtocol: row.upstream_protocol,
+    namespace: row.namespace,
+    pod: row.pod,
+    container: row.container,
+    command: JSON.parse(row.command) as string[],
+    tty: row.tty === 1,
+    startedAt: row.started_at,
+    endedAt: row.ended_at,
+    endReason: row.end_reason,
+    exitCode: row.exit_code,
+    status: row.status === null ? null : (JSON.parse(row.status) as Status),
+    bytesIn: row.bytes_in,
+    bytesOut: row.bytes_out,
+    castPath: row.cast_path,
+    castSha256: row.cast_sha256,
+    rawPath: row.raw_path,
+    rawSha256: row.raw_sha256,
+    channelSha256: row.channel_sha256 === null ? null : (JSON.parse(row.channel_sha256) as Record<string, string>),
+  };
+}
+
+function bad(field: string, message: string): BastionError {
+  return new BastionError(ErrorCode.BAD_REQUEST, `session ${field} ${message}`, { field });
+}
+
+function requireString(field: string, v: unknown, allowEmpty = false): string {
+  if (typeof v !== 'string' || (!allowEmpty && v.length === 0)) throw bad(field, allowEmpty ? 'must be a string' : 'must be a non-empty string');
+  return v;
+}
+
+function optionalString(field: string, v: unknown): string | null {
+  if (v === undefined || v === null) return null;
+  return requireString(field, v);
+}
+
+function byteCount(field: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw bad(field, 'must be a non-negative integer');
+  return v;
+}
+
+function sha256(field: string, v: unknown): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string' || !SHA256_HEX.test(v)) throw bad(field, 'must be a lower-case hex sha256');
+  return v;
+}
+
+export class SqliteSessionStore implements SessionStore {
+  private readonly byId;
+  private readonly insertRow;
+  private readonly endRow;
+  private readonly open;
+  private readonly interruptOpen;
+  private readonly approvalExists;
+  private readonly agentExists;
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock = () => new Date(),
+  ) {
+    this.byId = db.prepare<[string], SessionRow>(`SELECT ${COLUMNS} FROM sessions WHERE id = ?`);
+    this.insertRow = db.prepare(
+      `INSERT INTO sessions (id, approval_id, agent_id, agent_name, operation, transport, protocol, upstream_protocol,
+         namespace, pod, container, command, tty, started_at)
+       VALUES (@id, @approval_id, @agent_id, @agent_name, @operation, @transport, @protocol, @upstream_protocol,
+         @namespace, @pod, @container, @command, @tty, @started_at)`,
+    );
+    this.endRow = db.prepare(
+      `UPDATE sessions SET ended_at = @ended_at, end_reason = @end_reason, exit_code = @exit_code, status = @status,
+         bytes_in = @bytes_in, bytes_out = @bytes_out
+       WHERE id = @id AND ended_at IS NULL`,
+    );
+    this.open = db.prepare<[], { id: string }>('SELECT id FROM sessions WHERE ended_at IS NULL ORDER BY started_at, rowid');
+    this.interruptOpen = db.prepare<[string]>(
+      `UPDATE sessions SET ended_at = ?, end_reason = 'interrupted' WHERE ended_at IS NULL`,
+    );
+    this.approvalExists = db.prepare<[string], { agent_id: string }>('SELECT agent_id FROM approvals WHERE id = ?');
+    this.agentExists = db.prepare<[string], { name: string }>('SELECT name FROM agents WHERE id = ?');
+  }
+
+  async start(input: SessionStartInput): Promise<Session> {
+    const agent = input.agent as { id?: unknown; name?: unknown } | undefined;
+    if (!agent || typeof agent.id !== 'string' || typeof agent.name !== 'string') {
+      throw bad('agent', 'must have a string id and name');
+    }
+    const agentRow = this.agentExists.get(agent.id);
+    if (!agentRow) throw bad('agent', `${JSON.stringify(agent.id)} is not a known agent`);
+    if (agentRow.name !== agent.name) throw bad('agent', `name ${JSON.stringify(agent.name)} does not match the agent's id`);
+    let approvalId: string | null = null;
+    if (input.approvalId !== null && input.approvalId !== undefined) {
+      approvalId = requireString('approvalId', input.approvalId);
+      const approval = this.approvalExists.get(approvalId);
+      if (!approval) throw bad('approvalId', `${JSON.stringify(approvalId)} is not a known approval`);
+      if (approval.agent_id !== agent.id) throw bad('approvalId', `${approvalId} belongs to another agent`);
+    }
+    const operation = input.operation ?? null;
+    if (operation !== null && !OPERATIONS.includes(operation)) throw bad('operation', `must be one of ${OPERATIONS.join(', ')}`);
+    if (!(SESSION_TRANSPORTS as readonly string[]).includes(input.transport)) {
+      throw bad('transport', `must be one of ${SESSION_TRANSPORTS.join(', ')}`);
+    }
+    if (!Array.isArray(input.command) || !input.command.every((a) => typeof a === 'string')) {
+      throw bad('command', 'must be an array of strings');
+    }
+    if (typeof input.tty !== 'boolean') throw bad('tty', 'must be a boolean');
+    if (input.id !== undefined && !SESSION_ID_PATTERN.test(input.id)) throw bad('id', `must look like ${SESSION_ID_PREFIX}<20 base32 characters>`);
+    const row = {
+      id: input.id ?? newSessionId(),
+      approval_id: approvalId,
+      agent_id: agent.id,
+      agent_name: agent.name,
+      operation,
+      transport: input.transport,
+      protocol: requireString('protocol', input.protocol, true),
+      upstream_protocol: optionalString('upstreamProtocol', input.upstreamProtocol),
+      namespace: requireString('namespace', input.namespace),
+      pod: requireString('pod', input.pod),
+      container: requireString('container', input.container),
+      command: JSON.stringify(input.command),
+      tty: input.tty ? 1 : 0,
+      started_at: this.clock().toISOString(),
+    };
+    this.insertRow.run(row);
+    return toSession(this.byId.get(row.id)!);
+  }
+
+  async end(id: string, input: SessionEndInput): Promise<Session> {
+    const endReason = 'endReason' in input ? input.endReason : input.reason;
+    if (!(SESSION_END_REASONS as readonly string[]).includes(endReason)) {
+      throw bad('endReason', `must be one of ${SESSION_END_REASONS.join(', ')}`);
+    }
+    if (input.exitCode !== null && (typeof input.exitCode !== 'number' || !Number.isSafeInteger(input.exitCode))) {
+      throw bad('exitCode', 'must be an integer or null');
+    }
+    if (input.status !== null && (typeof input.status !== 'object' || Array.isArray(input.status))) {
+      throw bad('status', 'must be a Status object or null');
+    }
+    const params = {
+      id,
+      ended_at: this.clock().toISOString(),
+      end_reason: endReason,
+      exit_code: input.exitCode,
+      status: input.status === null ? null : JSON.stringify(input.status),
+      bytes_in: byteCount('bytesIn', input.bytesIn),
+      bytes_out: byteCount('bytesOut', input.bytesOut),
+    };
+    const tx = this.db.transaction((): Session => {
+      const row = this.byId.get(id);
+      if (!row) throw new BastionError(ErrorCode.NOT_FOUND, `session ${JSON.stringify(id)} not found`, { id });
+      // Already ended: the first end wins, this one changes nothing.
+      if (row.ended_at === null) this.endRow.run(params);
+      return toSession(this.byId.get(id)!);
+    });
+    return tx.immediate();
+  }
+
+  async setRecording(id: string, input: SessionRecordingInput): Promise<Session> {
+    const sets: string[] = [];
+    const params: Record<string, unknown> = { id };
+    const put = (column: string, value: string | null): void => {
+      sets.push(`${column} = @${column}`);
+      params[column] = value;
+    };
+    if (input.castPath !== undefined) put('cast_path', optionalString('castPath', input.castPath));
+    if (input.castSha256 !== undefined) put('cast_sha256', sha256('castSha256', input.castSha256));
+    if (input.rawPath !== undefined) put('raw_path', optionalString('rawPath', input.rawPath));
+    if (input.rawSha256 !== undefined) put('raw_sha256', sha256('rawSha256', input.rawSha256));
+    if (input.channelSha256 !== undefined) {
+      let json: string | null = null;
+      if (input.channelSha256 !== null) {
+        const m = input.channelSha256;
+        if (typeof m !== 'object' || Array.isArray(m)) throw bad('channelSha256', 'must be an object of channel name to sha256');
+        const sorted: Record<string, string> = {};
+        for (const key of Object.keys(m).sort()) sorted[key] = sha256(`channelSha256.${key}`, m[key]) ?? '';
+        json = JSON.stringify(sorted);
+      }
+      put('channel_sha256', json);
+    }
+    const tx = this.db.transaction((): Session => {
+      if (!this.byId.get(id)) throw new BastionError(ErrorCode.NOT_FOUND, `session ${JSON.stringify(id)} not found`, { id });
+      if (sets.length > 0) this.db.prepare(`UPDATE sessions SET ${sets.join(', ')} WHERE id = @id`).run(params);
+      return toSession(this.byId.get(id)!);
+    });
+    return tx.immediate();
+  }
+
+  async get(id: string): Promise<Session | undefined> {
+    const row = this.byId.get(id);
+    return row && toSession(row);
+  }
+
+  async list(filter: SessionFilter = {}): Promise<Session[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.approvalId !== undefined) {
+      where.push('approval_id = ?');
+      params.push(filter.approvalId);
+    }
+    if (filter.agent !== undefined) {
+      where.push('(agent_name = ? OR agent_id = ?)');
+      params.push(filter.agent, filter.agent);
+    }
+    if (filter.state === 'open') where.push('ended_at IS NULL');
+    else if (filter.state === 'ended') where.push('ended_at IS NOT NULL');
+    else if (filter.state !== undefined) throw bad('state', 'must be open or ended');
+    const sql =
+      `SELECT ${COLUMNS} FROM sessions` +
+      (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
+      ' ORDER BY started_at DESC, rowid DESC';
+    return (this.db.prepare(sql).all(...params) as SessionRow[]).map(toSession);
+  }
+
+  async markOpenAsInterrupted(): Promise<Session[]> {
+    const tx = this.db.transaction((): Session[] => {
+      const ids = this.open.all().map((r) => r.id);
+      if (ids.length === 0) return [];
+      this.interruptOpen.run(this.clock().toISOString());
+      return ids.map((id) => toSession(this.byId.get(id)!));
+    });
+    return tx.immediate();
+  }
+}
