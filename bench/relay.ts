@@ -89,7 +89,7 @@ for (let i = 0; i < RUNS; i++) {
   const r = await run.done;
   const firstByteAt = run.startedAt + (r.firstByteMs ?? NaN);
   const directRun = await kubectl(33, direct, ['exec', '-n', 'default', 'busybox', '--', 'echo', 'x']).done;
-  console.log(`run ${i}: approve -> first byte ${firstByteAt - approveAt} ms   (a whole direct exec: ${fmt(directRun.ms)} ms, ratio ${((firstByteAt - approveAt) / directRun.ms).toFixed(2)})`);
+  console.log(`run ${i}: approve -> first byte ${Math.round(firstByteAt - approveAt)} ms   (a whole direct exec: ${fmt(directRun.ms)} ms, ratio ${((firstByteAt - approveAt) / directRun.ms).toFixed(2)})`);
 }
 
 console.log('\n# cutoff: expiry -> kubectl exit (goal < 1 s); revocation -> last byte (goal < 100 ms)');

@@ -122,7 +122,8 @@ export async function startBastion(config: ServeConfig, log: Logger): Promise<Ru
         decide: (req, ctx) => {
           // Clients see the rule's own words; the evaluator's longer reason stays in the logs.
           const { decision, rule } = evaluateWithRule(policy.current, req, ctx);
-          return { ...decision, reason: rule?.reason ?? '' };
+          const autoApprove = decision.action === 'approval' ? rule?.autoApprove : undefined;
+          return { ...decision, reason: rule?.reason ?? '', ...(autoApprove ? { autoApprove } : {}) };
         },
       },
       audit: { record: (row) => store.audit.append(auditInput(row)).then(() => undefined) },
