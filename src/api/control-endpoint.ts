@@ -2,8 +2,8 @@
 // /healthz and /metrics. Users authenticate with bearer tokens; roles gate each route.
 import http from 'node:http';
 import https from 'node:https';
+import { boundUrl, listen } from '../net/listen.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { isBastionError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Registry } from '../metrics.js';
@@ -58,18 +58,11 @@ export class ControlEndpoint {
   }
 
   get url(): string {
-    const a = this.server.address() as AddressInfo;
-    return `${this.opts.tls ? 'https' : 'http'}://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+    return boundUrl(this.server, this.opts.tls ? 'https' : 'http');
   }
 
-  async listen(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.opts.port, this.opts.host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+  listen(): Promise<void> {
+    return listen(this.server, this.opts.host, this.opts.port);
   }
 
   async close(): Promise<void> {

@@ -2,9 +2,10 @@
 // for requests that need an approval, forwarding of REST calls, stream sessions through the relay,
 // refusals as metav1.Status, one audit row per request.
 import https from 'node:https';
+import { boundUrl, listen } from '../net/listen.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { writeStatusResponse, writeStatusToSocket } from '../transport/http-response.js';
 import { apiStatus, type Status } from '../protocol/status.js';
 import { parseRemoteCommandQuery } from '../protocol/options.js';
@@ -91,19 +92,12 @@ export class KubeEndpoint {
     this.server.on('tlsClientError', () => {});
   }
 
-  async listen(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.opts.port, this.opts.host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+  listen(): Promise<void> {
+    return listen(this.server, this.opts.host, this.opts.port);
   }
 
   get url(): string {
-    const a = this.server.address() as AddressInfo;
-    return `https://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+    return boundUrl(this.server, 'https');
   }
 
   private identity(c: { principal: { id: string; name: string } }): UpstreamIdentity | undefined {

@@ -3,7 +3,7 @@
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { AddressInfo } from 'node:net';
+import { boundUrl, listen } from '../net/listen.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,9 +66,7 @@ export class SimCluster {
   }
 
   get url(): string {
-    const addr = this.server.address() as AddressInfo;
-    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    return `https://${host}:${addr.port}`;
+    return boundUrl(this.server, 'https');
   }
 
   get caPem(): string {
@@ -101,10 +99,7 @@ export class SimCluster {
       });
     });
     this.server.on('clientError', (_err, socket) => socket.destroy());
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.options.port ?? 0, this.options.host ?? '127.0.0.1', () => resolve());
-    });
+    await listen(this.server, this.options.host ?? '127.0.0.1', this.options.port ?? 0);
   }
 
   async stop(): Promise<void> {

@@ -3,7 +3,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freshHome, kubectlPath } from '../helpers/kubectl.js';
 import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
-import { TmuxSession } from '../helpers/tmux.js';
+import { expectShellFollowsResize, TmuxSession } from '../helpers/tmux.js';
 
 let b: TestBastion;
 const terms: TmuxSession[] = [];
@@ -37,15 +37,7 @@ describe.each([
     const term = new TmuxSession();
     terms.push(term);
     term.start(`${kubectlPath(minor)} --kubeconfig ${b.agentKubeconfig} exec -it -n demo web-0 -- sh`, { width: 100, height: 30 }, { HOME: freshHome() });
-    await term.waitFor(/[#$] $/m);
-    term.type('stty size');
-    await term.waitFor(/^30 100$/m);
-    term.resize({ width: 120, height: 40 });
-    await new Promise((r) => setTimeout(r, 300));
-    term.type('stty size');
-    await term.waitFor(/^40 120$/m);
-    term.type('exit 4');
-    await term.waitFor(/EXIT=4/);
+    await expectShellFollowsResize(term, 4);
   });
 
   it('attach -it joins the running shell of demo/shell-0', async () => {

@@ -1,8 +1,7 @@
 // Real kubectl 1.27 and 1.33 through the bastion onto the simulated cluster: what passes, what is
 // refused, and proof from the sim's own request log that refused requests never reached it.
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freshHome, kubectlPath, runKubectl } from '../helpers/kubectl.js';
+import { expectLogsFollowed, runKubectl } from '../helpers/kubectl.js';
 import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
 
 let b: TestBastion;
@@ -44,18 +43,7 @@ describe.each([27, 33])('kubectl 1.%i through the bastion', (minor) => {
   });
 
   it('follows logs as they are written', async () => {
-    const child = spawn(kubectlPath(minor), ['--kubeconfig', b.agentKubeconfig, 'logs', '-f', '-n', 'demo', 'web-0', '-c', 'app'], {
-      env: { PATH: process.env.PATH ?? '', HOME: freshHome() },
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    try {
-      await expect.poll(() => out, { timeout: 15_000 }).toContain('listening on :8080');
-      const last = Math.max(0, ...[...out.matchAll(/request (\d+)/g)].map((m) => Number(m[1])));
-      await expect.poll(() => out, { timeout: 15_000 }).toContain(`(request ${last + 1})`);
-    } finally {
-      child.kill('SIGKILL');
-    }
+    await expectLogsFollowed(minor, b.agentKubeconfig, (get, expected) => expect.poll(get, { timeout: 15_000 }).toContain(expected));
   });
 
   it('creates and deletes a configmap', async () => {

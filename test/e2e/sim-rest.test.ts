@@ -1,8 +1,7 @@
 // REST calls with real kubectl against the simulated cluster.
-import { spawn } from 'node:child_process';
 import https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freshHome, kubectlPath, runKubectl } from '../helpers/kubectl.js';
+import { expectLogsFollowed, runKubectl } from '../helpers/kubectl.js';
 import { startSim, type StartedSim } from '../helpers/sim.js';
 
 let env: StartedSim;
@@ -40,20 +39,7 @@ describe.each([27, 33])('kubectl 1.%i REST against the sim', (minor) => {
   });
 
   it('logs -f streams new lines as the container writes them', async () => {
-    const child = spawn(kubectlPath(minor), ['--kubeconfig', env.kubeconfig, 'logs', '-f', '-n', 'demo', 'web-0', '-c', 'app'], {
-      env: { PATH: process.env.PATH ?? '', HOME: freshHome() },
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    try {
-      await expect.poll(() => out, { timeout: 15_000 }).toContain('listening on :8080');
-      const seen = [...out.matchAll(/request (\d+)/g)].map((m) => Number(m[1]));
-      const last = Math.max(0, ...seen);
-      // A line written after the request started proves it is followed, not just dumped.
-      await expect.poll(() => out, { timeout: 15_000 }).toContain(`(request ${last + 1})`);
-    } finally {
-      child.kill('SIGKILL');
-    }
+    await expectLogsFollowed(minor, env.kubeconfig, (get, expected) => expect.poll(get, { timeout: 15_000 }).toContain(expected));
   });
 
   it('get secret and configmaps work', async () => {

@@ -3,7 +3,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freshHome, kubectlPath } from '../helpers/kubectl.js';
 import { startSim, upgradesSince, type StartedSim } from '../helpers/sim.js';
-import { TmuxSession } from '../helpers/tmux.js';
+import { expectShellFollowsResize, TmuxSession } from '../helpers/tmux.js';
 
 let env: StartedSim;
 const sessions: TmuxSession[] = [];
@@ -33,15 +33,7 @@ describe.each(CLIENTS)('kubectl $label with a terminal', (client) => {
     const before = env.sim.requests.entries.length;
     const term = terminal();
     term.start(`${kubectlPath(client.minor)} --kubeconfig ${env.kubeconfig} exec -it -n demo web-0 -- sh`, { width: 100, height: 30 }, { HOME: freshHome(), ...client.env });
-    await term.waitFor(/[#$] $/m);
-    term.type('stty size');
-    await term.waitFor(/^30 100$/m);
-    term.resize({ width: 120, height: 40 });
-    await new Promise((r) => setTimeout(r, 300));
-    term.type('stty size');
-    await term.waitFor(/^40 120$/m);
-    term.type('exit 3');
-    await term.waitFor(/EXIT=3/);
+    await expectShellFollowsResize(term, 3);
     expect(upgradesSince(env.sim, before)).toEqual([client.upgrade]);
   });
 

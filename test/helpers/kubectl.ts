@@ -81,3 +81,22 @@ export const EXEC_CLIENTS: ClientVariant[] = [
   { label: '1.31 (WebSocket)', minor: 31, env: {}, transport: 'websocket' },
   { label: '1.33 (WebSocket)', minor: 33, env: {}, transport: 'websocket' },
 ];
+
+/**
+ * `kubectl logs -f` of demo/web-0 (app writes a line every 2 s) shows lines written after it
+ * started: the log is followed, not just dumped.
+ */
+export async function expectLogsFollowed(minor: number, kubeconfig: string, poll: (get: () => string, expected: string) => Promise<void>): Promise<void> {
+  const child = spawn(kubectlPath(minor), ['--kubeconfig', kubeconfig, 'logs', '-f', '-n', 'demo', 'web-0', '-c', 'app'], {
+    env: { PATH: process.env.PATH ?? '', HOME: freshHome() },
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  try {
+    await poll(() => out, 'listening on :8080');
+    const last = Math.max(0, ...[...out.matchAll(/request (\d+)/g)].map((m) => Number(m[1])));
+    await poll(() => out, `(request ${last + 1})`);
+  } finally {
+    child.kill('SIGKILL');
+  }
+}

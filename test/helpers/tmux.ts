@@ -49,3 +49,19 @@ export class TmuxSession {
     }
   }
 }
+
+/**
+ * In a shell running in `term` (started at 100x30): `stty size` shows the size, follows a resize to
+ * 120x40, and `exit CODE` ends the session with that code.
+ */
+export async function expectShellFollowsResize(term: TmuxSession, exitCode: number): Promise<void> {
+  await term.waitFor(/[#$] $/m);
+  term.type('stty size');
+  await term.waitFor(/^30 100$/m);
+  term.resize({ width: 120, height: 40 });
+  await new Promise((r) => setTimeout(r, 300));
+  term.type('stty size');
+  await term.waitFor(/^40 120$/m);
+  term.type(`exit ${exitCode}`);
+  await term.waitFor(new RegExp(`EXIT=${exitCode}`));
+}
