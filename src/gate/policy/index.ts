@@ -11,6 +11,8 @@ export {
   type PolicyDocument,
   type PolicyMatch,
   type PolicyRule,
+  type RecordingSettings,
+  DEFAULT_RECORDING,
 } from './schema.js';
 export { validatePolicyText, type ValidationResult } from './validate.js';
 export { PolicyHolder, type PolicyHolderEvents, type PolicyHolderOptions, type ReloadResult } from './watcher.js';

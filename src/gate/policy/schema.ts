@@ -69,10 +69,22 @@ export interface PolicyRule {
   readonly autoApprove?: AutoApprove;
 }
 
+/** How sessions are recorded. */
+export interface RecordingSettings {
+  /** asciicast version of the .cast file (the export API converts on request). */
+  readonly format: 'v2' | 'v3';
+  /** Record what the agent types (`i` events and the stdin channel of the raw sidecar). */
+  readonly stdin: boolean;
+}
+
+export const DEFAULT_RECORDING: RecordingSettings = Object.freeze({ format: 'v2', stdin: true });
+
 export interface PolicyDocument {
   readonly apiVersion: typeof POLICY_API_VERSION;
   readonly kind: typeof POLICY_KIND;
   readonly description?: string;
+  /** Absent: DEFAULT_RECORDING. */
+  readonly recording?: RecordingSettings;
   /** Action for requests no rule matches. */
   readonly default: PolicyAction;
   /** First match wins. */

@@ -252,3 +252,20 @@ describe('policy validation', () => {
     });
   });
 });
+
+describe('recording settings', () => {
+  const base = 'apiVersion: kube-bastion/v1\nkind: Policy\ndefault: deny\nrules: []\n';
+  it('default to asciicast v2 with stdin recorded, and accept v3 without stdin', () => {
+    const plain = validatePolicyText(base, 'p.yaml');
+    expect(plain.ok && plain.document.recording).toBeUndefined();
+    const set = validatePolicyText(`${base}recording: { format: v3, stdin: false }\n`, 'p.yaml');
+    expect(set.ok && set.document.recording).toEqual({ format: 'v3', stdin: false });
+  });
+
+  it('name the line of a bad format or a bad stdin value', () => {
+    const bad = validatePolicyText(`${base}recording:\n  format: v4\n  stdin: maybe\n`, 'p.yaml');
+    expect(bad.ok).toBe(false);
+    const issues = bad.ok ? [] : bad.issues.map((i) => `${i.line}:${i.path}`);
+    expect(issues).toEqual(['6:recording.format']);
+  });
+});

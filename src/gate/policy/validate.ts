@@ -7,6 +7,7 @@ import { closest, type PolicyIssue } from './issues.js';
 import { checkApiGroup, checkNameGlob, checkPathPattern, parseResourcePattern } from './patterns.js';
 import {
   ALL_VERBS,
+  DEFAULT_RECORDING,
   MAX_AUTO_APPROVE_TTL_SECONDS,
   NON_RESOURCE_VERBS,
   POLICY_ACTIONS,
@@ -18,11 +19,13 @@ import {
   type PolicyDocument,
   type PolicyMatch,
   type PolicyRule,
+  type RecordingSettings,
 } from './schema.js';
 
 export type ValidationResult = { ok: true; document: PolicyDocument } | { ok: false; issues: PolicyIssue[] };
 
-const TOP_KEYS = ['apiVersion', 'kind', 'description', 'default', 'rules'] as const;
+const TOP_KEYS = ['apiVersion', 'kind', 'description', 'recording', 'default', 'rules'] as const;
+const RECORDING_KEYS = ['format', 'stdin'] as const;
 const RULE_KEYS = ['name', 'description', 'match', 'action', 'reason', 'autoApprove'] as const;
 const MATCH_KEYS = ['verbs', 'apiGroups', 'resources', 'namespaces', 'names', 'agents', 'nonResourcePaths', 'streams', 'impersonation'] as const;
 const RESOURCE_ONLY_KEYS = ['apiGroups', 'resources', 'namespaces', 'names', 'streams'] as const;
@@ -295,15 +298,18 @@ function readDocument(c: Checker, root: unknown): PolicyDocument | undefined {
   const description = descriptionField === undefined ? undefined : readString(c, descriptionField, { nonEmpty: false });
   const defaultField = fields.get('default');
   const defaultAction = defaultField === undefined ? 'deny' : readAction(c, defaultField);
+  const recordingField = fields.get('recording');
+  const recording = recordingField === undefined ? undefined : readRecording(c, recordingField);
 
   const rulesField = required(c, fields, 'rules', at, '');
   const rules = rulesField === undefined ? undefined : readRules(c, rulesField);
 
-  if (defaultAction === undefined || rules === undefined) return undefined;
+  if (defaultAction === undefined || rules === undefined || (recordingField !== undefined && recording === undefined)) return undefined;
   return {
     apiVersion: POLICY_API_VERSION,
     kind: POLICY_KIND,
     ...(description === undefined ? {} : { description }),
+    ...(recording === undefined ? {} : { recording }),
     default: defaultAction,
     rules,
   };
@@ -376,6 +382,26 @@ function readRule(c: Checker, node: unknown, at: number, path: string, names: Ma
     ...(reason === undefined ? {} : { reason }),
     ...(autoApprove === undefined ? {} : { autoApprove }),
   };
+}
+
+function readRecording(c: Checker, field: Field): RecordingSettings | undefined {
+  const fields = readMap(c, field.value, field.valueOffset, field.path, 'a mapping with format (v2 or v3) and stdin (true or false)', RECORDING_KEYS);
+  if (fields === undefined) return undefined;
+  let format: 'v2' | 'v3' = DEFAULT_RECORDING.format;
+  const formatField = fields.get('format');
+  if (formatField !== undefined) {
+    const v = readString(c, formatField, { nonEmpty: true });
+    if (v === undefined) return undefined;
+    if (v !== 'v2' && v !== 'v3') {
+      c.report(formatField.valueOffset, formatField.path, `unknown recording format "${v}" (expected v2 or v3)`);
+      return undefined;
+    }
+    format = v;
+  }
+  const stdinField = fields.get('stdin');
+  const stdin = stdinField === undefined ? DEFAULT_RECORDING.stdin : readBoolean(c, stdinField);
+  if (stdin === undefined) return undefined;
+  return { format, stdin };
 }
 
 function readAutoApprove(c: Checker, field: Field): AutoApprove | undefined {
