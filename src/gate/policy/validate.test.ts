@@ -115,7 +115,7 @@ describe('policy validation', () => {
     });
     it('unknown keys, with a suggestion', () => {
       expect(problems(`apiVersion: kube-bastion/v1\nkind: Policy\ndefaultAction: deny\nrules:\n  - name: a\n    match: { verb: [get] }\n    action: allow\n    ttl: 5\n`)).toEqual([
-        'policy.yaml:3:1: defaultAction: unknown key "defaultAction" (did you mean "default"?); expected one of apiVersion, kind, description, default, rules',
+        'policy.yaml:3:1: defaultAction: unknown key "defaultAction" (did you mean "default"?); expected one of apiVersion, kind, description, recording, default, rules',
         'policy.yaml:6:14: rules[0].match.verb: unknown key "verb" (did you mean "verbs"?); expected one of verbs, apiGroups, resources, namespaces, names, agents, nonResourcePaths, streams, impersonation',
         'policy.yaml:8:5: rules[0].ttl: unknown key "ttl"; expected one of name, description, match, action, reason, autoApprove',
       ]);
