@@ -17,6 +17,10 @@ import { ControlEndpoint } from './api/control-endpoint.js';
 import { SqliteApprovalService } from './approvals/service.js';
 import { webhookNotifier } from './approvals/webhook.js';
 import { HoldManager } from './gate/holds.js';
+import { DEFAULT_RECORDING } from './gate/policy/index.js';
+import { createRecorder, recordingPaths, recoverRecording, toSessionRecording, type RecordingResult } from './recording/index.js';
+import type { SessionInfo } from './session/stream-session.js';
+import type { SessionSink } from './session/sink.js';
 import { renderKubeconfig } from './kubeconfig.js';
 
 export interface RunningBastion {
@@ -76,9 +80,20 @@ export async function startBastion(config: ServeConfig, log: Logger): Promise<Ru
       log.error({ code: err.code, message: err.message }, 'policy reload rejected; the previous version stays active');
     });
 
-    // Sessions a crash left open are closed as interrupted before anything new starts.
+    // Sessions a crash left open are closed as interrupted before anything new starts; their
+    // recordings are made whole (partial tails cut, an interrupted marker added) and hashed.
     for (const session of await store.sessions.markOpenAsInterrupted()) {
-      await store.audit.append({ event: 'session.end', actor: 'system', sessionId: session.id, approvalId: session.approvalId, agent: { id: session.agentId, name: session.agent }, details: { endReason: 'interrupted' } });
+      let recovered: Record<string, unknown> = {};
+      if (session.castPath && session.rawPath) {
+        try {
+          const r = recoverRecording({ castPath: session.castPath, rawPath: session.rawPath });
+          await store.sessions.setRecording(session.id, { castSha256: r.castSha256, rawSha256: r.rawSha256, channelSha256: r.channelSha256 });
+          recovered = { castSha256: r.castSha256, rawSha256: r.rawSha256 };
+        } catch (err) {
+          log.error({ err, sessionId: session.id }, 'could not recover the recording of an interrupted session');
+        }
+      }
+      await store.audit.append({ event: 'session.end', actor: 'system', sessionId: session.id, approvalId: session.approvalId, agent: { id: session.agentId, name: session.agent }, details: { endReason: 'interrupted', ...recovered } });
       log.warn({ sessionId: session.id }, 'session left open by a previous run marked interrupted');
     }
     const approvals = new SqliteApprovalService({
@@ -95,6 +110,42 @@ export async function startBastion(config: ServeConfig, log: Logger): Promise<Ru
       ...(config.webhookUrl ? { onPending: webhookNotifier(config.webhookUrl, () => controlUrl, log) } : {}),
       log,
     });
+
+    const recorderFor = (session: SessionInfo): SessionSink => {
+      const settings = policy.current.document.recording ?? DEFAULT_RECORDING;
+      const saved = (result: RecordingResult): void => {
+        if (result.error) log.error({ sessionId: session.id, error: result.error }, 'recording failed; the session was cut');
+        const files = result.files?.map((f) => ({ name: f.name, size: f.size, sha256: f.sha256 }));
+        store.sessions
+          .setRecording(session.id, { ...toSessionRecording(result), ...(files ? { files } : {}) })
+          .catch((err: unknown) => log.error({ err, sessionId: session.id }, 'storing the recording hashes failed'));
+      };
+      // Throws when the files cannot be created: the session is then cut before a byte flows.
+      const recorder = createRecorder({
+        dir: config.recordingsDir,
+        approvalId: session.approvalId,
+        sessionId: session.id,
+        format: settings.format,
+        recordStdin: settings.stdin,
+        header: {
+          agent: session.agent.name,
+          namespace: session.namespace,
+          pod: session.pod,
+          container: session.container,
+          command: session.command,
+          tty: session.tty,
+          transport: session.transport,
+          protocol: session.protocol,
+          upstreamProtocol: session.upstreamProtocol,
+          ...(session.operation === 'exec' || session.operation === 'attach' ? { operation: session.operation } : {}),
+        },
+        onFinished: saved,
+      });
+      // The row knows where the files are from the start, so a crash leaves them findable.
+      const paths = recordingPaths(config.recordingsDir, session.approvalId, session.id);
+      store.sessions.setRecording(session.id, { castPath: paths.castPath, rawPath: paths.rawPath }).catch((err: unknown) => log.error({ err }, 'storing recording paths failed'));
+      return recorder;
+    };
 
     const tls = await loadEndpointTls(config.dataDir, servingHosts(config), config.tls);
     let sim: SimCluster | undefined;
@@ -141,7 +192,7 @@ export async function startBastion(config: ServeConfig, log: Logger): Promise<Ru
           return session;
         },
       },
-      sinks: () => [],
+      sinks: (session) => [recorderFor(session)],
       metrics,
       log,
       impersonate: config.impersonate,

@@ -19,7 +19,7 @@ import type { ResourceRequest, StreamOperation } from '../gate/types.js';
 import type { HoldManager } from '../gate/holds.js';
 import { restOperation, scopeFor, streamOperation } from '../gate/operation.js';
 import type { Approval, ApprovalService, Operation } from '../approvals/types.js';
-import { runStreamSession, type SessionRowPort } from '../session/stream-session.js';
+import { runStreamSession, type SessionInfo, type SessionRowPort } from '../session/stream-session.js';
 import type { EndReason, SessionSink } from '../session/sink.js';
 import { classify, subject, type Classification } from './classify.js';
 import type { AgentAuthenticator, AuditDecision, PolicyDecider, RequestAuditor, RequestAuditRecord } from './ports.js';
@@ -35,7 +35,7 @@ export interface KubeEndpointOptions {
   approvals: ApprovalService;
   holds: HoldManager;
   sessions: SessionRowPort;
-  sinks(sessionId: string): SessionSink[];
+  sinks(session: SessionInfo): SessionSink[];
   metrics: BastionMetrics;
   log: Logger;
   /** Impersonate the agent upstream (needs `impersonate` RBAC for the bastion's credentials). */
@@ -283,7 +283,7 @@ export class KubeEndpoint {
       ...(identity ? { identity } : {}),
       approvals: this.opts.approvals,
       sessions: this.opts.sessions,
-      sinks: (id) => this.opts.sinks(id),
+      sinks: (session) => this.opts.sinks(session),
       track: (cut) => {
         this.liveSessions.add(cut);
         return () => this.liveSessions.delete(cut);

@@ -34,6 +34,22 @@ export interface SessionRowPort {
   end(id: string, end: SessionEnd): Promise<unknown>;
 }
 
+/** What a sink knows about the session it observes. */
+export interface SessionInfo {
+  id: string;
+  approvalId: string | null;
+  agent: { id: string; name: string };
+  operation: StreamOperation;
+  namespace: string;
+  pod: string;
+  container: string;
+  command: string[];
+  tty: boolean;
+  transport: 'spdy' | 'websocket';
+  protocol: string;
+  upstreamProtocol: string;
+}
+
 export interface StreamSessionContext {
   req: IncomingMessage;
   socket: Duplex;
@@ -48,8 +64,8 @@ export interface StreamSessionContext {
   identity?: UpstreamIdentity;
   approvals: ApprovalService;
   sessions: SessionRowPort;
-  /** Sinks for this session (recorder, metrics); created once the session id is known. */
-  sinks(sessionId: string): SessionSink[];
+  /** Sinks for this session (recorder, metrics); created once the session row exists. Throwing cuts the session. */
+  sinks(session: SessionInfo): SessionSink[];
   /** Live sessions register here so shutdown can cut them. */
   track(cut: (reason: EndReason) => void): () => void;
   /** Seconds before the deadline to warn the agent (0: never). */
@@ -135,7 +151,20 @@ export async function runStreamSession(ctx: StreamSessionContext): Promise<Sessi
   });
   let sinks: SessionSink[];
   try {
-    sinks = ctx.sinks(row.id);
+    sinks = ctx.sinks({
+      id: row.id,
+      approvalId: ctx.approval?.id ?? null,
+      agent: ctx.agent,
+      operation: ctx.operation,
+      namespace: ctx.namespace,
+      pod: ctx.pod,
+      container: ctx.query.container,
+      command: ctx.query.command,
+      tty: ctx.query.tty,
+      transport: agent.transport,
+      protocol: agent.protocolName || agent.protocol.name,
+      upstreamProtocol: upstream.protocol,
+    });
   } catch (err) {
     upstream.destroy();
     const status = cutStatusFor(ctx.approval, ctx.pod, 'recording-failed', (err as Error).message);

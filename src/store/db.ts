@@ -190,6 +190,11 @@ export const MIGRATIONS: readonly Migration[] = [
         BEGIN SELECT RAISE(ABORT, 'an ended session''s outcome never changes'); END;
     `,
   },
+  {
+    version: 3,
+    name: 'files carried by a session (kubectl cp)',
+    sql: `ALTER TABLE sessions ADD COLUMN files TEXT;`,
+  },
 ];
 
 export interface OpenDatabaseOptions {

@@ -85,6 +85,7 @@ describe('session store', () => {
       rawPath: null,
       rawSha256: null,
       channelSha256: null,
+      files: null,
     });
     expect(await store.sessions.get(s.id)).toEqual(s);
     expect(await store.sessions.get('ses_unknown')).toBeUndefined();
@@ -192,5 +193,11 @@ describe('session store', () => {
     await expect(store.sessions.setRecording(s.id, { rawSha256: 'XYZ' })).rejects.toSatisfy(
       (e) => isBastionError(e, 'BAD_REQUEST') && (e as { details?: { field?: string } }).details?.field === 'rawSha256',
     );
+  });
+  it('stores the files a session carried (kubectl cp), validated', async () => {
+    const session = await store.sessions.start(startInput({ command: ['tar', 'cf', '-', '/etc/hosts'], tty: false }));
+    const files = [{ name: 'etc/hosts', size: 12, sha256: 'a'.repeat(64) }];
+    expect((await store.sessions.setRecording(session.id, { files })).files).toEqual(files);
+    await expect(store.sessions.setRecording(session.id, { files: [{ name: 'x', size: -1, sha256: 'a'.repeat(64) }] })).rejects.toMatchObject({ code: 'BAD_REQUEST', details: { field: 'files[0]' } });
   });
 });

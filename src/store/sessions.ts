@@ -13,6 +13,7 @@ import {
   type Session,
   type SessionEndInput,
   type SessionEndReason,
+  type SessionFile,
   type SessionFilter,
   type SessionRecordingInput,
   type SessionStartInput,
@@ -56,12 +57,13 @@ interface SessionRow {
   raw_path: string | null;
   raw_sha256: string | null;
   channel_sha256: string | null;
+  files: string | null;
 }
 
 const COLUMNS =
   'id, approval_id, agent_id, agent_name, operation, transport, protocol, upstream_protocol, namespace, pod, container, ' +
   'command, tty, started_at, ended_at, end_reason, exit_code, status, bytes_in, bytes_out, cast_path, cast_sha256, ' +
-  'raw_path, raw_sha256, channel_sha256';
+  'raw_path, raw_sha256, channel_sha256, files';
 
 function toSession(row: SessionRow): Session {
   return {
@@ -91,6 +93,7 @@ function toSession(row: SessionRow): Session {
     rawPath: row.raw_path,
     rawSha256: row.raw_sha256,
     channelSha256: row.channel_sha256 === null ? null : (JSON.parse(row.channel_sha256) as Record<string, string>),
+    files: row.files === null ? null : (JSON.parse(row.files) as SessionFile[]),
   };
 }
 
@@ -248,6 +251,14 @@ export class SqliteSessionStore implements SessionStore {
         json = JSON.stringify(sorted);
       }
       put('channel_sha256', json);
+    }
+    if (input.files !== undefined) {
+      if (input.files !== null && !Array.isArray(input.files)) throw bad('files', 'must be a list of {name, size, sha256}');
+      const files = input.files?.map((f, i) => {
+        if (typeof f?.name !== 'string' || !Number.isSafeInteger(f.size) || f.size < 0) throw bad(`files[${i}]`, 'needs a name and a size');
+        return { name: f.name, size: f.size, sha256: sha256(`files[${i}].sha256`, f.sha256) };
+      });
+      put('files', files === undefined ? null : JSON.stringify(files));
     }
     const tx = this.db.transaction((): Session => {
       if (!this.byId.get(id)) throw new BastionError(ErrorCode.NOT_FOUND, `session ${JSON.stringify(id)} not found`, { id });

@@ -416,6 +416,8 @@ export interface Session {
   rawSha256: string | null;
   /** sha256 (hex) of each channel's exact bytes, by channel name (stdin, stdout, stderr, ...). */
   channelSha256: Record<string, string> | null;
+  /** Regular files carried by the session's tar stream (kubectl cp), when there was one. */
+  files: SessionFile[] | null;
 }
 
 export interface SessionStartInput {
@@ -447,7 +449,15 @@ interface SessionEndFields {
  */
 export type SessionEndInput = SessionEndFields & ({ endReason: SessionEndReason } | { reason: SessionEndReason });
 
+/** One file a session carried in a tar stream (kubectl cp). */
+export interface SessionFile {
+  name: string;
+  size: number;
+  sha256: string;
+}
+
 export interface SessionRecordingInput {
+  files?: SessionFile[] | null;
   castPath?: string | null;
   castSha256?: string | null;
   rawPath?: string | null;

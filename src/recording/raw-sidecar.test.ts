@@ -1,0 +1,127 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AppendFile } from './append-file.js';
+import {
+  RawChannel,
+  RawSidecarFormatError,
+  RawSidecarParser,
+  RawSidecarWriter,
+  RECORD_HEADER_BYTES,
+  readRawSidecar,
+  scanRawSidecarFile,
+  type RawChannelId,
+  type RawSidecarMeta,
+} from './raw-sidecar.js';
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+const meta: RawSidecarMeta = {
+  kind: 'kube-bastion-raw',
+  session: 'ses_test',
+  approval: 'apr_test',
+  startedAt: '2025-01-01T00:00:00.000Z',
+  cast: 'ses_test.cast',
+  castFormat: 'v2',
+  stdinRecorded: true,
+};
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'kb-raw-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+function writeSample(path: string): { input: Array<{ channel: RawChannelId; timeUs: number; data: Buffer }>; fileSha: string } {
+  const file = new AppendFile(path);
+  const w = new RawSidecarWriter(file, meta);
+  const every = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+  const input: Array<{ channel: RawChannelId; timeUs: number; data: Buffer }> = [
+    { channel: RawChannel.stdin, timeUs: 0, data: Buffer.from('ls\n') },
+    { channel: RawChannel.stdout, timeUs: 1_234, data: every },
+    { channel: RawChannel.stderr, timeUs: 2_000, data: randomBytes(70_000) },
+    { channel: RawChannel.resize, timeUs: 3_000, data: Buffer.from('{"Width":100,"Height":30}\n') },
+    { channel: RawChannel.stdout, timeUs: 2 ** 40, data: Buffer.from([0xff, 0xfe, 0x00, 0xe2, 0x82]) },
+    { channel: RawChannel.marker, timeUs: 2 ** 40 + 1, data: Buffer.from('warning: é') },
+  ];
+  for (const r of input) w.append(r.channel, r.timeUs, r.data);
+  w.append(RawChannel.stdout, 5, Buffer.alloc(0)); // dropped
+  const fileSha = file.close();
+  expect(w.channels.digests()).toEqual({
+    stdin: sha(Buffer.from('ls\n')),
+    stdout: sha(Buffer.concat([every, Buffer.from([0xff, 0xfe, 0x00, 0xe2, 0x82])])),
+    stderr: sha(input[2]!.data),
+    resize: sha(input[3]!.data),
+  });
+  return { input, fileSha };
+}
+
+describe('raw sidecar', () => {
+  it('round-trips binary records with channel and time, and per-channel hashes', () => {
+    const path = join(dir, 'a.raw');
+    const { input, fileSha } = writeSample(path);
+    const bytes = readFileSync(path);
+    expect(sha(bytes)).toBe(fileSha);
+    expect(bytes.subarray(0, 6).toString('latin1')).toBe('KBRAW\0');
+    const got = readRawSidecar(bytes);
+    expect(got.meta).toEqual(meta);
+    expect(got.truncated).toBe(false);
+    expect(got.validLength).toBe(bytes.length);
+    expect(got.records.map((r) => ({ channel: r.channel, timeUs: r.timeUs, data: r.data }))).toEqual(input);
+    expect(got.records.map((r) => r.name)).toEqual(['stdin', 'stdout', 'stderr', 'resize', 'stdout', 'marker']);
+    expect(got.channelSha256.stdout).toBe(sha(Buffer.concat([input[1]!.data, input[4]!.data])));
+    expect(scanRawSidecarFile(path).channelSha256).toEqual(got.channelSha256);
+  });
+
+  it('reads the same records however the file is chunked', () => {
+    const path = join(dir, 'b.raw');
+    const { input } = writeSample(path);
+    const bytes = readFileSync(path);
+    for (const size of [1, 7, 512, 65_536]) {
+      const p = new RawSidecarParser();
+      const recs = [];
+      for (let i = 0; i < bytes.length; i += size) recs.push(...p.push(bytes.subarray(i, i + size)));
+      expect(recs.map((r) => sha(r.data))).toEqual(input.map((r) => sha(r.data)));
+      expect(p.truncated).toBe(false);
+    }
+  });
+
+  it('detects and ignores a truncated last record at every cut point', () => {
+    const path = join(dir, 'c.raw');
+    const { input } = writeSample(path);
+    const bytes = readFileSync(path);
+    const lastLen = RECORD_HEADER_BYTES + input.at(-1)!.data.length;
+    const lastStart = bytes.length - lastLen;
+    for (let cut = lastStart + 1; cut < bytes.length; cut++) {
+      const got = readRawSidecar(bytes.subarray(0, cut));
+      expect(got.truncated).toBe(true);
+      expect(got.validLength).toBe(lastStart);
+      expect(got.records).toHaveLength(input.length - 1);
+    }
+    // cutting on a record boundary is not truncation
+    expect(readRawSidecar(bytes.subarray(0, lastStart)).truncated).toBe(false);
+    // a truncated file on disk scans the same way
+    writeFileSync(path, bytes.subarray(0, bytes.length - 3));
+    const scanned = scanRawSidecarFile(path);
+    expect(scanned.truncated).toBe(true);
+    expect(scanned.validLength).toBe(lastStart);
+  });
+
+  it('stops at an impossible record length (corruption) and keeps what came before', () => {
+    const path = join(dir, 'd.raw');
+    writeSample(path);
+    const bytes = readFileSync(path);
+    const garbage = Buffer.alloc(RECORD_HEADER_BYTES + 4, 0xff);
+    const got = readRawSidecar(Buffer.concat([bytes, garbage]));
+    expect(got.truncated).toBe(true);
+    expect(got.validLength).toBe(bytes.length);
+    expect(got.records).toHaveLength(6);
+  });
+
+  it('rejects a file that is not a sidecar', () => {
+    expect(() => readRawSidecar(Buffer.from('{"version":2}\n'))).toThrow(RawSidecarFormatError);
+    expect(() => readRawSidecar(Buffer.from('KBR'))).toThrow(/incomplete/);
+  });
+});

@@ -1,0 +1,85 @@
+// kill -9 of `serve` during a live session: after a restart the session is marked interrupted and
+// its recording is whole and parses. The cluster runs as its own process so only the bastion dies.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freshHome, kubectlPath } from '../helpers/kubectl.js';
+import { INTERRUPTED_MARKER, parseCast } from '../../src/recording/index.js';
+import { openStore } from '../../src/store/index.js';
+
+const BIN = resolve('bin/kube-bastion.js');
+const children: ChildProcess[] = [];
+
+function start(args: string[], ready: RegExp): Promise<{ child: ChildProcess; out: () => string }> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', () => {});
+  return new Promise((resolveStart, reject) => {
+    const deadline = setTimeout(() => reject(new Error(`not ready: ${out}`)), 30_000);
+    const check = setInterval(() => {
+      if (ready.test(out)) {
+        clearTimeout(deadline);
+        clearInterval(check);
+        resolveStart({ child, out: () => out });
+      }
+    }, 50);
+  });
+}
+
+afterAll(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+});
+
+describe('a bastion killed during a session', () => {
+  it('marks the session interrupted after restart, and its cast parses', async () => {
+    expect(existsSync('dist/cli/main.js'), 'run `npm run build` first').toBe(true);
+    const dir = mkdtempSync(join(tmpdir(), 'kb-crash-'));
+    const simConfig = join(dir, 'sim.kubeconfig');
+    await start(['sim', '--listen', '127.0.0.1:0', '--kubeconfig-out', simConfig, '--work-dir', join(dir, 'pods')], /kubeconfig:/);
+    const serveArgs = ['serve', '--data-dir', join(dir, 'data'), '--recordings', join(dir, 'rec'), '--listen', '127.0.0.1:0', '--control-listen', '127.0.0.1:0', '--upstream-kubeconfig', simConfig];
+    const first = await start(serveArgs, /admin token/);
+    const control = /control API:\s+(http:\/\/\S+)\/v1/.exec(first.out())![1]!;
+    const admin = /admin token[^:]*: (kbu_\S+)/.exec(first.out())![1]!;
+    const url = /Kubernetes endpoint: (https:\/\/\S+)/.exec(first.out())![1]!;
+    const agentConfig = join(dir, 'agent.kubeconfig');
+    const add = spawn(process.execPath, [BIN, 'agent', 'add', 'crashy', '--data-dir', join(dir, 'data'), '--server', url, '--kubeconfig-out', agentConfig]);
+    expect(await new Promise((r) => add.on('exit', r))).toBe(0);
+    const grant = await fetch(`${control}/v1/approvals`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ agent: 'crashy', namespace: 'demo', pod: 'web-0', container: 'app', verbs: ['exec'], ttlSeconds: 300, reason: 'crash test' }),
+    });
+    expect(grant.status).toBe(201);
+    const approvalId = ((await grant.json()) as { id: string }).id;
+
+    const kubectl = spawn(kubectlPath(33), ['--kubeconfig', agentConfig, 'exec', '-n', 'demo', 'web-0', '--', 'sh', '-c', 'while :; do echo tick; sleep 0.05; done'], {
+      env: { PATH: process.env.PATH ?? '', HOME: freshHome() },
+    });
+    children.push(kubectl);
+    let ticks = '';
+    kubectl.stdout.on('data', (d: Buffer) => (ticks += d.toString()));
+    await expect.poll(() => ticks.split('tick').length, { timeout: 15_000 }).toBeGreaterThan(5);
+
+    first.child.kill('SIGKILL');
+    await new Promise((r) => first.child.on('exit', r));
+    await new Promise((r) => kubectl.on('exit', r));
+
+    const second = await start(serveArgs, /kube-bastion is serving/);
+    const store = openStore(join(dir, 'data'));
+    try {
+      const [session] = await store.sessions.list({ approvalId });
+      expect(session).toMatchObject({ state: 'ended', endReason: 'interrupted' });
+      const cast = parseCast(readFileSync(session!.castPath!, 'utf8'));
+      expect(cast.events.some((e) => e.code === 'o' && e.data.includes('tick'))).toBe(true);
+      expect(cast.events.at(-1)).toMatchObject({ code: 'm', data: INTERRUPTED_MARKER });
+      expect(session!.castSha256).toMatch(/^[0-9a-f]{64}$/);
+    } finally {
+      await store.close();
+      second.child.kill('SIGTERM');
+    }
+  });
+});

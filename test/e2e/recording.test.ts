@@ -1,0 +1,143 @@
+// Recordings of real kubectl sessions through the bastion: byte-exact casts (multi-byte characters
+// split across frames), what Debian's asciinema prints, the raw sidecar for binary output, the file
+// list of kubectl cp, and a recordings directory that cannot be written.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runKubectl } from '../helpers/kubectl.js';
+import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
+import { outputText, parseCast, readRawSidecar, RawChannel } from '../../src/recording/index.js';
+import type { Approval } from '../../src/approvals/types.js';
+import type { Session } from '../../src/store/index.js';
+
+let b: TestBastion;
+let token: string;
+
+beforeAll(async () => {
+  b = await startTestBastion();
+  token = (await b.bastion.store.users.createUser('rec-approver', 'approver')).token;
+});
+afterAll(async () => {
+  await b?.stop();
+});
+
+const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+
+async function grant(pod: string, container: string, ttlSeconds = 300): Promise<Approval> {
+  const res = await fetch(`${b.bastion.controlUrl}/v1/approvals`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ agent: b.agentName, namespace: 'demo', pod, container, verbs: ['exec'], ttlSeconds, reason: 'recording tests' }),
+  });
+  expect(res.status).toBe(201);
+  return (await res.json()) as Approval;
+}
+
+/** The ended session of an approval whose command matches, once its recording hashes are stored. */
+async function endedSession(approvalId: string, command: (argv: string[]) => boolean = () => true): Promise<Session> {
+  let found: Session | undefined;
+  await expect
+    .poll(async () => {
+      found = (await b.bastion.store.sessions.list({ approvalId })).find((s) => command(s.command));
+      return Boolean(found?.state === 'ended' && found.castSha256 && found.channelSha256);
+    }, { timeout: 10_000 })
+    .toBe(true);
+  return found!;
+}
+
+// Multi-byte characters written a few bytes at a time, with pauses, so frames end mid-character.
+const SPLIT_OUTPUT = [
+  "printf '\\342\\202'; sleep 0.05; printf '\\254 euro, '; sleep 0.05",
+  "printf '\\360\\237'; sleep 0.05; printf '\\230\\200 smile, '; sleep 0.05",
+  "printf '\\346\\227'; sleep 0.05; printf '\\245\\346\\234\\254\\350\\252\\236 nihongo, '; sleep 0.05",
+  "printf '\\303'; sleep 0.05; printf '\\274ber\\n'",
+].join('; ');
+
+describe.each([
+  { label: '1.27 (SPDY)', minor: 27 },
+  { label: '1.33 (WebSocket)', minor: 33 },
+])('recordings of kubectl $label sessions', ({ minor }) => {
+  it('the cast output equals what kubectl printed, byte for byte, with characters split across frames', async () => {
+    const approval = await grant('web-0', 'app');
+    const r = await runKubectl({ minor, kubeconfig: b.agentKubeconfig, args: ['exec', '-n', 'demo', 'web-0', '--', 'sh', '-c', SPLIT_OUTPUT] });
+    expect(r.code).toBe(0);
+    expect(r.stdout.toString('utf8')).toBe('€ euro, 😀 smile, 日本語 nihongo, über\n');
+    const session = await endedSession(approval.id);
+    const cast = parseCast(readFileSync(session.castPath!, 'utf8'));
+    expect(cast.version).toBe(2);
+    expect(Buffer.from(outputText(cast.events), 'utf8').equals(r.stdout)).toBe(true);
+    // The frames really were split mid-character: some stdout frame alone is not valid UTF-8.
+    const frames = readRawSidecar(readFileSync(session.rawPath!)).records.filter((rec) => rec.channel === RawChannel.stdout);
+    const invalidAlone = frames.filter((rec) => {
+      try {
+        new TextDecoder('utf-8', { fatal: true }).decode(rec.data);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    expect(invalidAlone.length).toBeGreaterThanOrEqual(4);
+    expect(session.channelSha256!.stdout).toBe(sha256(r.stdout));
+    expect(session.castSha256).toBe(sha256(readFileSync(session.castPath!)));
+    expect(cast.header.extra).toMatchObject({ kube_bastion: { approval: approval.id, session: session.id, agent: b.agentName, pod: 'web-0', container: 'app' } });
+
+    // Debian's asciinema (reads asciicast v2) prints the same bytes. It wants a terminal: run it under script.
+    const out = join(mkdtempSync(join(tmpdir(), 'kb-asciinema-')), 'out');
+    execFileSync('script', ['-qec', `asciinema cat ${session.castPath} > ${out}`, '/dev/null'], { env: { ...process.env, HOME: tmpdir(), TERM: 'xterm' } });
+    expect(readFileSync(out).equals(r.stdout)).toBe(true);
+  });
+
+  it('1 MiB of random bytes: the sidecar holds them exactly and the stored SHA-256 matches what kubectl received', async () => {
+    const approval = await grant('web-0', 'app');
+    const r = await runKubectl({ minor, kubeconfig: b.agentKubeconfig, args: ['exec', '-n', 'demo', 'web-0', '--', 'head', '-c', '1048576', '/dev/urandom'] });
+    expect(r.code).toBe(0);
+    expect(r.stdout.length).toBe(1048576);
+    const session = await endedSession(approval.id);
+    const raw = readRawSidecar(readFileSync(session.rawPath!));
+    const stdout = Buffer.concat(raw.records.filter((rec) => rec.channel === RawChannel.stdout).map((rec) => rec.data));
+    expect(stdout.equals(r.stdout)).toBe(true);
+    expect(session.channelSha256!.stdout).toBe(sha256(r.stdout));
+    expect(session.rawSha256).toBe(sha256(readFileSync(session.rawPath!)));
+  });
+});
+
+describe('kubectl cp through the bastion', () => {
+  it('records the files copied into and out of a pod with sizes and hashes', async () => {
+    const approval = await grant('web-0', 'app');
+    const dir = mkdtempSync(join(tmpdir(), 'kb-cp-'));
+    const payload = Buffer.concat([Buffer.from('payload for kubectl cp\n'), Buffer.alloc(70_000, 7)]);
+    writeFileSync(join(dir, 'report.bin'), payload);
+    const into = await runKubectl({ minor: 33, kubeconfig: b.agentKubeconfig, args: ['cp', join(dir, 'report.bin'), 'demo/web-0:report.bin', '-c', 'app'] });
+    expect(into.stderr).toBe('');
+    expect(into.code).toBe(0);
+    const isTar = (argv: string[]) => argv[0] === 'tar' || argv.join(' ').includes('tar cf');
+    const copyIn = await endedSession(approval.id, isTar);
+    expect(copyIn.files).toEqual([{ name: 'report.bin', size: payload.length, sha256: sha256(payload) }]);
+
+    const back = join(dir, 'back.bin');
+    const out = await runKubectl({ minor: 33, kubeconfig: b.agentKubeconfig, args: ['cp', 'demo/web-0:report.bin', back, '-c', 'app'] });
+    expect(out.code).toBe(0);
+    expect(readFileSync(back).equals(payload)).toBe(true);
+    const copyOut = await endedSession(approval.id, (argv) => isTar(argv) && argv.join(' ').includes('cf'));
+    expect(copyOut.files).toEqual([{ name: 'report.bin', size: payload.length, sha256: sha256(payload) }]);
+    const cast = readFileSync(copyOut.castPath!, 'utf8');
+    expect(cast).toContain('report.bin');
+  });
+});
+
+describe('a recordings directory that cannot be written', () => {
+  it('cuts the session before any byte flows, with a Status saying why', async () => {
+    const approval = await grant('shell-0', 'main');
+    // The approval's folder points into /proc, where no file can be created.
+    mkdirSync(b.bastion.config.recordingsDir, { recursive: true });
+    symlinkSync('/proc/self/fdinfo', join(b.bastion.config.recordingsDir, approval.id));
+    const r = await runKubectl({ minor: 33, kubeconfig: b.agentKubeconfig, args: ['exec', '-n', 'demo', 'shell-0', '--', 'echo', 'must not run'] });
+    expect(r.code).toBe(1);
+    expect(r.stdout.toString()).toBe('');
+    expect(r.stderr).toContain(`approval ${approval.id}: the recording could not be written`);
+    await expect.poll(async () => (await b.bastion.store.sessions.list({ approvalId: approval.id })).map((s) => s.endReason)).toEqual(['recording-failed']);
+  });
+});
