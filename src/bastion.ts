@@ -17,6 +17,7 @@ import { ControlEndpoint } from './api/control-endpoint.js';
 import { SqliteApprovalService } from './approvals/service.js';
 import { webhookNotifier } from './approvals/webhook.js';
 import { HoldManager } from './gate/holds.js';
+import { loadOrCreateSigningKey } from './evidence/signing-key.js';
 import { DEFAULT_RECORDING } from './gate/policy/index.js';
 import { createRecorder, recordingPaths, recoverRecording, toSessionRecording, type RecordingResult } from './recording/index.js';
 import type { SessionInfo } from './session/stream-session.js';
@@ -208,6 +209,9 @@ export async function startBastion(config: ServeConfig, log: Logger): Promise<Ru
       {
         agents: store.agents,
         approvals,
+        sessions: store.sessions,
+        recordingsDir: config.recordingsDir,
+        signingKey: loadOrCreateSigningKey(config.dataDir),
         users: store.users,
         audit: store.audit,
         policyVersions: store.policyVersions,

@@ -36,6 +36,11 @@ beforeAll(async () => {
     agentKubeconfig: () => 'kubeconfig',
     log: silentLogger(),
     approvals,
+    sessions: store.sessions,
+    recordingsDir: '',
+    signingKey: () => {
+      throw new Error('no evidence in this test');
+    },
   };
   control = new ControlEndpoint(deps, { host: '127.0.0.1', port: 0 });
   if (!control.router.list().some((r) => r.pattern === '/v1/approvals')) {

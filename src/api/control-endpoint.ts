@@ -15,10 +15,18 @@ import { Router } from './router.js';
 import type { ApprovalService } from '../approvals/types.js';
 import { registerApprovalRoutes } from './approvals-routes.js';
 import { registerOpenApiRoute } from './openapi.js';
+import { registerWebUi } from './web-ui.js';
+import { registerSessionRoutes } from './sessions-routes.js';
+import type { SessionStore } from '../store/types.js';
+import type { SigningKeySource } from '../evidence/signing-key.js';
 
 export interface ControlDeps {
   agents: AgentStore;
   approvals: ApprovalService;
+  sessions: SessionStore;
+  recordingsDir: string;
+  /** The bastion's Ed25519 key for evidence manifests. */
+  signingKey: SigningKeySource;
   users: UserStore;
   audit: AuditLog;
   policyVersions: PolicyVersionStore;
@@ -145,7 +153,9 @@ export class ControlEndpoint {
         sendJson(res, 200, { current: d.currentPolicy(), versions: await d.policyVersions.listPolicyVersions() });
       });
     registerApprovalRoutes(this.router, { approvals: d.approvals, authenticate: this.user });
+    registerSessionRoutes(this.router, { sessions: d.sessions, approvals: d.approvals, audit: d.audit, recordingsDir: d.recordingsDir, signingKey: d.signingKey, authenticate: this.user });
     registerOpenApiRoute(this.router);
+    registerWebUi(this.router);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -2,7 +2,7 @@
 // GET /v1/openapi.json (no authentication: it holds no secrets). openapi.test.ts keeps it in step
 // with the router: every route is documented and every documented operation is routed.
 import { APPROVAL_STATES } from '../approvals/types.js';
-import { USER_ROLES } from '../store/types.js';
+import { SESSION_END_REASONS, SESSION_TRANSPORTS, USER_ROLES } from '../store/types.js';
 import { sendJson } from './http.js';
 import type { Router } from './router.js';
 
@@ -30,6 +30,7 @@ const iso = (description: string, nullable = false): Json => ({ type: 'string', 
 const pathParam = (name: string, description: string): Json => ({ name, in: 'path', required: true, description, schema: { type: 'string' } });
 const queryParam = (name: string, description: string, schema: Json): Json => ({ name, in: 'query', required: false, description, schema });
 const body = (schema: Json, required: boolean, examples?: Record<string, string>): Json => ({ required, content: json(schema, examples) });
+const sha256Schema = (description: string): Json => ({ type: 'string', nullable: true, pattern: '^[0-9a-f]{64}$', description });
 const readers = `Roles: ${['reviewer', 'approver', 'admin'].join(', ')}.`;
 const deciders = 'Roles: approver, admin.';
 const admins = 'Roles: admin.';
@@ -272,6 +273,100 @@ const schemas: { [name: string]: Json } = {
       rowsVerified: { type: 'integer' },
     },
   },
+  SessionHashes: {
+    type: 'object',
+    description: 'Every hash of a session in one place (sha256, hex): the files as the bastion wrote them and each channel\'s exact bytes. null: not recorded (yet).',
+    required: ['cast', 'raw', 'stdin', 'stdout', 'stderr'],
+    additionalProperties: false,
+    properties: {
+      cast: sha256Schema('The asciicast file as recorded.'),
+      raw: sha256Schema('The raw sidecar (exact bytes of every channel).'),
+      stdin: sha256Schema('The bytes the agent sent.'),
+      stdout: sha256Schema('The bytes of the stdout channel.'),
+      stderr: sha256Schema('The bytes of the stderr channel.'),
+    },
+  },
+  Session: {
+    type: 'object',
+    description: 'One exec/attach/portforward session as the store has it, plus `sha256` with every hash. Times are ISO 8601 UTC with milliseconds.',
+    required: [
+      'id',
+      'approvalId',
+      'agent',
+      'agentId',
+      'state',
+      'operation',
+      'transport',
+      'protocol',
+      'upstreamProtocol',
+      'namespace',
+      'pod',
+      'container',
+      'command',
+      'tty',
+      'startedAt',
+      'endedAt',
+      'endReason',
+      'exitCode',
+      'status',
+      'bytesIn',
+      'bytesOut',
+      'castPath',
+      'castSha256',
+      'rawPath',
+      'rawSha256',
+      'channelSha256',
+      'files',
+      'sha256',
+    ],
+    additionalProperties: false,
+    properties: {
+      id: { type: 'string', pattern: '^ses_[a-z2-7]+$' },
+      approvalId: { type: 'string', nullable: true, description: 'null when a policy rule allowed the session without an approval.' },
+      agent: { type: 'string', description: 'The agent name.' },
+      agentId: { type: 'string' },
+      state: { type: 'string', enum: ['open', 'ended'] },
+      operation: { type: 'string', nullable: true, enum: [...STREAM_VERBS, null] },
+      transport: { type: 'string', enum: [...SESSION_TRANSPORTS] },
+      protocol: { type: 'string', description: 'The agent-side subprotocol, e.g. `v5.channel.k8s.io`.' },
+      upstreamProtocol: { type: 'string', nullable: true },
+      namespace: { type: 'string' },
+      pod: { type: 'string' },
+      container: { type: 'string' },
+      command: { type: 'array', items: { type: 'string' }, description: 'exec argv ([] for attach).' },
+      tty: { type: 'boolean' },
+      startedAt: iso('When the session started.'),
+      endedAt: iso('When it ended; null while open.', true),
+      endReason: { type: 'string', nullable: true, enum: [...SESSION_END_REASONS, null] },
+      exitCode: { type: 'integer', nullable: true },
+      status: { type: 'object', nullable: true, description: 'The final metav1.Status sent to the agent.' },
+      bytesIn: { type: 'integer', nullable: true, description: 'Bytes from the agent to upstream; null while open.' },
+      bytesOut: { type: 'integer', nullable: true, description: 'Bytes from upstream to the agent; null while open.' },
+      castPath: { type: 'string', nullable: true, description: 'Where the bastion keeps the asciicast.' },
+      castSha256: sha256Schema('The asciicast file.'),
+      rawPath: { type: 'string', nullable: true, description: 'Where the bastion keeps the raw sidecar.' },
+      rawSha256: sha256Schema('The raw sidecar.'),
+      channelSha256: {
+        type: 'object',
+        nullable: true,
+        description: 'sha256 of each channel\'s exact bytes, by channel name (stdin, stdout, stderr, ...).',
+        additionalProperties: { type: 'string' },
+      },
+      files: {
+        type: 'array',
+        nullable: true,
+        description: 'Regular files carried by the session\'s tar stream (kubectl cp), when there was one.',
+        items: {
+          type: 'object',
+          required: ['name', 'size', 'sha256'],
+          additionalProperties: false,
+          properties: { name: { type: 'string' }, size: { type: 'integer', minimum: 0 }, sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' } },
+        },
+      },
+      sha256: ref('SessionHashes'),
+    },
+  },
+  SessionList: items(ref('Session')),
   PolicyVersion: {
     type: 'object',
     required: ['hash', 'source', 'origin', 'firstLoadedAt', 'lastLoadedAt', 'loadCount'],
@@ -376,6 +471,49 @@ const examples: { [name: string]: Json } = {
       request: { method: 'GET', path: '/api/v1/namespaces/demo/secrets/db-password' },
     },
   },
+  EndedSession: {
+    summary: 'An ended exec session with its recording',
+    value: {
+      id: 'ses_q4n7b2x6k3m5p7r2t5vz',
+      approvalId: 'apr_b7c2d9f4g1h8j5k3m6n0',
+      agent: 'claude',
+      agentId: '0f8e5a4c-7d2b-4e1a-9c3f-6b5d8e2a1f70',
+      state: 'ended',
+      operation: 'exec',
+      transport: 'websocket',
+      protocol: 'v5.channel.k8s.io',
+      upstreamProtocol: 'v5.channel.k8s.io',
+      namespace: 'demo',
+      pod: 'web-0',
+      container: 'app',
+      command: ['ls', '-l', '/data'],
+      tty: false,
+      startedAt: '2025-06-02T09:21:00.000Z',
+      endedAt: '2025-06-02T09:21:01.250Z',
+      endReason: 'completed',
+      exitCode: 0,
+      status: { metadata: {}, status: 'Success' },
+      bytesIn: 0,
+      bytesOut: 412,
+      castPath: '/var/lib/kube-bastion/recordings/apr_b7c2d9f4g1h8j5k3m6n0/ses_q4n7b2x6k3m5p7r2t5vz.cast',
+      castSha256: '9b2c0d6f1e4a7b8c3d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4',
+      rawPath: '/var/lib/kube-bastion/recordings/apr_b7c2d9f4g1h8j5k3m6n0/ses_q4n7b2x6k3m5p7r2t5vz.raw',
+      rawSha256: '1f2e3d4c5b6a79881726354433221100ffeeddccbbaa99887766554433221100',
+      channelSha256: {
+        stdin: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        stdout: '5d41402abc4b2a76b9719d911017c592aaf4c3b2e1d0f9e8d7c6b5a493827160',
+        stderr: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+      },
+      files: null,
+      sha256: {
+        cast: '9b2c0d6f1e4a7b8c3d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4',
+        raw: '1f2e3d4c5b6a79881726354433221100ffeeddccbbaa99887766554433221100',
+        stdin: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        stdout: '5d41402abc4b2a76b9719d911017c592aaf4c3b2e1d0f9e8d7c6b5a493827160',
+        stderr: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+      },
+    },
+  },
   StreamGrantBody: {
     summary: 'Grant exec (and attach) into one container',
     value: {
@@ -414,6 +552,18 @@ const responses: { [name: string]: Json } = {
 
 const userErrors = { '401': problem('Unauthorized'), '403': problem('Forbidden') };
 const approvalExamples = { pending: 'PendingExec', approvedStream: 'ApprovedStreamGrant', revokedRest: 'RevokedRestGrant', denied: 'DeniedRest' };
+
+const FORMAT_PARAM: Json = queryParam('format', 'Convert the casts to this asciicast version (default: each as recorded).', { type: 'string', enum: ['v2', 'v3'] });
+const EVIDENCE_LAYOUT =
+  'One ustar archive (streamed, with Content-Length) under a top folder `evidence-<id>/`: `approval.json`, `sessions/<id>.json` ' +
+  '(the session with every hash), `sessions/<id>.cast`, `sessions/<id>.raw`, `audit.jsonl` (every audit row of the approval, ' +
+  'refused attempts included, and of its sessions, exactly as stored), `manifest.json` (path, size and sha256 of every file, the ' +
+  "subject, and the bastion's Ed25519 public key and key id) and `manifest.sig` (base64 Ed25519 signature over manifest.json's exact bytes). " +
+  'Check it with `kube-bastion verify DIR [--key ed25519.pub]`. Every export is an audit event (`evidence.exported`).';
+const EVIDENCE_RESPONSE: Json = {
+  description: 'The archive (Content-Disposition: attachment; filename="evidence-<id>.tar"; X-Evidence-Key-Id and X-Evidence-Manifest-Sha256 headers).',
+  content: { 'application/x-tar': { schema: { type: 'string', format: 'binary' } } },
+};
 
 const paths: { [path: string]: Json } = {
   '/healthz': {
@@ -666,6 +816,104 @@ const paths: { [path: string]: Json } = {
       },
     },
   },
+  '/v1/sessions': {
+    get: {
+      operationId: 'listSessions',
+      tags: ['sessions'],
+      summary: 'List sessions, newest first',
+      description: `${readers} Unknown query parameters are refused.`,
+      parameters: [
+        queryParam('approval', 'Only sessions under this approval.', { type: 'string' }),
+        queryParam('agent', 'Only sessions of this agent (name or id).', { type: 'string' }),
+        queryParam('state', 'Only open or only ended sessions.', { type: 'string', enum: ['open', 'ended'] }),
+        queryParam('since', 'Only sessions started at or after this ISO 8601 time.', { type: 'string', format: 'date-time' }),
+        queryParam('until', 'Only sessions started at or before this ISO 8601 time.', { type: 'string', format: 'date-time' }),
+      ],
+      responses: { '200': ok('Sessions.', ref('SessionList')), '400': problem('BadRequest'), ...userErrors },
+    },
+  },
+  '/v1/sessions/{id}': {
+    get: {
+      operationId: 'getSession',
+      tags: ['sessions'],
+      summary: 'One session, with every hash',
+      description: readers,
+      parameters: [pathParam('id', 'Session id (`ses_...`).')],
+      responses: { '200': ok('The session.', ref('Session'), { ended: 'EndedSession' }), ...userErrors, '404': problem('NotFound') },
+    },
+  },
+  '/v1/sessions/{id}/recording': {
+    get: {
+      operationId: 'getSessionRecording',
+      tags: ['sessions'],
+      summary: 'The asciicast recording (streamed)',
+      description:
+        `${readers} As recorded (byte for byte, its sha256 is \`sha256.cast\`), or converted to the asked asciicast version. ` +
+        'An open session answers what has been recorded so far. Every download is an audit event (`session.recording.accessed`). ' +
+        'The `X-Asciicast-Version` header says which version the body is.',
+      parameters: [
+        pathParam('id', 'Session id.'),
+        queryParam('format', 'Asciicast version to answer in (default: as recorded).', { type: 'string', enum: ['v2', 'v3'] }),
+      ],
+      responses: {
+        '200': {
+          description: 'The cast (Content-Disposition: attachment; filename="<id>.cast").',
+          content: { 'application/x-asciicast': { schema: { type: 'string', description: 'asciicast v2 or v3: a JSON header line, then one JSON event per line.' } } },
+        },
+        '400': problem('BadRequest'),
+        ...userErrors,
+        '404': errorResponse('No such session, or it has no recording on the bastion.'),
+        '409': errorResponse('The recording is not a readable asciicast, so it cannot be converted (download it as recorded).'),
+      },
+    },
+  },
+  '/v1/sessions/{id}/raw': {
+    get: {
+      operationId: 'getSessionRaw',
+      tags: ['sessions'],
+      summary: 'The raw sidecar: the exact bytes of every channel (streamed)',
+      description: `${readers} Its sha256 is \`sha256.raw\`. Every download is an audit event (\`session.recording.accessed\`).`,
+      parameters: [pathParam('id', 'Session id.')],
+      responses: {
+        '200': {
+          description: 'The sidecar (Content-Disposition: attachment; filename="<id>.raw").',
+          content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+        },
+        '400': problem('BadRequest'),
+        ...userErrors,
+        '404': errorResponse('No such session, or it has no sidecar on the bastion.'),
+      },
+    },
+  },
+  '/v1/approvals/{id}/evidence': {
+    get: {
+      operationId: 'getApprovalEvidence',
+      tags: ['evidence'],
+      summary: "The approval's evidence archive",
+      description: `${readers} ${EVIDENCE_LAYOUT}`,
+      parameters: [pathParam('id', 'Approval id.'), FORMAT_PARAM],
+      responses: { '200': EVIDENCE_RESPONSE, '400': problem('BadRequest'), ...userErrors, '404': problem('NotFound') },
+    },
+  },
+  '/v1/evidence': {
+    get: {
+      operationId: 'getEvidence',
+      tags: ['evidence'],
+      summary: 'The evidence archive for an approval, a session or a time range',
+      description:
+        `${readers} Exactly one of \`approval\`, \`session\`, \`since\`. A session export holds its approval's record and audit rows; ` +
+        'a time range holds every session started, approval created and audit row written in it, with the approval records under `approvals/<id>.json`. ' +
+        EVIDENCE_LAYOUT,
+      parameters: [
+        queryParam('approval', 'Approval id.', { type: 'string' }),
+        queryParam('session', 'Session id.', { type: 'string' }),
+        queryParam('since', 'Start of the time range (ISO 8601).', { type: 'string', format: 'date-time' }),
+        queryParam('until', 'End of the time range (ISO 8601; with since).', { type: 'string', format: 'date-time' }),
+        FORMAT_PARAM,
+      ],
+      responses: { '200': EVIDENCE_RESPONSE, '400': problem('BadRequest'), ...userErrors, '404': problem('NotFound') },
+    },
+  },
 };
 
 /** The document (a fresh copy each call). */
@@ -676,7 +924,7 @@ export function openApiDocument(): OpenApiDocument {
       title: 'kube-bastion control API',
       version: '1',
       description:
-        'The control endpoint of kube-bastion: approvals, agents, users, audit and policy for approvers, reviewers and admins. ' +
+        'The control endpoint of kube-bastion: approvals, sessions and evidence, agents, users, audit and policy for approvers, reviewers and admins. ' +
         'Send `Authorization: Bearer <user token>` (kube-bastion user add NAME --role ROLE). Bodies are JSON with camelCase fields; ' +
         'list endpoints answer {"items": [...]}; errors answer {"error": {"code", "message", "field"?}}.',
     },
@@ -684,6 +932,8 @@ export function openApiDocument(): OpenApiDocument {
     security: [{ bearer: [] }],
     tags: [
       { name: 'approvals', description: 'Scoped, timed permissions decided outside the agent.' },
+      { name: 'sessions', description: 'Recorded exec/attach/portforward sessions and their files.' },
+      { name: 'evidence', description: 'Signed evidence archives for review.' },
       { name: 'agents' },
       { name: 'users' },
       { name: 'audit' },

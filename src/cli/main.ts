@@ -3,6 +3,8 @@ import { isBastionError } from '../errors.js';
 import { runSim } from './sim.js';
 import { runServe } from './serve.js';
 import { runApprovals } from './approvals.js';
+import { runExport } from './export.js';
+import { runVerify } from './verify.js';
 import { runAgent, runAudit, runUser } from './admin.js';
 
 const USAGE = `usage: kube-bastion <command> [options]
@@ -12,6 +14,8 @@ commands:
   agent add NAME        create an agent identity and write its kubeconfig
   user add NAME         create a control-endpoint user (approver, reviewer, admin)
   approvals ...         list, get, grant, approve, deny, revoke, watch approvals (kube-bastion approvals --help)
+  export ...            write a signed evidence directory (kube-bastion export --help)
+  verify DIR            check an evidence directory's hashes and signature
   audit verify          check the audit log's hash chain
   sim                   run the simulated cluster alone (kube-bastion sim --help)`;
 
@@ -27,6 +31,10 @@ export async function main(argv: string[]): Promise<number> {
         return await runUser(rest);
       case 'approvals':
         return await runApprovals(rest);
+      case 'export':
+        return await runExport(rest);
+      case 'verify':
+        return await runVerify(rest);
       case 'audit':
         return await runAudit(rest);
       case 'sim':

@@ -1,0 +1,268 @@
+// `kube-bastion export` and `kube-bastion verify` end to end: a ControlEndpoint with the session
+// routes over a real store and recording files; export through the API (and from the data dir),
+// then verify, then change bytes and watch verify name the file.
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { userAuthenticator } from '../api/auth.js';
+import { ControlEndpoint } from '../api/control-endpoint.js';
+import { registerSessionRoutes } from '../api/sessions-routes.js';
+import { BastionError } from '../errors.js';
+import { ProgressLine } from '../evidence/progress.js';
+import { lazySigningKey, signingKeyPaths } from '../evidence/signing-key.js';
+import { fixture, sha, type Fixture } from '../evidence/test-support.js';
+import { silentLogger } from '../log.js';
+import { Registry } from '../metrics.js';
+import { parseTime, runExport, type ExportIo } from './export.js';
+import { runVerify } from './verify.js';
+
+let f: Fixture;
+let control: ControlEndpoint;
+let rita: string;
+let out: string;
+let n = 0;
+
+beforeAll(async () => {
+  f = await fixture('kb-export-cli-');
+  out = mkdtempSync(join(tmpdir(), 'kb-export-cli-out-'));
+  const signingKey = lazySigningKey(f.dataDir);
+  const deps = {
+    agents: f.store.agents,
+    users: f.store.users,
+    audit: f.store.audit,
+    policyVersions: f.store.policyVersions,
+    currentPolicy: () => ({ hash: '0'.repeat(64), origin: 'builtin:default' }),
+    metrics: new Registry(),
+    agentKubeconfig: () => 'kubeconfig',
+    log: silentLogger(),
+    approvals: f.approvals,
+    sessions: f.store.sessions,
+    recordingsDir: f.recordingsDir,
+    signingKey,
+  };
+  control = new ControlEndpoint(deps, { host: '127.0.0.1', port: 0 });
+  if (!control.router.list().some((r) => r.pattern === '/v1/sessions')) {
+    registerSessionRoutes(control.router, {
+      sessions: f.store.sessions,
+      approvals: f.approvals,
+      audit: f.store.audit,
+      recordingsDir: f.recordingsDir,
+      signingKey,
+      authenticate: userAuthenticator(f.store.users),
+    });
+  }
+  await control.listen();
+  rita = (await f.store.users.createUser('rita', 'reviewer')).token;
+});
+
+afterAll(async () => {
+  await control?.close();
+  await f?.close();
+  if (out) rmSync(out, { recursive: true, force: true });
+});
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function exportCmd(args: string[], io: Partial<ExportIo> = {}): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runExport(args, {
+    stdout: (t) => (stdout += t),
+    stderr: (t) => (stderr += t),
+    env: { KUBE_BASTION_URL: control.url, KUBE_BASTION_TOKEN: rita },
+    stderrIsTTY: false,
+    ...io,
+  });
+  return { code, stdout, stderr };
+}
+
+async function verifyCmd(args: string[]): Promise<Run> {
+  let stdout = '';
+  const code = await runVerify(args, { stdout: (t) => (stdout += t) });
+  return { code, stdout, stderr: '' };
+}
+
+function dir(): string {
+  return join(out, `x${++n}`);
+}
+
+function flip(path: string, at: number): void {
+  const b = readFileSync(path);
+  at = Math.min(at, b.length - 1);
+  b[at] = b[at]! ^ 0x01;
+  writeFileSync(path, b);
+}
+
+describe('export through the control API, then verify', () => {
+  let target: string;
+  beforeAll(async () => {
+    target = dir();
+    const r = await exportCmd(['--approval', f.approval.id, '--out', target]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^exported approval ${f.approval.id} to ${target}: 8 files, .+, signed by key [0-9a-f]{16}\\n$`));
+  });
+
+  it('writes the evidence straight into --out (no top folder), and verify says OK', async () => {
+    expect(readdirSync(target).sort()).toEqual(['approval.json', 'audit.jsonl', 'manifest.json', 'manifest.sig', 'sessions']);
+    const keyId = /key ([0-9a-f]{16})/.exec((await verifyCmd([target])).stdout)![1];
+    expect(await verifyCmd([target])).toEqual({ code: 0, stdout: `OK: 8 files, signed by key ${keyId}\n`, stderr: '' });
+    expect(await verifyCmd([target, '--key', signingKeyPaths(f.dataDir).publicKey])).toMatchObject({ code: 0, stdout: `OK: 8 files, signed by key ${keyId} (pinned)\n` });
+  });
+
+  it('verify names a changed cast, raw sidecar, session file, audit file, approval file, manifest and signature', async () => {
+    const [s1, s2] = f.sessions.map((s) => s.id);
+    for (const [file, expected] of [
+      [`sessions/${s1}.cast`, `MISMATCH sessions/${s1}.cast: sha256 `],
+      [`sessions/${s2}.raw`, `MISMATCH sessions/${s2}.raw: sha256 `],
+      [`sessions/${s1}.json`, `MISMATCH sessions/${s1}.json: sha256 `],
+      ['audit.jsonl', 'MISMATCH audit.jsonl: sha256 '],
+      ['approval.json', 'MISMATCH approval.json: sha256 '],
+      ['manifest.json', 'BAD SIGNATURE manifest.json: manifest.sig is not a signature of these bytes by key '],
+      ['manifest.sig', 'BAD SIGNATURE manifest.'],
+    ] as const) {
+      const copy = dir();
+      rmSync(copy, { recursive: true, force: true });
+      cpSync(target, copy, { recursive: true });
+      flip(join(copy, ...file.split('/')), 40);
+      const r = await verifyCmd([copy]);
+      expect(r.code, file).toBe(1);
+      const first = r.stdout.split('\n')[0]!;
+      expect(first.startsWith(expected), `${file}: ${r.stdout}`).toBe(true);
+      expect(r.stdout).toContain(file === 'manifest.sig' ? 'manifest.sig' : file);
+      expect(r.stdout).toMatch(/\nFAILED: \d+ problems? in /);
+    }
+  });
+
+  it('exports a session and a time range, converting casts with --format', async () => {
+    const s = f.sessions[0]!;
+    const one = dir();
+    const r = await exportCmd(['--session', s.id, '--out', one, '--format', 'v3']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(readFileSync(join(one, 'sessions', `${s.id}.cast`), 'utf8').split('\n')[0]!)).toMatchObject({ version: 3 });
+    expect((await verifyCmd([one])).code).toBe(0);
+    const range = dir();
+    const r2 = await exportCmd(['--since', '1h', '--out', range]);
+    expect(r2.code).toBe(0);
+    expect(r2.stdout).toMatch(/^exported since \d{4}-/);
+    expect(readdirSync(join(range, 'approvals')).sort()).toEqual([`${f.approval.id}.json`, `${f.other.id}.json`].sort());
+    expect((await verifyCmd([range])).code).toBe(0);
+  });
+
+  it('shows progress: one rewritten line on a terminal, cleared at the end', async () => {
+    const r = await exportCmd(['--approval', f.approval.id, '--out', dir()], { stderrIsTTY: true });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/\r\x1b\[Kdownloading: .+ \/ .+ \(100%\)/);
+    expect(r.stderr.endsWith('\r\x1b[K')).toBe(true);
+    expect(r.stderr).not.toContain('\n');
+    const quiet = await exportCmd(['--approval', f.approval.id, '--out', dir(), '--quiet'], { stderrIsTTY: true });
+    expect(quiet.stderr).toBe('');
+  });
+
+  it('exits 1 with the reason when the API refuses or cannot be reached, leaving nothing behind', async () => {
+    const target1 = dir();
+    const missing = await exportCmd(['--approval', 'apr_aaaaaaaaaaaaaaaaaaaa', '--out', target1]);
+    expect(missing).toMatchObject({ code: 1, stdout: '' });
+    expect(missing.stderr).toMatch(/^kube-bastion export: approval "apr_aaaaaaaaaaaaaaaaaaaa" not found\n$/);
+    const badToken = await exportCmd(['--approval', f.approval.id, '--out', dir()], { env: { KUBE_BASTION_URL: control.url, KUBE_BASTION_TOKEN: 'nope' } });
+    expect(badToken.code).toBe(1);
+    expect(badToken.stderr).toMatch(/check --token/);
+    const down = await exportCmd(['--approval', f.approval.id, '--out', dir(), '--server', 'http://127.0.0.1:1']);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/cannot reach the control API at http:\/\/127\.0\.0\.1:1/);
+    expect(readdirSync(out).filter((x) => x.includes('partial'))).toEqual([]);
+  });
+});
+
+describe('export from the data dir (no server)', () => {
+  it('builds the same evidence, signed by the same key, and records the export', async () => {
+    const target = dir();
+    const r = await exportCmd(['--approval', f.approval.id, '--out', target, '--data-dir', f.dataDir, '--recordings', f.recordingsDir]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const v = await verifyCmd([target, '--key', signingKeyPaths(f.dataDir).publicKey]);
+    expect(v.code).toBe(0);
+    for (const s of f.sessions) expect(sha(readFileSync(join(target, 'sessions', `${s.id}.raw`)))).toBe(s.rawSha256);
+    const rows = await f.store.audit.query({ approvalId: f.approval.id, event: 'evidence.exported' });
+    expect(rows.at(-1)?.actor).toBe('cli');
+  });
+
+  it('refuses a data dir without a database', async () => {
+    await expect(exportCmd(['--approval', f.approval.id, '--out', dir(), '--data-dir', out])).rejects.toThrow(/no kube-bastion.db/);
+  });
+});
+
+describe('usage errors (exit 2 through main)', () => {
+  const cases: Array<[string, string[], RegExp]> = [
+    ['nothing to export', ['--out', 'x'], /say what to export/],
+    ['two subjects', ['--approval', 'a', '--session', 'b', '--out', 'x'], /only one of --approval, --session/],
+    ['no --out', ['--approval', 'a'], /--out DIR is required/],
+    ['bad format', ['--approval', 'a', '--out', 'x', '--format', 'v9'], /give v2 or v3/],
+    ['bad time', ['--since', 'last tuesday', '--out', 'x'], /ISO 8601/],
+    ['--until alone', ['--approval', 'a', '--until', '1h', '--out', 'x'], /--until goes with --since/],
+    ['server with data dir', ['--approval', 'a', '--out', 'x', '--data-dir', 'd', '--server', 'http://x'], /not with --data-dir/],
+    ['unknown flag', ['--approval', 'a', '--out', 'x', '--colour'], /Unknown option/],
+  ];
+  for (const [name, args, message] of cases) {
+    it(name, async () => {
+      const err = await exportCmd(args.map((a) => (a === 'x' ? join(out, 'never') : a))).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(BastionError);
+      expect((err as BastionError).code).toBe('USAGE');
+      expect((err as BastionError).message).toMatch(message);
+    });
+  }
+
+  it('refuses a non-empty --out', async () => {
+    const busy = dir();
+    mkdirSync(busy);
+    writeFileSync(join(busy, 'x'), 'x');
+    await expect(exportCmd(['--approval', f.approval.id, '--out', busy])).rejects.toThrow(/not empty/);
+  });
+
+  it('verify: no directory, two directories, a bad key file', async () => {
+    await expect(verifyCmd([])).rejects.toThrow(/give the evidence directory/);
+    await expect(verifyCmd([out, out])).rejects.toThrow(/give one evidence directory/);
+    await expect(verifyCmd([join(out, 'nope')])).rejects.toThrow(/no such directory/);
+    const bad = join(out, 'bad.pem');
+    writeFileSync(bad, 'not a key');
+    await expect(verifyCmd([out, '--key', bad])).rejects.toThrow(/--key/);
+  });
+
+  it('verify of a directory that is not evidence', async () => {
+    const empty = dir();
+    mkdirSync(empty);
+    const r = await verifyCmd([empty]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('MISSING manifest.json');
+  });
+});
+
+describe('parts', () => {
+  it('parseTime takes ISO 8601 or a duration back from now', () => {
+    const now = new Date('2025-06-02T12:00:00Z');
+    expect(parseTime('2025-06-01T00:00:00Z', '--since', now).toISOString()).toBe('2025-06-01T00:00:00.000Z');
+    expect(parseTime('90m', '--since', now).toISOString()).toBe('2025-06-02T10:30:00.000Z');
+    expect(parseTime('1d12h', '--since', now).toISOString()).toBe('2025-06-01T00:00:00.000Z');
+    expect(() => parseTime('soon', '--since', now)).toThrow(/--since "soon"/);
+  });
+
+  it('progress lines off a terminal come at most every interval', () => {
+    let t = 0;
+    const lines: string[] = [];
+    const p = new ProgressLine({ write: (s) => lines.push(s), tty: false, now: () => t, intervalMs: 2000 });
+    p.update('downloading', 10, 100);
+    t = 1999;
+    p.update('downloading', 20, 100);
+    t = 2000;
+    p.update('downloading', 3 * 1024 * 1024, 10 * 1024 * 1024);
+    t = 2500;
+    p.update('downloading', 10 * 1024 * 1024, 10 * 1024 * 1024);
+    p.done();
+    expect(lines).toEqual(['downloading: 3.0 MiB / 10 MiB (30%)\n']);
+  });
+});

@@ -1,0 +1,111 @@
+// Where a session's recording files are, and the session as the API and evidence show it.
+//
+// Files are only ever read from under the recordings directory: a stored path (absolute, or
+// relative to the recordings directory) is resolved, symlinks included, and refused when it lands
+// outside. Without a stored path (a session still being recorded) the recorder's layout is tried:
+// `<recordingsDir>/<approval-id or _none>/<session-id>.cast|.raw` (src/recording/recorder.ts).
+import { createReadStream } from 'node:fs';
+import { open, realpath } from 'node:fs/promises';
+import { isAbsolute, relative, resolve } from 'node:path';
+import { recordingPaths } from '../recording/recorder.js';
+import type { Session } from '../store/types.js';
+import type { CastFormat } from './manifest.js';
+
+export type RecordingKind = 'cast' | 'raw';
+
+/** The store's session plus every hash in one place. */
+export interface SessionView extends Session {
+  sha256: { cast: string | null; raw: string | null; stdin: string | null; stdout: string | null; stderr: string | null };
+}
+
+export function sessionView(s: Session): SessionView {
+  const ch = s.channelSha256 ?? {};
+  return {
+    ...s,
+    sha256: { cast: s.castSha256, raw: s.rawSha256, stdin: ch['stdin'] ?? null, stdout: ch['stdout'] ?? null, stderr: ch['stderr'] ?? null },
+  };
+}
+
+export type RecordingLookup =
+  | { ok: true; path: string; recordedSha256: string | null }
+  /** `none`: the session has no such file recorded; `missing`: recorded but not on disk; `outside`: not under the recordings directory. */
+  | { ok: false; reason: 'none' | 'missing' | 'outside'; path?: string; recordedSha256: string | null };
+
+function inside(root: string, p: string): boolean {
+  const rel = relative(root, p);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+}
+
+export async function findRecording(recordingsDir: string, s: Session, kind: RecordingKind): Promise<RecordingLookup> {
+  const stored = kind === 'cast' ? s.castPath : s.rawPath;
+  const recordedSha256 = kind === 'cast' ? s.castSha256 : s.rawSha256;
+  const root = resolve(recordingsDir);
+  let candidate: string | undefined;
+  if (stored) candidate = resolve(root, stored);
+  else {
+    try {
+      const paths = recordingPaths(root, s.approvalId, s.id);
+      candidate = kind === 'cast' ? paths.castPath : paths.rawPath;
+    } catch {
+      candidate = undefined; // ids that cannot be file names have no files
+    }
+  }
+  if (candidate === undefined) return { ok: false, reason: 'none', recordedSha256 };
+  if (!inside(root, candidate)) return { ok: false, reason: 'outside', path: candidate, recordedSha256 };
+  let real: string;
+  let realRoot: string;
+  try {
+    realRoot = await realpath(root);
+    real = await realpath(candidate);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && (err as NodeJS.ErrnoException).code !== 'ENOTDIR') throw err;
+    return { ok: false, reason: stored ? 'missing' : 'none', path: candidate, recordedSha256 };
+  }
+  if (!inside(realRoot, real)) return { ok: false, reason: 'outside', path: candidate, recordedSha256 };
+  return { ok: true, path: real, recordedSha256 };
+}
+
+export class CastFormatError extends Error {
+  override readonly name = 'CastFormatError';
+}
+
+/** The asciicast version a header line declares. */
+export function castVersion(headerLine: string): CastFormat {
+  let h: unknown;
+  try {
+    h = JSON.parse(headerLine);
+  } catch {
+    throw new CastFormatError('the first line of the cast is not a JSON header');
+  }
+  const v = (h as Record<string, unknown> | null)?.['version'];
+  if (v === 2) return 'v2';
+  if (v === 3) return 'v3';
+  throw new CastFormatError(`unsupported asciicast version ${JSON.stringify(v)}`);
+}
+
+/** The asciicast version of a cast file, from its first line. */
+export async function castFileVersion(path: string): Promise<CastFormat> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(64 * 1024);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    const text = buf.subarray(0, bytesRead).toString('utf8');
+    const nl = text.indexOf('\n');
+    return castVersion(nl === -1 ? text : text.slice(0, nl));
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Exactly the first `size` bytes of a file (a recording still being written keeps growing). */
+export async function* readPrefix(path: string, size: number): AsyncGenerator<Buffer> {
+  if (size === 0) return;
+  for await (const chunk of createReadStream(path, { start: 0, end: size - 1, highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>) yield chunk;
+}
+
+/** The first `size` bytes of a file, in memory. */
+export async function readPrefixBuffer(path: string, size: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of readPrefix(path, size)) parts.push(chunk);
+  return Buffer.concat(parts);
+}

@@ -1,0 +1,929 @@
+// kube-bastion web UI: approvers decide pending approvals; reviewers read an approval's record and
+// replay its sessions (asciinema-player) next to it. Plain ES module, no build step, no framework.
+//
+// Security rules kept throughout this file:
+//  - The user token lives in sessionStorage (this tab only) and travels only as an Authorization
+//    header on same-origin fetches; never in a URL, never in a cookie.
+//  - Every piece of API data reaches the DOM as text (textContent / Text nodes / setAttribute on
+//    attributes we choose); nothing is parsed as HTML. Links are built from encodeURIComponent'd ids.
+//  - The page's CSP (src/api/web-ui.ts) allows only same-origin scripts, styles and connections.
+
+const TOKEN_KEY = 'kube-bastion.token';
+const DECIDER_ROLES = ['approver', 'admin'];
+const STATES = ['pending', 'approved', 'denied', 'revoked', 'expired'];
+const REFRESH_MS = 5000;
+
+const main = /** @type {HTMLElement} */ (document.getElementById('main'));
+const flashBox = /** @type {HTMLElement} */ (document.getElementById('flash'));
+
+/** The signed-in user ({name, role}) once /v1/whoami answered. */
+let me = null;
+/** Bumped on every navigation: an async render that finds it changed has been superseded. */
+let viewSeq = 0;
+/** Cleanups of the current view (timers, the player). */
+let cleanups = [];
+
+// ---------------------------------------------------------------------------------------------
+// API
+
+class ApiError extends Error {
+  constructor(status, code, message, field) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.field = field;
+  }
+}
+
+function getToken() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+/** A same-origin call with the bearer token; throws ApiError for anything but 2xx. */
+async function api(method, path, { body, token = getToken(), accept = 'application/json' } = {}) {
+  if (!token) throw new ApiError(401, 'UNAUTHENTICATED', 'Sign in with a user token.');
+  const headers = { Authorization: `Bearer ${token}`, Accept: accept };
+  const init = { method, headers, cache: 'no-store', credentials: 'omit', redirect: 'error', referrerPolicy: 'no-referrer' };
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (err) {
+    throw new ApiError(0, 'NETWORK', `Could not reach the bastion (${err instanceof Error ? err.message : String(err)}).`);
+  }
+  if (!res.ok) throw await problemOf(res);
+  return res;
+}
+
+async function apiJson(method, path, opts) {
+  return (await api(method, path, opts)).json();
+}
+
+async function problemOf(res) {
+  let code = `HTTP_${res.status}`;
+  let message = res.statusText || 'request failed';
+  let field;
+  try {
+    const body = await res.json();
+    if (body && typeof body.error === 'object' && body.error) {
+      if (typeof body.error.code === 'string') code = body.error.code;
+      if (typeof body.error.message === 'string') message = body.error.message;
+      if (typeof body.error.field === 'string') field = body.error.field;
+    }
+  } catch {
+    // not JSON: keep the status text
+  }
+  return new ApiError(res.status, code, message, field);
+}
+
+/** The words shown for an API error; 401 and 403 say plainly what happened. */
+function describeError(err) {
+  if (!(err instanceof ApiError)) return `Something went wrong: ${err instanceof Error ? err.message : String(err)}`;
+  if (err.status === 401) return `Not signed in (401 ${err.code}): ${err.message}`;
+  if (err.status === 403) return `Not allowed (403 ${err.code}): ${err.message}`;
+  if (err.status === 0) return err.message;
+  return `${err.status} ${err.code}: ${err.message}${err.field ? ` (field: ${err.field})` : ''}`;
+}
+
+/** A 401 anywhere ends the sign-in: the token is unknown, disabled or gone. */
+function isSignedOut(err) {
+  return err instanceof ApiError && err.status === 401;
+}
+
+function signOut(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  me = null;
+  showUser();
+  renderLogin(message);
+}
+
+// ---------------------------------------------------------------------------------------------
+// DOM helpers: text only, never HTML
+
+/** h('a', {href, class}, 'text', node, [more]) — strings become Text nodes. */
+function h(tag, props, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(props ?? {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'class') el.className = value;
+    else if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), value);
+    else if (value === true) el.setAttribute(key, '');
+    else el.setAttribute(key, String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+let idSeq = 0;
+function uid(prefix) {
+  idSeq += 1;
+  return `${prefix}-${idSeq}`;
+}
+
+function flash(message, kind = 'ok') {
+  flashBox.className = `flash ${kind}`;
+  flashBox.textContent = message;
+}
+
+function clearFlash() {
+  flashBox.className = 'flash';
+  flashBox.textContent = '';
+}
+
+function errorBox(err) {
+  return h('p', { class: 'error', role: 'alert' }, describeError(err));
+}
+
+const href = {
+  approvals: (query = {}) => {
+    const q = new URLSearchParams(Object.entries(query).filter(([, v]) => v));
+    return `#/approvals${q.size ? `?${q}` : ''}`;
+  },
+  approval: (id) => `#/approvals/${encodeURIComponent(id)}`,
+  session: (id) => `#/sessions/${encodeURIComponent(id)}`,
+};
+
+function isDecider() {
+  return me !== null && DECIDER_ROLES.includes(me.role);
+}
+
+function timeEl(iso) {
+  if (!iso) return h('span', { class: 'muted' }, '—');
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return h('span', {}, iso);
+  return h('time', { datetime: iso, title: iso }, d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' }), ' ', h('span', { class: 'muted' }, `(${relative(d)})`));
+}
+
+function relative(date) {
+  const s = Math.round((date.getTime() - Date.now()) / 1000);
+  const a = Math.abs(s);
+  if (a < 5) return 'just now';
+  const text = a < 60 ? `${a}s` : a < 3600 ? `${Math.floor(a / 60)}m ${a % 60}s` : a < 86400 ? `${Math.floor(a / 3600)}h ${Math.floor((a % 3600) / 60)}m` : `${Math.floor(a / 86400)}d ${Math.floor((a % 86400) / 3600)}h`;
+  return s >= 0 ? `in ${text}` : `${text} ago`;
+}
+
+function seconds(n) {
+  if (typeof n !== 'number') return '—';
+  if (n % 3600 === 0) return `${n / 3600}h (${n} s)`;
+  if (n % 60 === 0) return `${n / 60}m (${n} s)`;
+  return `${n} s`;
+}
+
+/** 90s, 10m, 2h, 1h30m, 1d, or whole seconds (as the CLI takes them); undefined when malformed. */
+function parseDuration(text) {
+  const t = text.trim();
+  if (/^\d+$/.test(t)) return Number(t);
+  const m = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(t);
+  if (!m || t === '') return undefined;
+  const [, d = '0', hh = '0', mm = '0', ss = '0'] = m;
+  return Number(d) * 86400 + Number(hh) * 3600 + Number(mm) * 60 + Number(ss);
+}
+
+function badge(state) {
+  return h('span', { class: `badge state-${STATES.includes(state) || state === 'open' || state === 'ended' ? state : 'unknown'}` }, state);
+}
+
+function scopeSummary(scope) {
+  if (!scope || typeof scope !== 'object') return '—';
+  if (scope.kind === 'stream') {
+    let s = `${(scope.verbs ?? []).join(',')} ${scope.pod} -c ${scope.container} -n ${scope.namespace}`;
+    if (scope.commands) s += ` commands=${scope.commands.length}`;
+    if (scope.maxSessions) s += ` max-sessions=${scope.maxSessions}`;
+    return s;
+  }
+  if (scope.kind === 'rest') {
+    return [scope.verb, scope.resource, scope.name, scope.namespace ? `-n ${scope.namespace}` : ''].filter(Boolean).join(' ');
+  }
+  return JSON.stringify(scope);
+}
+
+function argv(command) {
+  return command.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+function rows(pairs) {
+  return h(
+    'dl',
+    { class: 'record' },
+    pairs.filter(Boolean).map(([k, v]) => [h('dt', {}, k), h('dd', {}, v === null || v === undefined || v === '' ? h('span', { class: 'muted' }, '—') : v)]),
+  );
+}
+
+function scopeDetails(scope) {
+  if (scope?.kind === 'stream') {
+    return rows([
+      ['Kind', 'stream (exec / attach / port-forward)'],
+      ['Namespace', scope.namespace],
+      ['Pod', scope.pod],
+      ['Container', scope.container],
+      ['Verbs', (scope.verbs ?? []).join(', ')],
+      ['Commands', scope.commands ? h('ul', { class: 'plain' }, scope.commands.map((c) => h('li', {}, h('code', {}, argv(c))))) : 'any command'],
+      ['Max sessions', scope.maxSessions ?? 'unlimited until expiry'],
+    ]);
+  }
+  if (scope?.kind === 'rest') {
+    return rows([
+      ['Kind', 'REST call'],
+      ['Verb', scope.verb],
+      ['Resource', scope.resource],
+      ['Namespace', scope.namespace || '(cluster-scoped)'],
+      ['Name', scope.name || '(any / collection)'],
+    ]);
+  }
+  return h('code', {}, JSON.stringify(scope));
+}
+
+/** The whole approval record, every field the API gives. */
+function approvalRecord(a) {
+  return rows([
+    ['ID', h('code', {}, a.id)],
+    ['State', badge(a.state)],
+    ['Agent', [a.agent, ' ', h('span', { class: 'muted' }, `(${a.agentId})`)]],
+    ['Scope', scopeDetails(a.scope)],
+    a.request && ['Request', [h('code', {}, `${a.request.method} ${a.request.path}`), a.request.command ? [h('br'), 'command: ', h('code', {}, argv(a.request.command))] : '']],
+    ['Requested by', a.requestedBy],
+    ['Decided by', a.decidedBy],
+    ['Reason', a.reason],
+    ['TTL', seconds(a.ttlSeconds)],
+    ['Created', timeEl(a.createdAt)],
+    ['Decided', timeEl(a.decidedAt)],
+    ['Expires', timeEl(a.expiresAt)],
+    ['Revoked', timeEl(a.revokedAt)],
+    ['Sessions started', String(a.sessionsStarted ?? 0)],
+  ]);
+}
+
+/** Buttons for the decisions the approval's state allows (approvers and admins only). */
+function decisionButtons(a, { withId = false } = {}) {
+  if (!isDecider()) return [];
+  const label = (verb) => (withId ? { 'aria-label': `${verb} ${a.id}` } : {});
+  if (a.state === 'pending') {
+    return [
+      h('button', { type: 'button', class: 'approve', id: `approve-${a.id}`, ...label('Approve'), onclick: (e) => openDecision('approve', a, e.currentTarget) }, 'Approve'),
+      h('button', { type: 'button', class: 'deny', id: `deny-${a.id}`, ...label('Deny'), onclick: (e) => openDecision('deny', a, e.currentTarget) }, 'Deny'),
+    ];
+  }
+  if (a.state === 'approved') {
+    return [h('button', { type: 'button', class: 'revoke', id: `revoke-${a.id}`, ...label('Revoke'), onclick: (e) => openDecision('revoke', a, e.currentTarget) }, 'Revoke')];
+  }
+  return [];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decisions: one modal dialog per action
+
+const DECISIONS = {
+  approve: { title: 'Approve', verb: 'approved' },
+  deny: { title: 'Deny', verb: 'denied' },
+  revoke: { title: 'Revoke', verb: 'revoked' },
+};
+
+function openDecision(kind, a, opener) {
+  const spec = DECISIONS[kind];
+  const titleId = uid('dlg-title');
+  const errorId = uid('dlg-error');
+  const ttlId = uid('ttl');
+  const ttlHintId = uid('ttl-hint');
+  const reasonId = uid('reason');
+  const error = h('p', { class: 'error', id: errorId, role: 'alert' });
+  const ttl = kind === 'approve' ? h('input', { id: ttlId, name: 'ttl', type: 'text', inputmode: 'text', autocomplete: 'off', placeholder: 'as requested', 'aria-describedby': ttlHintId }) : null;
+  const reason = h('input', { id: reasonId, name: 'reason', type: 'text', autocomplete: 'off', maxlength: '1000', required: kind === 'deny', 'aria-required': kind === 'deny' ? 'true' : null });
+  const confirm = h('button', { type: 'submit', class: kind }, spec.title);
+  const cancel = h('button', { type: 'button', onclick: () => dialog.close() }, 'Cancel');
+  const form = h(
+    'form',
+    { novalidate: true },
+    h('h2', { id: titleId }, `${spec.title} ${a.id}?`),
+    rows([
+      ['Agent', a.agent],
+      ['Scope', scopeSummary(a.scope)],
+      a.request?.command && ['Command', h('code', {}, argv(a.request.command))],
+      ['Requested by', a.requestedBy],
+    ]),
+    kind === 'revoke' ? h('p', { class: 'warn' }, 'Revoking cuts the sessions running under this approval at once.') : null,
+    ttl && h('div', { class: 'field' }, h('label', { for: ttlId }, 'Valid for (optional)'), ttl, h('p', { class: 'hint', id: ttlHintId }, 'From now: 90s, 10m, 2h, 1h30m, 1d or seconds; at most 1d. Empty: the validity the request carried.')),
+    h('div', { class: 'field' }, h('label', { for: reasonId }, kind === 'deny' ? 'Reason (required)' : 'Reason (optional)'), reason),
+    error,
+    h('div', { class: 'buttons' }, confirm, cancel),
+  );
+  const dialog = h('dialog', { 'aria-labelledby': titleId, class: 'decision' }, form);
+  form.addEventListener('input', (e) => {
+    if (e.target instanceof HTMLElement && e.target.getAttribute('aria-invalid')) {
+      e.target.removeAttribute('aria-invalid');
+      error.textContent = '';
+    }
+  });
+
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    const body = {};
+    if (ttl && ttl.value.trim() !== '') {
+      const n = parseDuration(ttl.value);
+      if (n === undefined || n < 1 || n > 86400) {
+        error.textContent = 'Valid for: give a duration such as 90s, 10m, 1h30m or 1d (at most 1d), or leave it empty.';
+        ttl.setAttribute('aria-invalid', 'true');
+        ttl.focus();
+        return;
+      }
+      body.ttlSeconds = n;
+    }
+    const r = reason.value.trim();
+    if (kind === 'deny' && r === '') {
+      error.textContent = 'Reason: say why the request is denied; the agent sees it.';
+      reason.setAttribute('aria-invalid', 'true');
+      reason.focus();
+      return;
+    }
+    if (r !== '') body.reason = r;
+    confirm.disabled = true;
+    cancel.disabled = true;
+    try {
+      const updated = await apiJson('POST', `/v1/approvals/${encodeURIComponent(a.id)}/${kind}`, { body });
+      dialog.close();
+      flash(`${updated.id} ${spec.verb}${updated.expiresAt && updated.state === 'approved' ? `, valid until ${new Date(updated.expiresAt).toLocaleString()}` : ''}.`);
+      void route({ keepFocus: true });
+    } catch (err) {
+      if (isSignedOut(err)) {
+        dialog.close();
+        signOut(describeError(err));
+        return;
+      }
+      error.textContent = describeError(err);
+      confirm.disabled = false;
+      cancel.disabled = false;
+    }
+  });
+  dialog.addEventListener('close', () => {
+    dialog.remove();
+    if (opener && opener.isConnected) opener.focus();
+  });
+  document.body.append(dialog);
+  dialog.showModal();
+  (ttl ?? reason).focus();
+}
+
+function dialogOpen() {
+  return document.querySelector('dialog[open]') !== null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Downloads: fetched with the token, handed to the browser as a blob
+
+function safeFileName(name, fallback) {
+  const cleaned = String(name ?? '').replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '');
+  return cleaned || fallback;
+}
+
+function fileNameFrom(disposition) {
+  if (!disposition) return undefined;
+  const star = /filename\*\s*=\s*UTF-8''([^;]+)/i.exec(disposition);
+  if (star) {
+    try {
+      return decodeURIComponent(star[1]);
+    } catch {
+      // fall through
+    }
+  }
+  const plain = /filename\s*=\s*"?([^";]+)"?/i.exec(disposition);
+  return plain?.[1];
+}
+
+function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = h('a', { href: url, download: name, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+function downloadButton(label, path, fallbackName) {
+  const button = h('button', { type: 'button', class: 'download' }, label);
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    button.setAttribute('aria-busy', 'true');
+    try {
+      const res = await api('GET', path, { accept: '*/*' });
+      const name = safeFileName(fileNameFrom(res.headers.get('Content-Disposition')), fallbackName);
+      saveBlob(await res.blob(), name);
+      flash(`Downloaded ${name}.`);
+    } catch (err) {
+      if (isSignedOut(err)) return signOut(describeError(err));
+      flash(describeError(err), 'error');
+    } finally {
+      button.disabled = false;
+      button.removeAttribute('aria-busy');
+    }
+  });
+  return button;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views
+
+/** Replaces the main area; moves focus to the heading unless this is a refresh. */
+function show(title, nodes, { keepFocus = false } = {}) {
+  const focusedId = keepFocus && document.activeElement && main.contains(document.activeElement) ? document.activeElement.id : '';
+  main.replaceChildren(...nodes.flat(Infinity).filter(Boolean));
+  document.title = `${title} · kube-bastion`;
+  const again = focusedId ? document.getElementById(focusedId) : null;
+  if (again) again.focus({ preventScroll: true });
+  else if (!keepFocus || focusedId) (main.querySelector('h1') ?? main).focus({ preventScroll: keepFocus });
+}
+
+function heading(...text) {
+  return h('h1', { tabindex: '-1' }, ...text);
+}
+
+function crumbs(...items) {
+  return h(
+    'nav',
+    { 'aria-label': 'Breadcrumb', class: 'crumbs' },
+    h('ol', {}, items.filter(Boolean).map(([label, link]) => h('li', {}, link ? h('a', { href: link }, label) : h('span', { 'aria-current': 'page' }, label)))),
+  );
+}
+
+function renderLogin(message) {
+  viewSeq += 1;
+  runCleanups();
+  const inputId = uid('token');
+  const hintId = uid('token-hint');
+  const error = h('p', { class: 'error', role: 'alert' }, message ?? '');
+  // No name: even a submission the script did not stop (CSP form-action 'none' blocks it too) would carry no token.
+  const input = h('input', { id: inputId, type: 'password', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'off', required: true, 'aria-describedby': hintId });
+  const submit = h('button', { type: 'submit' }, 'Sign in');
+  const form = h(
+    'form',
+    { class: 'login', novalidate: true },
+    h('div', { class: 'field' }, h('label', { for: inputId }, 'User token'), input),
+    h(
+      'p',
+      { class: 'hint', id: hintId },
+      'Paste the token printed by ',
+      h('code', {}, 'kube-bastion user add NAME --role approver|reviewer'),
+      ' (it starts with ',
+      h('code', {}, 'kbu_'),
+      '). It is kept in this browser tab only and sent as an Authorization header.',
+    ),
+    error,
+    h('div', { class: 'buttons' }, submit),
+  );
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const token = input.value.trim();
+    error.textContent = '';
+    if (token === '') {
+      error.textContent = 'Paste your user token.';
+      input.focus();
+      return;
+    }
+    if (token.startsWith('kba_')) {
+      error.textContent = 'That is an agent token (kba_…). Agents cannot use this page; sign in with a user token (kbu_…).';
+      input.focus();
+      return;
+    }
+    submit.disabled = true;
+    try {
+      const user = await apiJson('GET', '/v1/whoami', { token });
+      sessionStorage.setItem(TOKEN_KEY, token);
+      me = user;
+      showUser();
+      clearFlash();
+      const target = location.hash && location.hash !== '#' && !location.hash.startsWith('#/login') ? location.hash : defaultHash();
+      if (location.hash === target) void route();
+      else location.hash = target;
+    } catch (err) {
+      error.textContent =
+        err instanceof ApiError && err.status === 401
+          ? `The bastion refused this token (401 ${err.code}): ${err.message}`
+          : err instanceof ApiError && err.status === 403
+            ? `This token may not use the control API (403 ${err.code}): ${err.message}`
+            : describeError(err);
+      submit.disabled = false;
+      input.focus();
+    }
+  });
+  show('Sign in', [heading('Sign in'), form]);
+  input.focus();
+}
+
+function defaultHash() {
+  return isDecider() ? href.approvals({ state: 'pending' }) : href.approvals();
+}
+
+async function renderApprovals(query, opts) {
+  const seq = viewSeq;
+  const state = STATES.includes(query.get('state') ?? '') ? query.get('state') : '';
+  const agent = (query.get('agent') ?? '').trim();
+  const apiQuery = new URLSearchParams();
+  if (state) apiQuery.set('state', state);
+  if (agent) apiQuery.set('agent', agent);
+  const title = state ? `${state[0].toUpperCase()}${state.slice(1)} approvals` : 'Approvals';
+
+  let content;
+  let items = [];
+  try {
+    items = (await apiJson('GET', `/v1/approvals${apiQuery.size ? `?${apiQuery}` : ''}`)).items;
+  } catch (err) {
+    if (isSignedOut(err)) return signOut(describeError(err));
+    content = errorBox(err);
+  }
+  if (seq !== viewSeq) return;
+
+  const stateId = 'filter-state';
+  const agentId = 'filter-agent';
+  const select = h('select', { id: stateId, name: 'state' }, h('option', { value: '' }, 'any'), STATES.map((s) => h('option', { value: s, selected: s === state }, s)));
+  const agentInput = h('input', { id: agentId, name: 'agent', type: 'text', value: agent, autocomplete: 'off', placeholder: 'name or id' });
+  const filters = h(
+    'form',
+    { class: 'filters', role: 'search', 'aria-label': 'Filter approvals' },
+    h('div', { class: 'field inline' }, h('label', { for: stateId }, 'State'), select),
+    h('div', { class: 'field inline' }, h('label', { for: agentId }, 'Agent'), agentInput),
+    h('button', { type: 'submit' }, 'Filter'),
+    h('span', { class: 'muted updated' }, `Updated ${new Date().toLocaleTimeString()}`),
+  );
+  const apply = () => {
+    location.hash = href.approvals({ state: select.value, agent: agentInput.value.trim() });
+  };
+  filters.addEventListener('submit', (e) => {
+    e.preventDefault();
+    apply();
+  });
+  select.addEventListener('change', apply);
+
+  if (!content) {
+    const decider = isDecider();
+    content = items.length
+      ? h(
+          'table',
+          { class: 'approvals' },
+          h('caption', { class: 'visually-hidden' }, `${items.length} ${title.toLowerCase()}, newest first`),
+          h(
+            'thead',
+            {},
+            h('tr', {}, ['ID', 'State', 'Agent', 'Scope', 'Requested by', 'Created', 'Expires', decider ? 'Actions' : null].filter(Boolean).map((c) => h('th', { scope: 'col' }, c))),
+          ),
+          h(
+            'tbody',
+            {},
+            items.map((a) =>
+              h(
+                'tr',
+                { 'data-id': a.id, 'data-state': a.state },
+                h('td', {}, h('a', { href: href.approval(a.id), id: `open-${a.id}` }, a.id)),
+                h('td', {}, badge(a.state)),
+                h('td', {}, a.agent),
+                h('td', {}, h('code', {}, scopeSummary(a.scope)), a.request?.command ? [h('br'), h('span', { class: 'muted' }, '$ ', argv(a.request.command))] : null),
+                h('td', {}, a.requestedBy),
+                h('td', {}, timeEl(a.createdAt)),
+                h('td', {}, timeEl(a.expiresAt)),
+                decider ? h('td', { class: 'actions' }, decisionButtons(a, { withId: true })) : null,
+              ),
+            ),
+          ),
+        )
+      : h('p', { class: 'empty' }, state ? `No ${state} approvals${agent ? ` for ${agent}` : ''}.` : `No approvals${agent ? ` for ${agent}` : ''}.`);
+  }
+
+  show(title, [heading(title), filters, content], opts);
+  const snapshot = JSON.stringify(items);
+  every(REFRESH_MS, async () => {
+    if (dialogOpen() || seq !== viewSeq) return;
+    try {
+      const fresh = (await apiJson('GET', `/v1/approvals${apiQuery.size ? `?${apiQuery}` : ''}`)).items;
+      if (seq === viewSeq && !dialogOpen() && JSON.stringify(fresh) !== snapshot && document.activeElement !== agentInput) void route({ keepFocus: true });
+    } catch (err) {
+      if (isSignedOut(err)) signOut(describeError(err));
+    }
+  });
+}
+
+function sessionsTable(sessions) {
+  if (!sessions.length) return h('p', { class: 'empty' }, 'No sessions under this approval.');
+  return h(
+    'table',
+    { class: 'sessions' },
+    h('caption', { class: 'visually-hidden' }, `${sessions.length} sessions, newest first`),
+    h('thead', {}, h('tr', {}, ['Session', 'Operation', 'Command', 'Target', 'Started', 'Ended', 'End reason', 'Exit code'].map((c) => h('th', { scope: 'col' }, c)))),
+    h(
+      'tbody',
+      {},
+      sessions.map((s) =>
+        h(
+          'tr',
+          { 'data-id': s.id },
+          h('td', {}, h('a', { href: href.session(s.id) }, s.id)),
+          h('td', {}, s.operation ?? '—', s.tty ? ' (tty)' : ''),
+          h('td', {}, s.command?.length ? h('code', {}, argv(s.command)) : h('span', { class: 'muted' }, '—')),
+          h('td', {}, `${s.namespace}/${s.pod} -c ${s.container}`),
+          h('td', {}, timeEl(s.startedAt)),
+          h('td', {}, s.state === 'open' ? badge('open') : timeEl(s.endedAt)),
+          h('td', {}, s.endReason ?? '—'),
+          h('td', {}, s.exitCode === null || s.exitCode === undefined ? '—' : String(s.exitCode)),
+        ),
+      ),
+    ),
+  );
+}
+
+async function loadSessions(approvalId) {
+  try {
+    const { items } = await apiJson('GET', `/v1/sessions?approval=${encodeURIComponent(approvalId)}`);
+    return sessionsTable(items);
+  } catch (err) {
+    if (isSignedOut(err)) throw err;
+    return errorBox(err);
+  }
+}
+
+async function renderApproval(id, opts) {
+  const seq = viewSeq;
+  let a;
+  let sessions;
+  try {
+    [a, sessions] = await Promise.all([apiJson('GET', `/v1/approvals/${encodeURIComponent(id)}`), loadSessions(id)]);
+  } catch (err) {
+    if (isSignedOut(err)) return signOut(describeError(err));
+    if (seq !== viewSeq) return;
+    return show('Approval', [crumbs(['Approvals', href.approvals()], [id]), heading('Approval ', h('code', {}, id)), errorBox(err)], opts);
+  }
+  if (seq !== viewSeq) return;
+  const actions = h(
+    'div',
+    { class: 'toolbar' },
+    decisionButtons(a),
+    downloadButton('Download evidence archive (.tar)', `/v1/approvals/${encodeURIComponent(a.id)}/evidence`, `${safeFileName(a.id, 'approval')}-evidence.tar`),
+  );
+  show(`Approval ${a.id}`, [
+    crumbs(['Approvals', href.approvals()], [a.id]),
+    heading('Approval ', h('code', {}, a.id), ' ', badge(a.state)),
+    actions,
+    h('section', { 'aria-labelledby': 'record-h' }, h('h2', { id: 'record-h' }, 'Record'), approvalRecord(a)),
+    h('section', { 'aria-labelledby': 'sessions-h' }, h('h2', { id: 'sessions-h' }, 'Sessions'), sessions),
+  ], opts);
+  if (a.state === 'pending' || a.state === 'approved') {
+    const snapshot = JSON.stringify(a);
+    every(REFRESH_MS, async () => {
+      if (dialogOpen() || seq !== viewSeq) return;
+      try {
+        const fresh = await apiJson('GET', `/v1/approvals/${encodeURIComponent(id)}`);
+        if (seq === viewSeq && !dialogOpen() && JSON.stringify(fresh) !== snapshot) void route({ keepFocus: true });
+      } catch (err) {
+        if (isSignedOut(err)) signOut(describeError(err));
+      }
+    });
+  }
+}
+
+function hashRows(s) {
+  const channels = s.channelSha256 && typeof s.channelSha256 === 'object' ? Object.entries(s.channelSha256) : [];
+  return rows([
+    ['Recording (asciicast)', s.castSha256 ? h('code', { class: 'hash' }, s.castSha256) : null],
+    ['Raw stream', s.rawSha256 ? h('code', { class: 'hash' }, s.rawSha256) : null],
+    ...channels.map(([name, hash]) => [`Channel ${name}`, h('code', { class: 'hash' }, String(hash))]),
+  ]);
+}
+
+function sessionFacts(s) {
+  return rows([
+    ['State', badge(s.state)],
+    ['Agent', [s.agent, ' ', h('span', { class: 'muted' }, `(${s.agentId})`)]],
+    ['Target', `${s.namespace}/${s.pod} -c ${s.container}`],
+    ['Operation', [s.operation ?? '—', s.tty ? ' with a TTY' : '']],
+    ['Command', s.command?.length ? h('code', {}, argv(s.command)) : null],
+    ['Transport', `${s.transport} ${s.protocol}${s.upstreamProtocol ? ` → upstream ${s.upstreamProtocol}` : ''}`],
+    ['Started', timeEl(s.startedAt)],
+    ['Ended', timeEl(s.endedAt)],
+    ['End reason', s.endReason],
+    ['Exit code', s.exitCode === null || s.exitCode === undefined ? null : String(s.exitCode)],
+    s.status?.message && ['Status', s.status.message],
+    ['Bytes in / out', s.bytesIn === null || s.bytesIn === undefined ? null : `${s.bytesIn} / ${s.bytesOut}`],
+  ]);
+}
+
+/** Files a kubectl cp session carried in its tar stream. */
+function filesTable(files) {
+  if (!Array.isArray(files) || files.length === 0) return null;
+  return [
+    h('h3', {}, `Files carried (kubectl cp): ${files.length}`),
+    h(
+      'table',
+      { class: 'files' },
+      h('thead', {}, h('tr', {}, ['Name', 'Size (bytes)', 'sha256'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, files.map((f) => h('tr', {}, h('td', {}, h('code', {}, String(f.name))), h('td', {}, String(f.size)), h('td', {}, h('code', { class: 'hash' }, String(f.sha256)))))),
+    ),
+  ];
+}
+
+/** Time of the last event of an asciicast v2 text (event times are absolute there). */
+function castDuration(text) {
+  const lines = text.trimEnd().split('\n');
+  for (let i = lines.length - 1; i > 0; i--) {
+    try {
+      const ev = JSON.parse(lines[i]);
+      if (Array.isArray(ev) && typeof ev[0] === 'number') return ev[0];
+    } catch {
+      // skip
+    }
+  }
+  return 0;
+}
+
+async function sha256Hex(text) {
+  if (!globalThis.crypto?.subtle) return undefined; // not a secure context (plain http to a non-local host)
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+async function mountPlayer(s, box, seq) {
+  let text;
+  try {
+    const res = await api('GET', `/v1/sessions/${encodeURIComponent(s.id)}/recording?format=v2`, { accept: 'application/x-asciicast, text/plain, */*' });
+    text = await res.text();
+  } catch (err) {
+    if (isSignedOut(err)) return signOut(describeError(err));
+    if (seq === viewSeq) box.replaceChildren(errorBox(err));
+    return;
+  }
+  if (seq !== viewSeq) return;
+  const Player = globalThis.AsciinemaPlayer;
+  if (!Player || typeof Player.create !== 'function') {
+    box.replaceChildren(h('p', { class: 'error', role: 'alert' }, 'The player script did not load (/ui/vendor/asciinema-player.min.js).'));
+    return;
+  }
+  const el = h('div', { class: 'player' });
+  box.replaceChildren(el);
+  const end = castDuration(text);
+  // The poster shows the recording's last screen until the reviewer presses play.
+  const player = Player.create({ data: text }, el, { fit: 'width', idleTimeLimit: 3, poster: `npt:${end}`, controls: true });
+  cleanups.push(() => player.dispose());
+
+  const digest = await sha256Hex(text);
+  if (seq !== viewSeq || digest === undefined) return;
+  const note = h('p', { class: 'muted integrity' });
+  if (s.castSha256 && digest === s.castSha256) note.append('✓ The replayed recording matches the recorded sha256 ', h('code', { class: 'hash' }, digest), '.');
+  else {
+    note.append(
+      'sha256 of the text replayed here: ',
+      h('code', { class: 'hash' }, digest),
+      '. It differs from the recorded file’s when the bastion converts the recording to asciicast v2 for the player; download the recording or the evidence archive to check the original.',
+    );
+  }
+  box.append(note);
+}
+
+async function renderSession(id, opts) {
+  const seq = viewSeq;
+  let s;
+  let a = null;
+  let approvalError = null;
+  try {
+    s = await apiJson('GET', `/v1/sessions/${encodeURIComponent(id)}`);
+  } catch (err) {
+    if (isSignedOut(err)) return signOut(describeError(err));
+    if (seq !== viewSeq) return;
+    return show('Session', [crumbs(['Approvals', href.approvals()], [id]), heading('Session ', h('code', {}, id)), errorBox(err)], opts);
+  }
+  if (s.approvalId) {
+    try {
+      a = await apiJson('GET', `/v1/approvals/${encodeURIComponent(s.approvalId)}`);
+    } catch (err) {
+      if (isSignedOut(err)) return signOut(describeError(err));
+      approvalError = err;
+    }
+  }
+  if (seq !== viewSeq) return;
+
+  const approvalPane = h(
+    'aside',
+    { class: 'approval-pane', 'aria-labelledby': 'approval-h' },
+    h('h2', { id: 'approval-h' }, s.approvalId ? ['Approval ', h('a', { href: href.approval(s.approvalId) }, s.approvalId)] : 'Approval'),
+    s.approvalId ? (a ? approvalRecord(a) : errorBox(approvalError)) : h('p', {}, 'None: a policy rule allowed this session without an approval.'),
+  );
+  const playerBox = h('div', { class: 'player-box', role: 'region', 'aria-label': 'Recording player' }, h('p', { class: 'muted' }, 'Loading the recording…'));
+  const sid = encodeURIComponent(s.id);
+  const replayPane = h(
+    'section',
+    { class: 'replay-pane', 'aria-labelledby': 'replay-h' },
+    h('h2', { id: 'replay-h' }, 'Replay'),
+    s.state === 'open' ? h('p', { class: 'warn' }, 'This session is still open: the recording so far.') : null,
+    playerBox,
+    h(
+      'div',
+      { class: 'toolbar' },
+      // As recorded (no format): the bytes the recorded sha256 is of.
+      downloadButton('Download recording (.cast)', `/v1/sessions/${sid}/recording`, `${safeFileName(s.id, 'session')}.cast`),
+      downloadButton('Download raw stream', `/v1/sessions/${sid}/raw`, `${safeFileName(s.id, 'session')}.raw`),
+      s.approvalId ? downloadButton('Download evidence archive (.tar)', `/v1/approvals/${encodeURIComponent(s.approvalId)}/evidence`, `${safeFileName(s.approvalId, 'approval')}-evidence.tar`) : null,
+    ),
+    h('h3', {}, 'Session'),
+    sessionFacts(s),
+    h('h3', {}, 'Hashes (sha256)'),
+    hashRows(s),
+    filesTable(s.files),
+  );
+  show(`Session ${s.id}`, [
+    crumbs(['Approvals', href.approvals()], s.approvalId ? [s.approvalId, href.approval(s.approvalId)] : null, [s.id]),
+    heading('Session ', h('code', {}, s.id), ' ', badge(s.state)),
+    h('div', { class: 'session-layout' }, approvalPane, replayPane),
+  ], opts);
+  await mountPlayer(s, playerBox, seq);
+}
+
+function renderNotFound() {
+  show('Not found', [heading('Not found'), h('p', {}, 'No such page. ', h('a', { href: defaultHash() }, 'Go to the approvals.'))]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing
+
+function every(ms, fn) {
+  const timer = setInterval(fn, ms);
+  cleanups.push(() => clearInterval(timer));
+}
+
+function runCleanups() {
+  const old = cleanups;
+  cleanups = [];
+  for (const c of old) {
+    try {
+      c();
+    } catch {
+      // a disposed player may throw; nothing to do
+    }
+  }
+}
+
+function showUser() {
+  const who = /** @type {HTMLElement} */ (document.getElementById('who'));
+  const nav = /** @type {HTMLElement} */ (document.getElementById('nav'));
+  const name = /** @type {HTMLElement} */ (document.getElementById('who-name'));
+  who.hidden = me === null;
+  nav.hidden = me === null;
+  name.textContent = me ? `${me.name} (${me.role})` : '';
+}
+
+function parseHash() {
+  const raw = location.hash.replace(/^#/, '');
+  const q = raw.indexOf('?');
+  const path = q === -1 ? raw : raw.slice(0, q);
+  const query = new URLSearchParams(q === -1 ? '' : raw.slice(q + 1));
+  let parts;
+  try {
+    parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  } catch {
+    parts = ['?'];
+  }
+  return { parts, query };
+}
+
+async function route(opts = {}) {
+  const keepFocus = opts.keepFocus === true;
+  viewSeq += 1;
+  runCleanups();
+  if (!keepFocus) clearFlash();
+  if (!getToken()) return renderLogin();
+  if (me === null) {
+    try {
+      me = await apiJson('GET', '/v1/whoami');
+    } catch (err) {
+      if (isSignedOut(err)) return signOut(describeError(err));
+      return show('Error', [heading('Cannot reach the bastion'), errorBox(err)]);
+    }
+    showUser();
+  }
+  const { parts, query } = parseHash();
+  if (parts.length === 0) {
+    history.replaceState(null, '', defaultHash());
+    return route(opts);
+  }
+  const view = { keepFocus };
+  if (parts[0] === 'approvals' && parts.length === 1) return renderApprovals(query, view);
+  if (parts[0] === 'approvals' && parts.length === 2) return renderApproval(parts[1], view);
+  if (parts[0] === 'sessions' && parts.length === 2) return renderSession(parts[1], view);
+  return renderNotFound();
+}
+
+document.getElementById('logout')?.addEventListener('click', () => {
+  signOut();
+  flash('Signed out.');
+});
+// The skip link must not change the hash (the hash is the route).
+document.getElementById('skip-link')?.addEventListener('click', (e) => {
+  e.preventDefault();
+  main.focus();
+});
+window.addEventListener('hashchange', () => void route());
+void route();
