@@ -141,3 +141,45 @@ describe('a recordings directory that cannot be written', () => {
     await expect.poll(async () => (await b.bastion.store.sessions.list({ approvalId: approval.id })).map((s) => s.endReason)).toEqual(['recording-failed']);
   });
 });
+
+describe('evidence export of a real session, with the built CLI', () => {
+  it('export then verify passes; one changed byte in a cast or in the manifest is named', async () => {
+    const { execFile } = await import('node:child_process');
+    const { resolve } = await import('node:path');
+    // Asynchronous: the control endpoint runs in this process and must keep serving.
+    const cli = (...args: string[]) =>
+      new Promise<{ status: number; stdout: string; stderr: string }>((done) => {
+        execFile(process.execPath, [resolve('bin/kube-bastion.js'), ...args], { env: { ...process.env, KUBE_BASTION_URL: b.bastion.controlUrl, KUBE_BASTION_TOKEN: token } }, (err, stdout, stderr) =>
+          done({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    const approval = await grant('web-0', 'app');
+    const r = await runKubectl({ minor: 33, kubeconfig: b.agentKubeconfig, args: ['exec', '-n', 'demo', 'web-0', '--', 'sh', '-c', 'echo evidence-$((1+1)); exit 3'] });
+    expect(r.code).toBe(3);
+    const session = await endedSession(approval.id);
+    const out = join(mkdtempSync(join(tmpdir(), 'kb-evidence-')), 'bundle');
+    const exported = await cli('export', '--approval', approval.id, '--out', out, '--quiet');
+    expect(exported.stderr).toBe('');
+    expect(exported.status).toBe(0);
+    expect((await cli('verify', out)).stdout).toMatch(/^OK: \d+ files, signed by key [0-9a-f]{16}/);
+    const json = JSON.parse(readFileSync(join(out, 'sessions', `${session.id}.json`), 'utf8'));
+    expect(json).toMatchObject({ id: session.id, approvalId: approval.id, agent: b.agentName, state: 'ended', endReason: 'completed', exitCode: 3 });
+    const castFile = join(out, 'sessions', `${session.id}.cast`);
+    expect(outputText(parseCast(readFileSync(castFile, 'utf8')).events)).toBe('evidence-2\n');
+
+    const original = readFileSync(castFile);
+    const flipped = Buffer.from(original);
+    flipped[flipped.length - 3]! ^= 0x01;
+    writeFileSync(castFile, flipped);
+    const broken = await cli('verify', out);
+    expect(broken.status).toBe(1);
+    expect(broken.stdout).toContain(`MISMATCH sessions/${session.id}.cast`);
+    writeFileSync(castFile, original);
+
+    const manifest = join(out, 'manifest.json');
+    writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('"version"', '"Version"'));
+    const forged = await cli('verify', out);
+    expect(forged.status).toBe(1);
+    expect(forged.stdout).toContain('manifest.json');
+  });
+});
