@@ -65,7 +65,7 @@ describe.each([
     const r = await runKubectl({ minor, kubeconfig: b.agentKubeconfig, args: ['exec', '-n', 'demo', 'web-0', '--', 'sh', '-c', SPLIT_OUTPUT] });
     expect(r.code).toBe(0);
     expect(r.stdout.toString('utf8')).toBe('€ euro, 😀 smile, 日本語 nihongo, über\n');
-    const session = await endedSession(approval.id);
+    const session = await endedSession(approval.id, (argv) => !argv[2]!.includes('>&2'));
     const cast = parseCast(readFileSync(session.castPath!, 'utf8'));
     expect(cast.version).toBe(2);
     expect(Buffer.from(outputText(cast.events), 'utf8').equals(r.stdout)).toBe(true);
@@ -83,6 +83,14 @@ describe.each([
     expect(session.channelSha256!.stdout).toBe(sha256(r.stdout));
     expect(session.castSha256).toBe(sha256(readFileSync(session.castPath!)));
     expect(cast.header.extra).toMatchObject({ kube_bastion: { approval: approval.id, session: session.id, agent: b.agentName, pod: 'web-0', container: 'app' } });
+
+    // stderr is recorded the same way (kubectl prints it on its own stderr).
+    const errRun = await runKubectl({ minor, kubeconfig: b.agentKubeconfig, args: ['exec', '-n', 'demo', 'web-0', '--', 'sh', '-c', `(${SPLIT_OUTPUT}) >&2`] });
+    expect(errRun.code).toBe(0);
+    const errSession = await endedSession(approval.id, (argv) => argv[2]!.includes('>&2'));
+    const errCast = parseCast(readFileSync(errSession.castPath!, 'utf8'));
+    expect(Buffer.from(outputText(errCast.events), 'utf8').equals(Buffer.from(errRun.stderr, 'utf8'))).toBe(true);
+    expect(errSession.channelSha256!.stderr).toBe(sha256(errRun.stderr));
 
     // Debian's asciinema (reads asciicast v2) prints the same bytes. It wants a terminal: run it under script.
     const out = join(mkdtempSync(join(tmpdir(), 'kb-asciinema-')), 'out');

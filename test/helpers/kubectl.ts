@@ -51,14 +51,15 @@ export function runKubectl(run: KubectlRun): Promise<KubectlResult> {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];
-    let err = '';
+    // Decoded once at the end: a multi-byte character may straddle two chunks.
+    const err: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
     const timer = setTimeout(() => child.kill('SIGKILL'), run.timeoutMs ?? 45_000);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout: Buffer.concat(out), stderr: err });
+      resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') });
     });
     child.stdin.on('error', () => {}); // kubectl may exit before reading all of stdin
     if (run.stdin !== undefined) child.stdin.end(run.stdin);
