@@ -6,14 +6,13 @@
 //
 // Exit status: 0 done, 1 the API (or the network) refused, 2 usage (thrown as BastionError USAGE,
 // which main prints).
-import { readFileSync } from 'node:fs';
+import { DEFAULT_CONTROL_URL, resolveControlTarget } from './control-target.js';
 import http from 'node:http';
 import https from 'node:https';
 import { parseArgs } from 'node:util';
 import { APPROVAL_STATES, type Approval, type ApprovalScope } from '../approvals/types.js';
 import { BastionError, ErrorCode } from '../errors.js';
 
-export const DEFAULT_SERVER = 'http://127.0.0.1:8080';
 
 export const APPROVALS_USAGE = `usage: kube-bastion approvals <command> [options]
 
@@ -30,7 +29,7 @@ commands:
   watch [--agent NAME] [--interval DURATION]   print pending requests as they arrive (Ctrl-C stops)
 
 options:
-  --server URL     control API (default $KUBE_BASTION_URL, else ${DEFAULT_SERVER})
+  --server URL     control API (default $KUBE_BASTION_URL, else ${DEFAULT_CONTROL_URL})
   --token TOKEN    user token (default $KUBE_BASTION_TOKEN; kube-bastion user add NAME --role ROLE)
   --ca FILE        CA certificate for an https --server (default $KUBE_BASTION_CA)
   -o, --output F   table (default) or json
@@ -315,27 +314,7 @@ export async function runApprovals(argv: string[], io: Partial<ApprovalsIo> = {}
 
   const output = values.output ?? 'table';
   if (output !== 'table' && output !== 'json') throw usage(`-o ${JSON.stringify(output)}: give table or json`);
-  const serverText = values.server ?? env['KUBE_BASTION_URL'] ?? DEFAULT_SERVER;
-  let server: URL;
-  try {
-    server = new URL(serverText);
-  } catch {
-    server = new URL('invalid:');
-  }
-  if (server.protocol !== 'http:' && server.protocol !== 'https:') {
-    throw usage(`--server ${JSON.stringify(serverText)}: give an http:// or https:// URL`);
-  }
-  const token = values.token ?? env['KUBE_BASTION_TOKEN'];
-  if (!token) throw usage('no user token: pass --token TOKEN or set KUBE_BASTION_TOKEN (kube-bastion user add NAME --role ROLE)');
-  const caFile = values.ca ?? env['KUBE_BASTION_CA'];
-  let ca: string | undefined;
-  if (caFile) {
-    try {
-      ca = readFileSync(caFile, 'utf8');
-    } catch (e) {
-      throw usage(`--ca ${caFile}: ${(e as Error).message}`);
-    }
-  }
+  const { server, token, ca } = resolveControlTarget(values, env, 'kube-bastion user add NAME --role ROLE');
 
   // Everything the user typed is checked before the first request.
   let request: (() => Promise<unknown>) | undefined;

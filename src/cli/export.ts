@@ -9,6 +9,7 @@
 //
 // Exit status: 0 exported and verified, 1 the API, the network or the verification failed,
 // 2 usage (thrown as BastionError USAGE, which main prints).
+import { DEFAULT_CONTROL_URL, resolveControlTarget } from './control-target.js';
 import { existsSync, readFileSync, statSync, readdirSync } from 'node:fs';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
@@ -23,7 +24,6 @@ import { loadOrCreateSigningKey } from '../evidence/signing-key.js';
 import { unpackEvidenceTar } from '../evidence/unpack.js';
 import { openStore } from '../store/index.js';
 
-export const DEFAULT_SERVER = 'http://127.0.0.1:8080';
 
 export const EXPORT_USAGE = `usage: kube-bastion export (--approval ID | --session ID | --since TIME [--until TIME]) --out DIR [--format v2|v3]
                          [--server URL] [--token TOKEN] [--ca FILE] | [--data-dir DIR [--recordings DIR]]
@@ -40,7 +40,7 @@ options:
   --until TIME      with --since: up to TIME
   --out DIR         where to write the evidence (must not exist, or be an empty directory)
   --format v2|v3    convert the casts to this asciicast version (default: each as recorded)
-  --server URL      control API (default $KUBE_BASTION_URL, else ${DEFAULT_SERVER})
+  --server URL      control API (default $KUBE_BASTION_URL, else ${DEFAULT_CONTROL_URL})
   --token TOKEN     user token, any role (default $KUBE_BASTION_TOKEN)
   --ca FILE         CA certificate for an https --server (default $KUBE_BASTION_CA)
   --data-dir DIR    build from this bastion data directory instead of asking the server
@@ -215,25 +215,7 @@ async function exportRemote(
   tmp: string,
   progress: ProgressLine | undefined,
 ): Promise<void> {
-  const serverText = values.server ?? env['KUBE_BASTION_URL'] ?? DEFAULT_SERVER;
-  let server: URL;
-  try {
-    server = new URL(serverText);
-  } catch {
-    server = new URL('invalid:');
-  }
-  if (server.protocol !== 'http:' && server.protocol !== 'https:') throw usage(`--server ${JSON.stringify(serverText)}: give an http:// or https:// URL`);
-  const token = values.token ?? env['KUBE_BASTION_TOKEN'];
-  if (!token) throw usage('no user token: pass --token TOKEN or set KUBE_BASTION_TOKEN (kube-bastion user add NAME --role reviewer)');
-  const caFile = values.ca ?? env['KUBE_BASTION_CA'];
-  let ca: string | undefined;
-  if (caFile) {
-    try {
-      ca = readFileSync(caFile, 'utf8');
-    } catch (e) {
-      throw usage(`--ca ${caFile}: ${(e as Error).message}`);
-    }
-  }
+  const { server, token, ca } = resolveControlTarget(values, env, 'kube-bastion user add NAME --role reviewer');
   const q = new URLSearchParams();
   let path: string;
   if ('approvalId' in request) path = `/v1/approvals/${encodeURIComponent(request.approvalId)}/evidence`;
