@@ -194,11 +194,12 @@ export async function runStreamSession(ctx: StreamSessionContext): Promise<Sessi
   let end: SessionEnd;
   try {
     end = await relay.run();
+    // Still tracked until the row is written, so a shutdown waits for it before closing the store.
+    await ctx.sessions.end(row.id, end);
   } finally {
     ctx.approvals.off('changed', onChange);
     untrack();
   }
-  await ctx.sessions.end(row.id, end);
   log.info({ sessionId: row.id, reason: end.reason, exitCode: end.exitCode, bytesIn: end.bytesIn, bytesOut: end.bytesOut }, 'session end');
   return end;
 }
