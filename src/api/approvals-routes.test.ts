@@ -6,12 +6,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteApprovalService } from '../approvals/service.js';
 import type { Approval, ApprovalScope } from '../approvals/types.js';
-import { silentLogger } from '../log.js';
-import { Registry } from '../metrics.js';
 import { openStore, type SqliteStore } from '../store/index.js';
-import { registerApprovalRoutes } from './approvals-routes.js';
-import { userAuthenticator } from './auth.js';
-import { ControlEndpoint } from './control-endpoint.js';
+import type { ControlEndpoint } from './control-endpoint.js';
+import { startTestControl } from './test-support.js';
 
 let dir: string;
 let store: SqliteStore;
@@ -25,28 +22,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'kb-approvals-api-'));
   store = openStore(join(dir, 'data'));
   approvals = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit });
-  // Not an object literal, so this compiles whether or not ControlDeps has `approvals` yet.
-  const deps = {
-    agents: store.agents,
-    users: store.users,
-    audit: store.audit,
-    policyVersions: store.policyVersions,
-    currentPolicy: () => ({ hash: '0'.repeat(64), origin: 'builtin:default' }),
-    metrics: new Registry(),
-    agentKubeconfig: () => 'kubeconfig',
-    log: silentLogger(),
-    approvals,
-    sessions: store.sessions,
-    recordingsDir: '',
-    signingKey: () => {
-      throw new Error('no evidence in this test');
-    },
-  };
-  control = new ControlEndpoint(deps, { host: '127.0.0.1', port: 0 });
-  if (!control.router.list().some((r) => r.pattern === '/v1/approvals')) {
-    registerApprovalRoutes(control.router, { approvals, authenticate: userAuthenticator(store.users) });
-  }
-  await control.listen();
+  control = await startTestControl({ store, approvals });
   tokens.alice = (await store.users.createUser('alice', 'approver')).token;
   tokens.bob = (await store.users.createUser('bob', 'approver')).token;
   tokens.rita = (await store.users.createUser('rita', 'reviewer')).token;

@@ -10,10 +10,9 @@ import { lazySigningKey } from '../evidence/signing-key.js';
 import { castV2, fixture, recordedSession, sha, type Fixture } from '../evidence/test-support.js';
 import { listTar } from '../evidence/tar.js';
 import { unpackEvidenceTar } from '../evidence/unpack.js';
-import { silentLogger } from '../log.js';
-import { Registry } from '../metrics.js';
 import { userAuthenticator } from './auth.js';
-import { ControlEndpoint } from './control-endpoint.js';
+import type { ControlEndpoint } from './control-endpoint.js';
+import { startTestControl } from './test-support.js';
 import { openApiDocument } from './openapi.js';
 import { Router } from './router.js';
 import { registerSessionRoutes } from './sessions-routes.js';
@@ -26,34 +25,7 @@ let out: string;
 beforeAll(async () => {
   f = await fixture('kb-sessions-api-');
   out = mkdtempSync(join(tmpdir(), 'kb-sessions-api-out-'));
-  const signingKey = lazySigningKey(f.dataDir);
-  // Not an object literal, so this compiles whether or not ControlDeps has these fields yet.
-  const deps = {
-    agents: f.store.agents,
-    users: f.store.users,
-    audit: f.store.audit,
-    policyVersions: f.store.policyVersions,
-    currentPolicy: () => ({ hash: '0'.repeat(64), origin: 'builtin:default' }),
-    metrics: new Registry(),
-    agentKubeconfig: () => 'kubeconfig',
-    log: silentLogger(),
-    approvals: f.approvals,
-    sessions: f.store.sessions,
-    recordingsDir: f.recordingsDir,
-    signingKey,
-  };
-  control = new ControlEndpoint(deps, { host: '127.0.0.1', port: 0 });
-  if (!control.router.list().some((r) => r.pattern === '/v1/sessions')) {
-    registerSessionRoutes(control.router, {
-      sessions: f.store.sessions,
-      approvals: f.approvals,
-      audit: f.store.audit,
-      recordingsDir: f.recordingsDir,
-      signingKey,
-      authenticate: userAuthenticator(f.store.users),
-    });
-  }
-  await control.listen();
+  control = await startTestControl({ store: f.store, approvals: f.approvals, recordingsDir: f.recordingsDir, dataDir: f.dataDir });
   rita = (await f.store.users.createUser('rita', 'reviewer')).token;
 });
 

@@ -4,14 +4,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerApprovalRoutes } from '../api/approvals-routes.js';
-import { userAuthenticator } from '../api/auth.js';
-import { ControlEndpoint } from '../api/control-endpoint.js';
+import type { ControlEndpoint } from '../api/control-endpoint.js';
+import { startTestControl } from '../api/test-support.js';
 import { SqliteApprovalService } from '../approvals/service.js';
 import type { Approval } from '../approvals/types.js';
 import { BastionError } from '../errors.js';
-import { silentLogger } from '../log.js';
-import { Registry } from '../metrics.js';
 import { openStore, type SqliteStore } from '../store/index.js';
 import { formatScope, parseDuration, runApprovals, type ApprovalsIo } from './approvals.js';
 
@@ -28,27 +25,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'kb-approvals-cli-'));
   store = openStore(join(dir, 'data'));
   approvals = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit });
-  const deps = {
-    agents: store.agents,
-    users: store.users,
-    audit: store.audit,
-    policyVersions: store.policyVersions,
-    currentPolicy: () => ({ hash: '0'.repeat(64), origin: 'builtin:default' }),
-    metrics: new Registry(),
-    agentKubeconfig: () => 'kubeconfig',
-    log: silentLogger(),
-    approvals,
-    sessions: store.sessions,
-    recordingsDir: '',
-    signingKey: () => {
-      throw new Error('no evidence in this test');
-    },
-  };
-  control = new ControlEndpoint(deps, { host: '127.0.0.1', port: 0 });
-  if (!control.router.list().some((r) => r.pattern === '/v1/approvals')) {
-    registerApprovalRoutes(control.router, { approvals, authenticate: userAuthenticator(store.users) });
-  }
-  await control.listen();
+  control = await startTestControl({ store, approvals });
   alice = (await store.users.createUser('alice', 'approver')).token;
   bob = (await store.users.createUser('bob', 'approver')).token;
   rita = (await store.users.createUser('rita', 'reviewer')).token;

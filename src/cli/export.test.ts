@@ -5,15 +5,12 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { userAuthenticator } from '../api/auth.js';
-import { ControlEndpoint } from '../api/control-endpoint.js';
-import { registerSessionRoutes } from '../api/sessions-routes.js';
+import type { ControlEndpoint } from '../api/control-endpoint.js';
+import { startTestControl } from '../api/test-support.js';
 import { BastionError } from '../errors.js';
 import { ProgressLine } from '../evidence/progress.js';
-import { lazySigningKey, signingKeyPaths } from '../evidence/signing-key.js';
+import { signingKeyPaths } from '../evidence/signing-key.js';
 import { fixture, sha, type Fixture } from '../evidence/test-support.js';
-import { silentLogger } from '../log.js';
-import { Registry } from '../metrics.js';
 import { parseTime, runExport, type ExportIo } from './export.js';
 import { runVerify } from './verify.js';
 
@@ -26,33 +23,7 @@ let n = 0;
 beforeAll(async () => {
   f = await fixture('kb-export-cli-');
   out = mkdtempSync(join(tmpdir(), 'kb-export-cli-out-'));
-  const signingKey = lazySigningKey(f.dataDir);
-  const deps = {
-    agents: f.store.agents,
-    users: f.store.users,
-    audit: f.store.audit,
-    policyVersions: f.store.policyVersions,
-    currentPolicy: () => ({ hash: '0'.repeat(64), origin: 'builtin:default' }),
-    metrics: new Registry(),
-    agentKubeconfig: () => 'kubeconfig',
-    log: silentLogger(),
-    approvals: f.approvals,
-    sessions: f.store.sessions,
-    recordingsDir: f.recordingsDir,
-    signingKey,
-  };
-  control = new ControlEndpoint(deps, { host: '127.0.0.1', port: 0 });
-  if (!control.router.list().some((r) => r.pattern === '/v1/sessions')) {
-    registerSessionRoutes(control.router, {
-      sessions: f.store.sessions,
-      approvals: f.approvals,
-      audit: f.store.audit,
-      recordingsDir: f.recordingsDir,
-      signingKey,
-      authenticate: userAuthenticator(f.store.users),
-    });
-  }
-  await control.listen();
+  control = await startTestControl({ store: f.store, approvals: f.approvals, recordingsDir: f.recordingsDir, dataDir: f.dataDir });
   rita = (await f.store.users.createUser('rita', 'reviewer')).token;
 });
 
