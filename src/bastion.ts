@@ -1,6 +1,6 @@
 // The composition root of `kube-bastion serve`: builds every part from the frozen config and wires
 // them together. Each part keeps its one job; this file only connects them.
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import type { ServeConfig } from './config.js';
@@ -254,7 +254,6 @@ async function runCleanups(cleanups: Array<() => Promise<void>>): Promise<void> 
 }
 
 async function readControlTls(config: ServeConfig): Promise<{ cert: string; key: string }> {
-  const { readFile } = await import('node:fs/promises');
   return { cert: await readFile(config.controlTls.certFile!, 'utf8'), key: await readFile(config.controlTls.keyFile!, 'utf8') };
 }
 

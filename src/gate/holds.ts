@@ -81,8 +81,9 @@ export class HoldManager {
     }
 
     const scope = scopeFor(op);
-    const pending = await this.approvals.pendingCount(agent.id);
-    const existing = (await this.approvals.list({ state: 'pending', agent: agent.name })).find((a) => JSON.stringify(a.scope) === JSON.stringify(scope));
+    const pendingForAgent = await this.approvals.list({ state: 'pending', agent: agent.name });
+    const pending = pendingForAgent.length;
+    const existing = pendingForAgent.find((a) => JSON.stringify(a.scope) === JSON.stringify(scope));
     if (!existing && pending >= this.opts.maxPendingPerAgent) {
       return {
         ok: false,

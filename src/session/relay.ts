@@ -113,17 +113,17 @@ export class Relay {
       if (!this.open || !this.observe((s) => s.resize?.(size))) return;
       upstream.resize(size);
     });
-    const stdinDone = agent.stdin
-      ? this.forward(agent.stdin, upstream.stdin, (c) => sinks.forEach((s) => s.stdin?.(c)), (n) => (this.bytesIn += n)).then(() => {
-          if (this.open) upstream.stdin?.end();
-        })
-      : Promise.resolve();
+    // stdin runs on its own; its end (the client's half-close) is passed upstream while the session is open.
+    if (agent.stdin) {
+      void this.forward(agent.stdin, upstream.stdin, (c) => sinks.forEach((s) => s.stdin?.(c)), (n) => (this.bytesIn += n)).then(() => {
+        if (this.open) upstream.stdin?.end();
+      });
+    }
     const outputs = Promise.all([
       this.forward(upstream.stdout, agent.stdout, (c) => sinks.forEach((s) => s.stdout?.(c)), (n) => (this.bytesOut += n)),
       // With a TTY the agent has no stderr stream; upstream sends none either.
       this.forward(upstream.stderr, agent.stderr ?? agent.stdout, (c) => sinks.forEach((s) => s.stderr?.(c)), (n) => (this.bytesOut += n)),
     ]);
-    void stdinDone;
 
     const cutSignal = new Promise<'cut'>((resolve) => {
       this.wake = () => resolve('cut');

@@ -89,7 +89,7 @@ function cutStatusFor(approval: Approval | null, pod: string, reason: EndReason,
   const id = approval?.id ?? 'none';
   const text: Record<EndReason, string> = {
     expired: `kube-bastion ended the session: approval ${id} expired at ${approval?.expiresAt ?? 'its deadline'}`,
-    revoked: `kube-bastion ended the session: approval ${id} was revoked${approval?.decidedBy ? '' : ''}`,
+    revoked: `kube-bastion ended the session: approval ${id} was revoked`,
     'recording-failed': `kube-bastion ended the session under approval ${id}: the recording could not be written${detail ? ` (${detail})` : ''}`,
     shutdown: `kube-bastion ended the session under approval ${id}: the bastion is shutting down`,
     'client-closed': 'client closed the session',
