@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { freshHome, kubectlPath } from '../test/helpers/kubectl.js';
 import { startTestBastion } from '../test/helpers/bastion.js';
-import { writeKubeconfig } from '../src/kubeconfig.js';
+import { writeKubeconfig } from '../src/app/kubeconfig.js';
 
 const { values } = parseArgs({ options: { mib: { type: 'string', default: '64' }, runs: { type: 'string', default: '3' } } });
 const MIB = Number(values.mib);

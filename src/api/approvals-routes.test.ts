@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteApprovalService } from '../approvals/service.js';
-import type { Approval, ApprovalScope } from '../approvals/types.js';
+import type { Approval, ApprovalScope } from '../model/approval.js';
 import { openStore, type SqliteStore } from '../store/index.js';
 import type { ControlEndpoint } from './control-endpoint.js';
 import { startTestControl } from './test-support.js';

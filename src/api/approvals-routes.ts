@@ -9,9 +9,9 @@
 // told apart by their fields (`pod`/`container`/`verbs`/`commands`/`maxSessions` against
 // `verb`/`resource`/`name`); a body with fields of both is refused, naming the first REST field.
 import type { IncomingMessage } from 'node:http';
-import { isBastionError } from '../errors.js';
-import { APPROVAL_STATES, type Actor, type ApprovalScope, type ApprovalService, type ApprovalState, type RestScope, type StreamScope } from '../approvals/types.js';
-import type { ResourceVerb, StreamOperation } from '../gate/types.js';
+import { isBastionError } from '../errors/index.js';
+import { APPROVAL_STATES, type Actor, type ApprovalScope, type ApprovalService, type ApprovalState, type RestScope, type StreamScope } from '../model/approval.js';
+import type { ResourceVerb, StreamOperation } from '../model/request.js';
 import type { User } from '../store/types.js';
 import { DECIDERS, READERS, type Authenticate } from './auth.js';
 import { ApiProblem, readJson, rejectUnknownFields, requireString, sendJson } from './http.js';

@@ -1,7 +1,7 @@
 // The OpenAPI 3.0.3 description of the control endpoint, written by hand and served at
 // GET /v1/openapi.json (no authentication: it holds no secrets). openapi.test.ts keeps it in step
 // with the router: every route is documented and every documented operation is routed.
-import { APPROVAL_STATES } from '../approvals/types.js';
+import { APPROVAL_STATES } from '../model/approval.js';
 import { SESSION_END_REASONS, SESSION_TRANSPORTS, USER_ROLES } from '../store/types.js';
 import { sendJson } from './http.js';
 import type { Router } from './router.js';

@@ -14,7 +14,7 @@ import type { ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { stat } from 'node:fs/promises';
-import { isBastionError } from '../errors.js';
+import { isBastionError } from '../errors/index.js';
 import { evidenceAuditEvent, evidenceTar, evidenceTarSize, planEvidence, type ApprovalSource, type EvidenceRequest } from '../evidence/bundle.js';
 import { CastParseError } from '../recording/cast-lines.js';
 import { convertCast } from '../recording/convert.js';

@@ -1,8 +1,8 @@
 // A ControlEndpoint on 127.0.0.1:0 over a real store, as the bastion wires it, for API and CLI tests.
 import { lazySigningKey } from '../evidence/signing-key.js';
-import { silentLogger } from '../log.js';
-import { Registry } from '../metrics.js';
-import type { ApprovalService } from '../approvals/types.js';
+import { silentLogger } from '../observability/log.js';
+import { Registry } from '../observability/metrics.js';
+import type { ApprovalService } from '../model/approval.js';
 import type { SqliteStore } from '../store/index.js';
 import { ControlEndpoint } from './control-endpoint.js';
 

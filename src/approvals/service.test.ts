@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { isBastionError } from '../errors.js';
+import { isBastionError } from '../errors/index.js';
 import { openStore, type SqliteStore } from '../store/index.js';
 import { tempDataDir } from '../store/test-support.js';
 import { SqliteApprovalService } from './service.js';
-import type { Actor, Approval, ApprovalScope, HeldRequest, Operation, StreamScope } from './types.js';
+import type { Actor, Approval, ApprovalScope, HeldRequest, Operation, StreamScope } from '../model/approval.js';
 
 const T0 = Date.parse('2025-03-01T10:00:00.000Z');
 const iso = (ms: number): string => new Date(ms).toISOString();

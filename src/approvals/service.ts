@@ -14,10 +14,10 @@
 //   once). If the audit append fails after the change was stored, 'changed' is still emitted (a
 //   revocation must cut sessions whatever happens) and the append's error is thrown.
 import { EventEmitter } from 'node:events';
-import { MAX_AUTO_APPROVE_TTL_SECONDS } from '../gate/policy/schema.js';
-import { BastionError, ErrorCode } from '../errors.js';
+import { MAX_AUTO_APPROVE_TTL_SECONDS } from '../policy/schema.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
 import type { AgentStore, ApprovalStore, ApprovalTransition, AuditEventInput, AuditLog, Clock, NewApproval } from '../store/types.js';
-import { hasSessionsLeft, scopeCovers } from './scope.js';
+import { hasSessionsLeft, scopeCovers } from '../model/scope.js';
 import {
   actorId,
   type Actor,
@@ -31,7 +31,7 @@ import {
   type GrantInput,
   type HeldRequest,
   type Operation,
-} from './types.js';
+} from '../model/approval.js';
 import {
   badRequest,
   MAX_TTL_SECONDS,
@@ -40,7 +40,7 @@ import {
   validateRequest,
   validateScope,
   validateTtl,
-} from './validate.js';
+} from '../model/approval-input.js';
 
 /** Validity of an approval decided on a held request when the approver gives no ttlSeconds. */
 export const DEFAULT_APPROVAL_TTL_SECONDS = 900;

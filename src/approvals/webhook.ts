@@ -1,7 +1,7 @@
 // Tells someone that an approval is waiting: one JSON POST per new pending approval. Best effort:
 // a slow or failing webhook never delays or changes the hold.
-import type { Logger } from '../log.js';
-import type { Approval } from './types.js';
+import type { Logger } from '../observability/log.js';
+import type { Approval } from '../model/approval.js';
 
 export function webhookNotifier(url: string, controlUrl: () => string, log: Logger): (approval: Approval) => void {
   return (approval) => {

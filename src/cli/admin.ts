@@ -3,8 +3,8 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BastionError, ErrorCode } from '../errors.js';
-import { writeKubeconfig } from '../kubeconfig.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
+import { writeKubeconfig } from '../app/kubeconfig.js';
 import { openStore, isUserRole, USER_ROLES } from '../store/index.js';
 
 function usage(message: string): BastionError {

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ControlEndpoint } from '../api/control-endpoint.js';
 import { startTestControl } from '../api/test-support.js';
 import { SqliteApprovalService } from '../approvals/service.js';
-import type { Approval } from '../approvals/types.js';
-import { BastionError } from '../errors.js';
+import type { Approval } from '../model/approval.js';
+import { BastionError } from '../errors/index.js';
 import { openStore, type SqliteStore } from '../store/index.js';
 import { formatScope, parseDuration, runApprovals, type ApprovalsIo } from './approvals.js';
 

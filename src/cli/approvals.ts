@@ -10,8 +10,8 @@ import { DEFAULT_CONTROL_URL, resolveControlTarget } from './control-target.js';
 import http from 'node:http';
 import https from 'node:https';
 import { parseArgs } from 'node:util';
-import { APPROVAL_STATES, type Approval, type ApprovalScope } from '../approvals/types.js';
-import { BastionError, ErrorCode } from '../errors.js';
+import { APPROVAL_STATES, type Approval, type ApprovalScope } from '../model/approval.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
 
 
 export const APPROVALS_USAGE = `usage: kube-bastion approvals <command> [options]

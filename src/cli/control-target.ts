@@ -1,7 +1,7 @@
 // Where the CLI's API commands (approvals, export) reach the control endpoint, and as whom:
 // flags first, then KUBE_BASTION_URL / KUBE_BASTION_TOKEN / KUBE_BASTION_CA.
 import { readFileSync } from 'node:fs';
-import { BastionError, ErrorCode } from '../errors.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
 
 export const DEFAULT_CONTROL_URL = 'http://127.0.0.1:8080';
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ControlEndpoint } from '../api/control-endpoint.js';
 import { startTestControl } from '../api/test-support.js';
-import { BastionError } from '../errors.js';
+import { BastionError } from '../errors/index.js';
 import { ProgressLine } from '../evidence/progress.js';
 import { signingKeyPaths } from '../evidence/signing-key.js';
 import { fixture, sha, type Fixture } from '../evidence/test-support.js';

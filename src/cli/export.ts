@@ -16,7 +16,7 @@ import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BastionError, ErrorCode } from '../errors.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
 import { evidenceAuditEvent, planEvidence, storeApprovals, writeEvidenceDir, type EvidenceRequest } from '../evidence/bundle.js';
 import { formatProblem, verifyEvidenceDir, type CastFormat } from '../evidence/manifest.js';
 import { formatBytes, ProgressLine } from '../evidence/progress.js';

@@ -1,4 +1,4 @@
-import { BastionError, ErrorCode } from '../errors.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
 
 export interface ListenAddress {
   host: string;

@@ -1,5 +1,5 @@
 // The `kube-bastion` command line: one sub-command per module, errors with stable codes.
-import { isBastionError } from '../errors.js';
+import { isBastionError } from '../errors/index.js';
 import { runSim } from './sim.js';
 import { runServe } from './serve.js';
 import { runApprovals } from './approvals.js';

@@ -3,9 +3,9 @@
 import { existsSync } from 'node:fs';
 import { writeFile, mkdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { parseServeConfig, SERVE_USAGE } from '../config.js';
-import { createLogger } from '../log.js';
-import { startBastion, type RunningBastion } from '../bastion.js';
+import { parseServeConfig, SERVE_USAGE } from '../app/config.js';
+import { createLogger } from '../observability/log.js';
+import { startBastion, type RunningBastion } from '../app/bastion.js';
 
 const DEMO_AGENT = 'demo';
 

@@ -14,7 +14,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BastionError, ErrorCode, isBastionError } from '../errors.js';
+import { BastionError, ErrorCode, isBastionError } from '../errors/index.js';
 import { formatProblem, verifyEvidenceDir } from '../evidence/manifest.js';
 import { publicKeyFromPem } from '../evidence/signing-key.js';
 

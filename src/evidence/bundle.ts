@@ -20,9 +20,9 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Approval } from '../approvals/types.js';
+import type { Approval } from '../model/approval.js';
 import { asOf } from '../approvals/service.js';
-import { BastionError, ErrorCode } from '../errors.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
 import type { AuditEventInput, AuditLog, AuditQuery, AuditRecord, Session, SessionStore } from '../store/types.js';
 import { convertCast } from '../recording/convert.js';
 import { CastParseError } from '../recording/cast-lines.js';

@@ -10,7 +10,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BastionError, ErrorCode } from '../errors.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
 
 export const SIGNING_DIR = 'signing';
 export const PRIVATE_KEY_FILE = 'ed25519.key';

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { SqliteApprovalService } from '../approvals/service.js';
-import type { Approval } from '../approvals/types.js';
+import type { Approval } from '../model/approval.js';
 import { recordingPaths } from '../recording/recorder.js';
 import { openStore, type Session, type SqliteStore } from '../store/index.js';
 

@@ -9,7 +9,7 @@ import { exitCodeStatus, successStatus, apiStatus, type Status } from '../protoc
 import { v5 } from '../protocol/versions/index.js';
 import type { ServerStreams } from '../protocol/streams.js';
 import { Relay, type UpstreamStreams } from '../session/relay.js';
-import type { SessionEnd } from '../session/sink.js';
+import type { SessionEnd } from '../model/session.js';
 import { nodeSyncIo, type SyncIo } from './append-file.js';
 import { parseAsciicastV2 } from './asciicast-v2.js';
 import { parseAsciicastV3 } from './asciicast-v3.js';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { DEFAULT_TERMINAL } from '../protocol/constants.js';
 import { encodeResize, type TerminalSize } from '../protocol/resize.js';
 import { encodeStatus } from '../protocol/status.js';
-import type { SessionEnd, SessionSink } from '../session/sink.js';
+import type { SessionEnd, SessionSink } from '../model/session.js';
 import type { SessionRecordingInput } from '../store/types.js';
 import { AppendFile, nodeSyncIo, type SyncIo } from './append-file.js';
 import { AsciicastV2Encoder } from './asciicast-v2.js';

@@ -5,7 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { ServerStreams } from '../protocol/streams.js';
 import type { TerminalSize } from '../protocol/resize.js';
 import { exitCodeOf, type Status } from '../protocol/status.js';
-import type { EndReason, SessionEnd, SessionSink } from './sink.js';
+import type { EndReason, SessionEnd, SessionSink } from '../model/session.js';
 
 /** The client side of the upstream session (see src/upstream/executor.ts). */
 export interface UpstreamStreams {

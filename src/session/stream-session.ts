@@ -3,19 +3,19 @@
 // the approval's deadline, and cut at once if the approval is revoked.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { isBastionError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { isBastionError } from '../errors/index.js';
+import type { Logger } from '../observability/log.js';
 import { effectiveStreamOptions, type RemoteCommandRequest } from '../protocol/options.js';
 import { apiStatus, type Status } from '../protocol/status.js';
 import { acceptRemoteCommand } from '../transport/accept.js';
 import { writeStatusToSocket } from '../transport/http-response.js';
-import type { StreamOperation } from '../gate/types.js';
-import type { Approval, ApprovalService } from '../approvals/types.js';
+import type { StreamOperation } from '../model/request.js';
+import type { Approval, ApprovalService } from '../model/approval.js';
 import { dialUpstreamExec } from '../upstream/executor.js';
 import type { UpstreamTarget } from '../upstream/upstream.js';
 import { impersonationHeaders, type UpstreamIdentity } from '../upstream/headers.js';
 import { Relay } from './relay.js';
-import type { EndReason, SessionEnd, SessionSink } from './sink.js';
+import type { EndReason, SessionEnd, SessionSink } from '../model/session.js';
 
 export interface SessionRowPort {
   start(input: {

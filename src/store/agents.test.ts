@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isBastionError } from '../errors.js';
+import { isBastionError } from '../errors/index.js';
 import { AGENT_TOKEN_PREFIX, openStore, type SqliteStore } from './index.js';
 import { tempDataDir } from './test-support.js';
 

@@ -1,7 +1,7 @@
 // Agents: the identities the Kubernetes endpoint authenticates. Only token hashes are stored.
 import { randomUUID } from 'node:crypto';
-import type { Principal } from '../gate/types.js';
-import { BastionError, ErrorCode } from '../errors.js';
+import type { Principal } from '../model/request.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
 import { isUniqueViolation, type Db } from './db.js';
 import { AGENT_TOKEN_PREFIX, digestsEqual, generateToken, hashToken, looksLikeToken, validateName } from './tokens.js';
 import type { Agent, AgentStore, Clock } from './types.js';

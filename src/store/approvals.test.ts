@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { StreamScope } from '../approvals/types.js';
+import type { StreamScope } from '../model/approval.js';
 import { APPROVAL_ID_PATTERN, openStore, type NewApproval, type SqliteStore } from './index.js';
 import { tempDataDir } from './test-support.js';
 

@@ -3,9 +3,9 @@
 // compare-and-set updates, so two deciders (or a decider and the expiry timer) cannot both win,
 // and a trigger refuses any transition outside the life cycle.
 import { randomBytes } from 'node:crypto';
-import { canonicalScope, scopeJson } from '../approvals/scope.js';
-import type { Approval, ApprovalScope, ApprovalState } from '../approvals/types.js';
-import { BastionError, ErrorCode } from '../errors.js';
+import { canonicalScope, scopeJson } from '../model/scope.js';
+import type { Approval, ApprovalScope, ApprovalState } from '../model/approval.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
 import type { Db } from './db.js';
 import type {
   ApprovalChanges,

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { KubeRequest, PolicyDecision } from '../gate/types.js';
+import type { KubeRequest, PolicyDecision } from '../model/request.js';
 import {
   AUDIT_HASHED_FIELDS,
   GENESIS_HASH,

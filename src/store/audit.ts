@@ -17,8 +17,8 @@
 // comparing with a head (row count, last id, head hash) recorded outside the database: `head()`
 // gives it, `verify({ anchor })` checks it. See docs/storage.md.
 import { createHash } from 'node:crypto';
-import type { KubeRequest, PolicyDecision } from '../gate/types.js';
-import { BastionError, ErrorCode } from '../errors.js';
+import type { KubeRequest, PolicyDecision } from '../model/request.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
 import type Database from 'better-sqlite3';
 import type { Db } from './db.js';
 import type {

@@ -1,7 +1,7 @@
 import { statSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isBastionError } from '../errors.js';
+import { isBastionError } from '../errors/index.js';
 import { MIGRATIONS, closeDatabase, databasePath, openDatabase, schemaVersion, type Migration } from './db.js';
 import { openStore } from './index.js';
 import { tempDataDir } from './test-support.js';

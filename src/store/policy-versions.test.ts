@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isBastionError } from '../errors.js';
+import { isBastionError } from '../errors/index.js';
 import { openStore, type SqliteStore } from './index.js';
 import { tempDataDir } from './test-support.js';
 

@@ -1,7 +1,7 @@
 // Every policy file the bastion has ever decided with, by the sha256 of its exact bytes, so an
 // audit row's `policy_hash` always resolves to the text that decided.
 import { createHash } from 'node:crypto';
-import { BastionError, ErrorCode } from '../errors.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
 import type { Db } from './db.js';
 import type { Clock, PolicyVersion, PolicyVersionInput, PolicyVersionStore } from './types.js';
 

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isBastionError } from '../errors.js';
+import { isBastionError } from '../errors/index.js';
 import { exitCodeStatus, successStatus } from '../protocol/status.js';
 import { openStore, SESSION_ID_PATTERN, type SessionStartInput, type SqliteStore } from './index.js';
 import { tempDataDir } from './test-support.js';

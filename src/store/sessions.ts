@@ -1,8 +1,8 @@
 // Stream sessions (exec, attach, port-forward through the bastion): one row each, written at start
 // and completed once at the end. The first end wins (a trigger refuses a second), and at startup
 // sessions a crash left open are ended as `interrupted`.
-import type { StreamOperation } from '../gate/types.js';
-import { BastionError, ErrorCode } from '../errors.js';
+import type { StreamOperation } from '../model/request.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
 import type { Status } from '../protocol/status.js';
 import { randomId } from './approvals.js';
 import type { Db } from './db.js';

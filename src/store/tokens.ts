@@ -4,7 +4,7 @@
 // SHA-256 (hex) is stored; authentication hashes the presented token and looks the hash up, so the
 // secret itself is never compared, and the final equality check is constant-time.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { BastionError, ErrorCode } from '../errors.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
 
 export const AGENT_TOKEN_PREFIX = 'kba_';
 export const USER_TOKEN_PREFIX = 'kbu_';

@@ -4,8 +4,8 @@
 // database for a multi-replica deployment (design.md §8) is asynchronous, and it must be possible
 // to add one without touching a single call site.
 
-import type { Approval, ApprovalScope, ApprovalState } from '../approvals/types.js';
-import type { StreamOperation } from '../gate/types.js';
+import type { Approval, ApprovalScope, ApprovalState } from '../model/approval.js';
+import type { StreamOperation } from '../model/request.js';
 import type { Status } from '../protocol/status.js';
 
 /** The time source (tests inject a fixed one). */

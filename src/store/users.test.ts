@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isBastionError } from '../errors.js';
+import { isBastionError } from '../errors/index.js';
 import { USER_TOKEN_PREFIX, openStore, type SqliteStore, type UserRole } from './index.js';
 import { tempDataDir } from './test-support.js';
 

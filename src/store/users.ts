@@ -1,6 +1,6 @@
 // Control-endpoint users (approvers, reviewers, admins). Only token hashes are stored.
 import { randomUUID } from 'node:crypto';
-import { BastionError, ErrorCode } from '../errors.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
 import { isUniqueViolation, type Db } from './db.js';
 import { USER_TOKEN_PREFIX, digestsEqual, generateToken, hashToken, looksLikeToken, validateName } from './tokens.js';
 import { USER_ROLES, type Clock, type User, type UserRole, type UserStore } from './types.js';

@@ -2,7 +2,7 @@
 // the same operation; the caller treats them alike.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { BastionError, ErrorCode } from '../errors.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
 import { SPDY_UPGRADE } from '../protocol/constants.js';
 import type { ServerStreams, StreamOptions, TransportKind } from '../protocol/streams.js';
 import { acceptSpdyRemoteCommand } from './spdy/server.js';

@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { exitCodeOf, type Status } from '../protocol/status.js';
-import { isBastionError } from '../errors.js';
+import { isBastionError } from '../errors/index.js';
 import { startSim, type StartedSim } from '../../test/helpers/sim.js';
 import { upstreamFromCredentials, type UpstreamTarget } from './upstream.js';
 import { impersonationHeaders } from './headers.js';

@@ -1,7 +1,7 @@
 // Reads a pod from upstream with the bastion's credentials, to resolve the container before any
 // scope check: explicit name, else the default-container annotation, else the first container.
 import https from 'node:https';
-import { BastionError, ErrorCode } from '../errors.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
 import { apiStatus, decodeStatus, type Status } from '../protocol/status.js';
 import { upstreamPath } from './rest-proxy.js';
 import type { UpstreamTarget } from './upstream.js';

@@ -4,7 +4,7 @@ import https from 'node:https';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BastionError, ErrorCode } from '../errors.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
 import { writeStatusResponse } from '../transport/http-response.js';
 import { forwardableHeaders, impersonationHeaders, type UpstreamIdentity } from './headers.js';
 import type { UpstreamTarget } from './upstream.js';

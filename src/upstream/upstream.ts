@@ -2,7 +2,7 @@
 // @kubernetes/client-node so every kubeconfig form works (CA data, client certs, tokens, exec plugins).
 import https from 'node:https';
 import { KubeConfig } from '@kubernetes/client-node';
-import { BastionError, ErrorCode } from '../errors.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
 
 export interface UpstreamTarget {
   /** e.g. https://10.0.0.1:6443 (no trailing slash) */

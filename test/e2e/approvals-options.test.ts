@@ -5,8 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_POLICY_YAML } from '../../src/gate/policy/index.js';
-import type { Approval } from '../../src/approvals/types.js';
+import { DEFAULT_POLICY_YAML } from '../../src/policy/index.js';
+import type { Approval } from '../../src/model/approval.js';
 import { runKubectl } from '../helpers/kubectl.js';
 import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
 

@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshHome, kubectlPath, runKubectl, type KubectlResult } from '../helpers/kubectl.js';
 import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
-import type { Approval } from '../../src/approvals/types.js';
+import type { Approval } from '../../src/model/approval.js';
 
 let b: TestBastion;
 let approverToken: string;

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runKubectl } from '../helpers/kubectl.js';
 import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
 import { outputText, parseCast, readRawSidecar, RawChannel } from '../../src/recording/index.js';
-import type { Approval } from '../../src/approvals/types.js';
+import type { Approval } from '../../src/model/approval.js';
 import type { Session } from '../../src/store/index.js';
 
 let b: TestBastion;

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_POLICY_YAML } from '../../src/gate/policy/index.js';
+import { DEFAULT_POLICY_YAML } from '../../src/policy/index.js';
 import { runKubectl } from '../helpers/kubectl.js';
 
 const BIN = resolve('bin/kube-bastion.js');

@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { Router } from '../../src/api/router.js';
 import { registerWebUi } from '../../src/api/web-ui.js';
-import type { Approval } from '../../src/approvals/types.js';
+import type { Approval } from '../../src/model/approval.js';
 import type { Session } from '../../src/store/types.js';
 import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
 import { freshHome, kubectlPath } from '../helpers/kubectl.js';

@@ -3,9 +3,9 @@ import https from 'node:https';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startBastion, type RunningBastion } from '../../src/bastion.js';
-import { parseServeConfig } from '../../src/config.js';
-import { silentLogger, type Logger } from '../../src/log.js';
+import { startBastion, type RunningBastion } from '../../src/app/bastion.js';
+import { parseServeConfig } from '../../src/app/config.js';
+import { silentLogger, type Logger } from '../../src/observability/log.js';
 import type { SimCluster } from '../../src/sim/cluster.js';
 import type { AuditRecord } from '../../src/store/index.js';
 

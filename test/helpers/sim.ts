@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimCluster } from '../../src/sim/cluster.js';
-import { writeKubeconfig } from '../../src/kubeconfig.js';
+import { writeKubeconfig } from '../../src/app/kubeconfig.js';
 
 export interface StartedSim {
   sim: SimCluster;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runKubectl } from '../../../test/helpers/kubectl.js';
-import { writeKubeconfig } from '../../kubeconfig.js';
+import { writeKubeconfig } from '../../app/kubeconfig.js';
 import { SimCluster } from '../cluster.js';
 import { readObjectBody } from './body.js';
 import { decodeProtobufObject, isProtobufContentType, PROTOBUF_MEDIA_TYPE } from './protobuf.js';

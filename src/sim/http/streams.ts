@@ -2,7 +2,7 @@
 // upgrade (SPDY or WebSocket) and hand the session to the pod runtime.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { isBastionError } from '../../errors.js';
+import { isBastionError } from '../../errors/index.js';
 import { effectiveStreamOptions, parseRemoteCommandQuery } from '../../protocol/options.js';
 import { apiStatus } from '../../protocol/status.js';
 import { acceptRemoteCommand } from '../../transport/accept.js';

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameTap, PeerFramer, summary } from '../../../test/fixtures/spdy/frame-tap.js';
 import { socketPair } from '../../../test/fixtures/spdy/socket-pair.js';
-import type { BastionError } from '../../errors.js';
+import type { BastionError } from '../../errors/index.js';
 import { SpdyConnection } from './connection.js';
 import { GoAwayStatus, RstStatus } from './frames.js';
 import type { SpdyStream } from './stream.js';

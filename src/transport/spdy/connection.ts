@@ -7,7 +7,7 @@
 // stream stops socket reading (read-gate.ts); socket backpressure holds stream writers.
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { BastionError, ErrorCode } from '../../errors.js';
+import { BastionError, ErrorCode } from '../../errors/index.js';
 import { FrameWriter } from './frame-writer.js';
 import {
   encodeData,

@@ -1,7 +1,7 @@
 // Incremental SPDY/3.1 frame decoder. Fed arbitrary chunks; returns every frame they complete.
 // Each frame header is validated before its payload is buffered, so a peer can make us hold at
 // most one frame of the configured maximum size, never an unbounded amount.
-import { BastionError, ErrorCode } from '../../errors.js';
+import { BastionError, ErrorCode } from '../../errors/index.js';
 import {
   ControlType,
   Flag,

@@ -3,7 +3,7 @@
 // resolves only once the socket has taken it without exceeding its buffer: that is how socket
 // backpressure reaches the stream writers.
 import type { Duplex } from 'node:stream';
-import { BastionError, ErrorCode } from '../../errors.js';
+import { BastionError, ErrorCode } from '../../errors/index.js';
 
 interface Item {
   frame: Buffer | Promise<Buffer>;

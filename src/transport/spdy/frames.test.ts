@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isBastionError } from '../../errors.js';
+import { isBastionError } from '../../errors/index.js';
 import { SPDY3_DICTIONARY, SPDY3_DICTIONARY_ID } from './dictionary.js';
 import { FrameReader } from './frame-reader.js';
 import {

@@ -1,7 +1,7 @@
 // The uncompressed SPDY/3 header block: u32 pair count, then per pair u32 name length, name,
 // u32 value length, value. Names are lower-case; several values of one name travel as one value
 // joined with NUL. Bytes are kept as latin1 so any value round-trips unchanged.
-import { BastionError, ErrorCode } from '../../errors.js';
+import { BastionError, ErrorCode } from '../../errors/index.js';
 
 /** Decoded headers: lower-case name → values. Null-prototype, so no name can reach Object.prototype. */
 export type HeaderMap = Readonly<Record<string, readonly string[]>>;

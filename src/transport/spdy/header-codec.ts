@@ -7,7 +7,7 @@
 // streams are created with `flush: Z_SYNC_FLUSH`, so each write ends in a sync flush: exactly one
 // block per frame, which is what spdystream requires of our SYN_REPLY.
 import zlib from 'node:zlib';
-import { BastionError, ErrorCode } from '../../errors.js';
+import { BastionError, ErrorCode } from '../../errors/index.js';
 import { SPDY3_DICTIONARY } from './dictionary.js';
 import { encodeHeaderBlock, parseHeaderBlock, type HeaderInput, type HeaderMap } from './header-block.js';
 

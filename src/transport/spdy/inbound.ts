@@ -1,7 +1,7 @@
 // Turns the peer's byte stream into decoded frames, strictly in wire order. Framing is synchronous,
 // header decompression is not (header-codec.ts), so frames queue behind a header block being
 // inflated and socket reading is held meanwhile: the queue never grows past one socket chunk.
-import { BastionError, ErrorCode } from '../../errors.js';
+import { BastionError, ErrorCode } from '../../errors/index.js';
 import { FrameReader } from './frame-reader.js';
 import { hasHeaderBlock, type Frame, type HeaderBearingFrame } from './frames.js';
 import { HeaderInflater } from './header-codec.js';

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { loadFixture, bytes } from '../../../test/fixtures/spdy/fixture.js';
 import { FrameTap, PeerFramer, summary } from '../../../test/fixtures/spdy/frame-tap.js';
 import { socketPair } from '../../../test/fixtures/spdy/socket-pair.js';
-import { isBastionError, type BastionError, type ErrorCode } from '../../errors.js';
+import { isBastionError, type BastionError, type ErrorCode } from '../../errors/index.js';
 import { SpdyConnection } from './connection.js';
 import { SPDY3_DICTIONARY } from './dictionary.js';
 import { encodeData, encodeGoAway, encodePing, encodeRstStream, encodeSynStream, GoAwayStatus } from './frames.js';

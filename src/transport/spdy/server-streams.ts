@@ -1,6 +1,6 @@
 // The transport-neutral ServerStreams over an accepted SPDY remote-command session.
 import type { Readable, Writable } from 'node:stream';
-import { BastionError, ErrorCode } from '../../errors.js';
+import { BastionError, ErrorCode } from '../../errors/index.js';
 import { ResizeDecoder, type TerminalSize } from '../../protocol/resize.js';
 import type { Status } from '../../protocol/status.js';
 import type { ServerStreams, StreamOptions } from '../../protocol/streams.js';

@@ -3,7 +3,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { BastionError, ErrorCode } from '../../errors.js';
+import { BastionError, ErrorCode } from '../../errors/index.js';
 import type { ServerStreams, StreamOptions } from '../../protocol/streams.js';
 import { SpdyConnection } from './connection.js';
 import type { SpdyLimits } from './limits.js';

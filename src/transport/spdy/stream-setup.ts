@@ -1,6 +1,6 @@
 // Waits for the streams of one remote-command session. kubectl opens them one at a time and
 // waits for each SYN_REPLY, so every stream is answered the moment it arrives.
-import { BastionError, ErrorCode } from '../../errors.js';
+import { BastionError, ErrorCode } from '../../errors/index.js';
 import { Header, StreamType, type StreamTypeName } from '../../protocol/constants.js';
 import type { StreamOptions } from '../../protocol/streams.js';
 import type { ChannelProtocol } from '../../protocol/versions/index.js';

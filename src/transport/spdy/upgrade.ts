@@ -2,7 +2,7 @@
 // httpstream.Handshake does it, the refusal answers kubectl understands, and the 101 response.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { BastionError, ErrorCode } from '../../errors.js';
+import { BastionError, ErrorCode } from '../../errors/index.js';
 import { Header, SPDY_UPGRADE } from '../../protocol/constants.js';
 import { ALL_VERSIONS, negotiate, parseOffer, protocolByName, type ChannelProtocol } from '../../protocol/versions/index.js';
 import { writeStatusToSocket } from '../http-response.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { successStatus } from '../../protocol/status.js';
-import { ErrorCode } from '../../errors.js';
+import { ErrorCode } from '../../errors/index.js';
 import { CloseCode } from './receiver.js';
 import { TestClient, startHarness, type Harness } from './test-support.js';
 

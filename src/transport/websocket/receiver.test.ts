@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode } from '../../errors.js';
+import { ErrorCode } from '../../errors/index.js';
 import { ChannelReceiver, CloseCode, type ReceiveResult } from './receiver.js';
 import { SUBPROTOCOLS, type WebSocketSubprotocol } from './subprotocols.js';
 

@@ -2,7 +2,7 @@
 // throws; a bad message yields a failure that names the close code the connection must end with.
 import { Channel } from '../../protocol/constants.js';
 import { ResizeDecodeError, ResizeDecoder, type TerminalSize } from '../../protocol/resize.js';
-import { BastionError, ErrorCode } from '../../errors.js';
+import { BastionError, ErrorCode } from '../../errors/index.js';
 import { channelOf, decodeBase64Strict, type WebSocketSubprotocol } from './subprotocols.js';
 
 /** RFC 6455 close codes this transport uses. */

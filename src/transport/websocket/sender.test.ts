@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BastionError, ErrorCode } from '../../errors.js';
+import { BastionError, ErrorCode } from '../../errors/index.js';
 import { ChannelSender, type MessageSink } from './sender.js';
 
 /** A sink that holds every message until flush(): bufferedAmount is what has not been flushed. */

@@ -1,6 +1,6 @@
 // Encodes server writes into channel messages, in bounded sizes and at the pace the socket drains.
 import { Writable } from 'node:stream';
-import { BastionError, ErrorCode } from '../../errors.js';
+import { BastionError, ErrorCode } from '../../errors/index.js';
 import { encodeMessage, type Encoding } from './subprotocols.js';
 
 /** The part of a ws WebSocket the sender needs (kept narrow so tests can fake it). */

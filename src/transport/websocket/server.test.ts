@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { once } from 'node:events';
 import { exitCodeStatus, successStatus } from '../../protocol/status.js';
-import { ErrorCode, isBastionError } from '../../errors.js';
+import { ErrorCode, isBastionError } from '../../errors/index.js';
 import { CloseCode } from './receiver.js';
 import { TestClient, rawUpgrade, startHarness, type Harness } from './test-support.js';
 

@@ -5,7 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { StreamOptions } from '../../protocol/streams.js';
-import { BastionError, ErrorCode } from '../../errors.js';
+import { BastionError, ErrorCode } from '../../errors/index.js';
 import { writeStatusToSocket } from '../http-response.js';
 import type { SenderLimits } from './sender.js';
 import { createWebSocketStreams, type WebSocketServerStreams } from './session.js';

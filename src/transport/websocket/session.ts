@@ -6,7 +6,7 @@ import { Channel } from '../../protocol/constants.js';
 import type { TerminalSize } from '../../protocol/resize.js';
 import type { Status } from '../../protocol/status.js';
 import type { ServerStreams, StreamOptions } from '../../protocol/streams.js';
-import { BastionError, ErrorCode } from '../../errors.js';
+import { BastionError, ErrorCode } from '../../errors/index.js';
 import { ChannelReceiver, CloseCode, type ReceiveFailure, type ReceiveResult } from './receiver.js';
 import { ChannelSender, type SenderLimits } from './sender.js';
 import type { WebSocketSubprotocol } from './subprotocols.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, isBastionError } from '../../errors.js';
+import { ErrorCode, isBastionError } from '../../errors/index.js';
 import { decodeBase64Strict, encodeMessage, negotiateSubprotocol, type Negotiation } from './subprotocols.js';
 
 const CLIENT_NODE = 'v5.channel.k8s.io,v4.channel.k8s.io,v3.channel.k8s.io,v2.channel.k8s.io,channel.k8s.io';

@@ -2,7 +2,7 @@
 // version each stands for, how each frames a channel message, and how the server picks one.
 import { ProtocolName } from '../../protocol/constants.js';
 import { negotiate, parseOffer, v1, v4, v5, type ChannelProtocol } from '../../protocol/versions/index.js';
-import { BastionError, ErrorCode } from '../../errors.js';
+import { BastionError, ErrorCode } from '../../errors/index.js';
 
 export type Encoding = 'binary' | 'base64';
 

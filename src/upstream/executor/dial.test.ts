@@ -10,7 +10,7 @@ import { createLoopbackServingMaterial, type ServingMaterial } from '../../tls/c
 import { exitCodeStatus, encodeStatus } from '../../protocol/status.js';
 import { writeStatusToSocket } from '../../transport/http-response.js';
 import { apiStatus } from '../../protocol/status.js';
-import { isBastionError } from '../../errors.js';
+import { isBastionError } from '../../errors/index.js';
 import { upstreamFromCredentials, type UpstreamTarget } from '../upstream.js';
 import { clientOptions, dialUpstreamExec, upstreamUrl } from './dial.js';
 

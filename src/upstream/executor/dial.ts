@@ -6,7 +6,7 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { WebSocket, type ClientOptions } from 'ws';
 import { ProtocolName } from '../../protocol/constants.js';
 import { parseRemoteCommandQuery } from '../../protocol/options.js';
-import { BastionError, ErrorCode, isBastionError } from '../../errors.js';
+import { BastionError, ErrorCode, isBastionError } from '../../errors/index.js';
 import { SUBPROTOCOLS } from '../../transport/websocket/subprotocols.js';
 import { upstreamPath } from '../rest-proxy.js';
 import type { UpstreamTarget } from '../upstream.js';

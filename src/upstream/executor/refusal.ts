@@ -2,7 +2,7 @@
 // data, and classify the refusal.
 import type { IncomingMessage } from 'node:http';
 import { apiStatus, decodeStatus, type Status } from '../../protocol/status.js';
-import { BastionError, ErrorCode } from '../../errors.js';
+import { BastionError, ErrorCode } from '../../errors/index.js';
 import { MAX_REFUSAL_BODY_BYTES } from './types.js';
 
 /** Reads at most `limit` bytes of a response body; never rejects (a broken body is just shorter). */

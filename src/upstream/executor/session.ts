@@ -6,7 +6,7 @@ import type { RawData, WebSocket } from 'ws';
 import { Channel } from '../../protocol/constants.js';
 import { encodeResize, type TerminalSize } from '../../protocol/resize.js';
 import { apiStatus, type Status } from '../../protocol/status.js';
-import { BastionError, ErrorCode } from '../../errors.js';
+import { BastionError, ErrorCode } from '../../errors/index.js';
 import { CloseCode } from '../../transport/websocket/receiver.js';
 import { ChannelSender, DEFAULT_MAX_MESSAGE_BYTES } from '../../transport/websocket/sender.js';
 import { channelOf, decodeBase64Strict, type WebSocketSubprotocol } from '../../transport/websocket/subprotocols.js';

@@ -2,7 +2,7 @@
 // of the offending key. Works on the YAML syntax tree (not on plain JS values) so that every value
 // still knows where it came from.
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
-import type { PolicyAction } from '../types.js';
+import type { PolicyAction } from '../model/request.js';
 import { closest, type PolicyIssue } from './issues.js';
 import { checkApiGroup, checkNameGlob, checkPathPattern, parseResourcePattern } from './patterns.js';
 import {

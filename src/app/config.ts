@@ -3,9 +3,9 @@
 import { parseArgs } from 'node:util';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
-import { BastionError, ErrorCode } from './errors.js';
-import { LOG_LEVELS, type LogLevel } from './log.js';
-import { parseListen, type ListenAddress } from './cli/listen.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
+import { LOG_LEVELS, type LogLevel } from '../observability/log.js';
+import { parseListen, type ListenAddress } from '../cli/listen.js';
 
 export interface ServeConfig {
   readonly dataDir: string;

@@ -4,7 +4,7 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isBastionError, type BastionError } from '../../errors.js';
+import { isBastionError, type BastionError } from '../errors/index.js';
 import { builtInPolicy } from './load.js';
 import type { LoadedPolicy } from './schema.js';
 import { PolicyHolder } from './watcher.js';

@@ -18,7 +18,7 @@
 //      accepted request's `path` always round-trips.
 //
 // Pure function, never throws.
-import type { NonResourceRequest, ParseFailure, ParseResult, ResourceRequest, ResourceVerb, StreamOperation } from './types.js';
+import type { NonResourceRequest, ParseFailure, ParseResult, ResourceRequest, ResourceVerb, StreamOperation } from './request.js';
 
 /** Longest path (without query) accepted. */
 export const MAX_PATH_LENGTH = 4096;

@@ -1,7 +1,7 @@
 // What an approval must cover for one request: the scope a held request asks for, and the
 // operation matched against approved scopes. Stream scopes name the resolved container.
-import type { ApprovalScope, Operation } from '../approvals/types.js';
-import type { ResourceRequest, StreamOperation } from './types.js';
+import type { ApprovalScope, Operation } from '../model/approval.js';
+import type { ResourceRequest, StreamOperation } from '../model/request.js';
 
 /** `pods`, `deployments.apps`, `pods/ephemeralcontainers`, `widgets.example.com/status` */
 export function scopedResource(req: ResourceRequest): string {

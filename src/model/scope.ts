@@ -1,7 +1,7 @@
 // Scopes: their canonical form (so "the same scope" is a string comparison) and whether a scope
 // covers an operation. Pure functions over the types in types.ts.
-import type { StreamOperation } from '../gate/types.js';
-import type { ApprovalScope, Operation, RestScope, StreamScope } from './types.js';
+import type { StreamOperation } from './request.js';
+import type { ApprovalScope, Operation, RestScope, StreamScope } from './approval.js';
 
 /** The stream verbs, in canonical order. */
 export const STREAM_VERBS: readonly StreamOperation[] = ['exec', 'attach', 'portforward'];

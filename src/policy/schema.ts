@@ -1,6 +1,6 @@
 // The policy document: its TypeScript shape and the closed vocabularies the validator checks against.
 // The YAML form is documented in docs/policy.md; validate.ts turns text into this shape.
-import type { PolicyAction, ResourceVerb, StreamOperation } from '../types.js';
+import type { PolicyAction, ResourceVerb, StreamOperation } from '../model/request.js';
 
 export const POLICY_API_VERSION = 'kube-bastion/v1';
 export const POLICY_KIND = 'Policy';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isBastionError } from '../../errors.js';
+import { isBastionError } from '../errors/index.js';
 import { formatIssues, issueHeadline } from './issues.js';
 import { parsePolicy } from './load.js';
 import { validatePolicyText } from './validate.js';

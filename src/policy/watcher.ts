@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { BastionError, ErrorCode, isBastionError } from '../../errors.js';
+import { BastionError, ErrorCode, isBastionError } from '../errors/index.js';
 import { loadPolicy } from './load.js';
 import type { LoadedPolicy } from './schema.js';
 

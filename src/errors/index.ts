@@ -1,5 +1,5 @@
 // One error module with stable codes. Callers branch on `code`, never on message text.
-import { apiStatus, type Status } from './protocol/status.js';
+import { apiStatus, type Status } from '../protocol/status.js';
 
 export const ErrorCode = {
   // Upgrade / negotiation

@@ -1,6 +1,6 @@
 // Approvals: a scoped, timed permission decided outside the agent. The types every part shares
 // (store, service, gateway holds, relay cutoff, control API).
-import type { ResourceVerb, StreamOperation } from '../gate/types.js';
+import type { ResourceVerb, StreamOperation } from './request.js';
 
 export const APPROVAL_STATES = ['pending', 'approved', 'denied', 'revoked', 'expired'] as const;
 export type ApprovalState = (typeof APPROVAL_STATES)[number];

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { CLIENT_NODE_EXEC_QUERY, CORPUS, KUBECTL_EXEC_ARGV, KUBECTL_EXEC_QUERY, type CorpusCase } from './request-corpus.js';
-import { formatKubePath, MAX_PATH_LENGTH, PARSE_REFUSAL_REASONS, parseKubeRequest } from './request.js';
-import type { KubeRequest, ParseResult } from './types.js';
+import { CLIENT_NODE_EXEC_QUERY, CORPUS, KUBECTL_EXEC_ARGV, KUBECTL_EXEC_QUERY, type CorpusCase } from '../../test/fixtures/request-corpus.js';
+import { formatKubePath, MAX_PATH_LENGTH, PARSE_REFUSAL_REASONS, parseKubeRequest } from './parse-request.js';
+import type { KubeRequest, ParseResult } from './request.js';
 
 function describeCase(c: CorpusCase): string {
   const url = c.url.length > 100 ? `${c.url.slice(0, 100)}…(${c.url.length})` : c.url;

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isBastionError } from '../../errors.js';
+import { isBastionError } from '../errors/index.js';
 import { DEFAULT_POLICY_YAML } from './default-policy.js';
 import { loadPolicy } from './load.js';
 

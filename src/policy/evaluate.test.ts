@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { KubeRequest } from '../types.js';
+import type { KubeRequest } from '../model/request.js';
 import { evaluate, evaluateWithRule } from './evaluate.js';
 import { parsePolicy } from './load.js';
 import { agent, nonResourceRequest as nr, resourceRequest as r, streamRequest as stream } from './test-support.js';

@@ -1,10 +1,10 @@
 // Input checks for approvals. Every refusal is a BAD_REQUEST whose details.field names the field
 // (`scope.pod`, `scope.commands[1][0]`, `ttlSeconds`, ...), so the control API and the CLI can
 // point at it. Scopes arrive from JSON: nothing is assumed about their shape.
-import type { ResourceVerb, StreamOperation } from '../gate/types.js';
-import { BastionError, ErrorCode } from '../errors.js';
+import type { ResourceVerb, StreamOperation } from './request.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
 import { canonicalScope, STREAM_VERBS } from './scope.js';
-import type { ApprovalScope, RestScope, StreamScope } from './types.js';
+import type { ApprovalScope, RestScope, StreamScope } from './approval.js';
 
 export const RESOURCE_VERBS: readonly ResourceVerb[] = [
   'get',

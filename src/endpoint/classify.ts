@@ -2,8 +2,8 @@
 // the agent, canonicalise the request, ask the policy. kubectl's WebSocket attempt and its SPDY
 // retry therefore always get the same answer.
 import type { IncomingMessage } from 'node:http';
-import { parseKubeRequest } from '../gate/request.js';
-import type { KubeRequest, PolicyDecision, Principal } from '../gate/types.js';
+import { parseKubeRequest } from '../model/parse-request.js';
+import type { KubeRequest, PolicyDecision, Principal } from '../model/request.js';
 import { apiStatus, type Status } from '../protocol/status.js';
 import { hasImpersonation } from '../upstream/headers.js';
 import type { AgentAuthenticator, AuditDecision, PolicyDecider } from './ports.js';

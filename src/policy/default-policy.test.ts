@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { KubeRequest, PolicyAction } from '../types.js';
+import type { KubeRequest, PolicyAction } from '../model/request.js';
 import { DEFAULT_POLICY_YAML } from './default-policy.js';
 import { evaluate } from './evaluate.js';
 import { builtInPolicy, loadPolicy, policyHash } from './load.js';

@@ -1,6 +1,6 @@
 // One request + one policy version -> one decision. First matching rule wins; otherwise `default`.
 // Pure and synchronous: no I/O, no clock, so every decision can be replayed from the stored policy.
-import type { KubeRequest, PolicyDecision, Principal, ResourceRequest, StreamOperation } from '../types.js';
+import type { KubeRequest, PolicyDecision, Principal, ResourceRequest, StreamOperation } from '../model/request.js';
 import { nameGlobMatches, parseResourcePattern, pathPatternMatches, resourcePatternMatches, type ResourcePattern } from './patterns.js';
 import { STREAM_OPERATIONS, type LoadedPolicy, type PolicyDocument, type PolicyMatch, type PolicyRule } from './schema.js';
 

@@ -3,8 +3,8 @@
 // operation: they join one pending approval, and a refusal is remembered briefly so the retry
 // gets the same answer instead of a second pending approval.
 import { apiStatus, type Status } from '../protocol/status.js';
-import type { Logger } from '../log.js';
-import type { Approval, ApprovalService, HeldRequest, Operation } from '../approvals/types.js';
+import type { Logger } from '../observability/log.js';
+import type { Approval, ApprovalService, HeldRequest, Operation } from '../model/approval.js';
 import { scopeFor } from './operation.js';
 
 export interface HoldOptions {

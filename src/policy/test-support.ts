@@ -1,5 +1,5 @@
 // Builders for KubeRequest values in policy tests (the shapes the request parser produces).
-import type { NonResourceRequest, Principal, ResourceRequest, ResourceVerb, StreamOperation } from '../types.js';
+import type { NonResourceRequest, Principal, ResourceRequest, ResourceVerb, StreamOperation } from '../model/request.js';
 
 export interface ResourceOptions {
   group?: string;

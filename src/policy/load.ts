@@ -2,7 +2,7 @@
 // Any problem is a CONFIG_INVALID BastionError whose message lists every issue with its line.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { BastionError, ErrorCode } from '../../errors.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
 import { BUILT_IN_POLICY_ORIGIN, DEFAULT_POLICY_YAML } from './default-policy.js';
 import { formatIssues } from './issues.js';
 import type { LoadedPolicy } from './schema.js';

@@ -1,6 +1,6 @@
 // What the Kubernetes endpoint needs from the rest of the bastion, as narrow interfaces, so
 // routing and gating stay apart from storage, policy loading and upstream dialing.
-import type { KubeRequest, PolicyDecision, Principal } from '../gate/types.js';
+import type { KubeRequest, PolicyDecision, Principal } from '../model/request.js';
 
 export interface AgentAuthenticator {
   /** The agent a bearer token belongs to, or undefined for unknown or revoked tokens. */
