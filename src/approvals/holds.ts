@@ -2,7 +2,6 @@
 // approval is decided outside the agent. kubectl's WebSocket attempt and its SPDY retry are one
 // operation: they join one pending approval, and a refusal is remembered briefly so the retry
 // gets the same answer instead of a second pending approval.
-import { apiStatus, type Status } from '../protocol/status.js';
 import type { Logger } from '../observability/log.js';
 import type { Approval, ApprovalService, HeldRequest, Operation } from '../model/approval.js';
 import { scopeFor } from './operation.js';
@@ -19,30 +18,29 @@ export interface HoldOptions {
   log: Logger;
 }
 
-export type HoldOutcome =
-  | { ok: true; approval: Approval; held: boolean }
-  | { ok: false; status: Status; approvalId: string | null; reason: 'denied' | 'expired' | 'limit' | 'gone' };
+/** Why a held request got no approval; the endpoint words it as a Status (endpoint/refusals.ts). */
+export type HoldRefusal =
+  /** Denied (or revoked while pending) by an approver. */
+  | { reason: 'denied'; approval: Approval }
+  /** Nobody decided before the hold ended. */
+  | { reason: 'expired'; approval: Approval }
+  | { reason: 'limit'; agent: string; pending: number; limit: number }
+  | { reason: 'gone'; approval: Approval };
 
-interface Refusal {
-  status: Status;
-  approvalId: string;
+export type HoldOutcome = { ok: true; approval: Approval; held: boolean } | { ok: false; refusal: HoldRefusal };
+
+/** The approval a refusal concerns, if any (for the audit row). */
+export function refusedApprovalId(refusal: HoldRefusal): string | null {
+  return refusal.reason === 'limit' ? null : refusal.approval.id;
+}
+
+interface Remembered {
+  refusal: HoldRefusal & { reason: 'denied' | 'expired' };
   at: number;
 }
 
-export function refusalStatus(approval: Approval, subject: string, why: 'denied' | 'expired'): Status {
-  const text =
-    why === 'denied'
-      ? `kube-bastion approval ${approval.id} was denied by ${approval.decidedBy ?? 'an approver'}${approval.reason ? `: ${approval.reason}` : ''}`
-      : `kube-bastion approval ${approval.id} was not decided in time (the request was held until ${approval.expiresAt ?? 'its deadline'})`;
-  return apiStatus(403, 'Forbidden', `${subject} is forbidden: ${text}`, {
-    causes: [
-      { reason: why === 'denied' ? 'KubeBastionApprovalDenied' : 'KubeBastionApprovalExpired', message: approval.id },
-    ],
-  });
-}
-
 export class HoldManager {
-  private readonly refusals = new Map<string, Refusal>();
+  private readonly refusals = new Map<string, Remembered>();
 
   constructor(
     private readonly approvals: ApprovalService,
@@ -59,14 +57,13 @@ export class HoldManager {
   }
 
   /**
-   * Finds a usable approval, or holds until one is decided. `subject` names the object in Status
-   * messages (e.g. `pods "web-0"`). `signal` aborts the hold when the client goes away.
+   * Finds a usable approval, or holds until one is decided. `signal` aborts the hold when the
+   * client goes away.
    */
   async obtain(
     agent: { id: string; name: string },
     op: Operation,
     request: HeldRequest['request'],
-    subject: string,
     signal: AbortSignal,
     clientRun?: string,
   ): Promise<HoldOutcome> {
@@ -77,7 +74,7 @@ export class HoldManager {
     const memory = (this.opts.refusalMemorySeconds ?? 15) * 1000;
     const remembered = this.refusals.get(key);
     if (remembered && Date.now() - remembered.at < memory) {
-      return { ok: false, status: remembered.status, approvalId: remembered.approvalId, reason: 'denied' };
+      return { ok: false, refusal: remembered.refusal };
     }
 
     const scope = scopeFor(op);
@@ -85,12 +82,7 @@ export class HoldManager {
     const pending = pendingForAgent.length;
     const existing = pendingForAgent.find((a) => JSON.stringify(a.scope) === JSON.stringify(scope));
     if (!existing && pending >= this.opts.maxPendingPerAgent) {
-      return {
-        ok: false,
-        status: apiStatus(429, 'TooManyRequests', `${subject} is forbidden: agent "${agent.name}" already has ${pending} pending approvals (limit ${this.opts.maxPendingPerAgent})`),
-        approvalId: null,
-        reason: 'limit',
-      };
+      return { ok: false, refusal: { reason: 'limit', agent: agent.name, pending, limit: this.opts.maxPendingPerAgent } };
     }
     const { approval, created } = await this.approvals.requestOrJoin({ agent, scope, request, holdSeconds: this.opts.holdSeconds });
     if (created) {
@@ -103,12 +95,11 @@ export class HoldManager {
       const decided = await this.approvals.findUsable(agent.id, op);
       if (decided) return { ok: true, approval: decided, held: true };
     }
-    if (outcome.state === 'gone') return { ok: false, status: apiStatus(499, 'ClientClosed', 'client went away'), approvalId: approval.id, reason: 'gone' };
-    const why = outcome.state === 'denied' ? 'denied' : 'expired';
-    const status = refusalStatus(outcome.approval, subject, why);
-    this.refusals.set(key, { status, approvalId: approval.id, at: Date.now() });
+    if (outcome.state === 'gone') return { ok: false, refusal: { reason: 'gone', approval } };
+    const refusal = { reason: outcome.state === 'denied' ? 'denied' : 'expired', approval: outcome.approval } as const;
+    this.refusals.set(key, { refusal, at: Date.now() });
     this.prune(memory);
-    return { ok: false, status, approvalId: approval.id, reason: why };
+    return { ok: false, refusal };
   }
 
   private prune(memoryMs: number): void {

@@ -4,7 +4,8 @@
 import type { IncomingMessage } from 'node:http';
 import { parseKubeRequest } from '../model/parse-request.js';
 import type { KubeRequest, PolicyDecision, Principal } from '../model/request.js';
-import { apiStatus, type Status } from '../protocol/status.js';
+import type { Status } from '../protocol/status.js';
+import * as refusals from './refusals.js';
 import { hasImpersonation } from '../upstream/headers.js';
 import type { AgentAuthenticator, AuditDecision, PolicyDecider } from './ports.js';
 
@@ -27,43 +28,13 @@ export function bearerToken(req: IncomingMessage): string | undefined {
   return match?.[1];
 }
 
-/** How a refused request is named in a Status message, the way kube-apiserver words it. */
-export function subject(req: KubeRequest): string {
-  if (req.kind === 'nonResource') return `the path "${req.path}"`;
-  const what = req.subresource ? `${req.resource}/${req.subresource}` : req.resource;
-  return req.name ? `${req.resource} "${req.name}"` : what;
-}
-
-function action(req: KubeRequest): string {
-  if (req.kind === 'nonResource') return `${req.verb} ${req.path}`;
-  if (req.stream) return `${req.stream} into pod "${req.name}" in namespace "${req.namespace}"`;
-  const resource = req.subresource ? `${req.resource}/${req.subresource}` : req.resource;
-  const group = req.apiGroup ? `.${req.apiGroup}` : '';
-  return `${req.stream ?? req.verb} ${resource}${group}${req.namespace ? ` in namespace "${req.namespace}"` : ''}`;
-}
-
-function refusalStatus(req: KubeRequest, principal: Principal, decision: PolicyDecision): Status {
-  const policy = `policy sha256:${decision.policyHash.slice(0, 12)}`;
-  const verdict = `kube-bastion rule "${decision.rule}" denies agent "${principal.name}" to ${action(req)}`;
-  const why = decision.reason ? `: ${decision.reason}` : '';
-  const message = `${subject(req)} is forbidden: ${verdict}${why} [${policy}]`;
-  return apiStatus(403, 'Forbidden', message, {
-    ...(req.kind === 'resource' && req.name ? { name: req.name } : {}),
-    ...(req.kind === 'resource' ? { kind: req.resource, group: req.apiGroup } : {}),
-    causes: [
-      { reason: 'KubeBastionDenied', message: decision.rule },
-      { reason: 'KubeBastionPolicy', message: decision.policyHash },
-    ],
-  });
-}
-
 export async function classify(req: IncomingMessage, auth: AgentAuthenticator, policy: PolicyDecider): Promise<Classification> {
   const token = bearerToken(req);
   const principal = token === undefined ? undefined : await auth.authenticateAgent(token);
   if (!principal) {
     return {
       outcome: 'refuse',
-      status: apiStatus(401, 'Unauthorized', token === undefined ? 'Unauthorized: kube-bastion needs a bearer token (use the kubeconfig the bastion issued)' : 'Unauthorized: unknown or revoked agent token'),
+      status: refusals.unauthenticated(token !== undefined),
       audit: { decision: 'deny', rule: 'authentication', policyHash: null },
       principal: null,
       request: null,
@@ -73,7 +44,7 @@ export async function classify(req: IncomingMessage, auth: AgentAuthenticator, p
   if (!parsed.ok) {
     return {
       outcome: 'refuse',
-      status: apiStatus(400, 'BadRequest', `kube-bastion refused a request it cannot classify (${parsed.reason}): ${parsed.message}`),
+      status: refusals.unclassifiable(parsed),
       audit: { decision: 'deny', rule: `unclassifiable:${parsed.reason}`, policyHash: null },
       principal,
       request: null,
@@ -85,7 +56,7 @@ export async function classify(req: IncomingMessage, auth: AgentAuthenticator, p
   if (decision.action === 'approval') return { outcome: 'approval', principal, request, decision };
   return {
     outcome: 'refuse',
-    status: refusalStatus(request, principal, decision),
+    status: refusals.policyDenied(request, principal, decision),
     audit: { decision: decision.action, rule: decision.rule, policyHash: decision.policyHash },
     principal,
     request,

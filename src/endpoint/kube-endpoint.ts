@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { writeStatusResponse, writeStatusToSocket } from '../transport/http-response.js';
-import { apiStatus, type Status } from '../protocol/status.js';
+import type { Status } from '../protocol/status.js';
 import { parseRemoteCommandQuery } from '../protocol/options.js';
 import { proxyRest } from '../upstream/rest-proxy.js';
 import { getPod, resolveContainer } from '../upstream/pods.js';
@@ -16,12 +16,13 @@ import type { UpstreamTarget } from '../upstream/upstream.js';
 import type { BastionMetrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/log.js';
 import type { ResourceRequest, StreamOperation } from '../model/request.js';
-import type { HoldManager } from '../approvals/holds.js';
+import { refusedApprovalId, type HoldManager } from '../approvals/holds.js';
 import { restOperation, scopeFor, streamOperation } from '../approvals/operation.js';
 import type { Approval, ApprovalService, Operation } from '../model/approval.js';
 import { runStreamSession, type SessionInfo, type SessionRowPort } from '../session/stream-session.js';
 import type { EndReason, SessionSink } from '../model/session.js';
-import { classify, subject, type Classification } from './classify.js';
+import { classify, type Classification } from './classify.js';
+import * as refusals from './refusals.js';
 import type { AgentAuthenticator, AuditDecision, PolicyDecider, RequestAuditor, RequestAuditRecord } from './ports.js';
 
 export interface KubeEndpointOptions {
@@ -73,7 +74,7 @@ export class KubeEndpoint {
     this.server.on('request', (req, res) => {
       this.onRequest(req, res).catch((err) => {
         opts.log.error({ err }, 'request handler failed');
-        if (!res.headersSent) writeStatusResponse(res, apiStatus(500, 'InternalError', 'kube-bastion internal error'));
+        if (!res.headersSent) writeStatusResponse(res, refusals.internalError());
         else res.destroy();
       });
     });
@@ -81,7 +82,7 @@ export class KubeEndpoint {
       socket.on('error', () => {});
       this.onUpgrade(req, socket, head).catch((err) => {
         opts.log.error({ err }, 'upgrade handler failed');
-        writeStatusToSocket(socket, apiStatus(500, 'InternalError', 'kube-bastion internal error'));
+        writeStatusToSocket(socket, refusals.internalError());
       });
     });
     this.server.on('secureConnection', (socket: Socket) => {
@@ -158,9 +159,9 @@ export class KubeEndpoint {
     this.holdsInFlight.add(controller);
     gone(() => controller.abort());
     try {
-      const outcome = await this.opts.holds.obtain(agent, op, request, subject(c.request), controller.signal, clientRun);
+      const outcome = await this.opts.holds.obtain(agent, op, request, controller.signal, clientRun);
       if (outcome.ok) return { ok: true, approval: outcome.approval };
-      return { ok: false, status: outcome.status, approvalId: outcome.approvalId };
+      return { ok: false, status: refusals.holdRefused(c.request, outcome.refusal), approvalId: refusedApprovalId(outcome.refusal) };
     } finally {
       this.holdsInFlight.delete(controller);
     }
@@ -170,7 +171,7 @@ export class KubeEndpoint {
     const start = Date.now();
     if (this.draining) {
       res.setHeader('Connection', 'close');
-      writeStatusResponse(res, apiStatus(503, 'ServiceUnavailable', 'kube-bastion is shutting down'));
+      writeStatusResponse(res, refusals.shuttingDown());
       return;
     }
     const c = await classify(req, this.opts.agents, this.opts.policy);
@@ -182,9 +183,8 @@ export class KubeEndpoint {
     }
     const policy = { rule: c.decision.rule, policyHash: c.decision.policyHash };
     if (c.request.kind === 'resource' && c.request.stream) {
-      // exec/attach/portforward without an upgrade: what kube-apiserver answers too.
       req.resume();
-      const status = apiStatus(400, 'BadRequest', 'Upgrade request required');
+      const status = refusals.upgradeRequired();
       writeStatusResponse(res, status);
       this.finish(req, c, start, { decision: 'deny', ...policy, status: 400, bytesIn: 0, bytesOut: 0 });
       return;
@@ -226,7 +226,7 @@ export class KubeEndpoint {
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const start = Date.now();
     if (this.draining) {
-      writeStatusToSocket(socket, apiStatus(503, 'ServiceUnavailable', 'kube-bastion is shutting down'));
+      writeStatusToSocket(socket, refusals.shuttingDown());
       return;
     }
     const c = await classify(req, this.opts.agents, this.opts.policy);
@@ -237,21 +237,21 @@ export class KubeEndpoint {
     if (c.outcome === 'refuse') return refuse(c.status, c.audit);
     const policy = { rule: c.decision.rule, policyHash: c.decision.policyHash };
     if (c.request.kind !== 'resource' || !c.request.stream) {
-      return refuse(apiStatus(400, 'BadRequest', 'kube-bastion upgrades only exec, attach and portforward requests'), { decision: 'deny', ...policy });
+      return refuse(refusals.notAStreamUpgrade(), { decision: 'deny', ...policy });
     }
     const request = c.request as ResourceRequest & { stream: StreamOperation };
     if (request.stream === 'portforward') {
-      return refuse(apiStatus(403, 'Forbidden', `pods "${request.name}" is forbidden: kube-bastion does not relay port-forward sessions yet (it never runs a session it cannot record)`), { decision: 'deny', ...policy });
+      return refuse(refusals.portForwardNotRelayed(request.name), { decision: 'deny', ...policy });
     }
     const query = parseRemoteCommandQuery(request.query);
     if (request.stream === 'exec' && query.command.length === 0) {
-      return refuse(apiStatus(400, 'BadRequest', 'you must specify at least one command for the container'), { decision: 'deny', ...policy });
+      return refuse(refusals.noCommand(), { decision: 'deny', ...policy });
     }
     // Resolve the container before any scope check, so omitting -c cannot reach another container.
     const pod = await getPod(this.opts.upstream, request.namespace, request.name);
     if (!pod.ok) return refuse(pod.status, { decision: c.outcome === 'approval' ? 'approval' : 'allow', ...policy });
     const resolved = resolveContainer(pod.pod, query.container);
-    if (!resolved.ok) return refuse(resolved.status, { decision: c.outcome === 'approval' ? 'approval' : 'allow', ...policy });
+    if (!resolved.ok) return refuse(refusals.containerRefused(request.name, resolved), { decision: c.outcome === 'approval' ? 'approval' : 'allow', ...policy });
     const op = streamOperation(request, resolved.container, query.command);
 
     let approval: Approval | null = null;
@@ -261,7 +261,7 @@ export class KubeEndpoint {
       const granted = gated.approval!;
       approval = granted;
       if (!(await this.opts.approvals.startSession(granted.id))) {
-        return refuse(apiStatus(403, 'Forbidden', `pods "${request.name}" is forbidden: kube-bastion approval ${granted.id} has no sessions left`), { decision: 'approval', ...policy, approvalId: granted.id });
+        return refuse(refusals.noSessionsLeft(request.name, granted.id), { decision: 'approval', ...policy, approvalId: granted.id });
       }
     }
     if (socket.destroyed) {
@@ -288,6 +288,7 @@ export class KubeEndpoint {
         this.liveSessions.add(cut);
         return () => this.liveSessions.delete(cut);
       },
+      cutStatus: (reason, detail) => refusals.sessionCut(approval, request.name, reason, detail),
       expiryWarningSeconds: this.opts.expiryWarningSeconds,
       log: this.opts.log,
     });

@@ -1,85 +1,62 @@
-// One error module with stable codes. Callers branch on `code`, never on message text.
-import { apiStatus, type Status } from '../protocol/status.js';
+// One error type with stable codes (the table is codes.ts). Callers branch on `code`, never on
+// message text; a client-facing field travels as `field`, an upstream's own answer as `status`.
+import { apiStatus, type Status, type StatusDetails } from '../protocol/status.js';
+import { codeForHttpStatus, ErrorCode, httpStatusOf, statusReasonOf } from './codes.js';
 
-export const ErrorCode = {
-  // Upgrade / negotiation
-  UPGRADE_REQUIRED: 'UPGRADE_REQUIRED',
-  NO_COMMON_PROTOCOL: 'NO_COMMON_PROTOCOL',
-  BAD_STREAM_REQUEST: 'BAD_STREAM_REQUEST',
-  STREAM_SETUP_TIMEOUT: 'STREAM_SETUP_TIMEOUT',
-  // SPDY/3.1
-  SPDY_PROTOCOL_ERROR: 'SPDY_PROTOCOL_ERROR',
-  SPDY_UNSUPPORTED_VERSION: 'SPDY_UNSUPPORTED_VERSION',
-  SPDY_FRAME_TOO_LARGE: 'SPDY_FRAME_TOO_LARGE',
-  SPDY_HEADER_BLOCK_TOO_LARGE: 'SPDY_HEADER_BLOCK_TOO_LARGE',
-  SPDY_COMPRESSION_ERROR: 'SPDY_COMPRESSION_ERROR',
-  SPDY_TOO_MANY_STREAMS: 'SPDY_TOO_MANY_STREAMS',
-  SPDY_INVALID_STREAM: 'SPDY_INVALID_STREAM',
-  SPDY_GOAWAY: 'SPDY_GOAWAY',
-  // WebSocket channel protocol
-  WS_BAD_MESSAGE: 'WS_BAD_MESSAGE',
-  WS_UNKNOWN_CHANNEL: 'WS_UNKNOWN_CHANNEL',
-  // Resize
-  BAD_RESIZE: 'BAD_RESIZE',
-  // Connection
-  CONNECTION_CLOSED: 'CONNECTION_CLOSED',
-  // Requests
-  UNAUTHORIZED: 'UNAUTHORIZED',
-  FORBIDDEN: 'FORBIDDEN',
-  NOT_FOUND: 'NOT_FOUND',
-  ALREADY_EXISTS: 'ALREADY_EXISTS',
-  BAD_REQUEST: 'BAD_REQUEST',
-  METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
-  INTERNAL: 'INTERNAL',
-  UPSTREAM_UNAVAILABLE: 'UPSTREAM_UNAVAILABLE',
-  UNCLASSIFIABLE: 'UNCLASSIFIABLE',
-  POLICY_DENIED: 'POLICY_DENIED',
-  APPROVAL_REQUIRED: 'APPROVAL_REQUIRED',
-  SHUTTING_DOWN: 'SHUTTING_DOWN',
-  // Configuration / CLI
-  CONFIG_INVALID: 'CONFIG_INVALID',
-  USAGE: 'USAGE',
-} as const;
-export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+export { ERROR_CODES, ErrorCode, codeForHttpStatus, httpStatusOf, statusReasonOf, type StatusReason } from './codes.js';
 
-/** HTTP status and metav1.Status reason for each code that can reach a client. */
-const HTTP: Partial<Record<ErrorCode, { code: number; reason: string }>> = {
-  UPGRADE_REQUIRED: { code: 400, reason: 'BadRequest' },
-  NO_COMMON_PROTOCOL: { code: 403, reason: 'Forbidden' },
-  BAD_STREAM_REQUEST: { code: 400, reason: 'BadRequest' },
-  UNAUTHORIZED: { code: 401, reason: 'Unauthorized' },
-  FORBIDDEN: { code: 403, reason: 'Forbidden' },
-  NOT_FOUND: { code: 404, reason: 'NotFound' },
-  ALREADY_EXISTS: { code: 409, reason: 'AlreadyExists' },
-  BAD_REQUEST: { code: 400, reason: 'BadRequest' },
-  METHOD_NOT_ALLOWED: { code: 405, reason: 'MethodNotAllowed' },
-  CONFIG_INVALID: { code: 500, reason: 'InternalError' },
-  UPSTREAM_UNAVAILABLE: { code: 502, reason: 'ServiceUnavailable' },
-  UNCLASSIFIABLE: { code: 400, reason: 'BadRequest' },
-  POLICY_DENIED: { code: 403, reason: 'Forbidden' },
-  APPROVAL_REQUIRED: { code: 403, reason: 'Forbidden' },
-  SHUTTING_DOWN: { code: 503, reason: 'ServiceUnavailable' },
-};
+/** The metav1.Status for a code: its HTTP status and reason from the table, with this message. */
+export function statusFor(code: ErrorCode, message: string, details?: StatusDetails): Status {
+  return apiStatus(httpStatusOf(code), statusReasonOf(code), message, details);
+}
+
+export interface BastionErrorOptions {
+  cause?: unknown;
+  /** The request field at fault (control API bodies and queries), e.g. `ttlSeconds`. */
+  field?: string;
+}
 
 export class BastionError extends Error {
-  override readonly name = 'BastionError';
+  override readonly name: string = 'BastionError';
+  readonly field: string | undefined;
   constructor(
     readonly code: ErrorCode,
     message: string,
+    /** Context for logs and tests; never parsed for meaning. */
     readonly details?: Record<string, unknown>,
-    options?: { cause?: unknown },
+    options?: BastionErrorOptions,
   ) {
-    super(message, options);
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.field = options?.field;
   }
 
   get httpStatus(): number {
-    return HTTP[this.code]?.code ?? 500;
+    return httpStatusOf(this.code);
   }
 
   /** The metav1.Status a Kubernetes client sees for this error. */
   toStatus(): Status {
-    const http = HTTP[this.code] ?? { code: 500, reason: 'InternalError' };
-    return apiStatus(http.code, http.reason, this.message);
+    return statusFor(this.code, this.message);
+  }
+}
+
+/**
+ * An upstream API server refused: its own metav1.Status (or one synthesised from its HTTP answer)
+ * is what the agent receives, unchanged.
+ */
+export class UpstreamRefusal extends BastionError {
+  override readonly name = 'UpstreamRefusal';
+  constructor(
+    readonly status: Status,
+    readonly upstreamHttpStatus: number,
+    details?: Record<string, unknown>,
+    options?: BastionErrorOptions,
+  ) {
+    super(codeForHttpStatus(upstreamHttpStatus), status.message ?? `upstream answered HTTP ${upstreamHttpStatus}`, details, options);
+  }
+
+  override toStatus(): Status {
+    return this.status;
   }
 }
 

@@ -3,10 +3,10 @@
 // the approval's deadline, and cut at once if the approval is revoked.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { isBastionError } from '../errors/index.js';
+import { isBastionError, statusFor } from '../errors/index.js';
 import type { Logger } from '../observability/log.js';
 import { effectiveStreamOptions, type RemoteCommandRequest } from '../protocol/options.js';
-import { apiStatus, type Status } from '../protocol/status.js';
+import type { Status } from '../protocol/status.js';
 import { acceptRemoteCommand } from '../transport/accept.js';
 import { writeStatusToSocket } from '../transport/http-response.js';
 import type { StreamOperation } from '../model/request.js';
@@ -68,6 +68,8 @@ export interface StreamSessionContext {
   sinks(session: SessionInfo): SessionSink[];
   /** Live sessions register here so shutdown can cut them. */
   track(cut: (reason: EndReason) => void): () => void;
+  /** The Status the agent receives when the bastion ends the session for `reason` (endpoint/refusals.ts). */
+  cutStatus(reason: EndReason, detail?: string): Status;
   /** Seconds before the deadline to warn the agent (0: never). */
   expiryWarningSeconds: number;
   log: Logger;
@@ -85,28 +87,6 @@ function upstreamRequestTarget(ctx: StreamContextLike): string {
 }
 type StreamContextLike = Pick<StreamSessionContext, 'query' | 'namespace' | 'pod' | 'operation'>;
 
-function cutStatusFor(approval: Approval | null, pod: string, reason: EndReason, detail?: string): Status {
-  const id = approval?.id ?? 'none';
-  const text: Record<EndReason, string> = {
-    expired: `kube-bastion ended the session: approval ${id} expired at ${approval?.expiresAt ?? 'its deadline'}`,
-    revoked: `kube-bastion ended the session: approval ${id} was revoked`,
-    'recording-failed': `kube-bastion ended the session under approval ${id}: the recording could not be written${detail ? ` (${detail})` : ''}`,
-    shutdown: `kube-bastion ended the session under approval ${id}: the bastion is shutting down`,
-    'client-closed': 'client closed the session',
-    'upstream-closed': `the upstream API server closed the session${detail ? `: ${detail}` : ''}`,
-    error: `kube-bastion ended the session under approval ${id}${detail ? `: ${detail}` : ''}`,
-    completed: 'completed',
-  };
-  return apiStatus(403, 'Forbidden', `pods "${pod}" is forbidden: ${text[reason]}`, {
-    name: pod,
-    kind: 'pods',
-    causes: [
-      { reason: 'KubeBastionSessionCut', message: reason },
-      ...(approval ? [{ reason: 'KubeBastionApproval', message: approval.id }] : []),
-    ],
-  });
-}
-
 export async function runStreamSession(ctx: StreamSessionContext): Promise<SessionEnd | undefined> {
   const { log } = ctx;
   let upstream;
@@ -116,12 +96,8 @@ export async function runStreamSession(ctx: StreamSessionContext): Promise<Sessi
       ...(ctx.identity ? { headers: impersonationHeaders(ctx.identity) as Record<string, string> } : {}),
     });
   } catch (err) {
-    const status =
-      isBastionError(err) && (err.details as { status?: Status } | undefined)?.status
-        ? (err.details as { status: Status }).status
-        : isBastionError(err)
-          ? err.toStatus()
-          : apiStatus(502, 'ServiceUnavailable', 'kube-bastion could not open the session upstream');
+    // An UpstreamRefusal carries upstream's own Status (pod not found, RBAC denial) unchanged.
+    const status = isBastionError(err) ? err.toStatus() : statusFor('UPSTREAM_UNAVAILABLE', 'kube-bastion could not open the session upstream');
     writeStatusToSocket(ctx.socket, status);
     return undefined;
   }
@@ -167,7 +143,7 @@ export async function runStreamSession(ctx: StreamSessionContext): Promise<Sessi
     });
   } catch (err) {
     upstream.destroy();
-    const status = cutStatusFor(ctx.approval, ctx.pod, 'recording-failed', (err as Error).message);
+    const status = ctx.cutStatus('recording-failed', (err as Error).message);
     await agent.finish(status);
     const end: SessionEnd = { reason: 'recording-failed', exitCode: null, status, bytesIn: 0, bytesOut: 0 };
     await ctx.sessions.end(row.id, end);
@@ -179,7 +155,7 @@ export async function runStreamSession(ctx: StreamSessionContext): Promise<Sessi
     upstream,
     ...(deadline !== undefined ? { deadline } : {}),
     sinks,
-    cutStatus: (reason, detail) => cutStatusFor(ctx.approval, ctx.pod, reason, detail),
+    cutStatus: ctx.cutStatus,
     ...(deadline !== undefined && ctx.expiryWarningSeconds > 0
       ? { warning: { at: deadline - ctx.expiryWarningSeconds * 1000, message: `approval ${ctx.approval!.id} expires in ${ctx.expiryWarningSeconds}s, at ${ctx.approval!.expiresAt}` } }
       : {}),

@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { exitCodeOf, type Status } from '../protocol/status.js';
-import { isBastionError } from '../errors/index.js';
+import { isBastionError, UpstreamRefusal } from '../errors/index.js';
 import { startSim, type StartedSim } from '../../test/helpers/sim.js';
 import { upstreamFromCredentials, type UpstreamTarget } from './upstream.js';
 import { impersonationHeaders } from './headers.js';
@@ -197,25 +197,26 @@ describe('dialUpstreamExec against the simulated cluster', () => {
   it('rejects a non-existent pod with upstream 404 NotFound Status as data', async () => {
     const err = await dialRejection(upstream, execPath(['true'], {}, 'no-such-pod'));
     expect(isBastionError(err, 'NOT_FOUND')).toBe(true);
-    const details = (err as { details: { status: Status; httpStatus: number } }).details;
-    expect(details.httpStatus).toBe(404);
-    expect(details.status.code).toBe(404);
-    expect(details.status.reason).toBe('NotFound');
-    expect(details.status.message).toBe('pods "no-such-pod" not found');
+    expect(err).toBeInstanceOf(UpstreamRefusal);
+    const refusal = err as UpstreamRefusal;
+    expect(refusal.upstreamHttpStatus).toBe(404);
+    expect(refusal.status.code).toBe(404);
+    expect(refusal.status.reason).toBe('NotFound');
+    expect(refusal.status.message).toBe('pods "no-such-pod" not found');
     expect((err as Error).message).toBe('pods "no-such-pod" not found');
   });
 
   it('rejects a bad container with upstream 400 BadRequest', async () => {
     const err = await dialRejection(upstream, execPath(['true'], {}, 'web-0', 'nope'));
     expect(isBastionError(err, 'BAD_REQUEST')).toBe(true);
-    expect((err as { details: { status: Status } }).details.status.message).toMatch(/container nope is not valid/);
+    expect((err as UpstreamRefusal).status.message).toMatch(/container nope is not valid/);
   });
 
   it('rejects a bad token with upstream 401 Unauthorized Status', async () => {
     const bad = upstreamFromCredentials(started.sim.url, started.sim.caPem, 'not-the-token', 'sim (bad token)');
     const err = await dialRejection(bad, execPath(['true']));
-    expect(isBastionError(err, 'UNAUTHORIZED')).toBe(true);
-    const status = (err as { details: { status: Status } }).details.status;
+    expect(isBastionError(err, 'UNAUTHENTICATED')).toBe(true);
+    const status = (err as UpstreamRefusal).status;
     expect(status.code).toBe(401);
     expect(status.reason).toBe('Unauthorized');
   });

@@ -1,8 +1,8 @@
 // Reads a pod from upstream with the bastion's credentials, to resolve the container before any
 // scope check: explicit name, else the default-container annotation, else the first container.
 import https from 'node:https';
-import { BastionError, ErrorCode } from '../errors/index.js';
-import { apiStatus, decodeStatus, type Status } from '../protocol/status.js';
+import { BastionError, ErrorCode, statusFor } from '../errors/index.js';
+import { decodeStatus, type Status } from '../protocol/status.js';
 import { upstreamPath } from './rest-proxy.js';
 import type { UpstreamTarget } from './upstream.js';
 
@@ -49,7 +49,8 @@ export async function getPod(upstream: UpstreamTarget, namespace: string, name: 
     try {
       return { ok: false, status: { ...decodeStatus(body), code } };
     } catch {
-      return { ok: false, status: apiStatus(code || 502, 'InternalError', `upstream answered ${code} for pod ${namespace}/${name}`) };
+      // Not a Status body: say what upstream answered, as a gateway would.
+      return { ok: false, status: statusFor('UPSTREAM_UNAVAILABLE', `upstream answered ${code} for pod ${namespace}/${name}`) };
     }
   }
   const pod = JSON.parse(body.toString('utf8')) as {
@@ -71,18 +72,20 @@ export async function getPod(upstream: UpstreamTarget, namespace: string, name: 
   };
 }
 
+export type ContainerResolution = { ok: true; container: string } | { ok: false; reason: 'unknown-container'; container: string } | { ok: false; reason: 'no-containers' };
+
 /**
  * The container a request reaches: the explicit one (which must exist), else the annotated
- * default (if it names a container), else the first. Undefined with a Status when none fits.
+ * default (if it names a container), else the first. A typed refusal when none fits.
  */
-export function resolveContainer(pod: PodSummary, requested: string): { ok: true; container: string } | { ok: false; status: Status } {
+export function resolveContainer(pod: PodSummary, requested: string): ContainerResolution {
   const all = [...pod.containers, ...pod.initContainers, ...pod.ephemeralContainers];
   if (requested !== '') {
     if (all.includes(requested)) return { ok: true, container: requested };
-    return { ok: false, status: apiStatus(400, 'BadRequest', `container ${requested} is not valid for pod ${pod.name}`) };
+    return { ok: false, reason: 'unknown-container', container: requested };
   }
   if (pod.defaultContainer && all.includes(pod.defaultContainer)) return { ok: true, container: pod.defaultContainer };
   const first = pod.containers[0];
   if (first !== undefined) return { ok: true, container: first };
-  return { ok: false, status: apiStatus(400, 'BadRequest', `pod ${pod.name} has no containers`) };
+  return { ok: false, reason: 'no-containers' };
 }

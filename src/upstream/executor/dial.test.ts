@@ -10,7 +10,7 @@ import { createLoopbackServingMaterial, type ServingMaterial } from '../../tls/c
 import { exitCodeStatus, encodeStatus } from '../../protocol/status.js';
 import { writeStatusToSocket } from '../../transport/http-response.js';
 import { apiStatus } from '../../protocol/status.js';
-import { isBastionError } from '../../errors/index.js';
+import { isBastionError, UpstreamRefusal } from '../../errors/index.js';
 import { upstreamFromCredentials, type UpstreamTarget } from '../upstream.js';
 import { clientOptions, dialUpstreamExec, upstreamUrl } from './dial.js';
 
@@ -173,7 +173,9 @@ describe('handshake', () => {
     onUpgrade = (_req, socket) => writeStatusToSocket(socket, denial);
     const err = await rejection(dialUpstreamExec(target(), { path: PATH }));
     expect(isBastionError(err, 'FORBIDDEN')).toBe(true);
-    expect((err as { details: { status: unknown; httpStatus: number } }).details).toMatchObject({ status: denial, httpStatus: 403 });
+    expect(err).toBeInstanceOf(UpstreamRefusal);
+    expect((err as UpstreamRefusal).status).toEqual(denial);
+    expect((err as UpstreamRefusal).upstreamHttpStatus).toBe(403);
     expect((err as Error).message).toBe(denial.message);
     expect(upgrades).toHaveLength(1);
   });
@@ -185,10 +187,10 @@ describe('handshake', () => {
     };
     const err = await rejection(dialUpstreamExec(target(), { path: PATH }));
     expect(isBastionError(err, 'UPSTREAM_UNAVAILABLE')).toBe(true);
-    const status = (err as { details: { status: { code: number; status: string; message: string } } }).details.status;
+    const status = (err as UpstreamRefusal).status;
     expect(status).toMatchObject({ code: 502, status: 'Failure' });
     expect(status.message).toMatch(/^upstream refused the exec\/attach upgrade: HTTP 502 Bad Gateway: x+$/);
-    expect(status.message.length).toBeLessThan(2000);
+    expect(status.message?.length).toBeLessThan(2000);
   });
 
   it('rejects an untrusted server certificate with UPSTREAM_UNAVAILABLE', async () => {

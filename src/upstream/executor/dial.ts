@@ -6,7 +6,7 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { WebSocket, type ClientOptions } from 'ws';
 import { ProtocolName } from '../../protocol/constants.js';
 import { parseRemoteCommandQuery } from '../../protocol/options.js';
-import { BastionError, ErrorCode, isBastionError } from '../../errors/index.js';
+import { BastionError, ErrorCode, isBastionError, UpstreamRefusal } from '../../errors/index.js';
 import { SUBPROTOCOLS } from '../../transport/websocket/subprotocols.js';
 import { upstreamPath } from '../rest-proxy.js';
 import type { UpstreamTarget } from '../upstream.js';
@@ -25,9 +25,8 @@ import {
 /**
  * Dials upstream and resolves once the WebSocket is open (101 with one of the offered
  * subprotocols). Rejects only with a BastionError:
- * - a non-101 answer: the code mapped from the HTTP status (see classifyRefusal), with
- *   `details.status` (upstream's metav1.Status, or one synthesised from the answer),
- *   `details.httpStatus` and `details.offered`;
+ * - a non-101 answer: an UpstreamRefusal carrying upstream's metav1.Status (or one synthesised
+ *   from the answer) and its HTTP status, with `details.offered`;
  * - 101 without one of the offered subprotocols (after the fallback): NO_COMMON_PROTOCOL;
  * - network, TLS, timeout and credential-plugin failures: UPSTREAM_UNAVAILABLE;
  * - an abort through `signal`: CONNECTION_CLOSED with `details.aborted = true`;
@@ -133,7 +132,7 @@ function attempt(ctx: AttemptContext, offer: string[], extraDetails: Record<stri
         const refusal = classifyRefusal(res.statusCode ?? 0, res.statusMessage, body, offer);
         const error = Object.keys(extraDetails).length === 0
           ? refusal.error
-          : new BastionError(refusal.error.code, refusal.error.message, { ...refusal.error.details, ...extraDetails });
+          : new UpstreamRefusal(refusal.error.status, refusal.error.upstreamHttpStatus, { ...refusal.error.details, ...extraDetails });
         settle({ ok: false, error, protocolRejected: refusal.protocolRejected });
       });
     };

@@ -5,8 +5,8 @@ import { Readable, Writable } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import { Channel } from '../../protocol/constants.js';
 import { encodeResize, type TerminalSize } from '../../protocol/resize.js';
-import { apiStatus, type Status } from '../../protocol/status.js';
-import { BastionError, ErrorCode } from '../../errors/index.js';
+import type { Status } from '../../protocol/status.js';
+import { BastionError, ErrorCode, statusFor } from '../../errors/index.js';
 import { CloseCode } from '../../transport/websocket/receiver.js';
 import { ChannelSender, DEFAULT_MAX_MESSAGE_BYTES } from '../../transport/websocket/sender.js';
 import { channelOf, decodeBase64Strict, type WebSocketSubprotocol } from '../../transport/websocket/subprotocols.js';
@@ -318,7 +318,7 @@ export class WebSocketUpstreamSession implements UpstreamSession {
 
 /** The Failure Status for an end we detected ourselves (what kubectl prints as the error). */
 export function failureStatus(message: string): Status {
-  return apiStatus(500, 'InternalError', message);
+  return statusFor('INTERNAL', message);
 }
 
 function isUint16(n: unknown): n is number {

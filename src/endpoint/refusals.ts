@@ -1,0 +1,133 @@
+// Every metav1.Status the bastion itself sends a Kubernetes client, worded the way kube-apiserver
+// words its own ("<subject> is forbidden: ..."), with machine-readable causes naming the rule, the
+// policy version or the approval. Other modules return typed outcomes; only this one turns them
+// into Statuses, so a reviewer finds every message the agent can see in one place.
+import { statusFor } from '../errors/index.js';
+import type { Approval } from '../model/approval.js';
+import type { KubeRequest, ParseFailure, PolicyDecision, Principal } from '../model/request.js';
+import type { EndReason } from '../model/session.js';
+import type { Status } from '../protocol/status.js';
+import type { HoldRefusal } from '../approvals/holds.js';
+
+/** How a refused request is named in a Status message, the way kube-apiserver words it. */
+export function subject(req: KubeRequest): string {
+  if (req.kind === 'nonResource') return `the path "${req.path}"`;
+  const what = req.subresource ? `${req.resource}/${req.subresource}` : req.resource;
+  return req.name ? `${req.resource} "${req.name}"` : what;
+}
+
+function action(req: KubeRequest): string {
+  if (req.kind === 'nonResource') return `${req.verb} ${req.path}`;
+  if (req.stream) return `${req.stream} into pod "${req.name}" in namespace "${req.namespace}"`;
+  const resource = req.subresource ? `${req.resource}/${req.subresource}` : req.resource;
+  const group = req.apiGroup ? `.${req.apiGroup}` : '';
+  return `${req.verb} ${resource}${group}${req.namespace ? ` in namespace "${req.namespace}"` : ''}`;
+}
+
+export function unauthenticated(tokenGiven: boolean): Status {
+  return statusFor(
+    'UNAUTHENTICATED',
+    tokenGiven ? 'Unauthorized: unknown or revoked agent token' : 'Unauthorized: kube-bastion needs a bearer token (use the kubeconfig the bastion issued)',
+  );
+}
+
+export function unclassifiable(failure: ParseFailure): Status {
+  return statusFor('UNCLASSIFIABLE', `kube-bastion refused a request it cannot classify (${failure.reason}): ${failure.message}`);
+}
+
+export function policyDenied(req: KubeRequest, principal: Principal, decision: PolicyDecision): Status {
+  const policy = `policy sha256:${decision.policyHash.slice(0, 12)}`;
+  const verdict = `kube-bastion rule "${decision.rule}" denies agent "${principal.name}" to ${action(req)}`;
+  const why = decision.reason ? `: ${decision.reason}` : '';
+  return statusFor('POLICY_DENIED', `${subject(req)} is forbidden: ${verdict}${why} [${policy}]`, {
+    ...(req.kind === 'resource' && req.name ? { name: req.name } : {}),
+    ...(req.kind === 'resource' ? { kind: req.resource, group: req.apiGroup } : {}),
+    causes: [
+      { reason: 'KubeBastionDenied', message: decision.rule },
+      { reason: 'KubeBastionPolicy', message: decision.policyHash },
+    ],
+  });
+}
+
+/** A held request that did not get an approval: denied, not decided in time, over the limit, or gone. */
+export function holdRefused(req: KubeRequest, refusal: HoldRefusal): Status {
+  const who = subject(req);
+  switch (refusal.reason) {
+    case 'denied': {
+      const a = refusal.approval;
+      return statusFor('APPROVAL_REQUIRED', `${who} is forbidden: kube-bastion approval ${a.id} was denied by ${a.decidedBy ?? 'an approver'}${a.reason ? `: ${a.reason}` : ''}`, {
+        causes: [{ reason: 'KubeBastionApprovalDenied', message: a.id }],
+      });
+    }
+    case 'expired': {
+      const a = refusal.approval;
+      return statusFor('APPROVAL_REQUIRED', `${who} is forbidden: kube-bastion approval ${a.id} was not decided in time (the request was held until ${a.expiresAt ?? 'its deadline'})`, {
+        causes: [{ reason: 'KubeBastionApprovalExpired', message: a.id }],
+      });
+    }
+    case 'limit':
+      return statusFor('TOO_MANY_REQUESTS', `${who} is forbidden: agent "${refusal.agent}" already has ${refusal.pending} pending approvals (limit ${refusal.limit})`);
+    case 'gone':
+      return statusFor('CONNECTION_CLOSED', 'client went away');
+  }
+}
+
+export function noSessionsLeft(pod: string, approvalId: string): Status {
+  return statusFor('APPROVAL_REQUIRED', `pods "${pod}" is forbidden: kube-bastion approval ${approvalId} has no sessions left`);
+}
+
+/** Why a live (or starting) session was ended by the bastion, naming the approval. */
+export function sessionCut(approval: Approval | null, pod: string, reason: EndReason, detail?: string): Status {
+  const id = approval?.id ?? 'none';
+  const text: Record<EndReason, string> = {
+    expired: `kube-bastion ended the session: approval ${id} expired at ${approval?.expiresAt ?? 'its deadline'}`,
+    revoked: `kube-bastion ended the session: approval ${id} was revoked`,
+    'recording-failed': `kube-bastion ended the session under approval ${id}: the recording could not be written${detail ? ` (${detail})` : ''}`,
+    shutdown: `kube-bastion ended the session under approval ${id}: the bastion is shutting down`,
+    'client-closed': 'client closed the session',
+    'upstream-closed': `the upstream API server closed the session${detail ? `: ${detail}` : ''}`,
+    error: `kube-bastion ended the session under approval ${id}${detail ? `: ${detail}` : ''}`,
+    completed: 'completed',
+  };
+  return statusFor('FORBIDDEN', `pods "${pod}" is forbidden: ${text[reason]}`, {
+    name: pod,
+    kind: 'pods',
+    causes: [{ reason: 'KubeBastionSessionCut', message: reason }, ...(approval ? [{ reason: 'KubeBastionApproval', message: approval.id }] : [])],
+  });
+}
+
+export function shuttingDown(): Status {
+  return statusFor('SHUTTING_DOWN', 'kube-bastion is shutting down');
+}
+
+export function upstreamUnavailable(what: string): Status {
+  return statusFor('UPSTREAM_UNAVAILABLE', `kube-bastion ${what}`);
+}
+
+export function internalError(): Status {
+  return statusFor('INTERNAL', 'kube-bastion internal error');
+}
+
+/** exec/attach/portforward without an upgrade: what kube-apiserver answers too. */
+export function upgradeRequired(): Status {
+  return statusFor('UPGRADE_REQUIRED', 'Upgrade request required');
+}
+
+export function notAStreamUpgrade(): Status {
+  return statusFor('BAD_STREAM_REQUEST', 'kube-bastion upgrades only exec, attach and portforward requests');
+}
+
+export function portForwardNotRelayed(pod: string): Status {
+  return statusFor('FORBIDDEN', `pods "${pod}" is forbidden: kube-bastion does not relay port-forward sessions yet (it never runs a session it cannot record)`);
+}
+
+export function noCommand(): Status {
+  return statusFor('BAD_STREAM_REQUEST', 'you must specify at least one command for the container');
+}
+
+/** The container named (or defaulted) does not exist: kube-apiserver's wording. */
+export function containerRefused(pod: string, refusal: { reason: 'unknown-container'; container: string } | { reason: 'no-containers' }): Status {
+  return refusal.reason === 'unknown-container'
+    ? statusFor('BAD_REQUEST', `container ${refusal.container} is not valid for pod ${pod}`)
+    : statusFor('BAD_REQUEST', `pod ${pod} has no containers`);
+}
