@@ -6,7 +6,7 @@ import { boundUrl, listen } from '../net/listen.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isBastionError } from '../errors/index.js';
 import type { Logger } from '../observability/log.js';
-import type { Registry } from '../observability/metrics.js';
+import type { MetricsExposition } from '../observability/metrics.js';
 import type { AgentStore, AuditLog, PolicyVersionStore, UserRole, UserStore } from '../store/types.js';
 import { USER_ROLES } from '../store/types.js';
 import { ADMIN, ANY_ROLE, READERS, userAuthenticator, type Authenticate } from './auth.js';
@@ -32,7 +32,7 @@ export interface ControlDeps {
   policyVersions: PolicyVersionStore;
   /** The policy in force now. */
   currentPolicy(): { hash: string; origin: string };
-  metrics: Registry;
+  metrics: MetricsExposition;
   /** Renders the kubeconfig an agent uses to reach the Kubernetes endpoint. */
   agentKubeconfig(agentName: string, token: string): string;
   log: Logger;
@@ -85,8 +85,8 @@ export class ControlEndpoint {
     this.router
       .add('GET', '/healthz', async ({ res }) => sendJson(res, 200, { status: 'ok' }))
       .add('GET', '/metrics', async ({ res }) => {
-        const body = d.metrics.render();
-        res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+        const body = await d.metrics.render();
+        res.writeHead(200, { 'Content-Type': d.metrics.contentType, 'Content-Length': Buffer.byteLength(body) });
         res.end(body);
       })
       .add('GET', '/v1/whoami', async ({ req, res }) => sendJson(res, 200, await this.user(req, ANY_ROLE)))

@@ -8,7 +8,7 @@ import { WEB_UI_PATHS } from './web-ui.js';
 import { SqliteApprovalService } from '../approvals/service.js';
 import type { ApprovalService } from '../model/approval.js';
 import { silentLogger } from '../observability/log.js';
-import { Registry } from '../observability/metrics.js';
+import { createBastionMetrics } from '../observability/metrics.js';
 import { openStore } from '../store/index.js';
 import { registerApprovalRoutes } from './approvals-routes.js';
 import { userAuthenticator } from './auth.js';
@@ -39,7 +39,7 @@ function endpoint(): ControlEndpoint {
     audit: unused as ControlDeps['audit'],
     policyVersions: unused as ControlDeps['policyVersions'],
     currentPolicy: () => ({ hash: '0'.repeat(64), origin: 'builtin:default' }),
-    metrics: new Registry(),
+    metrics: createBastionMetrics().exposition,
     agentKubeconfig: () => '',
     log: silentLogger(),
     approvals,

@@ -1,7 +1,7 @@
 // A ControlEndpoint on 127.0.0.1:0 over a real store, as the bastion wires it, for API and CLI tests.
 import { lazySigningKey } from '../evidence/signing-key.js';
 import { silentLogger } from '../observability/log.js';
-import { Registry } from '../observability/metrics.js';
+import { createBastionMetrics } from '../observability/metrics.js';
 import type { ApprovalService } from '../model/approval.js';
 import type { SqliteStore } from '../store/index.js';
 import { ControlEndpoint } from './control-endpoint.js';
@@ -24,7 +24,7 @@ export async function startTestControl(parts: TestControlParts): Promise<Control
       audit: store.audit,
       policyVersions: store.policyVersions,
       currentPolicy: () => ({ hash: '0'.repeat(64), origin: 'built-in' }),
-      metrics: new Registry(),
+      metrics: createBastionMetrics().exposition,
       agentKubeconfig: () => 'kubeconfig',
       log: silentLogger(),
       approvals: parts.approvals,

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../observability/log.js';
-import { Registry } from '../observability/metrics.js';
+import { createBastionMetrics } from '../observability/metrics.js';
 import type { ApprovalService } from '../model/approval.js';
 import { ControlEndpoint, type ControlDeps } from './control-endpoint.js';
 import { Router } from './router.js';
@@ -35,7 +35,7 @@ function endpoint(): ControlEndpoint {
     recordingsDir: '',
     signingKey: unused as never,
     currentPolicy: () => ({ hash: '0'.repeat(64), origin: 'builtin:default' }),
-    metrics: new Registry(),
+    metrics: createBastionMetrics().exposition,
     agentKubeconfig: () => '',
     log: silentLogger(),
   };

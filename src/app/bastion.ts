@@ -216,7 +216,7 @@ export async function startBastion(config: ServeConfig, log: Logger): Promise<Ru
         audit: store.audit,
         policyVersions: store.policyVersions,
         currentPolicy: () => ({ hash: policy.current.hash, origin: policy.current.origin }),
-        metrics: metrics.registry,
+        metrics: metrics.exposition,
         agentKubeconfig,
         log,
       },

@@ -135,7 +135,7 @@ export class KubeEndpoint {
     this.opts.audit.record(record).catch((err: unknown) => this.opts.log.error({ err }, 'audit write failed'));
     const verb = c.request?.kind === 'resource' ? (c.request.stream ?? c.request.verb) : (c.request?.verb ?? 'unknown');
     this.opts.metrics.requests.inc({ decision: result.decision, verb, code: String(result.status) });
-    this.opts.metrics.requestDuration.observe(durationMs / 1000, { decision: result.decision });
+    this.opts.metrics.requestDuration.observe({ decision: result.decision }, durationMs / 1000);
     this.opts.log.info(
       { agent: record.agent?.name ?? null, method: record.method, path: record.path, decision: result.decision, rule: result.rule, approvalId: record.approvalId, status: result.status, bytesIn: result.bytesIn, bytesOut: result.bytesOut, durationMs },
       'request',
@@ -202,7 +202,7 @@ export class KubeEndpoint {
       approval = gated.approval;
     }
     this.active.add(res);
-    this.opts.metrics.inflight.add(1);
+    this.opts.metrics.inflight.inc();
     try {
       const outcome = await proxyRest(req, res, this.opts.upstream, this.identity(c));
       if (outcome.error && outcome.status === 502) {
@@ -219,7 +219,7 @@ export class KubeEndpoint {
       });
     } finally {
       this.active.delete(res);
-      this.opts.metrics.inflight.add(-1);
+      this.opts.metrics.inflight.dec();
     }
   }
 
