@@ -7,21 +7,20 @@ import type { ServeConfig } from './config.js';
 import type { Logger } from '../observability/log.js';
 import { createBastionMetrics, type BastionMetrics } from '../observability/metrics.js';
 import { openStore, agentPrincipal, type SqliteStore } from '../store/index.js';
-import { evaluateWithRule, PolicyHolder, type LoadedPolicy } from '../policy/index.js';
+import { decideFor, PolicyHolder, type LoadedPolicy } from '../policy/index.js';
 import { loadEndpointTls, type EndpointTls } from '../tls/material.js';
-import { upstreamFromCredentials, upstreamFromKubeconfigFile, type UpstreamTarget } from '../upstream/upstream.js';
-import { SimCluster } from '../sim/cluster.js';
+import type { UpstreamTarget } from '../upstream/upstream.js';
 import { KubeEndpoint } from '../endpoint/kube-endpoint.js';
-import type { RequestAuditRecord } from '../endpoint/ports.js';
+import { requestAuditEvent } from '../endpoint/audit-row.js';
 import { ControlEndpoint } from '../api/control-endpoint.js';
 import { SqliteApprovalService } from '../approvals/service.js';
 import { webhookNotifier } from '../approvals/webhook.js';
 import { HoldManager } from '../approvals/holds.js';
 import { loadOrCreateSigningKey } from '../evidence/signing-key.js';
 import { DEFAULT_RECORDING } from '../policy/index.js';
-import { createRecorder, recordingPaths, recoverRecording, toSessionRecording, type RecordingResult } from '../recording/index.js';
-import type { SessionInfo } from '../session/stream-session.js';
-import type { SessionSink } from '../model/session.js';
+import { recorderFactory } from '../recording/factory.js';
+import { closeInterruptedSessions } from '../session/recovery.js';
+import { sessionRows } from '../session/rows.js';
 import { renderKubeconfig } from './kubeconfig.js';
 
 export interface RunningBastion {
@@ -32,8 +31,6 @@ export interface RunningBastion {
   readonly approvals: SqliteApprovalService;
   readonly tls: EndpointTls;
   readonly upstream: UpstreamTarget;
-  /** The embedded simulated cluster, when no upstream kubeconfig was given. */
-  readonly sim: SimCluster | undefined;
   readonly kubeUrl: string;
   /** What issued kubeconfigs point at: --public-url, else the bound address (wildcards as loopback). */
   readonly publicUrl: string;
@@ -62,7 +59,11 @@ function recordPolicy(store: SqliteStore, policy: LoadedPolicy, log: Logger): Pr
     .then(() => log.info({ policyHash: policy.hash, origin: policy.origin }, 'policy loaded'));
 }
 
-export async function startBastion(config: ServeConfig, log: Logger): Promise<RunningBastion> {
+/**
+ * Starts the bastion in front of `upstream` (a real cluster from a kubeconfig, or the simulated
+ * one: the caller chooses, so nothing here knows the simulator).
+ */
+export async function startBastion(config: ServeConfig, log: Logger, upstream: UpstreamTarget): Promise<RunningBastion> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   await mkdir(config.recordingsDir, { recursive: true });
   const metrics = createBastionMetrics();
@@ -81,22 +82,7 @@ export async function startBastion(config: ServeConfig, log: Logger): Promise<Ru
       log.error({ code: err.code, message: err.message }, 'policy reload rejected; the previous version stays active');
     });
 
-    // Sessions a crash left open are closed as interrupted before anything new starts; their
-    // recordings are made whole (partial tails cut, an interrupted marker added) and hashed.
-    for (const session of await store.sessions.markOpenAsInterrupted()) {
-      let recovered: Record<string, unknown> = {};
-      if (session.castPath && session.rawPath) {
-        try {
-          const r = recoverRecording({ castPath: session.castPath, rawPath: session.rawPath });
-          await store.sessions.setRecording(session.id, { castSha256: r.castSha256, rawSha256: r.rawSha256, channelSha256: r.channelSha256 });
-          recovered = { castSha256: r.castSha256, rawSha256: r.rawSha256 };
-        } catch (err) {
-          log.error({ err, sessionId: session.id }, 'could not recover the recording of an interrupted session');
-        }
-      }
-      await store.audit.append({ event: 'session.end', actor: 'system', sessionId: session.id, approvalId: session.approvalId, agent: { id: session.agentId, name: session.agent }, details: { endReason: 'interrupted', ...recovered } });
-      log.warn({ sessionId: session.id }, 'session left open by a previous run marked interrupted');
-    }
+    await closeInterruptedSessions(store, log);
     const approvals = new SqliteApprovalService({
       approvals: store.approvals,
       agents: store.agents,
@@ -112,55 +98,14 @@ export async function startBastion(config: ServeConfig, log: Logger): Promise<Ru
       log,
     });
 
-    const recorderFor = (session: SessionInfo): SessionSink => {
-      const settings = policy.current.document.recording ?? DEFAULT_RECORDING;
-      const saved = (result: RecordingResult): void => {
-        if (result.error) log.error({ sessionId: session.id, error: result.error }, 'recording failed; the session was cut');
-        const files = result.files?.map((f) => ({ name: f.name, size: f.size, sha256: f.sha256 }));
-        store.sessions
-          .setRecording(session.id, { ...toSessionRecording(result), ...(files ? { files } : {}) })
-          .catch((err: unknown) => log.error({ err, sessionId: session.id }, 'storing the recording hashes failed'));
-      };
-      // Throws when the files cannot be created: the session is then cut before a byte flows.
-      const recorder = createRecorder({
-        dir: config.recordingsDir,
-        approvalId: session.approvalId,
-        sessionId: session.id,
-        format: settings.format,
-        recordStdin: settings.stdin,
-        header: {
-          agent: session.agent.name,
-          namespace: session.namespace,
-          pod: session.pod,
-          container: session.container,
-          command: session.command,
-          tty: session.tty,
-          transport: session.transport,
-          protocol: session.protocol,
-          upstreamProtocol: session.upstreamProtocol,
-          ...(session.operation === 'exec' || session.operation === 'attach' ? { operation: session.operation } : {}),
-        },
-        onFinished: saved,
-      });
-      // The row knows where the files are from the start, so a crash leaves them findable.
-      const paths = recordingPaths(config.recordingsDir, session.approvalId, session.id);
-      store.sessions.setRecording(session.id, { castPath: paths.castPath, rawPath: paths.rawPath }).catch((err: unknown) => log.error({ err }, 'storing recording paths failed'));
-      return recorder;
-    };
+    const recorderFor = recorderFactory({
+      dir: config.recordingsDir,
+      settings: () => policy.current.document.recording ?? DEFAULT_RECORDING,
+      sessions: store.sessions,
+      log,
+    });
 
     const tls = await loadEndpointTls(config.dataDir, servingHosts(config), config.tls);
-    let sim: SimCluster | undefined;
-    let upstream: UpstreamTarget;
-    if (config.upstreamKubeconfig) {
-      upstream = upstreamFromKubeconfigFile(config.upstreamKubeconfig, config.upstreamContext);
-    } else {
-      sim = new SimCluster({ host: '127.0.0.1', port: 0, onError: (err) => log.error({ err }, 'simulated cluster error') });
-      await sim.start();
-      const started = sim;
-      cleanups.unshift(() => started.stop());
-      upstream = upstreamFromCredentials(sim.url, sim.caPem, sim.token, `embedded simulated cluster at ${sim.url}`);
-    }
-
     const kube = new KubeEndpoint({
       host: config.listen.host,
       port: config.listen.port,
@@ -170,29 +115,11 @@ export async function startBastion(config: ServeConfig, log: Logger): Promise<Ru
         const agent = await store.agents.authenticateAgent(token);
         return agent && agentPrincipal(agent);
       } },
-      policy: {
-        decide: (req, ctx) => {
-          // Clients see the rule's own words; the evaluator's longer reason stays in the logs.
-          const { decision, rule } = evaluateWithRule(policy.current, req, ctx);
-          const autoApprove = decision.action === 'approval' ? rule?.autoApprove : undefined;
-          return { ...decision, reason: rule?.reason ?? '', ...(autoApprove ? { autoApprove } : {}) };
-        },
-      },
-      audit: { record: (row) => store.audit.append(auditInput(row)).then(() => undefined) },
+      policy: { decide: (req, ctx) => decideFor(policy.current, req, ctx) },
+      audit: { record: (row) => store.audit.append(requestAuditEvent(row)).then(() => undefined) },
       approvals,
       holds,
-      sessions: {
-        start: async (input) => {
-          const session = await store.sessions.start(input);
-          await store.audit.append({ event: 'session.start', actor: `agent:${input.agent.name}`, agent: input.agent, sessionId: session.id, approvalId: input.approvalId, namespace: input.namespace, name: input.pod, stream: input.operation, details: { container: input.container, command: input.command, tty: input.tty, transport: input.transport, protocol: input.protocol } });
-          return session;
-        },
-        end: async (id, end) => {
-          const session = await store.sessions.end(id, { reason: end.reason, exitCode: end.exitCode, status: end.status, bytesIn: end.bytesIn, bytesOut: end.bytesOut });
-          await store.audit.append({ event: 'session.end', actor: 'system', sessionId: id, approvalId: session.approvalId, agent: { id: session.agentId, name: session.agent }, details: { endReason: end.reason, exitCode: end.exitCode, bytesIn: end.bytesIn, bytesOut: end.bytesOut } });
-          return session;
-        },
-      },
+      sessions: sessionRows(store),
       sinks: (session) => [recorderFor(session)],
       metrics,
       log,
@@ -236,7 +163,6 @@ export async function startBastion(config: ServeConfig, log: Logger): Promise<Ru
       approvals,
       tls,
       upstream,
-      sim,
       kubeUrl: kube.url,
       publicUrl,
       controlUrl: control.url,
@@ -255,32 +181,4 @@ async function runCleanups(cleanups: Array<() => Promise<void>>): Promise<void> 
 
 async function readControlTls(config: ServeConfig): Promise<{ cert: string; key: string }> {
   return { cert: await readFile(config.controlTls.certFile!, 'utf8'), key: await readFile(config.controlTls.keyFile!, 'utf8') };
-}
-
-function auditInput(row: RequestAuditRecord) {
-  const r = row.request;
-  return {
-    event: 'request',
-    time: new Date(row.time),
-    agent: row.agent,
-    source: row.source,
-    method: row.method,
-    path: row.path,
-    verb: r?.verb ?? null,
-    apiGroup: r?.kind === 'resource' ? r.apiGroup : null,
-    resource: r?.kind === 'resource' ? r.resource : null,
-    subresource: r?.kind === 'resource' ? r.subresource : null,
-    namespace: r?.kind === 'resource' ? r.namespace : null,
-    name: r?.kind === 'resource' ? r.name : null,
-    stream: r?.kind === 'resource' ? (r.stream ?? null) : null,
-    decision: row.decision,
-    rule: row.rule,
-    policyHash: row.policyHash,
-    approvalId: row.approvalId,
-    statusCode: row.status,
-    bytesIn: row.bytesIn,
-    bytesOut: row.bytesOut,
-    durationMs: row.durationMs,
-    untrustedClientHints: row.hints,
-  } as const;
 }

@@ -6,15 +6,41 @@ import { join, relative } from 'node:path';
 import { parseServeConfig, SERVE_USAGE } from '../app/config.js';
 import { createLogger } from '../observability/log.js';
 import { startBastion, type RunningBastion } from '../app/bastion.js';
+import type { ServeConfig } from '../app/config.js';
+import type { Logger } from '../observability/log.js';
+import { SimCluster } from '../sim/cluster.js';
+import { upstreamFromCredentials, upstreamFromKubeconfigFile, type UpstreamTarget } from '../upstream/upstream.js';
 
 const DEMO_AGENT = 'demo';
 
-async function bootstrap(b: RunningBastion): Promise<string[]> {
+export interface ChosenUpstream {
+  target: UpstreamTarget;
+  /** The embedded simulated cluster, when no upstream kubeconfig was given. */
+  sim: SimCluster | undefined;
+  /** Stops the embedded simulated cluster (after the bastion stopped); nothing for a real one. */
+  stop(): Promise<void>;
+}
+
+/** `--upstream-kubeconfig` when given, else the simulated cluster started in-process on loopback. */
+export async function chooseUpstream(config: ServeConfig, log: Logger): Promise<ChosenUpstream> {
+  if (config.upstreamKubeconfig) {
+    return { target: upstreamFromKubeconfigFile(config.upstreamKubeconfig, config.upstreamContext), sim: undefined, stop: async () => {} };
+  }
+  const sim = new SimCluster({ host: '127.0.0.1', port: 0, onError: (err) => log.error({ err }, 'simulated cluster error') });
+  await sim.start();
+  return {
+    target: upstreamFromCredentials(sim.url, sim.caPem, sim.token, `embedded simulated cluster at ${sim.url}`),
+    sim,
+    stop: () => sim.stop(),
+  };
+}
+
+async function bootstrap(b: RunningBastion, embedded: boolean): Promise<string[]> {
   const lines: string[] = [];
   const cwd = process.cwd();
   const show = (p: string) => (relative(cwd, p).startsWith('..') ? p : relative(cwd, p));
   // A demo agent only on the embedded simulated cluster: never invent identities for a real cluster.
-  if (b.sim) {
+  if (embedded) {
     const path = join(b.config.dataDir, 'agents', `${DEMO_AGENT}.kubeconfig`);
     if ((await b.store.agents.listAgents()).length === 0) {
       const { agent, token } = await b.store.agents.createAgent(DEMO_AGENT);
@@ -44,8 +70,15 @@ export async function runServe(argv: string[]): Promise<number> {
   }
   const config = parseServeConfig(argv);
   const log = createLogger(config.logLevel, process.stderr);
-  const bastion = await startBastion(config, log);
-  const extra = await bootstrap(bastion);
+  const upstream = await chooseUpstream(config, log);
+  let bastion: RunningBastion;
+  try {
+    bastion = await startBastion(config, log, upstream.target);
+  } catch (err) {
+    await upstream.stop();
+    throw err;
+  }
+  const extra = await bootstrap(bastion, upstream.sim !== undefined);
   process.stdout.write(
     [
       'kube-bastion is serving',
@@ -76,6 +109,7 @@ export async function runServe(argv: string[]): Promise<number> {
   });
   process.off('SIGHUP', onHup);
   await bastion.stop();
+  await upstream.stop();
   log.info('stopped');
   return 0;
 }

@@ -2,6 +2,8 @@
 // A sink that throws cuts the session (fail closed: nothing flows that was not recorded).
 import type { TerminalSize } from '../protocol/resize.js';
 import type { Status } from '../protocol/status.js';
+import type { TransportKind } from '../protocol/streams.js';
+import type { StreamOperation } from './request.js';
 
 export type EndReason =
   | 'completed'
@@ -30,4 +32,20 @@ export interface SessionSink {
   marker?(label: string): void;
   /** The session is over; flush and close. */
   end?(end: SessionEnd): void | Promise<void>;
+}
+
+/** What a sink knows about the session it observes. */
+export interface SessionInfo {
+  id: string;
+  approvalId: string | null;
+  agent: { id: string; name: string };
+  operation: StreamOperation;
+  namespace: string;
+  pod: string;
+  container: string;
+  command: string[];
+  tty: boolean;
+  transport: TransportKind;
+  protocol: string;
+  upstreamProtocol: string;
 }

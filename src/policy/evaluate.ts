@@ -127,3 +127,14 @@ function explain(req: KubeRequest, action: PolicyDecision['action'], rule: strin
       return `${what} is denied${why} (${by})`;
   }
 }
+
+/**
+ * The decision an endpoint acts on, from the active policy version: clients see the rule's own
+ * words as the reason (the evaluator's longer explanation stays in the logs), and an approval rule
+ * carries its auto-approval when it has one.
+ */
+export function decideFor(policy: LoadedPolicy, req: KubeRequest, ctx: EvaluationContext): PolicyDecision {
+  const { decision, rule } = evaluateWithRule(policy, req, ctx);
+  const autoApprove = decision.action === 'approval' ? rule?.autoApprove : undefined;
+  return { ...decision, reason: rule?.reason ?? '', ...(autoApprove ? { autoApprove } : {}) };
+}

@@ -1,6 +1,6 @@
 // The policy engine's public surface: load and validate a policy, hold the active version, decide.
 export { BUILT_IN_POLICY_ORIGIN, DEFAULT_POLICY_YAML } from './default-policy.js';
-export { describeRequest, evaluate, evaluateWithRule, type Evaluation, type EvaluationContext } from './evaluate.js';
+export { decideFor, describeRequest, evaluate, evaluateWithRule, type Evaluation, type EvaluationContext } from './evaluate.js';
 export { formatIssues, issueHeadline, type PolicyIssue } from './issues.js';
 export { builtInPolicy, loadPolicy, parsePolicy, policyHash, type PolicySource } from './load.js';
 export {

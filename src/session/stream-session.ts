@@ -15,7 +15,7 @@ import { dialUpstreamExec } from '../upstream/executor.js';
 import type { UpstreamTarget } from '../upstream/upstream.js';
 import { impersonationHeaders, type UpstreamIdentity } from '../upstream/headers.js';
 import { Relay } from './relay.js';
-import type { EndReason, SessionEnd, SessionSink } from '../model/session.js';
+import type { EndReason, SessionEnd, SessionInfo, SessionSink } from '../model/session.js';
 
 export interface SessionRowPort {
   start(input: {
@@ -32,22 +32,6 @@ export interface SessionRowPort {
     tty: boolean;
   }): Promise<{ id: string }>;
   end(id: string, end: SessionEnd): Promise<unknown>;
-}
-
-/** What a sink knows about the session it observes. */
-export interface SessionInfo {
-  id: string;
-  approvalId: string | null;
-  agent: { id: string; name: string };
-  operation: StreamOperation;
-  namespace: string;
-  pod: string;
-  container: string;
-  command: string[];
-  tty: boolean;
-  transport: 'spdy' | 'websocket';
-  protocol: string;
-  upstreamProtocol: string;
 }
 
 export interface StreamSessionContext {

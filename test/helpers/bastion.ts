@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBastion, type RunningBastion } from '../../src/app/bastion.js';
 import { parseServeConfig } from '../../src/app/config.js';
+import { chooseUpstream } from '../../src/cli/serve.js';
 import { silentLogger, type Logger } from '../../src/observability/log.js';
 import type { SimCluster } from '../../src/sim/cluster.js';
 import type { AuditRecord } from '../../src/store/index.js';
@@ -29,7 +30,9 @@ export async function startTestBastion(opts: { extraArgs?: string[]; log?: Logge
     ['--data-dir', join(dir, 'data'), '--recordings', join(dir, 'recordings'), '--listen', '127.0.0.1:0', '--control-listen', '127.0.0.1:0', ...(opts.extraArgs ?? [])],
     dir,
   );
-  const bastion = await startBastion(config, opts.log ?? silentLogger());
+  const log = opts.log ?? silentLogger();
+  const upstream = await chooseUpstream(config, log);
+  const bastion = await startBastion(config, log, upstream.target);
   const agentName = 'test-agent';
   const { token } = await bastion.store.agents.createAgent(agentName);
   const kubeconfigText = bastion.agentKubeconfig(agentName, token);
@@ -37,7 +40,7 @@ export async function startTestBastion(opts: { extraArgs?: string[]; log?: Logge
   writeFileSync(agentKubeconfig, kubeconfigText, { mode: 0o600 });
   return {
     bastion,
-    sim: opts.sim ?? bastion.sim!,
+    sim: opts.sim ?? upstream.sim!,
     dir,
     agentName,
     agentToken: token,
@@ -58,6 +61,9 @@ export async function startTestBastion(opts: { extraArgs?: string[]; log?: Logge
         req.on('error', reject);
         req.end();
       }),
-    stop: () => bastion.stop(),
+    stop: async () => {
+      await bastion.stop();
+      await upstream.stop();
+    },
   };
 }

@@ -1,0 +1,36 @@
+// Session rows with their audit events: every session start and end is a row in the sessions
+// table and an event in the hash-chained audit log, written before the relay goes on.
+import type { AuditLog, SessionStore } from '../store/types.js';
+import type { SessionRowPort } from './stream-session.js';
+
+export function sessionRows(store: { sessions: SessionStore; audit: AuditLog }): SessionRowPort {
+  return {
+    start: async (input) => {
+      const session = await store.sessions.start(input);
+      await store.audit.append({
+        event: 'session.start',
+        actor: `agent:${input.agent.name}`,
+        agent: input.agent,
+        sessionId: session.id,
+        approvalId: input.approvalId,
+        namespace: input.namespace,
+        name: input.pod,
+        stream: input.operation,
+        details: { container: input.container, command: input.command, tty: input.tty, transport: input.transport, protocol: input.protocol },
+      });
+      return session;
+    },
+    end: async (id, end) => {
+      const session = await store.sessions.end(id, { reason: end.reason, exitCode: end.exitCode, status: end.status, bytesIn: end.bytesIn, bytesOut: end.bytesOut });
+      await store.audit.append({
+        event: 'session.end',
+        actor: 'system',
+        sessionId: id,
+        approvalId: session.approvalId,
+        agent: { id: session.agentId, name: session.agent },
+        details: { endReason: end.reason, exitCode: end.exitCode, bytesIn: end.bytesIn, bytesOut: end.bytesOut },
+      });
+      return session;
+    },
+  };
+}
