@@ -16,10 +16,10 @@ import { Readable } from 'node:stream';
 import { stat } from 'node:fs/promises';
 import { isBastionError } from '../errors/index.js';
 import { evidenceAuditEvent, evidenceTar, evidenceTarSize, planEvidence, type ApprovalSource, type EvidenceRequest } from '../evidence/bundle.js';
-import { CastParseError } from '../recording/cast-lines.js';
+import { castFileFormat, CastParseError } from '../recording/cast-reader.js';
 import { convertCast } from '../recording/convert.js';
 import { MANIFEST_FILE, type CastFormat } from '../evidence/manifest.js';
-import { castFileVersion, findRecording, readPrefix, readPrefixBuffer, sessionView, type RecordingKind } from '../evidence/recordings.js';
+import { findRecording, readPrefix, readPrefixBuffer, sessionView, type RecordingKind } from '../evidence/recordings.js';
 import type { SigningKeySource } from '../evidence/signing-key.js';
 import type { AuditLog, Session, SessionStore, User } from '../store/types.js';
 import { READERS, type Authenticate } from './auth.js';
@@ -177,7 +177,7 @@ export function registerSessionRoutes(router: Router, deps: SessionRoutesDeps): 
       const { session, path, size } = await file(params.id!, 'cast');
       let from: CastFormat | undefined;
       try {
-        from = size > 0 ? await castFileVersion(path) : undefined;
+        from = size > 0 ? await castFileFormat(path) : undefined;
       } catch {
         from = undefined;
       }

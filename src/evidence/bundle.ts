@@ -25,7 +25,7 @@ import { asOf } from '../approvals/service.js';
 import { BastionError, ErrorCode } from '../errors/index.js';
 import type { AuditEventInput, AuditLog, AuditQuery, AuditRecord, Session, SessionStore } from '../store/types.js';
 import { convertCast } from '../recording/convert.js';
-import { CastParseError } from '../recording/cast-lines.js';
+import { castFormat, CastParseError } from '../recording/cast-reader.js';
 import {
   buildManifest,
   encodeManifest,
@@ -38,7 +38,7 @@ import {
   type Manifest,
   type ManifestProblem,
 } from './manifest.js';
-import { CastFormatError, castVersion, findRecording, readPrefix, readPrefixBuffer, sessionView, type RecordingKind } from './recordings.js';
+import { findRecording, readPrefix, readPrefixBuffer, sessionView, type RecordingKind } from './recordings.js';
 import { resolveSigningKey, type SigningKeySource } from './signing-key.js';
 import { tarChunks, tarSize, type TarWriteEntry } from './tar.js';
 
@@ -261,7 +261,7 @@ export async function planEvidence(src: EvidenceSources, req: EvidenceRequest, o
       try {
         converted = convertIfNeeded(source, to);
       } catch (err) {
-        if (!(err instanceof CastParseError) && !(err instanceof CastFormatError)) throw err;
+        if (!(err instanceof CastParseError)) throw err;
         problems.push({ kind: 'MISMATCH', path: s.path, message: `not a valid asciicast (${err.message}); exported as recorded, not converted to ${to}` });
       }
       if (converted === undefined) {
@@ -307,8 +307,7 @@ export async function planEvidence(src: EvidenceSources, req: EvidenceRequest, o
 /** The cast in `to`: as it is when it already is in that version, else re-encoded. */
 function convertIfNeeded(source: Buffer, to: CastFormat): Buffer {
   const text = source.toString('utf8');
-  const nl = text.indexOf('\n');
-  if (castVersion(nl === -1 ? text : text.slice(0, nl)) === to) return source;
+  if (castFormat(text) === to) return source;
   return Buffer.from(convertCast(text, to), 'utf8');
 }
 

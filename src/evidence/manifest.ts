@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { CastFormat } from '../recording/events.js';
 import { keyIdOf, publicKeyFromPem, verifySignature, type SigningKey } from './signing-key.js';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -12,7 +13,8 @@ export const SIGNATURE_FILE = 'manifest.sig';
 export const MANIFEST_FORMAT = 'kube-bastion-evidence';
 export const MANIFEST_VERSION = 1;
 
-export type CastFormat = 'v2' | 'v3';
+/** The asciicast versions, as the recorder names them (re-exported for the API and CLI). */
+export type { CastFormat };
 
 /** What was exported. */
 export type EvidenceSubject =

@@ -5,11 +5,10 @@
 // outside. Without a stored path (a session still being recorded) the recorder's layout is tried:
 // `<recordingsDir>/<approval-id or _none>/<session-id>.cast|.raw` (src/recording/recorder.ts).
 import { createReadStream } from 'node:fs';
-import { open, realpath } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { recordingPaths } from '../recording/recorder.js';
 import type { Session } from '../store/types.js';
-import type { CastFormat } from './manifest.js';
 
 export type RecordingKind = 'cast' | 'raw';
 
@@ -63,38 +62,6 @@ export async function findRecording(recordingsDir: string, s: Session, kind: Rec
   }
   if (!inside(realRoot, real)) return { ok: false, reason: 'outside', path: candidate, recordedSha256 };
   return { ok: true, path: real, recordedSha256 };
-}
-
-export class CastFormatError extends Error {
-  override readonly name = 'CastFormatError';
-}
-
-/** The asciicast version a header line declares. */
-export function castVersion(headerLine: string): CastFormat {
-  let h: unknown;
-  try {
-    h = JSON.parse(headerLine);
-  } catch {
-    throw new CastFormatError('the first line of the cast is not a JSON header');
-  }
-  const v = (h as Record<string, unknown> | null)?.['version'];
-  if (v === 2) return 'v2';
-  if (v === 3) return 'v3';
-  throw new CastFormatError(`unsupported asciicast version ${JSON.stringify(v)}`);
-}
-
-/** The asciicast version of a cast file, from its first line. */
-export async function castFileVersion(path: string): Promise<CastFormat> {
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(64 * 1024);
-    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
-    const text = buf.subarray(0, bytesRead).toString('utf8');
-    const nl = text.indexOf('\n');
-    return castVersion(nl === -1 ? text : text.slice(0, nl));
-  } finally {
-    await fh.close();
-  }
 }
 
 /** Exactly the first `size` bytes of a file (a recording still being written keeps growing). */

@@ -4,7 +4,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BLOCK, listTar, readTar, tarChunks, tarHeader, tarSize, type TarWriteEntry } from './tar.js';
+import { BLOCK } from '../tar/header.js';
+import { listTar, readTar, tarChunks, tarHeader, tarSize, type TarWriteEntry } from './tar.js';
 
 let dir: string;
 beforeAll(() => {

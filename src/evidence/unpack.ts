@@ -2,7 +2,8 @@
 // (`evidence-.../`), which is stripped; only files and directories, no path escapes, no file twice.
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { readTar, TarFormatError } from './tar.js';
+import { TarFormatError } from '../tar/header.js';
+import { readTar } from './tar.js';
 
 export interface UnpackResult {
   /** The archive's top folder name. */

@@ -2,9 +2,9 @@
 // line per event, `time` = ABSOLUTE seconds since the start, written like the asciinema CLI does:
 // microsecond precision with trailing zeros trimmed, at least one decimal ("0.0", "12.3",
 // "1.000001"). The spec's codes are o i m r; there is no exit event (the recorder writes the exit
-// status as a marker).
-import { CastParseError, eventLine, isDimension, isPlainObject, isStringMap, parseEventLine, secondsToUs, splitCastLines } from './cast-lines.js';
-import type { CastHeader, ParsedCast, RecordingEvent } from './events.js';
+// status as a marker). The encoder; cast-reader.ts reads both versions.
+import { eventLine } from './cast-lines.js';
+import type { CastHeader, RecordingEvent } from './events.js';
 
 /** Microseconds to `S.ffffff` with trailing zeros trimmed (never fewer than one decimal). */
 export function formatV2Time(us: number): string {
@@ -14,7 +14,6 @@ export function formatV2Time(us: number): string {
   return `${secs}.${frac === '' ? '0' : frac}`;
 }
 
-const V2_KEYS = new Set(['version', 'width', 'height', 'timestamp', 'duration', 'idle_time_limit', 'command', 'title', 'env', 'theme', 'tags']);
 
 export function encodeV2Header(h: CastHeader): string {
   const out: Record<string, unknown> = { version: 2, width: h.cols, height: h.rows };
@@ -50,52 +49,4 @@ export function encodeAsciicastV2(cast: { header: CastHeader; events: readonly R
   let out = enc.header(cast.header);
   for (const e of cast.events) out += enc.event(e);
   return out;
-}
-
-export function parseV2Header(text: string): CastHeader {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new CastParseError('header is not valid JSON', 1);
-  }
-  if (!isPlainObject(value) || value.version !== 2) throw new CastParseError('not an asciicast v2 header (version must be 2)', 1);
-  if (!isDimension(value.width) || !isDimension(value.height)) throw new CastParseError('header needs integer width and height', 1);
-  const h: CastHeader = { cols: value.width, rows: value.height, extra: {} };
-  if (typeof value.timestamp === 'number') h.timestamp = value.timestamp;
-  if (typeof value.duration === 'number') h.duration = value.duration;
-  if (typeof value.idle_time_limit === 'number') h.idleTimeLimit = value.idle_time_limit;
-  if (typeof value.command === 'string') h.command = value.command;
-  if (typeof value.title === 'string') h.title = value.title;
-  if (isStringMap(value.env)) {
-    h.env = value.env;
-    if (value.env.TERM !== undefined) h.termType = value.env.TERM;
-  }
-  if (value.theme !== undefined && value.theme !== null) h.theme = value.theme;
-  if (Array.isArray(value.tags) && value.tags.every((t) => typeof t === 'string')) h.tags = value.tags as string[];
-  for (const [k, v] of Object.entries(value)) if (!V2_KEYS.has(k)) h.extra[k] = v;
-  return h;
-}
-
-/**
- * Parses a whole v2 cast. Unknown event codes are passed through; an incomplete last line (crash)
- * is ignored and reported in `truncatedTail`; any other malformed line throws CastParseError.
- */
-export function parseAsciicastV2(text: string): ParsedCast {
-  const lines = splitCastLines(text);
-  const first = lines[0];
-  if (!first || !first.terminated) throw new CastParseError('no complete header line', 1);
-  const header = parseV2Header(first.text);
-  const events: RecordingEvent[] = [];
-  let truncatedTail = false;
-  for (const line of lines.slice(1)) {
-    if (line.text === '') continue;
-    const raw = parseEventLine(line);
-    if (!raw) {
-      truncatedTail = true;
-      continue;
-    }
-    events.push({ timeUs: secondsToUs(raw.seconds), code: raw.code, data: raw.data });
-  }
-  return { version: 2, header, events, truncatedTail };
 }

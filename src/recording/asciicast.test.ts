@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { AsciicastV2Encoder, encodeAsciicastV2, formatV2Time, parseAsciicastV2 } from './asciicast-v2.js';
-import { AsciicastV3Encoder, encodeAsciicastV3, formatV3Interval, parseAsciicastV3 } from './asciicast-v3.js';
-import { CastParseError } from './cast-lines.js';
-import { convertCast, encodeCast, parseCast } from './convert.js';
+import { AsciicastV2Encoder, encodeAsciicastV2, formatV2Time } from './asciicast-v2.js';
+import { AsciicastV3Encoder, encodeAsciicastV3, formatV3Interval } from './asciicast-v3.js';
+import { CastParseError, parseCast } from './cast-reader.js';
+import { convertCast, encodeCast } from './convert.js';
 import { outputText, parseResizeData, shellJoin, type CastHeader, type RecordingEvent } from './events.js';
 
 const header: CastHeader = {
@@ -74,7 +74,7 @@ describe('asciicast v2', () => {
 
   it('parses back what it writes: header, every event, exact times', () => {
     const text = encodeAsciicastV2({ header, events });
-    const parsed = parseAsciicastV2(text);
+    const parsed = parseCast(text, 'v2');
     expect(parsed.version).toBe(2);
     expect(parsed.truncatedTail).toBe(false);
     expect(parsed.header).toEqual(header);
@@ -84,22 +84,22 @@ describe('asciicast v2', () => {
   it('ignores an incomplete last line (a crash mid-write) and says so', () => {
     const text = encodeAsciicastV2({ header, events });
     const cut = text.slice(0, text.length - 7);
-    const parsed = parseAsciicastV2(cut);
+    const parsed = parseCast(cut, 'v2');
     expect(parsed.truncatedTail).toBe(true);
     expect(parsed.events).toEqual(events.slice(0, -1));
   });
 
   it('rejects a complete malformed line and a wrong version', () => {
-    expect(() => parseAsciicastV2('{"version":2,"width":80,"height":24}\n[1, "o"\n[2, "o", "x"]\n')).toThrow(CastParseError);
-    expect(() => parseAsciicastV2('{"version":3,"term":{"cols":80,"rows":24}}\n')).toThrow(/version must be 2/);
-    expect(() => parseAsciicastV2('')).toThrow(CastParseError);
+    expect(() => parseCast('{"version":2,"width":80,"height":24}\n[1, "o"\n[2, "o", "x"]\n', 'v2')).toThrow(CastParseError);
+    expect(() => parseCast('{"version":3,"term":{"cols":80,"rows":24}}\n', 'v2')).toThrow(/version must be 2/);
+    expect(() => parseCast('', 'v2')).toThrow(CastParseError);
   });
 
   it('reads a cast as the asciinema docs show it', () => {
     const doc =
       '{"version": 2, "width": 80, "height": 24, "timestamp": 1504467315, "title": "Demo", "env": {"TERM": "xterm-256color", "SHELL": "/bin/zsh"}}\n' +
       '[0.248848, "o", "\\u001b[1;31mHello \\u001b[32mWorld!\\u001b[0m\\n"]\n[1.001376, "o", "That was ok\\rThis is better."]\n[1.500000, "m", ""]\n[2.143733, "o", "Now... "]\n[6.541828, "o", "Bye!"]\n';
-    const p = parseAsciicastV2(doc);
+    const p = parseCast(doc, 'v2');
     expect(p.header.termType).toBe('xterm-256color');
     expect(p.events.map((e) => e.timeUs)).toEqual([248_848, 1_001_376, 1_500_000, 2_143_733, 6_541_828]);
     expect(outputText(p.events)).toBe('\u001b[1;31mHello \u001b[32mWorld!\u001b[0m\nThat was ok\rThis is better.Now... Bye!');
@@ -116,7 +116,7 @@ describe('asciicast v3', () => {
 
   it('parses back what it writes, times within half a millisecond', () => {
     const text = encodeAsciicastV3({ header, events });
-    const parsed = parseAsciicastV3(text);
+    const parsed = parseCast(text, 'v3');
     expect(parsed.version).toBe(3);
     expect(parsed.header).toEqual(header);
     expect(parsed.events.map((e) => [e.code, e.data])).toEqual(events.map((e) => [e.code, e.data]));
@@ -125,7 +125,7 @@ describe('asciicast v3', () => {
 
   it('skips comments and blank lines; reads the x event', () => {
     const text = '{"version":3,"term":{"cols":80,"rows":24,"type":"xterm-256color"}}\n# a comment\n\n[0.5, "o", "x"]\n[0.387, "x", "0"]\n';
-    const p = parseAsciicastV3(text);
+    const p = parseCast(text, 'v3');
     expect(p.header.termType).toBe('xterm-256color');
     expect(p.events).toEqual([
       { timeUs: 500_000, code: 'o', data: 'x' },

@@ -4,10 +4,10 @@
 //   v3 `[t, "x", "N"]`  ->  v2 `[t, "m", "exit status N"]` (v2 has no exit event), and back:
 //   a v2 LAST event `m "exit status N"` (what the recorder writes in v2) -> v3 `x "N"`.
 // Other codes, known or not, are copied as they are.
-import { AsciicastV2Encoder, parseAsciicastV2 } from './asciicast-v2.js';
-import { AsciicastV3Encoder, parseAsciicastV3 } from './asciicast-v3.js';
-import { CastParseError } from './cast-lines.js';
-import type { CastFormat, CastHeader, ParsedCast, RecordingEvent } from './events.js';
+import { AsciicastV2Encoder } from './asciicast-v2.js';
+import { AsciicastV3Encoder } from './asciicast-v3.js';
+import { parseCast } from './cast-reader.js';
+import type { CastFormat, CastHeader, RecordingEvent } from './events.js';
 
 /** The v2 marker label that stands for an exit status. */
 export function exitMarkerLabel(status: string | number): string {
@@ -15,20 +15,6 @@ export function exitMarkerLabel(status: string | number): string {
 }
 
 const EXIT_MARKER = /^exit status (\d+)$/;
-
-/** Reads the version from the header line and parses with the matching parser. */
-export function parseCast(text: string): ParsedCast {
-  const nl = text.indexOf('\n');
-  let version: unknown;
-  try {
-    version = (JSON.parse(nl < 0 ? text : text.slice(0, nl)) as { version?: unknown } | null)?.version;
-  } catch {
-    throw new CastParseError('header is not valid JSON', 1);
-  }
-  if (version === 2) return parseAsciicastV2(text);
-  if (version === 3) return parseAsciicastV3(text);
-  throw new CastParseError(`unsupported asciicast version ${JSON.stringify(version)}`, 1);
-}
 
 /** Maps exit events between the formats (see the file comment). */
 export function eventsFor(events: readonly RecordingEvent[], to: CastFormat): RecordingEvent[] {

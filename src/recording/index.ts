@@ -3,10 +3,10 @@ export { createRecorder, recordingPaths, toSessionRecording, startMarkerLabel, R
 export type { RecorderOptions, RecorderHeaderInfo, RecorderSink, RecordingResult, RecordingTarSummary } from './recorder.js';
 export { recoverRecording, INTERRUPTED_MARKER } from './recover.js';
 export type { RecoverOptions, RecoveryResult } from './recover.js';
-export { parseCast, convertCast, encodeCast, eventsFor, exitMarkerLabel } from './convert.js';
-export { AsciicastV2Encoder, encodeAsciicastV2, parseAsciicastV2, formatV2Time } from './asciicast-v2.js';
-export { AsciicastV3Encoder, encodeAsciicastV3, parseAsciicastV3, formatV3Interval } from './asciicast-v3.js';
-export { CastParseError } from './cast-lines.js';
+export { convertCast, encodeCast, eventsFor, exitMarkerLabel } from './convert.js';
+export { AsciicastV2Encoder, encodeAsciicastV2, formatV2Time } from './asciicast-v2.js';
+export { AsciicastV3Encoder, encodeAsciicastV3, formatV3Interval } from './asciicast-v3.js';
+export { parseCast, castFormat, castFileFormat, CastParseError } from './cast-reader.js';
 export { HEADER_EXTRA_KEY, outputText, resizeData, parseResizeData } from './events.js';
 export type { CastFormat, CastHeader, ParsedCast, RecordingEvent, EventCode } from './events.js';
 export { readRawSidecar, scanRawSidecarFile, RawChannel, RawSidecarFormatError } from './raw-sidecar.js';

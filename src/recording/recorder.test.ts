@@ -11,8 +11,7 @@ import type { ServerStreams } from '../protocol/streams.js';
 import { Relay, type UpstreamStreams } from '../session/relay.js';
 import type { SessionEnd } from '../model/session.js';
 import { nodeSyncIo, type SyncIo } from './append-file.js';
-import { parseAsciicastV2 } from './asciicast-v2.js';
-import { parseAsciicastV3 } from './asciicast-v3.js';
+import { parseCast } from './cast-reader.js';
 import { outputText } from './events.js';
 import { readRawSidecar } from './raw-sidecar.js';
 import { createRecorder, RecordingError, toSessionRecording, type RecorderOptions, type RecordingResult } from './recorder.js';
@@ -88,7 +87,7 @@ describe('recorder: asciicast v2 (default)', () => {
     const result = await rec.finished;
 
     const text = readFileSync(rec.castPath, 'utf8');
-    const cast = parseAsciicastV2(text);
+    const cast = parseCast(text, 'v2');
     expect(cast.truncatedTail).toBe(false);
     expect(cast.header.cols).toBe(132);
     expect(cast.header.rows).toBe(43);
@@ -164,7 +163,7 @@ describe('recorder: asciicast v2 (default)', () => {
       rec.stderr(err.subarray(5));
       rec.end(end(0));
       await rec.finished;
-      const cast = parseAsciicastV2(readFileSync(rec.castPath, 'utf8'));
+      const cast = parseCast(readFileSync(rec.castPath, 'utf8'), 'v2');
       const o = cast.events.filter((e) => e.code === 'o');
       // per channel, in arrival order: stdout's text is whole, stderr's text is whole
       const isErr = (t: string): boolean => [...t].every((c) => errText.includes(c));
@@ -176,13 +175,13 @@ describe('recorder: asciicast v2 (default)', () => {
 
   it('writes the header at once without a TTY (80x24) and flushes an incomplete character as U+FFFD at the end', async () => {
     const rec = createRecorder(options({}, { tty: false, command: ['cat', '/etc/motd'] }));
-    const early = parseAsciicastV2(readFileSync(rec.castPath, 'utf8'));
+    const early = parseCast(readFileSync(rec.castPath, 'utf8'), 'v2');
     expect(early.header).toMatchObject({ cols: 80, rows: 24, command: 'cat /etc/motd' });
     expect(early.events).toHaveLength(1);
     rec.stdout(Buffer.from([0x61, 0xe2, 0x82]));
     rec.end(end(1));
     await rec.finished;
-    const cast = parseAsciicastV2(readFileSync(rec.castPath, 'utf8'));
+    const cast = parseCast(readFileSync(rec.castPath, 'utf8'), 'v2');
     expect(cast.events.map((e) => [e.code, e.data])).toEqual([
       ['m', `session ${SES} started under approval ${APR}`],
       ['o', 'a'],
@@ -199,7 +198,7 @@ describe('recorder: asciicast v2 (default)', () => {
     rec.resize({ width: 200, height: 50 });
     rec.end(end(null, 'client-closed'));
     await rec.finished;
-    const cast = parseAsciicastV2(readFileSync(rec.castPath, 'utf8'));
+    const cast = parseCast(readFileSync(rec.castPath, 'utf8'), 'v2');
     expect([cast.header.cols, cast.header.rows]).toEqual([80, 24]);
     expect(cast.events.map((e) => [e.code, e.data])).toEqual([
       ['m', `session ${SES} started under approval ${APR}`],
@@ -219,9 +218,9 @@ describe('recorder: asciicast v2 (default)', () => {
     const text = readFileSync(rec.castPath, 'utf8');
     expect(text).not.toContain('secret');
     expect(readFileSync(rec.rawPath).includes('secret')).toBe(false);
-    expect(parseAsciicastV2(text).events.some((e) => e.code === 'i')).toBe(false);
+    expect(parseCast(text, 'v2').events.some((e) => e.code === 'i')).toBe(false);
     expect(Object.keys(result.channelSha256).sort()).toEqual(['resize', 'stderr', 'stdout']);
-    expect(parseAsciicastV2(text).header.extra.kube_bastion).toMatchObject({ stdin_recorded: false });
+    expect(parseCast(text, 'v2').header.extra.kube_bastion).toMatchObject({ stdin_recorded: false });
   });
 
   it('puts sessions without an approval under _none/', async () => {
@@ -229,7 +228,7 @@ describe('recorder: asciicast v2 (default)', () => {
     expect(rec.castPath).toBe(join(dir, '_none', `${SES}.cast`));
     rec.end(end(0));
     await rec.finished;
-    const cast = parseAsciicastV2(readFileSync(rec.castPath, 'utf8'));
+    const cast = parseCast(readFileSync(rec.castPath, 'utf8'), 'v2');
     expect(cast.events[0]!.data).toBe(`session ${SES} started without an approval (allowed by policy)`);
     expect(cast.header.extra.kube_bastion).toMatchObject({ approval: null });
   });
@@ -261,7 +260,7 @@ describe('recorder: asciicast v3', () => {
       '[0.750, "x", "3"]',
       '',
     ]);
-    const cast = parseAsciicastV3(text);
+    const cast = parseCast(text, 'v3');
     expect(cast.header).toMatchObject({ cols: 90, rows: 20 });
     expect(cast.events.at(-1)).toEqual({ timeUs: 1_000_000, code: 'x', data: '3' });
   });
@@ -308,7 +307,7 @@ describe('recorder: fail closed', () => {
     expect(result.error).toMatch(/cannot write apr_abcdefghijklmnopqrst\/ses_abcdefghijklmnopqrst\.raw: ENOSPC/);
     expect(finishedWith).toBe(result);
     // what was written before the failure stays readable
-    const cast = parseAsciicastV2(readFileSync(rec.castPath, 'utf8'));
+    const cast = parseCast(readFileSync(rec.castPath, 'utf8'), 'v2');
     expect(outputText(cast.events)).toBe('fine\n');
   });
 
@@ -335,7 +334,7 @@ describe('recorder: fail closed', () => {
     expect(Buffer.concat(agentOut).toString()).toBe('first\n');
     const result = await rec.finished;
     expect(result.error).toMatch(/EIO/);
-    expect(outputText(parseAsciicastV2(readFileSync(rec.castPath, 'utf8')).events)).toBe('first\n');
+    expect(outputText(parseCast(readFileSync(rec.castPath, 'utf8'), 'v2').events)).toBe('first\n');
   });
 });
 
@@ -354,7 +353,7 @@ describe('recorder: through the relay', () => {
     expect(sessionEnd.reason).toBe('completed');
     expect(Buffer.concat(agentOut).toString()).toBe('hi\nwarn\n');
     const result = await rec.finished;
-    const cast = parseAsciicastV2(readFileSync(result.castPath, 'utf8'));
+    const cast = parseCast(readFileSync(result.castPath, 'utf8'), 'v2');
     expect(outputText(cast.events)).toBe('hi\nwarn\n');
     expect(cast.events.at(-1)).toMatchObject({ code: 'm', data: 'exit status 0' });
   });
@@ -367,7 +366,7 @@ describe('recorder: crash safety', () => {
     rec.stdout(Buffer.from('partial session\r\n'));
     rec.stdin(Buffer.from('x'));
     // no end(): the bastion "crashed"; everything written is already in the files
-    const cast = parseAsciicastV2(readFileSync(rec.castPath, 'utf8'));
+    const cast = parseCast(readFileSync(rec.castPath, 'utf8'), 'v2');
     expect(cast.truncatedTail).toBe(false);
     expect(cast.events.map((e) => e.code)).toEqual(['m', 'o', 'i']);
     const raw = readRawSidecar(readFileSync(rec.rawPath));
@@ -403,7 +402,7 @@ describe('recorder: kubectl cp', () => {
     expect(byName(result.files)).toEqual(files);
     expect(result.tar).toMatchObject({ direction: 'out', channel: 'stdout', via: 'kubectl-cp', status: 'complete', fileCount: 2, omitted: 0 });
     expect(result.channelSha256.stdout).toBe(sha(tar));
-    const cast = parseAsciicastV2(readFileSync(rec.castPath, 'utf8'));
+    const cast = parseCast(readFileSync(rec.castPath, 'utf8'), 'v2');
     expect(outputText(cast.events)).toBe("tar: Removing leading `/' from member names\n");
     const markers = cast.events.filter((e) => e.code === 'm').map((e) => e.data);
     expect(markers[1]).toMatch(/^kubectl cp out of the pod: tar archive on stdout/);
@@ -423,7 +422,7 @@ describe('recorder: kubectl cp', () => {
     expect(byName(result.files)).toEqual(files);
     expect(result.tar).toMatchObject({ direction: 'in', channel: 'stdin', via: 'kubectl-cp', status: 'complete' });
     expect(result.channelSha256.stdin).toBe(sha(tar));
-    const cast = parseAsciicastV2(readFileSync(rec.castPath, 'utf8'));
+    const cast = parseCast(readFileSync(rec.castPath, 'utf8'), 'v2');
     expect(cast.events.some((e) => e.code === 'i')).toBe(false);
     expect(cast.events.filter((e) => e.data.startsWith('file into the pod: '))).toHaveLength(2);
   });
@@ -435,7 +434,7 @@ describe('recorder: kubectl cp', () => {
     const result = await rec.finished;
     expect(result.files).toEqual([]);
     expect(result.tar?.status).toBe('not-tar');
-    const data = parseAsciicastV2(readFileSync(rec.castPath, 'utf8')).events.map((e) => e.data);
+    const data = parseCast(readFileSync(rec.castPath, 'utf8'), 'v2').events.map((e) => e.data);
     expect(data).toContain('stdout is not a tar archive: nothing listed (the bytes are in the sidecar)');
   });
 });

@@ -3,8 +3,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseAsciicastV2 } from './asciicast-v2.js';
-import { parseAsciicastV3 } from './asciicast-v3.js';
+import { parseCast } from './cast-reader.js';
 import { readRawSidecar } from './raw-sidecar.js';
 import { createRecorder, type RecorderOptions } from './recorder.js';
 import { INTERRUPTED_MARKER, recoverRecording } from './recover.js';
@@ -41,7 +40,7 @@ describe('recoverRecording (after a crash)', () => {
     // crash: no end()
     const r = recoverRecording({ castPath: rec.castPath, rawPath: rec.rawPath });
     expect(r.interruptedMarkerWritten).toBe(true);
-    const cast = parseAsciicastV2(readFileSync(rec.castPath, 'utf8'));
+    const cast = parseCast(readFileSync(rec.castPath, 'utf8'), 'v2');
     expect(cast.events.at(-1)).toEqual({ timeUs: 2_000_000, code: 'm', data: INTERRUPTED_MARKER });
     expect(r.castSha256).toBe(sha(readFileSync(rec.castPath)));
     expect(r.rawSha256).toBe(sha(readFileSync(rec.rawPath)));
@@ -58,11 +57,11 @@ describe('recoverRecording (after a crash)', () => {
     rec.stdout(Buffer.from('ok\n'));
     appendFileSync(rec.castPath, '[1.5, "o", "half a li');
     appendFileSync(rec.rawPath, Buffer.from([1, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 50, 0x41]));
-    expect(parseAsciicastV2(readFileSync(rec.castPath, 'utf8')).truncatedTail).toBe(true);
+    expect(parseCast(readFileSync(rec.castPath, 'utf8'), 'v2').truncatedTail).toBe(true);
     const r = recoverRecording({ castPath: rec.castPath, rawPath: rec.rawPath });
     expect(r.castTruncatedTail).toBe(true);
     expect(r.rawTruncatedTail).toBe(true);
-    const cast = parseAsciicastV2(readFileSync(rec.castPath, 'utf8'));
+    const cast = parseCast(readFileSync(rec.castPath, 'utf8'), 'v2');
     expect(cast.truncatedTail).toBe(false);
     expect(cast.events.map((e) => e.data)).toEqual(['session ses_y started under approval apr_x', 'ok\n', INTERRUPTED_MARKER]);
     expect(readRawSidecar(readFileSync(rec.rawPath)).truncated).toBe(false);
@@ -73,7 +72,7 @@ describe('recoverRecording (after a crash)', () => {
     expect(readFileSync(rec.castPath, 'utf8')).toBe('');
     const r = recoverRecording({ castPath: rec.castPath, rawPath: rec.rawPath });
     expect(r.castHeaderWritten).toBe(true);
-    const cast = parseAsciicastV3(readFileSync(rec.castPath, 'utf8'));
+    const cast = parseCast(readFileSync(rec.castPath, 'utf8'), 'v3');
     expect(cast.header).toMatchObject({ cols: 80, rows: 24 });
     expect(cast.header.extra.kube_bastion).toMatchObject({ session: 'ses_y', approval: 'apr_x' });
     expect(cast.events.map((e) => e.data)).toEqual(['session ses_y started under approval apr_x', INTERRUPTED_MARKER]);

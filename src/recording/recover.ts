@@ -8,7 +8,8 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { encodeV2Header, formatV2Time } from './asciicast-v2.js';
 import { encodeV3Header } from './asciicast-v3.js';
-import { eventLine, splitCastLines } from './cast-lines.js';
+import { eventLine } from './cast-lines.js';
+import { castEventOf, secondsToUs } from './cast-reader.js';
 import { startMarkerLabel } from './recorder.js';
 import type { CastHeader } from './events.js';
 import { scanRawSidecarFile, type RawSidecarMeta } from './raw-sidecar.js';
@@ -96,7 +97,9 @@ export function recoverRecording(opts: RecoverOptions): RecoveryResult {
   let castHeaderWritten = false;
   let interruptedMarkerWritten = false;
   const tail = castTail(opts.castPath);
-  const alreadyMarked = tail.lastLine?.includes(JSON.stringify(INTERRUPTED_MARKER)) ?? false;
+  // Undefined when the last complete line is the header (no events yet).
+  const lastEvent = tail.lastLine === undefined ? undefined : castEventOf(tail.lastLine);
+  const alreadyMarked = lastEvent?.code === 'm' && lastEvent.data === INTERRUPTED_MARKER;
   if (repair && !alreadyMarked) {
     if (tail.validLength < tail.size) {
       fs.truncateSync(opts.castPath, tail.validLength);
@@ -110,14 +113,8 @@ export function recoverRecording(opts: RecoverOptions): RecoveryResult {
       append += format === 'v2' ? encodeV2Header(header) : encodeV3Header(header);
       append += eventLine(format === 'v2' ? '0.0' : '0.000', 'm', startMarkerLabel(meta.session, meta.approval));
       castHeaderWritten = true;
-    } else if (format === 'v2' && tail.lastLine !== undefined) {
-      const line = splitCastLines(`${tail.lastLine}\n`)[0];
-      try {
-        const v = JSON.parse(line?.text ?? '') as unknown;
-        if (Array.isArray(v) && typeof v[0] === 'number') lastTime = formatV2Time(Math.round(v[0] * 1e6));
-      } catch {
-        // the header line: time 0
-      }
+    } else if (format === 'v2' && lastEvent !== undefined) {
+      lastTime = formatV2Time(secondsToUs(lastEvent.seconds));
     }
     // v2: at the last event's absolute time; v3: zero interval after it.
     append += eventLine(format === 'v2' ? lastTime : '0.000', 'm', INTERRUPTED_MARKER);

@@ -1,6 +1,8 @@
 // kubectl cp made legible: a streaming tar reader that lists the regular files of an archive
 // flowing through a session (name, size, SHA-256 of the content) without keeping the archive, and
-// the heuristic that tells, from the exec command, which channel carries one.
+// the heuristic that tells, from the exec command, which channel carries one. The header format
+// and the block framing are src/tar's, shared with the evidence archives; what is here is the
+// lister's policy.
 //
 // Reader: POSIX ustar (name + prefix), GNU long names (typeflag 'L'), pax extended headers ('x':
 // `path`, `size`); GNU base-256 sizes. Only regular files ('0', '\0', '7') are listed; directories,
@@ -11,6 +13,8 @@
 // entries returned (the rest are only counted).
 
 import { createHash, type Hash } from 'node:crypto';
+import { TarFramer } from '../tar/framer.js';
+import { decodePaxRecords, decodeTarHeader, decodeTarString, isZeroBlock, type DecodedTarHeader } from '../tar/header.js';
 
 export interface TarFileEntry {
   /** Path as stored in the archive (UTF-8 decoded, invalid bytes as U+FFFD). */
@@ -49,26 +53,26 @@ export interface TarListerOptions {
   maxMetaBytes?: number;
 }
 
-const BLOCK = 512;
+/** What the content after the current header is for. */
+type Entry =
+  | { kind: 'file'; name: string; size: number; hash: Hash }
+  | { kind: 'meta'; type: 'L' | 'x'; parts: Buffer[]; kept: number }
+  | { kind: 'skip' };
 
-type State =
-  | { kind: 'header' }
-  | { kind: 'file'; name: string; size: number; left: number; hash: Hash }
-  | { kind: 'meta'; type: 'L' | 'x'; left: number; size: number; parts: Buffer[]; kept: number }
-  | { kind: 'skip'; left: number }
-  | { kind: 'done'; status: 'complete' | 'not-tar' | 'corrupt' };
+const FILE_TYPES = new Set(['0', '\0', '7']);
+/** Links, devices, directories, FIFOs: their size field says nothing about content. */
+const NO_CONTENT_TYPES = new Set(['1', '2', '3', '4', '5', '6']);
 
 export class TarLister {
-  private state: State = { kind: 'header' };
-  private readonly header = Buffer.alloc(BLOCK);
-  private headerFill = 0;
+  private readonly framer = new TarFramer();
+  private entry: Entry = { kind: 'skip' };
+  private done: 'complete' | 'not-tar' | 'corrupt' | undefined;
   private zeroBlocks = 0;
   private headersSeen = 0;
   private longName: string | undefined;
   private pax: { path?: string; size?: number } = {};
   private filesSeen = 0;
   private omittedFiles = 0;
-  private bytes = 0;
   private readonly maxFiles: number;
   private readonly maxMetaBytes: number;
 
@@ -80,205 +84,109 @@ export class TarLister {
   /** Feeds archive bytes; returns the regular files completed by them. */
   push(chunk: Uint8Array): TarFileEntry[] {
     const out: TarFileEntry[] = [];
-    let off = 0;
-    while (off < chunk.length && this.state.kind !== 'done') {
-      const st = this.state;
-      const avail = chunk.length - off;
-      switch (st.kind) {
-        case 'header': {
-          const n = Math.min(BLOCK - this.headerFill, avail);
-          this.header.set(chunk.subarray(off, off + n), this.headerFill);
-          this.headerFill += n;
-          off += n;
-          if (this.headerFill === BLOCK) {
-            this.headerFill = 0;
-            this.onHeader(out);
-          }
-          break;
-        }
-        case 'file': {
-          const n = Math.min(st.left, avail);
-          st.hash.update(chunk.subarray(off, off + n));
-          st.left -= n;
-          off += n;
-          if (st.left === 0) this.finishFile(st, out);
-          break;
-        }
-        case 'meta': {
-          const n = Math.min(st.left, avail);
-          const room = Math.max(0, Math.min(n, this.maxMetaBytes - st.kept));
-          if (room > 0) {
-            st.parts.push(Buffer.from(chunk.subarray(off, off + room)));
-            st.kept += room;
-          }
-          st.left -= n;
-          off += n;
-          if (st.left === 0) this.finishMeta(st);
-          break;
-        }
-        case 'skip': {
-          const n = Math.min(st.left, avail);
-          st.left -= n;
-          off += n;
-          if (st.left === 0) this.state = { kind: 'header' };
-          break;
-        }
-      }
+    if (this.done) return out;
+    this.framer.feed(chunk);
+    while (!this.done) {
+      const frame = this.framer.next();
+      if (!frame) break;
+      if (frame.kind === 'header') this.onHeader(frame.block, out);
+      else this.onData(frame.data, frame.last, out);
     }
-    this.bytes += off;
     return out;
   }
 
   /** Set once the lister has stopped for good (end-of-archive, or not/no longer a tar stream). */
   get outcome(): 'complete' | 'not-tar' | 'corrupt' | undefined {
-    return this.state.kind === 'done' ? this.state.status : undefined;
+    return this.done;
   }
 
   /** The stream is over: how the listing went. */
   end(): TarListSummary {
+    const bytes = this.framer.consumed;
     let status: TarListStatus;
-    const st = this.state;
-    if (st.kind === 'done') status = st.status;
-    else if (this.bytes === 0) status = 'empty';
-    else if (st.kind === 'header' && this.headerFill === 0 && this.headersSeen > 0) status = 'complete';
+    if (this.done) status = this.done;
+    else if (bytes === 0) status = 'empty';
+    else if (this.framer.atBoundary && this.headersSeen > 0) status = 'complete';
     else if (this.headersSeen === 0) status = 'not-tar';
     else status = 'truncated';
-    return { status, files: this.filesSeen, omitted: this.omittedFiles, bytes: this.bytes };
+    return { status, files: this.filesSeen, omitted: this.omittedFiles, bytes };
   }
 
-  private onHeader(out: TarFileEntry[]): void {
-    const h = this.header;
-    if (h.every((b) => b === 0)) {
+  private onHeader(block: Buffer, out: TarFileEntry[]): void {
+    if (isZeroBlock(block)) {
       this.zeroBlocks += 1;
-      if (this.zeroBlocks >= 2) this.state = { kind: 'done', status: this.headersSeen > 0 ? 'complete' : 'not-tar' };
+      if (this.zeroBlocks >= 2) this.done = this.headersSeen > 0 ? 'complete' : 'not-tar';
       return;
     }
     this.zeroBlocks = 0;
-    const fail = (): void => {
-      this.state = { kind: 'done', status: this.headersSeen === 0 ? 'not-tar' : 'corrupt' };
-    };
-    if (!checksumOk(h)) return fail();
-    const sizeField = parseNumeric(h.subarray(124, 136));
-    if (sizeField === undefined) return fail();
-    this.headersSeen += 1;
-    const type = String.fromCharCode(h[156]!);
-    const padded = (n: number): number => n + ((BLOCK - (n % BLOCK)) % BLOCK);
-
-    if (type === 'L' || type === 'x') {
-      if (sizeField === 0) return;
-      this.state = { kind: 'meta', type, left: padded(sizeField), size: sizeField, parts: [], kept: 0 };
+    let h: DecodedTarHeader;
+    try {
+      h = decodeTarHeader(block);
+    } catch {
+      this.done = this.headersSeen === 0 ? 'not-tar' : 'corrupt';
       return;
     }
-    const size = type === '0' || type === '\0' || type === '7' ? (this.pax.size ?? sizeField) : sizeField;
-    const name = this.pax.path ?? this.longName ?? headerName(h);
+    this.headersSeen += 1;
+    const type = h.typeflag;
+    if (type === 'L' || type === 'x') {
+      if (h.size === 0) return;
+      this.entry = { kind: 'meta', type, parts: [], kept: 0 };
+      this.framer.content(h.size);
+      return;
+    }
+    const isFile = FILE_TYPES.has(type);
+    const size = isFile ? (this.pax.size ?? h.size) : h.size;
+    const name = this.pax.path ?? this.longName ?? h.name;
     this.pax = {};
     this.longName = undefined;
-    if (type === '0' || type === '\0' || type === '7') {
+    if (isFile) {
       this.filesSeen += 1;
-      const st = { kind: 'file' as const, name, size, left: size, hash: createHash('sha256') };
-      // Content is followed by padding to the block size: skipped after the file.
-      this.pendingPadding = padded(size) - size;
-      if (size === 0) this.finishFile(st, out);
-      else this.state = st;
+      this.entry = { kind: 'file', name, size, hash: createHash('sha256') };
+      if (size === 0) this.finishFile(out);
+      else this.framer.content(size);
       return;
     }
     // Other entries (directories, links, devices, 'K', 'g', sparse...): skip their data.
-    const skip = type === '1' || type === '2' || type === '3' || type === '4' || type === '5' || type === '6' ? 0 : padded(sizeField);
-    this.state = skip > 0 ? { kind: 'skip', left: skip } : { kind: 'header' };
+    this.entry = { kind: 'skip' };
+    if (!NO_CONTENT_TYPES.has(type)) this.framer.content(h.size);
   }
 
-  /** Padding after the current file's content, to the next block. */
-  private pendingPadding = 0;
+  private onData(data: Buffer, last: boolean, out: TarFileEntry[]): void {
+    const e = this.entry;
+    if (e.kind === 'file') {
+      e.hash.update(data);
+      if (last) this.finishFile(out);
+    } else if (e.kind === 'meta') {
+      const room = Math.max(0, Math.min(data.length, this.maxMetaBytes - e.kept));
+      if (room > 0) {
+        e.parts.push(Buffer.from(data.subarray(0, room)));
+        e.kept += room;
+      }
+      if (last) this.finishMeta(e);
+    }
+  }
 
-  private finishFile(st: Extract<State, { kind: 'file' }>, out: TarFileEntry[]): void {
-    const entry = { name: st.name, size: st.size, sha256: st.hash.digest('hex') };
+  private finishFile(out: TarFileEntry[]): void {
+    const e = this.entry;
+    if (e.kind !== 'file') return;
+    const entry = { name: e.name, size: e.size, sha256: e.hash.digest('hex') };
     if (this.filesSeen > this.maxFiles) this.omittedFiles += 1;
     else out.push(entry);
-    this.state = this.pendingPadding > 0 ? { kind: 'skip', left: this.pendingPadding } : { kind: 'header' };
-    this.pendingPadding = 0;
+    this.entry = { kind: 'skip' };
   }
 
-  private finishMeta(st: Extract<State, { kind: 'meta' }>): void {
-    const data = Buffer.concat(st.parts).subarray(0, Math.min(st.size, st.kept));
-    if (st.type === 'L') this.longName = decodeName(data);
-    else this.pax = { ...this.pax, ...parsePax(data) };
-    this.state = { kind: 'header' };
-  }
-}
-
-function checksumOk(h: Buffer): boolean {
-  const stored = parseOctal(h.subarray(148, 156));
-  if (stored === undefined) return false;
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 0x20 : h[i]!;
-    unsigned += b;
-    signed += b > 127 ? b - 256 : b;
-  }
-  return stored === unsigned || stored === signed;
-}
-
-function parseOctal(field: Uint8Array): number | undefined {
-  let s = '';
-  for (const b of field) {
-    if (b === 0) break;
-    s += String.fromCharCode(b);
-  }
-  s = s.trim();
-  if (!/^[0-7]+$/.test(s)) return s === '' ? 0 : undefined;
-  return parseInt(s, 8);
-}
-
-/** Octal, or GNU base-256 (high bit of the first byte set). */
-function parseNumeric(field: Uint8Array): number | undefined {
-  if (field[0]! & 0x80) {
-    if (field[0]! & 0x40) return undefined; // negative
-    let n = field[0]! & 0x3f;
-    for (let i = 1; i < field.length; i++) n = n * 256 + field[i]!;
-    return Number.isSafeInteger(n) ? n : undefined;
-  }
-  return parseOctal(field);
-}
-
-function cString(field: Uint8Array): Uint8Array {
-  const end = field.indexOf(0);
-  return end < 0 ? field : field.subarray(0, end);
-}
-
-function decodeName(bytes: Uint8Array): string {
-  return new TextDecoder('utf-8', { ignoreBOM: true }).decode(cString(bytes));
-}
-
-function headerName(h: Buffer): string {
-  const name = decodeName(h.subarray(0, 100));
-  // POSIX ustar ("ustar\0" + "00") has a prefix field; old GNU ("ustar  \0") uses those bytes for
-  // other things.
-  const posix = h.subarray(257, 263).toString('latin1') === 'ustar\0';
-  const prefix = posix ? decodeName(h.subarray(345, 500)) : '';
-  return prefix ? `${prefix}/${name}` : name;
-}
-
-/** pax records: "<len> <key>=<value>\n", len counting the whole record. */
-function parsePax(data: Buffer): { path?: string; size?: number } {
-  const out: { path?: string; size?: number } = {};
-  let pos = 0;
-  while (pos < data.length) {
-    const sp = data.indexOf(0x20, pos);
-    if (sp < 0) break;
-    const len = Number(data.subarray(pos, sp).toString('latin1'));
-    if (!Number.isInteger(len) || len <= 0 || pos + len > data.length) break;
-    const record = data.subarray(sp + 1, pos + len - 1); // drop the trailing "\n"
-    const eq = record.indexOf(0x3d);
-    if (eq > 0) {
-      const key = record.subarray(0, eq).toString('utf8');
-      const value = record.subarray(eq + 1).toString('utf8');
-      if (key === 'path') out.path = value;
-      else if (key === 'size' && /^\d+$/.test(value)) out.size = Number(value);
+  private finishMeta(e: Extract<Entry, { kind: 'meta' }>): void {
+    const data = Buffer.concat(e.parts);
+    if (e.type === 'L') this.longName = decodeTarString(data);
+    else {
+      const records = decodePaxRecords(data);
+      const path = records.get('path');
+      const size = records.get('size');
+      if (path !== undefined) this.pax.path = path;
+      if (size !== undefined && /^\d+$/.test(size)) this.pax.size = Number(size);
     }
-    pos += len;
+    this.entry = { kind: 'skip' };
   }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
