@@ -14,6 +14,7 @@
 //   once). If the audit append fails after the change was stored, 'changed' is still emitted (a
 //   revocation must cut sessions whatever happens) and the append's error is thrown.
 import { EventEmitter } from 'node:events';
+import { DeadlineTimer } from './deadline-timer.js';
 import { MAX_AUTO_APPROVE_TTL_SECONDS } from '../policy/schema.js';
 import { BastionError, ErrorCode } from '../errors/index.js';
 import type { AgentStore, ApprovalStore, ApprovalTransition, AuditEventInput, AuditLog, Clock, NewApproval } from '../store/types.js';
@@ -45,8 +46,6 @@ import {
 /** Validity of an approval decided on a held request when the approver gives no ttlSeconds. */
 export const DEFAULT_APPROVAL_TTL_SECONDS = 900;
 
-/** setTimeout's largest delay (about 24.8 days); later deadlines re-arm on the way. */
-const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 /** After a failed expiry sweep, try again this soon. */
 const SWEEP_RETRY_MS = 1000;
 
@@ -138,9 +137,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
   private readonly clock: Clock;
   private readonly defaultTtlSeconds: number;
   private readonly onError: (err: unknown) => void;
-  private timer: NodeJS.Timeout | undefined;
-  /** When the armed timer fires (ms since epoch); Infinity when none is armed. */
-  private timerAt = Infinity;
+  private readonly timer: DeadlineTimer;
   private closed = false;
   /** The sweep in progress, so overlapping triggers share it. */
   private sweeping: Promise<Approval[]> | undefined;
@@ -154,6 +151,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     this.clock = opts.clock ?? (() => new Date());
     this.defaultTtlSeconds = validateTtl(opts.defaultTtlSeconds ?? DEFAULT_APPROVAL_TTL_SECONDS, 'defaultTtlSeconds');
     this.onError = opts.onError ?? ((err) => process.emitWarning(`kube-bastion approvals: ${err instanceof Error ? err.message : String(err)}`));
+    this.timer = new DeadlineTimer(() => void this.expireDue().catch(() => undefined), () => this.clock().getTime());
     // Approvals stored by an earlier run may be due already, or soon.
     this.rescheduleFromStore();
   }
@@ -401,9 +399,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
 
   close(): void {
     this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.timerAt = Infinity;
+    this.timer.close();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -529,22 +525,9 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     if (expiresAt !== null) this.armAt(Date.parse(expiresAt));
   }
 
-  /**
-   * Arms the expiry timer for instant `at` (per the service clock) unless an earlier one is armed.
-   * `force` replaces whatever is armed (retry after a failure).
-   */
+  /** Arms the expiry timer for instant `at` unless an earlier one is armed; `force` replaces it. */
   private armAt(at: number, force = false, now = this.clock()): void {
-    if (this.closed || !Number.isFinite(at)) return;
-    if (!force && this.timer !== undefined && this.timerAt <= at) return;
-    if (this.timer) clearTimeout(this.timer);
-    const delay = Math.min(MAX_TIMER_DELAY_MS, Math.max(0, at - now.getTime()));
-    this.timerAt = at;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.timerAt = Infinity;
-      void this.expireDue().catch(() => undefined);
-    }, delay);
-    this.timer.unref();
+    this.timer.armAt(at, force, now.getTime());
   }
 
   /**
