@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { BastionError, ErrorCode } from '../errors/index.js';
 import { LOG_LEVELS, type LogLevel } from '../observability/log.js';
-import { parseListen, type ListenAddress } from '../cli/listen.js';
+import { parseListen, type ListenAddress } from '../net/address.js';
 
 export interface ServeConfig {
   readonly dataDir: string;

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { SimCluster } from '../sim/cluster.js';
 import { writeKubeconfig } from '../app/kubeconfig.js';
-import { parseListen } from './listen.js';
+import { parseListen } from '../net/address.js';
 import { BastionError, ErrorCode } from '../errors/index.js';
 
 export const SIM_USAGE = `kube-bastion sim --listen HOST:PORT --kubeconfig-out FILE [--token TOKEN] [--work-dir DIR] [--request-log FILE]
