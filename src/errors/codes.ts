@@ -70,6 +70,9 @@ export const ERROR_CODES = {
   INVALID_QUERY: { http: 400, reason: 'BadRequest' },
   INVALID_STATE: { http: 400, reason: 'BadRequest' },
   INVALID_RECORDING: { http: 409, reason: 'Conflict' },
+  // Files the bastion writes and reads back
+  RECORDING_FAILED: { http: 500, reason: 'InternalError' },
+  INVALID_ARCHIVE: { http: 400, reason: 'BadRequest' },
   // Configuration / CLI (never answered to a client; 500 if one ever is)
   CONFIG_INVALID: { http: 500, reason: 'InternalError' },
   USAGE: { http: 400, reason: 'BadRequest' },

@@ -5,17 +5,18 @@
 // intervals; v3 `#` lines are comments). An incomplete last line (a write cut short by a crash) is
 // ignored and reported; any other malformed line is a CastParseError. The writers are
 // asciicast-v2.ts and asciicast-v3.ts.
+import { BastionError } from '../errors/index.js';
 import { open } from 'node:fs/promises';
 import type { CastFormat, CastHeader, ParsedCast, RecordingEvent } from './events.js';
 
-export class CastParseError extends Error {
+export class CastParseError extends BastionError {
   override readonly name = 'CastParseError';
   constructor(
     message: string,
     /** 1-based line number. */
     readonly line: number,
   ) {
-    super(`line ${line}: ${message}`);
+    super('INVALID_RECORDING', `line ${line}: ${message}`);
   }
 }
 

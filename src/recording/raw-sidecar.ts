@@ -13,6 +13,7 @@
 // final metav1.Status the agent received, JSON), 4 resize (`{"Width":W,"Height":H}\n`, re-encoded
 // from the decoded size), 255 marker (the UTF-8 label of a cast marker). Zero-length payloads are
 // not written. A record longer than MAX_RECORD_BYTES is treated as corruption.
+import { BastionError } from '../errors/index.js';
 import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import type { AppendFile } from './append-file.js';
@@ -135,8 +136,11 @@ export interface RawRecord {
   data: Buffer;
 }
 
-export class RawSidecarFormatError extends Error {
+export class RawSidecarFormatError extends BastionError {
   override readonly name = 'RawSidecarFormatError';
+  constructor(message: string) {
+    super('INVALID_RECORDING', message);
+  }
 }
 
 /**

@@ -4,6 +4,7 @@
 // one event per line, each written with a synchronous write() straight to the kernel, so a crash
 // of the bastion loses nothing already relayed and a failed write throws into the relay, which
 // cuts the session before the bytes move (fail closed). See docs/recording.md.
+import { BastionError } from '../errors/index.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_TERMINAL } from '../protocol/constants.js';
@@ -107,8 +108,11 @@ export interface RecorderSink extends SessionSink {
   readonly finished: Promise<RecordingResult>;
 }
 
-export class RecordingError extends Error {
+export class RecordingError extends BastionError {
   override readonly name = 'RecordingError';
+  constructor(message: string) {
+    super('RECORDING_FAILED', message);
+  }
 }
 
 /** Ids become path components: allow only what the store generates (and nothing like `..`). */

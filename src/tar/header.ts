@@ -5,13 +5,18 @@
 // checksum; pax records are only read, as every path the bastion writes fits ustar) and nothing
 // about policy: which entry types or names are acceptable is the caller's decision.
 
+import { BastionError } from '../errors/index.js';
+
 export const BLOCK = 512;
 
 /** Largest value an 11-digit octal field holds; larger sizes are written base-256. */
 const MAX_OCTAL_SIZE = 8 ** 11 - 1;
 
-export class TarFormatError extends Error {
+export class TarFormatError extends BastionError {
   override readonly name = 'TarFormatError';
+  constructor(message: string) {
+    super('INVALID_ARCHIVE', message);
+  }
 }
 
 /** Bytes an entry's content takes in the archive: padded to the next block. */

@@ -10,7 +10,7 @@ export const LAYERS = {
   // Pure vocabulary: requests, approvals, scopes, the session-sink contract.
   model: ['protocol', 'errors'],
   // Small leaf helpers with no domain knowledge.
-  tar: [],
+  tar: ['errors'],
   net: ['errors'],
   observability: [],
   tls: ['errors'],
