@@ -270,24 +270,12 @@ export interface AuditLog {
 // ---------------------------------------------------------------------------------------------
 // Approvals (the records behind src/approvals; the life cycle rules live in the service)
 
-/** A new approval as the service builds it. The store assigns the id when absent. */
-export interface NewApproval {
+/** A new approval as the service builds it: an Approval before its id (assigned when absent), revocation and sessions. */
+export type NewApproval = Omit<Approval, 'id' | 'state' | 'revokedAt' | 'sessionsStarted'> & {
   /** `apr_` + 20 base32 characters; generated when absent. */
   id?: string;
-  state: 'pending' | 'approved';
-  agentId: string;
-  /** The agent's name. */
-  agent: string;
-  scope: ApprovalScope;
-  requestedBy: string;
-  decidedBy: string | null;
-  reason: string | null;
-  ttlSeconds: number;
-  createdAt: string;
-  decidedAt: string | null;
-  expiresAt: string | null;
-  request: Approval['request'];
-}
+  state: Extract<ApprovalState, 'pending' | 'approved'>;
+};
 
 /** The columns a transition may set (absent = unchanged). */
 export interface ApprovalChanges {
