@@ -26,6 +26,7 @@ export type HoldOutcome =
 interface Refusal {
   status: Status;
   approvalId: string;
+  why: 'denied' | 'expired';
   at: number;
 }
 
@@ -77,7 +78,7 @@ export class HoldManager {
     const memory = (this.opts.refusalMemorySeconds ?? 15) * 1000;
     const remembered = this.refusals.get(key);
     if (remembered && Date.now() - remembered.at < memory) {
-      return { ok: false, status: remembered.status, approvalId: remembered.approvalId, reason: 'denied' };
+      return { ok: false, status: remembered.status, approvalId: remembered.approvalId, reason: remembered.why };
     }
 
     const scope = scopeFor(op);
@@ -106,7 +107,7 @@ export class HoldManager {
     if (outcome.state === 'gone') return { ok: false, status: apiStatus(499, 'ClientClosed', 'client went away'), approvalId: approval.id, reason: 'gone' };
     const why = outcome.state === 'denied' ? 'denied' : 'expired';
     const status = refusalStatus(outcome.approval, subject, why);
-    this.refusals.set(key, { status, approvalId: approval.id, at: Date.now() });
+    this.refusals.set(key, { status, approvalId: approval.id, why, at: Date.now() });
     this.prune(memory);
     return { ok: false, status, approvalId: approval.id, reason: why };
   }
