@@ -253,7 +253,7 @@ describe('HoldManager', () => {
       expect(next.id).not.toBe(pending.id);
       expect(next.state).toBe('pending');
       controller.abort();
-      expect((await again).ok === false && (await again).approvalId).toBe(next.id);
+      expect(await again).toMatchObject({ ok: false, reason: 'gone', approvalId: next.id });
     });
 
     it('without a client run, retries of the same operation share the memory', async () => {
