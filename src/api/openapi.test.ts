@@ -10,16 +10,14 @@ import type { ApprovalService } from '../model/approval.js';
 import { silentLogger } from '../observability/log.js';
 import { createBastionMetrics } from '../observability/metrics.js';
 import { openStore } from '../store/index.js';
-import { registerApprovalRoutes } from './approvals-routes.js';
-import { userAuthenticator } from './auth.js';
 import { ControlEndpoint, type ControlDeps } from './control-endpoint.js';
-import { OPENAPI_PATH, openApiDocument, registerOpenApiRoute } from './openapi.js';
+import { OPENAPI_PATH, openApiDocument } from './openapi.js';
 
 type Obj = Record<string, unknown>;
 const doc = openApiDocument() as Obj;
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
-/** A ControlEndpoint over fakes, with everything registered that the real one registers. */
+/** A ControlEndpoint over fakes, with the routes it registers itself (nothing added here). */
 function endpoint(): ControlEndpoint {
   const unused = new Proxy(
     {},
@@ -47,12 +45,7 @@ function endpoint(): ControlEndpoint {
     recordingsDir: '',
     signingKey: unused as never,
   };
-  const control = new ControlEndpoint(deps, { host: '127.0.0.1', port: 0 });
-  const has = (pattern: string): boolean => control.router.list().some((r) => r.pattern === pattern);
-  // Once the lead wires these into the endpoint itself, they are there already.
-  if (!has('/v1/approvals')) registerApprovalRoutes(control.router, { approvals, authenticate: userAuthenticator(deps.users) });
-  if (!has(OPENAPI_PATH)) registerOpenApiRoute(control.router);
-  return control;
+  return new ControlEndpoint(deps, { host: '127.0.0.1', port: 0 });
 }
 
 function resolve(value: unknown): unknown {
@@ -150,6 +143,23 @@ describe('the OpenAPI document and the router', () => {
   // The web UI's static files are pages, not API operations.
   const routed = [...new Set(endpoint().router.list().filter((r) => !(WEB_UI_PATHS as readonly string[]).includes(r.pattern)).map((r) => `${r.method} ${r.pattern.replace(/:([^/]+)/g, '{$1}')}`))].sort();
   const documented = documentedOperations().sort();
+
+  it('the control endpoint registers the approval and OpenAPI routes itself', () => {
+    const patterns = endpoint()
+      .router.list()
+      .map((r) => `${r.method} ${r.pattern}`);
+    expect(patterns).toEqual(
+      expect.arrayContaining([
+        'GET /v1/approvals',
+        'POST /v1/approvals',
+        'GET /v1/approvals/:id',
+        'POST /v1/approvals/:id/approve',
+        'POST /v1/approvals/:id/deny',
+        'POST /v1/approvals/:id/revoke',
+        `GET ${OPENAPI_PATH}`,
+      ]),
+    );
+  });
 
   it('documents every route', () => {
     expect(routed.filter((r) => !documented.includes(r)), 'routes missing from src/api/openapi.ts').toEqual([]);

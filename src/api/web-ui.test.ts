@@ -12,7 +12,7 @@ import { ControlEndpoint, type ControlDeps } from './control-endpoint.js';
 import { Router } from './router.js';
 import { WEB_UI_CSP, WEB_UI_PATHS, defaultWebDir, registerWebUi, webUiFiles } from './web-ui.js';
 
-/** A ControlEndpoint over fakes, with the UI registered (already, once the lead wires it in). */
+/** A ControlEndpoint over fakes; it registers the UI routes itself. */
 function endpoint(): ControlEndpoint {
   const unused = new Proxy(
     {},
@@ -39,9 +39,7 @@ function endpoint(): ControlEndpoint {
     agentKubeconfig: () => '',
     log: silentLogger(),
   };
-  const control = new ControlEndpoint(deps, { host: '127.0.0.1', port: 0 });
-  if (!control.router.list().some((r) => r.pattern === '/ui/app.js')) registerWebUi(control.router);
-  return control;
+  return new ControlEndpoint(deps, { host: '127.0.0.1', port: 0 });
 }
 
 const require = createRequire(import.meta.url);
@@ -117,6 +115,10 @@ describe('web UI routes', () => {
       expect(res.status, path).toBe(404);
       expect(res.body.toString()).not.toContain('"version"');
     }
+  });
+
+  it('the control endpoint registers the UI routes itself', () => {
+    expect(control.router.list()).toEqual(expect.arrayContaining(WEB_UI_PATHS.map((pattern) => ({ method: 'GET', pattern }))));
   });
 
   it('registers exactly its five GET routes, none under /v1', () => {

@@ -245,7 +245,15 @@ describe('acceptSpdyRemoteCommand: a session', () => {
     s.send(s.peer.goAway());
     s.pair.client.end();
     await streams.closed;
-    streams.stdout!.write('after the end: dropped, not thrown');
+    await s.tap.untilEnded();
+    // Every stream was reset by the peer: nothing to reset or finish, just our GOAWAY.
+    const sent = s.tap.frames.map(summary);
+    expect(sent).toEqual(['SYN_REPLY 1 {}', 'SYN_REPLY 3 {}', 'SYN_REPLY 5 {}', 'GOAWAY last=5 status=0']);
+    expect((streams as SpdyServerStreams).error).toBeUndefined();
+    // A late write is dropped: its callback succeeds, nothing reaches the wire.
+    const err = await new Promise<Error | null | undefined>((resolve) => streams.stdout!.write('after the end: dropped, not thrown', resolve));
+    expect(err).toBeFalsy();
     await streams.finish(successStatus());
+    expect(s.tap.frames.map(summary)).toEqual(sent);
   });
 });
