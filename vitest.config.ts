@@ -25,7 +25,7 @@ export default defineConfig({
           // In-process tests of one module or a few (fakes, in-memory sockets, a local sim):
           // `npm run test:unit`.
           name: 'unit',
-          include: ['src/**/*.test.ts'],
+          include: ['src/**/*.test.ts', 'test/architecture/**/*.test.ts'],
           exclude: [...configDefaults.exclude, ...E2E_IN_SRC],
         },
       },
@@ -35,6 +35,7 @@ export default defineConfig({
           // The built bastion, real kubectl, tmux, Chromium and the CLI.
           name: 'e2e',
           include: ['test/**/*.test.ts', ...E2E_IN_SRC],
+          exclude: [...configDefaults.exclude, 'test/architecture/**'],
         },
       },
     ],
