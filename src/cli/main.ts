@@ -6,6 +6,7 @@ import { runApprovals } from './approvals.js';
 import { runExport } from './export.js';
 import { runVerify } from './verify.js';
 import { runAgent, runAudit, runUser } from './admin.js';
+import { tolerateClosedStdio } from './stdio.js';
 
 const USAGE = `usage: kube-bastion <command> [options]
 
@@ -21,6 +22,7 @@ commands:
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  tolerateClosedStdio();
   try {
     switch (command) {
       case 'serve':

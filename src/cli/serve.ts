@@ -95,21 +95,31 @@ export async function runServe(argv: string[]): Promise<number> {
     log.info({ status: result.status, policyHash: result.policy.hash }, 'policy reload (SIGHUP)');
   };
   process.on('SIGHUP', onHup);
-  await new Promise<void>((done) => {
-    const stop = (signal: string): void => {
-      process.off('SIGTERM', onTerm);
-      process.off('SIGINT', onInt);
-      log.info({ signal, graceSeconds: config.shutdownGraceSeconds }, 'shutting down');
-      done();
-    };
-    const onTerm = () => stop('SIGTERM');
-    const onInt = () => stop('SIGINT');
-    process.on('SIGTERM', onTerm);
-    process.on('SIGINT', onInt);
-  });
-  process.off('SIGHUP', onHup);
-  await bastion.stop();
-  await upstream.stop();
-  log.info('stopped');
+  // The handlers stay installed until the end: a second Ctrl-C during the grace period must not fall
+  // back to Node's default (exit at once), which would skip cutting live sessions with a Status.
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      log.warn({ signal }, 'already shutting down; live sessions are cut when the grace period ends');
+      return;
+    }
+    stopping = true;
+    log.info({ signal, graceSeconds: config.shutdownGraceSeconds }, 'shutting down');
+    wake();
+  };
+  let wake: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => (wake = resolve));
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  await stopped;
+  try {
+    process.off('SIGHUP', onHup);
+    await bastion.stop();
+    await upstream.stop();
+    log.info('stopped');
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
   return 0;
 }
