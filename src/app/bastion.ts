@@ -123,6 +123,8 @@ export async function startBastion(config: ServeConfig, log: Logger, upstream: U
       sinks: (session) => [recorderFor(session)],
       metrics,
       log,
+      agentActive: async (id) => (await store.agents.getAgentById(id))?.revokedAt === null,
+      sessionSetupSeconds: config.sessionSetupSeconds,
       impersonate: config.impersonate,
       expiryWarningSeconds: config.expiryWarningSeconds,
     });

@@ -31,6 +31,8 @@ export interface ServeConfig {
   readonly webhookUrl?: string;
   /** Warn the agent this many seconds before its approval expires (0: no warning). */
   readonly expiryWarningSeconds: number;
+  /** How long a stream session's setup may take: the agent opening its streams, the upstream dial. */
+  readonly sessionSetupSeconds: number;
 }
 
 export const SERVE_USAGE = `kube-bastion serve [options]
@@ -54,7 +56,10 @@ export const SERVE_USAGE = `kube-bastion serve [options]
   --hold-timeout SECONDS       how long a request that needs an approval waits for a decision (default 120)
   --max-pending-per-agent N    pending approvals one agent may have at once (default 5)
   --webhook URL                POST a JSON notice here when an approval becomes pending
-  --expiry-warning SECONDS     tell the agent's terminal this long before its approval expires (default 0: off)`;
+  --expiry-warning SECONDS     tell the agent's terminal this long before its approval expires (default 0: off)
+  --session-setup-timeout SECONDS
+                               how long a session's setup may take (the client opening its streams, the
+                               upstream dial) before it is abandoned (default 10)`;
 
 function usage(message: string): BastionError {
   return new BastionError(ErrorCode.USAGE, message);
@@ -91,6 +96,7 @@ export function parseServeConfig(argv: string[], cwd = process.cwd()): ServeConf
       'max-pending-per-agent': { type: 'string', default: '5' },
       webhook: { type: 'string' },
       'expiry-warning': { type: 'string', default: '0' },
+      'session-setup-timeout': { type: 'string', default: '10' },
     },
   });
   const listen = parseListen('--listen', values.listen);
@@ -101,6 +107,7 @@ export function parseServeConfig(argv: string[], cwd = process.cwd()): ServeConf
   const holdTimeout = wholeNumber('--hold-timeout', values['hold-timeout'], 1, 86_400);
   const maxPending = wholeNumber('--max-pending-per-agent', values['max-pending-per-agent'], 1, 10_000);
   const expiryWarning = wholeNumber('--expiry-warning', values['expiry-warning'], 0, 86_400);
+  const sessionSetup = wholeNumber('--session-setup-timeout', values['session-setup-timeout'], 1, 300);
   if (values.webhook !== undefined && !/^https?:\/\/[^\s]+$/.test(values.webhook)) throw usage(`--webhook: expected an http:// or https:// URL, got "${values.webhook}"`);
   if (Boolean(values['control-tls-cert']) !== Boolean(values['control-tls-key'])) throw usage('--control-tls-cert and --control-tls-key go together');
   if (!isLoopback(controlListen.host) && !values['control-tls-cert']) {
@@ -147,6 +154,7 @@ export function parseServeConfig(argv: string[], cwd = process.cwd()): ServeConf
     maxPendingPerAgent: maxPending,
     ...(values.webhook ? { webhookUrl: values.webhook } : {}),
     expiryWarningSeconds: expiryWarning,
+    sessionSetupSeconds: sessionSetup,
   };
   return deepFreeze(config);
 }

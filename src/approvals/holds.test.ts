@@ -46,6 +46,7 @@ describe('HoldManager', () => {
   let bot: { id: string; name: string };
   let pendingSeen: Approval[];
   let pendingWaiters: (() => void)[];
+  let watching: number;
 
   beforeEach(async () => {
     tmp = tempDataDir();
@@ -53,6 +54,17 @@ describe('HoldManager', () => {
     const a = (await store.agents.createAgent('bot-a')).agent;
     bot = { id: a.id, name: a.name };
     svc = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit });
+    // Counts the holds watching an approval (the service's own watch, unchanged).
+    watching = 0;
+    const watch = svc.watch.bind(svc);
+    svc.watch = (id, listener) => {
+      watching++;
+      const unwatch = watch(id, listener);
+      return () => {
+        watching--;
+        unwatch();
+      };
+    };
     pendingSeen = [];
     pendingWaiters = [];
   });
@@ -87,12 +99,12 @@ describe('HoldManager', () => {
     });
 
   /**
-   * Resolves once `n` holds are waiting on the service (each subscribes to 'changed'): a hold that
+   * Resolves once `n` holds are waiting on the service (each watches its approval): a hold that
    * joins an existing pending approval announces nothing, so this is how a test knows it waits.
    */
   const holdsWaiting = async (n: number): Promise<void> => {
     for (let i = 0; i < 2000; i++) {
-      if (svc.listenerCount('changed') >= n) return;
+      if (watching >= n) return;
       await new Promise((r) => setTimeout(r, 5));
     }
     throw new Error(`never saw ${n} holds waiting`);

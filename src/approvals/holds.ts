@@ -114,12 +114,11 @@ export class HoldManager {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        this.approvals.off('changed', onChange);
+        unwatch();
         signal.removeEventListener('abort', onAbort);
         resolve({ state, approval: a });
       };
       const onChange = (a: Approval): void => {
-        if (a.id !== approval.id) return;
         if (a.state === 'approved' || a.state === 'denied' || a.state === 'expired' || a.state === 'revoked') {
           finish(a.state === 'revoked' ? 'denied' : a.state, a);
         }
@@ -131,7 +130,7 @@ export class HoldManager {
         void this.approvals.get(approval.id).then((a) => finish(a?.state === 'approved' ? 'approved' : 'expired', a ?? approval));
       }, Math.max(0, deadline - Date.now()) + 1000);
       timer.unref();
-      this.approvals.on('changed', onChange);
+      const unwatch = this.approvals.watch(approval.id, onChange);
       signal.addEventListener('abort', onAbort);
       // It may have been decided between requestOrJoin and subscribing.
       void this.approvals.get(approval.id).then((a) => {

@@ -16,13 +16,15 @@
 import { EventEmitter } from 'node:events';
 import { DeadlineTimer } from './deadline-timer.js';
 import { MAX_AUTO_APPROVE_TTL_SECONDS } from '../policy/schema.js';
-import { BastionError, ErrorCode } from '../errors/index.js';
+import { BastionError, ErrorCode, isBastionError } from '../errors/index.js';
 import type { AgentStore, ApprovalStore, ApprovalTransition, AuditEventInput, AuditLog, Clock, NewApproval } from '../store/types.js';
 import { hasSessionsLeft, scopeCovers } from '../model/scope.js';
 import {
   actorId,
   type Actor,
+  type AgentRevocation,
   type Approval,
+  type ApprovalChange,
   type ApprovalEvents,
   type ApprovalFilter,
   type ApprovalScope,
@@ -139,6 +141,8 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
   private readonly onError: (err: unknown) => void;
   private readonly timer: DeadlineTimer;
   private closed = false;
+  private readonly watchers = new Map<string, Set<(a: Approval, change: ApprovalChange) => void>>();
+  private readonly agentWatchers = new Map<string, Set<(r: AgentRevocation) => void>>();
   /** The sweep in progress, so overlapping triggers share it. */
   private sweeping: Promise<Approval[]> | undefined;
   private sweepAgain = false;
@@ -339,7 +343,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
       if (!(await this.approvals.get(id))) throw new BastionError(ErrorCode.NOT_FOUND, `approval ${JSON.stringify(id)} not found`, { id });
       return false;
     }
-    this.emitChanged(a);
+    this.emitChanged(a, { event: 'approval.session-started', actor: 'system' });
     return true;
   }
 
@@ -395,6 +399,43 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
       },
     );
     return sweep;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Watching
+
+  watch(id: string, listener: (a: Approval, change: ApprovalChange) => void): () => void {
+    return subscribe(this.watchers, id, listener);
+  }
+
+  watchAgent(agentId: string, listener: (r: AgentRevocation) => void): () => void {
+    return subscribe(this.agentWatchers, agentId, listener);
+  }
+
+  async agentRevoked(agent: { id: string; name: string }, actor: Actor, reason?: string): Promise<Approval[]> {
+    authorize('revoke', actor);
+    const why = `agent "${agent.name}" was revoked${reason ? `: ${reason}` : ''}`;
+    const ended: Approval[] = [];
+    for (const a of await this.approvals.list({ agent: agent.name })) {
+      if (a.agentId !== agent.id) continue;
+      const state = effectiveState(a, this.clock());
+      try {
+        if (state === 'approved') ended.push(await this.revoke(a.id, actor, why));
+        else if (state === 'pending') ended.push(await this.deny(a.id, actor, why));
+      } catch (err) {
+        // Decided or expired meanwhile: nothing left to end.
+        if (!isBastionError(err, 'BAD_REQUEST')) throw err;
+      }
+    }
+    const revocation: AgentRevocation = { agent, by: actorId(actor), reason: reason ?? null, at: this.clock().toISOString() };
+    for (const listener of [...(this.agentWatchers.get(agent.id) ?? [])]) {
+      try {
+        listener(revocation);
+      } catch (err) {
+        this.onError(err);
+      }
+    }
+    return ended;
   }
 
   close(): void {
@@ -473,7 +514,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     } catch (err) {
       auditError = err;
     }
-    this.emitChanged(out);
+    this.emitChanged(out, { event, actor });
     if (auditError !== undefined) throw auditError;
     return out;
   }
@@ -492,7 +533,14 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
   }
 
   /** Calls every listener; one that throws neither stops the others nor fails the caller. */
-  private emitChanged(a: Approval): void {
+  private emitChanged(a: Approval, change: ApprovalChange): void {
+    for (const listener of [...(this.watchers.get(a.id) ?? [])]) {
+      try {
+        listener(a, change);
+      } catch (err) {
+        this.onError(err);
+      }
+    }
     for (const listener of this.listeners('changed')) {
       try {
         (listener as (a: Approval) => void).call(this, a);
@@ -549,4 +597,14 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
       },
     );
   }
+}
+
+function subscribe<T>(map: Map<string, Set<T>>, key: string, listener: T): () => void {
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new Set()));
+  set.add(listener);
+  return () => {
+    set.delete(listener);
+    if (set.size === 0 && map.get(key) === set) map.delete(key);
+  };
 }

@@ -29,5 +29,7 @@ export function requestAuditEvent(row: RequestAuditRecord): AuditEventInput {
     bytesOut: row.bytesOut,
     durationMs: row.durationMs,
     untrustedClientHints: row.hints,
+    ...(row.sessionId ? { sessionId: row.sessionId } : {}),
+    ...(row.outcome ? { details: { outcome: row.outcome } } : {}),
   };
 }

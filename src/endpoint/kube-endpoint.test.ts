@@ -169,6 +169,8 @@ async function startEndpoint(material: ServingMaterial, upstream: UpstreamTarget
     },
     metrics: createBastionMetrics(),
     log: silentLogger(),
+    agentActive: async () => true,
+    sessionSetupSeconds: 10,
     impersonate: false,
     expiryWarningSeconds: 0,
   };
@@ -386,15 +388,14 @@ describe('upstream unreachable during the pod lookup', () => {
     await down?.endpoint.close(0);
   });
 
-  it('answers with a Status (today: 500 InternalError) and, today, writes no audit row', async () => {
+  it('answers 502 with a Status saying upstream is unreachable, and writes one audit row', async () => {
     const r = await upgrade(down.port, material.ca.cert, upgradeHead('spdy', EXEC_LS));
-    // What it does today: the lookup's UPSTREAM_UNAVAILABLE error escapes onUpgrade and the
-    // handler's catch-all answers 500. The request is then missing from the audit log.
-    expect(r.statusLine).toBe('HTTP/1.1 500 Internal Server Error');
-    expect(statusOf(r)).toEqual(apiStatus(500, 'InternalError', 'kube-bastion internal error'));
-    // Give a (wrong) late audit write every chance to show up before asserting there is none.
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(down.audit).toEqual([]);
+    expect(r.statusLine).toBe('HTTP/1.1 502 Bad Gateway');
+    const status = statusOf(r);
+    expect(status).toMatchObject({ kind: 'Status', code: 502, reason: 'ServiceUnavailable', status: 'Failure' });
+    expect(status.message).toMatch(/^kube-bastion could not reach the upstream API server: /);
+    await expect.poll(() => down.audit.length).toBe(1);
+    expect(down.audit[0]).toMatchObject({ decision: 'error', status: 502, outcome: 'upstream-unavailable' });
   });
 });
 

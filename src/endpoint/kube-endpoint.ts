@@ -17,6 +17,8 @@ import type { BastionMetrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/log.js';
 import type { ResourceRequest, StreamOperation } from '../model/request.js';
 import { refusedApprovalId, type HoldManager } from '../approvals/holds.js';
+import { ApprovalLease } from '../approvals/lease.js';
+import { isBastionError } from '../errors/index.js';
 import { restOperation, scopeFor, streamOperation } from '../approvals/operation.js';
 import type { Approval, ApprovalService, Operation } from '../model/approval.js';
 import { runStreamSession, type SessionRowPort } from '../session/stream-session.js';
@@ -39,6 +41,10 @@ export interface KubeEndpointOptions {
   sinks(session: SessionInfo): SessionSink[];
   metrics: BastionMetrics;
   log: Logger;
+  /** Whether an agent is still active (leases end when it is revoked; re-read before a session dials). */
+  agentActive(agentId: string): Promise<boolean>;
+  /** How long a stream session's setup (agent streams, upstream dial) may take. */
+  sessionSetupSeconds: number;
   /** Impersonate the agent upstream (needs `impersonate` RBAC for the bastion's credentials). */
   impersonate: boolean;
   expiryWarningSeconds: number;
@@ -52,6 +58,9 @@ interface AuditResult {
   bytesIn: number;
   bytesOut: number;
   approvalId?: string | null;
+  /** How the request ended beyond its status code (a session's end reason, why it was refused). */
+  outcome?: string;
+  sessionId?: string;
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {
@@ -101,6 +110,10 @@ export class KubeEndpoint {
     return boundUrl(this.server, 'https');
   }
 
+  private lease(principal: { id: string; name: string }, approval: Approval | null): ApprovalLease {
+    return new ApprovalLease({ approvals: this.opts.approvals, agentActive: this.opts.agentActive }, { id: principal.id, name: principal.name }, approval);
+  }
+
   private identity(c: { principal: { id: string; name: string } }): UpstreamIdentity | undefined {
     return this.opts.impersonate ? { user: `kube-bastion:agent:${c.principal.name}`, extra: { 'kube-bastion.io/agent-id': c.principal.id } } : undefined;
   }
@@ -123,6 +136,8 @@ export class KubeEndpoint {
       request: c.request,
       hints,
       approvalId: result.approvalId ?? null,
+      sessionId: result.sessionId ?? null,
+      outcome: result.outcome ?? null,
       decision: result.decision,
       rule: result.rule,
       policyHash: result.policyHash,
@@ -248,7 +263,14 @@ export class KubeEndpoint {
       return refuse(refusals.noCommand(), { decision: 'deny', ...policy });
     }
     // Resolve the container before any scope check, so omitting -c cannot reach another container.
-    const pod = await getPod(this.opts.upstream, request.namespace, request.name);
+    let pod: Awaited<ReturnType<typeof getPod>>;
+    try {
+      pod = await getPod(this.opts.upstream, request.namespace, request.name);
+    } catch (err) {
+      if (!isBastionError(err)) throw err;
+      this.opts.metrics.upstreamErrors.inc();
+      return refuse(err.toStatus(), { decision: 'error', ...policy, outcome: 'upstream-unavailable' });
+    }
     if (!pod.ok) return refuse(pod.status, { decision: c.outcome === 'approval' ? 'approval' : 'allow', ...policy });
     const resolved = resolveContainer(pod.pod, query.container);
     if (!resolved.ok) return refuse(refusals.containerRefused(request.name, resolved), { decision: c.outcome === 'approval' ? 'approval' : 'allow', ...policy });
@@ -257,49 +279,59 @@ export class KubeEndpoint {
     let approval: Approval | null = null;
     if (c.outcome === 'approval') {
       const gated = await this.gate(c, op, query.command, header(req, 'kubectl-session'), (abort) => socket.once('close', abort));
-      if (!gated.ok) return refuse(gated.status, { decision: 'approval', ...policy, approvalId: gated.approvalId });
+      if (!gated.ok) return refuse(gated.status, { decision: 'approval', ...policy, approvalId: gated.approvalId, outcome: 'not-approved' });
       const granted = gated.approval!;
       approval = granted;
       if (!(await this.opts.approvals.startSession(granted.id))) {
-        return refuse(refusals.noSessionsLeft(request.name, granted.id), { decision: 'approval', ...policy, approvalId: granted.id });
+        return refuse(refusals.noSessionsLeft(request.name, granted.id), { decision: 'approval', ...policy, approvalId: granted.id, outcome: 'no-sessions-left' });
       }
     }
-    if (socket.destroyed) {
-      this.finish(req, c, start, { decision: c.outcome === 'approval' ? 'approval' : 'allow', ...policy, status: 499, bytesIn: 0, bytesOut: 0, approvalId: approval?.id ?? null });
-      return;
+    const decision = c.outcome === 'approval' ? 'approval' : 'allow';
+    // From this instant every change to the approval or the agent ends what runs under it.
+    const lease = this.lease(c.principal, approval);
+    try {
+      if (socket.destroyed) {
+        this.finish(req, c, start, { decision, ...policy, status: 499, bytesIn: 0, bytesOut: 0, approvalId: approval?.id ?? null, outcome: 'client-closed' });
+        return;
+      }
+      const identity = this.identity(c);
+      const granted = approval;
+      const result = await runStreamSession({
+        req,
+        socket,
+        head,
+        agent: { id: c.principal.id, name: c.principal.name },
+        operation: request.stream,
+        namespace: request.namespace,
+        pod: request.name,
+        query: { ...query, container: resolved.container },
+        lease,
+        upstream: this.opts.upstream,
+        ...(identity ? { identity } : {}),
+        sessions: this.opts.sessions,
+        sinks: (session) => this.opts.sinks(session),
+        track: (cut) => {
+          this.liveSessions.add(cut);
+          return () => this.liveSessions.delete(cut);
+        },
+        cutStatus: (reason, detail) => refusals.sessionCut(granted, request.name, reason, detail),
+        setupTimeoutMs: this.opts.sessionSetupSeconds * 1000,
+        expiryWarningSeconds: this.opts.expiryWarningSeconds,
+        log: this.opts.log,
+      });
+      this.finish(req, c, start, {
+        decision,
+        ...policy,
+        status: result.status,
+        bytesIn: result.bytesIn,
+        bytesOut: result.bytesOut,
+        approvalId: approval?.id ?? null,
+        outcome: result.reason,
+        ...(result.sessionId ? { sessionId: result.sessionId } : {}),
+      });
+    } finally {
+      lease.release();
     }
-    const identity = this.identity(c);
-    const end = await runStreamSession({
-      req,
-      socket,
-      head,
-      agent: { id: c.principal.id, name: c.principal.name },
-      operation: request.stream,
-      namespace: request.namespace,
-      pod: request.name,
-      query: { ...query, container: resolved.container },
-      approval,
-      upstream: this.opts.upstream,
-      ...(identity ? { identity } : {}),
-      approvals: this.opts.approvals,
-      sessions: this.opts.sessions,
-      sinks: (session) => this.opts.sinks(session),
-      track: (cut) => {
-        this.liveSessions.add(cut);
-        return () => this.liveSessions.delete(cut);
-      },
-      cutStatus: (reason, detail) => refusals.sessionCut(approval, request.name, reason, detail),
-      expiryWarningSeconds: this.opts.expiryWarningSeconds,
-      log: this.opts.log,
-    });
-    this.finish(req, c, start, {
-      decision: c.outcome === 'approval' ? 'approval' : 'allow',
-      ...policy,
-      status: end ? 101 : 502,
-      bytesIn: end?.bytesIn ?? 0,
-      bytesOut: end?.bytesOut ?? 0,
-      approvalId: approval?.id ?? null,
-    });
   }
 
   /**

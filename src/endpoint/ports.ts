@@ -25,6 +25,10 @@ export interface RequestAuditRecord {
   rule: string;
   policyHash: string | null;
   approvalId: string | null;
+  /** The stream session this request became, if any. */
+  sessionId: string | null;
+  /** How it ended beyond the status code: a session's end reason, or why it was refused. */
+  outcome: string | null;
   status: number;
   bytesIn: number;
   bytesOut: number;

@@ -76,17 +76,24 @@ export function noSessionsLeft(pod: string, approvalId: string): Status {
   return statusFor('APPROVAL_REQUIRED', `pods "${pod}" is forbidden: kube-bastion approval ${approvalId} has no sessions left`);
 }
 
-/** Why a live (or starting) session was ended by the bastion, naming the approval. */
+/**
+ * Why a live (or starting) session was ended by the bastion, naming the approval. `detail` adds
+ * what the reason alone does not say: who revoked and why, what failed.
+ */
 export function sessionCut(approval: Approval | null, pod: string, reason: EndReason, detail?: string): Status {
   const id = approval?.id ?? 'none';
+  const more = detail ? `: ${detail}` : '';
   const text: Record<EndReason, string> = {
     expired: `kube-bastion ended the session: approval ${id} expired at ${approval?.expiresAt ?? 'its deadline'}`,
-    revoked: `kube-bastion ended the session: approval ${id} was revoked`,
+    revoked: `kube-bastion ended the session: approval ${id} was revoked${detail ? ` ${detail}` : ''}`,
+    'agent-revoked': `kube-bastion ended the session under approval ${id}: the agent was revoked${detail ? ` ${detail}` : ''}`,
     'recording-failed': `kube-bastion ended the session under approval ${id}: the recording could not be written${detail ? ` (${detail})` : ''}`,
+    'setup-timeout': `kube-bastion ended the session under approval ${id}: the client did not open its streams in time${more}`,
     shutdown: `kube-bastion ended the session under approval ${id}: the bastion is shutting down`,
     'client-closed': 'client closed the session',
-    'upstream-closed': `the upstream API server closed the session${detail ? `: ${detail}` : ''}`,
-    error: `kube-bastion ended the session under approval ${id}${detail ? `: ${detail}` : ''}`,
+    'upstream-closed': `the upstream API server closed the session${more}`,
+    'upstream-refused': `the upstream API server refused the session${more}`,
+    error: `kube-bastion ended the session under approval ${id}${more}`,
     completed: 'completed',
   };
   return statusFor('FORBIDDEN', `pods "${pod}" is forbidden: ${text[reason]}`, {

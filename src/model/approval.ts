@@ -111,6 +111,21 @@ export interface ApprovalEvents {
   changed: [approval: Approval];
 }
 
+/** What changed an approval, as its audit row says: the event and who did it (`user:ann`, `system`). */
+export interface ApprovalChange {
+  event: string;
+  actor: string;
+}
+
+/** An agent identity was revoked: everything it holds ends. */
+export interface AgentRevocation {
+  agent: { id: string; name: string };
+  /** `user:<name>` of the admin who revoked it. */
+  by: string;
+  reason: string | null;
+  at: string;
+}
+
 /**
  * The approval life cycle. Transitions: pending -> approved | denied | expired;
  * approved -> revoked | expired. Every change is an audit event. Errors are BastionErrors:
@@ -134,6 +149,20 @@ export interface ApprovalService {
   startSession(id: string): Promise<boolean>;
   /** Number of pending approvals requested by this agent (for the per-agent hold limit). */
   pendingCount(agentId: string): Promise<number>;
+  /**
+   * Calls `listener` on every change of approval `id` until the returned function is called. One
+   * map entry per watcher (not one emitter listener each), so thousands of sessions and holds cost
+   * nothing per change of an unrelated approval.
+   */
+  watch(id: string, listener: (approval: Approval, change: ApprovalChange) => void): () => void;
+  /** Calls `listener` when agent `agentId` is revoked (see `revokeAgent`). */
+  watchAgent(agentId: string, listener: (revocation: AgentRevocation) => void): () => void;
+  /**
+   * The agent was revoked (the caller has marked it so in the agent store): revokes its approved
+   * approvals and denies its pending ones, recording `actor` and `reason`, then tells the agent's
+   * watchers, so every session and request under it ends at once.
+   */
+  agentRevoked(agent: { id: string; name: string }, actor: Actor, reason?: string): Promise<Approval[]>;
   on<E extends keyof ApprovalEvents>(event: E, listener: (...args: ApprovalEvents[E]) => void): this;
   off<E extends keyof ApprovalEvents>(event: E, listener: (...args: ApprovalEvents[E]) => void): this;
   /** Stops timers. */

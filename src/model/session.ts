@@ -5,15 +5,26 @@ import type { Status } from '../protocol/status.js';
 import type { TransportKind } from '../protocol/streams.js';
 import type { StreamOperation } from './request.js';
 
-export type EndReason =
-  | 'completed'
-  | 'expired'
-  | 'revoked'
-  | 'client-closed'
-  | 'upstream-closed'
-  | 'error'
-  | 'shutdown'
-  | 'recording-failed';
+/**
+ * How a live session ended. `upstream-refused`: upstream answered the exec with a refusal (RBAC, a
+ * container that stopped); `upstream-closed`: the upstream connection was lost without a Status;
+ * `setup-timeout`: the agent did not open its streams in time; `agent-revoked`: the agent identity
+ * was revoked. (The store adds `interrupted` for sessions a crash left open.)
+ */
+export const END_REASONS = [
+  'completed',
+  'expired',
+  'revoked',
+  'agent-revoked',
+  'client-closed',
+  'upstream-closed',
+  'upstream-refused',
+  'setup-timeout',
+  'error',
+  'shutdown',
+  'recording-failed',
+] as const;
+export type EndReason = (typeof END_REASONS)[number];
 
 export interface SessionEnd {
   reason: EndReason;

@@ -43,7 +43,8 @@ export function recorderFactory(opts: RecorderFactoryOptions): (session: Session
         tty: session.tty,
         transport: session.transport,
         protocol: session.protocol,
-        upstreamProtocol: session.upstreamProtocol,
+        // Known only once upstream is dialed, after the recorder exists: then it is a marker.
+        ...(session.upstreamProtocol ? { upstreamProtocol: session.upstreamProtocol } : {}),
         ...(session.operation === 'exec' || session.operation === 'attach' ? { operation: session.operation } : {}),
       },
       onFinished: saved,

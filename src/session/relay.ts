@@ -14,6 +14,8 @@ export interface UpstreamStreams {
   readonly stderr: Readable;
   resize(size: TerminalSize): void;
   readonly status: Promise<Status>;
+  /** Read once `status` resolved: false when upstream ended without saying how (see UpstreamSession). */
+  readonly statusFromUpstream?: boolean;
   destroy(): void;
   readonly closed: Promise<void>;
 }
@@ -144,8 +146,11 @@ export class Relay {
     if (winner.kind === 'done' && this.open && !this.pastDeadline()) {
       this.open = false;
       clearTimeout(this.timer);
-      const code = exitCodeOf(winner.status);
-      end = { reason: 'completed', exitCode: code, status: winner.status, bytesIn: this.bytesIn, bytesOut: this.bytesOut };
+      // A connection lost without a Status is not a completed command: the record says so.
+      const lost = upstream.statusFromUpstream === false;
+      const code = lost ? null : exitCodeOf(winner.status);
+      end = { reason: lost ? 'upstream-closed' : 'completed', exitCode: code, status: winner.status, bytesIn: this.bytesIn, bytesOut: this.bytesOut };
+      if (lost) this.observe((s) => s.marker?.(`cutoff: upstream-closed (${winner.status.message ?? 'no Status'})`));
       await this.finishAgent(winner.status);
     } else if (winner.kind === 'client') {
       this.open = false;

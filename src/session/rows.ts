@@ -20,6 +20,7 @@ export function sessionRows(store: { sessions: SessionStore; audit: AuditLog }):
       });
       return session;
     },
+    upstreamChosen: (id, protocol) => store.sessions.setUpstreamProtocol(id, protocol),
     end: async (id, end) => {
       const session = await store.sessions.end(id, { reason: end.reason, exitCode: end.exitCode, status: end.status, bytesIn: end.bytesIn, bytesOut: end.bytesOut });
       await store.audit.append({

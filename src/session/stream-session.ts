@@ -1,17 +1,23 @@
-// One exec/attach session through the bastion: dial upstream (so its refusals reach the agent as
-// a Status before any upgrade), accept the agent's transport, record the session row, relay with
-// the approval's deadline, and cut at once if the approval is revoked.
+// One exec/attach session through the bastion, in the order that keeps every promise:
+//   gate decided (the caller holds a lease on the approval from that instant)
+//   -> the agent's transport fully accepted (WebSocket handshake, SPDY streams), within the setup deadline
+//   -> the session row written and the recorder created and writable
+//   -> the lease re-checked against the store
+//   -> only then is upstream dialed, and the relay runs until the command ends or the lease does.
+// Nothing runs upstream that could not be recorded, a revocation at any of these instants ends the
+// session before (or at) the next byte, and every way out ends in one SessionOutcome.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { isBastionError, statusFor } from '../errors/index.js';
 import type { Logger } from '../observability/log.js';
 import { effectiveStreamOptions, type RemoteCommandRequest } from '../protocol/options.js';
 import type { Status } from '../protocol/status.js';
+import type { ServerStreams } from '../protocol/streams.js';
 import { acceptRemoteCommand } from '../transport/accept.js';
-import { writeStatusToSocket } from '../transport/http-response.js';
 import type { StreamOperation } from '../model/request.js';
-import type { Approval, ApprovalService } from '../model/approval.js';
+import type { ApprovalLease, LeaseEnd } from '../approvals/lease.js';
 import { dialUpstreamExec } from '../upstream/executor.js';
+import type { UpstreamSession } from '../upstream/executor/types.js';
 import type { UpstreamTarget } from '../upstream/upstream.js';
 import { impersonationHeaders, type UpstreamIdentity } from '../upstream/headers.js';
 import { Relay } from './relay.js';
@@ -24,13 +30,14 @@ export interface SessionRowPort {
     operation: StreamOperation;
     transport: 'spdy' | 'websocket';
     protocol: string;
-    upstreamProtocol: string;
     namespace: string;
     pod: string;
     container: string;
     command: string[];
     tty: boolean;
   }): Promise<{ id: string }>;
+  /** The upstream subprotocol, once dialed. */
+  upstreamChosen(id: string, protocol: string): Promise<unknown>;
   end(id: string, end: SessionEnd): Promise<unknown>;
 }
 
@@ -43,23 +50,49 @@ export interface StreamSessionContext {
   namespace: string;
   pod: string;
   query: RemoteCommandRequest & { container: string };
-  approval: Approval | null;
+  /** What the request was admitted under, live since the gate decided. */
+  lease: ApprovalLease;
   upstream: UpstreamTarget;
   identity?: UpstreamIdentity;
-  approvals: ApprovalService;
   sessions: SessionRowPort;
-  /** Sinks for this session (recorder, metrics); created once the session row exists. Throwing cuts the session. */
+  /** Sinks for this session (the recorder); created once the session row exists. Throwing means it is not run. */
   sinks(session: SessionInfo): SessionSink[];
   /** Live sessions register here so shutdown can cut them. */
   track(cut: (reason: EndReason) => void): () => void;
   /** The Status the agent receives when the bastion ends the session for `reason` (endpoint/refusals.ts). */
   cutStatus(reason: EndReason, detail?: string): Status;
+  /** How long setup (agent streams, upstream dial) may take before the session is abandoned. */
+  setupTimeoutMs: number;
   /** Seconds before the deadline to warn the agent (0: never). */
   expiryWarningSeconds: number;
   log: Logger;
 }
 
-function upstreamRequestTarget(ctx: StreamContextLike): string {
+/** How the attempt ended, for the request's one audit row. */
+export interface SessionOutcome {
+  /** Whether the agent's transport was accepted (the connection was upgraded). */
+  upgraded: boolean;
+  /** The session row, when one was written. */
+  sessionId: string | null;
+  /** Whether anything was dialed upstream. */
+  dialed: boolean;
+  reason: EndReason;
+  /** HTTP-like code for the audit row: 101 once upgraded, else the refusal's code. */
+  status: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** How long a Status may take to reach an agent whose transport is still being accepted after its lease ended. */
+const STATUS_GRACE_MS = 1000;
+
+/** The words a lease end adds to the agent's Status: who ended it and why. */
+export function leaseEndDetail(end: LeaseEnd): string | undefined {
+  if (end.reason === 'expired') return undefined;
+  return `by ${end.by}${end.why ? ` (${end.why})` : ''}`;
+}
+
+function upstreamRequestTarget(ctx: Pick<StreamSessionContext, 'query' | 'namespace' | 'pod' | 'operation'>): string {
   const q = new URLSearchParams();
   for (const arg of ctx.query.command) q.append('command', arg);
   q.set('container', ctx.query.container);
@@ -69,97 +102,196 @@ function upstreamRequestTarget(ctx: StreamContextLike): string {
   if (ctx.query.tty) q.set('tty', 'true');
   return `/api/v1/namespaces/${encodeURIComponent(ctx.namespace)}/pods/${encodeURIComponent(ctx.pod)}/${ctx.operation}?${q.toString()}`;
 }
-type StreamContextLike = Pick<StreamSessionContext, 'query' | 'namespace' | 'pod' | 'operation'>;
 
-export async function runStreamSession(ctx: StreamSessionContext): Promise<SessionEnd | undefined> {
-  const { log } = ctx;
-  let upstream;
+type Setup<T> = { ok: true; value: T } | { ok: false; reason: EndReason; detail?: string; error?: unknown };
+
+/**
+ * Runs `step` until it settles, the lease ends or the setup deadline passes, whichever is first.
+ * `abort` is called when the step loses the race (it must make the step settle soon).
+ */
+async function raceSetup<T>(step: Promise<T>, lease: ApprovalLease, deadline: number, abort: () => void): Promise<Setup<T>> {
+  let offLease = (): void => {};
+  let timer: NodeJS.Timeout | undefined;
+  const lost = new Promise<Setup<T>>((resolve) => {
+    offLease = lease.onEnd((end) => resolve({ ok: false, reason: end.reason, ...(leaseEndDetail(end) ? { detail: leaseEndDetail(end)! } : {}) }));
+    timer = setTimeout(() => resolve({ ok: false, reason: 'setup-timeout' }), Math.max(0, deadline - Date.now()));
+  });
+  const won = step.then(
+    (value): Setup<T> => ({ ok: true, value }),
+    (error: unknown): Setup<T> => ({ ok: false, reason: 'error', error }),
+  );
   try {
-    upstream = await dialUpstreamExec(ctx.upstream, {
-      path: upstreamRequestTarget(ctx),
-      ...(ctx.identity ? { headers: impersonationHeaders(ctx.identity) as Record<string, string> } : {}),
-    });
-  } catch (err) {
-    // An UpstreamRefusal carries upstream's own Status (pod not found, RBAC denial) unchanged.
-    const status = isBastionError(err) ? err.toStatus() : statusFor('UPSTREAM_UNAVAILABLE', 'kube-bastion could not open the session upstream');
-    writeStatusToSocket(ctx.socket, status);
-    return undefined;
+    const first = await Promise.race([won, lost]);
+    if (!first.ok && first.error === undefined) abort();
+    return first;
+  } finally {
+    offLease();
+    clearTimeout(timer);
+  }
+}
+
+export async function runStreamSession(ctx: StreamSessionContext): Promise<SessionOutcome> {
+  const { log, lease } = ctx;
+  const deadline = Date.now() + ctx.setupTimeoutMs;
+  const outcome = (o: Partial<SessionOutcome> & Pick<SessionOutcome, 'reason' | 'status'>): SessionOutcome => ({
+    upgraded: false,
+    sessionId: null,
+    dialed: false,
+    bytesIn: 0,
+    bytesOut: 0,
+    ...o,
+  });
+
+  // 1. The agent's transport. A refused handshake answers the agent itself (transport's own Status).
+  const accepting = acceptRemoteCommand(ctx.req, ctx.socket, ctx.head, effectiveStreamOptions(ctx.query), Math.max(1, deadline - Date.now()));
+  accepting.catch(() => {});
+  const accepted = await raceSetup(accepting, lease, deadline, () => {});
+  let agent: ServerStreams;
+  if (accepted.ok) {
+    agent = accepted.value;
+  } else if (accepted.error !== undefined) {
+    const err = accepted.error;
+    if (isBastionError(err) && err.code === 'STREAM_SETUP_TIMEOUT') return outcome({ reason: 'setup-timeout', status: 408, upgraded: true });
+    if (!isBastionError(err)) log.error({ err }, 'accepting the agent transport failed');
+    return outcome({ reason: 'error', status: isBastionError(err) ? err.httpStatus : 500 });
+  } else {
+    // The lease ended (or setup ran out) while the agent was still opening its streams: give the
+    // transport a moment to be able to carry the Status, then drop the connection.
+    const late = await Promise.race([accepting.then((a) => a, () => undefined), new Promise<undefined>((r) => setTimeout(() => r(undefined), STATUS_GRACE_MS).unref())]);
+    if (late) await finishQuietly(late, ctx.cutStatus(accepted.reason, accepted.detail));
+    else ctx.socket.destroy();
+    return outcome({ reason: accepted.reason, status: late ? 101 : 408, upgraded: late !== undefined });
   }
 
-  let agent;
-  try {
-    agent = await acceptRemoteCommand(ctx.req, ctx.socket, ctx.head, effectiveStreamOptions(ctx.query));
-  } catch (err) {
-    upstream.destroy();
-    if (isBastionError(err)) writeStatusToSocket(ctx.socket, err.toStatus());
-    else throw err;
-    return undefined;
-  }
+  const transport = agent.transport;
+  const protocol = agent.protocolName || agent.protocol.name;
+  const refuse = async (reason: EndReason, detail: string | undefined, sessionId: string | null, status?: Status): Promise<SessionOutcome> => {
+    const sent = status ?? ctx.cutStatus(reason, detail);
+    await finishQuietly(agent, sent);
+    if (sessionId) await ctx.sessions.end(sessionId, { reason, exitCode: null, status: sent, bytesIn: 0, bytesOut: 0 }).catch((err: unknown) => log.error({ err, sessionId }, 'ending the session row failed'));
+    return outcome({ reason, status: 101, upgraded: true, sessionId });
+  };
 
-  const row = await ctx.sessions.start({
-    approvalId: ctx.approval?.id ?? null,
+  // 2. The session row and the recorder: if either cannot be written, nothing runs.
+  let sessionId: string;
+  try {
+    sessionId = (
+      await ctx.sessions.start({
+        approvalId: lease.approval?.id ?? null,
+        agent: ctx.agent,
+        operation: ctx.operation,
+        transport,
+        protocol,
+        namespace: ctx.namespace,
+        pod: ctx.pod,
+        container: ctx.query.container,
+        command: ctx.query.command,
+        tty: ctx.query.tty,
+      })
+    ).id;
+  } catch (err) {
+    log.error({ err }, 'writing the session row failed; the session is not run');
+    return refuse('error', 'the session could not be recorded', null);
+  }
+  const info: SessionInfo = {
+    id: sessionId,
+    approvalId: lease.approval?.id ?? null,
     agent: ctx.agent,
     operation: ctx.operation,
-    transport: agent.transport,
-    protocol: agent.protocolName || agent.protocol.name,
-    upstreamProtocol: upstream.protocol,
     namespace: ctx.namespace,
     pod: ctx.pod,
     container: ctx.query.container,
     command: ctx.query.command,
     tty: ctx.query.tty,
-  });
+    transport,
+    protocol,
+    upstreamProtocol: '',
+  };
   let sinks: SessionSink[];
   try {
-    sinks = ctx.sinks({
-      id: row.id,
-      approvalId: ctx.approval?.id ?? null,
-      agent: ctx.agent,
-      operation: ctx.operation,
-      namespace: ctx.namespace,
-      pod: ctx.pod,
-      container: ctx.query.container,
-      command: ctx.query.command,
-      tty: ctx.query.tty,
-      transport: agent.transport,
-      protocol: agent.protocolName || agent.protocol.name,
-      upstreamProtocol: upstream.protocol,
-    });
+    sinks = ctx.sinks(info);
+  } catch (err) {
+    return refuse('recording-failed', (err as Error).message, sessionId);
+  }
+  const endSinks = async (end: SessionEnd): Promise<void> => {
+    for (const sink of sinks) await Promise.resolve(sink.end?.(end)).catch(() => {});
+  };
+  const refuseRecorded = async (reason: EndReason, detail: string | undefined, status?: Status): Promise<SessionOutcome> => {
+    const sent = status ?? ctx.cutStatus(reason, detail);
+    await endSinks({ reason, exitCode: null, status: sent, bytesIn: 0, bytesOut: 0 });
+    return refuse(reason, detail, sessionId, sent);
+  };
+
+  // 3. The state the session starts under, read again now that everything on our side is ready.
+  const ended = await lease.confirm();
+  if (ended) return refuseRecorded(ended.reason, leaseEndDetail(ended));
+
+  // 4. Only now is anything run upstream.
+  const dialAbort = new AbortController();
+  const dial = dialUpstreamExec(ctx.upstream, {
+    path: upstreamRequestTarget(ctx),
+    signal: dialAbort.signal,
+    handshakeTimeoutMs: Math.max(1, deadline - Date.now()),
+    ...(ctx.identity ? { headers: impersonationHeaders(ctx.identity) as Record<string, string> } : {}),
+  });
+  dial.then((s) => dialAbort.signal.aborted && s.destroy(), () => {});
+  const dialed = await raceSetup(dial, lease, deadline, () => dialAbort.abort());
+  if (!dialed.ok) {
+    if (dialed.error === undefined) return { ...(await refuseRecorded(dialed.reason, dialed.detail)), dialed: true };
+    // An UpstreamRefusal carries upstream's own Status (RBAC denial, container gone) unchanged.
+    const err = dialed.error;
+    const status = isBastionError(err) ? err.toStatus() : statusFor('UPSTREAM_UNAVAILABLE', 'kube-bastion could not open the session upstream');
+    const reason: EndReason = isBastionError(err) && err.code === 'UPSTREAM_UNAVAILABLE' ? 'upstream-closed' : 'upstream-refused';
+    return { ...(await refuseRecorded(reason, undefined, status)), dialed: true };
+  }
+  const upstream: UpstreamSession = dialed.value;
+  ctx.sessions.upstreamChosen(sessionId, upstream.protocol).catch((err: unknown) => log.error({ err, sessionId }, 'storing the upstream protocol failed'));
+  try {
+    for (const sink of sinks) sink.marker?.(`upstream: ${upstream.protocol}`);
   } catch (err) {
     upstream.destroy();
-    const status = ctx.cutStatus('recording-failed', (err as Error).message);
-    await agent.finish(status);
-    const end: SessionEnd = { reason: 'recording-failed', exitCode: null, status, bytesIn: 0, bytesOut: 0 };
-    await ctx.sessions.end(row.id, end);
-    return end;
+    return { ...(await refuseRecorded('recording-failed', (err as Error).message)), dialed: true };
   }
-  const deadline = ctx.approval?.expiresAt ? Date.parse(ctx.approval.expiresAt) : undefined;
+
+  // 5. Relay until the command ends, the client leaves, or the lease ends.
+  const expiry = lease.deadline;
   const relay = new Relay({
     agent,
     upstream,
-    ...(deadline !== undefined ? { deadline } : {}),
+    ...(expiry !== undefined ? { deadline: expiry } : {}),
     sinks,
     cutStatus: ctx.cutStatus,
-    ...(deadline !== undefined && ctx.expiryWarningSeconds > 0
-      ? { warning: { at: deadline - ctx.expiryWarningSeconds * 1000, message: `approval ${ctx.approval!.id} expires in ${ctx.expiryWarningSeconds}s, at ${ctx.approval!.expiresAt}` } }
+    ...(expiry !== undefined && ctx.expiryWarningSeconds > 0 && lease.approval
+      ? { warning: { at: expiry - ctx.expiryWarningSeconds * 1000, message: `approval ${lease.approval.id} expires in ${ctx.expiryWarningSeconds}s, at ${lease.approval.expiresAt}` } }
       : {}),
   });
-  // Revocation (or an earlier expiry written by an approver) cuts the live session at once.
-  const onChange = (a: Approval): void => {
-    if (ctx.approval && a.id === ctx.approval.id && (a.state === 'revoked' || a.state === 'expired')) relay.cut(a.state);
-  };
-  ctx.approvals.on('changed', onChange);
+  const offLease = lease.onEnd((end) => relay.cut(end.reason, leaseEndDetail(end)));
   const untrack = ctx.track((reason) => relay.cut(reason));
-  log.info({ sessionId: row.id, approvalId: ctx.approval?.id ?? null, agent: ctx.agent.name, transport: agent.transport, protocol: agent.protocolName, upstreamProtocol: upstream.protocol, pod: `${ctx.namespace}/${ctx.pod}`, container: ctx.query.container, command: ctx.query.command }, 'session start');
+  log.info({ sessionId, approvalId: info.approvalId, agent: ctx.agent.name, transport, protocol: agent.protocolName, upstreamProtocol: upstream.protocol, pod: `${ctx.namespace}/${ctx.pod}`, container: ctx.query.container, command: ctx.query.command }, 'session start');
   let end: SessionEnd;
   try {
     end = await relay.run();
     // Still tracked until the row is written, so a shutdown waits for it before closing the store.
-    await ctx.sessions.end(row.id, end);
+    await ctx.sessions.end(sessionId, end).catch((err: unknown) => log.error({ err, sessionId }, 'ending the session row failed'));
   } finally {
-    ctx.approvals.off('changed', onChange);
+    offLease();
     untrack();
   }
-  log.info({ sessionId: row.id, reason: end.reason, exitCode: end.exitCode, bytesIn: end.bytesIn, bytesOut: end.bytesOut }, 'session end');
-  return end;
+  log.info({ sessionId, reason: end.reason, exitCode: end.exitCode, bytesIn: end.bytesIn, bytesOut: end.bytesOut }, 'session end');
+  return outcome({ reason: end.reason, status: 101, upgraded: true, sessionId, dialed: true, bytesIn: end.bytesIn, bytesOut: end.bytesOut });
+}
+
+/** Ends the agent's side with `status`; a client that does not take it in time is dropped. */
+async function finishQuietly(agent: ServerStreams, status: Status): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    agent.finish(status).catch(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        agent.destroy(new Error('client did not take the final status in time'));
+        resolve();
+      }, STATUS_GRACE_MS);
+    }),
+  ]);
+  clearTimeout(timer);
 }

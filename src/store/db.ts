@@ -194,6 +194,58 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 3,
     name: 'files carried by a session (kubectl cp)',
     sql: `ALTER TABLE sessions ADD COLUMN files TEXT;`,
+  },  {
+    version: 4,
+    name: 'session end reasons: agent-revoked, upstream-refused, setup-timeout',
+    // SQLite cannot change a CHECK constraint: the table is rebuilt with the same rows.
+    sql: `
+      CREATE TABLE sessions_v4 (
+        id                 TEXT PRIMARY KEY,
+        approval_id        TEXT REFERENCES approvals(id),
+        agent_id           TEXT NOT NULL REFERENCES agents(id),
+        agent_name         TEXT NOT NULL,
+        operation          TEXT CHECK (operation IN ('exec', 'attach', 'portforward')),
+        transport          TEXT NOT NULL CHECK (transport IN ('spdy', 'websocket')),
+        protocol           TEXT NOT NULL,
+        upstream_protocol  TEXT,
+        namespace          TEXT NOT NULL,
+        pod                TEXT NOT NULL,
+        container          TEXT NOT NULL,
+        command            TEXT NOT NULL,
+        tty                INTEGER NOT NULL CHECK (tty IN (0, 1)),
+        started_at         TEXT NOT NULL,
+        ended_at           TEXT,
+        end_reason         TEXT CHECK (end_reason IN ('completed', 'expired', 'revoked', 'agent-revoked', 'client-closed',
+                                                      'upstream-closed', 'upstream-refused', 'setup-timeout', 'error',
+                                                      'shutdown', 'recording-failed', 'interrupted')),
+        exit_code          INTEGER,
+        status             TEXT,
+        bytes_in           INTEGER CHECK (bytes_in IS NULL OR bytes_in >= 0),
+        bytes_out          INTEGER CHECK (bytes_out IS NULL OR bytes_out >= 0),
+        cast_path          TEXT,
+        cast_sha256        TEXT,
+        raw_path           TEXT,
+        raw_sha256         TEXT,
+        channel_sha256     TEXT,
+        files              TEXT,
+        CHECK ((ended_at IS NULL) = (end_reason IS NULL))
+      ) STRICT;
+      INSERT INTO sessions_v4 SELECT id, approval_id, agent_id, agent_name, operation, transport, protocol, upstream_protocol,
+        namespace, pod, container, command, tty, started_at, ended_at, end_reason, exit_code, status, bytes_in, bytes_out,
+        cast_path, cast_sha256, raw_path, raw_sha256, channel_sha256, files FROM sessions;
+      DROP TABLE sessions;
+      ALTER TABLE sessions_v4 RENAME TO sessions;
+      CREATE INDEX sessions_approval ON sessions (approval_id) WHERE approval_id IS NOT NULL;
+      CREATE INDEX sessions_agent ON sessions (agent_id, started_at);
+      CREATE INDEX sessions_started ON sessions (started_at);
+      CREATE INDEX sessions_open ON sessions (started_at) WHERE ended_at IS NULL;
+      CREATE TRIGGER sessions_end_once BEFORE UPDATE ON sessions
+        WHEN OLD.ended_at IS NOT NULL AND (
+          NEW.ended_at IS NOT OLD.ended_at OR NEW.end_reason IS NOT OLD.end_reason OR NEW.exit_code IS NOT OLD.exit_code
+          OR NEW.status IS NOT OLD.status OR NEW.bytes_in IS NOT OLD.bytes_in OR NEW.bytes_out IS NOT OLD.bytes_out
+        )
+        BEGIN SELECT RAISE(ABORT, 'an ended session''s outcome never changes'); END;
+    `,
   },
 ];
 

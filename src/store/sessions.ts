@@ -268,6 +268,13 @@ export class SqliteSessionStore implements SessionStore {
     return tx.immediate();
   }
 
+  async setUpstreamProtocol(id: string, protocol: string): Promise<Session> {
+    const value = optionalString('upstreamProtocol', protocol);
+    const result = this.db.prepare(`UPDATE sessions SET upstream_protocol = @value WHERE id = @id`).run({ id, value });
+    if (result.changes === 0) throw new BastionError(ErrorCode.NOT_FOUND, `session ${JSON.stringify(id)} not found`, { id });
+    return (await this.get(id))!;
+  }
+
   async get(id: string): Promise<Session | undefined> {
     const row = this.byId.get(id);
     return row && toSession(row);

@@ -7,6 +7,7 @@
 import type { Approval, ApprovalScope, ApprovalState } from '../model/approval.js';
 import type { StreamOperation } from '../model/request.js';
 import type { Status } from '../protocol/status.js';
+import { END_REASONS } from '../model/session.js';
 
 /** The time source (tests inject a fixed one). */
 export type Clock = () => Date;
@@ -350,17 +351,7 @@ export interface ApprovalStore {
 export const SESSION_TRANSPORTS = ['spdy', 'websocket'] as const;
 export type SessionTransport = (typeof SESSION_TRANSPORTS)[number];
 
-export const SESSION_END_REASONS = [
-  'completed',
-  'expired',
-  'revoked',
-  'client-closed',
-  'upstream-closed',
-  'error',
-  'shutdown',
-  'recording-failed',
-  'interrupted',
-] as const;
+export const SESSION_END_REASONS = [...END_REASONS, 'interrupted'] as const;
 /** `interrupted`: the bastion stopped (crash) while the session was open; set at the next start. */
 export type SessionEndReason = (typeof SESSION_END_REASONS)[number];
 
@@ -464,6 +455,8 @@ export interface SessionStore {
   start(input: SessionStartInput): Promise<Session>;
   /** Ends an open session. Idempotent: the first end wins and later calls return it unchanged. Unknown id: NOT_FOUND. */
   end(id: string, input: SessionEndInput): Promise<Session>;
+  /** The upstream subprotocol, once dialed (the row is written before upstream is). Unknown id: NOT_FOUND. */
+  setUpstreamProtocol(id: string, protocol: string): Promise<Session>;
   /** Records the recording's files and hashes (given fields only). Unknown id: NOT_FOUND. */
   setRecording(id: string, input: SessionRecordingInput): Promise<Session>;
   get(id: string): Promise<Session | undefined>;

@@ -23,12 +23,14 @@ export function acceptRemoteCommand(
   socket: Duplex,
   head: Buffer,
   options: StreamOptions,
+  /** How long a SPDY client may take to open its streams after the 101 (WebSocket needs none). */
+  setupTimeoutMs?: number,
 ): Promise<ServerStreams> {
   switch (upgradeKind(req)) {
     case 'websocket':
       return acceptWebSocketRemoteCommand(req, socket, head, { options });
     case 'spdy':
-      return acceptSpdyRemoteCommand(req, socket, head, { options });
+      return acceptSpdyRemoteCommand(req, socket, head, { options, ...(setupTimeoutMs !== undefined ? { streamSetupTimeoutMs: setupTimeoutMs } : {}) });
     default:
       return Promise.reject(new BastionError(ErrorCode.UPGRADE_REQUIRED, 'Upgrade request required'));
   }

@@ -24,7 +24,7 @@ export const LAYERS = {
   // The recorder sees neutral session events (model) and writes files; it knows no transport.
   recording: ['model', 'protocol', 'errors', 'tar', 'store', 'observability'],
   approvals: ['model', 'errors', 'policy', 'store', 'observability'],
-  session: ['model', 'protocol', 'errors', 'transport', 'upstream', 'recording', 'store', 'observability'],
+  session: ['model', 'protocol', 'errors', 'transport', 'upstream', 'recording', 'store', 'approvals', 'observability'],
   evidence: ['model', 'errors', 'recording', 'store', 'approvals', 'tar'],
   endpoint: ['model', 'protocol', 'errors', 'net', 'transport', 'upstream', 'session', 'approvals', 'store', 'observability'],
   api: ['model', 'errors', 'net', 'store', 'recording', 'evidence', 'approvals', 'observability'],

@@ -57,6 +57,7 @@ export class OutputStream extends Readable {
 export class WebSocketUpstreamSession implements UpstreamSession {
   readonly protocol: string;
   readonly canHalfCloseStdin: boolean;
+  statusFromUpstream = false;
   readonly stdin: Writable | null;
   readonly stdout: OutputStream;
   readonly stderr: OutputStream;
@@ -272,7 +273,9 @@ export class WebSocketUpstreamSession implements UpstreamSession {
     if (this.errorLength > 0) {
       const bytes = Buffer.concat(this.errorChunks);
       try {
-        return protocol.decodeError(bytes);
+        const status = protocol.decodeError(bytes);
+        this.statusFromUpstream = true;
+        return status;
       } catch {
         return failureStatus(`upstream wrote an invalid Status on the error channel: ${bytes.toString('utf8').slice(0, 200)}`);
       }
@@ -281,7 +284,10 @@ export class WebSocketUpstreamSession implements UpstreamSession {
     if (this.destroyedByUs) return failureStatus('upstream session destroyed by kube-bastion');
     const how = `close code ${code}${reason ? ` "${reason}"` : ''}`;
     // v1-v3 say "success" with an empty error channel and a clean close.
-    if (protocol.version < 4 && code === CloseCode.normal) return protocol.decodeError(Buffer.alloc(0));
+    if (protocol.version < 4 && code === CloseCode.normal) {
+      this.statusFromUpstream = true;
+      return protocol.decodeError(Buffer.alloc(0));
+    }
     if (code === CloseCode.normal) return failureStatus(`upstream closed the session without a Status (${how})`);
     return failureStatus(`upstream connection lost without a Status (${how})`);
   }

@@ -68,6 +68,12 @@ export interface UpstreamSession {
   /** True if stdin can be half-closed on its own (v5 CLOSE); false for v4 and older. */
   readonly canHalfCloseStdin: boolean;
   /**
+   * Once `status` resolved: true when upstream itself said how the session ended (a Status on the
+   * error channel, or a v1-v3 clean close); false when the bastion synthesised it (connection lost,
+   * closed without a Status, destroyed by us).
+   */
+  readonly statusFromUpstream: boolean;
+  /**
    * Writes channel 0; null unless the request's query has stdin=true. Each write's callback fires
    * once its bytes reached the socket (bounded: about 32 KiB buffered plus 256 KiB in the socket).
    * end(): v5 sends CLOSE `[255, 0]`, so upstream stdin sees EOF while output keeps flowing. Under

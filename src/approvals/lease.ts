@@ -1,0 +1,126 @@
+// The one authority on "may this byte pass": a live handle on what a request was admitted under
+// (its approval, if any, and its agent), taken at the instant the gate decided. From then on every
+// revocation, expiry or agent revocation ends the lease at once, whether the session is still
+// being set up (dialing, waiting for the agent's streams) or already relaying; `confirm` re-reads
+// the stored state just before bytes start to flow. Sessions and approved REST exchanges hold one.
+import type { AgentRevocation, Approval, ApprovalChange, ApprovalService } from '../model/approval.js';
+
+export type LeaseEndReason = 'revoked' | 'expired' | 'agent-revoked';
+
+export interface LeaseEnd {
+  reason: LeaseEndReason;
+  /** The approval as it was when the lease ended (null for a request that needed none). */
+  approval: Approval | null;
+  /** Who ended it: `user:<name>` for a revocation, `system` for an expiry. */
+  by: string;
+  /** The revoker's reason, when one was given. */
+  why: string | null;
+  /** ISO 8601: when it took effect. */
+  at: string;
+}
+
+export interface LeaseDeps {
+  approvals: Pick<ApprovalService, 'watch' | 'watchAgent' | 'get'>;
+  /** Whether the agent is still active (not revoked), read from the agent store. */
+  agentActive(agentId: string): Promise<boolean>;
+}
+
+export class ApprovalLease {
+  private end: LeaseEnd | undefined;
+  private readonly listeners = new Set<(end: LeaseEnd) => void>();
+  private readonly unsubscribe: Array<() => void> = [];
+  private timer: NodeJS.Timeout | undefined;
+  /** Epoch ms after which nothing may pass (the approval's expiry); undefined without an approval. */
+  readonly deadline: number | undefined;
+
+  constructor(
+    private readonly deps: LeaseDeps,
+    readonly agent: { id: string; name: string },
+    readonly approval: Approval | null,
+  ) {
+    this.deadline = approval?.expiresAt ? Date.parse(approval.expiresAt) : undefined;
+    if (approval) {
+      this.unsubscribe.push(deps.approvals.watch(approval.id, (a, change) => this.onApproval(a, change)));
+      this.armDeadline();
+    }
+    this.unsubscribe.push(deps.approvals.watchAgent(agent.id, (r) => this.onAgentRevoked(r)));
+  }
+
+  /** Why the lease ended, once it has. */
+  get ended(): LeaseEnd | undefined {
+    return this.end;
+  }
+
+  /** Calls `listener` once when the lease ends (at once if it already has). Returns an unsubscribe. */
+  onEnd(listener: (end: LeaseEnd) => void): () => void {
+    if (this.end) {
+      listener(this.end);
+      return () => {};
+    }
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Re-reads the approval and the agent from the store: the check at the moment relaying starts.
+   * Changes after the read arrive through the watch, which has been live since the gate decided.
+   */
+  async confirm(): Promise<LeaseEnd | undefined> {
+    if (this.end) return this.end;
+    if (!(await this.deps.agentActive(this.agent.id))) {
+      this.finish({ reason: 'agent-revoked', approval: this.approval, by: 'system', why: `agent "${this.agent.name}" is revoked`, at: new Date().toISOString() });
+    } else if (this.approval) {
+      const current = await this.deps.approvals.get(this.approval.id);
+      if (!current) this.finish({ reason: 'revoked', approval: this.approval, by: 'system', why: 'the approval no longer exists', at: new Date().toISOString() });
+      else this.onApproval(current, { event: 'approval.read', actor: 'system' });
+    }
+    if (!this.end && this.deadline !== undefined && Date.now() >= this.deadline) this.expire();
+    return this.end;
+  }
+
+  /** Stops watching. Idempotent. */
+  release(): void {
+    clearTimeout(this.timer);
+    for (const off of this.unsubscribe.splice(0)) off();
+    this.listeners.clear();
+  }
+
+  private onApproval(a: Approval, change: ApprovalChange): void {
+    if (a.state === 'revoked') {
+      this.finish({ reason: 'revoked', approval: a, by: change.event === 'approval.revoked' ? change.actor : 'an approver', why: a.reason, at: a.revokedAt ?? new Date().toISOString() });
+    } else if (a.state === 'expired' || (a.state === 'approved' && a.expiresAt !== null && Date.parse(a.expiresAt) <= Date.now())) {
+      this.expire(a);
+    } else if (a.state !== 'approved') {
+      // Denied or pending: not a state a lease can be held under.
+      this.finish({ reason: 'revoked', approval: a, by: change.actor, why: a.reason, at: new Date().toISOString() });
+    }
+  }
+
+  private onAgentRevoked(r: AgentRevocation): void {
+    this.finish({ reason: 'agent-revoked', approval: this.approval, by: r.by, why: r.reason, at: r.at });
+  }
+
+  private armDeadline(): void {
+    if (this.deadline === undefined) return;
+    const left = this.deadline - Date.now();
+    if (left <= 0) {
+      this.expire();
+      return;
+    }
+    // Timers may fire a millisecond early: re-arm until the deadline has really passed.
+    this.timer = setTimeout(() => this.armDeadline(), Math.min(left, 2 ** 31 - 1));
+    this.timer.unref();
+  }
+
+  private expire(a: Approval | null = this.approval): void {
+    this.finish({ reason: 'expired', approval: a, by: 'system', why: null, at: a?.expiresAt ?? new Date().toISOString() });
+  }
+
+  private finish(end: LeaseEnd): void {
+    if (this.end) return;
+    this.end = end;
+    clearTimeout(this.timer);
+    for (const listener of [...this.listeners]) listener(end);
+    this.release();
+  }
+}
