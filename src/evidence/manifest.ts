@@ -12,7 +12,9 @@ export const SIGNATURE_FILE = 'manifest.sig';
 export const MANIFEST_FORMAT = 'kube-bastion-evidence';
 export const MANIFEST_VERSION = 1;
 
-export type CastFormat = 'v2' | 'v3';
+import type { CastFormat } from '../model/vocabulary.js';
+
+export type { CastFormat };
 
 /** What was exported. */
 export type EvidenceSubject =

@@ -1,21 +1,14 @@
 // Input checks for approvals. Every refusal is a BAD_REQUEST whose details.field names the field
 // (`scope.pod`, `scope.commands[1][0]`, `ttlSeconds`, ...), so the control API and the CLI can
 // point at it. Scopes arrive from JSON: nothing is assumed about their shape.
-import type { ResourceVerb, StreamOperation } from './request.js';
+import type { StreamOperation } from './request.js';
 import { BastionError, ErrorCode } from '../errors/index.js';
-import { canonicalScope, STREAM_VERBS } from './scope.js';
+import { canonicalScope } from './scope.js';
+import { RESOURCE_VERBS, STREAM_OPERATIONS as STREAM_VERBS, type ResourceVerb } from './vocabulary.js';
+
+export { RESOURCE_VERBS };
 import type { ApprovalScope, RestScope, StreamScope } from './approval.js';
 
-export const RESOURCE_VERBS: readonly ResourceVerb[] = [
-  'get',
-  'list',
-  'watch',
-  'create',
-  'update',
-  'patch',
-  'delete',
-  'deletecollection',
-];
 
 /** Longest validity an approver may give (grant, approve). */
 export const MAX_TTL_SECONDS = 86_400;

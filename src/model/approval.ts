@@ -1,9 +1,9 @@
 // Approvals: a scoped, timed permission decided outside the agent. The types every part shares
 // (store, service, gateway holds, relay cutoff, control API).
 import type { ResourceVerb, StreamOperation } from './request.js';
+import type { ApprovalState } from './vocabulary.js';
 
-export const APPROVAL_STATES = ['pending', 'approved', 'denied', 'revoked', 'expired'] as const;
-export type ApprovalState = (typeof APPROVAL_STATES)[number];
+export { APPROVAL_STATES, type ApprovalState } from './vocabulary.js';
 
 /** exec/attach/portforward into one container of one pod. */
 export interface StreamScope {

@@ -2,16 +2,9 @@
 // A sink that throws cuts the session (fail closed: nothing flows that was not recorded).
 import type { TerminalSize } from '../protocol/resize.js';
 import type { Status } from '../protocol/status.js';
+import type { EndReason } from './vocabulary.js';
 
-export type EndReason =
-  | 'completed'
-  | 'expired'
-  | 'revoked'
-  | 'client-closed'
-  | 'upstream-closed'
-  | 'error'
-  | 'shutdown'
-  | 'recording-failed';
+export type { EndReason } from './vocabulary.js';
 
 export interface SessionEnd {
   reason: EndReason;

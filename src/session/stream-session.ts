@@ -16,13 +16,14 @@ import type { UpstreamTarget } from '../upstream/upstream.js';
 import { impersonationHeaders, type UpstreamIdentity } from '../upstream/headers.js';
 import { Relay } from './relay.js';
 import type { EndReason, SessionEnd, SessionSink } from '../model/session.js';
+import type { TransportKind } from '../protocol/streams.js';
 
 export interface SessionRowPort {
   start(input: {
     approvalId: string | null;
     agent: { id: string; name: string };
     operation: StreamOperation;
-    transport: 'spdy' | 'websocket';
+    transport: TransportKind;
     protocol: string;
     upstreamProtocol: string;
     namespace: string;
@@ -45,7 +46,7 @@ export interface SessionInfo {
   container: string;
   command: string[];
   tty: boolean;
-  transport: 'spdy' | 'websocket';
+  transport: TransportKind;
   protocol: string;
   upstreamProtocol: string;
 }
