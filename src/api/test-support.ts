@@ -4,6 +4,7 @@ import { silentLogger } from '../observability/log.js';
 import { Registry } from '../observability/metrics.js';
 import type { ApprovalService } from '../model/approval.js';
 import type { SqliteStore } from '../store/index.js';
+import { PROMETHEUS_CONTENT_TYPE } from './contract.js';
 import { ControlEndpoint } from './control-endpoint.js';
 
 export interface TestControlParts {
@@ -24,7 +25,7 @@ export async function startTestControl(parts: TestControlParts): Promise<Control
       audit: store.audit,
       policyVersions: store.policyVersions,
       currentPolicy: () => ({ hash: '0'.repeat(64), origin: 'built-in' }),
-      metrics: new Registry(),
+      metrics: { contentType: PROMETHEUS_CONTENT_TYPE, render: () => new Registry().render() },
       agentKubeconfig: () => 'kubeconfig',
       log: silentLogger(),
       approvals: parts.approvals,

@@ -6,13 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../observability/log.js';
-import { Registry } from '../observability/metrics.js';
 import type { ApprovalService } from '../model/approval.js';
 import { ControlEndpoint, type ControlDeps } from './control-endpoint.js';
-import { Router } from './router.js';
-import { WEB_UI_CSP, WEB_UI_PATHS, defaultWebDir, registerWebUi, webUiFiles } from './web-ui.js';
+import { WEB_UI_CSP, WEB_UI_PATHS, defaultWebDir, webUiFiles, webUiRoutes } from './web-ui.js';
 
-/** A ControlEndpoint over fakes, with the UI registered (already, once the lead wires it in). */
+/** A ControlEndpoint over fakes (the UI is part of every endpoint). */
 function endpoint(): ControlEndpoint {
   const unused = new Proxy(
     {},
@@ -35,13 +33,11 @@ function endpoint(): ControlEndpoint {
     recordingsDir: '',
     signingKey: unused as never,
     currentPolicy: () => ({ hash: '0'.repeat(64), origin: 'builtin:default' }),
-    metrics: new Registry(),
+    metrics: { contentType: 'text/plain', render: () => '' },
     agentKubeconfig: () => '',
     log: silentLogger(),
   };
-  const control = new ControlEndpoint(deps, { host: '127.0.0.1', port: 0 });
-  if (!control.router.list().some((r) => r.pattern === '/ui/app.js')) registerWebUi(control.router);
-  return control;
+  return new ControlEndpoint(deps, { host: '127.0.0.1', port: 0 });
 }
 
 const require = createRequire(import.meta.url);
@@ -119,10 +115,8 @@ describe('web UI routes', () => {
     }
   });
 
-  it('registers exactly its five GET routes, none under /v1', () => {
-    const router = new Router();
-    registerWebUi(router);
-    expect(router.list()).toEqual(WEB_UI_PATHS.map((pattern) => ({ method: 'GET', pattern })));
+  it('registers exactly its GET routes, none under /v1', () => {
+    expect(webUiRoutes().list()).toEqual(WEB_UI_PATHS.map((pattern) => ({ method: 'GET', pattern })));
     expect(WEB_UI_PATHS.some((p) => p.startsWith('/v1'))).toBe(false);
   });
 
@@ -130,7 +124,7 @@ describe('web UI routes', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kb-webui-'));
     try {
       writeFileSync(join(dir, 'index.html'), '<!doctype html>');
-      expect(() => registerWebUi(new Router(), { webDir: dir })).toThrow(/web UI: cannot read .*app\.js for \/ui\/app\.js/);
+      expect(() => webUiRoutes({ webDir: dir })).toThrow(/web UI: cannot read .*app\.js for \/ui\/app\.js/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -2,14 +2,14 @@
 // build step) plus asciinema-player from node_modules, served outside /v1 without authentication
 // (the files hold no data; every /v1 call the page makes sends the user's bearer token).
 //
-// The router matches exact segments only, so each file is one route. Files are read once, when the
-// routes are registered: a missing file is a packaging fault and fails the start, not a request.
+// Each file is one exact route (no directory serving). Files are read once, when the routes are
+// created: a missing file is a packaging fault and fails the start, not a request.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ServerResponse } from 'node:http';
-import type { Router } from './router.js';
+import { Router } from 'express';
+import type { MountedRoute } from './mount.js';
 
 /**
  * The page's policy. asciinema-player 3.x compiles its terminal emulator from WebAssembly bytes
@@ -59,13 +59,19 @@ export function playerAssetPaths(): { js: string; css: string } {
 }
 
 /** The UI's routes (all GET, none under /v1): for code that lists the API's routes and must leave these out. */
-export const WEB_UI_PATHS = ['/', '/ui/app.js', '/ui/app.css', '/ui/vendor/asciinema-player.min.js', '/ui/vendor/asciinema-player.css'] as const;
+export const WEB_UI_PATHS = [
+  '/',
+  '/ui/app.js',
+  '/ui/app.css',
+  '/ui/vendor/asciinema-player.min.js',
+  '/ui/vendor/asciinema-player.css',
+] as const;
 export type WebUiPath = (typeof WEB_UI_PATHS)[number];
 
-/** Each route's file and Content-Type. */
-export function webUiFiles(webDir = defaultWebDir()): Array<{ path: WebUiPath; file: string; type: string }> {
+/** Each route's Content-Type and its file (or, for generated ones, its text). */
+export function webUiFiles(webDir = defaultWebDir()): Array<{ path: WebUiPath; type: string } & ({ file: string } | { text: () => string })> {
   const player = playerAssetPaths();
-  const files: Record<WebUiPath, { file: string; type: string }> = {
+  const files: Record<WebUiPath, { type: string } & ({ file: string } | { text: () => string })> = {
     '/': { file: join(webDir, 'index.html'), type: HTML },
     '/ui/app.js': { file: join(webDir, 'app.js'), type: JS },
     '/ui/app.css': { file: join(webDir, 'app.css'), type: CSS },
@@ -75,20 +81,23 @@ export function webUiFiles(webDir = defaultWebDir()): Array<{ path: WebUiPath; f
   return WEB_UI_PATHS.map((path) => ({ path, ...files[path] }));
 }
 
-function sendAsset(res: ServerResponse, body: Buffer, type: string): void {
-  res.writeHead(200, { ...WEB_UI_HEADERS, 'Content-Type': type, 'Content-Length': body.length });
-  res.end(body);
-}
-
-/** Adds GET routes for the UI's page, script, style sheet and the player's two files. */
-export function registerWebUi(router: Router, opts: { webDir?: string } = {}): void {
-  for (const { path, file, type } of webUiFiles(opts.webDir)) {
+/** GET routes for the UI's page, scripts, style sheet and the player's two files. */
+export function webUiRoutes(opts: { webDir?: string } = {}): { router: Router; list(): MountedRoute[] } {
+  const router = Router({ caseSensitive: true });
+  for (const entry of webUiFiles(opts.webDir)) {
     let body: Buffer;
-    try {
-      body = readFileSync(file);
-    } catch (err) {
-      throw new Error(`web UI: cannot read ${file} for ${path}: ${(err as Error).message}`, { cause: err });
+    if ('text' in entry) body = Buffer.from(entry.text());
+    else {
+      try {
+        body = readFileSync(entry.file);
+      } catch (err) {
+        throw new Error(`web UI: cannot read ${entry.file} for ${entry.path}: ${(err as Error).message}`, { cause: err });
+      }
     }
-    router.add('GET', path, async ({ res }) => sendAsset(res, body, type));
+    router.get(entry.path, (_req, res) => {
+      res.writeHead(200, { ...WEB_UI_HEADERS, 'Content-Type': entry.type, 'Content-Length': body.length });
+      res.end(body);
+    });
   }
+  return { router, list: () => WEB_UI_PATHS.map((pattern) => ({ method: 'GET', pattern })) };
 }

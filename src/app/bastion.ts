@@ -14,6 +14,7 @@ import { SimCluster } from '../sim/cluster.js';
 import { KubeEndpoint } from '../endpoint/kube-endpoint.js';
 import type { RequestAuditRecord } from '../endpoint/ports.js';
 import { ControlEndpoint } from '../api/control-endpoint.js';
+import { PROMETHEUS_CONTENT_TYPE } from '../api/contract.js';
 import { SqliteApprovalService } from '../approvals/service.js';
 import { webhookNotifier } from '../approvals/webhook.js';
 import { HoldManager } from '../approvals/holds.js';
@@ -216,7 +217,7 @@ export async function startBastion(config: ServeConfig, log: Logger): Promise<Ru
         audit: store.audit,
         policyVersions: store.policyVersions,
         currentPolicy: () => ({ hash: policy.current.hash, origin: policy.current.origin }),
-        metrics: metrics.registry,
+        metrics: { contentType: PROMETHEUS_CONTENT_TYPE, render: () => metrics.registry.render() },
         agentKubeconfig,
         log,
       },
