@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../observability/log.js';
 import type { ApprovalService } from '../model/approval.js';
+import { APPROVAL_STATES, DECIDER_ROLES } from '../model/vocabulary.js';
 import { ControlEndpoint, type ControlDeps } from './control-endpoint.js';
 import { WEB_UI_CSP, WEB_UI_PATHS, defaultWebDir, webUiFiles, webUiRoutes } from './web-ui.js';
 
@@ -63,6 +64,7 @@ describe('web UI routes', () => {
   it.each([
     ['/', 'text/html; charset=utf-8'],
     ['/ui/app.js', 'text/javascript; charset=utf-8'],
+    ['/ui/vocabulary.js', 'text/javascript; charset=utf-8'],
     ['/ui/app.css', 'text/css; charset=utf-8'],
     ['/ui/vendor/asciinema-player.min.js', 'text/javascript; charset=utf-8'],
     ['/ui/vendor/asciinema-player.css', 'text/css; charset=utf-8'],
@@ -98,6 +100,26 @@ describe('web UI routes', () => {
     expect(playerJs.toString('utf8', 0, 400)).toContain('var AsciinemaPlayer=');
     const version = (JSON.parse(readFileSync(join(require.resolve('asciinema-player/dist/bundle/asciinema-player.css'), '../../../package.json'), 'utf8')) as { version: string }).version;
     expect(version).toMatch(/^3\./);
+  });
+
+  it("serves the model's lists to the page as an ES module, restating none", async () => {
+    const text = (await get('/ui/vocabulary.js')).body.toString();
+    const dir = mkdtempSync(join(tmpdir(), 'kb-webui-vocab-'));
+    try {
+      writeFileSync(join(dir, 'vocabulary.mjs'), text);
+      const mod = (await import(join(dir, 'vocabulary.mjs'))) as Record<string, unknown>;
+      expect(mod['APPROVAL_STATES']).toEqual([...APPROVAL_STATES]);
+      expect(mod['DECIDER_ROLES']).toEqual([...DECIDER_ROLES]);
+      expect(Object.isFrozen(mod['APPROVAL_STATES'])).toBe(true);
+      // web/vocabulary.d.ts types exactly what is served.
+      const typed = [...web('vocabulary.d.ts').matchAll(/export \{([^}]+)\}/g)].flatMap((m) => m[1]!.split(',').map((n) => n.trim()));
+      expect(Object.keys(mod).sort()).toEqual(typed.sort());
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const app = web('app.js');
+    expect(app).toContain("from './vocabulary.js'");
+    expect(app).not.toMatch(/'pending',\s*'approved'/);
   });
 
   it('serves the web/ files as they are', async () => {
