@@ -1,3 +1,4 @@
+// @ts-check
 // kube-bastion web UI: approvers decide pending approvals; reviewers read an approval's record and
 // replay its sessions (asciinema-player) next to it. Plain ES module, no build step, no framework.
 //
@@ -7,16 +8,37 @@
 //  - Every piece of API data reaches the DOM as text (textContent / Text nodes / setAttribute on
 //    attributes we choose); nothing is parsed as HTML. Links are built from encodeURIComponent'd ids.
 //  - The page's CSP (src/api/web-ui.ts) allows only same-origin scripts, styles and connections.
+//
+// The lists and limits come from the model (/ui/vocabulary.js is generated from it) and the API's
+// shapes are the types of the schemas the control API validates with: web/tsconfig.json checks
+// this file against them (npm run typecheck).
+
+import { APPROVAL_STATES, DECIDER_ROLES, MAX_REASON_LENGTH, MAX_TTL_SECONDS, SESSION_STATES } from './vocabulary.js';
+
+/** @typedef {import('../src/model/approval-schema.js').Approval} Approval */
+/** @typedef {import('../src/model/approval-schema.js').ApprovalScope} ApprovalScope */
+/** @typedef {import('../src/model/approval-schema.js').ApproveBody} ApproveBody */
+/** @typedef {import('../src/model/approval-schema.js').DenyBody} DenyBody */
+/** @typedef {import('../src/model/approval-schema.js').RevokeBody} RevokeBody */
+/** @typedef {import('../src/api/schemas.js').ErrorBody} ErrorBody */
+/** @typedef {import('../src/api/schemas.js').ApiUser} User */
+/** @typedef {import('../src/api/schemas.js').ApiSession} Session */
+/** @typedef {import('../src/api/schemas.js').ApprovalList} ApprovalList */
+/** @typedef {import('../src/api/schemas.js').SessionList} SessionList */
+/** @typedef {{ body?: ApproveBody | DenyBody | RevokeBody, token?: string | null, accept?: string }} ApiOptions */
 
 const TOKEN_KEY = 'kube-bastion.token';
-const DECIDER_ROLES = ['approver', 'admin'];
-const STATES = ['pending', 'approved', 'denied', 'revoked', 'expired'];
 const REFRESH_MS = 5000;
+
+/** `list.includes(v)` for a value that may be outside the list. */
+function oneOf(/** @type {readonly string[]} */ list, /** @type {unknown} */ v) {
+  return typeof v === 'string' && list.includes(v);
+}
 
 const main = /** @type {HTMLElement} */ (document.getElementById('main'));
 const flashBox = /** @type {HTMLElement} */ (document.getElementById('flash'));
 
-/** The signed-in user ({name, role}) once /v1/whoami answered. */
+/** The signed-in user once /v1/whoami answered. @type {User | null} */
 let me = null;
 /** Bumped on every navigation: an async render that finds it changed has been superseded. */
 let viewSeq = 0;
@@ -39,10 +61,17 @@ function getToken() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
-/** A same-origin call with the bearer token; throws ApiError for anything but 2xx. */
+/**
+ * A same-origin call with the bearer token; throws ApiError for anything but 2xx.
+ * @param {'GET' | 'POST'} method
+ * @param {string} path
+ * @param {ApiOptions} [opts]
+ */
 async function api(method, path, { body, token = getToken(), accept = 'application/json' } = {}) {
   if (!token) throw new ApiError(401, 'UNAUTHENTICATED', 'Sign in with a user token.');
+  /** @type {Record<string, string>} */
   const headers = { Authorization: `Bearer ${token}`, Accept: accept };
+  /** @type {RequestInit} */
   const init = { method, headers, cache: 'no-store', credentials: 'omit', redirect: 'error', referrerPolicy: 'no-referrer' };
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
@@ -58,15 +87,25 @@ async function api(method, path, { body, token = getToken(), accept = 'applicati
   return res;
 }
 
+/**
+ * The JSON answer, typed by the caller as the API documents it.
+ * @template T
+ * @param {'GET' | 'POST'} method
+ * @param {string} path
+ * @param {ApiOptions} [opts]
+ * @returns {Promise<T>}
+ */
 async function apiJson(method, path, opts) {
   return (await api(method, path, opts)).json();
 }
 
+/** @param {Response} res */
 async function problemOf(res) {
   let code = `HTTP_${res.status}`;
   let message = res.statusText || 'request failed';
   let field;
   try {
+    /** @type {Partial<ErrorBody> | null} */
     const body = await res.json();
     if (body && typeof body.error === 'object' && body.error) {
       if (typeof body.error.code === 'string') code = body.error.code;
@@ -155,7 +194,7 @@ const href = {
 };
 
 function isDecider() {
-  return me !== null && DECIDER_ROLES.includes(me.role);
+  return me !== null && oneOf(DECIDER_ROLES, me.role);
 }
 
 function timeEl(iso) {
@@ -190,10 +229,12 @@ function parseDuration(text) {
   return Number(d) * 86400 + Number(hh) * 3600 + Number(mm) * 60 + Number(ss);
 }
 
+/** @param {string} state an approval's or a session's */
 function badge(state) {
-  return h('span', { class: `badge state-${STATES.includes(state) || state === 'open' || state === 'ended' ? state : 'unknown'}` }, state);
+  return h('span', { class: `badge state-${oneOf(APPROVAL_STATES, state) || oneOf(SESSION_STATES, state) ? state : 'unknown'}` }, state);
 }
 
+/** @param {ApprovalScope} scope */
 function scopeSummary(scope) {
   if (!scope || typeof scope !== 'object') return '—';
   if (scope.kind === 'stream') {
@@ -220,6 +261,7 @@ function rows(pairs) {
   );
 }
 
+/** @param {ApprovalScope} scope */
 function scopeDetails(scope) {
   if (scope?.kind === 'stream') {
     return rows([
@@ -244,7 +286,7 @@ function scopeDetails(scope) {
   return h('code', {}, JSON.stringify(scope));
 }
 
-/** The whole approval record, every field the API gives. */
+/** The whole approval record, every field the API gives. @param {Approval} a */
 function approvalRecord(a) {
   return rows([
     ['ID', h('code', {}, a.id)],
@@ -264,7 +306,10 @@ function approvalRecord(a) {
   ]);
 }
 
-/** Buttons for the decisions the approval's state allows (approvers and admins only). */
+/**
+ * Buttons for the decisions the approval's state allows (approvers and admins only).
+ * @param {Approval} a
+ */
 function decisionButtons(a, { withId = false } = {}) {
   if (!isDecider()) return [];
   const label = (verb) => (withId ? { 'aria-label': `${verb} ${a.id}` } : {});
@@ -289,6 +334,11 @@ const DECISIONS = {
   revoke: { title: 'Revoke', verb: 'revoked' },
 };
 
+/**
+ * @param {'approve' | 'deny' | 'revoke'} kind
+ * @param {Approval} a
+ * @param {HTMLElement} opener
+ */
 function openDecision(kind, a, opener) {
   const spec = DECISIONS[kind];
   const titleId = uid('dlg-title');
@@ -298,7 +348,7 @@ function openDecision(kind, a, opener) {
   const reasonId = uid('reason');
   const error = h('p', { class: 'error', id: errorId, role: 'alert' });
   const ttl = kind === 'approve' ? h('input', { id: ttlId, name: 'ttl', type: 'text', inputmode: 'text', autocomplete: 'off', placeholder: 'as requested', 'aria-describedby': ttlHintId }) : null;
-  const reason = h('input', { id: reasonId, name: 'reason', type: 'text', autocomplete: 'off', maxlength: '1000', required: kind === 'deny', 'aria-required': kind === 'deny' ? 'true' : null });
+  const reason = h('input', { id: reasonId, name: 'reason', type: 'text', autocomplete: 'off', maxlength: String(MAX_REASON_LENGTH), required: kind === 'deny', 'aria-required': kind === 'deny' ? 'true' : null });
   const confirm = h('button', { type: 'submit', class: kind }, spec.title);
   const cancel = h('button', { type: 'button', onclick: () => dialog.close() }, 'Cancel');
   const form = h(
@@ -328,10 +378,11 @@ function openDecision(kind, a, opener) {
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     error.textContent = '';
+    /** @type {ApproveBody} */
     const body = {};
     if (ttl && ttl.value.trim() !== '') {
       const n = parseDuration(ttl.value);
-      if (n === undefined || n < 1 || n > 86400) {
+      if (n === undefined || n < 1 || n > MAX_TTL_SECONDS) {
         error.textContent = 'Valid for: give a duration such as 90s, 10m, 1h30m or 1d (at most 1d), or leave it empty.';
         ttl.setAttribute('aria-invalid', 'true');
         ttl.focus();
@@ -350,6 +401,7 @@ function openDecision(kind, a, opener) {
     confirm.disabled = true;
     cancel.disabled = true;
     try {
+      /** @type {Approval} */
       const updated = await apiJson('POST', `/v1/approvals/${encodeURIComponent(a.id)}/${kind}`, { body });
       dialog.close();
       flash(`${updated.id} ${spec.verb}${updated.expiresAt && updated.state === 'approved' ? `, valid until ${new Date(updated.expiresAt).toLocaleString()}` : ''}.`);
@@ -391,7 +443,7 @@ function fileNameFrom(disposition) {
   const star = /filename\*\s*=\s*UTF-8''([^;]+)/i.exec(disposition);
   if (star) {
     try {
-      return decodeURIComponent(star[1]);
+      return decodeURIComponent(star[1] ?? '');
     } catch {
       // fall through
     }
@@ -496,6 +548,7 @@ function renderLogin(message) {
     }
     submit.disabled = true;
     try {
+      /** @type {User} */
       const user = await apiJson('GET', '/v1/whoami', { token });
       sessionStorage.setItem(TOKEN_KEY, token);
       me = user;
@@ -525,7 +578,7 @@ function defaultHash() {
 
 async function renderApprovals(query, opts) {
   const seq = viewSeq;
-  const state = STATES.includes(query.get('state') ?? '') ? query.get('state') : '';
+  const state = oneOf(APPROVAL_STATES, query.get('state')) ? (query.get('state') ?? '') : '';
   const agent = (query.get('agent') ?? '').trim();
   const apiQuery = new URLSearchParams();
   if (state) apiQuery.set('state', state);
@@ -533,9 +586,10 @@ async function renderApprovals(query, opts) {
   const title = state ? `${state[0].toUpperCase()}${state.slice(1)} approvals` : 'Approvals';
 
   let content;
+  /** @type {Approval[]} */
   let items = [];
   try {
-    items = (await apiJson('GET', `/v1/approvals${apiQuery.size ? `?${apiQuery}` : ''}`)).items;
+    items = (/** @type {ApprovalList} */ (await apiJson('GET', `/v1/approvals${apiQuery.size ? `?${apiQuery}` : ''}`))).items;
   } catch (err) {
     if (isSignedOut(err)) return signOut(describeError(err));
     content = errorBox(err);
@@ -544,7 +598,7 @@ async function renderApprovals(query, opts) {
 
   const stateId = 'filter-state';
   const agentId = 'filter-agent';
-  const select = h('select', { id: stateId, name: 'state' }, h('option', { value: '' }, 'any'), STATES.map((s) => h('option', { value: s, selected: s === state }, s)));
+  const select = h('select', { id: stateId, name: 'state' }, h('option', { value: '' }, 'any'), APPROVAL_STATES.map((s) => h('option', { value: s, selected: s === state }, s)));
   const agentInput = h('input', { id: agentId, name: 'agent', type: 'text', value: agent, autocomplete: 'off', placeholder: 'name or id' });
   const filters = h(
     'form',
@@ -602,7 +656,7 @@ async function renderApprovals(query, opts) {
   every(REFRESH_MS, async () => {
     if (dialogOpen() || seq !== viewSeq) return;
     try {
-      const fresh = (await apiJson('GET', `/v1/approvals${apiQuery.size ? `?${apiQuery}` : ''}`)).items;
+      const fresh = (/** @type {ApprovalList} */ (await apiJson('GET', `/v1/approvals${apiQuery.size ? `?${apiQuery}` : ''}`))).items;
       if (seq === viewSeq && !dialogOpen() && JSON.stringify(fresh) !== snapshot && document.activeElement !== agentInput) void route({ keepFocus: true });
     } catch (err) {
       if (isSignedOut(err)) signOut(describeError(err));
@@ -610,6 +664,7 @@ async function renderApprovals(query, opts) {
   });
 }
 
+/** @param {Session[]} sessions */
 function sessionsTable(sessions) {
   if (!sessions.length) return h('p', { class: 'empty' }, 'No sessions under this approval.');
   return h(
@@ -638,8 +693,10 @@ function sessionsTable(sessions) {
   );
 }
 
+/** @param {string} approvalId */
 async function loadSessions(approvalId) {
   try {
+    /** @type {SessionList} */
     const { items } = await apiJson('GET', `/v1/sessions?approval=${encodeURIComponent(approvalId)}`);
     return sessionsTable(items);
   } catch (err) {
@@ -648,12 +705,14 @@ async function loadSessions(approvalId) {
   }
 }
 
+/** @param {string} id */
 async function renderApproval(id, opts) {
   const seq = viewSeq;
+  /** @type {Approval} */
   let a;
   let sessions;
   try {
-    [a, sessions] = await Promise.all([apiJson('GET', `/v1/approvals/${encodeURIComponent(id)}`), loadSessions(id)]);
+    [a, sessions] = await Promise.all([/** @type {Promise<Approval>} */ (apiJson('GET', `/v1/approvals/${encodeURIComponent(id)}`)), loadSessions(id)]);
   } catch (err) {
     if (isSignedOut(err)) return signOut(describeError(err));
     if (seq !== viewSeq) return;
@@ -678,6 +737,7 @@ async function renderApproval(id, opts) {
     every(REFRESH_MS, async () => {
       if (dialogOpen() || seq !== viewSeq) return;
       try {
+        /** @type {Approval} */
         const fresh = await apiJson('GET', `/v1/approvals/${encodeURIComponent(id)}`);
         if (seq === viewSeq && !dialogOpen() && JSON.stringify(fresh) !== snapshot) void route({ keepFocus: true });
       } catch (err) {
@@ -687,6 +747,7 @@ async function renderApproval(id, opts) {
   }
 }
 
+/** @param {Session} s */
 function hashRows(s) {
   const channels = s.channelSha256 && typeof s.channelSha256 === 'object' ? Object.entries(s.channelSha256) : [];
   return rows([
@@ -696,6 +757,7 @@ function hashRows(s) {
   ]);
 }
 
+/** @param {Session} s */
 function sessionFacts(s) {
   return rows([
     ['State', badge(s.state)],
@@ -713,7 +775,7 @@ function sessionFacts(s) {
   ]);
 }
 
-/** Files a kubectl cp session carried in its tar stream. */
+/** Files a kubectl cp session carried in its tar stream. @param {Session['files']} files */
 function filesTable(files) {
   if (!Array.isArray(files) || files.length === 0) return null;
   return [
@@ -747,6 +809,11 @@ async function sha256Hex(text) {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+/**
+ * @param {Session} s
+ * @param {HTMLElement} box
+ * @param {number} seq
+ */
 async function mountPlayer(s, box, seq) {
   let text;
   try {
@@ -784,9 +851,12 @@ async function mountPlayer(s, box, seq) {
   box.append(note);
 }
 
+/** @param {string} id */
 async function renderSession(id, opts) {
   const seq = viewSeq;
+  /** @type {Session} */
   let s;
+  /** @type {Approval | null} */
   let a = null;
   let approvalError = null;
   try {
@@ -910,9 +980,10 @@ async function route(opts = {}) {
     return route(opts);
   }
   const view = { keepFocus };
-  if (parts[0] === 'approvals' && parts.length === 1) return renderApprovals(query, view);
-  if (parts[0] === 'approvals' && parts.length === 2) return renderApproval(parts[1], view);
-  if (parts[0] === 'sessions' && parts.length === 2) return renderSession(parts[1], view);
+  const [area, id = ''] = parts;
+  if (area === 'approvals' && parts.length === 1) return renderApprovals(query, view);
+  if (area === 'approvals' && parts.length === 2) return renderApproval(id, view);
+  if (area === 'sessions' && parts.length === 2) return renderSession(id, view);
   return renderNotFound();
 }
 

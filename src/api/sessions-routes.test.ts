@@ -1,5 +1,5 @@
 // /v1/sessions and the evidence archives over real HTTP: a ControlEndpoint on 127.0.0.1:0 over a
-// real store, sessions and recording files created directly, the session routes registered on it.
+// real store, sessions and recording files created directly.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,8 +14,7 @@ import { userAuthenticator } from './auth.js';
 import type { ControlEndpoint } from './control-endpoint.js';
 import { startTestControl } from './test-support.js';
 import { openApiDocument } from './openapi.js';
-import { Router } from './router.js';
-import { registerSessionRoutes } from './sessions-routes.js';
+import { sessionRoutes } from './sessions-routes.js';
 
 let f: Fixture;
 let control: ControlEndpoint;
@@ -239,9 +238,8 @@ describe('the OpenAPI document', () => {
   type Obj = Record<string, unknown>;
   const doc = openApiDocument() as Obj;
 
-  it('documents exactly the routes registerSessionRoutes adds', () => {
-    const router = new Router();
-    registerSessionRoutes(router, {
+  it('documents exactly the routes sessionRoutes adds', () => {
+    const router = sessionRoutes({
       sessions: f.store.sessions,
       approvals: f.approvals,
       audit: f.store.audit,

@@ -6,13 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../observability/log.js';
-import { createBastionMetrics } from '../observability/metrics.js';
 import type { ApprovalService } from '../model/approval.js';
+import { APPROVAL_STATES, DECIDER_ROLES } from '../model/vocabulary.js';
 import { ControlEndpoint, type ControlDeps } from './control-endpoint.js';
-import { Router } from './router.js';
-import { WEB_UI_CSP, WEB_UI_PATHS, defaultWebDir, registerWebUi, webUiFiles } from './web-ui.js';
+import { WEB_UI_CSP, WEB_UI_PATHS, defaultWebDir, webUiFiles, webUiRoutes } from './web-ui.js';
 
-/** A ControlEndpoint over fakes; it registers the UI routes itself. */
+/** A ControlEndpoint over fakes (the UI is part of every endpoint). */
 function endpoint(): ControlEndpoint {
   const unused = new Proxy(
     {},
@@ -35,7 +34,7 @@ function endpoint(): ControlEndpoint {
     recordingsDir: '',
     signingKey: unused as never,
     currentPolicy: () => ({ hash: '0'.repeat(64), origin: 'builtin:default' }),
-    metrics: createBastionMetrics().exposition,
+    metrics: { contentType: 'text/plain', render: () => '' },
     agentKubeconfig: () => '',
     log: silentLogger(),
   };
@@ -65,6 +64,7 @@ describe('web UI routes', () => {
   it.each([
     ['/', 'text/html; charset=utf-8'],
     ['/ui/app.js', 'text/javascript; charset=utf-8'],
+    ['/ui/vocabulary.js', 'text/javascript; charset=utf-8'],
     ['/ui/app.css', 'text/css; charset=utf-8'],
     ['/ui/vendor/asciinema-player.min.js', 'text/javascript; charset=utf-8'],
     ['/ui/vendor/asciinema-player.css', 'text/css; charset=utf-8'],
@@ -102,6 +102,26 @@ describe('web UI routes', () => {
     expect(version).toMatch(/^3\./);
   });
 
+  it("serves the model's lists to the page as an ES module, restating none", async () => {
+    const text = (await get('/ui/vocabulary.js')).body.toString();
+    const dir = mkdtempSync(join(tmpdir(), 'kb-webui-vocab-'));
+    try {
+      writeFileSync(join(dir, 'vocabulary.mjs'), text);
+      const mod = (await import(join(dir, 'vocabulary.mjs'))) as Record<string, unknown>;
+      expect(mod['APPROVAL_STATES']).toEqual([...APPROVAL_STATES]);
+      expect(mod['DECIDER_ROLES']).toEqual([...DECIDER_ROLES]);
+      expect(Object.isFrozen(mod['APPROVAL_STATES'])).toBe(true);
+      // web/vocabulary.d.ts types exactly what is served.
+      const typed = [...web('vocabulary.d.ts').matchAll(/export \{([^}]+)\}/g)].flatMap((m) => m[1]!.split(',').map((n) => n.trim()));
+      expect(Object.keys(mod).sort()).toEqual(typed.sort());
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const app = web('app.js');
+    expect(app).toContain("from './vocabulary.js'");
+    expect(app).not.toMatch(/'pending',\s*'approved'/);
+  });
+
   it('serves the web/ files as they are', async () => {
     expect((await get('/')).body.toString()).toBe(web('index.html'));
     expect((await get('/ui/app.js')).body.toString()).toBe(web('app.js'));
@@ -117,14 +137,8 @@ describe('web UI routes', () => {
     }
   });
 
-  it('the control endpoint registers the UI routes itself', () => {
-    expect(control.router.list()).toEqual(expect.arrayContaining(WEB_UI_PATHS.map((pattern) => ({ method: 'GET', pattern }))));
-  });
-
-  it('registers exactly its five GET routes, none under /v1', () => {
-    const router = new Router();
-    registerWebUi(router);
-    expect(router.list()).toEqual(WEB_UI_PATHS.map((pattern) => ({ method: 'GET', pattern })));
+  it('registers exactly its GET routes, none under /v1', () => {
+    expect(webUiRoutes().list()).toEqual(WEB_UI_PATHS.map((pattern) => ({ method: 'GET', pattern })));
     expect(WEB_UI_PATHS.some((p) => p.startsWith('/v1'))).toBe(false);
   });
 
@@ -132,7 +146,7 @@ describe('web UI routes', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kb-webui-'));
     try {
       writeFileSync(join(dir, 'index.html'), '<!doctype html>');
-      expect(() => registerWebUi(new Router(), { webDir: dir })).toThrow(/web UI: cannot read .*app\.js for \/ui\/app\.js/);
+      expect(() => webUiRoutes({ webDir: dir })).toThrow(/web UI: cannot read .*app\.js for \/ui\/app\.js/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -133,18 +133,18 @@ describe('approval service', () => {
 
     it('approve may override the ttl; the override is validated', async () => {
       const { approval: p } = await svc.requestOrJoin(held());
-      await rejects(svc.approve(p.id, ann, { ttlSeconds: 0 }), 'BAD_REQUEST', 'ttlSeconds');
-      await rejects(svc.approve(p.id, ann, { ttlSeconds: 86_401 }), 'BAD_REQUEST', 'ttlSeconds');
-      await rejects(svc.approve(p.id, ann, { ttlSeconds: 1.5 }), 'BAD_REQUEST', 'ttlSeconds');
+      await rejects(svc.approve(p.id, ann, { ttlSeconds: 0 }), 'INVALID_FIELD', 'ttlSeconds');
+      await rejects(svc.approve(p.id, ann, { ttlSeconds: 86_401 }), 'INVALID_FIELD', 'ttlSeconds');
+      await rejects(svc.approve(p.id, ann, { ttlSeconds: 1.5 }), 'INVALID_FIELD', 'ttlSeconds');
       const a = await svc.approve(p.id, root, { ttlSeconds: 60 });
       expect(a).toMatchObject({ state: 'approved', ttlSeconds: 60, expiresAt: iso(T0 + 60_000), decidedBy: 'user:root', reason: null });
     });
 
     it('deny: pending -> denied with the reason and no deadline; the reason is required', async () => {
       const { approval: p } = await svc.requestOrJoin(held());
-      await rejects(svc.deny(p.id, ann, ''), 'BAD_REQUEST', 'reason');
-      await rejects(svc.deny(p.id, ann, '   '), 'BAD_REQUEST', 'reason');
-      await rejects(svc.deny(p.id, ann, undefined as never), 'BAD_REQUEST', 'reason');
+      await rejects(svc.deny(p.id, ann, ''), 'INVALID_FIELD', 'reason');
+      await rejects(svc.deny(p.id, ann, '   '), 'INVALID_FIELD', 'reason');
+      await rejects(svc.deny(p.id, ann, undefined as never), 'INVALID_FIELD', 'reason');
       const d = await svc.deny(p.id, ann, 'not during the freeze');
       expect(d).toMatchObject({ state: 'denied', decidedBy: 'user:ann', decidedAt: iso(T0), reason: 'not during the freeze', expiresAt: null });
       expect(changed.at(-1)).toEqual(d);
@@ -179,7 +179,7 @@ describe('approval service', () => {
         [svc.revoke(revoked.id, ann), /is revoked/],
       ];
       for (const [p, message] of cases) {
-        const err = await rejects(p, 'BAD_REQUEST', 'state');
+        const err = await rejects(p, 'INVALID_STATE', 'state');
         expect(err.message).toMatch(message);
       }
       // Nothing changed.
@@ -191,9 +191,9 @@ describe('approval service', () => {
       const p = (await svc.requestOrJoin(held())).approval;
       const a = await grant(execScope, { ttlSeconds: 60 });
       t += 120_000;
-      expect((await rejects(svc.approve(p.id, ann), 'BAD_REQUEST', 'state')).message).toMatch(/is expired/);
-      expect((await rejects(svc.deny(p.id, ann, 'late'), 'BAD_REQUEST', 'state')).message).toMatch(/is expired/);
-      expect((await rejects(svc.revoke(a.id, ann), 'BAD_REQUEST', 'state')).message).toMatch(/is expired/);
+      expect((await rejects(svc.approve(p.id, ann), 'INVALID_STATE', 'state')).message).toMatch(/is expired/);
+      expect((await rejects(svc.deny(p.id, ann, 'late'), 'INVALID_STATE', 'state')).message).toMatch(/is expired/);
+      expect((await rejects(svc.revoke(a.id, ann), 'INVALID_STATE', 'state')).message).toMatch(/is expired/);
     });
 
     it('unknown ids are NOT_FOUND', async () => {
@@ -307,8 +307,10 @@ describe('approval service', () => {
     ];
     for (const [field, scope] of bad) {
       it(`${field}: ${JSON.stringify(scope) ?? 'undefined'}`, async () => {
-        await rejects(svc.grant({ agent: 'bot-a', scope: scope as ApprovalScope, ttlSeconds: 60, reason: 'x' }, ann), 'BAD_REQUEST', field);
-        await rejects(svc.requestOrJoin(held({ scope: scope as ApprovalScope })), 'BAD_REQUEST', field);
+        // A field the scope's kind does not have is UNKNOWN_FIELD; every other refusal INVALID_FIELD.
+        const code = field === 'scope.extra' || (field === 'scope.maxSessions' && (scope as { kind?: string }).kind === 'rest') ? 'UNKNOWN_FIELD' : 'INVALID_FIELD';
+        await rejects(svc.grant({ agent: 'bot-a', scope: scope as ApprovalScope, ttlSeconds: 60, reason: 'x' }, ann), code, field);
+        await rejects(svc.requestOrJoin(held({ scope: scope as ApprovalScope })), code, field);
       });
     }
 
@@ -326,19 +328,19 @@ describe('approval service', () => {
     it('agent, ttlSeconds, reason, holdSeconds, request', async () => {
       const g = (over: Record<string, unknown>): Promise<Approval> =>
         svc.grant({ agent: 'bot-a', scope: execScope, ttlSeconds: 60, reason: 'x', ...over } as never, ann);
-      await rejects(g({ agent: 'nobody' }), 'BAD_REQUEST', 'agent');
-      await rejects(g({ agent: '' }), 'BAD_REQUEST', 'agent');
+      await rejects(g({ agent: 'nobody' }), 'INVALID_FIELD', 'agent');
+      await rejects(g({ agent: '' }), 'INVALID_FIELD', 'agent');
       await store.agents.revokeAgent('bot-b');
-      expect((await rejects(g({ agent: 'bot-b' }), 'BAD_REQUEST', 'agent')).message).toMatch(/revoked/);
-      await rejects(svc.requestOrJoin(held({ agent: botB })), 'BAD_REQUEST', 'agent');
-      await rejects(svc.requestOrJoin(held({ agent: { id: botA.id, name: 'bot-b' } })), 'BAD_REQUEST', 'agent.name');
-      for (const ttlSeconds of [0, -1, 86_401, 1.5, '60', null]) await rejects(g({ ttlSeconds }), 'BAD_REQUEST', 'ttlSeconds');
+      expect((await rejects(g({ agent: 'bot-b' }), 'INVALID_FIELD', 'agent')).message).toMatch(/revoked/);
+      await rejects(svc.requestOrJoin(held({ agent: botB })), 'INVALID_FIELD', 'agent');
+      await rejects(svc.requestOrJoin(held({ agent: { id: botA.id, name: 'bot-b' } })), 'INVALID_FIELD', 'agent.name');
+      for (const ttlSeconds of [0, -1, 86_401, 1.5, '60', null]) await rejects(g({ ttlSeconds }), 'INVALID_FIELD', 'ttlSeconds');
       expect((await g({ ttlSeconds: 86_400 })).ttlSeconds).toBe(86_400);
-      for (const reason of ['', '  ', undefined, 42, 'x'.repeat(2001)]) await rejects(g({ reason }), 'BAD_REQUEST', 'reason');
+      for (const reason of ['', '  ', undefined, 42, 'x'.repeat(2001)]) await rejects(g({ reason }), 'INVALID_FIELD', 'reason');
       expect((await g({ reason: '  trimmed  ' })).reason).toBe('trimmed');
-      await rejects(svc.requestOrJoin(held({ holdSeconds: 0 })), 'BAD_REQUEST', 'holdSeconds');
-      await rejects(svc.requestOrJoin(held({ request: { method: '', path: '/x' } })), 'BAD_REQUEST', 'request.method');
-      await rejects(svc.requestOrJoin(held({ request: null as never })), 'BAD_REQUEST', 'request');
+      await rejects(svc.requestOrJoin(held({ holdSeconds: 0 })), 'INVALID_FIELD', 'holdSeconds');
+      await rejects(svc.requestOrJoin(held({ request: { method: '', path: '/x' } })), 'INVALID_FIELD', 'request.method');
+      await rejects(svc.requestOrJoin(held({ request: null as never })), 'INVALID_FIELD', 'request');
       // Only the two valid grants above were stored.
       expect(await svc.list()).toHaveLength(2);
     });
@@ -407,9 +409,9 @@ describe('approval service', () => {
       expect(row).toMatchObject({ event: 'approval.auto-approved', actor: `policy:read-only-exec@${hash}`, rule: 'read-only-exec', policyHash: hash, agentName: 'bot-a' });
       // Policy rules may grant up to the policy schema's limit (7 days); not 0, not more.
       expect((await svc.autoApprove({ agent: botA, scope: execScope, request: { method: 'POST', path: '/p' } }, 'r', hash, 7 * 86_400)).ttlSeconds).toBe(604_800);
-      await rejects(svc.autoApprove({ agent: botA, scope: execScope, request: { method: 'POST', path: '/p' } }, 'r', hash, 0), 'BAD_REQUEST', 'ttlSeconds');
-      await rejects(svc.autoApprove({ agent: botA, scope: execScope, request: { method: 'POST', path: '/p' } }, '', hash, 60), 'BAD_REQUEST', 'rule');
-      await rejects(svc.autoApprove({ agent: botA, scope: execScope, request: { method: 'POST', path: '/p' } }, 'r', '', 60), 'BAD_REQUEST', 'policyHash');
+      await rejects(svc.autoApprove({ agent: botA, scope: execScope, request: { method: 'POST', path: '/p' } }, 'r', hash, 0), 'INVALID_FIELD', 'ttlSeconds');
+      await rejects(svc.autoApprove({ agent: botA, scope: execScope, request: { method: 'POST', path: '/p' } }, '', hash, 60), 'INVALID_FIELD', 'rule');
+      await rejects(svc.autoApprove({ agent: botA, scope: execScope, request: { method: 'POST', path: '/p' } }, 'r', '', 60), 'INVALID_FIELD', 'policyHash');
     });
   });
 
@@ -505,7 +507,7 @@ describe('approval service', () => {
       t += 60_000;
       expect((await svc.get(p.id))!.state).toBe('expired');
       expect(await svc.pendingCount(botA.id)).toBe(0);
-      await rejects(svc.list({ state: 'bogus' as never }), 'BAD_REQUEST', 'state');
+      await rejects(svc.list({ state: 'bogus' as never }), 'INVALID_FIELD', 'state');
     });
 
     it('expireDue persists, audits and emits for pending (hold deadline) and approved approvals', async () => {

@@ -35,15 +35,9 @@ import {
   type HeldRequest,
   type Operation,
 } from '../model/approval.js';
-import {
-  badRequest,
-  MAX_TTL_SECONDS,
-  optionalReason,
-  validateReason,
-  validateRequest,
-  validateScope,
-  validateTtl,
-} from '../model/approval-input.js';
+import { invalidField, optionalReason, validateReason, validateRequest, validateScope, validateTtl } from '../model/approval-input.js';
+import { MAX_TTL_SECONDS } from '../model/approval-schema.js';
+import { DECIDER_ROLES } from '../model/vocabulary.js';
 
 /** Validity of an approval decided on a held request when the approver gives no ttlSeconds. */
 export const DEFAULT_APPROVAL_TTL_SECONDS = 900;
@@ -88,7 +82,7 @@ function authorize(decision: Decision, actor: Actor): void {
   }
   if (kind === 'user') {
     const role = (actor as { role?: unknown }).role;
-    if (role === 'approver' || role === 'admin') return;
+    if ((DECIDER_ROLES as readonly unknown[]).includes(role)) return;
     throw new BastionError(
       ErrorCode.FORBIDDEN,
       `user ${JSON.stringify((actor as { name?: unknown }).name)} has role ${String(role)}; only approvers and admins can ${decision} approvals`,
@@ -165,7 +159,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
 
   async grant(input: GrantInput, actor: Actor): Promise<Approval> {
     authorize('grant', actor);
-    if (typeof input !== 'object' || input === null) throw badRequest('agent', 'grant needs agent, scope, ttlSeconds and reason');
+    if (typeof input !== 'object' || input === null) throw invalidField('agent', 'grant needs agent, scope, ttlSeconds and reason');
     const agent = await this.activeAgent(input.agent, 'name');
     const scope = validateScope(input.scope);
     const ttlSeconds = validateTtl(input.ttlSeconds);
@@ -190,7 +184,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
   }
 
   async requestOrJoin(held: HeldRequest): Promise<{ approval: Approval; created: boolean }> {
-    if (typeof held !== 'object' || held === null) throw badRequest('agent', 'a held request needs agent, scope, request and holdSeconds');
+    if (typeof held !== 'object' || held === null) throw invalidField('agent', 'a held request needs agent, scope, request and holdSeconds');
     const agent = await this.heldAgent(held.agent);
     const scope = validateScope(held.scope);
     const request = validateRequest(held.request);
@@ -270,9 +264,9 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
   }
 
   async autoApprove(held: Omit<HeldRequest, 'holdSeconds'>, rule: string, policyHash: string, ttlSeconds: number): Promise<Approval> {
-    if (typeof held !== 'object' || held === null) throw badRequest('agent', 'autoApprove needs agent, scope and request');
-    if (typeof rule !== 'string' || rule.length === 0) throw badRequest('rule', 'rule is required');
-    if (typeof policyHash !== 'string' || policyHash.length === 0) throw badRequest('policyHash', 'policyHash is required');
+    if (typeof held !== 'object' || held === null) throw invalidField('agent', 'autoApprove needs agent, scope and request');
+    if (typeof rule !== 'string' || rule.length === 0) throw invalidField('rule', 'rule is required');
+    if (typeof policyHash !== 'string' || policyHash.length === 0) throw invalidField('policyHash', 'policyHash is required');
     const agent = await this.heldAgent(held.agent);
     const scope = validateScope(held.scope);
     const request = validateRequest(held.request);
@@ -312,7 +306,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
 
   async list(filter: ApprovalFilter = {}): Promise<Approval[]> {
     if (filter.state !== undefined && !(APPROVAL_STATES as readonly string[]).includes(filter.state)) {
-      throw badRequest('state', `state ${JSON.stringify(filter.state)} must be one of ${APPROVAL_STATES.join(', ')}`);
+      throw invalidField('state', `state ${JSON.stringify(filter.state)} must be one of ${APPROVAL_STATES.join(', ')}`);
     }
     const now = this.clock();
     const rows = await this.approvals.list({
@@ -424,7 +418,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
         else if (state === 'pending') ended.push(await this.deny(a.id, actor, why));
       } catch (err) {
         // Decided or expired meanwhile: nothing left to end.
-        if (!isBastionError(err, 'BAD_REQUEST')) throw err;
+        if (!isBastionError(err, 'INVALID_STATE')) throw err;
       }
     }
     const revocation: AgentRevocation = { agent, by: actorId(actor), reason: reason ?? null, at: this.clock().toISOString() };
@@ -454,7 +448,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
   }
 
   private async require(id: string): Promise<Approval> {
-    if (typeof id !== 'string' || id.length === 0) throw badRequest('id', 'approval id is required');
+    if (typeof id !== 'string' || id.length === 0) throw invalidField('id', 'approval id is required');
     const a = await this.approvals.get(id);
     if (!a) throw new BastionError(ErrorCode.NOT_FOUND, `approval ${JSON.stringify(id)} not found`, { id });
     return a;
@@ -472,13 +466,14 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
   private refuseState(a: Approval, state: ApprovalState, from: ApprovalState, decision: Decision): BastionError {
     const done = decision === 'deny' ? 'denied' : `${decision}d`;
     return new BastionError(
-      ErrorCode.BAD_REQUEST,
+      ErrorCode.INVALID_STATE,
       `approval ${a.id} is ${state}; only ${from === 'pending' ? 'a pending' : 'an approved'} approval can be ${done}`,
       { field: 'state', id: a.id, state },
+      { field: 'state' },
     );
   }
 
-  /** Throws BAD_REQUEST naming the current (effective) state unless it is `from`. */
+  /** Throws INVALID_STATE naming the current (effective) state unless it is `from`. */
   private expectState(current: Approval, from: ApprovalState, decision: Decision, now: Date): void {
     const state = effectiveState(current, now);
     if (state === from) return;
@@ -551,21 +546,21 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
   }
 
   private async activeAgent(ref: unknown, how: 'name' | 'id'): Promise<{ id: string; name: string }> {
-    if (typeof ref !== 'string' || ref.length === 0) throw badRequest('agent', 'agent is required (the agent name)');
+    if (typeof ref !== 'string' || ref.length === 0) throw invalidField('agent', 'agent is required (the agent name)');
     const agent =
       how === 'name'
         ? ((await this.agents.getAgentByName(ref)) ?? (await this.agents.getAgentById(ref)))
         : await this.agents.getAgentById(ref);
-    if (!agent) throw badRequest('agent', `agent ${JSON.stringify(ref)} does not exist`);
-    if (agent.revokedAt !== null) throw badRequest('agent', `agent ${JSON.stringify(agent.name)} was revoked at ${agent.revokedAt}`);
+    if (!agent) throw invalidField('agent', `agent ${JSON.stringify(ref)} does not exist`);
+    if (agent.revokedAt !== null) throw invalidField('agent', `agent ${JSON.stringify(agent.name)} was revoked at ${agent.revokedAt}`);
     return { id: agent.id, name: agent.name };
   }
 
   private async heldAgent(v: unknown): Promise<{ id: string; name: string }> {
     const ref = v as { id?: unknown; name?: unknown } | null | undefined;
-    if (typeof ref !== 'object' || ref === null || typeof ref.id !== 'string') throw badRequest('agent', 'agent must be { id, name }');
+    if (typeof ref !== 'object' || ref === null || typeof ref.id !== 'string') throw invalidField('agent', 'agent must be { id, name }');
     const agent = await this.activeAgent(ref.id, 'id');
-    if (ref.name !== undefined && ref.name !== agent.name) throw badRequest('agent.name', `agent name ${JSON.stringify(ref.name)} does not match the agent's id`);
+    if (ref.name !== undefined && ref.name !== agent.name) throw invalidField('agent.name', `agent name ${JSON.stringify(ref.name)} does not match the agent's id`);
     return agent;
   }
 

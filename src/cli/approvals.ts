@@ -10,8 +10,12 @@ import { DEFAULT_CONTROL_URL, resolveControlTarget } from './control-target.js';
 import http from 'node:http';
 import https from 'node:https';
 import { parseArgs } from 'node:util';
-import { APPROVAL_STATES, type Approval, type ApprovalScope } from '../model/approval.js';
+import type { Approval, ApprovalScope } from '../model/approval.js';
+import type { ApproveBody, DenyBody, GrantBody, RestGrant, RevokeBody, StreamGrant } from '../model/approval-schema.js';
+import { APPROVAL_STATES, RESOURCE_VERBS, STREAM_OPERATIONS, type ResourceVerb, type StreamOperation } from '../model/vocabulary.js';
+import type { ApprovalListSchema, ErrorBody } from '../api/schemas.js';
 import { BastionError, ErrorCode } from '../errors/index.js';
+import type { z } from 'zod';
 
 
 export const APPROVALS_USAGE = `usage: kube-bastion approvals <command> [options]
@@ -84,10 +88,11 @@ const COMMANDS: Record<string, { flags: readonly Flag[]; id: boolean }> = {
 
 const STREAM_FLAGS: readonly Flag[] = ['pod', 'container', 'verbs', 'command', 'max-sessions'];
 const REST_FLAGS: readonly Flag[] = ['verb', 'resource', 'name'];
-const STREAM_VERBS = ['exec', 'attach', 'portforward'];
 
-/** API body fields (error.field) and the flags that set them. */
-const FIELD_FLAGS: Record<string, string> = {
+type ApprovalList = z.infer<typeof ApprovalListSchema>;
+
+/** API body fields (error.field) and the flags that set them: every field of both grant shapes. */
+const FIELD_FLAGS: Record<keyof StreamGrant | keyof RestGrant | 'state', string> = {
   agent: '--agent',
   namespace: '--namespace',
   pod: '--pod',
@@ -207,7 +212,7 @@ function client(server: URL, token: string, ca: string | undefined): Client {
             }
             const status = res.statusCode ?? 0;
             if (status >= 200 && status < 300) return resolve(parsed as T);
-            const err = (parsed as { error?: { message?: unknown; field?: unknown } }).error;
+            const err = (parsed as Partial<ErrorBody>).error;
             const message = typeof err?.message === 'string' ? err.message : `HTTP ${status}`;
             const field = typeof err?.field === 'string' ? err.field : undefined;
             const hint = status === 401 ? ' (check --token or KUBE_BASTION_TOKEN)' : '';
@@ -238,7 +243,11 @@ function nonEmpty(values: Partial<Record<Flag, unknown>>, flag: Flag, what: stri
   return v;
 }
 
-function grantBody(values: ReturnType<typeof parse>['values']): Record<string, unknown> {
+function isOneOf<T extends string>(list: readonly T[], v: string): v is T {
+  return (list as readonly string[]).includes(v);
+}
+
+function grantBody(values: ReturnType<typeof parse>['values']): GrantBody {
   const given = (f: Flag): boolean => values[f] !== undefined;
   const stream = STREAM_FLAGS.filter(given);
   const rest = REST_FLAGS.filter(given);
@@ -248,21 +257,22 @@ function grantBody(values: ReturnType<typeof parse>['values']): Record<string, u
   if (stream.length === 0 && rest.length === 0) {
     throw usage('grant needs a scope: --pod, --container and --verbs (exec/attach/portforward), or --verb and --resource (a REST call)');
   }
-  const body: Record<string, unknown> = { agent: nonEmpty(values, 'agent', 'NAME') };
+  const agent = nonEmpty(values, 'agent', 'NAME');
   if (stream.length > 0) {
-    body['namespace'] = nonEmpty(values, 'namespace', 'NS');
-    body['pod'] = nonEmpty(values, 'pod', 'POD');
-    body['container'] = nonEmpty(values, 'container', 'CONTAINER');
-    const verbs = nonEmpty(values, 'verbs', 'exec[,attach,portforward]')
+    const namespace = nonEmpty(values, 'namespace', 'NS');
+    const pod = nonEmpty(values, 'pod', 'POD');
+    const container = nonEmpty(values, 'container', 'CONTAINER');
+    const verbs: StreamOperation[] = nonEmpty(values, 'verbs', 'exec[,attach,portforward]')
       .split(',')
       .map((v) => v.trim())
-      .filter(Boolean);
-    for (const v of verbs) {
-      if (!STREAM_VERBS.includes(v)) throw usage(`--verbs: ${JSON.stringify(v)} is not one of ${STREAM_VERBS.join(', ')}`);
-    }
-    body['verbs'] = verbs;
+      .filter(Boolean)
+      .map((v) => {
+        if (!isOneOf(STREAM_OPERATIONS, v)) throw usage(`--verbs: ${JSON.stringify(v)} is not one of ${STREAM_OPERATIONS.join(', ')}`);
+        return v;
+      });
+    const body: StreamGrant = { agent, namespace, pod, container, verbs, ttlSeconds: ttl(values), reason: nonEmpty(values, 'reason', 'TEXT') };
     if (values.command) {
-      body['commands'] = values.command.map((text) => {
+      body.commands = values.command.map((text) => {
         let argv: unknown;
         try {
           argv = JSON.parse(text);
@@ -272,23 +282,26 @@ function grantBody(values: ReturnType<typeof parse>['values']): Record<string, u
         if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === 'string')) {
           throw usage(`--command ${JSON.stringify(text)}: give one argv as a JSON array of strings, e.g. --command '["ls","-l","/data"]'`);
         }
-        return argv;
+        return argv as string[];
       });
     }
     if (values['max-sessions'] !== undefined) {
       const n = values['max-sessions'];
       if (!/^\d+$/.test(n) || Number(n) < 1) throw usage(`--max-sessions ${JSON.stringify(n)}: give a whole number, at least 1`);
-      body['maxSessions'] = Number(n);
+      body.maxSessions = Number(n);
     }
-  } else {
-    body['verb'] = nonEmpty(values, 'verb', 'VERB');
-    body['resource'] = nonEmpty(values, 'resource', 'RESOURCE');
-    if (values.namespace !== undefined) body['namespace'] = values.namespace;
-    if (values.name !== undefined) body['name'] = values.name;
+    return body;
   }
-  body['ttlSeconds'] = parseDuration(nonEmpty(values, 'ttl', 'DURATION'), '--ttl');
-  body['reason'] = nonEmpty(values, 'reason', 'TEXT');
+  const verb = nonEmpty(values, 'verb', 'VERB');
+  if (!isOneOf<ResourceVerb>(RESOURCE_VERBS, verb)) throw usage(`--verb: ${JSON.stringify(verb)} is not one of ${RESOURCE_VERBS.join(', ')}`);
+  const body: RestGrant = { agent, verb, resource: nonEmpty(values, 'resource', 'RESOURCE'), ttlSeconds: ttl(values), reason: nonEmpty(values, 'reason', 'TEXT') };
+  if (values.namespace !== undefined) body.namespace = values.namespace;
+  if (values.name !== undefined) body.name = values.name;
   return body;
+}
+
+function ttl(values: ReturnType<typeof parse>['values']): number {
+  return parseDuration(nonEmpty(values, 'ttl', 'DURATION'), '--ttl');
 }
 
 export async function runApprovals(argv: string[], io: Partial<ApprovalsIo> = {}): Promise<number> {
@@ -340,7 +353,7 @@ export async function runApprovals(argv: string[], io: Partial<ApprovalsIo> = {}
       break;
     }
     case 'approve': {
-      const body = {
+      const body: ApproveBody = {
         ...(values.ttl !== undefined ? { ttlSeconds: parseDuration(values.ttl, '--ttl') } : {}),
         ...(values.reason !== undefined ? { reason: values.reason } : {}),
       };
@@ -348,12 +361,12 @@ export async function runApprovals(argv: string[], io: Partial<ApprovalsIo> = {}
       break;
     }
     case 'deny': {
-      const body = { reason: nonEmpty(values, 'reason', 'TEXT') };
+      const body: DenyBody = { reason: nonEmpty(values, 'reason', 'TEXT') };
       request = () => api.call('POST', `${path}/deny`, body);
       break;
     }
     case 'revoke': {
-      const body = values.reason !== undefined ? { reason: values.reason } : {};
+      const body: RevokeBody = values.reason !== undefined ? { reason: values.reason } : {};
       request = () => api.call('POST', `${path}/revoke`, body);
       break;
     }
@@ -374,7 +387,7 @@ export async function runApprovals(argv: string[], io: Partial<ApprovalsIo> = {}
     return 0;
   }
   if (command === 'list') {
-    const items = (result as { items: Approval[] }).items;
+    const items = (result as ApprovalList).items;
     if (items.length === 0) err('No approvals found.\n');
     else out(formatTable([[...COLUMNS], ...items.map(row)]));
     return 0;
@@ -393,7 +406,7 @@ export async function runApprovals(argv: string[], io: Partial<ApprovalsIo> = {}
 function failed(e: unknown, err: (t: string) => void): number {
   if (!(e instanceof ApiFailure)) throw e;
   const base = e.field?.replace(/[[.].*$/, '');
-  const flag = base !== undefined ? FIELD_FLAGS[base] : undefined;
+  const flag = base !== undefined ? (FIELD_FLAGS as Record<string, string | undefined>)[base] : undefined;
   err(`kube-bastion approvals: ${e.message}${flag ? ` (${flag})` : e.field ? ` (field ${e.field})` : ''}\n`);
   return 1;
 }
@@ -415,7 +428,7 @@ async function watch(
     while (!signal.aborted) {
       let items: Approval[];
       try {
-        items = (await api.call<{ items: Approval[] }>('GET', `/v1/approvals?${q}`)).items;
+        items = (await api.call<ApprovalList>('GET', `/v1/approvals?${q}`)).items;
       } catch (e) {
         if (signal.aborted) break;
         return failed(e, o.err);

@@ -19,6 +19,8 @@ import { parseArgs } from 'node:util';
 import { BastionError, ErrorCode } from '../errors/index.js';
 import { evidenceAuditEvent, planEvidence, storeApprovals, writeEvidenceDir, type EvidenceRequest } from '../evidence/bundle.js';
 import { formatProblem, verifyEvidenceDir, type CastFormat } from '../evidence/manifest.js';
+import { CAST_FORMATS } from '../model/vocabulary.js';
+import type { ErrorBody } from '../api/schemas.js';
 import { formatBytes, ProgressLine } from '../evidence/progress.js';
 import { loadOrCreateSigningKey } from '../evidence/signing-key.js';
 import { unpackEvidenceTar } from '../evidence/unpack.js';
@@ -130,7 +132,7 @@ export async function runExport(argv: string[], io: Partial<ExportIo> = {}): Pro
   for (const k of chosen) if (values[k]!.trim() === '') throw usage(`--${k} must not be empty`);
   if (values.until !== undefined && values.since === undefined) throw usage('--until goes with --since');
   const format = values.format;
-  if (format !== undefined && format !== 'v2' && format !== 'v3') throw usage(`--format ${JSON.stringify(format)}: give v2 or v3`);
+  if (format !== undefined && !(CAST_FORMATS as readonly string[]).includes(format)) throw usage(`--format ${JSON.stringify(format)}: give ${CAST_FORMATS.join(' or ')}`);
   const fmt = format ? { format: format as CastFormat } : {};
   let request: EvidenceRequest;
   if (values.approval !== undefined) request = { approvalId: values.approval, ...fmt };
@@ -248,7 +250,7 @@ async function exportRemote(
     const text = Buffer.concat(chunks).toString('utf8');
     let message = `HTTP ${res.statusCode}`;
     try {
-      const m = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
+      const m: unknown = (JSON.parse(text) as Partial<ErrorBody>).error?.message;
       if (typeof m === 'string') message = m;
     } catch {
       if (text) message += `: ${text.slice(0, 200)}`;

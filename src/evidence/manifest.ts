@@ -5,7 +5,6 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CastFormat } from '../recording/events.js';
 import { keyIdOf, publicKeyFromPem, verifySignature, type SigningKey } from './signing-key.js';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -13,7 +12,7 @@ export const SIGNATURE_FILE = 'manifest.sig';
 export const MANIFEST_FORMAT = 'kube-bastion-evidence';
 export const MANIFEST_VERSION = 1;
 
-/** The asciicast versions, as the recorder names them (re-exported for the API and CLI). */
+import type { CastFormat } from '../model/vocabulary.js';
 export type { CastFormat };
 
 /** What was exported. */

@@ -1,40 +1,16 @@
 // Approvals: a scoped, timed permission decided outside the agent. The types every part shares
 // (store, service, gateway holds, relay cutoff, control API).
+import type { Approval, ApprovalScope, HeldRequestInfo } from './approval-schema.js';
 import type { ResourceVerb, StreamOperation } from './request.js';
+import type { ApprovalState, UserRole } from './vocabulary.js';
 
-export const APPROVAL_STATES = ['pending', 'approved', 'denied', 'revoked', 'expired'] as const;
-export type ApprovalState = (typeof APPROVAL_STATES)[number];
-
-/** exec/attach/portforward into one container of one pod. */
-export interface StreamScope {
-  kind: 'stream';
-  namespace: string;
-  pod: string;
-  /** The resolved container name (never empty: resolution happens before any scope check). */
-  container: string;
-  verbs: StreamOperation[];
-  /** Optional allow-list of exact exec argv; absent = any command. */
-  commands?: string[][];
-  /** Optional cap on sessions started under this approval; absent = unlimited until expiry. */
-  maxSessions?: number;
-}
-
-/** One REST call shape: verb on resource (optionally group-qualified, `deployments.apps`, or with subresource `pods/ephemeralcontainers`) in a namespace, by name. */
-export interface RestScope {
-  kind: 'rest';
-  verb: ResourceVerb;
-  resource: string;
-  /** '' for cluster-scoped resources */
-  namespace: string;
-  /** '' for collection verbs (list, watch, deletecollection, create) */
-  name: string;
-}
-
-export type ApprovalScope = StreamScope | RestScope;
+// The record and the scopes are declared once, as zod schemas (approval-schema.ts).
+export type { Approval, ApprovalScope, RestScope, StreamScope } from './approval-schema.js';
+export { APPROVAL_STATES, type ApprovalState } from './vocabulary.js';
 
 /** Who did something to an approval. Rendered as `user:<name>`, `agent:<name>`, `policy:<rule>@<sha256>`, `system`. */
 export type Actor =
-  | { kind: 'user'; name: string; role: 'approver' | 'reviewer' | 'admin' }
+  | { kind: 'user'; name: string; role: UserRole }
   | { kind: 'agent'; name: string }
   | { kind: 'policy'; rule: string; policyHash: string }
   | { kind: 'system'; reason: string };
@@ -52,34 +28,6 @@ export function actorId(actor: Actor): string {
   }
 }
 
-export interface Approval {
-  /** `apr_` + random */
-  id: string;
-  state: ApprovalState;
-  /** The agent's name (as given to `agent add`). */
-  agent: string;
-  agentId: string;
-  scope: ApprovalScope;
-  /** `agent:<name>` for a held request, `user:<name>` for a direct grant. */
-  requestedBy: string;
-  /** `user:<name>` or `policy:<rule>@<sha256>`; null while pending. */
-  decidedBy: string | null;
-  /** The grant's reason, or the denial/revocation reason. */
-  reason: string | null;
-  /** Validity once approved, in seconds. */
-  ttlSeconds: number;
-  /** ISO 8601 UTC with milliseconds. */
-  createdAt: string;
-  decidedAt: string | null;
-  /** approved: decision + ttl. pending: when the hold gives up. null for denied. */
-  expiresAt: string | null;
-  revokedAt: string | null;
-  /** Sessions started under this approval (stream scopes). */
-  sessionsStarted: number;
-  /** For held requests: what the agent asked (method and path), for the approver's eyes. */
-  request: { method: string; path: string; command?: string[] } | null;
-}
-
 export interface GrantInput {
   agent: string;
   scope: ApprovalScope;
@@ -91,7 +39,7 @@ export interface GrantInput {
 export interface HeldRequest {
   agent: { id: string; name: string };
   scope: ApprovalScope;
-  request: { method: string; path: string; command?: string[] };
+  request: HeldRequestInfo;
   /** How long the hold lasts; the pending approval expires then. */
   holdSeconds: number;
 }
@@ -129,7 +77,8 @@ export interface AgentRevocation {
 /**
  * The approval life cycle. Transitions: pending -> approved | denied | expired;
  * approved -> revoked | expired. Every change is an audit event. Errors are BastionErrors:
- * NOT_FOUND (unknown id), BAD_REQUEST (invalid transition or input, naming the field),
+ * NOT_FOUND (unknown id), INVALID_STATE (a transition the state does not allow, field `state`),
+ * INVALID_FIELD / UNKNOWN_FIELD (invalid input, naming the field),
  * FORBIDDEN (an agent deciding, or a user approving what they requested).
  */
 export interface ApprovalService {

@@ -19,6 +19,7 @@
 //
 // Pure function, never throws.
 import type { NonResourceRequest, ParseFailure, ParseResult, ResourceRequest, ResourceVerb, StreamOperation } from './request.js';
+import { STREAM_OPERATIONS } from './vocabulary.js';
 
 /** Longest path (without query) accepted. */
 export const MAX_PATH_LENGTH = 4096;
@@ -66,7 +67,7 @@ const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
 /** Named API groups without a dot that kube-apiserver serves. */
 export const DOTLESS_GROUPS: ReadonlySet<string> = new Set(['apps', 'batch', 'policy', 'autoscaling', 'extensions']);
 
-const STREAM_SUBRESOURCES: ReadonlySet<string> = new Set<StreamOperation>(['exec', 'attach', 'portforward']);
+const STREAM_SUBRESOURCES: ReadonlySet<string> = new Set<StreamOperation>(STREAM_OPERATIONS);
 
 /** Query keys that legitimately repeat (PodExecOptions.command, PodPortForwardOptions.ports, dryRun). */
 const REPEATABLE_PARAMS: ReadonlySet<string> = new Set(['command', 'ports', 'dryRun']);

@@ -1,10 +1,9 @@
 // The canonical shape of one Kubernetes API request, and what the policy decides about it.
 // Everything downstream (policy, approvals, audit) works on this, never on the raw URL.
 
-export type ResourceVerb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete' | 'deletecollection';
+import type { ResourceVerb, StreamOperation } from './vocabulary.js';
 
-/** Streaming operations: one operation whether it arrives as a WebSocket GET or an SPDY POST. */
-export type StreamOperation = 'exec' | 'attach' | 'portforward';
+export type { ResourceVerb, StreamOperation } from './vocabulary.js';
 
 export interface ResourceRequest {
   kind: 'resource';

@@ -1,10 +1,7 @@
 // Scopes: their canonical form (so "the same scope" is a string comparison) and whether a scope
-// covers an operation. Pure functions over the types in types.ts.
-import type { StreamOperation } from './request.js';
+// covers an operation. Pure functions over the types in approval.ts.
 import type { ApprovalScope, Operation, RestScope, StreamScope } from './approval.js';
-
-/** The stream verbs, in canonical order. */
-export const STREAM_VERBS: readonly StreamOperation[] = ['exec', 'attach', 'portforward'];
+import { STREAM_OPERATIONS } from './vocabulary.js';
 
 /**
  * A scope with its keys in declaration order (kind, namespace, pod, container, verbs, commands,
@@ -28,7 +25,7 @@ export function canonicalScope(scope: ApprovalScope): ApprovalScope {
     namespace: scope.namespace,
     pod: scope.pod,
     container: scope.container,
-    verbs: STREAM_VERBS.filter((v) => scope.verbs.includes(v)),
+    verbs: STREAM_OPERATIONS.filter((v) => scope.verbs.includes(v)),
   };
   if (scope.commands !== undefined) stream.commands = scope.commands.map((argv) => [...argv]);
   if (scope.maxSessions !== undefined) stream.maxSessions = scope.maxSessions;

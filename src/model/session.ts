@@ -3,28 +3,9 @@
 import type { TerminalSize } from '../protocol/resize.js';
 import type { Status } from '../protocol/status.js';
 import type { TransportKind } from '../protocol/streams.js';
-import type { StreamOperation } from './request.js';
+import type { EndReason, StreamOperation } from './vocabulary.js';
 
-/**
- * How a live session ended. `upstream-refused`: upstream answered the exec with a refusal (RBAC, a
- * container that stopped); `upstream-closed`: the upstream connection was lost without a Status;
- * `setup-timeout`: the agent did not open its streams in time; `agent-revoked`: the agent identity
- * was revoked. (The store adds `interrupted` for sessions a crash left open.)
- */
-export const END_REASONS = [
-  'completed',
-  'expired',
-  'revoked',
-  'agent-revoked',
-  'client-closed',
-  'upstream-closed',
-  'upstream-refused',
-  'setup-timeout',
-  'error',
-  'shutdown',
-  'recording-failed',
-] as const;
-export type EndReason = (typeof END_REASONS)[number];
+export type { EndReason } from './vocabulary.js';
 
 export interface SessionEnd {
   reason: EndReason;

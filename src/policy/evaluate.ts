@@ -2,7 +2,8 @@
 // Pure and synchronous: no I/O, no clock, so every decision can be replayed from the stored policy.
 import type { KubeRequest, PolicyDecision, Principal, ResourceRequest, StreamOperation } from '../model/request.js';
 import { nameGlobMatches, parseResourcePattern, pathPatternMatches, resourcePatternMatches, type ResourcePattern } from './patterns.js';
-import { STREAM_OPERATIONS, type LoadedPolicy, type PolicyDocument, type PolicyMatch, type PolicyRule } from './schema.js';
+import { STREAM_OPERATIONS } from '../model/vocabulary.js';
+import { type LoadedPolicy, type PolicyDocument, type PolicyMatch, type PolicyRule } from './schema.js';
 
 export interface EvaluationContext {
   /** The authenticated agent. */

@@ -1,22 +1,18 @@
 // The policy document: its TypeScript shape and the closed vocabularies the validator checks against.
 // The YAML form is documented in docs/policy.md; validate.ts turns text into this shape.
-import type { PolicyAction, ResourceVerb, StreamOperation } from '../model/request.js';
+import type { PolicyAction, StreamOperation } from '../model/request.js';
+import { RESOURCE_VERBS, type CastFormat } from '../model/vocabulary.js';
 
 export const POLICY_API_VERSION = 'kube-bastion/v1';
 export const POLICY_KIND = 'Policy';
 
 export const POLICY_ACTIONS: readonly PolicyAction[] = ['allow', 'approval', 'deny'];
 
-/** Verbs of resource requests (exec, attach and portforward are `create`). */
-export const RESOURCE_VERBS: readonly ResourceVerb[] = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'];
-
 /** Verbs of non-resource requests: the lower-cased HTTP method, `get` for GET and HEAD. */
 export const NON_RESOURCE_VERBS: readonly string[] = ['get', 'post', 'put', 'patch', 'delete', 'options'];
 
 /** Every verb a rule may name, plus `*`. */
 export const ALL_VERBS: readonly string[] = [...new Set([...RESOURCE_VERBS, ...NON_RESOURCE_VERBS])];
-
-export const STREAM_OPERATIONS: readonly StreamOperation[] = ['exec', 'attach', 'portforward'];
 
 /** Longest automatic approval a rule may grant. */
 export const MAX_AUTO_APPROVE_TTL_SECONDS = 7 * 24 * 3600;
@@ -72,7 +68,7 @@ export interface PolicyRule {
 /** How sessions are recorded. */
 export interface RecordingSettings {
   /** asciicast version of the .cast file (the export API converts on request). */
-  readonly format: 'v2' | 'v3';
+  readonly format: CastFormat;
   /** Record what the agent types (`i` events and the stdin channel of the raw sidecar). */
   readonly stdin: boolean;
 }

@@ -3,6 +3,7 @@
 // still knows where it came from.
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { PolicyAction } from '../model/request.js';
+import { CAST_FORMATS, RESOURCE_VERBS, STREAM_OPERATIONS, type CastFormat } from '../model/vocabulary.js';
 import { closest, type PolicyIssue } from './issues.js';
 import { checkApiGroup, checkNameGlob, checkPathPattern, parseResourcePattern } from './patterns.js';
 import {
@@ -13,14 +14,14 @@ import {
   POLICY_ACTIONS,
   POLICY_API_VERSION,
   POLICY_KIND,
-  RESOURCE_VERBS,
-  STREAM_OPERATIONS,
   type AutoApprove,
   type PolicyDocument,
   type PolicyMatch,
   type PolicyRule,
   type RecordingSettings,
 } from './schema.js';
+
+const isCastFormat = (v: string): v is CastFormat => (CAST_FORMATS as readonly string[]).includes(v);
 
 export type ValidationResult = { ok: true; document: PolicyDocument } | { ok: false; issues: PolicyIssue[] };
 
@@ -387,13 +388,13 @@ function readRule(c: Checker, node: unknown, at: number, path: string, names: Ma
 function readRecording(c: Checker, field: Field): RecordingSettings | undefined {
   const fields = readMap(c, field.value, field.valueOffset, field.path, 'a mapping with format (v2 or v3) and stdin (true or false)', RECORDING_KEYS);
   if (fields === undefined) return undefined;
-  let format: 'v2' | 'v3' = DEFAULT_RECORDING.format;
+  let format: CastFormat = DEFAULT_RECORDING.format;
   const formatField = fields.get('format');
   if (formatField !== undefined) {
     const v = readString(c, formatField, { nonEmpty: true });
     if (v === undefined) return undefined;
-    if (v !== 'v2' && v !== 'v3') {
-      c.report(formatField.valueOffset, formatField.path, `unknown recording format "${v}" (expected v2 or v3)`);
+    if (!isCastFormat(v)) {
+      c.report(formatField.valueOffset, formatField.path, `unknown recording format "${v}" (expected ${CAST_FORMATS.join(' or ')})`);
       return undefined;
     }
     format = v;

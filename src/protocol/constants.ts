@@ -48,9 +48,5 @@ export const ProtocolName = {
 
 export const SPDY_UPGRADE = 'SPDY/3.1';
 
-/** Remote-command subresources that open a stream session. */
-export const STREAM_SUBRESOURCES = ['exec', 'attach', 'portforward'] as const;
-export type StreamSubresource = (typeof STREAM_SUBRESOURCES)[number];
-
 /** The default terminal size used for recordings of sessions that never sent a resize. */
 export const DEFAULT_TERMINAL = { width: 80, height: 24 } as const;

@@ -11,7 +11,9 @@ export interface StreamOptions {
   tty: boolean;
 }
 
-export type TransportKind = 'spdy' | 'websocket';
+/** The transports a remote-command session arrives over. */
+export const TRANSPORTS = ['spdy', 'websocket'] as const;
+export type TransportKind = (typeof TRANSPORTS)[number];
 
 /**
  * The server side of one accepted remote-command session, the same whatever transport carried it.

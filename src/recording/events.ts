@@ -3,7 +3,7 @@
 // start of the recording (absolute, never intervals), data is always a string.
 
 /** The recording formats the bastion writes. */
-export type CastFormat = 'v2' | 'v3';
+export type { CastFormat } from '../model/vocabulary.js';
 
 /**
  * Event codes. `o` output (stdout and stderr), `i` input (stdin), `r` resize ("COLSxROWS"),

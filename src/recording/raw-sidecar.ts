@@ -17,6 +17,7 @@ import { BastionError } from '../errors/index.js';
 import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import type { AppendFile } from './append-file.js';
+import type { CastFormat } from '../model/vocabulary.js';
 
 export const RAW_MAGIC = Buffer.from('KBRAW\0', 'latin1');
 export const RAW_FORMAT_VERSION = 1;
@@ -55,7 +56,7 @@ export interface RawSidecarMeta {
   startedAt: string;
   /** The cast this sidecar belongs to (file name, same directory). */
   cast: string;
-  castFormat: 'v2' | 'v3';
+  castFormat: CastFormat;
   /** False: stdin is not recorded (no channel-0 records). */
   stdinRecorded: boolean;
   /** Anything else the writer wants to keep (the cast header's kube_bastion object). */

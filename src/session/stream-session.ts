@@ -12,7 +12,7 @@ import { isBastionError, statusFor } from '../errors/index.js';
 import type { Logger } from '../observability/log.js';
 import { effectiveStreamOptions, type RemoteCommandRequest } from '../protocol/options.js';
 import type { Status } from '../protocol/status.js';
-import type { ServerStreams } from '../protocol/streams.js';
+import type { ServerStreams, TransportKind } from '../protocol/streams.js';
 import { acceptRemoteCommand } from '../transport/accept.js';
 import type { StreamOperation } from '../model/request.js';
 import type { ApprovalLease, LeaseEnd } from '../approvals/lease.js';
@@ -28,7 +28,7 @@ export interface SessionRowPort {
     approvalId: string | null;
     agent: { id: string; name: string };
     operation: StreamOperation;
-    transport: 'spdy' | 'websocket';
+    transport: TransportKind;
     protocol: string;
     namespace: string;
     pod: string;

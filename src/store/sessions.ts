@@ -2,6 +2,7 @@
 // and completed once at the end. The first end wins (a trigger refuses a second), and at startup
 // sessions a crash left open are ended as `interrupted`.
 import type { StreamOperation } from '../model/request.js';
+import { STREAM_OPERATIONS } from '../model/vocabulary.js';
 import { BastionError, ErrorCode } from '../errors/index.js';
 import type { Status } from '../protocol/status.js';
 import { randomId } from './approvals.js';
@@ -28,7 +29,6 @@ export function newSessionId(): string {
   return randomId(SESSION_ID_PREFIX);
 }
 
-const OPERATIONS: readonly StreamOperation[] = ['exec', 'attach', 'portforward'];
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 interface SessionRow {
@@ -171,7 +171,7 @@ export class SqliteSessionStore implements SessionStore {
       if (approval.agent_id !== agent.id) throw bad('approvalId', `${approvalId} belongs to another agent`);
     }
     const operation = input.operation ?? null;
-    if (operation !== null && !OPERATIONS.includes(operation)) throw bad('operation', `must be one of ${OPERATIONS.join(', ')}`);
+    if (operation !== null && !(STREAM_OPERATIONS as readonly string[]).includes(operation)) throw bad('operation', `must be one of ${STREAM_OPERATIONS.join(', ')}`);
     if (!(SESSION_TRANSPORTS as readonly string[]).includes(input.transport)) {
       throw bad('transport', `must be one of ${SESSION_TRANSPORTS.join(', ')}`);
     }

@@ -6,8 +6,19 @@
 
 import type { Approval, ApprovalScope, ApprovalState } from '../model/approval.js';
 import type { StreamOperation } from '../model/request.js';
+import {
+  SESSION_END_REASONS,
+  TRANSPORTS as SESSION_TRANSPORTS,
+  USER_ROLES,
+  type SessionEndReason,
+  type SessionState,
+  type Transport as SessionTransport,
+  type UserRole,
+} from '../model/vocabulary.js';
 import type { Status } from '../protocol/status.js';
-import { END_REASONS } from '../model/session.js';
+
+// The store's words are model/vocabulary.ts's, re-exported for the store's callers.
+export { SESSION_END_REASONS, SESSION_TRANSPORTS, USER_ROLES, type SessionEndReason, type SessionState, type SessionTransport, type UserRole };
 
 /** The time source (tests inject a fixed one). */
 export type Clock = () => Date;
@@ -40,9 +51,6 @@ export interface AgentStore {
 
 // ---------------------------------------------------------------------------------------------
 // Control-endpoint users
-
-export const USER_ROLES = ['approver', 'reviewer', 'admin'] as const;
-export type UserRole = (typeof USER_ROLES)[number];
 
 export interface User {
   id: string;
@@ -347,15 +355,6 @@ export interface ApprovalStore {
 
 // ---------------------------------------------------------------------------------------------
 // Stream sessions
-
-export const SESSION_TRANSPORTS = ['spdy', 'websocket'] as const;
-export type SessionTransport = (typeof SESSION_TRANSPORTS)[number];
-
-export const SESSION_END_REASONS = [...END_REASONS, 'interrupted'] as const;
-/** `interrupted`: the bastion stopped (crash) while the session was open; set at the next start. */
-export type SessionEndReason = (typeof SESSION_END_REASONS)[number];
-
-export type SessionState = 'open' | 'ended';
 
 export interface Session {
   /** `ses_` + 20 base32 characters */

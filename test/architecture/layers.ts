@@ -27,13 +27,14 @@ export const LAYERS = {
   session: ['model', 'protocol', 'errors', 'transport', 'upstream', 'recording', 'store', 'approvals', 'observability'],
   evidence: ['model', 'errors', 'recording', 'store', 'approvals', 'tar'],
   endpoint: ['model', 'protocol', 'errors', 'net', 'transport', 'upstream', 'session', 'approvals', 'store', 'observability'],
-  api: ['model', 'errors', 'net', 'store', 'recording', 'evidence', 'approvals', 'observability'],
+  api: ['model', 'protocol', 'errors', 'net', 'store', 'recording', 'evidence', 'approvals', 'observability'],
   // The composition root: wiring only. It never knows the simulator.
   app: ['model', 'errors', 'net', 'tls', 'observability', 'store', 'policy', 'upstream', 'recording', 'approvals', 'session', 'evidence', 'endpoint', 'api'],
   // The simulated cluster: a test double and demo, speaking the wire protocols.
   sim: ['protocol', 'errors', 'net', 'tls', 'transport'],
-  // Only the CLI chooses between a real upstream and the simulator.
-  cli: ['model', 'errors', 'net', 'observability', 'store', 'policy', 'upstream', 'recording', 'approvals', 'evidence', 'app', 'sim', 'tls'],
+  // Only the CLI chooses between a real upstream and the simulator. It speaks the control API
+  // with the types of its contract (api/contract.ts).
+  cli: ['model', 'errors', 'net', 'observability', 'store', 'policy', 'upstream', 'recording', 'approvals', 'evidence', 'api', 'app', 'sim', 'tls'],
 } as const satisfies Record<string, readonly string[]>;
 
 export type Layer = keyof typeof LAYERS;

@@ -1,6 +1,6 @@
 // The web UI in real Chromium (playwright-core, Debian's /usr/bin/chromium).
 //
-// 1. Standalone: the real registerWebUi routes plus a fake /v1 on one small HTTP server, so the
+// 1. Standalone: the real web UI routes plus a fake /v1 on one small HTTP server, so the
 //    page is proven on its own: sign-in (401 error, agent-token refusal), the approvals list,
 //    approve/deny/revoke reaching the API with the bearer token, the session view replaying a
 //    real asciicast v2 next to the approval record, downloads, a reviewer's read-only view, and
@@ -17,8 +17,8 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { Router } from '../../src/api/router.js';
-import { registerWebUi } from '../../src/api/web-ui.js';
+import express from 'express';
+import { webUiRoutes } from '../../src/api/web-ui.js';
 import type { Approval } from '../../src/model/approval.js';
 import type { Session } from '../../src/store/types.js';
 import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
@@ -187,14 +187,36 @@ async function startFake(): Promise<{ url: string; seen: Seen[]; approvals: Map<
   );
   add(approvalFixture({ id: 'apr_denied0000000000000', state: 'denied', decidedBy: 'user:alice', reason: 'not during the freeze', decidedAt: T0, expiresAt: null }));
 
-  const router = new Router();
-  registerWebUi(router);
+  // The fake /v1 on express, next to the real UI routes; `lastBody` is the request body as sent.
+  let lastBody = '';
+  const app = express();
+  app.use((req, _res, next) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (d: Buffer) => chunks.push(d));
+    req.on('end', () => {
+      lastBody = Buffer.concat(chunks).toString();
+      seen.push({ method: req.method, path: req.originalUrl, auth: req.headers.authorization, body: lastBody });
+      next();
+    });
+  });
+  app.use(webUiRoutes().router);
+  type FakeHandler = (ctx: { req: http.IncomingMessage; res: http.ServerResponse; params: Record<string, string>; query: URLSearchParams }) => unknown;
+  interface FakeRouter {
+    add(method: 'GET' | 'POST', path: string, handler: FakeHandler): FakeRouter;
+  }
+  const router: FakeRouter = {
+    add(method, path, handler) {
+      app[method === 'GET' ? 'get' : 'post'](path, (req, res) => {
+        void handler({ req, res, params: req.params as Record<string, string>, query: new URL(req.originalUrl, 'http://fake.invalid').searchParams });
+      });
+      return router;
+    },
+  };
   const json = (res: http.ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
     res.end(JSON.stringify(body));
   };
   const problem = (res: http.ServerResponse, status: number, code: string, message: string) => json(res, status, { error: { code, message } });
-  let lastBody = '';
   const user = (req: http.IncomingMessage, res: http.ServerResponse, roles = ['approver', 'admin', 'reviewer']) => {
     const m = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
     const u = m ? USERS[m[1]!] : undefined;
@@ -275,18 +297,8 @@ async function startFake(): Promise<{ url: string; seen: Seen[]; approvals: Map<
   decide('deny');
   decide('revoke');
 
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (d: Buffer) => chunks.push(d));
-    req.on('end', () => {
-      const url = new URL(req.url ?? '/', 'http://fake.invalid');
-      lastBody = Buffer.concat(chunks).toString();
-      seen.push({ method: req.method ?? '', path: `${url.pathname}${url.search}`, auth: req.headers.authorization, body: lastBody });
-      const match = router.match(req.method ?? 'GET', url.pathname);
-      if (match === undefined || match === 'method') return problem(res, match ? 405 : 404, 'NOT_FOUND', `no route ${url.pathname}`);
-      void match.handler({ req, res, params: match.params, query: url.searchParams });
-    });
-  });
+  app.use((req, res) => problem(res, 404, 'NOT_FOUND', `no route ${req.path}`));
+  const server = http.createServer(app);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,

@@ -1,0 +1,62 @@
+// Who is who and what happened: whoami, agents, users (admins manage), the audit log and the
+// policy versions (readers read).
+import type { ApprovalService } from '../model/approval.js';
+import type { AgentStore, AuditLog, PolicyVersionStore, UserStore } from '../store/types.js';
+import { actorOf } from './approvals-routes.js';
+import type { Authenticate } from './auth.js';
+import { createAgent, createUser, getAgent, getPolicy, listAgents, listUsers, queryAudit, revokeAgent, verifyAudit, whoami } from './contract.js';
+import { notFound } from './http.js';
+import { ApiRouter } from './mount.js';
+
+export interface AdminRoutesDeps {
+  agents: AgentStore;
+  /** Ends what a revoked agent holds: its approvals, and through them its sessions and requests. */
+  approvals: Pick<ApprovalService, 'agentRevoked'>;
+  users: UserStore;
+  audit: AuditLog;
+  policyVersions: PolicyVersionStore;
+  /** The policy in force now. */
+  currentPolicy(): { hash: string; origin: string };
+  /** Renders the kubeconfig an agent uses to reach the Kubernetes endpoint. */
+  agentKubeconfig(agentName: string, token: string): string;
+  authenticate: Authenticate;
+}
+
+export function adminRoutes(d: AdminRoutesDeps): ApiRouter {
+  return new ApiRouter(d.authenticate)
+    .add(whoami, async ({ user }) => user)
+    .add(listAgents, async () => ({ items: await d.agents.listAgents() }))
+    .add(createAgent, async ({ user, body }) => {
+      const { agent, token } = await d.agents.createAgent(body.name);
+      await d.audit.append({ event: 'agent.created', actor: `user:${user.name}`, agent: { id: agent.id, name: agent.name } });
+      return { agent, token, kubeconfig: d.agentKubeconfig(agent.name, token) };
+    })
+    .add(getAgent, async ({ params }) => {
+      const agent = await d.agents.getAgentByName(params.name);
+      if (!agent) throw notFound(`agent ${JSON.stringify(params.name)}`);
+      return agent;
+    })
+    .add(revokeAgent, async ({ user, params }) => {
+      const agent = await d.agents.revokeAgent(params.name);
+      await d.audit.append({ event: 'agent.revoked', actor: `user:${user.name}`, agent: { id: agent.id, name: agent.name } });
+      // The token already stops working; now everything the agent holds ends at once.
+      await d.approvals.agentRevoked({ id: agent.id, name: agent.name }, actorOf(user));
+      return agent;
+    })
+    .add(listUsers, async () => ({ items: await d.users.listUsers() }))
+    .add(createUser, async ({ user: admin, body }) => {
+      const { user, token } = await d.users.createUser(body.name, body.role);
+      await d.audit.append({ event: 'user.created', actor: `user:${admin.name}`, details: { user: user.name, role: user.role } });
+      return { user, token };
+    })
+    .add(queryAudit, async ({ query }) => ({
+      items: await d.audit.query({
+        ...(query.since ? { since: query.since } : {}),
+        ...(query.agent ? { agent: query.agent } : {}),
+        ...(query.event ? { event: query.event } : {}),
+        ...(query.limit !== undefined ? { limit: query.limit } : {}),
+      }),
+    }))
+    .add(verifyAudit, async () => d.audit.verify())
+    .add(getPolicy, async () => ({ current: d.currentPolicy(), versions: await d.policyVersions.listPolicyVersions() }));
+}

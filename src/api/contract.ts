@@ -1,0 +1,703 @@
+// The control API's route table: every route once, with the schemas it validates with, who may call
+// it and documented examples. app.ts mounts the express routes from these entries, openapi.ts
+// generates GET /v1/openapi.json from them, and openapi-examples.test.ts sends every example to a
+// real ControlEndpoint and checks the documented answer.
+import { z } from 'zod';
+import {
+  ApprovalSchema,
+  ApproveBodySchema,
+  DenyBodySchema,
+  GrantBodySchema,
+  RevokeBodySchema,
+} from '../model/approval-schema.js';
+import { APPROVAL_STATES, DECIDER_ROLES, SESSION_STATES, USER_ROLES, type UserRole } from '../model/vocabulary.js';
+import { APPROVED_STREAM, DENIED_REST, ENDED_SESSION, EXAMPLE_AGENT, EXAMPLE_AGENT_ID, EXAMPLE_POLICY, PENDING_EXEC, REVOKED_REST } from './examples.js';
+import { route } from './route-spec.js';
+import {
+  AgentListSchema,
+  AgentSchema,
+  ApprovalListSchema,
+  AuditRecordListSchema,
+  AuditVerifyResultSchema,
+  CastFormatParam,
+  CreateAgentBodySchema,
+  CreatedAgentSchema,
+  CreatedUserSchema,
+  CreateUserBodySchema,
+  HealthSchema,
+  PolicySchema,
+  SessionListSchema,
+  SessionSchema,
+  UserListSchema,
+  UserSchema,
+} from './schemas.js';
+
+export const ANY_ROLE: readonly UserRole[] = USER_ROLES;
+export const READERS: readonly UserRole[] = ['reviewer', 'approver', 'admin'];
+export const DECIDERS: readonly UserRole[] = DECIDER_ROLES;
+export const ADMIN: readonly UserRole[] = ['admin'];
+
+export const OPENAPI_PATH = '/v1/openapi.json';
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+// ---------------------------------------------------------------------------------------------
+// Parameters
+
+const nonEmpty = z.string().regex(/\S/, { error: 'must not be empty' });
+const isoTime = z
+  .string()
+  .refine((v) => /^\d{4}-\d\d-\d\d/.test(v) && !Number.isNaN(Date.parse(v)), { error: 'must be an ISO 8601 time, e.g. 2025-06-02T09:00:00Z' })
+  .meta({ format: 'date-time' });
+
+const ApprovalIdParams = z.strictObject({ id: z.string().describe('Approval id (`apr_...`).') });
+const SessionIdParams = z.strictObject({ id: z.string().describe('Session id (`ses_...`).') });
+const AgentNameParams = z.strictObject({ name: z.string().describe('Agent name.') });
+
+const ApprovalListQuery = z.strictObject({
+  state: z.enum(APPROVAL_STATES, { error: `must be one of ${APPROVAL_STATES.join(', ')}` }).optional().describe('Only approvals in this state (expiry applied as of now).'),
+  agent: nonEmpty.optional().describe('Only approvals for this agent (name or id).'),
+});
+
+const AuditQuery = z.object({
+  since: isoTime.optional().describe('Only rows at or after this time.'),
+  agent: z.string().optional().describe('Agent name or id.'),
+  event: z.string().optional().describe('Event kind, e.g. `approval.approved`.'),
+  limit: z
+    .string()
+    .regex(/^\d{1,5}$/, { error: 'must be a whole number (at most 99999)' })
+    .transform(Number)
+    .optional()
+    .describe('At most this many rows (default 100).'),
+});
+
+const SessionListQuery = z.strictObject({
+  approval: nonEmpty.optional().describe('Only sessions under this approval.'),
+  agent: nonEmpty.optional().describe('Only sessions of this agent (name or id).'),
+  state: z.enum(SESSION_STATES, { error: 'must be open or ended' }).optional(),
+  since: isoTime.optional().describe('Only sessions started at or after this time.'),
+  until: isoTime.optional().describe('Only sessions started at or before this time.'),
+});
+
+const FormatQuery = z.strictObject({ format: CastFormatParam.optional().describe('Convert casts to this asciicast version (default: as recorded).') });
+
+const EvidenceQuery = z
+  .strictObject({
+    approval: nonEmpty.optional().describe('Approval id.'),
+    session: nonEmpty.optional().describe('Session id.'),
+    since: isoTime.optional().describe('Start of a time range.'),
+    until: isoTime.optional().describe('End of the time range (with since).'),
+    format: CastFormatParam.optional().describe('Convert casts to this asciicast version (default: each as recorded).'),
+  })
+  .superRefine((q, ctx) => {
+    const given = [q.approval, q.session, q.since].filter((v) => v !== undefined).length;
+    if (given !== 1) ctx.addIssue({ code: 'custom', path: [given === 0 ? 'approval' : 'session'], message: 'is one of "approval", "session" or "since": give exactly one' });
+    else if (q.until !== undefined && q.since === undefined) ctx.addIssue({ code: 'custom', path: ['until'], message: 'goes with "since"' });
+    else if (q.since !== undefined && q.until !== undefined && Date.parse(q.until) < Date.parse(q.since)) {
+      ctx.addIssue({ code: 'custom', path: ['until'], message: 'is before "since"' });
+    }
+  });
+
+// ---------------------------------------------------------------------------------------------
+// Descriptions
+
+const EVIDENCE_LAYOUT =
+  'One ustar archive (streamed, with Content-Length) under a top folder `evidence-<id>/`: `approval.json`, `sessions/<id>.json` ' +
+  '(the session with every hash), `sessions/<id>.cast`, `sessions/<id>.raw`, `audit.jsonl` (every audit row of the approval, ' +
+  'refused attempts included, and of its sessions, exactly as stored), `manifest.json` (path, size and sha256 of every file, the ' +
+  "subject, and the bastion's Ed25519 public key and key id) and `manifest.sig` (base64 Ed25519 signature over manifest.json's exact bytes). " +
+  'Check it with `kube-bastion verify DIR [--key ed25519.pub]`. Every export is an audit event (`evidence.exported`).';
+
+const TAR = {
+  status: 200,
+  description: 'The archive (Content-Disposition: attachment; filename="evidence-<id>.tar"; X-Evidence-Key-Id and X-Evidence-Manifest-Sha256 headers).',
+  contentType: 'application/x-tar',
+  binary: true,
+} as const;
+
+const UNAUTHENTICATED = { error: { code: 'UNAUTHENTICATED', message: 'send Authorization: Bearer <user token> (kube-bastion user add NAME --role ROLE)' } };
+const forbidden = (role: UserRole, roles: readonly UserRole[]) => ({ error: { code: 'FORBIDDEN', message: `role ${role} may not do this (needs ${roles.join(' or ')})` } });
+
+// ---------------------------------------------------------------------------------------------
+// Operations
+
+export const healthz = route({
+  method: 'GET',
+  path: '/healthz',
+  operationId: 'healthz',
+  tag: 'operations',
+  summary: 'Liveness',
+  roles: null,
+  response: { status: 200, description: 'Serving.', schema: HealthSchema },
+  examples: { ok: { summary: 'Serving', status: 200, response: { status: 'ok' } } },
+});
+
+export const metrics = route({
+  method: 'GET',
+  path: '/metrics',
+  operationId: 'metrics',
+  tag: 'operations',
+  summary: 'Prometheus metrics (text exposition format)',
+  roles: null,
+  response: { status: 200, description: 'Metrics.', contentType: 'text/plain' },
+  examples: { ok: { summary: 'The metrics', status: 200 } },
+});
+
+export const openapi = route({
+  method: 'GET',
+  path: OPENAPI_PATH,
+  operationId: 'openapi',
+  tag: 'operations',
+  summary: 'This description (OpenAPI 3.0.3), generated from the schemas the routes validate with',
+  roles: null,
+  response: { status: 200, description: 'The OpenAPI document.', contentType: 'application/json' },
+  examples: { ok: { summary: 'The document', status: 200 } },
+});
+
+// ---------------------------------------------------------------------------------------------
+// Users, agents, audit, policy
+
+export const whoami = route({
+  method: 'GET',
+  path: '/v1/whoami',
+  operationId: 'whoami',
+  tag: 'users',
+  summary: 'The user the token belongs to',
+  roles: ANY_ROLE,
+  response: { status: 200, description: 'The user.', schema: UserSchema },
+  examples: {
+    alice: { summary: 'An approver', as: 'alice', status: 200, response: { id: 'b3c1e2d4-5f6a-4b7c-8d9e-0f1a2b3c4d5e', name: 'alice', role: 'approver', createdAt: '2025-06-01T08:00:00.000Z', disabledAt: null } },
+    noToken: { summary: 'No bearer token', as: null, status: 401, response: UNAUTHENTICATED },
+  },
+});
+
+const CLAUDE = { id: EXAMPLE_AGENT_ID, name: EXAMPLE_AGENT, createdAt: '2025-06-01T08:00:00.000Z', revokedAt: null };
+
+export const listAgents = route({
+  method: 'GET',
+  path: '/v1/agents',
+  operationId: 'listAgents',
+  tag: 'agents',
+  summary: 'List agents',
+  roles: READERS,
+  response: { status: 200, description: 'Agents.', schema: AgentListSchema },
+  examples: { all: { summary: 'Every agent', as: 'rita', status: 200, response: { items: [CLAUDE] } } },
+});
+
+export const createAgent = route({
+  method: 'POST',
+  path: '/v1/agents',
+  operationId: 'createAgent',
+  tag: 'agents',
+  summary: 'Create an agent; its token and kubeconfig are shown once',
+  roles: ADMIN,
+  body: CreateAgentBodySchema,
+  response: { status: 201, description: 'Created.', schema: CreatedAgentSchema },
+  errors: { 409: 'The name is taken (names are never reused).' },
+  examples: {
+    created: {
+      summary: 'A new agent',
+      body: { name: 'deploy-bot' },
+      status: 201,
+      response: {
+        agent: { id: '7d0c4b8e-2f1a-4c3d-9e5b-6a7f8091a2b3', name: 'deploy-bot', createdAt: '2025-06-02T08:00:00.000Z', revokedAt: null },
+        token: 'kba_...',
+        kubeconfig: 'apiVersion: v1\nkind: Config\n...',
+      },
+    },
+    taken: {
+      summary: 'A name already used',
+      body: { name: 'claude' },
+      status: 409,
+      response: { error: { code: 'ALREADY_EXISTS', message: 'agent "claude" already exists' } },
+    },
+    notAdmin: { summary: 'An approver may not', as: 'alice', body: { name: 'x' }, status: 403, response: forbidden('approver', ADMIN) },
+  },
+});
+
+export const getAgent = route({
+  method: 'GET',
+  path: '/v1/agents/{name}',
+  operationId: 'getAgent',
+  tag: 'agents',
+  summary: 'One agent',
+  roles: READERS,
+  params: AgentNameParams,
+  response: { status: 200, description: 'The agent.', schema: AgentSchema },
+  errors: { 404: 'No such agent.' },
+  examples: {
+    claude: { summary: 'An agent', params: { name: 'claude' }, status: 200, response: CLAUDE },
+    unknown: { summary: 'No such agent', params: { name: 'nobody' }, status: 404, response: { error: { code: 'NOT_FOUND', message: 'agent "nobody" not found' } } },
+  },
+});
+
+export const revokeAgent = route({
+  method: 'POST',
+  path: '/v1/agents/{name}/revoke',
+  operationId: 'revokeAgent',
+  tag: 'agents',
+  summary: 'Revoke an agent (idempotent); its token stops working',
+  roles: ADMIN,
+  params: AgentNameParams,
+  response: { status: 200, description: 'The revoked agent.', schema: AgentSchema },
+  errors: { 404: 'No such agent.' },
+  examples: { revoked: { summary: 'Revoked', params: { name: 'claude' }, status: 200, response: { ...CLAUDE, revokedAt: '2025-06-02T12:00:00.000Z' } } },
+});
+
+export const listUsers = route({
+  method: 'GET',
+  path: '/v1/users',
+  operationId: 'listUsers',
+  tag: 'users',
+  summary: 'List users',
+  roles: ADMIN,
+  response: { status: 200, description: 'Users.', schema: UserListSchema },
+});
+
+export const createUser = route({
+  method: 'POST',
+  path: '/v1/users',
+  operationId: 'createUser',
+  tag: 'users',
+  summary: 'Create a user; its token is shown once',
+  roles: ADMIN,
+  body: CreateUserBodySchema,
+  response: { status: 201, description: 'Created.', schema: CreatedUserSchema },
+  errors: { 409: 'The name is taken.' },
+  examples: {
+    created: {
+      summary: 'A reviewer',
+      body: { name: 'rhea', role: 'reviewer' },
+      status: 201,
+      response: { user: { id: 'c9d8e7f6-a5b4-4c3d-8e2f-1a0b9c8d7e6f', name: 'rhea', role: 'reviewer', createdAt: '2025-06-02T08:00:00.000Z', disabledAt: null }, token: 'kbu_...' },
+    },
+    badRole: {
+      summary: 'No such role',
+      body: { name: 'rhea', role: 'root' },
+      status: 400,
+      response: { error: { code: 'INVALID_FIELD', message: 'role must be one of approver, reviewer, admin', field: 'role' } },
+    },
+  },
+});
+
+export const queryAudit = route({
+  method: 'GET',
+  path: '/v1/audit',
+  operationId: 'queryAudit',
+  tag: 'audit',
+  summary: 'Audit rows, oldest first',
+  roles: READERS,
+  query: AuditQuery,
+  response: { status: 200, description: 'Rows.', schema: AuditRecordListSchema },
+  examples: {
+    none: { summary: 'No exports yet', query: { event: 'evidence.exported', limit: '50' }, status: 200, response: { items: [] } },
+    badLimit: {
+      summary: 'A limit that is not a number',
+      query: { limit: 'lots' },
+      status: 400,
+      response: { error: { code: 'INVALID_QUERY', message: 'limit must be a whole number (at most 99999)', field: 'limit' } },
+    },
+  },
+});
+
+export const verifyAudit = route({
+  method: 'GET',
+  path: '/v1/audit/verify',
+  operationId: 'verifyAudit',
+  tag: 'audit',
+  summary: "Check the audit log's hash chain",
+  roles: READERS,
+  response: { status: 200, description: 'The verdict.', schema: AuditVerifyResultSchema },
+  examples: {
+    empty: { summary: 'An empty log', status: 200, response: { ok: true, rows: 0, head: { rows: 0, lastId: 0, headHash: '0'.repeat(64) } } },
+  },
+});
+
+export const getPolicy = route({
+  method: 'GET',
+  path: '/v1/policy',
+  operationId: 'getPolicy',
+  tag: 'policy',
+  summary: 'The policy in force and every version ever loaded',
+  roles: READERS,
+  response: { status: 200, description: 'Policy.', schema: PolicySchema },
+  examples: {
+    current: {
+      summary: 'One version loaded',
+      status: 200,
+      response: {
+        current: { hash: EXAMPLE_POLICY.hash, origin: EXAMPLE_POLICY.origin },
+        versions: [{ ...EXAMPLE_POLICY, firstLoadedAt: '2025-06-01T08:00:00.000Z', lastLoadedAt: '2025-06-01T08:00:00.000Z', loadCount: 1 }],
+      },
+    },
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// Approvals
+
+const STREAM_GRANT = {
+  agent: 'claude',
+  namespace: 'demo',
+  pod: 'web-0',
+  container: 'app',
+  verbs: ['exec', 'attach'],
+  commands: [
+    ['ls', '-l', '/data'],
+    ['cat', '/data/config.yaml'],
+  ],
+  maxSessions: 3,
+  ttlSeconds: 600,
+  reason: 'INC-4211: inspect the data volume',
+};
+const REST_GRANT = { agent: 'claude', verb: 'delete', resource: 'namespaces', name: 'demo', ttlSeconds: 3600, reason: 'tear down the demo' };
+
+export const listApprovals = route({
+  method: 'GET',
+  path: '/v1/approvals',
+  operationId: 'listApprovals',
+  tag: 'approvals',
+  summary: 'List approvals, newest first',
+  description: 'Unknown query parameters are refused.',
+  roles: READERS,
+  query: ApprovalListQuery,
+  response: { status: 200, description: 'Approvals.', schema: ApprovalListSchema },
+  examples: {
+    pending: { summary: "claude's pending requests", query: { state: 'pending', agent: 'claude' }, status: 200, response: { items: [PENDING_EXEC] } },
+    badState: {
+      summary: 'An unknown state',
+      query: { state: 'waiting' },
+      status: 400,
+      response: { error: { code: 'INVALID_QUERY', message: 'state must be one of pending, approved, denied, revoked, expired', field: 'state' } },
+    },
+  },
+});
+
+export const grantApproval = route({
+  method: 'POST',
+  path: '/v1/approvals',
+  operationId: 'grantApproval',
+  tag: 'approvals',
+  summary: 'Grant a scope to an agent directly (approved at once)',
+  description: 'The body is flat, with the fields of one scope kind. Every grant is an audit event.',
+  roles: DECIDERS,
+  body: GrantBodySchema,
+  response: { status: 201, description: 'The approval.', schema: ApprovalSchema },
+  examples: {
+    stream: {
+      summary: 'Grant exec (and attach) into one container, two commands, three sessions',
+      body: STREAM_GRANT,
+      status: 201,
+      response: { ...APPROVED_STREAM, id: 'apr_m2ejhz2dho47ffqv6h7p', sessionsStarted: 0 },
+    },
+    rest: {
+      summary: 'Grant one REST call',
+      body: REST_GRANT,
+      status: 201,
+      response: {
+        ...REVOKED_REST,
+        id: 'apr_opbtisqmz4xgdjhfgvdg',
+        state: 'approved',
+        reason: 'tear down the demo',
+        revokedAt: null,
+      },
+    },
+    badTtl: {
+      summary: 'ttlSeconds as a string',
+      body: { ...STREAM_GRANT, ttlSeconds: '10' },
+      status: 400,
+      response: { error: { code: 'INVALID_FIELD', message: 'ttlSeconds "10" must be a whole number of seconds from 1 to 86400', field: 'ttlSeconds' } },
+    },
+    mixed: {
+      summary: 'Fields of both scope kinds',
+      body: { ...STREAM_GRANT, verb: 'get' },
+      status: 400,
+      response: {
+        error: {
+          code: 'INVALID_FIELD',
+          message:
+            'verb is a REST scope field but the body also has stream scope field "pod": give either a stream scope (namespace, pod, container, verbs[, commands, maxSessions]) or a REST scope (verb, resource[, namespace, name])',
+          field: 'verb',
+        },
+      },
+    },
+    unknownField: {
+      summary: 'A field that does not exist',
+      body: { ...REST_GRANT, until: 'tomorrow' },
+      status: 400,
+      response: {
+        error: { code: 'UNKNOWN_FIELD', message: 'until is not a field here (fields: agent, verb, resource, namespace, name, ttlSeconds, reason)', field: 'until' },
+      },
+    },
+    reviewer: { summary: 'A reviewer may not', as: 'rita', body: REST_GRANT, status: 403, response: forbidden('reviewer', DECIDERS) },
+  },
+});
+
+export const getApproval = route({
+  method: 'GET',
+  path: '/v1/approvals/{id}',
+  operationId: 'getApproval',
+  tag: 'approvals',
+  summary: 'One approval',
+  roles: READERS,
+  params: ApprovalIdParams,
+  response: { status: 200, description: 'The approval.', schema: ApprovalSchema },
+  errors: { 404: 'No such approval.' },
+  examples: {
+    pending: { summary: 'An exec held for approval', params: { id: PENDING_EXEC.id }, status: 200, response: PENDING_EXEC },
+    approved: { summary: 'A direct stream grant', params: { id: APPROVED_STREAM.id }, status: 200, response: APPROVED_STREAM },
+    denied: { summary: 'A held REST request, denied', params: { id: DENIED_REST.id }, status: 200, response: DENIED_REST },
+    revoked: { summary: 'A REST grant, revoked', params: { id: REVOKED_REST.id }, status: 200, response: REVOKED_REST },
+    unknown: {
+      summary: 'No such approval',
+      params: { id: 'apr_aaaaaaaaaaaaaaaaaaaa' },
+      status: 404,
+      response: { error: { code: 'NOT_FOUND', message: 'approval "apr_aaaaaaaaaaaaaaaaaaaa" not found' } },
+    },
+  },
+});
+
+export const approveApproval = route({
+  method: 'POST',
+  path: '/v1/approvals/{id}/approve',
+  operationId: 'approveApproval',
+  tag: 'approvals',
+  summary: 'Approve a pending request',
+  description: 'Nobody approves a request they made (403). The body may be left out.',
+  roles: DECIDERS,
+  params: ApprovalIdParams,
+  body: ApproveBodySchema,
+  bodyOptional: true,
+  response: { status: 200, description: 'The approved approval.', schema: ApprovalSchema },
+  errors: { 400: 'The body is invalid, or the approval is not pending (INVALID_STATE, field `state`).', 404: 'No such approval.' },
+  examples: {
+    approved: {
+      summary: 'Approved for 20 minutes',
+      params: { id: PENDING_EXEC.id },
+      body: { ttlSeconds: 1200, reason: 'ok for INC-4211' },
+      status: 200,
+      response: { ...PENDING_EXEC, state: 'approved', decidedBy: 'user:alice', reason: 'ok for INC-4211', ttlSeconds: 1200, decidedAt: '2025-06-02T09:15:00.000Z', expiresAt: '2025-06-02T09:35:00.000Z' },
+    },
+    noBody: {
+      summary: 'Approved with the validity the request carried',
+      params: { id: PENDING_EXEC.id },
+      status: 200,
+      response: { ...PENDING_EXEC, state: 'approved', decidedBy: 'user:alice', decidedAt: '2025-06-02T09:15:00.000Z', expiresAt: '2025-06-02T09:30:00.000Z' },
+    },
+    notPending: {
+      summary: 'Approving what is already approved',
+      params: { id: APPROVED_STREAM.id },
+      status: 400,
+      response: { error: { code: 'INVALID_STATE', message: `approval ${APPROVED_STREAM.id} is approved; only a pending approval can be approved`, field: 'state' } },
+    },
+  },
+});
+
+export const denyApproval = route({
+  method: 'POST',
+  path: '/v1/approvals/{id}/deny',
+  operationId: 'denyApproval',
+  tag: 'approvals',
+  summary: 'Deny a pending request',
+  roles: DECIDERS,
+  params: ApprovalIdParams,
+  body: DenyBodySchema,
+  bodyOptional: true,
+  response: { status: 200, description: 'The denied approval.', schema: ApprovalSchema },
+  errors: { 400: 'No reason, or the approval is not pending (INVALID_STATE, field `state`).', 404: 'No such approval.' },
+  examples: {
+    denied: {
+      summary: 'Denied',
+      params: { id: PENDING_EXEC.id },
+      body: { reason: 'not during the freeze' },
+      status: 200,
+      response: { ...PENDING_EXEC, state: 'denied', decidedBy: 'user:alice', reason: 'not during the freeze', decidedAt: '2025-06-02T09:15:00.000Z', expiresAt: null },
+    },
+    noReason: {
+      summary: 'A denial needs a reason',
+      params: { id: PENDING_EXEC.id },
+      body: {},
+      status: 400,
+      response: { error: { code: 'INVALID_FIELD', message: 'reason is required: say why', field: 'reason' } },
+    },
+  },
+});
+
+export const revokeApproval = route({
+  method: 'POST',
+  path: '/v1/approvals/{id}/revoke',
+  operationId: 'revokeApproval',
+  tag: 'approvals',
+  summary: 'Revoke an approved approval; sessions under it are cut',
+  description: 'The body may be left out.',
+  roles: DECIDERS,
+  params: ApprovalIdParams,
+  body: RevokeBodySchema,
+  bodyOptional: true,
+  response: { status: 200, description: 'The revoked approval.', schema: ApprovalSchema },
+  errors: { 400: 'The body is invalid, or the approval is not approved (INVALID_STATE, field `state`).', 404: 'No such approval.' },
+  examples: {
+    revoked: {
+      summary: 'Revoked',
+      params: { id: APPROVED_STREAM.id },
+      body: { reason: 'incident over' },
+      status: 200,
+      response: { ...APPROVED_STREAM, state: 'revoked', reason: 'incident over', revokedAt: '2025-06-02T09:25:00.000Z' },
+    },
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// Sessions and evidence
+
+export const listSessions = route({
+  method: 'GET',
+  path: '/v1/sessions',
+  operationId: 'listSessions',
+  tag: 'sessions',
+  summary: 'List sessions, newest first',
+  description: 'Unknown query parameters are refused.',
+  roles: READERS,
+  query: SessionListQuery,
+  response: { status: 200, description: 'Sessions.', schema: SessionListSchema },
+  examples: {
+    ofApproval: { summary: "An approval's sessions", query: { approval: APPROVED_STREAM.id }, status: 200, response: { items: [ENDED_SESSION] } },
+    unknownParameter: {
+      summary: 'An unknown parameter',
+      query: { colour: 'blue' },
+      status: 400,
+      response: { error: { code: 'INVALID_QUERY', message: 'colour is not a query parameter here (allowed: approval, agent, state, since, until)', field: 'colour' } },
+    },
+  },
+});
+
+export const getSession = route({
+  method: 'GET',
+  path: '/v1/sessions/{id}',
+  operationId: 'getSession',
+  tag: 'sessions',
+  summary: 'One session, with every hash',
+  roles: READERS,
+  params: SessionIdParams,
+  query: z.strictObject({}),
+  response: { status: 200, description: 'The session.', schema: SessionSchema },
+  errors: { 404: 'No such session.' },
+  examples: {
+    ended: { summary: 'An ended exec session with its recording', params: { id: ENDED_SESSION.id }, status: 200, response: ENDED_SESSION },
+    unknown: {
+      summary: 'No such session',
+      params: { id: 'ses_aaaaaaaaaaaaaaaaaaaa' },
+      status: 404,
+      response: { error: { code: 'NOT_FOUND', message: 'session "ses_aaaaaaaaaaaaaaaaaaaa" not found' } },
+    },
+  },
+});
+
+export const getSessionRecording = route({
+  method: 'GET',
+  path: '/v1/sessions/{id}/recording',
+  operationId: 'getSessionRecording',
+  tag: 'sessions',
+  summary: 'The asciicast recording (streamed)',
+  description:
+    'As recorded (byte for byte, its sha256 is `sha256.cast`), or converted to the asked asciicast version. ' +
+    'An open session answers what has been recorded so far. Every download is an audit event (`session.recording.accessed`). ' +
+    'The `X-Asciicast-Version` header says which version the body is.',
+  roles: READERS,
+  params: SessionIdParams,
+  query: FormatQuery,
+  response: { status: 200, description: 'The cast (Content-Disposition: attachment; filename="<id>.cast").', contentType: 'application/x-asciicast' },
+  errors: { 404: 'No such session, or it has no recording on the bastion.', 409: 'The recording is not a readable asciicast, so it cannot be converted (download it as recorded).' },
+  examples: {
+    v3: { summary: 'Converted to asciicast v3', params: { id: ENDED_SESSION.id }, query: { format: 'v3' }, status: 200 },
+    badFormat: {
+      summary: 'An unknown format',
+      params: { id: ENDED_SESSION.id },
+      query: { format: 'mp4' },
+      status: 400,
+      response: { error: { code: 'INVALID_QUERY', message: 'format must be v2 or v3 (asciicast version)', field: 'format' } },
+    },
+  },
+});
+
+export const getSessionRaw = route({
+  method: 'GET',
+  path: '/v1/sessions/{id}/raw',
+  operationId: 'getSessionRaw',
+  tag: 'sessions',
+  summary: 'The raw sidecar: the exact bytes of every channel (streamed)',
+  description: 'Its sha256 is `sha256.raw`. Every download is an audit event (`session.recording.accessed`).',
+  roles: READERS,
+  params: SessionIdParams,
+  query: z.strictObject({}),
+  response: { status: 200, description: 'The sidecar (Content-Disposition: attachment; filename="<id>.raw").', contentType: 'application/octet-stream', binary: true },
+  errors: { 404: 'No such session, or it has no sidecar on the bastion.' },
+  examples: { raw: { summary: 'The sidecar', params: { id: ENDED_SESSION.id }, status: 200 } },
+});
+
+export const getApprovalEvidence = route({
+  method: 'GET',
+  path: '/v1/approvals/{id}/evidence',
+  operationId: 'getApprovalEvidence',
+  tag: 'evidence',
+  summary: "The approval's evidence archive",
+  description: EVIDENCE_LAYOUT,
+  roles: READERS,
+  params: ApprovalIdParams,
+  query: FormatQuery,
+  response: TAR,
+  errors: { 404: 'No such approval.' },
+  examples: { archive: { summary: 'The archive', params: { id: APPROVED_STREAM.id }, status: 200 } },
+});
+
+export const getEvidence = route({
+  method: 'GET',
+  path: '/v1/evidence',
+  operationId: 'getEvidence',
+  tag: 'evidence',
+  summary: 'The evidence archive for an approval, a session or a time range',
+  description:
+    'Exactly one of `approval`, `session`, `since`. A session export holds its approval\'s record and audit rows; ' +
+    'a time range holds every session started, approval created and audit row written in it, with the approval records under `approvals/<id>.json`. ' +
+    EVIDENCE_LAYOUT,
+  roles: READERS,
+  query: EvidenceQuery,
+  response: TAR,
+  errors: { 404: 'No such approval or session.' },
+  examples: {
+    session: { summary: "One session's evidence", query: { session: ENDED_SESSION.id }, status: 200 },
+    nothing: {
+      summary: 'No subject',
+      status: 400,
+      response: { error: { code: 'INVALID_QUERY', message: 'approval is one of "approval", "session" or "since": give exactly one', field: 'approval' } },
+    },
+  },
+});
+
+/** Every route of the control API (the web UI's static files are pages, not operations). */
+export const ROUTES = [
+  healthz,
+  metrics,
+  openapi,
+  whoami,
+  listAgents,
+  createAgent,
+  getAgent,
+  revokeAgent,
+  listUsers,
+  createUser,
+  queryAudit,
+  verifyAudit,
+  getPolicy,
+  listApprovals,
+  grantApproval,
+  getApproval,
+  approveApproval,
+  denyApproval,
+  revokeApproval,
+  listSessions,
+  getSession,
+  getSessionRecording,
+  getSessionRaw,
+  getApprovalEvidence,
+  getEvidence,
+] as const;

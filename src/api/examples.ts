@@ -1,0 +1,139 @@
+// The example world the documented examples speak of: one agent, four users, an approval in each
+// state and a recorded session. contract.ts quotes these records in its examples;
+// openapi-examples.test.ts builds the same world in a temporary store and sends every example.
+import type { Approval } from '../model/approval.js';
+import type { ExampleUser } from './route-spec.js';
+import type { UserRole } from '../model/vocabulary.js';
+
+export const EXAMPLE_AGENT = 'claude';
+export const EXAMPLE_AGENT_ID = '0f8e5a4c-7d2b-4e1a-9c3f-6b5d8e2a1f70';
+
+export const EXAMPLE_USERS: Readonly<Record<ExampleUser, UserRole>> = { alice: 'approver', bob: 'approver', rita: 'reviewer', adam: 'admin' };
+
+export const EXAMPLE_POLICY = {
+  source: 'apiVersion: kube-bastion/v1\nkind: Policy\ndefault: deny\nrules: []\n',
+  hash: '40044a19550438a5f947e62071eacd6e4472c205fe250c4ef04d5e2e63ec879d',
+  origin: '/etc/kube-bastion/policy.yaml',
+} as const;
+
+const base = { agent: EXAMPLE_AGENT, agentId: EXAMPLE_AGENT_ID, revokedAt: null, sessionsStarted: 0 } as const;
+
+/** An exec held for approval. */
+export const PENDING_EXEC: Approval = {
+  ...base,
+  id: 'apr_k3qzm2x7v4nsp6r2t5wa',
+  state: 'pending',
+  scope: { kind: 'stream', namespace: 'demo', pod: 'web-0', container: 'app', verbs: ['exec'] },
+  requestedBy: 'agent:claude',
+  decidedBy: null,
+  reason: null,
+  ttlSeconds: 900,
+  createdAt: '2025-06-02T09:14:03.120Z',
+  decidedAt: null,
+  expiresAt: '2025-06-02T09:19:03.120Z',
+  request: { method: 'POST', path: '/api/v1/namespaces/demo/pods/web-0/exec', command: ['sh', '-c', 'ls /data'] },
+};
+
+/** A direct stream grant with a command allow-list, one session started. */
+export const APPROVED_STREAM: Approval = {
+  ...base,
+  id: 'apr_b7c2d3f4g5h6j7k3m6na',
+  state: 'approved',
+  scope: {
+    kind: 'stream',
+    namespace: 'demo',
+    pod: 'web-0',
+    container: 'app',
+    verbs: ['exec', 'attach'],
+    commands: [
+      ['ls', '-l', '/data'],
+      ['cat', '/data/config.yaml'],
+    ],
+    maxSessions: 3,
+  },
+  requestedBy: 'user:alice',
+  decidedBy: 'user:alice',
+  reason: 'INC-4211: inspect the data volume',
+  ttlSeconds: 600,
+  createdAt: '2025-06-02T09:20:00.000Z',
+  decidedAt: '2025-06-02T09:20:00.000Z',
+  expiresAt: '2025-06-02T09:30:00.000Z',
+  sessionsStarted: 1,
+  request: null,
+};
+
+/** A held REST request, denied. */
+export const DENIED_REST: Approval = {
+  ...base,
+  id: 'apr_d2e3f4g5h6j7k2m3n4pa',
+  state: 'denied',
+  scope: { kind: 'rest', verb: 'get', resource: 'secrets', namespace: 'demo', name: 'db-password' },
+  requestedBy: 'agent:claude',
+  decidedBy: 'user:bob',
+  reason: 'not during the freeze',
+  ttlSeconds: 900,
+  createdAt: '2025-06-02T11:00:00.000Z',
+  decidedAt: '2025-06-02T11:01:30.000Z',
+  expiresAt: null,
+  request: { method: 'GET', path: '/api/v1/namespaces/demo/secrets/db-password' },
+};
+
+/** A REST grant, revoked. */
+export const REVOKED_REST: Approval = {
+  ...base,
+  id: 'apr_c4d5e6f7g2h3j4k5m6na',
+  state: 'revoked',
+  scope: { kind: 'rest', verb: 'delete', resource: 'namespaces', namespace: '', name: 'demo' },
+  requestedBy: 'user:alice',
+  decidedBy: 'user:alice',
+  reason: 'change window closed early',
+  ttlSeconds: 3600,
+  createdAt: '2025-06-02T10:00:00.000Z',
+  decidedAt: '2025-06-02T10:00:00.000Z',
+  expiresAt: '2025-06-02T11:00:00.000Z',
+  revokedAt: '2025-06-02T10:05:12.345Z',
+  request: null,
+};
+
+export const EXAMPLE_APPROVALS = [PENDING_EXEC, APPROVED_STREAM, DENIED_REST, REVOKED_REST] as const;
+
+/** The recorded exec session under APPROVED_STREAM: its cast and raw bytes (the hashes below are theirs). */
+export const EXAMPLE_CAST = '{"version":2,"width":80,"height":24,"timestamp":1748855660}\n[0.1,"o","total 0\\r\\n"]\n';
+export const EXAMPLE_RAW = 'total 0\n';
+
+export const ENDED_SESSION = {
+  id: 'ses_q4n7b2x6k3m5p7r2t5vz',
+  approvalId: APPROVED_STREAM.id,
+  agent: EXAMPLE_AGENT,
+  agentId: EXAMPLE_AGENT_ID,
+  state: 'ended',
+  operation: 'exec',
+  transport: 'websocket',
+  protocol: 'v5.channel.k8s.io',
+  upstreamProtocol: 'v5.channel.k8s.io',
+  namespace: 'demo',
+  pod: 'web-0',
+  container: 'app',
+  command: ['ls', '-l', '/data'],
+  tty: false,
+  startedAt: '2025-06-02T09:21:00.000Z',
+  endedAt: '2025-06-02T09:21:01.250Z',
+  endReason: 'completed',
+  exitCode: 0,
+  status: { metadata: {}, status: 'Success' },
+  bytesIn: 0,
+  bytesOut: 8,
+  castPath: '/var/lib/kube-bastion/recordings/apr_b7c2d3f4g5h6j7k3m6na/ses_q4n7b2x6k3m5p7r2t5vz.cast',
+  castSha256: 'f6fbbcee0315c7f85f54e729a035a3a06301993cdb07bd63c0191b39d5500625',
+  rawPath: '/var/lib/kube-bastion/recordings/apr_b7c2d3f4g5h6j7k3m6na/ses_q4n7b2x6k3m5p7r2t5vz.raw',
+  rawSha256: 'bf22d9341614e23448d92045f9ada00f2d62b00491261ec5843adca20e5a4b3a',
+  channelSha256: { stdout: 'bf22d9341614e23448d92045f9ada00f2d62b00491261ec5843adca20e5a4b3a' },
+  files: null,
+  sha256: {
+    cast: 'f6fbbcee0315c7f85f54e729a035a3a06301993cdb07bd63c0191b39d5500625',
+    raw: 'bf22d9341614e23448d92045f9ada00f2d62b00491261ec5843adca20e5a4b3a',
+    stdin: null,
+    stdout: 'bf22d9341614e23448d92045f9ada00f2d62b00491261ec5843adca20e5a4b3a',
+    stderr: null,
+  },
+} as const;

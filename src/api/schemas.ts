@@ -1,0 +1,224 @@
+// Response (and small request) schemas of the control API for the records the store owns. The
+// store's TypeScript interfaces stay their declaration; each schema here is checked at compile
+// time to accept every value of that interface (`Fits`), and the API tests parse real answers
+// with them, so the documented shape cannot drift from what is sent.
+import { z } from 'zod';
+import type { SessionView } from '../evidence/recordings.js';
+import { ApprovalSchema } from '../model/approval-schema.js';
+import {
+  CAST_FORMATS,
+  SESSION_END_REASONS,
+  SESSION_STATES,
+  STREAM_OPERATIONS,
+  TRANSPORTS,
+  USER_ROLES,
+} from '../model/vocabulary.js';
+import type { Status } from '../protocol/status.js';
+import type { Agent, AuditRecord, AuditVerifyResult, PolicyVersion, User } from '../store/types.js';
+
+/** Compile-time: every T is a valid input of schema S. */
+type Fits<T, S extends z.ZodType> = [T] extends [z.input<S>] ? true : never;
+const fits = <T, S extends z.ZodType>(_: Fits<T, S>): void => undefined;
+
+const IsoTime = z.iso.datetime();
+const Sha256 = z.string().regex(/^[0-9a-f]{64}$/);
+
+export const ErrorSchema = z
+  .strictObject({
+    error: z.strictObject({
+      code: z.string().describe('Stable code to branch on (see docs/api.md): INVALID_FIELD, UNKNOWN_FIELD, INVALID_QUERY, UNAUTHENTICATED, NOT_FOUND, ...'),
+      message: z.string().describe('For people; do not parse.'),
+      field: z.string().optional().describe('The body field or query parameter at fault, e.g. `ttlSeconds`, `commands[0][1]`.'),
+    }),
+  })
+  .meta({ id: 'Error', description: 'Every error answer.' });
+export type ErrorBody = z.infer<typeof ErrorSchema>;
+
+/** `{"items": [...]}`, the shape of every list. */
+export function listOf<S extends z.ZodType>(item: S, id: string) {
+  return z.strictObject({ items: z.array(item) }).meta({ id });
+}
+
+export const ApprovalListSchema = listOf(ApprovalSchema, 'ApprovalList');
+
+export const UserSchema = z
+  .strictObject({ id: z.string(), name: z.string(), role: z.enum(USER_ROLES), createdAt: IsoTime, disabledAt: IsoTime.nullable() })
+  .meta({ id: 'User' });
+fits<User, typeof UserSchema>(true);
+
+export const AgentSchema = z
+  .strictObject({
+    id: z.string().describe('Stable opaque id (UUID).'),
+    name: z.string(),
+    createdAt: IsoTime,
+    revokedAt: IsoTime.nullable().describe('When the agent was revoked; null while active.'),
+  })
+  .meta({ id: 'Agent' });
+fits<Agent, typeof AgentSchema>(true);
+
+const NameBody = z.string({ error: (iss) => (iss.input === undefined ? 'is required' : 'must be a non-empty string') }).regex(/\S/, { error: 'must be a non-empty string' });
+
+export const CreateAgentBodySchema = z.strictObject({ name: NameBody.describe('A DNS label, never reused.') }).meta({ id: 'CreateAgentRequest' });
+export const CreatedAgentSchema = z
+  .strictObject({ agent: AgentSchema, token: z.string().describe('Shown once.'), kubeconfig: z.string() })
+  .meta({ id: 'CreatedAgent' });
+
+export const CreateUserBodySchema = z
+  .strictObject({ name: NameBody, role: z.enum(USER_ROLES, { error: `must be one of ${USER_ROLES.join(', ')}` }) })
+  .meta({ id: 'CreateUserRequest' });
+export const CreatedUserSchema = z.strictObject({ user: UserSchema, token: z.string().describe('Shown once.') }).meta({ id: 'CreatedUser' });
+
+const nullableString = z.string().nullable();
+export const AuditRecordSchema = z
+  .strictObject({
+    id: z.int(),
+    chainVersion: z.int(),
+    time: IsoTime,
+    event: z.string().describe('`request`, `session.start`, `approval.granted`, `approval.approved`, ...'),
+    agentId: nullableString,
+    agentName: nullableString,
+    actor: nullableString,
+    source: nullableString,
+    method: nullableString,
+    path: nullableString,
+    verb: nullableString,
+    apiGroup: nullableString,
+    resource: nullableString,
+    subresource: nullableString,
+    namespace: nullableString,
+    name: nullableString,
+    stream: nullableString,
+    decision: z.enum(['allow', 'approval', 'deny', 'error']).nullable(),
+    rule: nullableString,
+    policyHash: nullableString,
+    approvalId: nullableString,
+    sessionId: nullableString,
+    statusCode: z.int().nullable(),
+    bytesIn: z.int().nullable(),
+    bytesOut: z.int().nullable(),
+    durationMs: z.int().nullable(),
+    untrustedClientHints: nullableString.describe('Canonical JSON text.'),
+    details: nullableString.describe('Canonical JSON text.'),
+    prevHash: z.string(),
+    hash: z.string(),
+  })
+  .meta({ id: 'AuditRecord', description: 'One row of the hash-chained audit log.' });
+fits<AuditRecord, typeof AuditRecordSchema>(true);
+
+export const AuditVerifyResultSchema = z
+  .union([
+    z.strictObject({ ok: z.literal(true), rows: z.int(), head: z.strictObject({ rows: z.int(), lastId: z.int(), headHash: z.string() }) }),
+    z.strictObject({
+      ok: z.literal(false),
+      rowId: z.int(),
+      reason: z.enum(['hash-mismatch', 'prev-mismatch', 'gap', 'malformed', 'truncated', 'anchor-mismatch']),
+      message: z.string(),
+      rowsVerified: z.int(),
+    }),
+  ])
+  .meta({ id: 'AuditVerifyResult', description: '`ok: true` with the row count and head, or `ok: false` with the first bad row.' });
+fits<AuditVerifyResult, typeof AuditVerifyResultSchema>(true);
+
+export const PolicyVersionSchema = z
+  .strictObject({
+    hash: z.string().describe('sha256 (hex) of the policy file.'),
+    source: z.string().describe('The policy text.'),
+    origin: z.string().describe('A file path, or `builtin:default`.'),
+    firstLoadedAt: IsoTime,
+    lastLoadedAt: IsoTime,
+    loadCount: z.int(),
+  })
+  .meta({ id: 'PolicyVersion' });
+fits<PolicyVersion, typeof PolicyVersionSchema>(true);
+
+export const PolicySchema = z
+  .strictObject({ current: z.strictObject({ hash: z.string(), origin: z.string() }), versions: z.array(PolicyVersionSchema) })
+  .meta({ id: 'Policy', description: 'The policy in force and every version ever loaded, most recent first.' });
+
+const optionalString = z.string().optional();
+const StatusSchema = z
+  .object({
+    kind: z.literal('Status').optional(),
+    apiVersion: z.literal('v1').optional(),
+    metadata: z.record(z.string(), z.unknown()),
+    status: z.enum(['Success', 'Failure']),
+    message: optionalString,
+    reason: optionalString,
+    details: z
+      .object({
+        name: optionalString,
+        group: optionalString,
+        kind: optionalString,
+        uid: optionalString,
+        causes: z.array(z.object({ reason: optionalString, message: optionalString, field: optionalString })).optional(),
+        retryAfterSeconds: z.int().optional(),
+      })
+      .optional(),
+    code: z.int().optional(),
+  })
+  .describe('A metav1.Status.');
+fits<Status, typeof StatusSchema>(true);
+
+const nullableSha = Sha256.nullable();
+export const SessionHashesSchema = z
+  .strictObject({
+    cast: nullableSha.describe('The asciicast file as recorded.'),
+    raw: nullableSha.describe('The raw sidecar (exact bytes of every channel).'),
+    stdin: nullableSha.describe('The bytes the agent sent.'),
+    stdout: nullableSha,
+    stderr: nullableSha,
+  })
+  .meta({ id: 'SessionHashes', description: "Every hash of a session (sha256, hex); null: not recorded (yet)." });
+
+export const SessionSchema = z
+  .strictObject({
+    id: z.string().describe('`ses_` + 20 base32 characters.'),
+    approvalId: z.string().nullable().describe('null when a policy rule allowed the session without an approval.'),
+    agent: z.string(),
+    agentId: z.string(),
+    state: z.enum(SESSION_STATES),
+    operation: z.enum(STREAM_OPERATIONS).nullable(),
+    transport: z.enum(TRANSPORTS),
+    protocol: z.string().describe('The agent-side subprotocol, e.g. `v5.channel.k8s.io`.'),
+    upstreamProtocol: z.string().nullable(),
+    namespace: z.string(),
+    pod: z.string(),
+    container: z.string(),
+    command: z.array(z.string()).describe('exec argv ([] for attach).'),
+    tty: z.boolean(),
+    startedAt: IsoTime,
+    endedAt: IsoTime.nullable(),
+    endReason: z.enum(SESSION_END_REASONS).nullable(),
+    exitCode: z.int().nullable(),
+    status: StatusSchema.nullable().describe('The final metav1.Status sent to the agent.'),
+    bytesIn: z.int().nullable(),
+    bytesOut: z.int().nullable(),
+    castPath: z.string().nullable(),
+    castSha256: nullableSha,
+    rawPath: z.string().nullable(),
+    rawSha256: nullableSha,
+    channelSha256: z.record(z.string(), z.string()).nullable().describe("sha256 of each channel's exact bytes, by channel name."),
+    files: z
+      .array(z.strictObject({ name: z.string(), size: z.int().min(0), sha256: Sha256 }))
+      .nullable()
+      .describe("Regular files carried by the session's tar stream (kubectl cp), when there was one."),
+    sha256: SessionHashesSchema,
+  })
+  .meta({ id: 'Session', description: 'One exec/attach/portforward session as the store has it, plus `sha256` with every hash.' });
+fits<SessionView, typeof SessionSchema>(true);
+
+export const SessionListSchema = listOf(SessionSchema, 'SessionList');
+export const AgentListSchema = listOf(AgentSchema, 'AgentList');
+export const UserListSchema = listOf(UserSchema, 'UserList');
+export const AuditRecordListSchema = listOf(AuditRecordSchema, 'AuditRecordList');
+
+export const HealthSchema = z.strictObject({ status: z.literal('ok') }).meta({ id: 'Health' });
+
+/** ?format=v2|v3 */
+export const CastFormatParam = z.enum(CAST_FORMATS, { error: 'must be v2 or v3 (asciicast version)' });
+
+// The answers as clients see them (the CLI and, through JSDoc, web/app.js).
+export type ApiUser = z.infer<typeof UserSchema>;
+export type ApiSession = z.infer<typeof SessionSchema>;
+export type ApprovalList = z.infer<typeof ApprovalListSchema>;
+export type SessionList = z.infer<typeof SessionListSchema>;

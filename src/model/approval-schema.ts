@@ -1,0 +1,297 @@
+// The approval contract as zod schemas, declared once: the scopes, the Approval record, and the
+// bodies of the grant and the decisions. The approval service validates its input with them, the
+// control API validates requests with them and generates its OpenAPI document from them, the CLI
+// and the web UI use the types inferred from them.
+//
+// Messages are fragments read after the field's name (see validation.ts): `is required`, `"Demo" is
+// invalid: ...`. Component ids (`.meta({ id })`) name the schemas in the OpenAPI document.
+import { z } from 'zod';
+import type { GrantInput } from './approval.js';
+import { fragment, show } from './validation.js';
+import { APPROVAL_STATES, RESOURCE_VERBS, STREAM_OPERATIONS, type StreamOperation } from './vocabulary.js';
+
+/** Longest validity an approver may give (grant, approve). */
+export const MAX_TTL_SECONDS = 86_400;
+export const MAX_REASON_LENGTH = 2000;
+export const MAX_COMMANDS = 64;
+export const MAX_ARGV_LENGTH = 256;
+export const MAX_ARG_LENGTH = 4096;
+
+/** RFC 1123 label: namespaces, containers. */
+const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+/** RFC 1123 subdomain: pod names. */
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$/;
+/** RFC 1035 label: resource plurals and subresources. */
+const DNS1035_LABEL = /^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+/** Object names as the request parser accepts them (`:` for RBAC names, `@` for some CRDs). */
+const OBJECT_NAME = /^[a-z0-9](?:[a-z0-9.:@-]{0,317}[a-z0-9])?$/;
+const OR_EMPTY = (re: RegExp): RegExp => new RegExp(`^$|${re.source}`);
+
+const LABEL_TEXT = "a DNS label: lower-case letters, digits and '-', at most 63 characters";
+const SUBDOMAIN_TEXT = "a DNS subdomain: lower-case letters, digits, '-' and '.', at most 253 characters";
+const RESOURCE_TEXT = 'use PLURAL[.GROUP][/SUBRESOURCE] in lower case, e.g. "pods", "deployments.apps" or "pods/ephemeralcontainers"';
+
+/** `pods`, `deployments.apps`, `pods/ephemeralcontainers`, `widgets.example.com/status`. */
+export function isScopedResource(resource: string): boolean {
+  const slash = resource.split('/');
+  if (slash.length > 2) return false;
+  const [base, sub] = slash as [string, string | undefined];
+  if (sub !== undefined && !DNS1035_LABEL.test(sub)) return false;
+  const dot = base.indexOf('.');
+  const plural = dot < 0 ? base : base.slice(0, dot);
+  const group = dot < 0 ? undefined : base.slice(dot + 1);
+  if (!DNS1035_LABEL.test(plural)) return false;
+  return group === undefined || DNS_SUBDOMAIN.test(group);
+}
+
+function dnsName(re: RegExp, what: string) {
+  return z
+    .string({ error: (iss) => (iss.input === undefined ? `is required (${what})` : `must be a string (${what})`) })
+    .min(1, { error: `is required (${what})` })
+    .regex(re, { error: (iss) => `${show(iss.input)} is invalid: it must be ${what}` });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fields
+
+const Namespace = dnsName(DNS_LABEL, LABEL_TEXT).describe('A DNS label.');
+const PodName = dnsName(DNS_SUBDOMAIN, SUBDOMAIN_TEXT).describe('A DNS subdomain.');
+const ContainerName = dnsName(DNS_LABEL, LABEL_TEXT).describe('A DNS label (the resolved container name).');
+
+const VERBS_TEXT = `must be a non-empty list of ${STREAM_OPERATIONS.join(', ')}`;
+const StreamVerbs = z
+  .array(z.enum(STREAM_OPERATIONS, { error: (iss) => `${show(iss.input)} is not one of ${STREAM_OPERATIONS.join(', ')}` }), { error: VERBS_TEXT })
+  .min(1, { error: VERBS_TEXT });
+
+const ARGV_TEXT = 'must be a non-empty argv list, e.g. ["ls", "-l"]';
+const Argv = z
+  .array(z.string({ error: 'must be a string' }).max(MAX_ARG_LENGTH, { error: `is longer than ${MAX_ARG_LENGTH} characters` }), { error: ARGV_TEXT })
+  .min(1, { error: ARGV_TEXT })
+  .max(MAX_ARGV_LENGTH, { error: `has more than ${MAX_ARGV_LENGTH} arguments` })
+  .refine((argv) => argv[0] !== '', { path: [0], error: '(the program) must not be empty' });
+
+const COMMANDS_TEXT = 'must be a non-empty list of argv lists, e.g. [["ls", "-l"]] (leave it out to allow any command)';
+const Commands = z
+  .array(Argv, { error: COMMANDS_TEXT })
+  .min(1, { error: COMMANDS_TEXT })
+  .max(MAX_COMMANDS, { error: `has more than ${MAX_COMMANDS} entries` })
+  .describe('Allow-list of exact exec argv; absent: any command.');
+
+const maxSessionsError = (iss: { input?: unknown }): string => `${show(iss.input)} must be a positive integer (leave it out for no limit)`;
+const MaxSessions = z
+  .int({ error: maxSessionsError })
+  .min(1, { error: maxSessionsError })
+  .describe('Sessions allowed under the approval; absent: unlimited until expiry.');
+
+const Verb = z.enum(RESOURCE_VERBS, { error: (iss) => `${show(iss.input)} is not one of ${RESOURCE_VERBS.join(', ')}` });
+const Resource = z
+  .string({ error: (iss) => (iss.input === undefined ? `is required: ${RESOURCE_TEXT}` : `must be a string: ${RESOURCE_TEXT}`) })
+  .min(1, { error: `is required: ${RESOURCE_TEXT}` })
+  .refine(isScopedResource, { error: (iss) => `${show(iss.input)} is invalid: ${RESOURCE_TEXT}` })
+  .describe('A plural, optionally group-qualified or with a subresource: `deployments.apps`, `pods/ephemeralcontainers`.');
+
+/** A DNS-ish name, or '' (`empty` says what '' means). */
+function nameOrEmpty(re: RegExp, what: string, empty: string) {
+  const invalid = (iss: { input?: unknown }): string =>
+    iss.input === undefined ? `is required (${empty})` : `${show(iss.input)} is invalid: it must be ${what} (${empty})`;
+  return z.string({ error: invalid }).regex(OR_EMPTY(re), { error: invalid }).describe(`${empty}.`);
+}
+const RestNamespace = nameOrEmpty(DNS_LABEL, LABEL_TEXT, "'' for cluster-scoped resources");
+const ObjectName = nameOrEmpty(OBJECT_NAME, 'a Kubernetes object name', "'' for collection verbs (list, watch, deletecollection, create)");
+
+/** Whole seconds from 1 to `max`. */
+export function ttlSecondsSchema(max: number) {
+  const text = `must be a whole number of seconds from 1 to ${max}`;
+  const error = (iss: { input?: unknown }): string => (iss.input === undefined ? `is required: how long the approval is valid, in seconds (1 to ${max})` : `${show(iss.input)} ${text}`);
+  return z.int({ error }).min(1, { error }).max(max, { error });
+}
+const TtlSeconds = ttlSecondsSchema(MAX_TTL_SECONDS).describe('Validity in seconds, at most 1 day.');
+
+const AgentName = z
+  .string({ error: (iss) => (iss.input === undefined ? 'is required (the agent name)' : 'must be a string (the agent name)') })
+  .regex(/\S/, { error: 'is required (the agent name)' })
+  .describe('The agent name (as given to `agent add`) or id.');
+
+/** A required reason, trimmed. */
+export const ReasonSchema = z
+  .string({ error: 'is required: say why' })
+  .trim()
+  .min(1, { error: 'is required: say why' })
+  .max(MAX_REASON_LENGTH, { error: `is longer than ${MAX_REASON_LENGTH} characters` });
+/** An optional reason, trimmed; blank means none. */
+export const OptionalReasonSchema = z
+  .string({ error: 'must be a string' })
+  .trim()
+  .max(MAX_REASON_LENGTH, { error: `is longer than ${MAX_REASON_LENGTH} characters` })
+  .nullish();
+
+const IsoTime = z.iso.datetime();
+
+// ---------------------------------------------------------------------------------------------
+// Scopes
+
+const streamScopeFields = {
+  namespace: Namespace,
+  pod: PodName,
+  container: ContainerName,
+  verbs: StreamVerbs,
+  commands: Commands.optional(),
+  maxSessions: MaxSessions.optional(),
+};
+
+/** The command allow-list is exec argv: it needs exec among the verbs. */
+function commandsNeedExec(v: { verbs: StreamOperation[]; commands?: string[][] | undefined }, ctx: z.RefinementCtx): void {
+  if (v.commands !== undefined && !v.verbs.includes('exec')) {
+    ctx.addIssue({ code: 'custom', path: ['commands'], message: 'is an allow-list of exec commands, but verbs does not include exec' });
+  }
+}
+
+export const StreamScopeSchema = z
+  .strictObject({ kind: z.literal('stream'), ...streamScopeFields })
+  .superRefine(commandsNeedExec)
+  .meta({ id: 'StreamScope', description: 'exec/attach/portforward into one container of one pod.' });
+
+export const RestScopeSchema = z
+  .strictObject({ kind: z.literal('rest'), verb: Verb, resource: Resource, namespace: RestNamespace, name: ObjectName })
+  .meta({ id: 'RestScope', description: 'One REST call shape: verb on resource in a namespace, by name.' });
+
+export const ApprovalScopeSchema = z
+  .discriminatedUnion('kind', [StreamScopeSchema, RestScopeSchema], {
+    error: (iss) =>
+      iss.code === 'invalid_union'
+        ? `${show((iss.input as { kind?: unknown }).kind)} must be "stream" or "rest"`
+        : `${iss.input === undefined ? 'is required:' : 'must be'} an object with kind "stream" or "rest"`,
+  })
+  .meta({ id: 'ApprovalScope' });
+
+export type StreamScope = z.infer<typeof StreamScopeSchema>;
+export type RestScope = z.infer<typeof RestScopeSchema>;
+export type ApprovalScope = z.infer<typeof ApprovalScopeSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// The Approval record
+
+/** What a held request asked for (shown to approvers). */
+export const HeldRequestInfoSchema = z.object({
+  method: z.string({ error: 'is required' }).min(1, { error: 'is required' }),
+  path: z.string({ error: 'is required' }).min(1, { error: 'is required' }),
+  command: z.array(z.string(), { error: 'must be a list of strings' }).optional(),
+});
+export type HeldRequestInfo = z.infer<typeof HeldRequestInfoSchema>;
+
+export const ApprovalSchema = z
+  .strictObject({
+    id: z.string().describe('`apr_` + 20 base32 characters.'),
+    state: z.enum(APPROVAL_STATES).describe('Expiry is applied when read.'),
+    agent: z.string().describe('The agent name (as given to `agent add`).'),
+    agentId: z.string(),
+    scope: ApprovalScopeSchema,
+    requestedBy: z.string().describe('`agent:<name>` for a held request, `user:<name>` for a direct grant.'),
+    decidedBy: z.string().nullable().describe('`user:<name>` or `policy:<rule>@<sha256>`; null while pending.'),
+    reason: z.string().nullable().describe('The grant reason, or the denial/revocation reason.'),
+    ttlSeconds: z.int().min(1).describe('Validity once approved.'),
+    createdAt: IsoTime.describe('When it was requested or granted.'),
+    decidedAt: IsoTime.nullable().describe('When it was approved or denied.'),
+    expiresAt: IsoTime.nullable().describe('approved: decision + ttl; pending: when the hold gives up; null when denied.'),
+    revokedAt: IsoTime.nullable(),
+    sessionsStarted: z.int().min(0).describe('Sessions started under it (stream scopes).'),
+    request: HeldRequestInfoSchema.nullable().describe('For held requests: what the agent asked.'),
+  })
+  .meta({ id: 'Approval', description: 'A scoped, timed permission for one agent. Times are ISO 8601 UTC with milliseconds.' });
+
+export type Approval = z.infer<typeof ApprovalSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Request bodies
+
+const grantFields = { agent: AgentName, ttlSeconds: TtlSeconds, reason: ReasonSchema };
+
+export const StreamGrantSchema = z
+  .strictObject({ agent: grantFields.agent, ...streamScopeFields, ttlSeconds: grantFields.ttlSeconds, reason: grantFields.reason })
+  .superRefine(commandsNeedExec)
+  .meta({ id: 'StreamGrant', description: 'A direct grant of a stream scope.' });
+
+export const RestGrantSchema = z
+  .strictObject({
+    agent: grantFields.agent,
+    verb: Verb,
+    resource: Resource,
+    namespace: RestNamespace.optional(),
+    name: ObjectName.optional(),
+    ttlSeconds: grantFields.ttlSeconds,
+    reason: grantFields.reason,
+  })
+  .meta({ id: 'RestGrant', description: "A direct grant of a REST scope (namespace and name default to '')." });
+
+const GrantUnion = z.xor([StreamGrantSchema, RestGrantSchema]);
+
+/** Fields only a stream grant has, and fields only a REST grant has (`namespace` is shared). */
+const STREAM_ONLY = ['pod', 'container', 'verbs', 'commands', 'maxSessions'] as const;
+const REST_ONLY = ['verb', 'resource', 'name'] as const;
+const SCOPE_CHOICE = 'give either a stream scope (namespace, pod, container, verbs[, commands, maxSessions]) or a REST scope (verb, resource[, namespace, name])';
+
+/**
+ * A flat grant body has no `kind`: its fields tell which scope it is, and it is checked against
+ * that one shape, so a refusal names that shape's field (a plain union would only say "neither").
+ */
+function byScopeFields(body: unknown, ctx: z.RefinementCtx): unknown {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return body;
+  const has = (f: string): boolean => Object.prototype.hasOwnProperty.call(body, f);
+  const stream = STREAM_ONLY.filter(has);
+  const rest = REST_ONLY.filter(has);
+  if (stream.length > 0 !== rest.length > 0) {
+    const result = (rest.length > 0 ? RestGrantSchema : StreamGrantSchema).safeParse(body, { error: fragment });
+    if (result.success) return result.data;
+    // Already finalized (message and path set): passed on as they are.
+    for (const issue of result.error.issues) ctx.addIssue({ ...issue } as z.core.$ZodRawIssue);
+    return body;
+  }
+  // No kind, or both: an unknown field is still the first thing to name.
+  const known = new Set([...Object.keys(StreamGrantSchema.shape), ...Object.keys(RestGrantSchema.shape)]);
+  const unknown = Object.keys(body).filter((k) => !known.has(k));
+  if (unknown.length > 0) {
+    ctx.addIssue({ code: 'unrecognized_keys', keys: unknown, path: [], message: `is not a field of a grant (fields: ${[...known].join(', ')})` });
+  } else if (stream.length > 0) {
+    ctx.addIssue({ code: 'custom', path: [rest[0]!], message: `is a REST scope field but the body also has stream scope field "${stream[0]}": ${SCOPE_CHOICE}` });
+  } else {
+    ctx.addIssue({ code: 'custom', path: ['verbs'], message: `is required: ${SCOPE_CHOICE}` });
+  }
+  return body;
+}
+
+/** POST /v1/approvals: a stream grant or a REST grant, told apart by its fields; both kinds at once are refused. */
+export const GrantBodySchema = z.preprocess(byScopeFields, GrantUnion).meta({
+  id: 'GrantRequest',
+  description: 'Either a stream scope (pod, container, verbs, ...) or a REST scope (verb, resource, ...); a body with fields of both is refused.',
+});
+
+/** What a client sends to grant (the CLI builds it, the API validates it). */
+export type GrantBody = z.input<typeof GrantUnion>;
+export type StreamGrant = z.input<typeof StreamGrantSchema>;
+export type RestGrant = z.input<typeof RestGrantSchema>;
+
+export const ApproveBodySchema = z
+  .strictObject({
+    ttlSeconds: TtlSeconds.nullish().describe('Validity from now; default: what the request carried (900 s unless configured otherwise).'),
+    reason: OptionalReasonSchema,
+  })
+  .meta({ id: 'ApproveRequest' });
+export const DenyBodySchema = z.strictObject({ reason: ReasonSchema }).meta({ id: 'DenyRequest' });
+export const RevokeBodySchema = z.strictObject({ reason: OptionalReasonSchema }).meta({ id: 'RevokeRequest' });
+
+export type ApproveBody = z.input<typeof ApproveBodySchema>;
+export type DenyBody = z.input<typeof DenyBodySchema>;
+export type RevokeBody = z.input<typeof RevokeBodySchema>;
+
+/** The service's grant input for a validated grant body (a REST grant's namespace and name default to ''). */
+export function grantInput(body: z.output<typeof GrantBodySchema>): GrantInput {
+  const { agent, ttlSeconds, reason } = body;
+  if ('verb' in body) {
+    return { agent, ttlSeconds, reason, scope: { kind: 'rest', verb: body.verb, resource: body.resource, namespace: body.namespace ?? '', name: body.name ?? '' } };
+  }
+  const { namespace, pod, container, verbs, commands, maxSessions } = body;
+  const scope: StreamScope = { kind: 'stream', namespace, pod, container, verbs };
+  if (commands !== undefined) scope.commands = commands;
+  if (maxSessions !== undefined) scope.maxSessions = maxSessions;
+  return { agent, ttlSeconds, reason, scope };
+}

@@ -1,0 +1,58 @@
+// The closed word lists of the bastion, each declared once with the type derived from it. Policy,
+// store, API schemas, CLI and web UI (through /ui/vocabulary.js) all take them from here.
+import { TRANSPORTS, type TransportKind } from '../protocol/streams.js';
+
+/** Streaming operations: one operation whether it arrives as a WebSocket GET or an SPDY POST. */
+export const STREAM_OPERATIONS = ['exec', 'attach', 'portforward'] as const;
+export type StreamOperation = (typeof STREAM_OPERATIONS)[number];
+
+/** Verbs of resource requests (exec, attach and portforward are `create`). */
+export const RESOURCE_VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'] as const;
+export type ResourceVerb = (typeof RESOURCE_VERBS)[number];
+
+/** pending -> approved | denied | expired; approved -> revoked | expired. */
+export const APPROVAL_STATES = ['pending', 'approved', 'denied', 'revoked', 'expired'] as const;
+export type ApprovalState = (typeof APPROVAL_STATES)[number];
+
+/** Roles of control-endpoint users. */
+export const USER_ROLES = ['approver', 'reviewer', 'admin'] as const;
+export type UserRole = (typeof USER_ROLES)[number];
+
+/** The roles that decide approvals (grant, approve, deny, revoke); every role reads. */
+export const DECIDER_ROLES = ['approver', 'admin'] as const satisfies readonly UserRole[];
+
+/** asciicast versions the bastion writes and converts between. */
+export const CAST_FORMATS = ['v2', 'v3'] as const;
+export type CastFormat = (typeof CAST_FORMATS)[number];
+
+/**
+ * Why a live session ended. `upstream-refused`: upstream answered the exec with a refusal (RBAC, a
+ * container that stopped); `upstream-closed`: the upstream connection was lost without a Status;
+ * `setup-timeout`: the agent did not open its streams in time; `agent-revoked`: the agent identity
+ * was revoked.
+ */
+export const END_REASONS = [
+  'completed',
+  'expired',
+  'revoked',
+  'agent-revoked',
+  'client-closed',
+  'upstream-closed',
+  'upstream-refused',
+  'setup-timeout',
+  'error',
+  'shutdown',
+  'recording-failed',
+] as const;
+export type EndReason = (typeof END_REASONS)[number];
+
+/** A stored session's end reason: `interrupted` when the bastion stopped (crash) while it was open, set at the next start. */
+export const SESSION_END_REASONS = [...END_REASONS, 'interrupted'] as const;
+export type SessionEndReason = (typeof SESSION_END_REASONS)[number];
+
+/** Open or ended. */
+export const SESSION_STATES = ['open', 'ended'] as const;
+export type SessionState = (typeof SESSION_STATES)[number];
+
+// The transports are protocol/'s words (protocol/ imports nothing from model/).
+export { TRANSPORTS, type TransportKind as Transport };
