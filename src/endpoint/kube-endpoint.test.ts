@@ -161,7 +161,11 @@ async function startEndpoint(material: ServingMaterial, upstream: UpstreamTarget
         audit.push(row);
       },
     },
-    approvals: unused<ApprovalService>('approvals'),
+    // Requests that pass hold a lease (watching the agent); nothing here decides approvals.
+    approvals: Object.assign(Object.create(unused<ApprovalService>('approvals')) as ApprovalService, {
+      watch: () => () => {},
+      watchAgent: () => () => {},
+    }),
     holds: fakeHolds(held),
     sessions: unused('sessions'),
     sinks: () => {

@@ -15,7 +15,7 @@ import type { UpstreamIdentity } from '../upstream/headers.js';
 import type { UpstreamTarget } from '../upstream/upstream.js';
 import type { BastionMetrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/log.js';
-import type { ResourceRequest, StreamOperation } from '../model/request.js';
+import type { KubeRequest, ResourceRequest, StreamOperation } from '../model/request.js';
 import { refusedApprovalId, type HoldManager } from '../approvals/holds.js';
 import { ApprovalLease } from '../approvals/lease.js';
 import { isBastionError } from '../errors/index.js';
@@ -61,6 +61,13 @@ interface AuditResult {
   /** How the request ended beyond its status code (a session's end reason, why it was refused). */
   outcome?: string;
   sessionId?: string;
+}
+
+/** A watch: the verb, or a list with `watch=true|1` (what the API server treats as one). */
+function isWatch(req: KubeRequest): boolean {
+  if (req.verb === 'watch') return true;
+  const w = req.query.get('watch');
+  return w === 'true' || w === '1';
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {
@@ -218,8 +225,17 @@ export class KubeEndpoint {
     }
     this.active.add(res);
     this.opts.metrics.inflight.inc();
+    // A watch, `logs -f` or proxied stream under an approval ends with it, like a session.
+    const lease = this.lease(c.principal, approval);
+    const cutter = new AbortController();
+    const offLease = lease.onEnd(() => cutter.abort());
+    const request = c.request;
     try {
-      const outcome = await proxyRest(req, res, this.opts.upstream, this.identity(c));
+      const outcome = await proxyRest(req, res, this.opts.upstream, this.identity(c), {
+        signal: cutter.signal,
+        status: () => refusals.restCut(request, approval, lease.ended!),
+        finalChunk: (contentType) => (isWatch(request) && /json/i.test(contentType ?? '') ? refusals.watchErrorEvent(refusals.restCut(request, approval, lease.ended!)) : undefined),
+      });
       if (outcome.error && outcome.status === 502) {
         this.opts.metrics.upstreamErrors.inc();
         this.opts.log.warn({ err: outcome.error }, 'upstream unavailable');
@@ -231,8 +247,11 @@ export class KubeEndpoint {
         bytesIn: outcome.bytesIn,
         bytesOut: outcome.bytesOut,
         approvalId: approval?.id ?? null,
+        outcome: outcome.cut ? lease.ended!.reason : outcome.error ? outcome.error.code === 'CONNECTION_CLOSED' ? 'client-closed' : 'upstream-unavailable' : 'completed',
       });
     } finally {
+      offLease();
+      lease.release();
       this.active.delete(res);
       this.opts.metrics.inflight.dec();
     }

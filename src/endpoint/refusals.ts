@@ -8,6 +8,7 @@ import type { KubeRequest, ParseFailure, PolicyDecision, Principal } from '../mo
 import type { EndReason } from '../model/session.js';
 import type { Status } from '../protocol/status.js';
 import type { HoldRefusal } from '../approvals/holds.js';
+import type { LeaseEnd } from '../approvals/lease.js';
 
 /** How a refused request is named in a Status message, the way kube-apiserver words it. */
 export function subject(req: KubeRequest): string {
@@ -101,6 +102,25 @@ export function sessionCut(approval: Approval | null, pod: string, reason: EndRe
     kind: 'pods',
     causes: [{ reason: 'KubeBastionSessionCut', message: reason }, ...(approval ? [{ reason: 'KubeBastionApproval', message: approval.id }] : [])],
   });
+}
+
+/** A REST exchange (watch, `logs -f`, proxy) ended because what admitted it ended. */
+export function restCut(req: KubeRequest, approval: Approval | null, end: LeaseEnd): Status {
+  const who = end.reason === 'expired' ? '' : ` by ${end.by}${end.why ? ` (${end.why})` : ''}`;
+  const what =
+    end.reason === 'agent-revoked'
+      ? `the agent was revoked${who}`
+      : end.reason === 'expired'
+        ? `approval ${approval?.id ?? 'none'} expired at ${approval?.expiresAt ?? 'its deadline'}`
+        : `approval ${approval?.id ?? 'none'} was revoked${who}`;
+  return statusFor('FORBIDDEN', `${subject(req)} is forbidden: kube-bastion ended the response: ${what}`, {
+    causes: [{ reason: 'KubeBastionCut', message: end.reason }, ...(approval ? [{ reason: 'KubeBastionApproval', message: approval.id }] : [])],
+  });
+}
+
+/** The last line of a JSON watch stream that a cut ends: an ERROR event carrying the Status (client-go prints it). */
+export function watchErrorEvent(status: Status): Buffer {
+  return Buffer.from(`${JSON.stringify({ type: 'ERROR', object: status })}\n`);
 }
 
 export function shuttingDown(): Status {

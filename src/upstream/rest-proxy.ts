@@ -5,6 +5,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BastionError, ErrorCode } from '../errors/index.js';
+import type { Status } from '../protocol/status.js';
 import { writeStatusResponse } from '../transport/http-response.js';
 import { forwardableHeaders, impersonationHeaders, type UpstreamIdentity } from './headers.js';
 import type { UpstreamTarget } from './upstream.js';
@@ -16,6 +17,19 @@ export interface ProxyOutcome {
   bytesOut: number;
   /** Set when the exchange failed part-way (upstream error, client gone). */
   error?: BastionError;
+  /** True when `cut` ended the exchange. */
+  cut?: boolean;
+}
+
+/**
+ * Ends the exchange when `signal` aborts (an approval revoked or expired, the agent revoked): from
+ * that instant no byte is relayed; the client gets `status` if nothing was sent yet, else
+ * `finalChunk` (e.g. a watch ERROR event) when there is one, else the response is terminated.
+ */
+export interface ProxyCut {
+  signal: AbortSignal;
+  status(): Status;
+  finalChunk(contentType: string | undefined): Buffer | undefined;
 }
 
 const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'trailer', 'proxy-connection']);
@@ -39,6 +53,7 @@ export async function proxyRest(
   res: ServerResponse,
   upstream: UpstreamTarget,
   identity?: UpstreamIdentity,
+  cut?: ProxyCut,
 ): Promise<ProxyOutcome> {
   const base = await upstream.requestOptions();
   const target = new URL(upstream.server);
@@ -64,21 +79,37 @@ export async function proxyRest(
     if (!res.writableFinished) upstreamReq.destroy();
   };
   res.on('close', abort);
+  let upstreamRes: IncomingMessage | undefined;
+  const onCut = (): void => {
+    upstreamReq.destroy();
+    upstreamRes?.destroy();
+  };
+  if (cut?.signal.aborted) onCut();
+  cut?.signal.addEventListener('abort', onCut, { once: true });
+  const cutNow = (): boolean => cut?.signal.aborted === true;
 
   const response = new Promise<IncomingMessage>((resolve, reject) => {
     upstreamReq.once('response', resolve);
     upstreamReq.once('error', reject);
   });
   const sending = pipeline(req, inCounter, upstreamReq).catch(() => {});
+  const done = (o: ProxyOutcome): ProxyOutcome => {
+    res.off('close', abort);
+    cut?.signal.removeEventListener('abort', onCut);
+    return o;
+  };
 
-  let upstreamRes: IncomingMessage;
   try {
     upstreamRes = await response;
   } catch (err) {
-    res.off('close', abort);
+    if (cutNow()) {
+      const status = cut!.status();
+      if (!res.headersSent && !res.destroyed) writeStatusResponse(res, status);
+      return done({ status: status.code ?? 403, bytesIn: inCounter.bytes, bytesOut: 0, cut: true });
+    }
     const error = new BastionError(ErrorCode.UPSTREAM_UNAVAILABLE, `kube-bastion could not reach the upstream API server: ${(err as Error).message}`, undefined, { cause: err });
     if (!res.headersSent && !res.destroyed) writeStatusResponse(res, error.toStatus());
-    return { status: 502, bytesIn: inCounter.bytes, bytesOut: 0, error };
+    return done({ status: 502, bytesIn: inCounter.bytes, bytesOut: 0, error });
   }
   const status = upstreamRes.statusCode ?? 502;
   const responseHeaders: OutgoingHttpHeaders = {};
@@ -88,14 +119,52 @@ export async function proxyRest(
   res.writeHead(status, upstreamRes.statusMessage, responseHeaders);
   // Watches and log follows must reach the client as they happen.
   res.flushHeaders();
-  let error: BastionError | undefined;
-  try {
-    await pipeline(upstreamRes, outCounter, res);
-  } catch (err) {
-    error = new BastionError(ErrorCode.CONNECTION_CLOSED, `response stream ended early: ${(err as Error).message}`, undefined, { cause: err });
-  } finally {
-    res.off('close', abort);
-  }
+  const error = await relayBody(upstreamRes, res, outCounter, cutNow);
   await sending;
-  return { status, bytesIn: inCounter.bytes, bytesOut: outCounter.bytes, ...(error ? { error } : {}) };
+  if (cutNow()) {
+    // Nothing more passes; a watch client is told why in its own format, anything else is cut off.
+    const final = cut!.finalChunk(upstreamRes.headers['content-type']);
+    if (final && !res.destroyed) res.end(final);
+    else res.destroy();
+    return done({ status, bytesIn: inCounter.bytes, bytesOut: outCounter.bytes, cut: true });
+  }
+  if (!error) res.end();
+  else res.destroy();
+  return done({ status, bytesIn: inCounter.bytes, bytesOut: outCounter.bytes, ...(error ? { error } : {}) });
+}
+
+/**
+ * Copies the upstream body to the client with backpressure, counting bytes, and stops at once when
+ * `cutNow()` turns true. The response is not ended here: the caller decides how it ends.
+ */
+function relayBody(from: IncomingMessage, to: ServerResponse, counter: ByteCounter, cutNow: () => boolean): Promise<BastionError | undefined> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const settle = (err?: BastionError): void => {
+      if (settled) return;
+      settled = true;
+      from.off('data', onData);
+      to.off('close', onClientClose);
+      resolve(err);
+    };
+    const onData = (chunk: Buffer): void => {
+      if (cutNow()) {
+        settle();
+        return;
+      }
+      counter.bytes += chunk.length;
+      if (!to.write(chunk)) {
+        from.pause();
+        to.once('drain', () => from.resume());
+      }
+    };
+    const onClientClose = (): void => {
+      if (!to.writableFinished) settle(new BastionError(ErrorCode.CONNECTION_CLOSED, 'the client closed the response early'));
+    };
+    from.on('data', onData);
+    from.once('end', () => settle());
+    from.once('error', (err) => settle(cutNow() ? undefined : new BastionError(ErrorCode.CONNECTION_CLOSED, `response stream ended early: ${err.message}`, undefined, { cause: err })));
+    from.once('close', () => settle(from.readableEnded || cutNow() ? undefined : new BastionError(ErrorCode.CONNECTION_CLOSED, 'the upstream response ended early')));
+    to.once('close', onClientClose);
+  });
 }

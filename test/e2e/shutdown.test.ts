@@ -19,7 +19,8 @@ describe('shutdown during a session', () => {
       { kind: 'user', name: 'op', role: 'approver' },
     );
     const run = runKubectl({ minor: 33, kubeconfig: b.agentKubeconfig, args: ['exec', '-n', 'demo', 'web-0', '--', 'sh', '-c', 'while :; do echo alive; sleep 0.1; done'] });
-    await expect.poll(async () => (await b!.bastion.store.sessions.list({ approvalId: approval.id })).length, { timeout: 15_000 }).toBe(1);
+    // The row is written before upstream is dialed; the upstream protocol is set once it is.
+    await expect.poll(async () => (await b!.bastion.store.sessions.list({ approvalId: approval.id }))[0]?.upstreamProtocol ?? null, { timeout: 15_000 }).not.toBeNull();
     const stopping = b.bastion.stop();
     const r = await run;
     await stopping;
