@@ -404,7 +404,7 @@ describe('upstream unreachable during the pod lookup', () => {
 });
 
 describe('shutting down', () => {
-  it('an upgrade arriving while the endpoint drains gets 503 (no audit row today); the request in flight finishes', async () => {
+  it('an upgrade arriving while the endpoint drains gets 503 and its audit row; the request in flight finishes', async () => {
     const s = await startEndpoint(material, upstreamTarget(upstream.url, upstream.caPem));
     const { socket, response } = await connect(s.port, material.ca.cert);
     socket.on('error', () => undefined);
@@ -421,7 +421,11 @@ describe('shutting down', () => {
     release();
     await closing;
     socket.destroy();
-    // One row: the REST request; the refused upgrade is not audited (drain refusals precede classification).
-    expect(s.audit.map((row) => [row.method, row.path, row.decision])).toEqual([['GET', '/api/v1/namespaces/demo/configmaps/slow', 'allow']]);
+    // One row per request: the refused upgrade (first to finish) and the REST request.
+    expect(s.audit.map((row) => [row.method, row.path, row.decision, row.status])).toEqual([
+      ['POST', EXEC_LS, 'deny', 503],
+      ['GET', '/api/v1/namespaces/demo/configmaps/slow', 'allow', 200],
+    ]);
+    expect(s.audit[0]).toMatchObject({ rule: 'shutting-down', outcome: 'shutdown', agent: { name: BOT.name } });
   });
 });

@@ -191,12 +191,14 @@ export class KubeEndpoint {
 
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const start = Date.now();
+    const c = await classify(req, this.opts.agents, this.opts.policy);
     if (this.draining) {
+      req.resume();
       res.setHeader('Connection', 'close');
       writeStatusResponse(res, refusals.shuttingDown());
+      this.finish(req, c, start, { decision: 'deny', rule: 'shutting-down', policyHash: null, status: 503, bytesIn: 0, bytesOut: 0, outcome: 'shutdown' });
       return;
     }
-    const c = await classify(req, this.opts.agents, this.opts.policy);
     if (c.outcome === 'refuse') {
       req.resume();
       writeStatusResponse(res, c.status);
@@ -259,11 +261,12 @@ export class KubeEndpoint {
 
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const start = Date.now();
+    const c = await classify(req, this.opts.agents, this.opts.policy);
     if (this.draining) {
       writeStatusToSocket(socket, refusals.shuttingDown());
+      this.finish(req, c, start, { decision: 'deny', rule: 'shutting-down', policyHash: null, status: 503, bytesIn: 0, bytesOut: 0, outcome: 'shutdown' });
       return;
     }
-    const c = await classify(req, this.opts.agents, this.opts.policy);
     const refuse = (status: Status, result: Omit<AuditResult, 'status' | 'bytesIn' | 'bytesOut'>): void => {
       writeStatusToSocket(socket, status);
       this.finish(req, c, start, { ...result, status: status.code ?? 500, bytesIn: 0, bytesOut: 0 });

@@ -130,17 +130,13 @@ async function raceSetup<T>(step: Promise<T>, lease: ApprovalLease, deadline: nu
   }
 }
 
+function outcome(o: Partial<SessionOutcome> & Pick<SessionOutcome, 'reason' | 'status'>): SessionOutcome {
+  return { upgraded: false, sessionId: null, dialed: false, bytesIn: 0, bytesOut: 0, ...o };
+}
+
 export async function runStreamSession(ctx: StreamSessionContext): Promise<SessionOutcome> {
   const { log, lease } = ctx;
   const deadline = Date.now() + ctx.setupTimeoutMs;
-  const outcome = (o: Partial<SessionOutcome> & Pick<SessionOutcome, 'reason' | 'status'>): SessionOutcome => ({
-    upgraded: false,
-    sessionId: null,
-    dialed: false,
-    bytesIn: 0,
-    bytesOut: 0,
-    ...o,
-  });
 
   // 1. The agent's transport. A refused handshake answers the agent itself (transport's own Status).
   const accepting = acceptRemoteCommand(ctx.req, ctx.socket, ctx.head, effectiveStreamOptions(ctx.query), Math.max(1, deadline - Date.now()));
@@ -163,6 +159,22 @@ export async function runStreamSession(ctx: StreamSessionContext): Promise<Sessi
     return outcome({ reason: accepted.reason, status: late ? 101 : 408, upgraded: late !== undefined });
   }
 
+  // Once upgraded, nothing may escape as an exception (the endpoint would answer HTTP text into
+  // the upgraded socket): an unexpected failure ends the session here, with a Status.
+  const live: { upstream?: UpstreamSession } = {};
+  try {
+    return await runAccepted(ctx, agent, deadline, live);
+  } catch (err) {
+    log.error({ err }, 'stream session failed');
+    live.upstream?.destroy();
+    await finishQuietly(agent, statusFor('INTERNAL', 'kube-bastion internal error'));
+    return outcome({ reason: 'error', status: 101, upgraded: true, dialed: live.upstream !== undefined });
+  }
+}
+
+/** Steps 2-5, once the agent's transport is accepted. `live.upstream` is set once dialed. */
+async function runAccepted(ctx: StreamSessionContext, agent: ServerStreams, deadline: number, live: { upstream?: UpstreamSession }): Promise<SessionOutcome> {
+  const { log, lease } = ctx;
   const transport = agent.transport;
   const protocol = agent.protocolName || agent.protocol.name;
   const refuse = async (reason: EndReason, detail: string | undefined, sessionId: string | null, status?: Status): Promise<SessionOutcome> => {
@@ -223,7 +235,13 @@ export async function runStreamSession(ctx: StreamSessionContext): Promise<Sessi
   };
 
   // 3. The state the session starts under, read again now that everything on our side is ready.
-  const ended = await lease.confirm();
+  let ended;
+  try {
+    ended = await lease.confirm();
+  } catch (err) {
+    log.error({ err, sessionId }, 'reading the approval state failed; the session is not run');
+    return refuseRecorded('error', 'the approval state could not be read');
+  }
   if (ended) return refuseRecorded(ended.reason, leaseEndDetail(ended));
 
   // 4. Only now is anything run upstream.
@@ -245,6 +263,7 @@ export async function runStreamSession(ctx: StreamSessionContext): Promise<Sessi
     return { ...(await refuseRecorded(reason, undefined, status)), dialed: true };
   }
   const upstream: UpstreamSession = dialed.value;
+  live.upstream = upstream;
   ctx.sessions.upstreamChosen(sessionId, upstream.protocol).catch((err: unknown) => log.error({ err, sessionId }, 'storing the upstream protocol failed'));
   try {
     for (const sink of sinks) sink.marker?.(`upstream: ${upstream.protocol}`);
