@@ -6,6 +6,7 @@ import type { SigningKeySource } from '../evidence/signing-key.js';
 import { BastionError, ErrorCode, httpStatusOf, isBastionError } from '../errors/index.js';
 import type { ApprovalService } from '../model/approval.js';
 import type { Logger } from '../observability/log.js';
+import type { MetricsExposition } from '../observability/metrics.js';
 import type { AgentStore, AuditLog, PolicyVersionStore, SessionStore, UserStore } from '../store/types.js';
 import { adminRoutes } from './admin-routes.js';
 import { approvalRoutes } from './approvals-routes.js';
@@ -16,12 +17,6 @@ import { ApiRouter, type MountedRoute } from './mount.js';
 import { openApiDocument } from './openapi.js';
 import { sessionRoutes } from './sessions-routes.js';
 import { webUiRoutes } from './web-ui.js';
-
-/** The metrics the endpoint serves: the bastion's registry, whatever renders it. */
-export interface MetricsSource {
-  contentType: string;
-  render(): Promise<string> | string;
-}
 
 export interface ControlDeps {
   agents: AgentStore;
@@ -35,7 +30,8 @@ export interface ControlDeps {
   policyVersions: PolicyVersionStore;
   /** The policy in force now. */
   currentPolicy(): { hash: string; origin: string };
-  metrics: MetricsSource;
+  /** What GET /metrics serves: the bastion's prom-client registry. */
+  metrics: MetricsExposition;
   /** Renders the kubeconfig an agent uses to reach the Kubernetes endpoint. */
   agentKubeconfig(agentName: string, token: string): string;
   log: Logger;

@@ -38,7 +38,6 @@ export const DECIDERS: readonly UserRole[] = DECIDER_ROLES;
 export const ADMIN: readonly UserRole[] = ['admin'];
 
 export const OPENAPI_PATH = '/v1/openapi.json';
-export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 // ---------------------------------------------------------------------------------------------
 // Parameters
@@ -335,20 +334,9 @@ export const getPolicy = route({
 // ---------------------------------------------------------------------------------------------
 // Approvals
 
-const STREAM_GRANT = {
-  agent: 'claude',
-  namespace: 'demo',
-  pod: 'web-0',
-  container: 'app',
-  verbs: ['exec', 'attach'],
-  commands: [
-    ['ls', '-l', '/data'],
-    ['cat', '/data/config.yaml'],
-  ],
-  maxSessions: 3,
-  ttlSeconds: 600,
-  reason: 'INC-4211: inspect the data volume',
-};
+/** The grant that made APPROVED_STREAM: its scope's fields, flat. */
+const { kind: _streamKind, ...approvedStreamScope } = APPROVED_STREAM.scope;
+const STREAM_GRANT = { agent: EXAMPLE_AGENT, ...approvedStreamScope, ttlSeconds: APPROVED_STREAM.ttlSeconds, reason: APPROVED_STREAM.reason };
 const REST_GRANT = { agent: 'claude', verb: 'delete', resource: 'namespaces', name: 'demo', ttlSeconds: 3600, reason: 'tear down the demo' };
 
 export const listApprovals = route({

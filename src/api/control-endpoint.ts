@@ -7,7 +7,7 @@ import { boundUrl, listen } from '../net/listen.js';
 import { createControlApp, type ControlDeps } from './app.js';
 import type { MountedRoute } from './mount.js';
 
-export type { ControlDeps, MetricsSource } from './app.js';
+export type { ControlDeps } from './app.js';
 
 export interface ControlEndpointOptions {
   host: string;

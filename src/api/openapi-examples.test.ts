@@ -13,7 +13,8 @@ import type { Approval } from '../model/approval.js';
 import { silentLogger } from '../observability/log.js';
 import { recordingPaths } from '../recording/recorder.js';
 import { openStore } from '../store/index.js';
-import { PROMETHEUS_CONTENT_TYPE, ROUTES } from './contract.js';
+import { prometheusContentType } from 'prom-client';
+import { ROUTES } from './contract.js';
 import { ControlEndpoint } from './control-endpoint.js';
 import {
   APPROVED_STREAM,
@@ -113,7 +114,7 @@ async function world(): Promise<{ control: ControlEndpoint; tokens: Record<Examp
       audit: store.audit,
       policyVersions: store.policyVersions,
       currentPolicy: () => ({ hash: EXAMPLE_POLICY.hash, origin: EXAMPLE_POLICY.origin }),
-      metrics: { contentType: PROMETHEUS_CONTENT_TYPE, render: () => '# no metrics in this test\n' },
+      metrics: { contentType: prometheusContentType, render: async () => '# no metrics in this test\n' },
       agentKubeconfig: (name, token) => `apiVersion: v1\nkind: Config\n# ${name} ${token}\n`,
       log: silentLogger(),
       approvals,

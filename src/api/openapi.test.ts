@@ -13,6 +13,7 @@ import { APPROVAL_STATES } from '../model/vocabulary.js';
 import { silentLogger } from '../observability/log.js';
 import { openStore } from '../store/index.js';
 import { OPENAPI_PATH, ROUTES } from './contract.js';
+import { PENDING_EXEC } from './examples.js';
 import { ControlEndpoint, type ControlDeps } from './control-endpoint.js';
 import { openApiDocument } from './openapi.js';
 import { isJsonResponse, type RouteSpec } from './route-spec.js';
@@ -42,7 +43,7 @@ function endpoint(): ControlEndpoint {
     audit: unused as ControlDeps['audit'],
     policyVersions: unused as ControlDeps['policyVersions'],
     currentPolicy: () => ({ hash: '0'.repeat(64), origin: 'builtin:default' }),
-    metrics: { contentType: 'text/plain', render: () => '' },
+    metrics: { contentType: 'text/plain', render: async () => '' },
     agentKubeconfig: () => '',
     log: silentLogger(),
     approvals: unused as ApprovalService,
@@ -189,23 +190,7 @@ describe('the OpenAPI document itself', () => {
   });
 
   it('the Approval schema refuses what it does not allow', () => {
-    const good = ApprovalSchema.parse({
-      id: 'apr_k3qzm2x7v4nsp6r2t5wa',
-      state: 'pending',
-      agent: 'claude',
-      agentId: 'x',
-      scope: { kind: 'stream', namespace: 'demo', pod: 'web-0', container: 'app', verbs: ['exec'] },
-      requestedBy: 'agent:claude',
-      decidedBy: null,
-      reason: null,
-      ttlSeconds: 900,
-      createdAt: '2025-06-02T09:14:03.120Z',
-      decidedAt: null,
-      expiresAt: '2025-06-02T09:19:03.120Z',
-      revokedAt: null,
-      sessionsStarted: 0,
-      request: null,
-    });
+    const good = ApprovalSchema.parse(PENDING_EXEC);
     const refused = (v: unknown): boolean => !ApprovalSchema.safeParse(v).success;
     expect(refused({ ...good, state: 'limbo' })).toBe(true);
     expect(refused({ ...good, extra: 1 })).toBe(true);

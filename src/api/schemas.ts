@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { SessionView } from '../evidence/recordings.js';
 import { ApprovalSchema } from '../model/approval-schema.js';
 import {
+  AUDIT_DECISIONS,
   CAST_FORMATS,
   SESSION_END_REASONS,
   SESSION_STATES,
@@ -88,7 +89,7 @@ export const AuditRecordSchema = z
     namespace: nullableString,
     name: nullableString,
     stream: nullableString,
-    decision: z.enum(['allow', 'approval', 'deny', 'error']).nullable(),
+    decision: z.enum(AUDIT_DECISIONS).nullable(),
     rule: nullableString,
     policyHash: nullableString,
     approvalId: nullableString,

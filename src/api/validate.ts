@@ -77,7 +77,7 @@ function queryOf(req: Request): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [key, value] of params) {
     if (Object.prototype.hasOwnProperty.call(out, key)) {
-      throw new BastionError(ErrorCode.INVALID_QUERY, `${key} is given more than once`, { field: key }, { field: key });
+      throw new BastionError(ErrorCode.INVALID_QUERY, `${key} is given more than once`, undefined, { field: key });
     }
     out[key] = value;
   }

@@ -34,7 +34,7 @@ function endpoint(): ControlEndpoint {
     recordingsDir: '',
     signingKey: unused as never,
     currentPolicy: () => ({ hash: '0'.repeat(64), origin: 'builtin:default' }),
-    metrics: { contentType: 'text/plain', render: () => '' },
+    metrics: { contentType: 'text/plain', render: async () => '' },
     agentKubeconfig: () => '',
     log: silentLogger(),
   };

@@ -7,7 +7,7 @@ import type { ServeConfig } from './config.js';
 import type { Logger } from '../observability/log.js';
 import { createBastionMetrics, type BastionMetrics } from '../observability/metrics.js';
 import { openStore, agentPrincipal, type SqliteStore } from '../store/index.js';
-import { decideFor, PolicyHolder, type LoadedPolicy } from '../policy/index.js';
+import { decideFor, DEFAULT_RECORDING, PolicyHolder, type LoadedPolicy } from '../policy/index.js';
 import { loadEndpointTls, type EndpointTls } from '../tls/material.js';
 import type { UpstreamTarget } from '../upstream/upstream.js';
 import { KubeEndpoint } from '../endpoint/kube-endpoint.js';
@@ -17,7 +17,6 @@ import { SqliteApprovalService } from '../approvals/service.js';
 import { webhookNotifier } from '../approvals/webhook.js';
 import { HoldManager } from '../approvals/holds.js';
 import { loadOrCreateSigningKey } from '../evidence/signing-key.js';
-import { DEFAULT_RECORDING } from '../policy/index.js';
 import { recorderFactory } from '../recording/factory.js';
 import { closeInterruptedSessions } from '../session/recovery.js';
 import { sessionRows } from '../session/rows.js';
@@ -111,10 +110,12 @@ export async function startBastion(config: ServeConfig, log: Logger, upstream: U
       port: config.listen.port,
       tls: { cert: tls.cert, key: tls.key },
       upstream,
-      agents: { authenticateAgent: async (token) => {
-        const agent = await store.agents.authenticateAgent(token);
-        return agent && agentPrincipal(agent);
-      } },
+      agents: {
+        authenticateAgent: async (token) => {
+          const agent = await store.agents.authenticateAgent(token);
+          return agent && agentPrincipal(agent);
+        },
+      },
       policy: { decide: (req, ctx) => decideFor(policy.current, req, ctx) },
       audit: { record: (row) => store.audit.append(requestAuditEvent(row)).then(() => undefined) },
       approvals,

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { isBastionError } from '../errors/index.js';
+import { isBastionError, type BastionError } from '../errors/index.js';
 import { openStore, type SqliteStore } from '../store/index.js';
 import { tempDataDir } from '../store/test-support.js';
 import { SqliteApprovalService } from './service.js';
@@ -35,7 +35,7 @@ async function rejects(p: Promise<unknown>, code: string, field?: string): Promi
     err = e;
   }
   expect(isBastionError(err, code as never), `expected ${code}, got ${String(err)}`).toBe(true);
-  if (field !== undefined) expect((err as { details?: { field?: string } }).details?.field).toBe(field);
+  if (field !== undefined) expect((err as BastionError).field).toBe(field);
   return err as Error;
 }
 

@@ -17,13 +17,15 @@ import type { ApprovalListSchema, ErrorBody } from '../api/schemas.js';
 import { BastionError, ErrorCode } from '../errors/index.js';
 import type { z } from 'zod';
 
+/** `exec[,attach,portforward]`: the --verbs a stream grant takes. */
+const VERBS_TEXT = `${STREAM_OPERATIONS[0]}[,${STREAM_OPERATIONS.slice(1).join(',')}]`;
 
 export const APPROVALS_USAGE = `usage: kube-bastion approvals <command> [options]
 
 commands:
   list [--state ${APPROVAL_STATES.join('|')}] [--agent NAME]
   get ID
-  grant --agent NAME --namespace NS --pod POD --container C --verbs exec[,attach,portforward]
+  grant --agent NAME --namespace NS --pod POD --container C --verbs ${VERBS_TEXT}
         --ttl DURATION --reason TEXT [--command '["argv","as","JSON"]' ...] [--max-sessions N]
   grant --agent NAME --verb VERB --resource RESOURCE [--namespace NS] [--name NAME]
         --ttl DURATION --reason TEXT
@@ -255,14 +257,14 @@ function grantBody(values: ReturnType<typeof parse>['values']): GrantBody {
     throw usage(`--${rest[0]} is for REST grants and --${stream[0]} for stream grants: grant one kind of scope at a time`);
   }
   if (stream.length === 0 && rest.length === 0) {
-    throw usage('grant needs a scope: --pod, --container and --verbs (exec/attach/portforward), or --verb and --resource (a REST call)');
+    throw usage(`grant needs a scope: --pod, --container and --verbs (${STREAM_OPERATIONS.join('/')}), or --verb and --resource (a REST call)`);
   }
   const agent = nonEmpty(values, 'agent', 'NAME');
   if (stream.length > 0) {
     const namespace = nonEmpty(values, 'namespace', 'NS');
     const pod = nonEmpty(values, 'pod', 'POD');
     const container = nonEmpty(values, 'container', 'CONTAINER');
-    const verbs: StreamOperation[] = nonEmpty(values, 'verbs', 'exec[,attach,portforward]')
+    const verbs: StreamOperation[] = nonEmpty(values, 'verbs', VERBS_TEXT)
       .split(',')
       .map((v) => v.trim())
       .filter(Boolean)

@@ -4,7 +4,6 @@
 // above 8 GiB use the base-256 size field GNU tar and libarchive read. The reader refuses anything
 // else (links, devices, pax and GNU long name records), unsafe names and stray data, and checks
 // every header's checksum.
-import { Readable } from 'node:stream';
 import { TarFramer } from '../tar/framer.js';
 import { BLOCK, decodeTarHeader, encodeTarHeader, isZeroBlock, paddedSize, TarFormatError } from '../tar/header.js';
 
@@ -71,10 +70,6 @@ export async function* tarChunks(entries: Iterable<TarWriteEntry> | AsyncIterabl
     if (pad > 0) yield Buffer.alloc(pad);
   }
   yield Buffer.alloc(2 * BLOCK);
-}
-
-export function tarStream(entries: Iterable<TarWriteEntry> | AsyncIterable<TarWriteEntry>): Readable {
-  return Readable.from(tarChunks(entries), { objectMode: false });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,10 +16,9 @@ import {
 import { canonicalScope } from './scope.js';
 import { parseInput } from './validation.js';
 
-
 /** A refused argument that no schema describes (an unknown agent, a missing rule name). */
 export function invalidField(field: string, message: string): BastionError {
-  return new BastionError(ErrorCode.INVALID_FIELD, message, { field }, { field });
+  return new BastionError(ErrorCode.INVALID_FIELD, message, undefined, { field });
 }
 
 /** A checked, canonical scope (see canonicalScope). */

@@ -1,5 +1,5 @@
 // Approvals: a scoped, timed permission decided outside the agent. The types every part shares
-// (store, service, gateway holds, relay cutoff, control API).
+// (store, service, holds, session cutoff, control API).
 import type { Approval, ApprovalScope, HeldRequestInfo } from './approval-schema.js';
 import type { ResourceVerb, StreamOperation } from './request.js';
 import type { ApprovalState, UserRole } from './vocabulary.js';

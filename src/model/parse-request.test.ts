@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CLIENT_NODE_EXEC_QUERY, CORPUS, KUBECTL_EXEC_ARGV, KUBECTL_EXEC_QUERY, type CorpusCase } from '../../test/fixtures/request-corpus.js';
+import { mulberry32 } from '../../test/helpers/prng.js';
 import { formatKubePath, MAX_PATH_LENGTH, PARSE_REFUSAL_REASONS, parseKubeRequest } from './parse-request.js';
 import type { KubeRequest, ParseResult } from './request.js';
 
@@ -265,17 +266,6 @@ describe('parseKubeRequest: limits and robustness', () => {
 // whose canonical path round-trips (and that the API server would classify identically) or are
 // refused with a known reason. The internal `non-canonical` safety net must never fire.
 // ---------------------------------------------------------------------------------------------
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const TOKENS = [
   '/', '//', '.', '..', '/./', '/../', '/.', '/..', '%2F', '%2f', '%2E', '%2e', '%5C', '%41', '%', '%2', '%zz', '%FF', ';', ';x=1',
   '\\', 'A', 'Z', ':', '@', '~', '_', '-', '+', ' ', '\t', '\u0000', '\u00e9', '#', '?', '&', '=', 'watch', 'proxy', 'namespaces',

@@ -1,9 +1,9 @@
 // The canonical shape of one Kubernetes API request, and what the policy decides about it.
 // Everything downstream (policy, approvals, audit) works on this, never on the raw URL.
 
-import type { ResourceVerb, StreamOperation } from './vocabulary.js';
+import type { PolicyAction, ResourceVerb, StreamOperation } from './vocabulary.js';
 
-export type { ResourceVerb, StreamOperation } from './vocabulary.js';
+export type { PolicyAction, ResourceVerb, StreamOperation } from './vocabulary.js';
 
 export interface ResourceRequest {
   kind: 'resource';
@@ -50,8 +50,6 @@ export interface ParseFailure {
 }
 
 export type ParseResult = { ok: true; request: KubeRequest } | ParseFailure;
-
-export type PolicyAction = 'allow' | 'approval' | 'deny';
 
 export interface PolicyDecision {
   action: PolicyAction;

@@ -94,8 +94,7 @@ export function inputError(issues: readonly z.core.$ZodIssue[], where: InputKind
       : new BastionError(ErrorCode.INVALID_BODY, 'request body must be a JSON object');
   }
   const code = where === 'query' ? ErrorCode.INVALID_QUERY : unknown ? ErrorCode.UNKNOWN_FIELD : ErrorCode.INVALID_FIELD;
-  // details.field as well: the service's callers (and its tests) read it there.
-  return new BastionError(code, `${field} ${issue.message}`, { field }, { field });
+  return new BastionError(code, `${field} ${issue.message}`, undefined, { field });
 }
 
 /** Parses or throws the BastionError naming the field (under `prefix`, e.g. `scope`). */

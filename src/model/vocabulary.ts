@@ -10,6 +10,14 @@ export type StreamOperation = (typeof STREAM_OPERATIONS)[number];
 export const RESOURCE_VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'] as const;
 export type ResourceVerb = (typeof RESOURCE_VERBS)[number];
 
+/** What a policy rule decides for a request. */
+export const POLICY_ACTIONS = ['allow', 'approval', 'deny'] as const;
+export type PolicyAction = (typeof POLICY_ACTIONS)[number];
+
+/** An audit row's decision: the policy's, or `error` when the request failed before or after it. */
+export const AUDIT_DECISIONS = [...POLICY_ACTIONS, 'error'] as const;
+export type AuditDecision = (typeof AUDIT_DECISIONS)[number];
+
 /** pending -> approved | denied | expired; approved -> revoked | expired. */
 export const APPROVAL_STATES = ['pending', 'approved', 'denied', 'revoked', 'expired'] as const;
 export type ApprovalState = (typeof APPROVAL_STATES)[number];

@@ -8,7 +8,7 @@ import { type LoadedPolicy, type PolicyDocument, type PolicyMatch, type PolicyRu
 export interface EvaluationContext {
   /** The authenticated agent. */
   principal: Principal;
-  /** The request carried Impersonate-* headers (detected by the gateway, which strips them). */
+  /** The request carried Impersonate-* headers (detected by the Kubernetes endpoint, which strips them). */
   impersonation: boolean;
 }
 

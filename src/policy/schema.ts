@@ -6,8 +6,6 @@ import { RESOURCE_VERBS, type CastFormat } from '../model/vocabulary.js';
 export const POLICY_API_VERSION = 'kube-bastion/v1';
 export const POLICY_KIND = 'Policy';
 
-export const POLICY_ACTIONS: readonly PolicyAction[] = ['allow', 'approval', 'deny'];
-
 /** Verbs of non-resource requests: the lower-cased HTTP method, `get` for GET and HEAD. */
 export const NON_RESOURCE_VERBS: readonly string[] = ['get', 'post', 'put', 'patch', 'delete', 'options'];
 

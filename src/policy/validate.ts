@@ -3,7 +3,7 @@
 // still knows where it came from.
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { PolicyAction } from '../model/request.js';
-import { CAST_FORMATS, RESOURCE_VERBS, STREAM_OPERATIONS, type CastFormat } from '../model/vocabulary.js';
+import { CAST_FORMATS, POLICY_ACTIONS, RESOURCE_VERBS, STREAM_OPERATIONS, type CastFormat } from '../model/vocabulary.js';
 import { closest, type PolicyIssue } from './issues.js';
 import { checkApiGroup, checkNameGlob, checkPathPattern, parseResourcePattern } from './patterns.js';
 import {
@@ -11,7 +11,6 @@ import {
   DEFAULT_RECORDING,
   MAX_AUTO_APPROVE_TTL_SECONDS,
   NON_RESOURCE_VERBS,
-  POLICY_ACTIONS,
   POLICY_API_VERSION,
   POLICY_KIND,
   type AutoApprove,

@@ -11,6 +11,7 @@ import { DEFAULT_TERMINAL } from '../protocol/constants.js';
 import { encodeResize, type TerminalSize } from '../protocol/resize.js';
 import { encodeStatus } from '../protocol/status.js';
 import type { SessionEnd, SessionSink } from '../model/session.js';
+import type { StreamOperation } from '../model/vocabulary.js';
 import type { SessionRecordingInput } from '../store/types.js';
 import { AppendFile, nodeSyncIo, type SyncIo } from './append-file.js';
 import { AsciicastV2Encoder } from './asciicast-v2.js';
@@ -34,7 +35,8 @@ export interface RecorderHeaderInfo {
   /** The agent-side subprotocol, e.g. `v5.channel.k8s.io`. */
   protocol: string;
   upstreamProtocol?: string;
-  operation?: 'exec' | 'attach';
+  /** The recorded operations (port-forward sessions are never relayed, so never recorded). */
+  operation?: Exclude<StreamOperation, 'portforward'>;
   /** Initial terminal size when already known; otherwise see RecorderOptions. */
   width?: number;
   height?: number;

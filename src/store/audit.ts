@@ -21,17 +21,18 @@ import type { KubeRequest, PolicyDecision } from '../model/request.js';
 import { BastionError, ErrorCode } from '../errors/index.js';
 import type Database from 'better-sqlite3';
 import type { Db } from './db.js';
-import type {
-  AuditDecision,
-  AuditEventInput,
-  AuditHead,
-  AuditLog,
-  AuditQuery,
-  AuditRecord,
-  AuditVerifyOptions,
-  AuditVerifyResult,
-  Clock,
-  UntrustedClientHints,
+import {
+  AUDIT_DECISIONS,
+  type AuditDecision,
+  type AuditEventInput,
+  type AuditHead,
+  type AuditLog,
+  type AuditQuery,
+  type AuditRecord,
+  type AuditVerifyOptions,
+  type AuditVerifyResult,
+  type Clock,
+  type UntrustedClientHints,
 } from './types.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -74,7 +75,6 @@ export const AUDIT_HASHED_FIELDS = [
 /** Each untrusted client hint is cut to this many characters (the client controls them). */
 export const MAX_CLIENT_HINT_LENGTH = 1024;
 
-const DECISIONS: readonly AuditDecision[] = ['allow', 'approval', 'deny', 'error'];
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 type HashedRecord = Omit<AuditRecord, 'prevHash' | 'hash'>;
@@ -284,8 +284,8 @@ type Fields = Omit<AuditRecord, 'id' | 'chainVersion' | 'time' | 'prevHash' | 'h
 
 function normalise(input: AuditEventInput): Fields {
   if (typeof input.event !== 'string' || input.event.length === 0) throw badField('event', 'is required');
-  if (input.decision != null && !DECISIONS.includes(input.decision)) {
-    throw badField('decision', `must be one of ${DECISIONS.join(', ')}`);
+  if (input.decision != null && !(AUDIT_DECISIONS as readonly string[]).includes(input.decision)) {
+    throw badField('decision', `must be one of ${AUDIT_DECISIONS.join(', ')}`);
   }
   const agent = input.agent ?? null;
   if (agent !== null && (typeof agent.id !== 'string' || typeof agent.name !== 'string')) {

@@ -1,15 +1,17 @@
 // The storage interfaces. Everything outside src/store talks to these, never to SQLite.
 //
 // Every method returns a Promise even though the SQLite implementation is synchronous: a shared
-// database for a multi-replica deployment (design.md §8) is asynchronous, and it must be possible
+// database for a multi-replica deployment (docs/storage.md, "Moving to several replicas") is asynchronous, and it must be possible
 // to add one without touching a single call site.
 
 import type { Approval, ApprovalScope, ApprovalState } from '../model/approval.js';
 import type { StreamOperation } from '../model/request.js';
 import {
+  AUDIT_DECISIONS,
   SESSION_END_REASONS,
   TRANSPORTS as SESSION_TRANSPORTS,
   USER_ROLES,
+  type AuditDecision,
   type SessionEndReason,
   type SessionState,
   type Transport as SessionTransport,
@@ -18,7 +20,7 @@ import {
 import type { Status } from '../protocol/status.js';
 
 // The store's words are model/vocabulary.ts's, re-exported for the store's callers.
-export { SESSION_END_REASONS, SESSION_TRANSPORTS, USER_ROLES, type SessionEndReason, type SessionState, type SessionTransport, type UserRole };
+export { AUDIT_DECISIONS, SESSION_END_REASONS, SESSION_TRANSPORTS, USER_ROLES, type AuditDecision, type SessionEndReason, type SessionState, type SessionTransport, type UserRole };
 
 /** The time source (tests inject a fixed one). */
 export type Clock = () => Date;
@@ -117,8 +119,6 @@ export type AuditEventKind =
   | 'policy.loaded'
   | `approval.${string}`
   | (string & {});
-
-export type AuditDecision = 'allow' | 'approval' | 'deny' | 'error';
 
 /**
  * What the client said about itself. Never authenticated, never used for a decision: kept only

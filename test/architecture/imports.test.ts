@@ -1,9 +1,9 @@
 // The architecture as a test: every import between folders of src/ follows test/architecture/layers.ts
 // (explained in docs/architecture.md), the table has no cycles, and every folder is in it.
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cycles, importEdges, violations, type Edge } from './imports.js';
+import { cycles, importEdges, importSpecifiers, violations, type Edge } from './imports.js';
 import { LAYERS } from './layers.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -20,6 +20,29 @@ describe('folder dependencies', () => {
   it('every folder of src/ is in the table, and the table names no folder that does not exist', () => {
     const folders = readdirSync(join(ROOT, 'src')).filter((f) => statSync(join(ROOT, 'src', f)).isDirectory()).sort();
     expect(Object.keys(LAYERS).sort()).toEqual(folders);
+  });
+
+  it('every folder of src/ opens with a README of its role', () => {
+    const folders = readdirSync(join(ROOT, 'src')).filter((f) => statSync(join(ROOT, 'src', f)).isDirectory());
+    expect(folders.filter((f) => !existsSync(join(ROOT, 'src', f, 'README.md')))).toEqual([]);
+  });
+
+  it('docs/architecture.md draws the same arrows as the table', () => {
+    const doc = readFileSync(join(ROOT, 'docs/architecture.md'), 'utf8');
+    const names = new Set(Object.keys(LAYERS));
+    const documented: Record<string, string[]> = {};
+    for (const row of doc.split('\n').filter((l) => l.startsWith('| `'))) {
+      const [, folders = '', , mayImport = ''] = row.split('|').map((c) => c.trim());
+      // A row may name several folders (the leaf helpers); its column is then their union.
+      const listed = mayImport.replace(/\([^)]*\)/g, '').split(/[^a-z]+/).filter((w) => names.has(w));
+      for (const [, folder] of folders.matchAll(/`([a-z]+)`/g)) documented[folder!] = listed;
+    }
+    expect(Object.keys(documented).sort(), 'every folder has a row').toEqual([...names].sort());
+    for (const [folder, listed] of Object.entries(documented)) {
+      const row = Object.keys(documented).filter((f) => documented[f] === listed);
+      const allowed = new Set(row.flatMap((f) => [...LAYERS[f as keyof typeof LAYERS]]));
+      expect([...new Set(listed)].sort(), `docs/architecture.md row of ${folder}`).toEqual([...allowed].sort());
+    }
   });
 
   it('the table keeps the rules docs/architecture.md states', () => {
@@ -41,6 +64,22 @@ describe('folder dependencies', () => {
     ];
     expect(violations(edges, LAYERS)).toEqual(['src/app/bastion.ts: src/app may not import src/sim', 'src/store/audit.ts: src/store may not import src/policy']);
     expect(cycles({ a: ['b'], b: ['c'], c: ['a'] })).toContain('a -> b -> c -> a');
+  });
+
+  it('reads every form of import: named, type-only, multi-line, re-export, side effect, dynamic', () => {
+    const text = [
+      "import { a } from '../a/x.js';",
+      "import type { B } from '../b/x.js';",
+      'import {',
+      '  c,',
+      "} from '../c/x.js';",
+      "export * from '../d/x.js';",
+      "export { e } from '../e/x.js';",
+      "import '../f/x.js';",
+      "const g = await import('../g/x.js');",
+      "import { h } from 'node:fs';",
+    ].join('\n');
+    expect(importSpecifiers(text)).toEqual(['../a/x.js', '../b/x.js', '../c/x.js', '../d/x.js', '../e/x.js', '../f/x.js', '../g/x.js']);
   });
 
   it('reads real imports, including re-exports and dynamic imports', () => {

@@ -9,7 +9,14 @@ export interface Edge {
   to: string;
 }
 
-const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"](\.{1,2}\/[^'"]+)['"]|import\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)/g;
+// `import ... from '..'`, `export ... from '..'`, a side-effect `import '..'`, and `import('..')`.
+const IMPORT =
+  /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"](\.{1,2}\/[^'"]+)['"]|(?:^|\n)\s*import\s+['"](\.{1,2}\/[^'"]+)['"]|import\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)/g;
+
+/** The relative specifiers `text` imports or re-exports. */
+export function importSpecifiers(text: string): string[] {
+  return [...text.matchAll(IMPORT)].map((m) => (m[1] ?? m[2] ?? m[3])!);
+}
 
 function walk(dir: string, out: string[] = []): string[] {
   for (const entry of readdirSync(dir)) {
@@ -33,8 +40,7 @@ export function importEdges(root: string, srcDir = join(root, 'src')): Edge[] {
   for (const file of walk(srcDir)) {
     const text = readFileSync(file, 'utf8');
     const from = folderOf(srcDir, file)!;
-    for (const m of text.matchAll(IMPORT)) {
-      const spec = m[1] ?? m[2]!;
+    for (const spec of importSpecifiers(text)) {
       const to = folderOf(srcDir, resolve(dirname(file), spec));
       if (to === undefined) {
         edges.push({ file: relative(root, file), from, to: `outside src: ${spec}` });

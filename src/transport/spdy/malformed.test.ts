@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { loadFixture, bytes } from '../../../test/fixtures/spdy/fixture.js';
 import { FrameTap, PeerFramer, summary } from '../../../test/fixtures/spdy/frame-tap.js';
 import { socketPair } from '../../../test/fixtures/spdy/socket-pair.js';
+import { mulberry32 } from '../../../test/helpers/prng.js';
 import { isBastionError, type BastionError, type ErrorCode } from '../../errors/index.js';
 import { SpdyConnection } from './connection.js';
 import { SPDY3_DICTIONARY } from './dictionary.js';
@@ -16,17 +17,6 @@ const SEED = Number(process.env.SPDY_FUZZ_SEED ?? 0x5eed5bd7);
 const CASES_PER_KIND = 30;
 const TIME_BUDGET_MS = 15_000;
 
-/** mulberry32: small, fast, reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Rng {
   constructor(readonly next: () => number) {}
@@ -247,7 +237,7 @@ async function run(rng: Rng, input: Buffer): Promise<Outcome> {
 }
 
 describe(`malformed input (seed 0x${SEED.toString(16)})`, () => {
-  const rng = new Rng(prng(SEED));
+  const rng = new Rng(mulberry32(SEED));
   const started = Date.now();
 
   it.each(Object.keys(GENERATORS))('%s: ends the connection with GOAWAY(PROTOCOL_ERROR) and a typed error', async (kind) => {
