@@ -11,7 +11,7 @@ import type { AgentAuthenticator, AuditDecision, PolicyDecider } from './ports.j
 
 export type Classification =
   | { outcome: 'forward'; principal: Principal; request: KubeRequest; decision: PolicyDecision }
-  /** Needs an approval: the gateway looks for one, or holds the request while one is decided. */
+  /** Needs an approval: the endpoint looks for one, or holds the request while one is decided. */
   | { outcome: 'approval'; principal: Principal; request: KubeRequest; decision: PolicyDecision }
   | {
       outcome: 'refuse';

@@ -60,6 +60,11 @@ export class UpstreamRefusal extends BastionError {
   }
 }
 
+/** A refused input field: INVALID_FIELD naming it (the control API answers it with `field`). */
+export function invalidField(field: string, message: string, details?: Record<string, unknown>): BastionError {
+  return new BastionError('INVALID_FIELD', message, details, { field });
+}
+
 export function isBastionError(err: unknown, code?: ErrorCode): err is BastionError {
   return err instanceof BastionError && (code === undefined || err.code === code);
 }

@@ -2,7 +2,6 @@
 // INVALID_FIELD (UNKNOWN_FIELD for a field that does not exist) whose field names the argument's
 // part (`scope.pod`, `scope.commands[1][0]`, `ttlSeconds`, ...). Scopes arrive from JSON: nothing
 // is assumed about their shape.
-import { BastionError, ErrorCode } from '../errors/index.js';
 import {
   ApprovalScopeSchema,
   HeldRequestInfoSchema,
@@ -17,9 +16,7 @@ import { canonicalScope } from './scope.js';
 import { parseInput } from './validation.js';
 
 /** A refused argument that no schema describes (an unknown agent, a missing rule name). */
-export function invalidField(field: string, message: string): BastionError {
-  return new BastionError(ErrorCode.INVALID_FIELD, message, undefined, { field });
-}
+export { invalidField } from '../errors/index.js';
 
 /** A checked, canonical scope (see canonicalScope). */
 export function validateScope(v: unknown): ApprovalScope {

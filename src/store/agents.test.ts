@@ -88,10 +88,10 @@ describe('agents', () => {
   });
 
   it.each(['', 'Upper', 'under_score', '-lead', 'trail-', 'dot.ted', 'sp ace', 'a'.repeat(64), 'é', 'a/b', '0b0c8a1e-7f43-4c2e-9a59-5b1d2c3e4f50'])(
-    'rejects the invalid name %j with a clear BAD_REQUEST',
+    'rejects the invalid name %j with a clear INVALID_FIELD',
     async (name) => {
       await expect(store.agents.createAgent(name)).rejects.toSatisfy(
-        (e) => isBastionError(e, 'BAD_REQUEST') && /agent name/.test((e as Error).message),
+        (e) => isBastionError(e, 'INVALID_FIELD') && /agent name/.test((e as Error).message),
       );
     },
   );

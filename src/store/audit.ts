@@ -18,7 +18,7 @@
 // gives it, `verify({ anchor })` checks it. See docs/storage.md.
 import { createHash } from 'node:crypto';
 import type { KubeRequest, PolicyDecision } from '../model/request.js';
-import { BastionError, ErrorCode } from '../errors/index.js';
+import { BastionError, ErrorCode, invalidField } from '../errors/index.js';
 import type Database from 'better-sqlite3';
 import type { Db } from './db.js';
 import {
@@ -323,7 +323,7 @@ function normalise(input: AuditEventInput): Fields {
 function toIso(field: string, v: Date | string): string {
   const d = typeof v === 'string' ? new Date(v) : v;
   if (!(d instanceof Date) || Number.isNaN(d.getTime())) {
-    throw new BastionError(ErrorCode.BAD_REQUEST, `${field} is not a valid time: ${String(v)}`, { field });
+    throw invalidField(field, `${field} is not a valid time: ${String(v)}`);
   }
   return d.toISOString();
 }

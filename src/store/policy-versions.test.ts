@@ -58,10 +58,10 @@ describe('policy versions', () => {
   it('refuses a hash that does not match the source, and malformed hashes', async () => {
     await expect(
       store.policyVersions.recordPolicyVersion({ hash: sha('x'), source: 'y', origin: 'f' }),
-    ).rejects.toSatisfy((e) => isBastionError(e, 'BAD_REQUEST'));
+    ).rejects.toSatisfy((e) => isBastionError(e, 'INVALID_FIELD'));
     await expect(
       store.policyVersions.recordPolicyVersion({ hash: sha('x').toUpperCase(), source: 'x', origin: 'f' }),
-    ).rejects.toSatisfy((e) => isBastionError(e, 'BAD_REQUEST'));
+    ).rejects.toSatisfy((e) => isBastionError(e, 'INVALID_FIELD'));
     expect(await store.policyVersions.listPolicyVersions()).toEqual([]);
   });
 });

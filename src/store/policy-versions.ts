@@ -1,7 +1,7 @@
 // Every policy file the bastion has ever decided with, by the sha256 of its exact bytes, so an
 // audit row's `policy_hash` always resolves to the text that decided.
 import { createHash } from 'node:crypto';
-import { BastionError, ErrorCode } from '../errors/index.js';
+import { invalidField } from '../errors/index.js';
 import type { Db } from './db.js';
 import type { Clock, PolicyVersion, PolicyVersionInput, PolicyVersionStore } from './types.js';
 
@@ -53,19 +53,15 @@ export class SqlitePolicyVersionStore implements PolicyVersionStore {
   async recordPolicyVersion(input: PolicyVersionInput): Promise<PolicyVersion> {
     const { hash, origin } = input;
     if (typeof hash !== 'string' || !SHA256_HEX.test(hash)) {
-      throw new BastionError(ErrorCode.BAD_REQUEST, 'policy hash must be a lower-case hex sha256', { field: 'hash' });
+      throw invalidField('hash', 'policy hash must be a lower-case hex sha256');
     }
     if (typeof origin !== 'string' || origin.length === 0) {
-      throw new BastionError(ErrorCode.BAD_REQUEST, 'policy origin is required', { field: 'origin' });
+      throw invalidField('origin', 'policy origin is required');
     }
     const bytes = typeof input.source === 'string' ? Buffer.from(input.source, 'utf8') : Buffer.from(input.source);
     const actual = createHash('sha256').update(bytes).digest('hex');
     if (actual !== hash) {
-      throw new BastionError(
-        ErrorCode.BAD_REQUEST,
-        `policy hash ${hash} does not match its source (sha256 ${actual})`,
-        { field: 'hash', expected: actual },
-      );
+      throw invalidField('hash', `policy hash ${hash} does not match its source (sha256 ${actual})`, {expected: actual});
     }
     const now = this.clock().toISOString();
     const record = this.db.transaction((): PolicyVersion => {

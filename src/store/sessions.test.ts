@@ -116,7 +116,7 @@ describe('session store', () => {
 
   it('refuses bad input naming the field, and unknown ids', async () => {
     const expectField = async (p: Promise<unknown>, field: string): Promise<void> => {
-      await expect(p).rejects.toSatisfy((e) => isBastionError(e, 'BAD_REQUEST') && (e as { details?: { field?: string } }).details?.field === field);
+      await expect(p).rejects.toSatisfy((e) => isBastionError(e, 'INVALID_FIELD') && (e as { field?: string }).field === field);
     };
     await expectField(store.sessions.start(startInput({ transport: 'http' as never })), 'transport');
     await expectField(store.sessions.start(startInput({ approvalId: 'apr_missing' })), 'approvalId');
@@ -191,13 +191,13 @@ describe('session store', () => {
     const r2 = await store.sessions.setRecording(s.id, { castSha256: h('e') });
     expect(r2).toMatchObject({ castSha256: h('e'), rawSha256: h('b'), state: 'ended' });
     await expect(store.sessions.setRecording(s.id, { rawSha256: 'XYZ' })).rejects.toSatisfy(
-      (e) => isBastionError(e, 'BAD_REQUEST') && (e as { details?: { field?: string } }).details?.field === 'rawSha256',
+      (e) => isBastionError(e, 'INVALID_FIELD') && (e as { field?: string }).field === 'rawSha256',
     );
   });
   it('stores the files a session carried (kubectl cp), validated', async () => {
     const session = await store.sessions.start(startInput({ command: ['tar', 'cf', '-', '/etc/hosts'], tty: false }));
     const files = [{ name: 'etc/hosts', size: 12, sha256: 'a'.repeat(64) }];
     expect((await store.sessions.setRecording(session.id, { files })).files).toEqual(files);
-    await expect(store.sessions.setRecording(session.id, { files: [{ name: 'x', size: -1, sha256: 'a'.repeat(64) }] })).rejects.toMatchObject({ code: 'BAD_REQUEST', details: { field: 'files[0]' } });
+    await expect(store.sessions.setRecording(session.id, { files: [{ name: 'x', size: -1, sha256: 'a'.repeat(64) }] })).rejects.toMatchObject({ code: 'INVALID_FIELD', field: 'files[0]' });
   });
 });

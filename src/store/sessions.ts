@@ -3,7 +3,7 @@
 // sessions a crash left open are ended as `interrupted`.
 import type { StreamOperation } from '../model/request.js';
 import { STREAM_OPERATIONS } from '../model/vocabulary.js';
-import { BastionError, ErrorCode } from '../errors/index.js';
+import { BastionError, ErrorCode, invalidField } from '../errors/index.js';
 import type { Status } from '../protocol/status.js';
 import { randomId } from './approvals.js';
 import type { Db } from './db.js';
@@ -98,7 +98,7 @@ function toSession(row: SessionRow): Session {
 }
 
 function bad(field: string, message: string): BastionError {
-  return new BastionError(ErrorCode.BAD_REQUEST, `session ${field} ${message}`, { field });
+  return invalidField(field, `session ${field} ${message}`);
 }
 
 function requireString(field: string, v: unknown, allowEmpty = false): string {

@@ -4,7 +4,7 @@
 // SHA-256 (hex) is stored; authentication hashes the presented token and looks the hash up, so the
 // secret itself is never compared, and the final equality check is constant-time.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { BastionError, ErrorCode } from '../errors/index.js';
+import { invalidField } from '../errors/index.js';
 
 export const AGENT_TOKEN_PREFIX = 'kba_';
 export const USER_TOKEN_PREFIX = 'kbu_';
@@ -50,28 +50,18 @@ export const MAX_NAME_LENGTH = 63;
  */
 export function validateName(kind: 'agent' | 'user', name: unknown): string {
   if (typeof name !== 'string' || name.length === 0) {
-    throw new BastionError(ErrorCode.BAD_REQUEST, `${kind} name is required`, { field: 'name' });
+    throw invalidField('name', `${kind} name is required`);
   }
   if (name.length > MAX_NAME_LENGTH) {
-    throw new BastionError(
-      ErrorCode.BAD_REQUEST,
-      `${kind} name ${JSON.stringify(name.slice(0, 80))} is too long (${name.length} characters, at most ${MAX_NAME_LENGTH})`,
-      { field: 'name' },
-    );
+    throw invalidField('name', `${kind} name ${JSON.stringify(name.slice(0, 80))} is too long (${name.length} characters, at most ${MAX_NAME_LENGTH})`);
   }
   if (!NAME.test(name)) {
-    throw new BastionError(
-      ErrorCode.BAD_REQUEST,
-      `${kind} name ${JSON.stringify(name)} is invalid: use lower-case letters, digits and '-', ` +
-        `starting and ending with a letter or digit (a DNS label, e.g. "ci-bot-1")`,
-      { field: 'name' },
-    );
+    throw invalidField('name', `${kind} name ${JSON.stringify(name)} is invalid: use lower-case letters, digits and '-', ` +
+        `starting and ending with a letter or digit (a DNS label, e.g. "ci-bot-1")`);
   }
   if (UUID.test(name)) {
     // Ids are UUIDs and lookups accept "name or id": a UUID-shaped name could pose as another identity.
-    throw new BastionError(ErrorCode.BAD_REQUEST, `${kind} name ${JSON.stringify(name)} is invalid: it looks like an id (UUID)`, {
-      field: 'name',
-    });
+    throw invalidField('name', `${kind} name ${JSON.stringify(name)} is invalid: it looks like an id (UUID)`, {});
   }
   return name;
 }

@@ -55,10 +55,10 @@ describe('users', () => {
     await store.users.createUser('carol', 'admin');
     await expect(store.users.createUser('carol', 'reviewer')).rejects.toSatisfy((e) => isBastionError(e, 'ALREADY_EXISTS'));
     await expect(store.users.createUser('Carol', 'admin')).rejects.toSatisfy(
-      (e) => isBastionError(e, 'BAD_REQUEST') && /user name/.test((e as Error).message),
+      (e) => isBastionError(e, 'INVALID_FIELD') && /user name/.test((e as Error).message),
     );
     await expect(store.users.createUser('dave', 'root' as UserRole)).rejects.toSatisfy(
-      (e) => isBastionError(e, 'BAD_REQUEST') && /approver, reviewer, admin/.test((e as Error).message),
+      (e) => isBastionError(e, 'INVALID_FIELD') && /approver, reviewer, admin/.test((e as Error).message),
     );
     expect(await store.users.getUserByName('dave')).toBeUndefined();
   });

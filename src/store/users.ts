@@ -1,6 +1,6 @@
 // Control-endpoint users (approvers, reviewers, admins). Only token hashes are stored.
 import { randomUUID } from 'node:crypto';
-import { BastionError, ErrorCode } from '../errors/index.js';
+import { BastionError, ErrorCode, invalidField } from '../errors/index.js';
 import { isUniqueViolation, type Db } from './db.js';
 import { USER_TOKEN_PREFIX, digestsEqual, generateToken, hashToken, looksLikeToken, validateName } from './tokens.js';
 import { USER_ROLES, type Clock, type User, type UserRole, type UserStore } from './types.js';
@@ -51,11 +51,7 @@ export class SqliteUserStore implements UserStore {
   async createUser(name: string, role: UserRole): Promise<{ user: User; token: string }> {
     validateName('user', name);
     if (!isUserRole(role)) {
-      throw new BastionError(
-        ErrorCode.BAD_REQUEST,
-        `user role ${JSON.stringify(role)} is invalid: use one of ${USER_ROLES.join(', ')}`,
-        { field: 'role' },
-      );
+      throw invalidField('role', `user role ${JSON.stringify(role)} is invalid: use one of ${USER_ROLES.join(', ')}`);
     }
     const token = generateToken(USER_TOKEN_PREFIX);
     const row: UserRow = {

@@ -43,8 +43,8 @@ export interface Refusal {
 
 /**
  * Classifies a non-101 answer. The body, when it is a metav1.Status (every kube-apiserver error
- * is), travels as `details.status` so the relay can hand upstream's own answer (404 pod not found,
- * 403 RBAC denial) back to the agent. Otherwise a Status is synthesised from the HTTP code and
+ * is), travels as the UpstreamRefusal's `status`, so the session hands upstream's own answer (404
+ * pod not found, 403 RBAC denial) back to the agent. Otherwise a Status is synthesised from the HTTP code and
  * body text. The error's code follows the HTTP status (errors/codes.ts `codeForHttpStatus`).
  *
  * A subprotocol rejection is a 400 or 403 whose body is not a Status: that is how a kubelet's
