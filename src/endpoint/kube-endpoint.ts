@@ -238,18 +238,19 @@ export class KubeEndpoint {
         status: () => refusals.restCut(request, approval, lease.ended!),
         finalChunk: (contentType) => (isWatch(request) && /json/i.test(contentType ?? '') ? refusals.watchErrorEvent(refusals.restCut(request, approval, lease.ended!)) : undefined),
       });
-      if (outcome.error && outcome.status === 502) {
+      const unreachable = outcome.error?.code === 'UPSTREAM_UNAVAILABLE';
+      if (unreachable) {
         this.opts.metrics.upstreamErrors.inc();
         this.opts.log.warn({ err: outcome.error }, 'upstream unavailable');
       }
       this.finish(req, c, start, {
-        decision: outcome.status === 502 && outcome.error ? 'error' : c.outcome === 'approval' ? 'approval' : 'allow',
+        decision: unreachable ? 'error' : c.outcome === 'approval' ? 'approval' : 'allow',
         ...policy,
         status: outcome.status,
         bytesIn: outcome.bytesIn,
         bytesOut: outcome.bytesOut,
         approvalId: approval?.id ?? null,
-        outcome: outcome.cut ? lease.ended!.reason : outcome.error ? outcome.error.code === 'CONNECTION_CLOSED' ? 'client-closed' : 'upstream-unavailable' : 'completed',
+        outcome: outcome.cut ? lease.ended!.reason : unreachable ? 'upstream-unavailable' : outcome.error ? 'client-closed' : 'completed',
       });
     } finally {
       offLease();
