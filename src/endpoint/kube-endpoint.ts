@@ -292,9 +292,9 @@ export class KubeEndpoint {
     } catch (err) {
       if (!isBastionError(err)) throw err;
       this.opts.metrics.upstreamErrors.inc();
-      return refuse(err.toStatus(), { decision: 'error', ...policy, outcome: 'upstream-unavailable' });
+      return refuse(refusals.upstreamUnavailable(err), { decision: 'error', ...policy, outcome: 'upstream-unavailable' });
     }
-    if (!pod.ok) return refuse(pod.status, { decision: c.outcome === 'approval' ? 'approval' : 'allow', ...policy });
+    if (!pod.ok) return refuse(pod.status ?? refusals.upstreamAnswered(pod.httpStatus, `pod ${request.namespace}/${request.name}`), { decision: c.outcome === 'approval' ? 'approval' : 'allow', ...policy });
     const resolved = resolveContainer(pod.pod, query.container);
     if (!resolved.ok) return refuse(refusals.containerRefused(request.name, resolved), { decision: c.outcome === 'approval' ? 'approval' : 'allow', ...policy });
     const op = streamOperation(request, resolved.container, query.command);

@@ -2,7 +2,7 @@
 // words its own ("<subject> is forbidden: ..."), with machine-readable causes naming the rule, the
 // policy version or the approval. Other modules return typed outcomes; only this one turns them
 // into Statuses, so a reviewer finds every message the agent can see in one place.
-import { statusFor } from '../errors/index.js';
+import { statusFor, type BastionError } from '../errors/index.js';
 import type { Approval } from '../model/approval.js';
 import type { KubeRequest, ParseFailure, PolicyDecision, Principal } from '../model/request.js';
 import type { EndReason } from '../model/session.js';
@@ -127,8 +127,14 @@ export function shuttingDown(): Status {
   return statusFor('SHUTTING_DOWN', 'kube-bastion is shutting down');
 }
 
-export function upstreamUnavailable(what: string): Status {
-  return statusFor('UPSTREAM_UNAVAILABLE', `kube-bastion ${what}`);
+/** Upstream could not be reached (network, TLS, credentials): the error says how. */
+export function upstreamUnavailable(err: BastionError): Status {
+  return statusFor('UPSTREAM_UNAVAILABLE', err.message);
+}
+
+/** Upstream answered without a Status body (an API server always sends one; a proxy in between may not). */
+export function upstreamAnswered(httpStatus: number, what: string): Status {
+  return statusFor('UPSTREAM_UNAVAILABLE', `upstream answered ${httpStatus} for ${what}`);
 }
 
 export function internalError(): Status {

@@ -1,7 +1,7 @@
 // Reads a pod from upstream with the bastion's credentials, to resolve the container before any
 // scope check: explicit name, else the default-container annotation, else the first container.
 import https from 'node:https';
-import { BastionError, ErrorCode, statusFor } from '../errors/index.js';
+import { upstreamUnreachable } from './upstream.js';
 import { decodeStatus, type Status } from '../protocol/status.js';
 import { upstreamPath } from './rest-proxy.js';
 import type { UpstreamTarget } from './upstream.js';
@@ -17,7 +17,8 @@ export interface PodSummary {
   defaultContainer?: string;
 }
 
-export type PodLookup = { ok: true; pod: PodSummary } | { ok: false; status: Status };
+/** Not found or refused upstream: upstream's own Status when it sent one (it always does), else just its HTTP code. */
+export type PodLookup = { ok: true; pod: PodSummary } | { ok: false; httpStatus: number; status: Status | undefined };
 
 const MAX_POD_BYTES = 4 * 1024 * 1024;
 
@@ -43,14 +44,13 @@ export async function getPod(upstream: UpstreamTarget, namespace: string, name: 
     req.on('error', reject);
     req.end();
   }).catch((err: Error) => {
-    throw new BastionError(ErrorCode.UPSTREAM_UNAVAILABLE, `kube-bastion could not reach the upstream API server: ${err.message}`, undefined, { cause: err });
+    throw upstreamUnreachable(err);
   });
   if (code !== 200) {
     try {
-      return { ok: false, status: { ...decodeStatus(body), code } };
+      return { ok: false, httpStatus: code, status: { ...decodeStatus(body), code } };
     } catch {
-      // Not a Status body: say what upstream answered, as a gateway would.
-      return { ok: false, status: statusFor('UPSTREAM_UNAVAILABLE', `upstream answered ${code} for pod ${namespace}/${name}`) };
+      return { ok: false, httpStatus: code, status: undefined };
     }
   }
   const pod = JSON.parse(body.toString('utf8')) as {

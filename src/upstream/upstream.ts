@@ -77,3 +77,8 @@ export function upstreamFromCredentials(server: string, caPem: string, token: st
   });
   return new KubeConfigUpstream(kc, description);
 }
+
+/** The upstream API server could not be reached (network, TLS, credentials): one wording for every caller. */
+export function upstreamUnreachable(cause: Error): BastionError {
+  return new BastionError(ErrorCode.UPSTREAM_UNAVAILABLE, `kube-bastion could not reach the upstream API server: ${cause.message}`, undefined, { cause });
+}
