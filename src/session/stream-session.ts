@@ -89,6 +89,7 @@ const STATUS_GRACE_MS = 1000;
 /** The words a lease end adds to the agent's Status: who ended it and why. */
 export function leaseEndDetail(end: LeaseEnd): string | undefined {
   if (end.reason === 'expired') return undefined;
+  if (end.reason === 'error') return end.why ?? undefined;
   return `by ${end.by}${end.why ? ` (${end.why})` : ''}`;
 }
 
