@@ -61,8 +61,12 @@ export class ApprovalLease {
     }
   }
 
-  /** Why the lease ended, once it has. */
+  /**
+   * Why the lease ended, once it has. Past the deadline the lease has ended even if its timer has
+   * not run yet (a stalled event loop): reading this ends it then and there.
+   */
   get ended(): LeaseEnd | undefined {
+    if (!this.end && this.deadline !== undefined && Date.now() >= this.deadline) this.expire();
     return this.end;
   }
 

@@ -233,6 +233,7 @@ export class KubeEndpoint {
     try {
       const outcome = await proxyRest(req, res, this.opts.upstream, this.identity(c), {
         signal: cutter.signal,
+        ...(lease.deadline !== undefined ? { deadline: lease.deadline } : {}),
         status: () => refusals.restCut(request, approval, lease.ended!),
         finalChunk: (contentType) => (isWatch(request) && /json/i.test(contentType ?? '') ? refusals.watchErrorEvent(refusals.restCut(request, approval, lease.ended!)) : undefined),
       });
