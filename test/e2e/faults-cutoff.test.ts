@@ -15,6 +15,7 @@ import {
   isoToNs,
   pendingApproval,
   rawSpdyUpgrade,
+  rawUpgrade,
   requestRows,
   revoke,
   simExecs,
@@ -179,6 +180,40 @@ describe.each(CLIENTS)('revocation while the upstream dial is in progress, $labe
     expect(existsSync(session!.castPath!)).toBe(true);
     // Whatever reached the cluster is accounted for by that row.
     expect(simExecs(sim.sim, tag).length).toBeLessThanOrEqual(1);
+  });
+});
+
+describe('agent revocation while its exec waits for the pod lookup (the lookup held at the proxy)', () => {
+  it('is refused as a revoked agent, with an audit row saying so; nothing reaches the cluster', async () => {
+    const tag = tagFor('lookup-revoke', 0);
+    const { agent, token } = await b.bastion.store.agents.createAgent('late-agent');
+    const admin = (await b.bastion.store.users.createUser('root', 'admin')).token;
+    const approval = await grantExec(b, alice, 'busybox', 'busybox', 300, 'late-agent');
+    proxy.holdRest = (method, p) => method === 'GET' && p.startsWith('/api/v1/namespaces/default/pods/busybox');
+    try {
+      const answer = rawUpgrade(
+        b,
+        execPath('busybox', 'busybox', ['echo', tag], 'stdout=true&stderr=true', 'default'),
+        { Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Protocol': 'v5.channel.k8s.io' },
+        'GET',
+        token,
+      );
+      const lookup = await proxy.heldRestFor('/namespaces/default/pods/busybox');
+      expect((await api(b, admin, 'POST', '/v1/agents/late-agent/revoke')).status).toBe(200);
+      lookup.release();
+      const r = await answer;
+      expect(r.status).toBe(401);
+      expect(decodeStatus(Buffer.from(r.body)).message).toContain('revoked agent token');
+      expect(simExecs(sim.sim, tag)).toEqual([]);
+      expect((await b.bastion.approvals.get(approval.id))!.state).toBe('revoked');
+      const rows = await until('the request row', async () => {
+        const found = (await requestRows(b, { path: tag })).filter((row) => row.agentId === agent.id);
+        return found.length > 0 ? found : undefined;
+      });
+      expect(rows.map((row) => [row.outcome, row.statusCode])).toEqual([['agent-revoked', 401]]);
+    } finally {
+      proxy.holdRest = () => false;
+    }
   });
 });
 

@@ -68,6 +68,10 @@ export interface HoldingProxy {
   /** How an exec/attach upgrade is treated, by its request-target (default: pass). */
   modeFor: (path: string) => HoldMode;
   readonly upgrades: ProxiedUpgrade[];
+  /** REST requests to hold until released (default: none), by method and request-target. */
+  holdRest: (method: string, path: string) => boolean;
+  /** The held REST request whose request-target contains `marker`, once it arrived; `release` forwards it. */
+  heldRestFor(marker: string): Promise<{ path: string; release(): void }>;
   /** The upgrade whose request-target contains `marker`, once it arrived. */
   upgradeFor(marker: string): Promise<ProxiedUpgrade>;
   /** Cuts every connection, as a crashed API server would. */
@@ -93,7 +97,19 @@ export async function startHoldingProxy(sim: SimCluster): Promise<HoldingProxy> 
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
+  const heldRest: Array<{ path: string; release(): void }> = [];
   server.on('request', (req, res) => {
+    if (proxy.holdRest(req.method ?? '', req.url ?? '')) {
+      let go: () => void = () => {};
+      const released = new Promise<void>((r) => (go = r));
+      heldRest.push({ path: req.url ?? '', release: () => go() });
+      for (const w of waiters.splice(0)) w();
+      void released.then(() => forwardRest(req, res));
+      return;
+    }
+    forwardRest(req, res);
+  });
+  const forwardRest = (req: IncomingMessage, res: import('node:http').ServerResponse): void => {
     const up = https.request(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, agent },
       (upRes) => {
@@ -104,7 +120,7 @@ export async function startHoldingProxy(sim: SimCluster): Promise<HoldingProxy> 
     up.on('error', () => res.destroy());
     res.on('close', () => up.destroy());
     req.pipe(up);
-  });
+  };
   server.on('upgrade', (req: IncomingMessage, client: Duplex, head: Buffer) => {
     client.on('error', () => {});
     const mode = proxy.modeFor(req.url ?? '');
@@ -177,6 +193,14 @@ export async function startHoldingProxy(sim: SimCluster): Promise<HoldingProxy> 
     kubeconfig,
     modeFor: () => 'pass',
     upgrades,
+    holdRest: () => false,
+    heldRestFor: async (marker) => {
+      for (;;) {
+        const found = heldRest.find((h) => h.path.includes(marker));
+        if (found) return found;
+        await new Promise<void>((r) => waiters.push(r));
+      }
+    },
     upgradeFor: async (marker) => {
       for (;;) {
         const found = upgrades.find((u) => u.path.includes(marker));
@@ -189,6 +213,7 @@ export async function startHoldingProxy(sim: SimCluster): Promise<HoldingProxy> 
     },
     close: async () => {
       for (const u of upgrades) u.release();
+      for (const h of heldRest) h.release();
       for (const s of sockets) s.destroy();
       agent.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -288,11 +313,11 @@ export function startKubectl(minor: number, kubeconfig: string, args: string[], 
 
 // ---- raw clients of the bastion's Kubernetes endpoint --------------------------------------------
 
-export function execPath(pod: string, container: string, command: string[], flags = 'stdout=true&stderr=true'): string {
+export function execPath(pod: string, container: string, command: string[], flags = 'stdout=true&stderr=true', namespace = 'demo'): string {
   const q = new URLSearchParams();
   for (const arg of command) q.append('command', arg);
   q.set('container', container);
-  return `/api/v1/namespaces/demo/pods/${pod}/exec?${q.toString()}&${flags}`;
+  return `/api/v1/namespaces/${namespace}/pods/${pod}/exec?${q.toString()}&${flags}`;
 }
 
 export interface RawSpdy {
@@ -365,7 +390,7 @@ export function rawSpdyUpgrade(b: TestBastion, path: string): Promise<RawSpdy> {
 }
 
 /** A raw HTTPS upgrade request with the given headers; resolves with the status line and body (or 101). */
-export function rawUpgrade(b: TestBastion, path: string, headers: Record<string, string>, method = 'GET'): Promise<{ status: number; body: string }> {
+export function rawUpgrade(b: TestBastion, path: string, headers: Record<string, string>, method = 'GET', token = b.agentToken): Promise<{ status: number; body: string }> {
   const url = new URL(b.bastion.kubeUrl);
   return new Promise((resolve, reject) => {
     const req = https.request({
@@ -374,7 +399,7 @@ export function rawUpgrade(b: TestBastion, path: string, headers: Record<string,
       method,
       path,
       ca: b.bastion.tls.caPem,
-      headers: { Authorization: `Bearer ${b.agentToken}`, Connection: 'Upgrade', ...headers },
+      headers: { Authorization: `Bearer ${token}`, Connection: 'Upgrade', ...headers },
     });
     req.on('response', (res) => {
       let body = '';
