@@ -4,20 +4,31 @@
 // revokes its approvals. Asserted from the outside: what kubectl and a raw client received, the
 // session and audit rows, the approvals' states.
 import https from 'node:https';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
 import { api, grantExec, isoToNs, pendingApproval, requestRows, revoke, stamps, startKubectl, ticker, until } from '../helpers/faults.js';
 import type { Approval } from '../../src/model/approval.js';
 import type { Agent } from '../../src/store/index.js';
+import { DEFAULT_POLICY_YAML } from '../../src/policy/default-policy.js';
+
+/** The default policy plus one rule: exec into default/busybox passes without an approval (so only the agent's lease holds it). */
+function policyFile(): string {
+  const marker = '  - name: pod-streams-need-approval';
+  const rule = ['  - name: busybox-exec-allowed', '    match: { streams: [exec], namespaces: [default], names: [busybox] }', '    action: allow', ''].join('\n');
+  const file = join(mkdtempSync(join(tmpdir(), 'kb-fault-policy-')), 'policy.yaml');
+  writeFileSync(file, DEFAULT_POLICY_YAML.replace(marker, `${rule}${marker}`));
+  return file;
+}
 
 let b: TestBastion;
 let alice: string;
 let root: string;
 
 beforeAll(async () => {
-  b = await startTestBastion();
+  b = await startTestBastion({ extraArgs: ['--policy', policyFile()] });
   alice = (await b.bastion.store.users.createUser('alice', 'approver')).token;
   root = (await b.bastion.store.users.createUser('root', 'admin')).token;
 });
@@ -154,10 +165,12 @@ describe('agent revocation through the control API', () => {
       startKubectl(27, kubeconfig, ['exec', '-n', 'demo', 'shell-0', '--', ...ticker('doomed-spdy')]),
       startKubectl(33, kubeconfig, ['exec', '-n', 'demo', 'shell-0', '--', ...ticker('doomed-ws')]),
     ];
+    // A session the policy allows without an approval: only the agent's revocation can end it.
+    const unapproved = startKubectl(33, kubeconfig, ['exec', '-n', 'default', 'busybox', '--', ...ticker('doomed-free')]);
     // A pod watch passes by policy (no approval): only the agent's lease ends it.
     const podWatch = startKubectl(33, kubeconfig, ['get', 'pods', '-n', 'demo', '-w', '--request-timeout=0']);
     const unused = await grantExec(b, alice, 'web-0', 'app', 300, 'doomed');
-    for (const run of runs) await until('ticks', () => stamps(run.stdout()).length >= 5);
+    for (const run of [...runs, unapproved]) await until('ticks', () => stamps(run.stdout()).length >= 5);
     await until('the pod watch listing', () => podWatch.stdout().toString().includes('shell-0'));
 
     const res = await api<Agent>(b, root, 'POST', '/v1/agents/doomed/revoke');
@@ -165,6 +178,10 @@ describe('agent revocation through the control API', () => {
     const revokedAt = res.json.revokedAt!;
     const results = await Promise.all(runs.map((r) => r.done));
     const watchResult = await podWatch.done;
+    const free = await unapproved.done;
+    expect(free.code).not.toBe(0);
+    expect(stamps(free.stdout).filter((t) => t > isoToNs(revokedAt))).toEqual([]);
+    expect(free.stderr).toContain('kube-bastion ended the session under approval none: the agent was revoked by user:root');
     for (const r of results) {
       expect(r.code).not.toBe(0);
       expect(stamps(r.stdout).filter((s) => s > isoToNs(revokedAt))).toEqual([]);
@@ -172,15 +189,13 @@ describe('agent revocation through the control API', () => {
     }
     expect(watchResult.stdout.toString() + watchResult.stderr).toContain('kube-bastion ended the response: the agent was revoked by user:root');
 
-    const sessions = await until('both sessions ended', async () => {
+    const sessions = await until('the three sessions ended', async () => {
       const rows = await b.bastion.store.sessions.list({ agent: 'doomed' });
-      return rows.length === 2 && rows.every((s) => s.state === 'ended') ? rows : undefined;
+      return rows.length === 3 && rows.every((s) => s.state === 'ended') ? rows : undefined;
     });
-    for (const s of sessions) {
-      expect(s.endReason).not.toBe('completed');
-      expect(['revoked', 'agent-revoked']).toContain(s.endReason);
-      expect(Date.parse(s.endedAt!) - Date.parse(revokedAt)).toBeLessThan(1000);
-    }
+    // The sessions under approvals end as those are revoked; the one without, as the agent is.
+    expect(sessions.map((s) => `${s.pod} ${s.endReason}`).sort()).toEqual(['busybox agent-revoked', 'shell-0 revoked', 'shell-0 revoked']);
+    for (const s of sessions) expect(Date.parse(s.endedAt!) - Date.parse(revokedAt)).toBeLessThan(1000);
     for (const id of [spdyGrant.id, unused.id]) expect((await b.bastion.approvals.get(id))!.state).toBe('revoked');
     const watchRows = await until('the pod watch row', async () => (await requestRows(b, { path: '/pods?' })).find((r) => r.agentName === 'doomed' && r.verb === 'watch' && r.outcome));
     expect(watchRows.outcome).toBe('agent-revoked');
