@@ -89,7 +89,7 @@ export function sessionCut(approval: Approval | null, pod: string, reason: EndRe
     revoked: `kube-bastion ended the session: approval ${id} was revoked${detail ? ` ${detail}` : ''}`,
     'agent-revoked': `kube-bastion ended the session under approval ${id}: the agent was revoked${detail ? ` ${detail}` : ''}`,
     'recording-failed': `kube-bastion ended the session under approval ${id}: the recording could not be written${detail ? ` (${detail})` : ''}`,
-    'setup-timeout': `kube-bastion ended the session under approval ${id}: the client did not open its streams in time${more}`,
+    'setup-timeout': `kube-bastion ended the session under approval ${id}: ${detail ?? 'the client did not open its streams in time'}`,
     shutdown: `kube-bastion ended the session under approval ${id}: the bastion is shutting down`,
     'client-closed': 'client closed the session',
     'upstream-closed': `the upstream API server closed the session${more}`,

@@ -37,7 +37,7 @@ let alice: string;
 beforeAll(async () => {
   sim = await startSim();
   proxy = await startHoldingProxy(sim.sim);
-  b = await startTestBastion({ sim: sim.sim, extraArgs: ['--upstream-kubeconfig', proxy.kubeconfig] });
+  b = await startTestBastion({ sim: sim.sim, extraArgs: ['--upstream-kubeconfig', proxy.kubeconfig, '--session-setup-timeout', '3'] });
   alice = (await b.bastion.store.users.createUser('alice', 'approver')).token;
 });
 // Each case grants its own approval; none may be left usable for the next (an approval without a
@@ -164,6 +164,24 @@ describe.each(CLIENTS)('revocation while the upstream dial is in progress, $labe
     const [session] = await endedSessions(approval.id);
     expect(session).toMatchObject({ endReason: 'revoked', exitCode: null });
     expect(await outcomeOf(approval.id)).toEqual(['revoked']);
+  });
+
+  it('a dial that outlasts the setup timeout: the Status blames the upstream, nothing ran, the session ends setup-timeout', async () => {
+    const tag = tagFor('dial-timeout', minor);
+    proxy.modeFor = (path) => (path.includes(tag) ? 'hold-request' : 'pass');
+    const approval = await grantExec(b, alice, 'shell-0', 'main', 300);
+    const run = startKubectl(minor, b.agentKubeconfig, ['exec', '-n', 'demo', 'shell-0', '--', ...ticker(tag)]);
+    const held = await proxy.upgradeFor(tag);
+    const r = await run.done;
+    await held.clientClosed;
+    held.release();
+    expect(held.forwarded()).toBe(false);
+    expect(simExecs(sim.sim, tag)).toEqual([]);
+    expect(r.stdout.length).toBe(0);
+    expect(r.stderr).toContain(`approval ${approval.id}: the upstream API server did not answer within 3 s`);
+    const [session] = await endedSessions(approval.id);
+    expect(session).toMatchObject({ endReason: 'setup-timeout', bytesOut: 0 });
+    expect(await outcomeOf(approval.id)).toEqual(['setup-timeout']);
   });
 
   it('the agent vanishes while the dial is held: the command that reached upstream has its session row and recording', async () => {
