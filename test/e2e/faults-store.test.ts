@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
-import { api, execPath, grantExec, rawWebSocket, revoke, stamps, startKubectl, ticker, until, type RawWebSocket } from '../helpers/faults.js';
+import { api, execPath, grantExec, rawSpdyUpgrade, rawWebSocket, revoke, stamps, startKubectl, ticker, until, within, type RawWebSocket } from '../helpers/faults.js';
 import { openStore } from '../../src/store/index.js';
 import { decodeStatus } from '../../src/protocol/status.js';
 import type { Approval } from '../../src/model/approval.js';
@@ -127,26 +127,31 @@ describe('the database fails while sessions relay', () => {
     const token = (await s.bastion.store.users.createUser('alice', 'approver')).token;
     const approval: Approval = await grantExec(s, token, 'shell-0', 'main', 300);
     const ws = await rawWebSocket(s, execPath('shell-0', 'main', ticker('db-fails-ws')));
+    const raw = await rawSpdyUpgrade(s, execPath('shell-0', 'main', ticker('db-fails-raw-spdy')));
+    await raw.openStreams();
     const spdy = startKubectl(27, s.agentKubeconfig, ['exec', '-n', 'demo', 'shell-0', '--', ...ticker('db-fails-spdy')]);
     // And a watch, which passes by policy: it is cut the same way.
     const watch = startKubectl(33, s.agentKubeconfig, ['get', 'pods', '-n', 'demo', '-w', '--request-timeout=0']);
-    await until('ticks on both', () => stamps(ws.channel(1)).length >= 5 && stamps(spdy.stdout()).length >= 5);
+    await until('ticks on all three', () => stamps(ws.channel(1)).length >= 5 && stamps(raw.stdout()).length >= 5 && stamps(spdy.stdout()).length >= 5);
     await until('the pod watch listing', () => watch.stdout().toString().includes('shell-0'));
-    const pids = [pidIn(ws.channel(2).toString())!, pidIn(spdy.stderr())!];
+    const pids = [pidIn(ws.channel(2).toString())!, pidIn(raw.stderr().toString())!, pidIn(spdy.stderr())!];
     expect(pids.every((p) => p > 0 && alive(p))).toBe(true);
     const [sessionBefore] = await s.bastion.store.sessions.list({ approvalId: approval.id });
 
     // The database goes away under the live sessions (as on an I/O error of the disk it lives on).
     s.bastion.store.db.close();
 
-    const closed = await ws.closed;
-    const r = await spdy.done;
+    const closed = await within(ws.closed, 'the WebSocket session to be cut');
+    const r = await within(spdy.done, 'the kubectl session to be cut');
     expect(closed.code).toBe(1000);
     const wsStatus = decodeStatus(ws.channel(3));
     expect(wsStatus.message).toContain(`kube-bastion ended the session under approval ${approval.id}`);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(`kube-bastion ended the session under approval ${approval.id}`);
     expect(ws.rawAfterUpgrade().toString('latin1')).not.toContain('HTTP/1.1');
+    await within(raw.closed, 'the raw SPDY session to be cut');
+    expect(decodeStatus(raw.error()).message).toContain(`kube-bastion ended the session under approval ${approval.id}`);
+    expect(raw.rawAfterUpgrade().toString('latin1')).not.toContain('HTTP/1.1');
     await until('the commands upstream killed', () => pids.every((p) => !alive(p)));
     const w = await watch.done;
     expect(w.stdout.toString() + w.stderr).toContain('kube-bastion ended the response: kube-bastion cannot read its database');
@@ -155,7 +160,7 @@ describe('the database fails while sessions relay', () => {
     const reopened = openStore(join(s.dir, 'data'));
     try {
       const rows = await reopened.sessions.list({ approvalId: approval.id });
-      expect(rows).toHaveLength(2);
+      expect(rows).toHaveLength(3);
       expect(rows.map((x) => x.id)).toContain(sessionBefore!.id);
       for (const row of rows) {
         expect(existsSync(row.castPath!)).toBe(true);

@@ -34,6 +34,15 @@ export async function until<T>(what: string, check: () => T | undefined | false 
   }
 }
 
+/** `promise`, or a failure naming `what` after `timeoutMs`. */
+export function within<T>(promise: Promise<T>, what: string, timeoutMs = 20_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs))),
+  ]).finally(() => clearTimeout(timer));
+}
+
 // ---- the holding proxy -----------------------------------------------------------------------
 
 export type HoldMode =
