@@ -2,16 +2,19 @@
 // (its approval, if any, and its agent), taken at the instant the gate decided. From then on every
 // revocation, expiry or agent revocation ends the lease at once, whether the session is still
 // being set up (dialing, waiting for the agent's streams) or already relaying; `confirm` re-reads
-// the stored state just before bytes start to flow. Sessions and approved REST exchanges hold one.
+// the stored state just before bytes start to flow, and again every `recheckMs` while the lease
+// lives: a change the watch missed ends it within that interval, and a store that can no longer be
+// read ends it at once (reason `error`): what the bastion cannot check, revoke or record does not
+// run on. Sessions and REST exchanges hold one.
 import type { AgentRevocation, Approval, ApprovalChange, ApprovalService } from '../model/approval.js';
 
-export type LeaseEndReason = 'revoked' | 'expired' | 'agent-revoked';
+export type LeaseEndReason = 'revoked' | 'expired' | 'agent-revoked' | 'error';
 
 export interface LeaseEnd {
   reason: LeaseEndReason;
   /** The approval as it was when the lease ended (null for a request that needed none). */
   approval: Approval | null;
-  /** Who ended it: `user:<name>` for a revocation, `system` for an expiry. */
+  /** Who ended it: `user:<name>` for a revocation, `system` for an expiry or a store failure. */
   by: string;
   /** The revoker's reason, when one was given. */
   why: string | null;
@@ -23,13 +26,20 @@ export interface LeaseDeps {
   approvals: Pick<ApprovalService, 'watch' | 'watchAgent' | 'get'>;
   /** Whether the agent is still active (not revoked), read from the agent store. */
   agentActive(agentId: string): Promise<boolean>;
+  /** How often the approval and the agent are re-read while the lease lives, in ms (default 1000; 0: never). */
+  recheckMs?: number;
 }
+
+/** Default interval of the lease's own re-read of the stored state. */
+export const LEASE_RECHECK_MS = 1000;
 
 export class ApprovalLease {
   private end: LeaseEnd | undefined;
   private readonly listeners = new Set<(end: LeaseEnd) => void>();
   private readonly unsubscribe: Array<() => void> = [];
   private timer: NodeJS.Timeout | undefined;
+  private recheckTimer: NodeJS.Timeout | undefined;
+  private checking = false;
   /** Epoch ms after which nothing may pass (the approval's expiry); undefined without an approval. */
   readonly deadline: number | undefined;
 
@@ -44,10 +54,19 @@ export class ApprovalLease {
       this.armDeadline();
     }
     this.unsubscribe.push(deps.approvals.watchAgent(agent.id, (r) => this.onAgentRevoked(r)));
+    const every = deps.recheckMs ?? LEASE_RECHECK_MS;
+    if (every > 0) {
+      this.recheckTimer = setInterval(() => this.recheck(), every);
+      this.recheckTimer.unref();
+    }
   }
 
-  /** Why the lease ended, once it has. */
+  /**
+   * Why the lease ended, once it has. Past the deadline the lease has ended even if its timer has
+   * not run yet (a stalled event loop): reading this ends it then and there.
+   */
   get ended(): LeaseEnd | undefined {
+    if (!this.end && this.deadline !== undefined && Date.now() >= this.deadline) this.expire();
     return this.end;
   }
 
@@ -62,17 +81,23 @@ export class ApprovalLease {
   }
 
   /**
-   * Re-reads the approval and the agent from the store: the check at the moment relaying starts.
-   * Changes after the read arrive through the watch, which has been live since the gate decided.
+   * Re-reads the approval and the agent from the store: the check at the moment relaying starts
+   * (and the periodic one). Changes after the read arrive through the watch, which has been live
+   * since the gate decided. Never rejects: a store that cannot be read ends the lease (`error`).
    */
   async confirm(): Promise<LeaseEnd | undefined> {
     if (this.end) return this.end;
-    if (!(await this.deps.agentActive(this.agent.id))) {
-      this.finish({ reason: 'agent-revoked', approval: this.approval, by: 'system', why: `agent "${this.agent.name}" is revoked`, at: new Date().toISOString() });
-    } else if (this.approval) {
-      const current = await this.deps.approvals.get(this.approval.id);
-      if (!current) this.finish({ reason: 'revoked', approval: this.approval, by: 'system', why: 'the approval no longer exists', at: new Date().toISOString() });
-      else this.onApproval(current, { event: 'approval.read', actor: 'system' });
+    try {
+      if (!(await this.deps.agentActive(this.agent.id))) {
+        this.finish({ reason: 'agent-revoked', approval: this.approval, by: 'system', why: `agent "${this.agent.name}" is revoked`, at: new Date().toISOString() });
+      } else if (this.approval) {
+        const current = await this.deps.approvals.get(this.approval.id);
+        if (!current) this.finish({ reason: 'revoked', approval: this.approval, by: 'system', why: 'the approval no longer exists', at: new Date().toISOString() });
+        else this.onApproval(current, { event: 'approval.read', actor: 'system' });
+      }
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.finish({ reason: 'error', approval: this.approval, by: 'system', why: `kube-bastion cannot read its database (${message}), so it can neither check nor record what runs`, at: new Date().toISOString() });
     }
     if (!this.end && this.deadline !== undefined && Date.now() >= this.deadline) this.expire();
     return this.end;
@@ -81,8 +106,17 @@ export class ApprovalLease {
   /** Stops watching. Idempotent. */
   release(): void {
     clearTimeout(this.timer);
+    clearInterval(this.recheckTimer);
     for (const off of this.unsubscribe.splice(0)) off();
     this.listeners.clear();
+  }
+
+  private recheck(): void {
+    if (this.checking || this.end) return;
+    this.checking = true;
+    void this.confirm().finally(() => {
+      this.checking = false;
+    });
   }
 
   private onApproval(a: Approval, change: ApprovalChange): void {

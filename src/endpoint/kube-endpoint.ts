@@ -75,7 +75,7 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-type Gated = { ok: true; approval: Approval | null } | { ok: false; status: Status; approvalId: string | null };
+type Gated = { ok: true; approval: Approval | null } | { ok: false; status: Status; approvalId: string | null; outcome: string };
 
 export class KubeEndpoint {
   private readonly server: https.Server;
@@ -170,6 +170,18 @@ export class KubeEndpoint {
    */
   private async gate(c: Extract<Classification, { outcome: 'approval' }>, op: Operation, command: string[] | undefined, clientRun: string | undefined, gone: (abort: () => void) => void): Promise<Gated> {
     const agent = { id: c.principal.id, name: c.principal.name };
+    try {
+      return await this.decide(c, op, command, clientRun, gone);
+    } catch (err) {
+      // The agent was revoked while its request was on its way (the pod lookup, the hold): no
+      // approval can be asked for or granted to it any more. Answered as its next request will be.
+      if (!(await this.opts.agentActive(agent.id).catch(() => true))) return { ok: false, status: refusals.unauthenticated(true), approvalId: null, outcome: 'agent-revoked' };
+      throw err;
+    }
+  }
+
+  private async decide(c: Extract<Classification, { outcome: 'approval' }>, op: Operation, command: string[] | undefined, clientRun: string | undefined, gone: (abort: () => void) => void): Promise<Gated> {
+    const agent = { id: c.principal.id, name: c.principal.name };
     const request = { method: c.request.method, path: c.request.path, ...(command ? { command } : {}) };
     if (c.decision.autoApprove) {
       const usable = await this.opts.approvals.findUsable(agent.id, op);
@@ -183,7 +195,7 @@ export class KubeEndpoint {
     try {
       const outcome = await this.opts.holds.obtain(agent, op, request, controller.signal, clientRun);
       if (outcome.ok) return { ok: true, approval: outcome.approval };
-      return { ok: false, status: refusals.holdRefused(c.request, outcome.refusal), approvalId: refusedApprovalId(outcome.refusal) };
+      return { ok: false, status: refusals.holdRefused(c.request, outcome.refusal), approvalId: refusedApprovalId(outcome.refusal), outcome: 'not-approved' };
     } finally {
       this.holdsInFlight.delete(controller);
     }
@@ -220,7 +232,7 @@ export class KubeEndpoint {
       if (!gated.ok) {
         req.resume();
         if (!res.destroyed) writeStatusResponse(res, gated.status);
-        this.finish(req, c, start, { decision: 'approval', ...policy, status: gated.status.code ?? 403, bytesIn: 0, bytesOut: 0, approvalId: gated.approvalId });
+        this.finish(req, c, start, { decision: 'approval', ...policy, status: gated.status.code ?? 403, bytesIn: 0, bytesOut: 0, approvalId: gated.approvalId, outcome: gated.outcome });
         return;
       }
       approval = gated.approval;
@@ -235,6 +247,7 @@ export class KubeEndpoint {
     try {
       const outcome = await proxyRest(req, res, this.opts.upstream, this.identity(c), {
         signal: cutter.signal,
+        ...(lease.deadline !== undefined ? { deadline: lease.deadline } : {}),
         status: () => refusals.restCut(request, approval, lease.ended!),
         finalChunk: (contentType) => (isWatch(request) && /json/i.test(contentType ?? '') ? refusals.watchErrorEvent(refusals.restCut(request, approval, lease.ended!)) : undefined),
       });
@@ -302,7 +315,7 @@ export class KubeEndpoint {
     let approval: Approval | null = null;
     if (c.outcome === 'approval') {
       const gated = await this.gate(c, op, query.command, header(req, 'kubectl-session'), (abort) => socket.once('close', abort));
-      if (!gated.ok) return refuse(gated.status, { decision: 'approval', ...policy, approvalId: gated.approvalId, outcome: 'not-approved' });
+      if (!gated.ok) return refuse(gated.status, { decision: 'approval', ...policy, approvalId: gated.approvalId, outcome: gated.outcome });
       const granted = gated.approval!;
       approval = granted;
       if (!(await this.opts.approvals.startSession(granted.id))) {

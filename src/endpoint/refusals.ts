@@ -89,7 +89,7 @@ export function sessionCut(approval: Approval | null, pod: string, reason: EndRe
     revoked: `kube-bastion ended the session: approval ${id} was revoked${detail ? ` ${detail}` : ''}`,
     'agent-revoked': `kube-bastion ended the session under approval ${id}: the agent was revoked${detail ? ` ${detail}` : ''}`,
     'recording-failed': `kube-bastion ended the session under approval ${id}: the recording could not be written${detail ? ` (${detail})` : ''}`,
-    'setup-timeout': `kube-bastion ended the session under approval ${id}: the client did not open its streams in time${more}`,
+    'setup-timeout': `kube-bastion ended the session under approval ${id}: ${detail ?? 'the client did not open its streams in time'}`,
     shutdown: `kube-bastion ended the session under approval ${id}: the bastion is shutting down`,
     'client-closed': 'client closed the session',
     'upstream-closed': `the upstream API server closed the session${more}`,
@@ -106,14 +106,15 @@ export function sessionCut(approval: Approval | null, pod: string, reason: EndRe
 
 /** A REST exchange (watch, `logs -f`, proxy) ended because what admitted it ended. */
 export function restCut(req: KubeRequest, approval: Approval | null, end: LeaseEnd): Status {
-  const who = end.reason === 'expired' ? '' : ` by ${end.by}${end.why ? ` (${end.why})` : ''}`;
-  const what =
-    end.reason === 'agent-revoked'
-      ? `the agent was revoked${who}`
-      : end.reason === 'expired'
-        ? `approval ${approval?.id ?? 'none'} expired at ${approval?.expiresAt ?? 'its deadline'}`
-        : `approval ${approval?.id ?? 'none'} was revoked${who}`;
-  return statusFor('FORBIDDEN', `${subject(req)} is forbidden: kube-bastion ended the response: ${what}`, {
+  const who = ` by ${end.by}${end.why ? ` (${end.why})` : ''}`;
+  const id = approval?.id ?? 'none';
+  const what: Record<LeaseEnd['reason'], string> = {
+    'agent-revoked': `the agent was revoked${who}`,
+    expired: `approval ${id} expired at ${approval?.expiresAt ?? 'its deadline'}`,
+    revoked: `approval ${id} was revoked${who}`,
+    error: end.why ?? 'kube-bastion cannot read its database',
+  };
+  return statusFor('FORBIDDEN', `${subject(req)} is forbidden: kube-bastion ended the response: ${what[end.reason]}`, {
     causes: [{ reason: 'KubeBastionCut', message: end.reason }, ...(approval ? [{ reason: 'KubeBastionApproval', message: approval.id }] : [])],
   });
 }

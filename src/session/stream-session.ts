@@ -89,6 +89,7 @@ const STATUS_GRACE_MS = 1000;
 /** The words a lease end adds to the agent's Status: who ended it and why. */
 export function leaseEndDetail(end: LeaseEnd): string | undefined {
   if (end.reason === 'expired') return undefined;
+  if (end.reason === 'error') return end.why ?? undefined;
   return `by ${end.by}${end.why ? ` (${end.why})` : ''}`;
 }
 
@@ -107,14 +108,15 @@ type Setup<T> = { ok: true; value: T } | { ok: false; reason: EndReason; detail?
 
 /**
  * Runs `step` until it settles, the lease ends or the setup deadline passes, whichever is first.
- * `abort` is called when the step loses the race (it must make the step settle soon).
+ * `abort` is called when the step loses the race (it must make the step settle soon). `late` says
+ * who did not answer in time, for the Status.
  */
-async function raceSetup<T>(step: Promise<T>, lease: ApprovalLease, deadline: number, abort: () => void): Promise<Setup<T>> {
+async function raceSetup<T>(step: Promise<T>, lease: ApprovalLease, deadline: number, abort: () => void, late?: string): Promise<Setup<T>> {
   let offLease = (): void => {};
   let timer: NodeJS.Timeout | undefined;
   const lost = new Promise<Setup<T>>((resolve) => {
     offLease = lease.onEnd((end) => resolve({ ok: false, reason: end.reason, ...(leaseEndDetail(end) ? { detail: leaseEndDetail(end)! } : {}) }));
-    timer = setTimeout(() => resolve({ ok: false, reason: 'setup-timeout' }), Math.max(0, deadline - Date.now()));
+    timer = setTimeout(() => resolve({ ok: false, reason: 'setup-timeout', ...(late ? { detail: late } : {}) }), Math.max(0, deadline - Date.now()));
   });
   const won = step.then(
     (value): Setup<T> => ({ ok: true, value }),
@@ -253,7 +255,7 @@ async function runAccepted(ctx: StreamSessionContext, agent: ServerStreams, dead
     ...(ctx.identity ? { headers: impersonationHeaders(ctx.identity) as Record<string, string> } : {}),
   });
   dial.then((s) => dialAbort.signal.aborted && s.destroy(), () => {});
-  const dialed = await raceSetup(dial, lease, deadline, () => dialAbort.abort());
+  const dialed = await raceSetup(dial, lease, deadline, () => dialAbort.abort(), `the upstream API server did not answer within ${Math.round(ctx.setupTimeoutMs / 1000)} s`);
   if (!dialed.ok) {
     if (dialed.error === undefined) return { ...(await refuseRecorded(dialed.reason, dialed.detail)), dialed: true };
     // An UpstreamRefusal carries upstream's own Status (RBAC denial, container gone) unchanged.

@@ -22,12 +22,19 @@ export interface ProxyOutcome {
 }
 
 /**
- * Ends the exchange when `signal` aborts (an approval revoked or expired, the agent revoked): from
- * that instant no byte is relayed; the client gets `status` if nothing was sent yet, else
- * `finalChunk` (e.g. a watch ERROR event) when there is one, else the response is terminated.
+ * Ends the exchange when `signal` aborts (an approval revoked or expired, the agent revoked) or
+ * `deadline` passes: from that instant no byte is relayed; the client gets `status` if nothing was
+ * sent yet, else `finalChunk` (e.g. a watch ERROR event) when there is one, else the response is
+ * terminated.
  */
 export interface ProxyCut {
   signal: AbortSignal;
+  /**
+   * Epoch ms after which nothing is relayed (the approval's expiry), checked before every chunk:
+   * a chunk read in the same turn as the expiry timer came due (a stalled event loop reads
+   * everything upstream sent meanwhile) must not pass either.
+   */
+  deadline?: number;
   status(): Status;
   finalChunk(contentType: string | undefined): Buffer | undefined;
 }
@@ -86,7 +93,7 @@ export async function proxyRest(
   };
   if (cut?.signal.aborted) onCut();
   cut?.signal.addEventListener('abort', onCut, { once: true });
-  const cutNow = (): boolean => cut?.signal.aborted === true;
+  const cutNow = (): boolean => cut !== undefined && (cut.signal.aborted || (cut.deadline !== undefined && Date.now() >= cut.deadline));
 
   const response = new Promise<IncomingMessage>((resolve, reject) => {
     upstreamReq.once('response', resolve);
@@ -99,18 +106,22 @@ export async function proxyRest(
     return o;
   };
 
+  const refuseCut = (): ProxyOutcome => {
+    onCut();
+    const status = cut!.status();
+    if (!res.headersSent && !res.destroyed) writeStatusResponse(res, status);
+    return done({ status: status.code ?? 403, bytesIn: inCounter.bytes, bytesOut: 0, cut: true });
+  };
   try {
     upstreamRes = await response;
   } catch (err) {
-    if (cutNow()) {
-      const status = cut!.status();
-      if (!res.headersSent && !res.destroyed) writeStatusResponse(res, status);
-      return done({ status: status.code ?? 403, bytesIn: inCounter.bytes, bytesOut: 0, cut: true });
-    }
+    if (cutNow()) return refuseCut();
     const error = new BastionError(ErrorCode.UPSTREAM_UNAVAILABLE, `kube-bastion could not reach the upstream API server: ${(err as Error).message}`, undefined, { cause: err });
     if (!res.headersSent && !res.destroyed) writeStatusResponse(res, error.toStatus());
     return done({ status: 502, bytesIn: inCounter.bytes, bytesOut: 0, error });
   }
+  // An answer that arrives once the exchange is cut (its deadline passed in a stalled turn) is not relayed.
+  if (cutNow()) return refuseCut();
   const status = upstreamRes.statusCode ?? 502;
   const responseHeaders: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(upstreamRes.headers)) {
@@ -122,7 +133,9 @@ export async function proxyRest(
   const error = await relayBody(upstreamRes, res, outCounter, cutNow);
   await sending;
   if (cutNow()) {
-    // Nothing more passes; a watch client is told why in its own format, anything else is cut off.
+    // Nothing more passes (upstream is dropped too, whether or not the signal fired yet); a watch
+    // client is told why in its own format, anything else is cut off.
+    onCut();
     const final = cut!.finalChunk(upstreamRes.headers['content-type']);
     if (final && !res.destroyed) res.end(final);
     else res.destroy();

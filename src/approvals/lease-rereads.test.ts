@@ -1,0 +1,85 @@
+// The lease's own re-reads: confirm() never rejects (a store that cannot be read ends the lease with
+// `error`), and the periodic re-read ends a lease whose approval changed without an event reaching it.
+import { describe, expect, it } from 'vitest';
+import { ApprovalLease, type LeaseDeps, type LeaseEnd } from './lease.js';
+import type { Approval } from '../model/approval.js';
+
+const agent = { id: 'agent-1', name: 'robot' };
+
+function approval(over: Partial<Approval> = {}): Approval {
+  return {
+    id: 'apr_test',
+    state: 'approved',
+    agentId: agent.id,
+    agent: agent.name,
+    expiresAt: new Date(Date.now() + 60_000).toISOString(),
+    revokedAt: null,
+    reason: null,
+    ...over,
+  } as Approval;
+}
+
+function deps(over: { get?: () => Promise<Approval | undefined>; agentActive?: () => Promise<boolean>; recheckMs?: number } = {}): LeaseDeps & { reads: number } {
+  const d = {
+    reads: 0,
+    approvals: {
+      watch: () => () => {},
+      watchAgent: () => () => {},
+      get: async () => {
+        d.reads += 1;
+        return (over.get ?? (async () => approval()))();
+      },
+    },
+    agentActive: over.agentActive ?? (async () => true),
+    ...(over.recheckMs !== undefined ? { recheckMs: over.recheckMs } : {}),
+  };
+  return d;
+}
+
+function ended(lease: ApprovalLease): Promise<LeaseEnd> {
+  return new Promise((resolve) => lease.onEnd(resolve));
+}
+
+describe('ApprovalLease re-reads', () => {
+  it('confirm() resolves with an error end when the store cannot be read', async () => {
+    const lease = new ApprovalLease(
+      deps({ agentActive: async () => { throw new Error('The database connection is not open'); }, recheckMs: 0 }),
+      agent,
+      approval(),
+    );
+    const end = ended(lease);
+    await expect(lease.confirm()).resolves.toMatchObject({ reason: 'error', by: 'system' });
+    expect((await end).why).toContain('The database connection is not open');
+  });
+
+  it('the periodic re-read ends the lease when the store fails later', async () => {
+    let broken = false;
+    const lease = new ApprovalLease(
+      deps({ get: async () => { if (broken) throw new Error('disk I/O error'); return approval(); }, recheckMs: 10 }),
+      agent,
+      approval(),
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    expect(lease.ended).toBeUndefined();
+    broken = true;
+    expect(await ended(lease)).toMatchObject({ reason: 'error', why: expect.stringContaining('disk I/O error') });
+  });
+
+  it('the periodic re-read ends the lease on a revocation no event reported', async () => {
+    let current = approval();
+    const lease = new ApprovalLease(deps({ get: async () => current, recheckMs: 10 }), agent, approval());
+    current = approval({ state: 'revoked', revokedAt: new Date().toISOString(), reason: 'missed' });
+    expect(await ended(lease)).toMatchObject({ reason: 'revoked', why: 'missed' });
+  });
+
+  it('stops re-reading once released', async () => {
+    const d = deps({ recheckMs: 10 });
+    const lease = new ApprovalLease(d, agent, approval());
+    await new Promise((r) => setTimeout(r, 40));
+    lease.release();
+    const reads = d.reads;
+    expect(reads).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 40));
+    expect(d.reads).toBe(reads);
+  });
+});
