@@ -170,6 +170,27 @@ describe('HoldManager', () => {
     expect((await svc.get(pending.id))!.state).toBe('expired');
   });
 
+  it('a store that cannot be read while the request is held refuses it as not decided, with no unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      // No event will come (the watch is silent) and every read fails: only the backstop answers.
+      svc.watch = () => () => {};
+      const obtained = holds({ holdSeconds: 1 }).obtain(bot, execOp(), request, SUBJECT, signal(), 'run-1');
+      const pending = await pendingAnnounced(1);
+      svc.get = async () => {
+        throw new Error('The database connection is not open');
+      };
+      const outcome = await obtained;
+      expect(outcome).toMatchObject({ ok: false, reason: 'expired', approvalId: pending.id, status: { code: 403 } });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it("the client going away ends the hold as 'gone' (499); the pending approval stays for the approver", async () => {
     const controller = new AbortController();
     const obtained = holds().obtain(bot, execOp(), request, SUBJECT, controller.signal, 'run-1');

@@ -126,16 +126,27 @@ export class HoldManager {
       const onAbort = (): void => finish('gone', approval);
       // Backstop in case no expiry event arrives: the hold never outlives its deadline by much.
       const deadline = approval.expiresAt ? Date.parse(approval.expiresAt) : Date.now() + this.opts.holdSeconds * 1000;
+      // A store that cannot be read answers the held request as not decided (fail closed).
       const timer = setTimeout(() => {
-        void this.approvals.get(approval.id).then((a) => finish(a?.state === 'approved' ? 'approved' : 'expired', a ?? approval));
+        this.approvals.get(approval.id).then(
+          (a) => finish(a?.state === 'approved' ? 'approved' : 'expired', a ?? approval),
+          (err: unknown) => {
+            this.opts.log.error({ err, approvalId: approval.id }, 'reading a held approval failed; the request is refused');
+            finish('expired', approval);
+          },
+        );
       }, Math.max(0, deadline - Date.now()) + 1000);
       timer.unref();
       const unwatch = this.approvals.watch(approval.id, onChange);
       signal.addEventListener('abort', onAbort);
       // It may have been decided between requestOrJoin and subscribing.
-      void this.approvals.get(approval.id).then((a) => {
-        if (a) onChange(a);
-      });
+      this.approvals.get(approval.id).then(
+        (a) => {
+          if (a) onChange(a);
+        },
+        // The backstop timer answers the hold if the store stays unreadable.
+        (err: unknown) => this.opts.log.warn({ err, approvalId: approval.id }, 'reading a held approval failed'),
+      );
       if (signal.aborted) onAbort();
     });
   }
