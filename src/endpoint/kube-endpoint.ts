@@ -246,6 +246,7 @@ export class KubeEndpoint {
     const request = c.request;
     try {
       const outcome = await proxyRest(req, res, this.opts.upstream, this.identity(c), {
+        unreachable: (error) => refusals.upstreamUnavailable(error),
         signal: cutter.signal,
         ...(lease.deadline !== undefined ? { deadline: lease.deadline } : {}),
         status: () => refusals.restCut(request, approval, lease.ended!),

@@ -149,9 +149,10 @@ export class Relay {
       // A connection lost without a Status is not a completed command: the record says so.
       const lost = upstream.statusFromUpstream === false;
       const code = lost ? null : exitCodeOf(winner.status);
-      end = { reason: lost ? 'upstream-closed' : 'completed', exitCode: code, status: winner.status, bytesIn: this.bytesIn, bytesOut: this.bytesOut };
+      const status = lost ? this.opts.cutStatus('upstream-closed', winner.status.message) : winner.status;
+      end = { reason: lost ? 'upstream-closed' : 'completed', exitCode: code, status, bytesIn: this.bytesIn, bytesOut: this.bytesOut };
       if (lost) this.observe((s) => s.marker?.(`cutoff: upstream-closed (${winner.status.message ?? 'no Status'})`));
-      await this.finishAgent(winner.status);
+      await this.finishAgent(status);
     } else if (winner.kind === 'client') {
       this.open = false;
       clearTimeout(this.timer);

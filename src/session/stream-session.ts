@@ -8,7 +8,7 @@
 // session before (or at) the next byte, and every way out ends in one SessionOutcome.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { isBastionError, statusFor } from '../errors/index.js';
+import { isBastionError, UpstreamRefusal } from '../errors/index.js';
 import type { Logger } from '../observability/log.js';
 import { effectiveStreamOptions, type RemoteCommandRequest } from '../protocol/options.js';
 import type { Status } from '../protocol/status.js';
@@ -169,7 +169,7 @@ export async function runStreamSession(ctx: StreamSessionContext): Promise<Sessi
   } catch (err) {
     log.error({ err }, 'stream session failed');
     live.upstream?.destroy();
-    await finishQuietly(agent, statusFor('INTERNAL', 'kube-bastion internal error'));
+    await finishQuietly(agent, ctx.cutStatus('error', 'internal error'));
     return outcome({ reason: 'error', status: 101, upgraded: true, dialed: live.upstream !== undefined });
   }
 }
@@ -260,9 +260,10 @@ async function runAccepted(ctx: StreamSessionContext, agent: ServerStreams, dead
     if (dialed.error === undefined) return { ...(await refuseRecorded(dialed.reason, dialed.detail)), dialed: true };
     // An UpstreamRefusal carries upstream's own Status (RBAC denial, container gone) unchanged.
     const err = dialed.error;
-    const status = isBastionError(err) ? err.toStatus() : statusFor('UPSTREAM_UNAVAILABLE', 'kube-bastion could not open the session upstream');
-    const reason: EndReason = isBastionError(err) && err.code === 'UPSTREAM_UNAVAILABLE' ? 'upstream-closed' : 'upstream-refused';
-    return { ...(await refuseRecorded(reason, undefined, status)), dialed: true };
+    if (err instanceof UpstreamRefusal) return { ...(await refuseRecorded('upstream-refused', undefined, err.status)), dialed: true };
+    // Unreachable, a broken handshake, an unusable subprotocol: the bastion words it.
+    const detail = isBastionError(err) ? err.message : 'could not open the session upstream';
+    return { ...(await refuseRecorded('upstream-closed', detail)), dialed: true };
   }
   const upstream: UpstreamSession = dialed.value;
   live.upstream = upstream;

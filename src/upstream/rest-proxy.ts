@@ -8,7 +8,7 @@ import { BastionError, ErrorCode } from '../errors/index.js';
 import type { Status } from '../protocol/status.js';
 import { writeStatusResponse } from '../transport/http-response.js';
 import { forwardableHeaders, impersonationHeaders, type UpstreamIdentity } from './headers.js';
-import type { UpstreamTarget } from './upstream.js';
+import { upstreamUnreachable, type UpstreamTarget } from './upstream.js';
 
 export interface ProxyOutcome {
   /** HTTP status sent to the client (502 when upstream could not be reached). */
@@ -29,6 +29,8 @@ export interface ProxyOutcome {
  */
 export interface ProxyCut {
   signal: AbortSignal;
+  /** The Status for an upstream that cannot be reached (the endpoint words it). */
+  unreachable(error: BastionError): Status;
   /**
    * Epoch ms after which nothing is relayed (the approval's expiry), checked before every chunk:
    * a chunk read in the same turn as the expiry timer came due (a stalled event loop reads
@@ -116,8 +118,8 @@ export async function proxyRest(
     upstreamRes = await response;
   } catch (err) {
     if (cutNow()) return refuseCut();
-    const error = new BastionError(ErrorCode.UPSTREAM_UNAVAILABLE, `kube-bastion could not reach the upstream API server: ${(err as Error).message}`, undefined, { cause: err });
-    if (!res.headersSent && !res.destroyed) writeStatusResponse(res, error.toStatus());
+    const error = upstreamUnreachable(err as Error);
+    if (!res.headersSent && !res.destroyed) writeStatusResponse(res, cut?.unreachable(error) ?? error.toStatus());
     return done({ status: 502, bytesIn: inCounter.bytes, bytesOut: 0, error });
   }
   // An answer that arrives once the exchange is cut (its deadline passed in a stalled turn) is not relayed.
