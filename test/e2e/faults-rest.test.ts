@@ -73,8 +73,14 @@ describe('a watch on secrets under an approval (kubectl 1.33)', () => {
     const watch = await grantRest('watch', 300);
     const factory = secretFactory('rvk');
     try {
+      const since = b.sim.requests.entries.length;
       const run = startKubectl(33, b.agentKubeconfig, watchArgs);
-      await until('secrets streaming to kubectl', () => created(run.stdout().toString(), 'rvk').length >= 10);
+      // kubectl lists first, then watches: revoke once the watch itself delivers (its response has begun).
+      await until('the watch delivering to kubectl', () => {
+        const w = b.sim.requests.entries.slice(since).find((e) => e.path.startsWith('/api/v1/namespaces/demo/secrets?') && /[?&]watch=(1|true)/.test(e.path));
+        const seen = created(run.stdout().toString(), 'rvk');
+        return w !== undefined && seen.length >= 10 && seen.some((t) => t > Date.parse(w.time));
+      });
       const revoked = await revoke(b, alice, watch.id, 'watch drill');
       const r = await run.done;
       // Keep creating a little longer: the closed watch must not deliver any of these.
