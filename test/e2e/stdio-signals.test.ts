@@ -2,7 +2,7 @@
 // kills `serve` (logs are dropped), a second SIGINT during the grace period does not skip the
 // orderly cut of live sessions, and CLI commands end quietly when their output pipe is closed.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -90,6 +90,20 @@ describe('serve with its stdout and stderr closed', () => {
 });
 
 describe('CLI commands with their stdout closed', () => {
+  it('kube-bastion verify DIR | head -n 1: a directory with many problems ends with exit 1 and no stack trace', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kb-verify-pipe-'));
+    for (let i = 0; i < 50; i++) writeFileSync(join(dir, `stray-${i}.txt`), `${i}\n`);
+    const child = spawn(process.execPath, [BIN, 'verify', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The reader is gone before verify writes its report (`head` exited): every write meets EPIPE.
+    child.stdout!.destroy();
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const { code, signal } = await exitOf(child);
+    expect(signal).toBeNull();
+    expect(code).toBe(1);
+    expect(stderr).toBe('');
+  });
+
   for (const args of [['--help'], ['approvals', '--help'], ['verify', '--help']]) {
     it(`kube-bastion ${args.join(' ')} ends with its own exit code and no stack trace`, async () => {
       const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
