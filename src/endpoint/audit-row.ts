@@ -30,6 +30,6 @@ export function requestAuditEvent(row: RequestAuditRecord): AuditEventInput {
     durationMs: row.durationMs,
     untrustedClientHints: row.hints,
     ...(row.sessionId ? { sessionId: row.sessionId } : {}),
-    ...(row.outcome ? { details: { outcome: row.outcome } } : {}),
+    ...(row.outcome ? { details: { outcome: row.outcome, ...(row.outcomeDetail ? { detail: row.outcomeDetail } : {}) } } : {}),
   };
 }

@@ -60,6 +60,8 @@ interface AuditResult {
   approvalId?: string | null;
   /** How the request ended beyond its status code (a session's end reason, why it was refused). */
   outcome?: string;
+  /** What the outcome alone does not say (a refused handshake's error, who revoked). */
+  outcomeDetail?: string;
   sessionId?: string;
 }
 
@@ -145,6 +147,7 @@ export class KubeEndpoint {
       approvalId: result.approvalId ?? null,
       sessionId: result.sessionId ?? null,
       outcome: result.outcome ?? null,
+      outcomeDetail: result.outcomeDetail ?? null,
       decision: result.decision,
       rule: result.rule,
       policyHash: result.policyHash,
@@ -364,6 +367,7 @@ export class KubeEndpoint {
         bytesOut: result.bytesOut,
         approvalId: approval?.id ?? null,
         outcome: result.reason,
+        ...(result.detail ? { outcomeDetail: result.detail } : {}),
         ...(result.sessionId ? { sessionId: result.sessionId } : {}),
       });
     } finally {

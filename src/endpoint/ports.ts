@@ -29,6 +29,8 @@ export interface RequestAuditRecord {
   sessionId: string | null;
   /** How it ended beyond the status code: a session's end reason, or why it was refused. */
   outcome: string | null;
+  /** What the outcome alone does not say. */
+  outcomeDetail: string | null;
   status: number;
   bytesIn: number;
   bytesOut: number;

@@ -77,6 +77,8 @@ export interface SessionOutcome {
   /** Whether anything was dialed upstream. */
   dialed: boolean;
   reason: EndReason;
+  /** What the reason alone does not say (the refused handshake's error, who revoked and why). */
+  detail?: string;
   /** HTTP-like code for the audit row: 101 once upgraded, else the refusal's code. */
   status: number;
   bytesIn: number;
@@ -149,9 +151,11 @@ export async function runStreamSession(ctx: StreamSessionContext): Promise<Sessi
     agent = accepted.value;
   } else if (accepted.error !== undefined) {
     const err = accepted.error;
-    if (isBastionError(err) && err.code === 'STREAM_SETUP_TIMEOUT') return outcome({ reason: 'setup-timeout', status: 408, upgraded: true });
+    if (isBastionError(err) && err.code === 'STREAM_SETUP_TIMEOUT') return outcome({ reason: 'setup-timeout', detail: err.message, status: 408, upgraded: true });
     if (!isBastionError(err)) log.error({ err }, 'accepting the agent transport failed');
-    return outcome({ reason: 'error', status: isBastionError(err) ? err.httpStatus : 500 });
+    // The transport answered the handshake itself; the audit row says why it refused.
+    const detail = isBastionError(err) ? `handshake refused (${err.code}): ${err.message}` : 'handshake failed';
+    return outcome({ reason: 'error', detail, status: isBastionError(err) ? err.httpStatus : 500 });
   } else {
     // The lease ended (or setup ran out) while the agent was still opening its streams: give the
     // transport a moment to be able to carry the Status, then drop the connection.
@@ -183,7 +187,7 @@ async function runAccepted(ctx: StreamSessionContext, agent: ServerStreams, dead
     const sent = status ?? ctx.cutStatus(reason, detail);
     await finishQuietly(agent, sent);
     if (sessionId) await ctx.sessions.end(sessionId, { reason, exitCode: null, status: sent, bytesIn: 0, bytesOut: 0 }).catch((err: unknown) => log.error({ err, sessionId }, 'ending the session row failed'));
-    return outcome({ reason, status: 101, upgraded: true, sessionId });
+    return outcome({ reason, ...(detail ? { detail } : {}), status: 101, upgraded: true, sessionId });
   };
 
   // 2. The session row and the recorder: if either cannot be written, nothing runs.

@@ -41,6 +41,7 @@ describe('broken agent handshakes after the gate', () => {
     expect(decodeStatus(Buffer.from(r.body)).message).toContain('Sec-WebSocket-Key');
     const row = await rowFor(approval.id);
     expect(row).toMatchObject({ outcome: 'error', statusCode: 400, sessionId: null });
+    expect(row.detail).toMatch(/^handshake refused \(BAD_STREAM_REQUEST\): .*Sec-WebSocket-Key/i);
     expect(simExecs(b.sim, tag)).toEqual([]);
     expect(await b.bastion.store.sessions.list({ approvalId: approval.id })).toEqual([]);
   });
@@ -53,6 +54,7 @@ describe('broken agent handshakes after the gate', () => {
     expect(decodeStatus(Buffer.from(r.body)).message).toMatch(/subprotocol|protocol/i);
     const row = await rowFor(approval.id);
     expect(row).toMatchObject({ outcome: 'error', statusCode: 403, sessionId: null });
+    expect(row.detail).toMatch(/^handshake refused \(NO_COMMON_PROTOCOL\): /);
     expect(simExecs(b.sim, tag)).toEqual([]);
     expect(await b.bastion.store.sessions.list({ approvalId: approval.id })).toEqual([]);
   });

@@ -263,11 +263,14 @@ export function pendingApproval(b: TestBastion, match: (a: Approval) => boolean)
 // ---- what the outside sees ---------------------------------------------------------------------
 
 /** The request rows of the audit log for one approval (or matching `path`). */
-export async function requestRows(b: TestBastion, filter: { approvalId?: string; path?: string }): Promise<Array<AuditRecord & { outcome: string | null }>> {
+export async function requestRows(b: TestBastion, filter: { approvalId?: string; path?: string }): Promise<Array<AuditRecord & { outcome: string | null; detail: string | null }>> {
   const rows = await b.bastion.store.audit.query({ event: 'request', limit: 10_000 });
   return rows
     .filter((r) => (filter.approvalId === undefined || r.approvalId === filter.approvalId) && (filter.path === undefined || (r.path ?? '').includes(filter.path)))
-    .map((r) => ({ ...r, outcome: r.details ? ((JSON.parse(r.details) as { outcome?: string }).outcome ?? null) : null }));
+    .map((r) => {
+      const details = r.details ? (JSON.parse(r.details) as { outcome?: string; detail?: string }) : {};
+      return { ...r, outcome: details.outcome ?? null, detail: details.detail ?? null };
+    });
 }
 
 /** Exec/attach upgrades that reached the simulated cluster whose request-target contains `marker`. */
