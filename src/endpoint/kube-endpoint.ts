@@ -86,6 +86,10 @@ export class KubeEndpoint {
   private readonly liveSessions = new Set<(reason: EndReason) => void>();
   private readonly holdsInFlight = new Set<AbortController>();
   private draining = false;
+  /** Upgrade requests being handled (held, set up or relaying). */
+  private upgrading = 0;
+  /** Set once shutdown cuts live sessions: a session that reaches its relay later is cut at once. */
+  private cutAll: EndReason | undefined;
 
   constructor(private readonly opts: KubeEndpointOptions) {
     this.server = https.createServer({ cert: opts.tls.cert, key: opts.tls.key, ALPNProtocols: ['http/1.1'] });
@@ -98,10 +102,14 @@ export class KubeEndpoint {
     });
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', () => {});
-      this.onUpgrade(req, socket, head).catch((err) => {
-        opts.log.error({ err }, 'upgrade handler failed');
-        writeStatusToSocket(socket, refusals.internalError());
-      });
+      // Counted from the start: a shutdown waits for sessions still being set up, not only live ones.
+      this.upgrading++;
+      this.onUpgrade(req, socket, head)
+        .catch((err) => {
+          opts.log.error({ err }, 'upgrade handler failed');
+          writeStatusToSocket(socket, refusals.internalError());
+        })
+        .finally(() => this.upgrading--);
     });
     this.server.on('secureConnection', (socket: Socket) => {
       this.sockets.add(socket);
@@ -351,6 +359,7 @@ export class KubeEndpoint {
         sessions: this.opts.sessions,
         sinks: (session) => this.opts.sinks(session),
         track: (cut) => {
+          if (this.cutAll) cut(this.cutAll);
           this.liveSessions.add(cut);
           return () => this.liveSessions.delete(cut);
         },
@@ -385,10 +394,12 @@ export class KubeEndpoint {
     this.server.closeIdleConnections();
     for (const hold of this.holdsInFlight) hold.abort();
     const deadline = Date.now() + graceMs;
-    while ((this.active.size > 0 || this.liveSessions.size > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while ((this.active.size > 0 || this.upgrading > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    this.cutAll = 'shutdown';
     for (const cut of this.liveSessions) cut('shutdown');
-    const cutDeadline = Date.now() + 2000;
-    while (this.liveSessions.size > 0 && Date.now() < cutDeadline) await new Promise((r) => setTimeout(r, 20));
+    // Sessions still in setup are cut as they reach their relay; setup itself is bounded.
+    const cutDeadline = Date.now() + Math.max(2000, this.opts.sessionSetupSeconds * 1000);
+    while (this.upgrading > 0 && Date.now() < cutDeadline) await new Promise((r) => setTimeout(r, 20));
     for (const res of this.active) res.destroy();
     for (const socket of this.sockets) socket.destroy();
     await closed;

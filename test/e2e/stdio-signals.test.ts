@@ -67,11 +67,13 @@ describe('serve with its stdout and stderr closed', () => {
     const approval = (await grant.json()) as { id: string };
     const kubeconfig = join(dir, 'data', 'agents', 'demo.kubeconfig');
     const run = runKubectl({ minor: 33, kubeconfig, args: ['exec', '-n', 'demo', 'web-0', '--', 'sh', '-c', 'while :; do echo alive; sleep 0.1; done'] });
-    const openSessions = async (): Promise<number> => {
+    // Relaying: the row is written before upstream is dialed, and names the upstream protocol once it is.
+    const relaying = async (): Promise<boolean> => {
       const res = await fetch(`${control}/v1/sessions?approval=${approval.id}&state=open`, { headers: { Authorization: `Bearer ${token}` } });
-      return ((await res.json()) as { items: unknown[] }).items.length;
+      const items = ((await res.json()) as { items: Array<{ upstreamProtocol: string | null }> }).items;
+      return items.length === 1 && items[0]!.upstreamProtocol !== null;
     };
-    await expect.poll(openSessions, { timeout: 15_000 }).toBe(1);
+    await expect.poll(relaying, { timeout: 15_000 }).toBe(true);
     serve.kill('SIGINT');
     await new Promise((r) => setTimeout(r, 300));
     serve.kill('SIGINT');
