@@ -6,8 +6,7 @@
 //    real asciicast v2 next to the approval record, downloads, a reviewer's read-only view, and
 //    no CSP violation anywhere.
 // 2. Wired: the same page served by a real bastion's control endpoint, deciding a held kubectl
-//    exec and replaying its session. Skipped until the control endpoint registers the UI (and the
-//    replay part until it serves /v1/sessions).
+//    exec and replaying its session.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
