@@ -403,6 +403,46 @@ describe('upstream unreachable during the pod lookup', () => {
   });
 });
 
+describe('upstream credentials cannot be obtained (an exec plugin or token file failing)', () => {
+  let noCreds: Started;
+  beforeAll(async () => {
+    noCreds = await startEndpoint(material, {
+      server: upstream.url,
+      description: 'upstream whose credentials fail',
+      requestOptions: async () => {
+        throw new Error('exec plugin: token expired');
+      },
+    });
+  });
+  afterAll(async () => {
+    await noCreds?.endpoint.close(0);
+  });
+
+  it('an upgrade gets a 502 Status saying why, and exactly one audit row', async () => {
+    const r = await upgrade(noCreds.port, material.ca.cert, upgradeHead('spdy', EXEC_LS));
+    expect(r.code).toBe(502);
+    expect(statusOf(r)).toMatchObject({ kind: 'Status', code: 502, status: 'Failure' });
+    expect(statusOf(r).message).toMatch(/token expired/);
+    await expect.poll(() => noCreds.audit.length, { timeout: 5000 }).toBe(1);
+    expect(noCreds.audit[0]).toMatchObject({ decision: 'error', status: 502, outcome: 'upstream-unavailable', path: EXEC_LS });
+    expect(upstream.requests).toEqual([]);
+  });
+
+  it('a REST request gets a 502 Status saying why, and exactly one audit row', async () => {
+    noCreds.audit.length = 0;
+    const { socket, response } = await connect(noCreds.port, material.ca.cert);
+    socket.on('error', () => undefined);
+    socket.write(`GET /api/v1/namespaces/demo/configmaps/x HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`);
+    const r = await response;
+    socket.destroy();
+    expect(r.code).toBe(502);
+    expect(r.body).toMatch(/token expired/);
+    await expect.poll(() => noCreds.audit.length, { timeout: 5000 }).toBe(1);
+    expect(noCreds.audit[0]).toMatchObject({ decision: 'error', status: 502, outcome: 'upstream-unavailable' });
+    expect(upstream.requests).toEqual([]);
+  });
+});
+
 describe('shutting down', () => {
   it('an upgrade arriving while the endpoint drains gets 503 and its audit row; the request in flight finishes', async () => {
     const s = await startEndpoint(material, upstreamTarget(upstream.url, upstream.caPem));
