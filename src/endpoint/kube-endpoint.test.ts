@@ -443,6 +443,22 @@ describe('upstream credentials cannot be obtained (an exec plugin or token file 
   });
 });
 
+describe('a REST client that leaves before upstream answers', () => {
+  it('is audited client-closed (one row), not as an unreachable upstream', async () => {
+    const { socket } = await connect(e.port, material.ca.cert);
+    socket.on('error', () => undefined);
+    const slow = upstream.holdNext('/api/v1/namespaces/demo/configmaps/left');
+    socket.write(`GET /api/v1/namespaces/demo/configmaps/left HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`);
+    const { release } = await slow;
+    socket.destroy();
+    await expect.poll(() => e.audit.length, { timeout: 5000 }).toBe(1);
+    release();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(e.audit).toHaveLength(1);
+    expect(e.audit[0]).toMatchObject({ path: '/api/v1/namespaces/demo/configmaps/left', decision: 'allow', outcome: 'client-closed' });
+  });
+});
+
 describe('shutting down', () => {
   it('an upgrade arriving while the endpoint drains gets 503 and its audit row; the request in flight finishes', async () => {
     const s = await startEndpoint(material, upstreamTarget(upstream.url, upstream.caPem));

@@ -93,8 +93,11 @@ export async function proxyRest(
   const outCounter = new ByteCounter();
 
   // The client going away ends the upstream exchange too (a watch must not linger upstream).
+  let clientGone = false;
   const abort = (): void => {
-    if (!res.writableFinished) upstreamReq.destroy();
+    if (res.writableFinished) return;
+    clientGone = true;
+    upstreamReq.destroy();
   };
   res.on('close', abort);
   let upstreamRes: IncomingMessage | undefined;
@@ -127,6 +130,8 @@ export async function proxyRest(
     upstreamRes = await response;
   } catch (err) {
     if (cutNow()) return refuseCut();
+    // The client left first (its leaving destroyed the upstream request): not upstream's failure.
+    if (clientGone) return done({ status: 499, bytesIn: inCounter.bytes, bytesOut: 0, error: new BastionError(ErrorCode.CONNECTION_CLOSED, 'the client closed the request before upstream answered') });
     const error = upstreamUnreachable(err as Error);
     if (!res.headersSent && !res.destroyed) writeStatusResponse(res, cut?.unreachable(error) ?? error.toStatus());
     return done({ status: 502, bytesIn: inCounter.bytes, bytesOut: 0, error });
