@@ -179,6 +179,9 @@ export class KubeEndpoint {
       // The agent was revoked while its request was on its way (the pod lookup, the hold): no
       // approval can be asked for or granted to it any more. Answered as its next request will be.
       if (!(await this.opts.agentActive(agent.id).catch(() => true))) return { ok: false, status: refusals.unauthenticated(true), approvalId: null, outcome: 'agent-revoked' };
+      // What the agent asked cannot be an approval's scope (an empty program, an argv longer than
+      // an approval holds): the agent shapes it, so it is answered and audited, never a 500.
+      if (isBastionError(err, 'INVALID_FIELD')) return { ok: false, status: refusals.notApprovable(c.request, err.message), approvalId: null, outcome: 'not-approvable' };
       throw err;
     }
   }
