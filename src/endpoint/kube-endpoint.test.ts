@@ -146,7 +146,7 @@ interface Started {
   held: Held[];
 }
 
-async function startEndpoint(material: ServingMaterial, upstream: UpstreamTarget): Promise<Started> {
+async function startEndpoint(material: ServingMaterial, upstream: UpstreamTarget, over: Partial<KubeEndpointOptions> = {}): Promise<Started> {
   const audit: RequestAuditRecord[] = [];
   const held: Held[] = [];
   const opts: KubeEndpointOptions = {
@@ -177,6 +177,7 @@ async function startEndpoint(material: ServingMaterial, upstream: UpstreamTarget
     sessionSetupSeconds: 10,
     impersonate: false,
     expiryWarningSeconds: 0,
+    ...over,
   };
   const endpoint = new KubeEndpoint(opts);
   await endpoint.listen();
@@ -456,6 +457,46 @@ describe('a REST client that leaves before upstream answers', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(e.audit).toHaveLength(1);
     expect(e.audit[0]).toMatchObject({ path: '/api/v1/namespaces/demo/configmaps/left', decision: 'allow', outcome: 'client-closed' });
+  });
+});
+
+describe('a failure nobody foresaw while a request is handled (the approval store unreadable)', () => {
+  let broken: Started;
+  beforeAll(async () => {
+    broken = await startEndpoint(material, upstreamTarget(upstream.url, upstream.caPem), {
+      holds: {
+        obtain: async () => {
+          throw new Error('SQLITE_IOERR: disk I/O error');
+        },
+      } as unknown as HoldManager,
+    });
+  });
+  afterAll(async () => {
+    await broken?.endpoint.close(0);
+  });
+
+  it('an upgrade gets a 500 Status and still its one audit row', async () => {
+    const path = EXEC_LS.replace('/demo/', '/gated/');
+    const r = await upgrade(broken.port, material.ca.cert, upgradeHead('websocket', path));
+    expect(r.code).toBe(500);
+    expect(statusOf(r)).toMatchObject({ kind: 'Status', code: 500 });
+    await expect.poll(() => broken.audit.length, { timeout: 5000 }).toBe(1);
+    await new Promise((res) => setTimeout(res, 100));
+    expect(broken.audit).toHaveLength(1);
+    expect(broken.audit[0]).toMatchObject({ path, decision: 'error', status: 500, outcome: 'error', rule: 'exec-needs-approval' });
+  });
+
+  it('a REST request gets a 500 Status and still its one audit row', async () => {
+    broken.audit.length = 0;
+    const { socket, response } = await connect(broken.port, material.ca.cert);
+    socket.on('error', () => undefined);
+    socket.write(`DELETE /api/v1/namespaces/gated/configmaps/x HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`);
+    const r = await response;
+    socket.destroy();
+    expect(r.code).toBe(500);
+    await expect.poll(() => broken.audit.length, { timeout: 5000 }).toBe(1);
+    expect(broken.audit[0]).toMatchObject({ method: 'DELETE', decision: 'error', status: 500, outcome: 'error' });
+    expect(upstream.requests.filter((q) => q.url.includes('/gated/'))).toEqual([]);
   });
 });
 
