@@ -500,6 +500,35 @@ describe('a failure nobody foresaw while a request is handled (the approval stor
   });
 });
 
+describe('a client that leaves while its request is held', () => {
+  it.each<Transport>(['spdy', 'websocket'])('over %s: one audit row, outcome client-closed (499), not not-approved', async (transport) => {
+    let entered!: () => void;
+    const holding = new Promise<void>((r) => (entered = r));
+    const s = await startEndpoint(material, upstreamTarget(upstream.url, upstream.caPem), {
+      holds: {
+        obtain: (_agent: unknown, _op: unknown, _request: unknown, signal: AbortSignal): Promise<HoldOutcome> => {
+          entered();
+          return new Promise((resolve) =>
+            signal.addEventListener('abort', () => resolve({ ok: false, refusal: { reason: 'gone', approval: { id: 'apr_pending' } as Approval } }), { once: true }),
+          );
+        },
+      } as unknown as HoldManager,
+    });
+    try {
+      const path = EXEC_LS.replace('/demo/', '/gated/');
+      const { socket } = await connect(s.port, material.ca.cert);
+      socket.on('error', () => undefined);
+      socket.write(upgradeHead(transport, path));
+      await holding;
+      socket.destroy();
+      await expect.poll(() => s.audit.length, { timeout: 5000 }).toBe(1);
+      expect(s.audit[0]).toMatchObject({ path, decision: 'approval', status: 499, outcome: 'client-closed', approvalId: 'apr_pending' });
+    } finally {
+      await s.endpoint.close(0);
+    }
+  });
+});
+
 describe('shutting down', () => {
   it('an upgrade arriving while the endpoint drains gets 503 and its audit row; the request in flight finishes', async () => {
     const s = await startEndpoint(material, upstreamTarget(upstream.url, upstream.caPem));

@@ -206,7 +206,8 @@ export class KubeEndpoint {
     try {
       const outcome = await this.opts.holds.obtain(agent, op, request, controller.signal, clientRun);
       if (outcome.ok) return { ok: true, approval: outcome.approval };
-      return { ok: false, status: refusals.holdRefused(c.request, outcome.refusal), approvalId: refusedApprovalId(outcome.refusal), outcome: 'not-approved' };
+      // A client that left while held was not refused: it went away.
+      return { ok: false, status: refusals.holdRefused(c.request, outcome.refusal), approvalId: refusedApprovalId(outcome.refusal), outcome: outcome.refusal.reason === 'gone' ? 'client-closed' : 'not-approved' };
     } finally {
       this.holdsInFlight.delete(controller);
     }
