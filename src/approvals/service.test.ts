@@ -536,6 +536,21 @@ describe('approval service', () => {
   });
 
   describe('events and audit', () => {
+    it("agentRevoked tells the agent's watchers even when ending one of its approvals fails (its audit row cannot be written)", async () => {
+      const a = await grant();
+      svc.close();
+      const failingAudit = Object.create(store.audit) as typeof store.audit;
+      failingAudit.append = (e) => (e.event === 'approval.revoked' ? Promise.reject(new Error('audit disk full')) : store.audit.append(e));
+      svc = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: failingAudit, clock, onError: () => {} });
+      const seen: string[] = [];
+      svc.watch(a.id, (x) => seen.push(`approval:${x.state}`));
+      svc.watchAgent(botA.id, (r) => seen.push(`agent:${r.agent.name}`));
+      await expect(svc.agentRevoked(botA, ann, 'compromised')).rejects.toThrow('audit disk full');
+      // The approval's change was stored and told; the agent's own watchers (sessions and requests
+      // held without an approval) must be told too, at once, not at their next re-read.
+      expect(seen).toEqual(['approval:revoked', 'agent:bot-a']);
+    });
+
     it('a listener that throws neither fails the decision nor starves other listeners', async () => {
       const errors: unknown[] = [];
       svc.close();

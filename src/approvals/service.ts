@@ -410,16 +410,23 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     authorize('revoke', actor);
     const why = `agent "${agent.name}" was revoked${reason ? `: ${reason}` : ''}`;
     const ended: Approval[] = [];
-    for (const a of await this.approvals.list({ agent: agent.name })) {
-      if (a.agentId !== agent.id) continue;
-      const state = effectiveState(a, this.clock());
-      try {
-        if (state === 'approved') ended.push(await this.revoke(a.id, actor, why));
-        else if (state === 'pending') ended.push(await this.deny(a.id, actor, why));
-      } catch (err) {
-        // Decided or expired meanwhile: nothing left to end.
-        if (!isBastionError(err, 'INVALID_STATE')) throw err;
+    // A failure ending one approval (its audit row, say) neither spares the others nor keeps the
+    // agent's watchers from being told: the first error is thrown once everything was tried.
+    let failure: { err: unknown } | undefined;
+    try {
+      for (const a of await this.approvals.list({ agent: agent.name })) {
+        if (a.agentId !== agent.id) continue;
+        const state = effectiveState(a, this.clock());
+        try {
+          if (state === 'approved') ended.push(await this.revoke(a.id, actor, why));
+          else if (state === 'pending') ended.push(await this.deny(a.id, actor, why));
+        } catch (err) {
+          // Decided or expired meanwhile: nothing left to end.
+          if (!isBastionError(err, 'INVALID_STATE')) failure ??= { err };
+        }
       }
+    } catch (err) {
+      failure ??= { err };
     }
     const revocation: AgentRevocation = { agent, by: actorId(actor), reason: reason ?? null, at: this.clock().toISOString() };
     for (const listener of [...(this.agentWatchers.get(agent.id) ?? [])]) {
@@ -429,6 +436,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
         this.onError(err);
       }
     }
+    if (failure) throw failure.err;
     return ended;
   }
 

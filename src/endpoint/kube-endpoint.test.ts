@@ -146,7 +146,7 @@ interface Started {
   held: Held[];
 }
 
-async function startEndpoint(material: ServingMaterial, upstream: UpstreamTarget): Promise<Started> {
+async function startEndpoint(material: ServingMaterial, upstream: UpstreamTarget, over: Partial<KubeEndpointOptions> = {}): Promise<Started> {
   const audit: RequestAuditRecord[] = [];
   const held: Held[] = [];
   const opts: KubeEndpointOptions = {
@@ -177,6 +177,7 @@ async function startEndpoint(material: ServingMaterial, upstream: UpstreamTarget
     sessionSetupSeconds: 10,
     impersonate: false,
     expiryWarningSeconds: 0,
+    ...over,
   };
   const endpoint = new KubeEndpoint(opts);
   await endpoint.listen();
@@ -400,6 +401,131 @@ describe('upstream unreachable during the pod lookup', () => {
     expect(status.message).toMatch(/^kube-bastion could not reach the upstream API server: /);
     await expect.poll(() => down.audit.length).toBe(1);
     expect(down.audit[0]).toMatchObject({ decision: 'error', status: 502, outcome: 'upstream-unavailable' });
+  });
+});
+
+describe('upstream credentials cannot be obtained (an exec plugin or token file failing)', () => {
+  let noCreds: Started;
+  beforeAll(async () => {
+    noCreds = await startEndpoint(material, {
+      server: upstream.url,
+      description: 'upstream whose credentials fail',
+      requestOptions: async () => {
+        throw new Error('exec plugin: token expired');
+      },
+    });
+  });
+  afterAll(async () => {
+    await noCreds?.endpoint.close(0);
+  });
+
+  it('an upgrade gets a 502 Status saying why, and exactly one audit row', async () => {
+    const r = await upgrade(noCreds.port, material.ca.cert, upgradeHead('spdy', EXEC_LS));
+    expect(r.code).toBe(502);
+    expect(statusOf(r)).toMatchObject({ kind: 'Status', code: 502, status: 'Failure' });
+    expect(statusOf(r).message).toMatch(/token expired/);
+    await expect.poll(() => noCreds.audit.length, { timeout: 5000 }).toBe(1);
+    expect(noCreds.audit[0]).toMatchObject({ decision: 'error', status: 502, outcome: 'upstream-unavailable', path: EXEC_LS });
+    expect(upstream.requests).toEqual([]);
+  });
+
+  it('a REST request gets a 502 Status saying why, and exactly one audit row', async () => {
+    noCreds.audit.length = 0;
+    const { socket, response } = await connect(noCreds.port, material.ca.cert);
+    socket.on('error', () => undefined);
+    socket.write(`GET /api/v1/namespaces/demo/configmaps/x HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`);
+    const r = await response;
+    socket.destroy();
+    expect(r.code).toBe(502);
+    expect(r.body).toMatch(/token expired/);
+    await expect.poll(() => noCreds.audit.length, { timeout: 5000 }).toBe(1);
+    expect(noCreds.audit[0]).toMatchObject({ decision: 'error', status: 502, outcome: 'upstream-unavailable' });
+    expect(upstream.requests).toEqual([]);
+  });
+});
+
+describe('a REST client that leaves before upstream answers', () => {
+  it('is audited client-closed (one row), not as an unreachable upstream', async () => {
+    const { socket } = await connect(e.port, material.ca.cert);
+    socket.on('error', () => undefined);
+    const slow = upstream.holdNext('/api/v1/namespaces/demo/configmaps/left');
+    socket.write(`GET /api/v1/namespaces/demo/configmaps/left HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`);
+    const { release } = await slow;
+    socket.destroy();
+    await expect.poll(() => e.audit.length, { timeout: 5000 }).toBe(1);
+    release();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(e.audit).toHaveLength(1);
+    expect(e.audit[0]).toMatchObject({ path: '/api/v1/namespaces/demo/configmaps/left', decision: 'allow', outcome: 'client-closed' });
+  });
+});
+
+describe('a failure nobody foresaw while a request is handled (the approval store unreadable)', () => {
+  let broken: Started;
+  beforeAll(async () => {
+    broken = await startEndpoint(material, upstreamTarget(upstream.url, upstream.caPem), {
+      holds: {
+        obtain: async () => {
+          throw new Error('SQLITE_IOERR: disk I/O error');
+        },
+      } as unknown as HoldManager,
+    });
+  });
+  afterAll(async () => {
+    await broken?.endpoint.close(0);
+  });
+
+  it('an upgrade gets a 500 Status and still its one audit row', async () => {
+    const path = EXEC_LS.replace('/demo/', '/gated/');
+    const r = await upgrade(broken.port, material.ca.cert, upgradeHead('websocket', path));
+    expect(r.code).toBe(500);
+    expect(statusOf(r)).toMatchObject({ kind: 'Status', code: 500 });
+    await expect.poll(() => broken.audit.length, { timeout: 5000 }).toBe(1);
+    await new Promise((res) => setTimeout(res, 100));
+    expect(broken.audit).toHaveLength(1);
+    expect(broken.audit[0]).toMatchObject({ path, decision: 'error', status: 500, outcome: 'error', rule: 'exec-needs-approval' });
+  });
+
+  it('a REST request gets a 500 Status and still its one audit row', async () => {
+    broken.audit.length = 0;
+    const { socket, response } = await connect(broken.port, material.ca.cert);
+    socket.on('error', () => undefined);
+    socket.write(`DELETE /api/v1/namespaces/gated/configmaps/x HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`);
+    const r = await response;
+    socket.destroy();
+    expect(r.code).toBe(500);
+    await expect.poll(() => broken.audit.length, { timeout: 5000 }).toBe(1);
+    expect(broken.audit[0]).toMatchObject({ method: 'DELETE', decision: 'error', status: 500, outcome: 'error' });
+    expect(upstream.requests.filter((q) => q.url.includes('/gated/'))).toEqual([]);
+  });
+});
+
+describe('a client that leaves while its request is held', () => {
+  it.each<Transport>(['spdy', 'websocket'])('over %s: one audit row, outcome client-closed (499), not not-approved', async (transport) => {
+    let entered!: () => void;
+    const holding = new Promise<void>((r) => (entered = r));
+    const s = await startEndpoint(material, upstreamTarget(upstream.url, upstream.caPem), {
+      holds: {
+        obtain: (_agent: unknown, _op: unknown, _request: unknown, signal: AbortSignal): Promise<HoldOutcome> => {
+          entered();
+          return new Promise((resolve) =>
+            signal.addEventListener('abort', () => resolve({ ok: false, refusal: { reason: 'gone', approval: { id: 'apr_pending' } as Approval } }), { once: true }),
+          );
+        },
+      } as unknown as HoldManager,
+    });
+    try {
+      const path = EXEC_LS.replace('/demo/', '/gated/');
+      const { socket } = await connect(s.port, material.ca.cert);
+      socket.on('error', () => undefined);
+      socket.write(upgradeHead(transport, path));
+      await holding;
+      socket.destroy();
+      await expect.poll(() => s.audit.length, { timeout: 5000 }).toBe(1);
+      expect(s.audit[0]).toMatchObject({ path, decision: 'approval', status: 499, outcome: 'client-closed', approvalId: 'apr_pending' });
+    } finally {
+      await s.endpoint.close(0);
+    }
   });
 });
 

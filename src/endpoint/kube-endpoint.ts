@@ -85,6 +85,8 @@ export class KubeEndpoint {
   private readonly active = new Set<ServerResponse>();
   private readonly liveSessions = new Set<(reason: EndReason) => void>();
   private readonly holdsInFlight = new Set<AbortController>();
+  /** Requests whose audit row is written. */
+  private readonly audited = new WeakSet<IncomingMessage>();
   private draining = false;
   /** Upgrade requests being handled (held, set up or relaying). */
   private upgrading = 0;
@@ -136,6 +138,9 @@ export class KubeEndpoint {
   }
 
   private finish(req: IncomingMessage, c: Classification, start: number, result: AuditResult): void {
+    // Exactly one row per request.
+    if (this.audited.has(req)) return;
+    this.audited.add(req);
     const durationMs = Date.now() - start;
     const hints: RequestAuditRecord['hints'] = {};
     const command = header(req, 'kubectl-command');
@@ -187,6 +192,9 @@ export class KubeEndpoint {
       // The agent was revoked while its request was on its way (the pod lookup, the hold): no
       // approval can be asked for or granted to it any more. Answered as its next request will be.
       if (!(await this.opts.agentActive(agent.id).catch(() => true))) return { ok: false, status: refusals.unauthenticated(true), approvalId: null, outcome: 'agent-revoked' };
+      // What the agent asked cannot be an approval's scope (an empty program, an argv longer than
+      // an approval holds): the agent shapes it, so it is answered and audited, never a 500.
+      if (isBastionError(err, 'INVALID_FIELD')) return { ok: false, status: refusals.notApprovable(c.request, err.message), approvalId: null, outcome: 'not-approvable' };
       throw err;
     }
   }
@@ -206,7 +214,8 @@ export class KubeEndpoint {
     try {
       const outcome = await this.opts.holds.obtain(agent, op, request, controller.signal, clientRun);
       if (outcome.ok) return { ok: true, approval: outcome.approval };
-      return { ok: false, status: refusals.holdRefused(c.request, outcome.refusal), approvalId: refusedApprovalId(outcome.refusal), outcome: 'not-approved' };
+      // A client that left while held was not refused: it went away.
+      return { ok: false, status: refusals.holdRefused(c.request, outcome.refusal), approvalId: refusedApprovalId(outcome.refusal), outcome: outcome.refusal.reason === 'gone' ? 'client-closed' : 'not-approved' };
     } finally {
       this.holdsInFlight.delete(controller);
     }
@@ -215,6 +224,15 @@ export class KubeEndpoint {
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const start = Date.now();
     const c = await classify(req, this.opts.agents, this.opts.policy);
+    try {
+      await this.handleRequest(req, res, c, start);
+    } catch (err) {
+      this.finishFailed(req, c, start);
+      throw err;
+    }
+  }
+
+  private async handleRequest(req: IncomingMessage, res: ServerResponse, c: Classification, start: number): Promise<void> {
     if (this.draining) {
       req.resume();
       res.setHeader('Connection', 'close');
@@ -288,6 +306,25 @@ export class KubeEndpoint {
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const start = Date.now();
     const c = await classify(req, this.opts.agents, this.opts.policy);
+    try {
+      await this.handleUpgrade(req, socket, head, c, start);
+    } catch (err) {
+      this.finishFailed(req, c, start);
+      throw err;
+    }
+  }
+
+  /**
+   * A request whose handling failed unexpectedly (the caller answers it with an internal error):
+   * its one audit row, unless it already has it.
+   */
+  private finishFailed(req: IncomingMessage, c: Classification, start: number): void {
+    if (this.audited.has(req)) return;
+    const policy = c.outcome === 'refuse' ? { rule: c.audit.rule, policyHash: c.audit.policyHash } : { rule: c.decision.rule, policyHash: c.decision.policyHash };
+    this.finish(req, c, start, { decision: 'error', ...policy, status: 500, bytesIn: 0, bytesOut: 0, outcome: 'error', outcomeDetail: 'internal error' });
+  }
+
+  private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, c: Classification, start: number): Promise<void> {
     if (this.draining) {
       writeStatusToSocket(socket, refusals.shuttingDown());
       this.finish(req, c, start, { decision: 'deny', rule: 'shutting-down', policyHash: null, status: 503, bytesIn: 0, bytesOut: 0, outcome: 'shutdown' });

@@ -155,6 +155,11 @@ export function portForwardNotRelayed(pod: string): Status {
   return statusFor('FORBIDDEN', `pods "${pod}" is forbidden: kube-bastion does not relay port-forward sessions yet (it never runs a session it cannot record)`);
 }
 
+/** What the agent asked cannot be written down as an approval (an empty program, an argv too long to hold): refused, never held. */
+export function notApprovable(req: KubeRequest, why: string): Status {
+  return statusFor('BAD_REQUEST', `${subject(req)} is forbidden: kube-bastion cannot put this request up for approval: ${why}`);
+}
+
 export function noCommand(): Status {
   return statusFor('BAD_STREAM_REQUEST', 'you must specify at least one command for the container');
 }

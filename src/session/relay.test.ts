@@ -336,6 +336,38 @@ describe('Relay: the deadline', () => {
     expect(end.bytesOut).toBe(0);
   });
 
+  it('a warning whose timer runs only after the deadline (a stalled loop) is not sent; the session is cut expired', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: T0 });
+    const { agent, sink, relay } = setup({ deadline: T0 + 1000, warning: { at: T0 + 600, message: 'approval apr_1 expires in 0.4s' } });
+    let end: SessionEnd | undefined;
+    const run = relay.run().then((e) => (end = e));
+    // The event loop stalls across the deadline: the warning timer is the first to run afterwards.
+    vi.setSystemTime(T0 + 1000);
+    await vi.advanceTimersByTimeAsync(600);
+    await settle();
+    expect(Date.now()).toBeGreaterThan(T0 + 1000);
+    expect(agent.seenStderr!.text()).toBe('');
+    expect(sink.events).not.toContain('marker:warning: approval apr_1 expires in 0.4s');
+    await vi.advanceTimersByTimeAsync(1000);
+    await run;
+    expect(end?.reason).toBe('expired');
+    expect(agent.seenStderr!.text()).toBe('');
+  });
+
+  it('a terminal size that arrives after the deadline, before the timer has fired, is not forwarded upstream', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: T0 });
+    const { agent, upstream, sink, relay } = setup({ tty: true, deadline: T0 + 1000 });
+    const run = relay.run();
+    agent.resize({ width: 80, height: 24 });
+    vi.setSystemTime(T0 + 1000);
+    agent.resize({ width: 1, height: 1 });
+    await settle();
+    const end = await run;
+    expect(end.reason).toBe('expired');
+    expect(upstream.resizes).toEqual([{ width: 80, height: 24 }]);
+    expect(sink.events).toEqual(['resize:80x24', 'marker:cutoff: expired']);
+  });
+
   it('with a TTY the warning goes to stdout', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: T0 });
     const { agent, upstream, relay } = setup({ tty: true, deadline: T0 + 1000, warning: { at: T0 + 500, message: 'soon' } });

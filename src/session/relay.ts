@@ -107,12 +107,18 @@ export class Relay {
     const warning = this.opts.warning;
     if (warning && warning.at > Date.now()) {
       this.warningTimer = setTimeout(() => {
-        if (!this.open || !this.observe((s) => s.marker?.(`warning: ${warning.message}`))) return;
+        if (!this.open) return;
+        // A loop stalled across the deadline runs this timer late: past the deadline nothing more
+        // reaches the agent, not even the bastion's own words.
+        if (this.pastDeadline()) return this.cut('expired');
+        if (!this.observe((s) => s.marker?.(`warning: ${warning.message}`))) return;
         (agent.stderr ?? agent.stdout)?.write(`\r\n[kube-bastion] ${warning.message}\r\n`);
       }, warning.at - Date.now());
     }
     agent.onResize((size) => {
-      if (!this.open || !this.observe((s) => s.resize?.(size))) return;
+      if (!this.open) return;
+      if (this.pastDeadline()) return this.cut('expired');
+      if (!this.observe((s) => s.resize?.(size))) return;
       upstream.resize(size);
     });
     // stdin runs on its own; its end (the client's half-close) is passed upstream while the session is open.

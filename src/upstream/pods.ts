@@ -1,7 +1,7 @@
 // Reads a pod from upstream with the bastion's credentials, to resolve the container before any
 // scope check: explicit name, else the default-container annotation, else the first container.
 import https from 'node:https';
-import { upstreamUnreachable } from './upstream.js';
+import { upstreamRequestOptions, upstreamUnreachable } from './upstream.js';
 import { decodeStatus, type Status } from '../protocol/status.js';
 import { upstreamPath } from './rest-proxy.js';
 import type { UpstreamTarget } from './upstream.js';
@@ -23,7 +23,7 @@ export type PodLookup = { ok: true; pod: PodSummary } | { ok: false; httpStatus:
 const MAX_POD_BYTES = 4 * 1024 * 1024;
 
 export async function getPod(upstream: UpstreamTarget, namespace: string, name: string): Promise<PodLookup> {
-  const base = await upstream.requestOptions();
+  const base = await upstreamRequestOptions(upstream);
   const target = new URL(upstream.server);
   const path = upstreamPath(upstream.server, `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`);
   const { code, body } = await new Promise<{ code: number; body: Buffer }>((resolve, reject) => {

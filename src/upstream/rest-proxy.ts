@@ -4,11 +4,11 @@ import https from 'node:https';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BastionError, ErrorCode } from '../errors/index.js';
+import { BastionError, ErrorCode, isBastionError } from '../errors/index.js';
 import type { Status } from '../protocol/status.js';
 import { writeStatusResponse } from '../transport/http-response.js';
 import { forwardableHeaders, impersonationHeaders, type UpstreamIdentity } from './headers.js';
-import { upstreamUnreachable, type UpstreamTarget } from './upstream.js';
+import { upstreamRequestOptions, upstreamUnreachable, type UpstreamTarget } from './upstream.js';
 
 export interface ProxyOutcome {
   /** HTTP status sent to the client (502 when upstream could not be reached). */
@@ -64,7 +64,16 @@ export async function proxyRest(
   identity?: UpstreamIdentity,
   cut?: ProxyCut,
 ): Promise<ProxyOutcome> {
-  const base = await upstream.requestOptions();
+  let base: https.RequestOptions;
+  try {
+    base = await upstreamRequestOptions(upstream);
+  } catch (err) {
+    // No credentials, nothing sent: answered (and audited) like an unreachable upstream.
+    const error = isBastionError(err) ? err : upstreamUnreachable(err as Error);
+    req.resume();
+    if (!res.headersSent && !res.destroyed) writeStatusResponse(res, cut?.unreachable(error) ?? error.toStatus());
+    return { status: 502, bytesIn: 0, bytesOut: 0, error };
+  }
   const target = new URL(upstream.server);
   const headers: OutgoingHttpHeaders = {
     ...forwardableHeaders(req.headers),
@@ -84,8 +93,11 @@ export async function proxyRest(
   const outCounter = new ByteCounter();
 
   // The client going away ends the upstream exchange too (a watch must not linger upstream).
+  let clientGone = false;
   const abort = (): void => {
-    if (!res.writableFinished) upstreamReq.destroy();
+    if (res.writableFinished) return;
+    clientGone = true;
+    upstreamReq.destroy();
   };
   res.on('close', abort);
   let upstreamRes: IncomingMessage | undefined;
@@ -118,6 +130,8 @@ export async function proxyRest(
     upstreamRes = await response;
   } catch (err) {
     if (cutNow()) return refuseCut();
+    // The client left first (its leaving destroyed the upstream request): not upstream's failure.
+    if (clientGone) return done({ status: 499, bytesIn: inCounter.bytes, bytesOut: 0, error: new BastionError(ErrorCode.CONNECTION_CLOSED, 'the client closed the request before upstream answered') });
     const error = upstreamUnreachable(err as Error);
     if (!res.headersSent && !res.destroyed) writeStatusResponse(res, cut?.unreachable(error) ?? error.toStatus());
     return done({ status: 502, bytesIn: inCounter.bytes, bytesOut: 0, error });

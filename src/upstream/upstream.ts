@@ -2,7 +2,7 @@
 // @kubernetes/client-node so every kubeconfig form works (CA data, client certs, tokens, exec plugins).
 import https from 'node:https';
 import { KubeConfig } from '@kubernetes/client-node';
-import { BastionError, ErrorCode } from '../errors/index.js';
+import { BastionError, ErrorCode, isBastionError } from '../errors/index.js';
 
 export interface UpstreamTarget {
   /** e.g. https://10.0.0.1:6443 (no trailing slash) */
@@ -79,6 +79,19 @@ export function upstreamFromCredentials(server: string, caPem: string, token: st
 }
 
 /** The upstream API server could not be reached (network, TLS, credentials): one wording for every caller. */
+/**
+ * The upstream request options, or UPSTREAM_UNAVAILABLE when its credentials cannot be obtained
+ * (an exec plugin or a token file failing): answered and audited like an unreachable upstream.
+ */
+export async function upstreamRequestOptions(upstream: UpstreamTarget): Promise<https.RequestOptions> {
+  try {
+    return await upstream.requestOptions();
+  } catch (err) {
+    if (isBastionError(err)) throw err;
+    throw new BastionError(ErrorCode.UPSTREAM_UNAVAILABLE, `could not obtain upstream credentials: ${(err as Error)?.message ?? String(err)}`, undefined, { cause: err });
+  }
+}
+
 export function upstreamUnreachable(cause: Error): BastionError {
   return new BastionError(ErrorCode.UPSTREAM_UNAVAILABLE, `kube-bastion could not reach the upstream API server: ${cause.message}`, undefined, { cause });
 }
