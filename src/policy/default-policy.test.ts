@@ -53,6 +53,16 @@ const rows: Row[] = [
   // Discovery passes with the headers stripped, so kubectl reaches the real request and prints the refusal.
   ['discovery while impersonating', nr('GET', '/api'), 'allow', 'discovery', true],
   ['non-discovery path while impersonating', nr('GET', '/metrics'), 'deny', 'default', true],
+  // Writes in system namespaces need approval, configmaps and events included; reads there pass.
+  ['create configmap in kube-system', r('create', 'configmaps', { ns: 'kube-system' }), 'approval', 'system-namespace-writes-need-approval'],
+  ['update aws-auth in kube-system', r('update', 'configmaps', { ns: 'kube-system', name: 'aws-auth' }), 'approval', 'system-namespace-writes-need-approval'],
+  ['patch coredns in kube-system', r('patch', 'configmaps', { ns: 'kube-system', name: 'coredns' }), 'approval', 'system-namespace-writes-need-approval'],
+  ['delete extension-apiserver-authentication', r('delete', 'configmaps', { ns: 'kube-system', name: 'extension-apiserver-authentication' }), 'approval', 'system-namespace-writes-need-approval'],
+  ['delete all configmaps in kube-public', r('deletecollection', 'configmaps', { ns: 'kube-public' }), 'approval', 'system-namespace-writes-need-approval'],
+  ['create an event in kube-node-lease', r('create', 'events', { ns: 'kube-node-lease' }), 'approval', 'system-namespace-writes-need-approval'],
+  ['update a lease in kube-node-lease', r('update', 'leases', { group: 'coordination.k8s.io', ns: 'kube-node-lease', name: 'node-1' }), 'approval', 'system-namespace-writes-need-approval'],
+  ['get aws-auth', r('get', 'configmaps', { ns: 'kube-system', name: 'aws-auth' }), 'allow', 'reads'],
+  ['list configmaps in kube-system', r('list', 'configmaps', { ns: 'kube-system' }), 'allow', 'reads'],
   // Ordinary writes.
   ['create configmap', r('create', 'configmaps', { ns }), 'allow', 'configmap-and-event-writes'],
   ['update configmap', r('update', 'configmaps', { ns, name: 'settings' }), 'allow', 'configmap-and-event-writes'],

@@ -51,6 +51,18 @@ rules:
     action: approval
     reason: reading or changing secrets needs an approval
 
+  - name: system-namespace-writes-need-approval
+    description: >-
+      kube-system, kube-public and kube-node-lease hold what the cluster trusts: who is an admin
+      (EKS aws-auth maps identities to system:masters), DNS (coredns), the front proxy's CA
+      (extension-apiserver-authentication), leader leases; a write there is never plain data
+    match:
+      verbs: [create, update, patch, delete, deletecollection]
+      resources: ["*"]
+      namespaces: [kube-system, kube-public, kube-node-lease]
+    action: approval
+    reason: writes in a system namespace can change cluster identity, DNS or trust, and need an approval
+
   # --- pass -----------------------------------------------------------------------------------
   - name: reads
     match: { verbs: [get, list, watch], resources: ["*"] }

@@ -56,6 +56,23 @@ describe.each([27, 33])('kubectl 1.%i through the bastion', (minor) => {
     expect(b.sim.store.get('configmaps', 'demo', `via-bastion-${minor}`)).toBeUndefined();
   });
 
+  it('holds a configmap write in kube-system (no approval: refused, nothing upstream); reads there pass', async () => {
+    b.sim.store.create('configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `aws-auth-${minor}`, namespace: 'kube-system' }, data: { mapRoles: '[]' } });
+    const since = b.sim.requests.entries.length;
+    const created = await kubectl('create', 'configmap', `x-${minor}`, '-n', 'kube-system', '--from-literal=k=v');
+    expect(created.code).toBe(1);
+    expect(created.stderr).toMatch(/^error: failed to create configmap: configmaps is forbidden: kube-bastion approval apr_[a-z2-7]{20} was not decided in time/);
+    const deleted = await kubectl('delete', 'configmap', `aws-auth-${minor}`, '-n', 'kube-system');
+    expect(deleted.code).toBe(1);
+    expect(deleted.stderr).toMatch(new RegExp(`configmaps "aws-auth-${minor}" is forbidden: kube-bastion approval apr_[a-z2-7]{20} was not decided in time`));
+    expect(simSaw('/api/v1/namespaces/kube-system/configmaps', since).filter((p) => !p.startsWith('GET'))).toEqual([]);
+    expect(b.sim.store.get('configmaps', 'kube-system', `x-${minor}`)).toBeUndefined();
+    expect(b.sim.store.get('configmaps', 'kube-system', `aws-auth-${minor}`)).toBeDefined();
+    const read = await kubectl('get', 'configmap', `aws-auth-${minor}`, '-n', 'kube-system', '-o', 'jsonpath={.data.mapRoles}');
+    expect(read.code).toBe(0);
+    expect(read.stdout.toString()).toBe('[]');
+  });
+
   it('holds get secret, then refuses it with a Status kubectl prints; the sim never sees it', async () => {
     const since = b.sim.requests.entries.length;
     const r = await kubectl('get', 'secret', '-n', 'demo', 'db-credentials');
