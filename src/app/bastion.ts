@@ -21,6 +21,7 @@ import { recorderFactory } from '../recording/factory.js';
 import { closeInterruptedSessions } from '../session/recovery.js';
 import { sessionRows } from '../session/rows.js';
 import { renderKubeconfig } from './kubeconfig.js';
+import { listenFor } from '../net/listen.js';
 
 export interface RunningBastion {
   readonly config: ServeConfig;
@@ -129,7 +130,7 @@ export async function startBastion(config: ServeConfig, log: Logger, upstream: U
       impersonate: config.impersonate,
       expiryWarningSeconds: config.expiryWarningSeconds,
     });
-    await kube.listen();
+    await listenFor('--listen', config.listen, () => kube.listen());
     cleanups.unshift(() => kube.close(config.shutdownGraceSeconds * 1000));
     const publicUrl = config.publicUrl ?? kube.url.replace('://0.0.0.0:', '://127.0.0.1:').replace('://[::]:', '://127.0.0.1:');
     const agentKubeconfig = (agentName: string, token: string): string =>
@@ -152,7 +153,7 @@ export async function startBastion(config: ServeConfig, log: Logger, upstream: U
       },
       { host: config.controlListen.host, port: config.controlListen.port, ...(config.controlTls.certFile ? { tls: await readControlTls(config) } : {}) },
     );
-    await control.listen();
+    await listenFor('--control-listen', config.controlListen, () => control.listen());
     controlUrl = control.url;
     cleanups.unshift(() => control.close());
     log.info({ kube: kube.url, control: control.url, upstream: upstream.description }, 'kube-bastion serving');

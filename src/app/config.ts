@@ -35,7 +35,7 @@ export interface ServeConfig {
   readonly sessionSetupSeconds: number;
 }
 
-export const SERVE_USAGE = `kube-bastion serve [options]
+export const SERVE_USAGE = `usage: kube-bastion serve [options]
 
   --data-dir DIR               database, TLS material, issued kubeconfigs (default ./data)
   --recordings DIR             session recordings (default ./recordings)

@@ -11,9 +11,37 @@ function usage(message: string): BastionError {
   return new BastionError(ErrorCode.USAGE, message);
 }
 
-export const AGENT_USAGE = 'kube-bastion agent add NAME --kubeconfig-out FILE [--data-dir DIR] [--server URL]';
-export const USER_USAGE = `kube-bastion user add NAME --role ${USER_ROLES.join('|')} [--data-dir DIR]`;
-export const AUDIT_USAGE = 'kube-bastion audit verify [--data-dir DIR]';
+export const AGENT_USAGE = `usage: kube-bastion agent add NAME --kubeconfig-out FILE [--data-dir DIR] [--server URL]
+
+Creates an agent identity in the data dir and writes a kubeconfig that reaches the bastion as it.
+
+options:
+  --kubeconfig-out FILE   where to write the agent's kubeconfig (its token is in it)
+  --data-dir DIR          the bastion's data dir (default ./data; serve must have run with it once)
+  --server URL            the bastion's Kubernetes endpoint, https:// (default https://127.0.0.1:6443)`;
+
+export const USER_USAGE = `usage: kube-bastion user add NAME --role ${USER_ROLES.join('|')} [--data-dir DIR]
+
+Creates a control-endpoint user and prints its token once (last line, alone).
+
+options:
+  --role ROLE      ${USER_ROLES.join(', ')}
+  --data-dir DIR   the bastion's data dir (default ./data)`;
+
+export const AUDIT_USAGE = `usage: kube-bastion audit verify [--data-dir DIR]
+
+Checks the audit log's hash chain. Exit status: 0 intact, 1 broken (the first bad row is named), 2 usage.
+
+options:
+  --data-dir DIR   the bastion's data dir (default ./data)`;
+
+const HELP = { help: { type: 'boolean', short: 'h' } } as const;
+
+/** Prints the usage when -h/--help was given; true when it did. */
+function helped(values: { help?: boolean | undefined }, text: string): boolean {
+  if (values.help) process.stdout.write(`${text}\n`);
+  return values.help === true;
+}
 
 export async function runAgent(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -24,11 +52,13 @@ export async function runAgent(argv: string[]): Promise<number> {
       'data-dir': { type: 'string', default: 'data' },
       server: { type: 'string', default: 'https://127.0.0.1:6443' },
       'kubeconfig-out': { type: 'string' },
+      ...HELP,
     },
   });
+  if (helped(values, AGENT_USAGE)) return 0;
   const [verb, name, ...rest] = positionals;
-  if (verb !== 'add' || !name || rest.length > 0) throw usage(`usage: ${AGENT_USAGE}`);
-  if (!values['kubeconfig-out']) throw usage(`--kubeconfig-out FILE is required\nusage: ${AGENT_USAGE}`);
+  if (verb !== 'add' || !name || rest.length > 0) throw usage(AGENT_USAGE);
+  if (!values['kubeconfig-out']) throw usage(`--kubeconfig-out FILE is required\n${AGENT_USAGE}`);
   if (!values.server.startsWith('https://')) throw usage('--server must be https:// (kubectl sends tokens only over TLS)');
   const dataDir = resolve(values['data-dir']);
   const caPath = join(dataDir, 'tls', 'ca.crt');
@@ -51,11 +81,12 @@ export async function runUser(argv: string[]): Promise<number> {
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: { 'data-dir': { type: 'string', default: 'data' }, role: { type: 'string' } },
+    options: { 'data-dir': { type: 'string', default: 'data' }, role: { type: 'string' }, ...HELP },
   });
+  if (helped(values, USER_USAGE)) return 0;
   const [verb, name, ...rest] = positionals;
-  if (verb !== 'add' || !name || rest.length > 0) throw usage(`usage: ${USER_USAGE}`);
-  if (!values.role || !isUserRole(values.role)) throw usage(`--role must be one of ${USER_ROLES.join(', ')}\nusage: ${USER_USAGE}`);
+  if (verb !== 'add' || !name || rest.length > 0) throw usage(USER_USAGE);
+  if (!values.role || !isUserRole(values.role)) throw usage(`--role must be one of ${USER_ROLES.join(', ')}\n${USER_USAGE}`);
   const store = openStore(resolve(values['data-dir']));
   try {
     const { user, token } = await store.users.createUser(name, values.role);
@@ -69,8 +100,9 @@ export async function runUser(argv: string[]): Promise<number> {
 }
 
 export async function runAudit(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { 'data-dir': { type: 'string', default: 'data' } } });
-  if (positionals.length !== 1 || positionals[0] !== 'verify') throw usage(`usage: ${AUDIT_USAGE}`);
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { 'data-dir': { type: 'string', default: 'data' }, ...HELP } });
+  if (helped(values, AUDIT_USAGE)) return 0;
+  if (positionals.length !== 1 || positionals[0] !== 'verify') throw usage(AUDIT_USAGE);
   const dataDir = resolve(values['data-dir']);
   if (!existsSync(join(dataDir, 'kube-bastion.db'))) throw usage(`--data-dir ${dataDir}: no kube-bastion.db there`);
   const store = openStore(dataDir);

@@ -20,27 +20,42 @@ import type { z } from 'zod';
 /** `exec[,attach,portforward]`: the --verbs a stream grant takes. */
 const VERBS_TEXT = `${STREAM_OPERATIONS[0]}[,${STREAM_OPERATIONS.slice(1).join(',')}]`;
 
-export const APPROVALS_USAGE = `usage: kube-bastion approvals <command> [options]
-
-commands:
-  list [--state ${APPROVAL_STATES.join('|')}] [--agent NAME]
-  get ID
-  grant --agent NAME --namespace NS --pod POD --container C --verbs ${VERBS_TEXT}
+/** Each approvals command's synopsis (continuation lines indented under the command name). */
+const SYNOPSES = {
+  list: `list [--state ${APPROVAL_STATES.join('|')}] [--agent NAME]`,
+  get: 'get ID',
+  grant: `grant --agent NAME --namespace NS --pod POD --container C --verbs ${VERBS_TEXT}
         --ttl DURATION --reason TEXT [--command '["argv","as","JSON"]' ...] [--max-sessions N]
   grant --agent NAME --verb VERB --resource RESOURCE [--namespace NS] [--name NAME]
-        --ttl DURATION --reason TEXT
-  approve ID [--ttl DURATION] [--reason TEXT]
-  deny ID --reason TEXT
-  revoke ID [--reason TEXT]
-  watch [--agent NAME] [--interval DURATION]   print pending requests as they arrive (Ctrl-C stops)
+        --ttl DURATION --reason TEXT`,
+  approve: 'approve ID [--ttl DURATION] [--reason TEXT]',
+  deny: 'deny ID --reason TEXT',
+  revoke: 'revoke ID [--reason TEXT]',
+  watch: 'watch [--agent NAME] [--interval DURATION]   print pending requests as they arrive (Ctrl-C stops)',
+} as const;
 
-options:
+const APPROVALS_OPTIONS = `options:
   --server URL     control API (default $KUBE_BASTION_URL, else ${DEFAULT_CONTROL_URL})
   --token TOKEN    user token (default $KUBE_BASTION_TOKEN; kube-bastion user add NAME --role ROLE)
   --ca FILE        CA certificate for an https --server (default $KUBE_BASTION_CA)
   -o, --output F   table (default) or json
 
 DURATION: 90s, 10m, 2h, 1h30m, 1d, or whole seconds.`;
+
+export const APPROVALS_USAGE = `usage: kube-bastion approvals <command> [options]
+
+commands:
+${Object.values(SYNOPSES)
+  .map((s) => `  ${s}`)
+  .join('\n')}
+
+${APPROVALS_OPTIONS}`;
+
+/** `approvals <command> --help`: that command's synopsis, then the common options. */
+export function approvalsCommandUsage(command: keyof typeof SYNOPSES): string {
+  const lines = SYNOPSES[command].split('\n').map((line, i) => (i === 0 ? `usage: kube-bastion approvals ${line}` : line.startsWith('  grant ') ? `       kube-bastion approvals ${line.trimStart()}` : `${' '.repeat(28)}${line}`));
+  return `${lines.join('\n')}\n\n${APPROVALS_OPTIONS}`;
+}
 
 /** Where output goes and what the command sees (tests replace these). */
 export interface ApprovalsIo {
@@ -314,7 +329,7 @@ export async function runApprovals(argv: string[], io: Partial<ApprovalsIo> = {}
   const { values, positionals } = parse(argv);
   const [command, ...args] = positionals;
   if (values.help || command === 'help') {
-    out(`${APPROVALS_USAGE}\n`);
+    out(`${command !== undefined && command in SYNOPSES ? approvalsCommandUsage(command as keyof typeof SYNOPSES) : APPROVALS_USAGE}\n`);
     return 0;
   }
   if (command === undefined) throw usage('give a command');

@@ -1,4 +1,5 @@
 // The `kube-bastion` command line: one sub-command per module, errors with stable codes.
+import { readFileSync } from 'node:fs';
 import { isBastionError } from '../errors/index.js';
 import { runSim } from './sim.js';
 import { runServe } from './serve.js';
@@ -18,7 +19,15 @@ commands:
   export ...            write a signed evidence directory (kube-bastion export --help)
   verify DIR            check an evidence directory's hashes and signature
   audit verify          check the audit log's hash chain
-  sim                   run the simulated cluster alone (kube-bastion sim --help)`;
+  sim                   run the simulated cluster alone (kube-bastion sim --help)
+
+Every command answers --help; kube-bastion --version prints the version.`;
+
+/** `kube-bastion <version>` from the package.json two levels up (the repo root, from src/cli or dist/cli). */
+function versionLine(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { name?: string; version?: string };
+  return `${pkg.name ?? 'kube-bastion'} ${pkg.version ?? 'unknown'}`;
+}
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -41,6 +50,10 @@ export async function main(argv: string[]): Promise<number> {
         return await runAudit(rest);
       case 'sim':
         return await runSim(rest);
+      case '--version':
+      case '-V':
+        process.stdout.write(`${versionLine()}\n`);
+        return 0;
       case undefined:
       case 'help':
       case '--help':

@@ -6,7 +6,7 @@ import { writeKubeconfig } from '../app/kubeconfig.js';
 import { parseListen } from '../net/address.js';
 import { BastionError, ErrorCode } from '../errors/index.js';
 
-export const SIM_USAGE = `kube-bastion sim --listen HOST:PORT --kubeconfig-out FILE [--token TOKEN] [--work-dir DIR] [--request-log FILE]
+export const SIM_USAGE = `usage: kube-bastion sim --listen HOST:PORT --kubeconfig-out FILE [--token TOKEN] [--work-dir DIR] [--request-log FILE]
 
 Runs the simulated cluster: an HTTPS, API-server-compatible server whose pods are real processes.
 Writes FILE (a kubeconfig with the CA and a bearer token) once it is ready; stops on SIGTERM/SIGINT.`;
