@@ -90,7 +90,8 @@ export async function proxyRest(
     headers,
   });
   const inCounter = new ByteCounter();
-  const outCounter = new ByteCounter();
+  // The response is copied by hand (relayBody), so its count is a plain number.
+  const outCounter = { bytes: 0 };
 
   // The client going away ends the upstream exchange too (a watch must not linger upstream).
   let clientGone = false;
@@ -166,7 +167,7 @@ export async function proxyRest(
  * Copies the upstream body to the client with backpressure, counting bytes, and stops at once when
  * `cutNow()` turns true. The response is not ended here: the caller decides how it ends.
  */
-function relayBody(from: IncomingMessage, to: ServerResponse, counter: ByteCounter, cutNow: () => boolean): Promise<BastionError | undefined> {
+function relayBody(from: IncomingMessage, to: ServerResponse, counter: { bytes: number }, cutNow: () => boolean): Promise<BastionError | undefined> {
   return new Promise((resolve) => {
     let settled = false;
     const settle = (err?: BastionError): void => {

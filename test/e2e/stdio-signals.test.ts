@@ -92,31 +92,24 @@ describe('serve with its stdout and stderr closed', () => {
 });
 
 describe('CLI commands with their stdout closed', () => {
-  it('kube-bastion verify DIR | head -n 1: a directory with many problems ends with exit 1 and no stack trace', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kb-verify-pipe-'));
-    for (let i = 0; i < 50; i++) writeFileSync(join(dir, `stray-${i}.txt`), `${i}\n`);
-    const child = spawn(process.execPath, [BIN, 'verify', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    // The reader is gone before verify writes its report (`head` exited): every write meets EPIPE.
+  /** Runs the CLI with its reader gone before it writes (`head` exited): every write meets EPIPE. */
+  async function runWithReaderGone(args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.destroy();
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const { code, signal } = await exitOf(child);
-    expect(signal).toBeNull();
-    expect(code).toBe(1);
-    expect(stderr).toBe('');
+    return { ...(await exitOf(child)), stderr };
+  }
+
+  it('kube-bastion verify DIR | head -n 1: a directory with many problems ends with exit 1 and no stack trace', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kb-verify-pipe-'));
+    for (let i = 0; i < 50; i++) writeFileSync(join(dir, `stray-${i}.txt`), `${i}\n`);
+    expect(await runWithReaderGone(['verify', dir])).toEqual({ code: 1, signal: null, stderr: '' });
   });
 
   for (const args of [['--help'], ['approvals', '--help'], ['verify', '--help']]) {
     it(`kube-bastion ${args.join(' ')} ends with its own exit code and no stack trace`, async () => {
-      const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      // Closed before the command writes: its write meets EPIPE.
-      child.stdout!.destroy();
-      let stderr = '';
-      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-      const { code, signal } = await exitOf(child);
-      expect(signal).toBeNull();
-      expect(code).toBe(0);
-      expect(stderr).toBe('');
+      expect(await runWithReaderGone(args)).toEqual({ code: 0, signal: null, stderr: '' });
     });
   }
 });
