@@ -16,6 +16,7 @@ import { sendJson, sendProblem } from './http.js';
 import { ApiRouter, type MountedRoute } from './mount.js';
 import { openApiDocument } from './openapi.js';
 import { sessionRoutes } from './sessions-routes.js';
+import { recordRoutes } from './record-routes.js';
 import { webUiRoutes } from './web-ui.js';
 
 export interface ControlDeps {
@@ -72,6 +73,7 @@ export function createControlApp(deps: ControlDeps): { app: Express; routes: Mou
     adminRoutes({ ...deps, authenticate }),
     approvalRoutes({ approvals: deps.approvals, authenticate }),
     sessionRoutes({ ...deps, authenticate }),
+    recordRoutes({ approvals: deps.approvals, sessions: deps.sessions, audit: deps.audit, policyVersions: deps.policyVersions, authenticate }),
     webUiRoutes(deps.webDir !== undefined ? { webDir: deps.webDir } : {}),
   ];
 

@@ -10,6 +10,7 @@ import {
   GrantBodySchema,
   RevokeBodySchema,
 } from '../model/approval-schema.js';
+import { ReviewRecordSchema } from '../model/review-record-schema.js';
 import { APPROVAL_STATES, DECIDER_ROLES, SESSION_STATES, USER_ROLES, type UserRole } from '../model/vocabulary.js';
 import { APPROVED_STREAM, DENIED_REST, ENDED_SESSION, EXAMPLE_AGENT, EXAMPLE_AGENT_ID, EXAMPLE_POLICY, PENDING_EXEC, REVOKED_REST } from './examples.js';
 import { route } from './route-spec.js';
@@ -444,6 +445,32 @@ export const getApproval = route({
   },
 });
 
+export const getApprovalRecord = route({
+  method: 'GET',
+  path: '/v1/approvals/{id}/record',
+  operationId: 'getApprovalRecord',
+  tag: 'approvals',
+  summary: "The approval's review record",
+  description:
+    'One document answering the five review questions: which agent acted; whether approval was needed and which rule (with the policy version and ' +
+    "the rule's text) decided; who decided, when and why (every decision, append-only); the scope and whether everything stayed inside it " +
+    "(every request of the agent against the same pod or object during the approval's window, with why each was inside or outside); and the " +
+    'sessions with their recordings. `answers` says each in one sentence.',
+  roles: READERS,
+  params: ApprovalIdParams,
+  response: { status: 200, description: 'The review record.', schema: ReviewRecordSchema },
+  errors: { 404: 'No such approval.' },
+  examples: {
+    record: { summary: 'The record of a direct grant with one session', params: { id: APPROVED_STREAM.id }, status: 200 },
+    unknown: {
+      summary: 'No such approval',
+      params: { id: 'apr_aaaaaaaaaaaaaaaaaaaa' },
+      status: 404,
+      response: { error: { code: 'NOT_FOUND', message: 'approval "apr_aaaaaaaaaaaaaaaaaaaa" not found' } },
+    },
+  },
+});
+
 export const approveApproval = route({
   method: 'POST',
   path: '/v1/approvals/{id}/approve',
@@ -679,6 +706,7 @@ export const ROUTES = [
   listApprovals,
   grantApproval,
   getApproval,
+  getApprovalRecord,
   approveApproval,
   denyApproval,
   revokeApproval,

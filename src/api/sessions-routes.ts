@@ -21,6 +21,7 @@ import { convertCast } from '../recording/convert.js';
 import { MANIFEST_FILE, type CastFormat } from '../evidence/manifest.js';
 import { findRecording, readPrefix, readPrefixBuffer, sessionView, type RecordingKind } from '../evidence/recordings.js';
 import type { SigningKeySource } from '../evidence/signing-key.js';
+import type { ReviewSources } from '../evidence/record.js';
 import type { AuditLog, Session, SessionStore, User } from '../store/types.js';
 import type { Authenticate } from './auth.js';
 import { getApprovalEvidence, getEvidence, getSession, getSessionRaw, getSessionRecording, listSessions } from './contract.js';
@@ -35,6 +36,8 @@ export interface SessionRoutesDeps {
   recordingsDir: string;
   /** The bastion's Ed25519 key, or a function loading it on first use (lazySigningKey(dataDir)). */
   signingKey: SigningKeySource;
+  /** For the review record in approval exports. */
+  policyVersions?: ReviewSources['policyVersions'];
   authenticate: Authenticate;
   clock?: () => Date;
 }
@@ -80,7 +83,7 @@ export function sessionRoutes(deps: SessionRoutesDeps): ApiRouter {
 
   const evidence = async (user: User, res: ServerResponse, req: EvidenceRequest): Promise<void> => {
     const plan = await planEvidence(
-      { sessions, approvals: deps.approvals, audit: deps.audit, recordingsDir: deps.recordingsDir, signingKey: deps.signingKey, ...(deps.clock ? { clock: deps.clock } : {}) },
+      { sessions, approvals: deps.approvals, audit: deps.audit, recordingsDir: deps.recordingsDir, signingKey: deps.signingKey, ...(deps.policyVersions ? { policyVersions: deps.policyVersions } : {}), ...(deps.clock ? { clock: deps.clock } : {}) },
       req,
     );
     const manifest = plan.entries.find((e) => e.path === MANIFEST_FILE)!;

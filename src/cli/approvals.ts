@@ -15,6 +15,8 @@ import type { ApproveBody, DenyBody, GrantBody, RestGrant, RevokeBody, StreamGra
 import { APPROVAL_STATES, RESOURCE_VERBS, STREAM_OPERATIONS, type ResourceVerb, type StreamOperation } from '../model/vocabulary.js';
 import type { ApprovalListSchema, ErrorBody } from '../api/schemas.js';
 import { BastionError, ErrorCode } from '../errors/index.js';
+import type { ReviewRecord } from '../model/review-record-schema.js';
+import { formatRecord } from './record.js';
 import type { z } from 'zod';
 
 /** `exec[,attach,portforward]`: the --verbs a stream grant takes. */
@@ -24,6 +26,7 @@ const VERBS_TEXT = `${STREAM_OPERATIONS[0]}[,${STREAM_OPERATIONS.slice(1).join('
 const SYNOPSES = {
   list: `list [--state ${APPROVAL_STATES.join('|')}] [--agent NAME]`,
   get: 'get ID',
+  record: 'record ID                           the review record: the five questions answered (also: kube-bastion record ID)',
   grant: `grant --agent NAME --namespace NS --pod POD --container C --verbs ${VERBS_TEXT}
         --ttl DURATION --reason TEXT [--command '["argv","as","JSON"]' ...] [--max-sessions N]
   grant --agent NAME --verb VERB --resource RESOURCE [--namespace NS] [--name NAME]
@@ -93,6 +96,7 @@ const COMMON: readonly Flag[] = ['server', 'token', 'ca', 'output', 'help'];
 const COMMANDS: Record<string, { flags: readonly Flag[]; id: boolean }> = {
   list: { flags: ['state', 'agent'], id: false },
   get: { flags: [], id: true },
+  record: { flags: [], id: true },
   grant: {
     flags: ['agent', 'namespace', 'pod', 'container', 'verbs', 'command', 'max-sessions', 'verb', 'resource', 'name', 'ttl', 'reason'],
     id: false,
@@ -364,6 +368,9 @@ export async function runApprovals(argv: string[], io: Partial<ApprovalsIo> = {}
     case 'get':
       request = () => api.call('GET', path);
       break;
+    case 'record':
+      request = () => api.call('GET', `${path}/record`);
+      break;
     case 'grant': {
       const body = grantBody(values);
       request = () => api.call('POST', '/v1/approvals', body);
@@ -407,6 +414,10 @@ export async function runApprovals(argv: string[], io: Partial<ApprovalsIo> = {}
     const items = (result as ApprovalList).items;
     if (items.length === 0) err('No approvals found.\n');
     else out(formatTable([[...COLUMNS], ...items.map(row)]));
+    return 0;
+  }
+  if (command === 'record') {
+    out(formatRecord(result as ReviewRecord));
     return 0;
   }
   const a = result as Approval;

@@ -195,7 +195,7 @@ async function exportLocal(dataDirText: string, recordingsText: string, request:
     let plan;
     try {
       plan = await planEvidence(
-        { sessions: store.sessions, approvals: storeApprovals(store.approvals), audit: store.audit, recordingsDir, signingKey: () => loadOrCreateSigningKey(dataDir) },
+        { sessions: store.sessions, approvals: storeApprovals(store.approvals), audit: store.audit, policyVersions: store.policyVersions, recordingsDir, signingKey: () => loadOrCreateSigningKey(dataDir) },
         request,
         (p) => progress?.update('reading', p.done, p.total),
       );

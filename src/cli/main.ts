@@ -16,6 +16,7 @@ commands:
   agent add NAME        create an agent identity and write its kubeconfig
   user add NAME         create a control-endpoint user (approver, reviewer, admin)
   approvals ...         list, get, grant, approve, deny, revoke, watch approvals (kube-bastion approvals --help)
+  record ID             an approval's review record: who acted, which rule, who decided, scope kept, what happened
   export ...            write a signed evidence directory (kube-bastion export --help)
   verify DIR            check an evidence directory's hashes and signature
   audit verify          check the audit log's hash chain
@@ -42,6 +43,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runUser(rest);
       case 'approvals':
         return await runApprovals(rest);
+      case 'record':
+        return await runApprovals(['record', ...rest]);
       case 'export':
         return await runExport(rest);
       case 'verify':

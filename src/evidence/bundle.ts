@@ -2,7 +2,9 @@
 // directory (or one tar archive with the same layout under a top folder), with a signed manifest.
 //
 //   approval.json                 the approval record (approval and session exports)
+//   record.json                   the approval's review record: the five questions answered (record.ts)
 //   approvals/<approval-id>.json  the approval records (time-range exports)
+//   records/<approval-id>.json    their review records (time-range exports)
 //   sessions/<session-id>.json    the session row as the store has it, plus `sha256` with every hash
 //   sessions/<session-id>.cast    the asciicast recording (as recorded, or converted to --format)
 //   sessions/<session-id>.raw     the exact bytes of every channel (the recorder's sidecar)
@@ -41,6 +43,7 @@ import {
 import { findRecording, readPrefix, readPrefixBuffer, sessionView, type RecordingKind } from './recordings.js';
 import { resolveSigningKey, type SigningKeySource } from './signing-key.js';
 import { tarChunks, tarSize, type TarWriteEntry } from './tar.js';
+import { buildReviewRecord, type ReviewSources } from './record.js';
 
 /** Approval records: the ApprovalService (effective states), or the store through storeApprovals(). */
 export interface ApprovalSource {
@@ -65,6 +68,8 @@ export interface EvidenceSources {
   audit: AuditLog;
   recordingsDir: string;
   signingKey: SigningKeySource;
+  /** Policy versions, for the review records' rule text (without them, record.json is left out). */
+  policyVersions?: ReviewSources['policyVersions'];
   clock?: () => Date;
 }
 
@@ -209,10 +214,23 @@ export async function planEvidence(src: EvidenceSources, req: EvidenceRequest, o
   const problems: ManifestProblem[] = [];
 
   const sources: Source[] = [];
+  const record = async (a: Approval): Promise<Buffer | undefined> =>
+    src.policyVersions
+      ? json(await buildReviewRecord({ approvals: src.approvals, sessions: src.sessions, audit: src.audit, policyVersions: src.policyVersions, clock }, a.id))
+      : undefined;
   if (subject.approvalLayout === 'single') {
-    if (subject.approvals[0]) sources.push({ kind: 'memory', path: 'approval.json', data: json(subject.approvals[0]) });
+    const a = subject.approvals[0];
+    if (a) {
+      sources.push({ kind: 'memory', path: 'approval.json', data: json(a) });
+      const r = await record(a);
+      if (r) sources.push({ kind: 'memory', path: 'record.json', data: r });
+    }
   } else {
-    for (const a of subject.approvals) sources.push({ kind: 'memory', path: `approvals/${a.id}.json`, data: json(a) });
+    for (const a of subject.approvals) {
+      sources.push({ kind: 'memory', path: `approvals/${a.id}.json`, data: json(a) });
+      const r = await record(a);
+      if (r) sources.push({ kind: 'memory', path: `records/${a.id}.json`, data: r });
+    }
   }
   for (const s of subject.sessions) {
     sources.push({ kind: 'memory', path: `sessions/${s.id}.json`, data: json(sessionView(s)) });

@@ -14,5 +14,6 @@ export {
   type RecordingSettings,
   DEFAULT_RECORDING,
 } from './schema.js';
+export { ruleSource } from './rule-source.js';
 export { validatePolicyText, type ValidationResult } from './validate.js';
 export { PolicyHolder, type PolicyHolderEvents, type PolicyHolderOptions, type ReloadResult } from './watcher.js';

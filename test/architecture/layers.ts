@@ -25,7 +25,7 @@ export const LAYERS = {
   recording: ['model', 'protocol', 'errors', 'tar', 'store', 'observability'],
   approvals: ['model', 'errors', 'policy', 'store', 'observability'],
   session: ['model', 'protocol', 'errors', 'transport', 'upstream', 'recording', 'store', 'approvals', 'observability'],
-  evidence: ['model', 'errors', 'recording', 'store', 'approvals', 'tar'],
+  evidence: ['model', 'errors', 'recording', 'store', 'approvals', 'policy', 'tar'],
   endpoint: ['model', 'protocol', 'errors', 'net', 'transport', 'upstream', 'session', 'approvals', 'store', 'observability'],
   api: ['model', 'protocol', 'errors', 'net', 'store', 'recording', 'evidence', 'approvals', 'observability'],
   // The composition root: wiring only. It never knows the simulator.

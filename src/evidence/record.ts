@@ -1,0 +1,290 @@
+// The review record of one approval: the approval, its decisions, the rule and policy version that
+// asked for it, every request of the agent against the same pod or object during its window (with
+// why each was inside or outside the scope), and its sessions with their recordings. Read from the
+// stores; nothing here decides anything, it re-checks.
+//
+// Decisions come from the approval's audit rows, which the hash chain keeps append-only: a later
+// revocation cannot hide the approver's reason. The conformance verdict re-checks every session
+// and request that ran under the approval against its scope and window with the same scope
+// function the gate uses, so a gate bug shows up here as `outside-scope` instead of being trusted.
+import { scopeCovers } from '../model/scope.js';
+import type { Approval, ApprovalScope, Operation } from '../model/approval.js';
+import type { ReviewAttempt, ReviewDecision, ReviewRecord, ReviewSession, ReviewVerdict } from '../model/review-record-schema.js';
+import type { AuditLog, AuditRecord, PolicyVersionStore, Session, SessionStore } from '../store/types.js';
+import { ruleSource } from '../policy/rule-source.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
+import type { ApprovalSource } from './bundle.js';
+
+export interface ReviewSources {
+  approvals: ApprovalSource;
+  sessions: SessionStore;
+  audit: AuditLog;
+  policyVersions: Pick<PolicyVersionStore, 'getPolicyVersion'>;
+  /** The agent's owner, when identities carry one. */
+  agentOwner?: (agentId: string) => Promise<string | null>;
+  clock?: () => Date;
+}
+
+/** At most this many audit rows are read for one record (a runaway agent cannot make it unbounded). */
+const MAX_ROWS = 10_000;
+
+/** Outcomes of a request that ran (a session or a forwarded REST call) rather than being refused. */
+function refusedRow(row: AuditRecord, outcome: string | null): boolean {
+  if (row.statusCode !== null && row.statusCode >= 400) return true;
+  // A stream that never got a session was refused (or its client left) before anything ran.
+  return row.stream !== null && row.sessionId === null && outcome !== 'completed';
+}
+
+function detailsOf(row: AuditRecord): Record<string, unknown> {
+  if (row.details === null) return {};
+  try {
+    const v = JSON.parse(row.details) as unknown;
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+const int = (v: unknown): number | null => (typeof v === 'number' && Number.isInteger(v) ? v : null);
+
+/** The exec argv and container named in a stream request's query. */
+function streamQuery(path: string | null): { command: string[] | null; container: string | null } {
+  if (path === null) return { command: null, container: null };
+  const q = new URL(path, 'https://bastion.invalid').searchParams;
+  const command = q.getAll('command');
+  return { command: command.length > 0 ? command : null, container: q.get('container') };
+}
+
+/** The instant the approval's window closes: when it ended, or now. */
+function windowEnd(a: Approval, now: Date): string {
+  const candidates = [a.revokedAt, a.state === 'denied' ? a.decidedAt : null, a.state === 'expired' || a.state === 'approved' || a.state === 'pending' ? a.expiresAt : null];
+  const ends = candidates.filter((t): t is string => t !== null).map((t) => Date.parse(t));
+  const end = Math.min(now.getTime(), ...ends);
+  return new Date(end).toISOString();
+}
+
+/** Whether an audit request row is about the approval's pod (stream scopes) or object (REST scopes). */
+function sameTarget(scope: ApprovalScope, row: AuditRecord): boolean {
+  if (row.event !== 'request') return false;
+  if (scope.kind === 'stream') return row.namespace === scope.namespace && row.resource === 'pods' && (row.apiGroup ?? '') === '' && row.name === scope.pod;
+  const [base = '', sub = ''] = scope.resource.split('/');
+  const dot = base.indexOf('.');
+  const resource = dot < 0 ? base : base.slice(0, dot);
+  const group = dot < 0 ? '' : base.slice(dot + 1);
+  return (
+    row.resource === resource &&
+    (row.apiGroup ?? '') === group &&
+    (row.subresource ?? '') === sub &&
+    (row.namespace ?? '') === scope.namespace &&
+    (scope.name === '' || row.name === scope.name)
+  );
+}
+
+/** Why `scope` does not cover a stream request (or null when it does), from what the row says. */
+function streamMismatch(scope: ApprovalScope & { kind: 'stream' }, stream: string, container: string | null, command: string[] | null): string | null {
+  if (!(scope.verbs as readonly string[]).includes(stream)) return `${stream} is not among the approved verbs (${scope.verbs.join(', ')})`;
+  if (container !== null && container !== scope.container) return `container "${container}" is not the approved container "${scope.container}"`;
+  if (stream === 'exec' && scope.commands !== undefined && command !== null) {
+    const op: Operation = { kind: 'stream', verb: 'exec', namespace: scope.namespace, pod: scope.pod, container: scope.container, command };
+    if (!scopeCovers(scope, op)) return `command ${JSON.stringify(command)} is not in the approved commands ${JSON.stringify(scope.commands)}`;
+  }
+  return null;
+}
+
+function restMismatch(scope: ApprovalScope & { kind: 'rest' }, row: AuditRecord): string | null {
+  if (row.verb !== scope.verb) return `verb ${row.verb ?? '(none)'} is not the approved verb ${scope.verb}`;
+  if (scope.name !== '' && row.name !== scope.name) return `object "${row.name ?? ''}" is not the approved object "${scope.name}"`;
+  return null;
+}
+
+function sessionOp(s: Session): Operation | undefined {
+  if (s.operation === null) return undefined;
+  return { kind: 'stream', verb: s.operation, namespace: s.namespace, pod: s.pod, container: s.container, command: s.command };
+}
+
+function within(at: string, from: string | null, until: string): boolean {
+  const t = Date.parse(at);
+  return from !== null && t >= Date.parse(from) && t <= Date.parse(until);
+}
+
+export async function buildReviewRecord(src: ReviewSources, approvalId: string): Promise<ReviewRecord> {
+  const now = (src.clock ?? (() => new Date()))();
+  const approval = await src.approvals.get(approvalId);
+  if (!approval) throw new BastionError(ErrorCode.NOT_FOUND, `approval ${JSON.stringify(approvalId)} not found`, { id: approvalId });
+  const own = await src.audit.query({ approvalId, limit: MAX_ROWS });
+
+  // 3. Decisions: every approval.* row, in chain order.
+  const decisions: ReviewDecision[] = own
+    .filter((r) => r.event.startsWith('approval.'))
+    .map((r) => {
+      const d = detailsOf(r);
+      return { event: r.event, actor: r.actor, at: r.time, reason: str(d['reason']), ttlSeconds: int(d['ttlSeconds']), expiresAt: str(d['expiresAt']), auditId: r.id };
+    });
+
+  // 1 and 2. Who asked, and the rule that held (or auto-approved) it.
+  const asked = own.find((r) => r.event === 'request' && r.rule !== null && r.decision === 'approval');
+  const auto = own.find((r) => r.event === 'approval.auto-approved');
+  const requestedRow = own.find((r) => r.event === 'approval.requested' || r.event === 'approval.granted' || r.event === 'approval.auto-approved');
+  const held = approval.request as (Approval['request'] & { client?: unknown; rule?: unknown; policyHash?: unknown }) | null;
+  const ruleName = str(held?.rule) ?? auto?.rule ?? asked?.rule ?? null;
+  const policyHash = str(held?.policyHash) ?? auto?.policyHash ?? asked?.policyHash ?? null;
+  const version = policyHash !== null ? await src.policyVersions.getPolicyVersion(policyHash) : undefined;
+  const ruleText = version && ruleName !== null ? (ruleSource(version.source, ruleName) ?? null) : null;
+  const client = str(held?.client) ?? requestedRow?.source ?? asked?.source ?? null;
+
+  // 4. The window and every request against the same target in it.
+  const from = approval.decidedAt !== null && approval.state !== 'denied' && approval.state !== 'pending' ? approval.decidedAt : null;
+  const until = windowEnd(approval, now);
+  const sessions = await src.sessions.list({ approvalId });
+  const rows = (await src.audit.query({ agent: approval.agentId, event: 'request', since: approval.createdAt, until, limit: MAX_ROWS })).filter((r) => sameTarget(approval.scope, r));
+  const sessionCount = (before: string): number => sessions.filter((s) => Date.parse(s.startedAt) < Date.parse(before)).length;
+
+  const attempts: ReviewAttempt[] = rows.map((row) => {
+    const d = detailsOf(row);
+    const outcome = str(d['outcome']);
+    const refused = refusedRow(row, outcome);
+    const { command, container } = streamQuery(row.stream !== null ? row.path : null);
+    const relation: ReviewAttempt['relation'] = row.approvalId === approvalId ? 'this-approval' : row.approvalId === null ? 'policy' : 'other-approval';
+    let mismatch: string | null = null;
+    if (approval.scope.kind === 'stream') {
+      mismatch = row.stream === null ? 'not a stream request (the scope covers exec/attach/portforward only)' : streamMismatch(approval.scope, row.stream, container, command);
+    } else {
+      mismatch = restMismatch(approval.scope, row);
+    }
+    if (mismatch === null && from === null) mismatch = 'the approval was never approved';
+    else if (mismatch === null && !within(row.time, from, until)) mismatch = 'outside the approval\'s window';
+    else if (mismatch === null && approval.scope.kind === 'stream' && approval.scope.maxSessions !== undefined && relation !== 'this-approval' && sessionCount(row.time) >= approval.scope.maxSessions) {
+      mismatch = `no sessions left (${approval.scope.maxSessions} of ${approval.scope.maxSessions} used)`;
+    }
+    const inScope = mismatch === null;
+    const happened =
+      relation === 'this-approval'
+        ? refused
+          ? `refused under this approval (${outcome ?? `status ${row.statusCode ?? '?'}`}${str(d['detail']) ? `: ${str(d['detail'])}` : ''})`
+          : `ran under this approval${row.sessionId ? ` as session ${row.sessionId}` : ''}`
+        : relation === 'policy'
+          ? `decided by policy rule ${row.rule ?? '?'} (${row.decision ?? '?'}) without an approval${refused ? `; refused (status ${row.statusCode ?? '?'})` : ''}`
+          : `${refused ? 'refused' : 'ran'} under approval ${row.approvalId} (${outcome ?? `status ${row.statusCode ?? '?'}`})`;
+    const why = inScope ? `inside the scope; ${happened}` : `outside the scope: ${mismatch}; ${happened}`;
+    return {
+      at: row.time,
+      source: row.source,
+      method: row.method,
+      path: row.path,
+      stream: row.stream,
+      command,
+      statusCode: row.statusCode,
+      outcome,
+      approvalId: row.approvalId,
+      sessionId: row.sessionId,
+      relation,
+      inScope,
+      refused,
+      why,
+      auditId: row.id,
+    };
+  });
+
+  // 5. The sessions, each re-checked against the scope and the window.
+  const clientOf = new Map(rows.filter((r) => r.sessionId !== null).map((r) => [r.sessionId!, r.source]));
+  const reviewSessions: ReviewSession[] = sessions
+    .slice()
+    .sort((a, b) => a.startedAt.localeCompare(b.startedAt))
+    .map((s) => {
+      const op = sessionOp(s);
+      const covered = op !== undefined && scopeCovers(approval.scope, op);
+      const timely = within(s.startedAt, from, until);
+      const inScope = covered && timely;
+      const why = !covered ? `the scope does not cover ${s.operation ?? 'this session'} in ${s.namespace}/${s.pod} container ${s.container}` : !timely ? 'started outside the approval\'s window' : 'inside the scope and window';
+      return {
+        id: s.id,
+        operation: s.operation,
+        container: s.container,
+        command: s.command,
+        tty: s.tty,
+        transport: s.transport,
+        client: clientOf.get(s.id) ?? null,
+        startedAt: s.startedAt,
+        endedAt: s.endedAt,
+        endReason: s.endReason,
+        exitCode: s.exitCode,
+        bytesIn: s.bytesIn,
+        bytesOut: s.bytesOut,
+        castSha256: s.castSha256,
+        rawSha256: s.rawSha256,
+        files: s.files,
+        recording: s.castPath !== null ? `/v1/sessions/${s.id}/recording` : null,
+        inScope,
+        why,
+      };
+    });
+
+  const restUsed = attempts.filter((a) => a.relation === 'this-approval' && !a.refused && a.stream === null);
+  const used = reviewSessions.length + restUsed.length;
+  const offending = reviewSessions.some((s) => !s.inScope) || restUsed.some((a) => !a.inScope);
+  const verdict: ReviewVerdict = offending ? 'outside-scope' : used === 0 ? 'unused' : 'inside-scope';
+  // A read the policy lets through on its own (kubectl's GET of the pod before every exec) is
+  // listed but is not an attempt outside the scope: it never needed one.
+  const outside = attempts.filter((a) => !a.inScope && !(a.relation === 'policy' && !a.refused)).length;
+  const refusedCount = attempts.filter((a) => a.refused).length;
+
+  const record: Omit<ReviewRecord, 'answers'> = {
+    approvalId,
+    generatedAt: now.toISOString(),
+    agent: { id: approval.agentId, name: approval.agent, owner: src.agentOwner ? await src.agentOwner(approval.agentId) : null },
+    requested: {
+      by: approval.requestedBy,
+      at: approval.createdAt,
+      client,
+      method: approval.request?.method ?? null,
+      path: approval.request?.path ?? null,
+      command: approval.request?.command ?? null,
+    },
+    policy: { needed: ruleName !== null, rule: ruleName, policyHash, policyOrigin: version?.origin ?? null, ruleText },
+    decisions,
+    approval,
+    scope: { approved: approval.scope, state: approval.state, window: { from, until } },
+    conformance: { verdict, used, outside, refused: refusedCount, attempts },
+    sessions: reviewSessions,
+  };
+  return { ...record, answers: answersOf(record) };
+}
+
+function describeScope(scope: ApprovalScope): string {
+  if (scope.kind === 'rest') return `${scope.verb} ${scope.resource}${scope.name ? ` "${scope.name}"` : ''}${scope.namespace ? ` in namespace ${scope.namespace}` : ' (cluster-wide)'}`;
+  const commands = scope.commands ? `, commands ${scope.commands.map((c) => JSON.stringify(c)).join(' ')}` : ', any command';
+  const sessions = scope.maxSessions !== undefined ? `, at most ${scope.maxSessions} session${scope.maxSessions === 1 ? '' : 's'}` : '';
+  return `${scope.verbs.join('/')} into ${scope.namespace}/${scope.pod} container ${scope.container}${commands}${sessions}`;
+}
+
+const DECIDING = new Set(['approval.approved', 'approval.denied', 'approval.granted', 'approval.auto-approved']);
+
+/** The five answers, each from the record's own fields. */
+export function answersOf(r: Omit<ReviewRecord, 'answers'>): ReviewRecord['answers'] {
+  const who = `agent ${r.agent.name} (${r.agent.id})${r.agent.owner ? `, owned by ${r.agent.owner}` : ''}; requested by ${r.requested.by} at ${r.requested.at}${r.requested.client ? ` from ${r.requested.client}` : ''}`;
+  const approvalNeeded = r.policy.rule
+    ? `yes: policy rule ${r.policy.rule} (policy sha256:${r.policy.policyHash?.slice(0, 12) ?? '?'}${r.policy.policyOrigin ? `, ${r.policy.policyOrigin}` : ''}) required it`
+    : `granted directly by ${r.requested.by}; no request was held`;
+  const deciding = r.decisions.filter((d) => DECIDING.has(d.event));
+  const later = r.decisions.filter((d) => d.event === 'approval.revoked' || d.event === 'approval.expired' || d.event === 'approval.abandoned');
+  const fmt = (d: ReviewDecision): string => `${d.event.slice('approval.'.length)} by ${d.actor ?? 'unknown'} at ${d.at}${d.reason ? ` (reason: ${d.reason})` : ''}`;
+  const approvedBy = deciding.length === 0 ? `not decided (state ${r.scope.state})` : [...deciding, ...later].map(fmt).join('; ');
+  const c = r.conformance;
+  const scopeKept =
+    `scope: ${describeScope(r.scope.approved)}; ` +
+    (c.verdict === 'outside-scope'
+      ? 'something that ran under it was OUTSIDE the scope or window (see sessions and attempts)'
+      : c.verdict === 'unused'
+        ? 'nothing ran under it'
+        : `all ${c.used} use${c.used === 1 ? '' : 's'} stayed inside the scope`) +
+    `; ${c.outside} attempt${c.outside === 1 ? '' : 's'} outside the scope, ${c.refused} refused`;
+  const files = r.sessions.flatMap((s) => s.files ?? []).map((f) => f.name);
+  const happened =
+    r.sessions.length === 0
+      ? `no sessions${c.used > 0 ? `; ${c.used} request${c.used === 1 ? '' : 's'} forwarded` : ''}`
+      : `${r.sessions.length} session${r.sessions.length === 1 ? '' : 's'}: ` +
+        r.sessions.map((s) => `${s.id} ${s.operation ?? '?'} ${JSON.stringify(s.command)} ended ${s.endReason ?? 'still open'}${s.exitCode !== null ? ` exit ${s.exitCode}` : ''}`).join('; ') +
+        (files.length > 0 ? `; files: ${files.join(', ')}` : '');
+  return { who, approvalNeeded, approvedBy, scopeKept, happened };
+}

@@ -1,0 +1,132 @@
+// The review record of one approval, as a zod schema (declared once: the API validates its answer
+// with it and documents it in OpenAPI; the CLI, the web UI and the evidence bundle use its type).
+//
+// It answers the five questions an auditor asks, each from its own fields:
+//   1. who acted                       -> agent, requested
+//   2. was approval needed, which rule -> policy
+//   3. who approved, when, why         -> decisions
+//   4. what scope, did it stay inside  -> scope, conformance
+//   5. what happened                   -> sessions, requests
+// `answers` says each in one sentence, built from those fields only.
+import { z } from 'zod';
+import { ApprovalScopeSchema, ApprovalSchema } from './approval-schema.js';
+import { APPROVAL_STATES } from './vocabulary.js';
+
+const IsoTime = z.iso.datetime();
+
+export const REVIEW_VERDICTS = ['inside-scope', 'outside-scope', 'unused'] as const;
+export type ReviewVerdict = (typeof REVIEW_VERDICTS)[number];
+
+/** One decision or life-cycle event of the approval, from its audit rows (append-only by the chain). */
+export const ReviewDecisionSchema = z
+  .strictObject({
+    event: z.string().describe('The audit event: `approval.requested`, `approval.approved`, `approval.revoked`, ...'),
+    actor: z.string().nullable().describe('`user:<name>`, `agent:<name>`, `policy:<rule>@<sha256>` or `system`.'),
+    at: IsoTime,
+    reason: z.string().nullable(),
+    /** ttlSeconds / expiresAt set by the decision, when it set them. */
+    ttlSeconds: z.int().nullable(),
+    expiresAt: IsoTime.nullable(),
+    auditId: z.int().describe('The audit row this entry is read from.'),
+  })
+  .meta({ id: 'ReviewDecision' });
+
+/** One request of the agent against the approval's target during its window. */
+export const ReviewAttemptSchema = z
+  .strictObject({
+    at: IsoTime,
+    source: z.string().nullable().describe('The client address and port.'),
+    method: z.string().nullable(),
+    path: z.string().nullable(),
+    stream: z.string().nullable().describe('exec, attach or portforward; null for REST.'),
+    command: z.array(z.string()).nullable().describe('The exec argv, when there was one.'),
+    statusCode: z.int().nullable(),
+    outcome: z.string().nullable().describe('How the request ended: completed, not-approved, no-sessions-left, a session end reason, ...'),
+    approvalId: z.string().nullable().describe('The approval the request was held on or ran under.'),
+    sessionId: z.string().nullable(),
+    /** `this-approval`: it ran (or was refused) under this approval; `policy`: the policy decided it alone; `other-approval`: held or run under another. */
+    relation: z.enum(['this-approval', 'policy', 'other-approval']),
+    inScope: z.boolean().describe('Whether this approval\'s scope covers the request.'),
+    refused: z.boolean().describe('Whether the agent got a refusal (status 400 or more, or no session).'),
+    why: z.string().describe('Why it was inside or outside the scope, and what happened to it.'),
+    auditId: z.int(),
+  })
+  .meta({ id: 'ReviewAttempt' });
+
+export const ReviewSessionSchema = z
+  .strictObject({
+    id: z.string(),
+    operation: z.string().nullable(),
+    container: z.string(),
+    command: z.array(z.string()),
+    tty: z.boolean(),
+    transport: z.string(),
+    client: z.string().nullable().describe('The client address and port (from the session.start audit row).'),
+    startedAt: IsoTime,
+    endedAt: IsoTime.nullable(),
+    endReason: z.string().nullable(),
+    exitCode: z.int().nullable(),
+    bytesIn: z.int().nullable(),
+    bytesOut: z.int().nullable(),
+    castSha256: z.string().nullable(),
+    rawSha256: z.string().nullable(),
+    files: z.array(z.strictObject({ name: z.string(), size: z.int(), sha256: z.string() })).nullable().describe('Files carried by a tar stream (kubectl cp).'),
+    recording: z.string().nullable().describe('Control API path of the asciicast.'),
+    inScope: z.boolean().describe('The scope, re-checked against the session row and its start time.'),
+    why: z.string(),
+  })
+  .meta({ id: 'ReviewSession' });
+
+export const ReviewRecordSchema = z
+  .strictObject({
+    approvalId: z.string(),
+    generatedAt: IsoTime,
+    answers: z
+      .strictObject({
+        who: z.string(),
+        approvalNeeded: z.string(),
+        approvedBy: z.string(),
+        scopeKept: z.string(),
+        happened: z.string(),
+      })
+      .describe('The five questions, each answered in one sentence built from the fields below.'),
+    agent: z.strictObject({ id: z.string(), name: z.string(), owner: z.string().nullable().describe('The user who owns the agent, when known.') }),
+    requested: z
+      .strictObject({
+        by: z.string(),
+        at: IsoTime,
+        client: z.string().nullable().describe('Address and port of the client whose request was held.'),
+        method: z.string().nullable(),
+        path: z.string().nullable(),
+        command: z.array(z.string()).nullable(),
+      })
+      .describe('Who asked, and for held requests what exactly.'),
+    policy: z.strictObject({
+      needed: z.boolean().describe('Whether a request needed this approval (false for a direct grant nobody asked for).'),
+      rule: z.string().nullable().describe('The rule that held the request (or auto-approved it); null for a direct grant.'),
+      policyHash: z.string().nullable(),
+      policyOrigin: z.string().nullable().describe('Where that policy version was loaded from.'),
+      ruleText: z.string().nullable().describe('The rule as written in that policy version.'),
+    }),
+    decisions: z.array(ReviewDecisionSchema).describe('Every decision and life-cycle event, oldest first; nothing overwrites an earlier one.'),
+    approval: ApprovalSchema.describe('The approval as stored now.'),
+    scope: z.strictObject({
+      approved: ApprovalScopeSchema,
+      state: z.enum(APPROVAL_STATES),
+      window: z.strictObject({ from: IsoTime.nullable().describe('When it was approved; null if never.'), until: IsoTime.describe('When it ended, or now.') }),
+    }),
+    conformance: z.strictObject({
+      verdict: z.enum(REVIEW_VERDICTS).describe('inside-scope: everything that ran under it was covered by its scope and window; outside-scope: something was not (listed); unused: nothing ran under it.'),
+      used: z.int().describe('Sessions and requests that ran under this approval.'),
+      outside: z.int().describe('Attempts outside the scope (refused, held separately, or run under another approval); requests the policy allowed on its own are listed but not counted.'),
+      refused: z.int().describe('Attempts that were refused.'),
+      attempts: z.array(ReviewAttemptSchema).describe("Every request of this agent against the approval's pod or object between its creation and its end."),
+    }),
+    sessions: z.array(ReviewSessionSchema),
+  })
+  .meta({ id: 'ReviewRecord', description: 'One approval answering the five review questions.' });
+
+export type ReviewRecord = z.infer<typeof ReviewRecordSchema>;
+export type ReviewDecision = z.infer<typeof ReviewDecisionSchema>;
+export type ReviewAttempt = z.infer<typeof ReviewAttemptSchema>;
+export type ReviewSession = z.infer<typeof ReviewSessionSchema>;
