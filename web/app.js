@@ -25,6 +25,7 @@ import { APPROVAL_STATES, DECIDER_ROLES, MAX_REASON_LENGTH, MAX_TTL_SECONDS, SES
 /** @typedef {import('../src/api/schemas.js').ApiSession} Session */
 /** @typedef {import('../src/api/schemas.js').ApprovalList} ApprovalList */
 /** @typedef {import('../src/api/schemas.js').SessionList} SessionList */
+/** @typedef {import('../src/model/review-record-schema.js').ReviewRecord} ReviewRecord */
 /** @typedef {{ body?: ApproveBody | DenyBody | RevokeBody, token?: string | null, accept?: string }} ApiOptions */
 
 const TOKEN_KEY = 'kube-bastion.token';
@@ -693,6 +694,68 @@ function sessionsTable(sessions) {
   );
 }
 
+/**
+ * The review record: the five questions answered, then the decisions and every attempt against the
+ * approval's pod or object, each with why it was inside or outside the scope.
+ * @param {ReviewRecord} r
+ */
+function reviewSection(r) {
+  const a = r.answers;
+  const verdict = { 'inside-scope': 'ok', 'outside-scope': 'bad', unused: 'muted' }[r.conformance.verdict] ?? 'muted';
+  return [
+    rows([
+      ['1. Who acted', a.who],
+      ['2. Approval needed', [a.approvalNeeded, r.policy.ruleText ? h('pre', { class: 'rule' }, r.policy.ruleText) : '']],
+      ['3. Who decided', a.approvedBy],
+      ['4. Scope kept', [h('span', { class: `verdict ${verdict}` }, r.conformance.verdict), ' ', a.scopeKept]],
+      ['5. What happened', a.happened],
+    ]),
+    h('h3', {}, 'Decisions'),
+    h(
+      'table',
+      { class: 'decisions' },
+      h('thead', {}, h('tr', {}, ['When', 'Event', 'By', 'Reason'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, r.decisions.map((d) => h('tr', {}, h('td', {}, timeEl(d.at)), h('td', {}, d.event), h('td', {}, d.actor ?? '—'), h('td', {}, d.reason ?? '—')))),
+    ),
+    h('h3', {}, 'Attempts against the same target'),
+    r.conformance.attempts.length === 0
+      ? h('p', { class: 'empty' }, 'No requests against this target in the approval\'s window.')
+      : h(
+          'table',
+          { class: 'attempts' },
+          h('thead', {}, h('tr', {}, ['When', 'From', 'Request', 'Status', 'In scope', 'Why'].map((c) => h('th', { scope: 'col' }, c)))),
+          h(
+            'tbody',
+            {},
+            r.conformance.attempts.map((t) =>
+              h(
+                'tr',
+                { class: t.inScope ? '' : 'outside' },
+                h('td', {}, timeEl(t.at)),
+                h('td', {}, t.source ?? '—'),
+                h('td', {}, h('code', {}, t.command ? `${t.stream ?? ''} ${argv(t.command)}` : `${t.method ?? ''} ${t.path ?? ''}`)),
+                h('td', {}, t.statusCode === null ? '—' : String(t.statusCode)),
+                h('td', {}, t.inScope ? 'yes' : 'no'),
+                h('td', {}, t.why),
+              ),
+            ),
+          ),
+        ),
+  ];
+}
+
+/** The review section, or what kept it from loading (the rest of the page still shows). @param {string} approvalId */
+async function loadReview(approvalId) {
+  try {
+    /** @type {ReviewRecord} */
+    const r = await apiJson('GET', `/v1/approvals/${encodeURIComponent(approvalId)}/record`);
+    return reviewSection(r);
+  } catch (err) {
+    if (isSignedOut(err)) throw err;
+    return errorBox(err);
+  }
+}
+
 /** @param {string} approvalId */
 async function loadSessions(approvalId) {
   try {
@@ -711,8 +774,14 @@ async function renderApproval(id, opts) {
   /** @type {Approval} */
   let a;
   let sessions;
+  /** @type {Node[] | HTMLElement} */
+  let review;
   try {
-    [a, sessions] = await Promise.all([/** @type {Promise<Approval>} */ (apiJson('GET', `/v1/approvals/${encodeURIComponent(id)}`)), loadSessions(id)]);
+    [a, sessions, review] = await Promise.all([
+      /** @type {Promise<Approval>} */ (apiJson('GET', `/v1/approvals/${encodeURIComponent(id)}`)),
+      loadSessions(id),
+      loadReview(id),
+    ]);
   } catch (err) {
     if (isSignedOut(err)) return signOut(describeError(err));
     if (seq !== viewSeq) return;
@@ -729,6 +798,7 @@ async function renderApproval(id, opts) {
     crumbs(['Approvals', href.approvals()], [a.id]),
     heading('Approval ', h('code', {}, a.id), ' ', badge(a.state)),
     actions,
+    h('section', { 'aria-labelledby': 'review-h' }, h('h2', { id: 'review-h' }, 'Review'), review),
     h('section', { 'aria-labelledby': 'record-h' }, h('h2', { id: 'record-h' }, 'Record'), approvalRecord(a)),
     h('section', { 'aria-labelledby': 'sessions-h' }, h('h2', { id: 'sessions-h' }, 'Sessions'), sessions),
   ], opts);

@@ -76,14 +76,14 @@ describe('export through the control API, then verify', () => {
     const r = await exportCmd(['--approval', f.approval.id, '--out', target]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`^exported approval ${f.approval.id} to ${target}: 8 files, .+, signed by key [0-9a-f]{16}\\n$`));
+    expect(r.stdout).toMatch(new RegExp(`^exported approval ${f.approval.id} to ${target}: 9 files, .+, signed by key [0-9a-f]{16}\\n$`));
   });
 
   it('writes the evidence straight into --out (no top folder), and verify says OK', async () => {
-    expect(readdirSync(target).sort()).toEqual(['approval.json', 'audit.jsonl', 'manifest.json', 'manifest.sig', 'sessions']);
+    expect(readdirSync(target).sort()).toEqual(['approval.json', 'audit.jsonl', 'manifest.json', 'manifest.sig', 'record.json', 'sessions']);
     const keyId = /key ([0-9a-f]{16})/.exec((await verifyCmd([target])).stdout)![1];
-    expect(await verifyCmd([target])).toEqual({ code: 0, stdout: `OK: 8 files, signed by key ${keyId}\n`, stderr: '' });
-    expect(await verifyCmd([target, '--key', signingKeyPaths(f.dataDir).publicKey])).toMatchObject({ code: 0, stdout: `OK: 8 files, signed by key ${keyId} (pinned)\n` });
+    expect(await verifyCmd([target])).toEqual({ code: 0, stdout: `OK: 9 files, signed by key ${keyId}\n`, stderr: '' });
+    expect(await verifyCmd([target, '--key', signingKeyPaths(f.dataDir).publicKey])).toMatchObject({ code: 0, stdout: `OK: 9 files, signed by key ${keyId} (pinned)\n` });
   });
 
   it('verify names a changed cast, raw sidecar, session file, audit file, approval file, manifest and signature', async () => {

@@ -267,6 +267,31 @@ async function startFake(): Promise<{ url: string; seen: Seen[]; approvals: Map<
       if (!a) return problem(res, 404, 'NOT_FOUND', `approval "${params.id}" not found`);
       json(res, 200, a);
     })
+    .add('GET', '/v1/approvals/:id/record', async ({ req, res, params }) => {
+      if (!user(req, res)) return;
+      const a = approvals.get(params.id!);
+      if (!a) return problem(res, 404, 'NOT_FOUND', `approval "${params.id}" not found`);
+      // A record as the API shapes it; the words come from the fake approval, markup included.
+      json(res, 200, {
+        approvalId: a.id,
+        generatedAt: T0,
+        answers: { who: `agent ${a.agent}`, approvalNeeded: `granted directly by ${a.requestedBy}`, approvedBy: `granted by ${a.decidedBy} (reason: ${a.reason})`, scopeKept: 'all 1 use stayed inside the scope', happened: '1 session' },
+        agent: { id: a.agentId, name: a.agent, owner: null },
+        requested: { by: a.requestedBy, at: a.createdAt, client: '127.0.0.1:40000', method: null, path: null, command: null },
+        policy: { needed: false, rule: null, policyHash: null, policyOrigin: null, ruleText: null },
+        decisions: [{ event: 'approval.granted', actor: a.decidedBy, at: a.createdAt, reason: a.reason, ttlSeconds: a.ttlSeconds, expiresAt: a.expiresAt, auditId: 1 }],
+        approval: a,
+        scope: { approved: a.scope, state: a.state, window: { from: a.decidedAt, until: T0 } },
+        conformance: {
+          verdict: 'inside-scope',
+          used: 1,
+          outside: 1,
+          refused: 1,
+          attempts: [{ at: T0, source: '127.0.0.1:40001', method: 'GET', path: '/x', stream: 'exec', command: ['id'], statusCode: 403, outcome: 'not-approved', approvalId: 'apr_other', sessionId: null, relation: 'other-approval', inScope: false, refused: true, why: 'outside the scope: command ["id"] is not in the approved commands', auditId: 2 }],
+        },
+        sessions: [],
+      });
+    })
     .add('GET', '/v1/approvals/:id/evidence', async ({ req, res, params }) => {
       if (!user(req, res)) return;
       res.writeHead(200, { 'Content-Type': 'application/x-tar', 'Content-Disposition': `attachment; filename="${params.id}-evidence.tar"` });
@@ -424,6 +449,13 @@ describe('web UI in Chromium against a fake /v1', () => {
       expect((await record.textContent())?.toLowerCase()).toContain(text.toLowerCase());
     }
     expect(await page.locator('main b').count()).toBe(0);
+    // The review record: the five answers, the decisions, and the attempt outside the scope.
+    const review = page.locator('section[aria-labelledby="review-h"]');
+    const reviewText = (await review.textContent()) ?? '';
+    for (const text of ['1. Who acted', 'agent claude', '3. Who decided', 'INC-4211: inspect <b>the</b> data volume', 'inside-scope', 'approval.granted', '127.0.0.1:40001', 'is not in the approved commands']) {
+      expect(reviewText).toContain(text);
+    }
+    expect(await review.locator('table.attempts tr.outside').count()).toBe(1);
     expect(await page.getByRole('button', { name: 'Revoke' }).count()).toBe(1);
     await page.screenshot({ path: join(SCREENSHOT_DIR, 'kb-webui-approval.png'), fullPage: true });
 
@@ -562,6 +594,10 @@ describe('web UI served by a real bastion', () => {
     const reviewerToken = (await b.bastion.store.users.createUser('rita', 'reviewer')).token;
     const { page, problems } = await watchedPage(browser!.context);
     await signIn(page, b.bastion.controlUrl, reviewerToken, `#/approvals/${decidedId}`);
+    // The real review record: who acted and who decided, from the bastion's own rows.
+    const review = page.locator('section[aria-labelledby="review-h"] dl.record');
+    await review.waitFor();
+    expect(await review.textContent()).toContain(`approved by user:alice`);
     await page.locator('table.sessions a').first().click();
     await page.getByRole('heading', { name: /^Session ses_/ }).waitFor();
     await playerShows(page, 'hello from the session');
