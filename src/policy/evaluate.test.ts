@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { KubeRequest } from '../model/request.js';
 import { evaluate, evaluateWithRule } from './evaluate.js';
 import { parsePolicy } from './load.js';
-import { agent, nonResourceRequest as nr, resourceRequest as r, streamRequest as stream } from './test-support.js';
+import { agent, execRequest as exec, nonResourceRequest as nr, resourceRequest as r, streamRequest as stream } from './test-support.js';
 
 function policy(rules: string, defaultAction = 'deny') {
   return parsePolicy(`apiVersion: kube-bastion/v1\nkind: Policy\ndefault: ${defaultAction}\nrules:\n${rules}`, 'test.yaml');
@@ -109,5 +109,44 @@ describe('policy evaluation', () => {
     expect(hit.decision).toMatchObject({ action: 'approval', rule: 'auto' });
     expect(hit.rule?.autoApprove).toEqual({ ttlSeconds: 900 });
     expect(evaluateWithRule(p, stream('exec', 'POST', 'prod', 'p'), { principal: agent, impersonation: false }).rule).toBeUndefined();
+  });
+
+  it('commands: exact argv, a glob within one argument, a final "**" (prefix); exec only', () => {
+    const p = policy(
+      `  - name: probe\n    match: { commands: [[test, -d, "*"]] }\n    action: allow\n` +
+        `  - name: logs\n    match: { commands: [[cat, "/var/log/*.log"], [ls, "**"]] }\n    action: allow\n`,
+      'approval',
+    );
+    expect(ruleFor(p, exec('a', 'p', ['test', '-d', '/tmp']))).toBe('probe');
+    expect(ruleFor(p, exec('a', 'p', ['test', '-d', '/tmp'], 'POST'))).toBe('probe'); // SPDY alike
+    expect(ruleFor(p, exec('a', 'p', ['test', '-d', '']))).toBe('probe'); // `*` matches nothing, too
+    expect(ruleFor(p, exec('a', 'p', ['test', '-d', 'a b; rm -rf /']))).toBe('probe'); // one argument, never a shell
+    expect(ruleFor(p, exec('a', 'p', ['test', '-d', '/tmp', '-o', 'x']))).toBe('default'); // no extra arguments
+    expect(ruleFor(p, exec('a', 'p', ['test', '-d']))).toBe('default');
+    expect(ruleFor(p, exec('a', 'p', ['test', '-f', '/tmp']))).toBe('default');
+    expect(ruleFor(p, exec('a', 'p', ['/usr/bin/test', '-d', '/tmp']))).toBe('default');
+    expect(ruleFor(p, exec('a', 'p', ['sh', '-c', 'test -d /tmp']))).toBe('default');
+    expect(ruleFor(p, exec('a', 'p', ['cat', '/var/log/app.log']))).toBe('logs');
+    expect(ruleFor(p, exec('a', 'p', ['cat', '/var/log/a/../../etc/shadow.log']))).toBe('logs'); // a glob is text, not a path: say so in docs
+    expect(ruleFor(p, exec('a', 'p', ['cat', '/var/log/app.log\n']))).toBe('default');
+    expect(ruleFor(p, exec('a', 'p', ['cat', '/var/log/app.txt']))).toBe('default');
+    expect(ruleFor(p, exec('a', 'p', ['ls']))).toBe('logs'); // "**" matches zero arguments
+    expect(ruleFor(p, exec('a', 'p', ['ls', '-la', '/']))).toBe('logs');
+    expect(ruleFor(p, exec('a', 'p', ['lsof']))).toBe('default');
+    expect(ruleFor(p, exec('a', 'p', ['ls.', 'x']))).toBe('default'); // "." is literal
+    // Only exec requests: an attach (no command) or a REST request never matches a commands rule.
+    expect(ruleFor(p, stream('attach', 'GET', 'a', 'p'))).toBe('default');
+    expect(ruleFor(p, r('create', 'pods', { ns: 'a' }))).toBe('default');
+    // A pods/exec request the parser did not mark as a stream still counts as exec.
+    const unmarked = r('create', 'pods', { ns: 'a', name: 'p', sub: 'exec' });
+    unmarked.query.append('command', 'ls');
+    expect(ruleFor(p, unmarked)).toBe('logs');
+  });
+
+  it('commands AND-ed with the other fields; autoApprove on a commands rule', () => {
+    const p = policy(`  - name: auto-ls\n    match: { namespaces: [dev], names: ["web-*"], commands: [[ls, "**"]] }\n    action: approval\n    autoApprove: { ttlSeconds: 60, maxSessions: 1 }\n`);
+    expect(evaluateWithRule(p, exec('dev', 'web-0', ['ls', '/']), { principal: agent, impersonation: false })).toMatchObject({ decision: { action: 'approval', rule: 'auto-ls' }, rule: { autoApprove: { ttlSeconds: 60, maxSessions: 1 } } });
+    expect(ruleFor(p, exec('prod', 'web-0', ['ls', '/']))).toBe('default');
+    expect(ruleFor(p, exec('dev', 'db-0', ['ls', '/']))).toBe('default');
   });
 });

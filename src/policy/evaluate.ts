@@ -1,7 +1,7 @@
 // One request + one policy version -> one decision. First matching rule wins; otherwise `default`.
 // Pure and synchronous: no I/O, no clock, so every decision can be replayed from the stored policy.
 import type { KubeRequest, PolicyDecision, Principal, ResourceRequest, StreamOperation } from '../model/request.js';
-import { nameGlobMatches, parseResourcePattern, pathPatternMatches, resourcePatternMatches, type ResourcePattern } from './patterns.js';
+import { compileArgvPattern, nameGlobMatches, parseResourcePattern, pathPatternMatches, resourcePatternMatches, type ResourcePattern } from './patterns.js';
 import { STREAM_OPERATIONS } from '../model/vocabulary.js';
 import { type LoadedPolicy, type PolicyDocument, type PolicyMatch, type PolicyRule } from './schema.js';
 
@@ -58,6 +58,7 @@ interface CompiledRule {
   readonly match: PolicyMatch;
   readonly appliesTo: 'resource' | 'nonResource' | 'any';
   readonly resources: readonly ResourcePattern[] | undefined;
+  readonly commands: readonly ((argv: readonly string[]) => boolean)[] | undefined;
 }
 
 const compiledCache = new WeakMap<PolicyDocument, readonly CompiledRule[]>();
@@ -67,7 +68,7 @@ function compile(document: PolicyDocument): readonly CompiledRule[] {
   if (compiled === undefined) {
     compiled = document.rules.map((rule) => {
       const m = rule.match;
-      const resourceOnly = m.resources !== undefined || m.apiGroups !== undefined || m.namespaces !== undefined || m.names !== undefined || m.streams !== undefined;
+      const resourceOnly = m.resources !== undefined || m.apiGroups !== undefined || m.namespaces !== undefined || m.names !== undefined || m.streams !== undefined || m.commands !== undefined;
       const resources = m.resources?.map((text) => {
         const p = parseResourcePattern(text);
         // Validated documents never get here with a bad pattern; fail closed if one does.
@@ -79,6 +80,7 @@ function compile(document: PolicyDocument): readonly CompiledRule[] {
         match: m,
         appliesTo: m.nonResourcePaths !== undefined ? 'nonResource' : resourceOnly ? 'resource' : 'any',
         resources,
+        commands: m.commands?.map(compileArgvPattern),
       } satisfies CompiledRule;
     });
     compiledCache.set(document, compiled);
@@ -100,6 +102,9 @@ function matches(c: CompiledRule, req: KubeRequest, ctx: EvaluationContext, stre
   if (m.namespaces !== undefined && !m.namespaces.some((p) => nameGlobMatches(p, req.namespace))) return false;
   if (m.names !== undefined && !m.names.some((p) => nameGlobMatches(p, req.name))) return false;
   if (m.streams !== undefined && (stream === undefined || !m.streams.includes(stream))) return false;
+  // The argv the endpoint runs is exactly these repeated `command` parameters (the parser refuses
+  // queries Go would read differently), so what matches here is what runs.
+  if (c.commands !== undefined && (stream !== 'exec' || !c.commands.some((matches) => matches(req.query.getAll('command'))))) return false;
   return true;
 }
 

@@ -105,3 +105,36 @@ export function pathPatternMatches(pattern: string, path: string): boolean {
   if (pattern.endsWith('*')) return path.startsWith(pattern.slice(0, -1));
   return pattern === path;
 }
+
+/** The element that, last in an argv pattern, matches zero or more remaining arguments. */
+export const REST_OF_ARGV = '**';
+
+/**
+ * A `commands` entry: an argv pattern. Each element is an exact argument or a glob in which `*`
+ * matches any run of characters (none included) within that one argument; a final `"**"` matches
+ * the remaining arguments, none included. A string result is the reason it is invalid.
+ */
+export function checkArgvPattern(pattern: readonly string[]): string | undefined {
+  if (pattern.length === 0) return 'an empty argv pattern matches nothing (every exec has a command); remove it';
+  if (pattern.length === 1 && pattern[0] === REST_OF_ARGV) return '["**"] matches every command; match every exec with streams: [exec] instead';
+  for (const [i, element] of pattern.entries()) {
+    if (element === REST_OF_ARGV) {
+      if (i !== pattern.length - 1) return `"**" may only be the last element (it matches the remaining arguments), found at position ${i}`;
+    } else if (element.includes(REST_OF_ARGV)) {
+      return `"**" must be a whole element, got "${element}" (within one argument "*" already matches any run of characters)`;
+    }
+  }
+  return undefined;
+}
+
+/** Compiles an argv pattern (already checked) into a matcher, once per policy version. */
+export function compileArgvPattern(pattern: readonly string[]): (argv: readonly string[]) => boolean {
+  const prefix = pattern[pattern.length - 1] === REST_OF_ARGV;
+  const fixed = (prefix ? pattern.slice(0, -1) : pattern).map((element): ((arg: string) => boolean) => {
+    if (!element.includes('*')) return (arg) => arg === element;
+    // `*` is the only special character; everything else is literal. `s`: `*` spans newlines too.
+    const re = new RegExp(`^${element.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 's');
+    return (arg) => re.test(arg);
+  });
+  return (argv) => (prefix ? argv.length >= fixed.length : argv.length === fixed.length) && fixed.every((matches, i) => matches(argv[i]!));
+}

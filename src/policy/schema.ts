@@ -18,8 +18,8 @@ export const MAX_AUTO_APPROVE_TTL_SECONDS = 7 * 24 * 3600;
 /**
  * What a rule matches. Every field is optional; the fields present are AND-ed, and each list matches
  * when any of its entries does. A rule with `nonResourcePaths` matches only non-resource requests; a
- * rule with any of `resources`, `apiGroups`, `namespaces`, `names` or `streams` matches only resource
- * requests; a rule with neither kind of field (only `verbs`, `agents`, `impersonation`) matches both.
+ * rule with any of `resources`, `apiGroups`, `namespaces`, `names`, `streams` or `commands` matches only
+ * resource requests, and one with `commands` only exec requests; a rule with neither kind of field (only `verbs`, `agents`, `impersonation`) matches both.
  */
 export interface PolicyMatch {
   /** Request verbs, or `*`. */
@@ -39,6 +39,12 @@ export interface PolicyMatch {
   readonly nonResourcePaths?: readonly string[];
   /** exec, attach, portforward (whether they arrived as WebSocket GET or SPDY POST). */
   readonly streams?: readonly StreamOperation[];
+  /**
+   * Argv patterns of an exec (its repeated `command` query parameters): each element is an exact
+   * argument or a glob where `*` matches any run of characters within that argument; a final `**`
+   * matches the remaining arguments (none included). See patterns.ts.
+   */
+  readonly commands?: readonly (readonly string[])[];
   /** true: only requests that carried impersonation headers; false: only requests that did not. */
   readonly impersonation?: boolean;
 }

@@ -56,6 +56,14 @@ export function streamRequest(stream: StreamOperation, method: 'GET' | 'POST', n
   return resourceRequest('create', 'pods', { sub: stream, ns, name: pod, stream, method });
 }
 
+/** An exec whose argv is `argv`: repeated `command` query parameters, as kubectl sends them. */
+export function execRequest(ns: string, pod: string, argv: readonly string[], method: 'GET' | 'POST' = 'GET'): ResourceRequest {
+  const req = streamRequest('exec', method, ns, pod);
+  for (const arg of argv) req.query.append('command', arg);
+  req.query.append('container', 'app');
+  return req;
+}
+
 export function nonResourceRequest(method: string, path: string): NonResourceRequest {
   const m = method.toUpperCase();
   return { kind: 'nonResource', method: m, path, verb: m === 'GET' || m === 'HEAD' ? 'get' : m.toLowerCase(), query: new URLSearchParams() };

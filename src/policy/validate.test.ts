@@ -116,8 +116,54 @@ describe('policy validation', () => {
     it('unknown keys, with a suggestion', () => {
       expect(problems(`apiVersion: kube-bastion/v1\nkind: Policy\ndefaultAction: deny\nrules:\n  - name: a\n    match: { verb: [get] }\n    action: allow\n    ttl: 5\n`)).toEqual([
         'policy.yaml:3:1: defaultAction: unknown key "defaultAction" (did you mean "default"?); expected one of apiVersion, kind, description, recording, default, rules',
-        'policy.yaml:6:14: rules[0].match.verb: unknown key "verb" (did you mean "verbs"?); expected one of verbs, apiGroups, resources, namespaces, names, agents, nonResourcePaths, streams, impersonation',
+        'policy.yaml:6:14: rules[0].match.verb: unknown key "verb" (did you mean "verbs"?); expected one of verbs, apiGroups, resources, namespaces, names, agents, nonResourcePaths, streams, commands, impersonation',
         'policy.yaml:8:5: rules[0].ttl: unknown key "ttl"; expected one of name, description, match, action, reason, autoApprove',
+      ]);
+    });
+  });
+
+  describe('commands (argv patterns)', () => {
+    it('accepts exact argv, globs within an argument and a final "**"', () => {
+      const result = validatePolicyText(`${HEAD}  - name: probes\n    match:\n      commands:\n        - [test, -d, "*"]\n        - [ls, "**"]\n        - ["cat", "/var/log/*.log"]\n        - [""]\n    action: allow\n`, 'p.yaml');
+      expect(result.ok && result.document.rules[0]!.match).toEqual({ commands: [['test', '-d', '*'], ['ls', '**'], ['cat', '/var/log/*.log'], ['']] });
+    });
+    it('an empty list, an empty pattern and a pattern that is not a list', () => {
+      expect(problems(`${HEAD}  - name: a\n    match: { commands: [] }\n    action: allow\n`)).toEqual([
+        'policy.yaml:6:24: rules[0].match.commands: an empty list matches nothing; remove "commands" to match any command',
+      ]);
+      expect(problems(`${HEAD}  - name: a\n    match: { commands: [[]] }\n    action: allow\n`)).toEqual([
+        'policy.yaml:6:25: rules[0].match.commands[0]: an empty argv pattern matches nothing (every exec has a command); remove it',
+      ]);
+      expect(problems(`${HEAD}  - name: a\n    match: { commands: ["test -d *"] }\n    action: allow\n`)).toEqual([
+        'policy.yaml:6:25: rules[0].match.commands[0]: expected an argv pattern (a list of strings, one per argument), got the string "test -d *" (write ["test", "-d", "*"])',
+      ]);
+      expect(problems(`${HEAD}  - name: a\n    match: { commands: ls }\n    action: allow\n`)).toEqual([
+        'policy.yaml:6:24: rules[0].match.commands: expected a list of argv patterns (e.g. [["test", "-d", "*"], ["ls", "**"]]), got the string "ls"',
+      ]);
+    });
+    it('"**" only as the whole last element, and not alone', () => {
+      expect(problems(`${HEAD}  - name: a\n    match:\n      commands:\n        - ["**", rm]\n        - [ls, "-l**"]\n        - ["**"]\n    action: allow\n`)).toEqual([
+        'policy.yaml:8:11: rules[0].match.commands[0]: "**" may only be the last element (it matches the remaining arguments), found at position 0',
+        'policy.yaml:9:11: rules[0].match.commands[1]: "**" must be a whole element, got "-l**" (within one argument "*" already matches any run of characters)',
+        'policy.yaml:10:11: rules[0].match.commands[2]: ["**"] matches every command; match every exec with streams: [exec] instead',
+      ]);
+    });
+    it('numbers and booleans must be quoted; duplicates are named', () => {
+      expect(problems(`${HEAD}  - name: a\n    match:\n      commands:\n        - [sleep, 5]\n        - [echo, true]\n        - [ls]\n        - ["ls"]\n    action: allow\n`)).toEqual([
+        'policy.yaml:8:19: rules[0].match.commands[0][1]: expected a string, got the number 5 (quote it: "5")',
+        'policy.yaml:9:18: rules[0].match.commands[1][1]: expected a string, got the boolean true (quote it: "true")',
+        'policy.yaml:11:11: rules[0].match.commands[3]: duplicate argv pattern ["ls"]',
+      ]);
+    });
+    it('commands match only exec: not with nonResourcePaths, other streams, or verbs without create', () => {
+      expect(problems(`${HEAD}  - name: a\n    match: { nonResourcePaths: ["/x"], commands: [[ls]] }\n    action: allow\n`)).toEqual([
+        'policy.yaml:6:14: rules[0].match.nonResourcePaths: nonResourcePaths cannot be combined with commands: a rule matches either resource or non-resource requests; split it into two rules',
+      ]);
+      expect(problems(`${HEAD}  - name: a\n    match: { streams: [attach], commands: [[ls]] }\n    action: allow\n`)).toEqual([
+        'policy.yaml:6:33: rules[0].match.commands: commands match only exec requests; with streams: [attach] the rule can never match (add exec to streams or remove commands)',
+      ]);
+      expect(problems(`${HEAD}  - name: a\n    match: { verbs: [get], commands: [[ls]] }\n    action: allow\n`)).toEqual([
+        'policy.yaml:6:28: rules[0].match.commands: exec, attach and portforward are `create` requests; with these verbs the rule can never match (add create or remove verbs)',
       ]);
     });
   });

@@ -5,7 +5,7 @@ import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yam
 import type { PolicyAction } from '../model/request.js';
 import { CAST_FORMATS, POLICY_ACTIONS, RESOURCE_VERBS, STREAM_OPERATIONS, type CastFormat } from '../model/vocabulary.js';
 import { closest, type PolicyIssue } from './issues.js';
-import { checkApiGroup, checkNameGlob, checkPathPattern, parseResourcePattern } from './patterns.js';
+import { checkApiGroup, checkArgvPattern, checkNameGlob, checkPathPattern, parseResourcePattern } from './patterns.js';
 import {
   ALL_VERBS,
   DEFAULT_RECORDING,
@@ -27,8 +27,8 @@ export type ValidationResult = { ok: true; document: PolicyDocument } | { ok: fa
 const TOP_KEYS = ['apiVersion', 'kind', 'description', 'recording', 'default', 'rules'] as const;
 const RECORDING_KEYS = ['format', 'stdin'] as const;
 const RULE_KEYS = ['name', 'description', 'match', 'action', 'reason', 'autoApprove'] as const;
-const MATCH_KEYS = ['verbs', 'apiGroups', 'resources', 'namespaces', 'names', 'agents', 'nonResourcePaths', 'streams', 'impersonation'] as const;
-const RESOURCE_ONLY_KEYS = ['apiGroups', 'resources', 'namespaces', 'names', 'streams'] as const;
+const MATCH_KEYS = ['verbs', 'apiGroups', 'resources', 'namespaces', 'names', 'agents', 'nonResourcePaths', 'streams', 'commands', 'impersonation'] as const;
+const RESOURCE_ONLY_KEYS = ['apiGroups', 'resources', 'namespaces', 'names', 'streams', 'commands'] as const;
 const AUTO_APPROVE_KEYS = ['ttlSeconds', 'maxSessions'] as const;
 const RULE_NAME_RE = /^[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?$/;
 const MAX_RULE_NAME = 100;
@@ -242,6 +242,69 @@ function readStringList(c: Checker, field: Field, check: (s: string) => string |
   return ok ? items : undefined;
 }
 
+/** `commands`: a non-empty list of argv patterns, each a non-empty list of strings (see patterns.ts). */
+function readArgvPatterns(c: Checker, field: Field): Item<string[]>[] | undefined {
+  if (rejectAlias(c, field.value, field.valueOffset, field.path)) return undefined;
+  const example = 'e.g. [["test", "-d", "*"], ["ls", "**"]]';
+  if (!isSeq(field.value)) {
+    c.report(field.valueOffset, field.path, `expected a list of argv patterns (${example}), got ${describe(field.value)}`);
+    return undefined;
+  }
+  if (field.value.items.length === 0) {
+    c.report(field.valueOffset, field.path, 'an empty list matches nothing; remove "commands" to match any command');
+    return undefined;
+  }
+  const items: Item<string[]>[] = [];
+  const seen = new Set<string>();
+  let ok = true;
+  field.value.items.forEach((node, i) => {
+    const path = `${field.path}[${i}]`;
+    const offset = offsetOf(node, field.valueOffset);
+    const pattern = readArgvPattern(c, node, offset, path);
+    if (pattern === undefined) {
+      ok = false;
+      return;
+    }
+    const problem = checkArgvPattern(pattern);
+    const key = JSON.stringify(pattern);
+    if (problem !== undefined) c.report(offset, path, problem);
+    else if (seen.has(key)) c.report(offset, path, `duplicate argv pattern ${key}`);
+    if (problem !== undefined || seen.has(key)) {
+      ok = false;
+      return;
+    }
+    seen.add(key);
+    items.push({ value: pattern, offset, path });
+  });
+  return ok ? items : undefined;
+}
+
+/** One argv pattern: a list of strings. Numbers and booleans are refused: argv elements are strings. */
+function readArgvPattern(c: Checker, node: unknown, offset: number, path: string): string[] | undefined {
+  if (rejectAlias(c, node, offset, path)) return undefined;
+  if (!isSeq(node)) {
+    const words = isScalar(node) && typeof node.value === 'string' ? node.value.split(/\s+/).filter((w) => w !== '') : [];
+    const hint = words.length > 0 ? ` (write ${JSON.stringify(words).replaceAll('","', '", "')})` : '';
+    c.report(offset, path, `expected an argv pattern (a list of strings, one per argument), got ${describe(node)}${hint}`);
+    return undefined;
+  }
+  const argv: string[] = [];
+  let ok = true;
+  node.items.forEach((element, j) => {
+    const at = offsetOf(element, offset);
+    if (rejectAlias(c, element, at, `${path}[${j}]`)) {
+      ok = false;
+    } else if (!isScalar(element) || typeof element.value !== 'string') {
+      const quote = isScalar(element) && (typeof element.value === 'number' || typeof element.value === 'boolean') ? ` (quote it: "${String(element.source ?? element.value)}")` : '';
+      c.report(at, `${path}[${j}]`, `expected a string, got ${describe(element)}${quote}`);
+      ok = false;
+    } else {
+      argv.push(element.value);
+    }
+  });
+  return ok ? argv : undefined;
+}
+
 function oneOf(word: string, what: string, allowed: readonly string[], synonyms: Record<string, string> = {}): string {
   const hint = synonyms[word.toLowerCase()] ?? closest(word, allowed);
   return `unknown ${what} "${word}" (expected one of ${allowed.join(', ')}${hint === undefined ? '' : `; did you mean "${hint}"?`})`;
@@ -444,6 +507,8 @@ function readMatch(c: Checker, field: Field): PolicyMatch | undefined {
   const agents = list('agents', (s) => checkNameGlob(s, 'agent', { allowEmpty: false, dnsLabel: false }));
   const nonResourcePaths = list('nonResourcePaths', checkPathPattern);
   const streams = list('streams', (s) => ((STREAM_OPERATIONS as readonly string[]).includes(s) ? undefined : oneOf(s, 'stream', STREAM_OPERATIONS, { 'port-forward': 'portforward' })));
+  const commandsField = fields.get('commands');
+  const commands = commandsField === undefined ? undefined : readArgvPatterns(c, commandsField);
   const impersonationField = fields.get('impersonation');
   const impersonation = impersonationField === undefined ? undefined : readBoolean(c, impersonationField);
 
@@ -464,8 +529,12 @@ function readMatch(c: Checker, field: Field): PolicyMatch | undefined {
     }
   }
   const streamsField = fields.get('streams');
-  if (streamsField !== undefined && verbs !== undefined && !verbs.some((v) => v.value === 'create' || v.value === '*')) {
-    c.report(streamsField.keyOffset, streamsField.path, 'exec, attach and portforward are `create` requests; with these verbs the rule can never match (add create or remove verbs)');
+  const streamish = streamsField ?? commandsField;
+  if (streamish !== undefined && verbs !== undefined && !verbs.some((v) => v.value === 'create' || v.value === '*')) {
+    c.report(streamish.keyOffset, streamish.path, 'exec, attach and portforward are `create` requests; with these verbs the rule can never match (add create or remove verbs)');
+  }
+  if (commandsField !== undefined && streams !== undefined && !streams.some((s) => s.value === 'exec')) {
+    c.report(commandsField.keyOffset, commandsField.path, `commands match only exec requests; with streams: [${streams.map((s) => s.value).join(', ')}] the rule can never match (add exec to streams or remove commands)`);
   }
 
   if (c.issues.length > before) return undefined;
@@ -479,6 +548,7 @@ function readMatch(c: Checker, field: Field): PolicyMatch | undefined {
     agents: values(agents),
     nonResourcePaths: values(nonResourcePaths),
     streams: values(streams),
+    commands: commands?.map((i) => i.value),
     impersonation,
   };
   for (const key of Object.keys(match)) if (match[key] === undefined) delete match[key];
