@@ -447,6 +447,12 @@ describe('web UI in Chromium against a fake /v1', () => {
       expect((await record.textContent())?.toLowerCase()).toContain(text.toLowerCase());
     }
     expect(await page.locator('main b').count()).toBe(0);
+    // The decision history, one row per decision, with its author and reason.
+    const decisions = page.locator('table.decisions tbody tr');
+    expect(await decisions.count()).toBe(1);
+    expect(await decisions.first().locator('td').allTextContents()).toEqual(
+      expect.arrayContaining(['approved', 'user:alice', 'INC-4211: inspect <b>the</b> data volume']),
+    );
     expect(await page.getByRole('button', { name: 'Revoke' }).count()).toBe(1);
     await page.screenshot({ path: join(SCREENSHOT_DIR, 'kb-webui-approval.png'), fullPage: true });
 
