@@ -302,9 +302,39 @@ function approvalRecord(a) {
     ['Created', timeEl(a.createdAt)],
     ['Decided', timeEl(a.decidedAt)],
     ['Expires', timeEl(a.expiresAt)],
-    ['Revoked', timeEl(a.revokedAt)],
+    ['Revoked', a.revokedAt ? [timeEl(a.revokedAt), a.revokedBy ? ` by ${a.revokedBy}` : ''] : null],
     ['Sessions started', String(a.sessionsStarted ?? 0)],
+    ['Decisions', decisionsTable(a.decisions ?? [])],
   ]);
+}
+
+/**
+ * The append-only decision history, oldest first: who decided what, when, and why.
+ * @param {Approval['decisions']} decisions
+ */
+function decisionsTable(decisions) {
+  if (!decisions.length) return h('span', { class: 'muted' }, 'none yet');
+  return h(
+    'table',
+    { class: 'decisions' },
+    h('caption', { class: 'visually-hidden' }, `${decisions.length} decisions, oldest first`),
+    h('thead', {}, h('tr', {}, ['Decision', 'By', 'At', 'Reason', 'Valid until'].map((c) => h('th', { scope: 'col' }, c)))),
+    h(
+      'tbody',
+      {},
+      decisions.map((d) =>
+        h(
+          'tr',
+          { 'data-kind': d.kind },
+          h('td', {}, d.kind),
+          h('td', {}, d.by),
+          h('td', {}, timeEl(d.at)),
+          h('td', {}, d.reason ?? h('span', { class: 'muted' }, '—')),
+          h('td', {}, d.expiresAt ? timeEl(d.expiresAt) : h('span', { class: 'muted' }, '—')),
+        ),
+      ),
+    ),
+  );
 }
 
 /**
@@ -713,7 +743,7 @@ function reviewSection(r) {
     h('h3', {}, 'Decisions'),
     h(
       'table',
-      { class: 'decisions' },
+      { class: 'review-decisions' },
       h('thead', {}, h('tr', {}, ['When', 'Event', 'By', 'Reason'].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, r.decisions.map((d) => h('tr', {}, h('td', {}, timeEl(d.at)), h('td', {}, d.event), h('td', {}, d.actor ?? '—'), h('td', {}, d.reason ?? '—')))),
     ),

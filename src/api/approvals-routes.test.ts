@@ -299,7 +299,11 @@ describe('decisions', () => {
     const granted = (await api<Approval>('POST', '/v1/approvals', { body: { ...streamGrant, pod: 'rev-0' } })).json;
     const { status, json } = await api<Approval>('POST', `/v1/approvals/${granted.id}/revoke`, { token: tokens.bob, body: { reason: 'incident over' } });
     expect(status).toBe(200);
-    expect(json).toMatchObject({ state: 'revoked', reason: 'incident over' });
+    expect(json).toMatchObject({ state: 'revoked', reason: granted.reason, revokedBy: 'user:bob' });
+    expect(json.decisions.map((d) => [d.kind, d.by, d.reason])).toEqual([
+      ['granted', granted.decidedBy, granted.reason],
+      ['revoked', 'user:bob', 'incident over'],
+    ]);
     expectIso(json.revokedAt);
     const again = await api<ErrorBody>('POST', `/v1/approvals/${granted.id}/revoke`);
     expect(again.status).toBe(400);

@@ -8,11 +8,22 @@ import {
   ApproveBodySchema,
   DenyBodySchema,
   GrantBodySchema,
+  OptionalReasonSchema,
   RevokeBodySchema,
 } from '../model/approval-schema.js';
 import { ReviewRecordSchema } from '../model/review-record-schema.js';
 import { APPROVAL_STATES, DECIDER_ROLES, SESSION_STATES, USER_ROLES, type UserRole } from '../model/vocabulary.js';
-import { APPROVED_STREAM, DENIED_REST, ENDED_SESSION, EXAMPLE_AGENT, EXAMPLE_AGENT_ID, EXAMPLE_POLICY, PENDING_EXEC, REVOKED_REST } from './examples.js';
+import {
+  APPROVED_STREAM,
+  DENIED_REST,
+  ENDED_SESSION,
+  EXAMPLE_AGENT,
+  EXAMPLE_AGENT_ID,
+  EXAMPLE_AGENT_OWNER,
+  EXAMPLE_POLICY,
+  PENDING_EXEC,
+  REVOKED_REST,
+} from './examples.js';
 import { route } from './route-spec.js';
 import {
   AgentListSchema,
@@ -27,6 +38,7 @@ import {
   CreateUserBodySchema,
   HealthSchema,
   PolicySchema,
+  RotatedTokenSchema,
   SessionListSchema,
   SessionSchema,
   UserListSchema,
@@ -52,6 +64,7 @@ const isoTime = z
 const ApprovalIdParams = z.strictObject({ id: z.string().describe('Approval id (`apr_...`).') });
 const SessionIdParams = z.strictObject({ id: z.string().describe('Session id (`ses_...`).') });
 const AgentNameParams = z.strictObject({ name: z.string().describe('Agent name.') });
+const UserNameParams = z.strictObject({ name: z.string().describe('User name.') });
 
 const ApprovalListQuery = z.strictObject({
   state: z.enum(APPROVAL_STATES, { error: `must be one of ${APPROVAL_STATES.join(', ')}` }).optional().describe('Only approvals in this state (expiry applied as of now).'),
@@ -116,6 +129,12 @@ const TAR = {
 
 const UNAUTHENTICATED = { error: { code: 'UNAUTHENTICATED', message: 'send Authorization: Bearer <user token> (kube-bastion user add NAME --role ROLE)' } };
 const forbidden = (role: UserRole, roles: readonly UserRole[]) => ({ error: { code: 'FORBIDDEN', message: `role ${role} may not do this (needs ${roles.join(' or ')})` } });
+const ownerRefusal = (what: string) => ({
+  error: {
+    code: 'FORBIDDEN',
+    message: `user:${EXAMPLE_AGENT_OWNER} owns agent "${EXAMPLE_AGENT}" and cannot ${what} (rule owner-may-not-approve: another approver must; serve --owner-may-approve ROLE lets owners with that role decide)`,
+  },
+});
 
 // ---------------------------------------------------------------------------------------------
 // Operations
@@ -170,7 +189,8 @@ export const whoami = route({
   },
 });
 
-const CLAUDE = { id: EXAMPLE_AGENT_ID, name: EXAMPLE_AGENT, createdAt: '2025-06-01T08:00:00.000Z', revokedAt: null };
+const CLAUDE = { id: EXAMPLE_AGENT_ID, name: EXAMPLE_AGENT, owner: EXAMPLE_AGENT_OWNER, createdAt: '2025-06-01T08:00:00.000Z', revokedAt: null };
+const RITA = { id: 'e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a5b', name: 'rita', role: 'reviewer', createdAt: '2025-06-01T08:00:00.000Z', disabledAt: null } as const;
 
 export const listAgents = route({
   method: 'GET',
@@ -189,20 +209,37 @@ export const createAgent = route({
   operationId: 'createAgent',
   tag: 'agents',
   summary: 'Create an agent; its token and kubeconfig are shown once',
+  description: 'The agent belongs to the caller unless `owner` names another user; its owner does not approve its requests.',
   roles: ADMIN,
   body: CreateAgentBodySchema,
   response: { status: 201, description: 'Created.', schema: CreatedAgentSchema },
-  errors: { 409: 'The name is taken (names are never reused).' },
+  errors: { 400: 'The name is invalid, or `owner` is not an enabled user.', 409: 'The name is taken (names are never reused).' },
   examples: {
     created: {
-      summary: 'A new agent',
+      summary: 'A new agent, owned by its creator',
       body: { name: 'deploy-bot' },
       status: 201,
       response: {
-        agent: { id: '7d0c4b8e-2f1a-4c3d-9e5b-6a7f8091a2b3', name: 'deploy-bot', createdAt: '2025-06-02T08:00:00.000Z', revokedAt: null },
+        agent: { id: '7d0c4b8e-2f1a-4c3d-9e5b-6a7f8091a2b3', name: 'deploy-bot', owner: 'adam', createdAt: '2025-06-02T08:00:00.000Z', revokedAt: null },
         token: 'kba_...',
         kubeconfig: 'apiVersion: v1\nkind: Config\n...',
       },
+    },
+    forAnother: {
+      summary: 'A new agent for the approver who will run it',
+      body: { name: 'deploy-bot', owner: 'bob' },
+      status: 201,
+      response: {
+        agent: { id: '7d0c4b8e-2f1a-4c3d-9e5b-6a7f8091a2b3', name: 'deploy-bot', owner: 'bob', createdAt: '2025-06-02T08:00:00.000Z', revokedAt: null },
+        token: 'kba_...',
+        kubeconfig: 'apiVersion: v1\nkind: Config\n...',
+      },
+    },
+    unknownOwner: {
+      summary: 'An owner who is not a user',
+      body: { name: 'deploy-bot', owner: 'nobody' },
+      status: 400,
+      response: { error: { code: 'INVALID_FIELD', message: 'owner "nobody" is not a user (kube-bastion user list)', field: 'owner' } },
     },
     taken: {
       summary: 'A name already used',
@@ -236,11 +273,16 @@ export const revokeAgent = route({
   operationId: 'revokeAgent',
   tag: 'agents',
   summary: 'Revoke an agent (idempotent); its token stops working',
+  description: 'Its approvals are revoked (pending ones denied) and its sessions and held requests end at once, naming the reason. The body may be left out.',
   roles: ADMIN,
   params: AgentNameParams,
+  body: z.strictObject({ reason: OptionalReasonSchema }).meta({ id: 'RevokeAgentRequest' }),
+  bodyOptional: true,
   response: { status: 200, description: 'The revoked agent.', schema: AgentSchema },
   errors: { 404: 'No such agent.' },
-  examples: { revoked: { summary: 'Revoked', params: { name: 'claude' }, status: 200, response: { ...CLAUDE, revokedAt: '2025-06-02T12:00:00.000Z' } } },
+  examples: {
+    revoked: { summary: 'Revoked', params: { name: 'claude' }, body: { reason: 'token leaked in a CI log' }, status: 200, response: { ...CLAUDE, revokedAt: '2025-06-02T12:00:00.000Z' } },
+  },
 });
 
 export const listUsers = route({
@@ -251,6 +293,53 @@ export const listUsers = route({
   summary: 'List users',
   roles: ADMIN,
   response: { status: 200, description: 'Users.', schema: UserListSchema },
+});
+
+export const disableUser = route({
+  method: 'POST',
+  path: '/v1/users/{name}/disable',
+  operationId: 'disableUser',
+  tag: 'users',
+  summary: "Disable a user (idempotent); its token is refused (401) from the next request on",
+  description: 'The last enabled admin cannot be disabled. Every disable is an audit event (`user.disabled`).',
+  roles: ADMIN,
+  params: UserNameParams,
+  response: { status: 200, description: 'The disabled user.', schema: UserSchema },
+  errors: { 400: 'The last enabled admin (INVALID_STATE).', 404: 'No such user.' },
+  examples: {
+    disabled: { summary: 'Disabled', params: { name: 'rita' }, status: 200, response: { ...RITA, disabledAt: '2025-06-02T12:00:00.000Z' } },
+    lastAdmin: {
+      summary: 'The last enabled admin',
+      params: { name: 'adam' },
+      status: 400,
+      response: { error: { code: 'INVALID_STATE', message: 'user "adam" is the last enabled admin; create another admin first', field: 'name' } },
+    },
+    notAdmin: { summary: 'An approver may not', as: 'alice', params: { name: 'rita' }, status: 403, response: forbidden('approver', ADMIN) },
+  },
+});
+
+export const rotateUserToken = route({
+  method: 'POST',
+  path: '/v1/users/{name}/rotate-token',
+  operationId: 'rotateUserToken',
+  tag: 'users',
+  summary: "Replace a user's token: the new one is shown once, the old one is refused (401) at once",
+  description: 'Admins rotate any enabled user\'s token; every user may rotate their own. Every rotation is an audit event (`user.token-rotated`).',
+  roles: ANY_ROLE,
+  params: UserNameParams,
+  response: { status: 200, description: 'The user and the new token.', schema: RotatedTokenSchema },
+  errors: { 400: 'The user is disabled (INVALID_STATE).', 403: "Another user's token, and the caller is not an admin.", 404: 'No such user.' },
+  examples: {
+    byAdmin: { summary: "An admin rotates a reviewer's token", as: 'adam', params: { name: 'rita' }, status: 200, response: { user: RITA, token: 'kbu_...' } },
+    own: { summary: 'A reviewer rotates their own', as: 'rita', params: { name: 'rita' }, status: 200, response: { user: RITA, token: 'kbu_...' } },
+    other: {
+      summary: "An approver may not rotate another user's token",
+      as: 'alice',
+      params: { name: 'rita' },
+      status: 403,
+      response: { error: { code: 'FORBIDDEN', message: "only an admin may rotate another user's token (user:alice asked for rita's)" } },
+    },
+  },
 });
 
 export const createUser = route({
@@ -386,8 +475,9 @@ export const grantApproval = route({
         ...REVOKED_REST,
         id: 'apr_opbtisqmz4xgdjhfgvdg',
         state: 'approved',
-        reason: 'tear down the demo',
         revokedAt: null,
+        revokedBy: null,
+        decisions: [REVOKED_REST.decisions[0]!],
       },
     },
     badTtl: {
@@ -418,6 +508,7 @@ export const grantApproval = route({
       },
     },
     reviewer: { summary: 'A reviewer may not', as: 'rita', body: REST_GRANT, status: 403, response: forbidden('reviewer', DECIDERS) },
+    owner: { summary: "The agent's owner may not grant to it", as: 'bob', body: REST_GRANT, status: 403, response: ownerRefusal('grant to it') },
   },
 });
 
@@ -490,14 +581,31 @@ export const approveApproval = route({
       params: { id: PENDING_EXEC.id },
       body: { ttlSeconds: 1200, reason: 'ok for INC-4211' },
       status: 200,
-      response: { ...PENDING_EXEC, state: 'approved', decidedBy: 'user:alice', reason: 'ok for INC-4211', ttlSeconds: 1200, decidedAt: '2025-06-02T09:15:00.000Z', expiresAt: '2025-06-02T09:35:00.000Z' },
+      response: {
+        ...PENDING_EXEC,
+        state: 'approved',
+        decidedBy: 'user:alice',
+        reason: 'ok for INC-4211',
+        ttlSeconds: 1200,
+        decidedAt: '2025-06-02T09:15:00.000Z',
+        expiresAt: '2025-06-02T09:35:00.000Z',
+        decisions: [{ kind: 'approved', by: 'user:alice', at: '2025-06-02T09:15:00.000Z', reason: 'ok for INC-4211', ttlSeconds: 1200, expiresAt: '2025-06-02T09:35:00.000Z' }],
+      },
     },
     noBody: {
       summary: 'Approved with the validity the request carried',
       params: { id: PENDING_EXEC.id },
       status: 200,
-      response: { ...PENDING_EXEC, state: 'approved', decidedBy: 'user:alice', decidedAt: '2025-06-02T09:15:00.000Z', expiresAt: '2025-06-02T09:30:00.000Z' },
+      response: {
+        ...PENDING_EXEC,
+        state: 'approved',
+        decidedBy: 'user:alice',
+        decidedAt: '2025-06-02T09:15:00.000Z',
+        expiresAt: '2025-06-02T09:30:00.000Z',
+        decisions: [{ kind: 'approved', by: 'user:alice', at: '2025-06-02T09:15:00.000Z', reason: null, ttlSeconds: 900, expiresAt: '2025-06-02T09:30:00.000Z' }],
+      },
     },
+    owner: { summary: "The agent's owner may not approve its requests", as: 'bob', params: { id: PENDING_EXEC.id }, status: 403, response: ownerRefusal('approve its requests') },
     notPending: {
       summary: 'Approving what is already approved',
       params: { id: APPROVED_STREAM.id },
@@ -525,7 +633,15 @@ export const denyApproval = route({
       params: { id: PENDING_EXEC.id },
       body: { reason: 'not during the freeze' },
       status: 200,
-      response: { ...PENDING_EXEC, state: 'denied', decidedBy: 'user:alice', reason: 'not during the freeze', decidedAt: '2025-06-02T09:15:00.000Z', expiresAt: null },
+      response: {
+        ...PENDING_EXEC,
+        state: 'denied',
+        decidedBy: 'user:alice',
+        reason: 'not during the freeze',
+        decidedAt: '2025-06-02T09:15:00.000Z',
+        expiresAt: null,
+        decisions: [{ kind: 'denied', by: 'user:alice', at: '2025-06-02T09:15:00.000Z', reason: 'not during the freeze', ttlSeconds: null, expiresAt: null }],
+      },
     },
     noReason: {
       summary: 'A denial needs a reason',
@@ -543,7 +659,7 @@ export const revokeApproval = route({
   operationId: 'revokeApproval',
   tag: 'approvals',
   summary: 'Revoke an approved approval; sessions under it are cut',
-  description: 'The body may be left out.',
+  description: "The body may be left out. The revocation is appended to `decisions`; the approver's reason stays.",
   roles: DECIDERS,
   params: ApprovalIdParams,
   body: RevokeBodySchema,
@@ -556,7 +672,16 @@ export const revokeApproval = route({
       params: { id: APPROVED_STREAM.id },
       body: { reason: 'incident over' },
       status: 200,
-      response: { ...APPROVED_STREAM, state: 'revoked', reason: 'incident over', revokedAt: '2025-06-02T09:25:00.000Z' },
+      response: {
+        ...APPROVED_STREAM,
+        state: 'revoked',
+        revokedAt: '2025-06-02T09:25:00.000Z',
+        revokedBy: 'user:alice',
+        decisions: [
+          ...APPROVED_STREAM.decisions,
+          { kind: 'revoked', by: 'user:alice', at: '2025-06-02T09:25:00.000Z', reason: 'incident over', ttlSeconds: null, expiresAt: null },
+        ],
+      },
     },
   },
 });
@@ -700,6 +825,8 @@ export const ROUTES = [
   revokeAgent,
   listUsers,
   createUser,
+  disableUser,
+  rotateUserToken,
   queryAudit,
   verifyAudit,
   getPolicy,

@@ -7,6 +7,8 @@ import type { UserRole } from '../model/vocabulary.js';
 
 export const EXAMPLE_AGENT = 'claude';
 export const EXAMPLE_AGENT_ID = '0f8e5a4c-7d2b-4e1a-9c3f-6b5d8e2a1f70';
+/** The approver who runs claude: the one user who may not approve its requests. */
+export const EXAMPLE_AGENT_OWNER = 'bob';
 
 export const EXAMPLE_USERS: Readonly<Record<ExampleUser, UserRole>> = { alice: 'approver', bob: 'approver', rita: 'reviewer', adam: 'admin' };
 
@@ -16,7 +18,7 @@ export const EXAMPLE_POLICY = {
   origin: '/etc/kube-bastion/policy.yaml',
 } as const;
 
-const base = { agent: EXAMPLE_AGENT, agentId: EXAMPLE_AGENT_ID, revokedAt: null, sessionsStarted: 0 } as const;
+const base = { agent: EXAMPLE_AGENT, agentId: EXAMPLE_AGENT_ID, revokedAt: null, revokedBy: null, sessionsStarted: 0 } as const;
 
 /** An exec held for approval. */
 export const PENDING_EXEC: Approval = {
@@ -31,6 +33,7 @@ export const PENDING_EXEC: Approval = {
   createdAt: '2025-06-02T09:14:03.120Z',
   decidedAt: null,
   expiresAt: '2025-06-02T09:19:03.120Z',
+  decisions: [],
   request: { method: 'POST', path: '/api/v1/namespaces/demo/pods/web-0/exec', command: ['sh', '-c', 'ls /data'] },
 };
 
@@ -58,6 +61,9 @@ export const APPROVED_STREAM: Approval = {
   createdAt: '2025-06-02T09:20:00.000Z',
   decidedAt: '2025-06-02T09:20:00.000Z',
   expiresAt: '2025-06-02T09:30:00.000Z',
+  decisions: [
+    { kind: 'granted', by: 'user:alice', at: '2025-06-02T09:20:00.000Z', reason: 'INC-4211: inspect the data volume', ttlSeconds: 600, expiresAt: '2025-06-02T09:30:00.000Z' },
+  ],
   sessionsStarted: 1,
   request: null,
 };
@@ -75,6 +81,7 @@ export const DENIED_REST: Approval = {
   createdAt: '2025-06-02T11:00:00.000Z',
   decidedAt: '2025-06-02T11:01:30.000Z',
   expiresAt: null,
+  decisions: [{ kind: 'denied', by: 'user:bob', at: '2025-06-02T11:01:30.000Z', reason: 'not during the freeze', ttlSeconds: null, expiresAt: null }],
   request: { method: 'GET', path: '/api/v1/namespaces/demo/secrets/db-password' },
 };
 
@@ -86,12 +93,17 @@ export const REVOKED_REST: Approval = {
   scope: { kind: 'rest', verb: 'delete', resource: 'namespaces', namespace: '', name: 'demo' },
   requestedBy: 'user:alice',
   decidedBy: 'user:alice',
-  reason: 'change window closed early',
+  reason: 'tear down the demo',
   ttlSeconds: 3600,
   createdAt: '2025-06-02T10:00:00.000Z',
   decidedAt: '2025-06-02T10:00:00.000Z',
   expiresAt: '2025-06-02T11:00:00.000Z',
   revokedAt: '2025-06-02T10:05:12.345Z',
+  revokedBy: 'user:bob',
+  decisions: [
+    { kind: 'granted', by: 'user:alice', at: '2025-06-02T10:00:00.000Z', reason: 'tear down the demo', ttlSeconds: 3600, expiresAt: '2025-06-02T11:00:00.000Z' },
+    { kind: 'revoked', by: 'user:bob', at: '2025-06-02T10:05:12.345Z', reason: 'change window closed early', ttlSeconds: null, expiresAt: null },
+  ],
   request: null,
 };
 

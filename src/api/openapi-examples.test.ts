@@ -21,6 +21,7 @@ import {
   DENIED_REST,
   ENDED_SESSION,
   EXAMPLE_AGENT,
+  EXAMPLE_AGENT_OWNER,
   EXAMPLE_APPROVALS,
   EXAMPLE_CAST,
   EXAMPLE_POLICY,
@@ -44,7 +45,7 @@ async function world(): Promise<{ control: ControlEndpoint; tokens: Record<Examp
   const approvals = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit });
   const tokens = {} as Record<ExampleUser, string>;
   for (const [name, role] of Object.entries(EXAMPLE_USERS)) tokens[name as ExampleUser] = (await store.users.createUser(name, role)).token;
-  const { agent } = await store.agents.createAgent(EXAMPLE_AGENT);
+  const { agent } = await store.agents.createAgent(EXAMPLE_AGENT, EXAMPLE_AGENT_OWNER);
 
   // The documented records with this run's agent id and times near now (so nothing has expired).
   const now = Date.now();
@@ -64,6 +65,7 @@ async function world(): Promise<{ control: ControlEndpoint; tokens: Record<Examp
       decidedAt: state === 'pending' ? null : at(-60),
       expiresAt: at(state === 'pending' ? 240 : a.ttlSeconds - 60),
       request: a.request,
+      ...(state === 'approved' ? { decision: { ...a.decisions[0]!, at: at(-60), expiresAt: at(a.ttlSeconds - 60) } } : {}),
     });
   await create(PENDING_EXEC, 'pending');
   await create(APPROVED_STREAM, 'approved');
@@ -72,9 +74,10 @@ async function world(): Promise<{ control: ControlEndpoint; tokens: Record<Examp
     from: 'pending',
     to: 'denied',
     set: { decidedBy: DENIED_REST.decidedBy, decidedAt: at(-30), expiresAt: null, reason: DENIED_REST.reason },
+    decision: { ...DENIED_REST.decisions[0]!, at: at(-30) },
   });
   await create(REVOKED_REST, 'approved');
-  await store.approvals.transition(REVOKED_REST.id, { from: 'approved', to: 'revoked', set: { revokedAt: at(-30), reason: REVOKED_REST.reason } });
+  await store.approvals.transition(REVOKED_REST.id, { from: 'approved', to: 'revoked', set: { revokedAt: at(-30) }, decision: { ...REVOKED_REST.decisions[1]!, at: at(-30) } });
   expect(EXAMPLE_APPROVALS.length).toBe(4);
 
   const s = ENDED_SESSION;
@@ -138,7 +141,7 @@ async function world(): Promise<{ control: ControlEndpoint; tokens: Record<Examp
 }
 
 /** Values that differ on every run: compared by kind (string or null) only. */
-const VARYING = new Set(['agentId', 'createdAt', 'decidedAt', 'expiresAt', 'revokedAt', 'disabledAt', 'startedAt', 'endedAt', 'firstLoadedAt', 'lastLoadedAt', 'time', 'token', 'kubeconfig', 'castPath', 'rawPath']);
+const VARYING = new Set(['agentId', 'at', 'createdAt', 'decidedAt', 'expiresAt', 'revokedAt', 'disabledAt', 'startedAt', 'endedAt', 'firstLoadedAt', 'lastLoadedAt', 'time', 'token', 'kubeconfig', 'castPath', 'rawPath']);
 /** Ids the world fixes; any other `id` is made by the call. */
 const WORLD_IDS = new Set<unknown>([...EXAMPLE_APPROVALS.map((a) => a.id), ENDED_SESSION.id]);
 

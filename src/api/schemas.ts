@@ -51,6 +51,7 @@ export const AgentSchema = z
   .strictObject({
     id: z.string().describe('Stable opaque id (UUID).'),
     name: z.string(),
+    owner: z.string().nullable().describe('The user the agent belongs to: that user does not approve its requests (serve --owner-may-approve).'),
     createdAt: IsoTime,
     revokedAt: IsoTime.nullable().describe('When the agent was revoked; null while active.'),
   })
@@ -59,7 +60,12 @@ fits<Agent, typeof AgentSchema>(true);
 
 const NameBody = z.string({ error: (iss) => (iss.input === undefined ? 'is required' : 'must be a non-empty string') }).regex(/\S/, { error: 'must be a non-empty string' });
 
-export const CreateAgentBodySchema = z.strictObject({ name: NameBody.describe('A DNS label, never reused.') }).meta({ id: 'CreateAgentRequest' });
+export const CreateAgentBodySchema = z
+  .strictObject({
+    name: NameBody.describe('A DNS label, never reused.'),
+    owner: NameBody.optional().describe('The user the agent belongs to (default: the caller). Only admins name another user.'),
+  })
+  .meta({ id: 'CreateAgentRequest' });
 export const CreatedAgentSchema = z
   .strictObject({ agent: AgentSchema, token: z.string().describe('Shown once.'), kubeconfig: z.string() })
   .meta({ id: 'CreatedAgent' });
@@ -68,6 +74,9 @@ export const CreateUserBodySchema = z
   .strictObject({ name: NameBody, role: z.enum(USER_ROLES, { error: `must be one of ${USER_ROLES.join(', ')}` }) })
   .meta({ id: 'CreateUserRequest' });
 export const CreatedUserSchema = z.strictObject({ user: UserSchema, token: z.string().describe('Shown once.') }).meta({ id: 'CreatedUser' });
+export const RotatedTokenSchema = z
+  .strictObject({ user: UserSchema, token: z.string().describe('The new token, shown once; the old one no longer works.') })
+  .meta({ id: 'RotatedToken' });
 
 const nullableString = z.string().nullable();
 export const AuditRecordSchema = z

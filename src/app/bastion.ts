@@ -87,6 +87,7 @@ export async function startBastion(config: ServeConfig, log: Logger, upstream: U
       approvals: store.approvals,
       agents: store.agents,
       audit: store.audit,
+      ownerMayApprove: config.ownerMayApprove,
       onError: (err) => log.error({ err }, 'approval service error'),
     });
     cleanups.push(async () => approvals.close());

@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { BastionError, ErrorCode } from '../errors/index.js';
 import { LOG_LEVELS, type LogLevel } from '../observability/log.js';
 import { parseListen, type ListenAddress } from '../net/address.js';
+import { DECIDER_ROLES, type UserRole } from '../model/vocabulary.js';
 
 export interface ServeConfig {
   readonly dataDir: string;
@@ -33,6 +34,8 @@ export interface ServeConfig {
   readonly expiryWarningSeconds: number;
   /** How long a stream session's setup may take: the agent opening its streams, the upstream dial. */
   readonly sessionSetupSeconds: number;
+  /** Roles whose users may approve requests of (and grant to) agents they own; default none. */
+  readonly ownerMayApprove: readonly UserRole[];
 }
 
 export const SERVE_USAGE = `usage: kube-bastion serve [options]
@@ -59,7 +62,9 @@ export const SERVE_USAGE = `usage: kube-bastion serve [options]
   --expiry-warning SECONDS     tell the agent's terminal this long before its approval expires (default 0: off)
   --session-setup-timeout SECONDS
                                how long a session's setup may take (the client opening its streams, the
-                               upstream dial) before it is abandoned (default 10)`;
+                               upstream dial) before it is abandoned (default 10)
+  --owner-may-approve ROLES    roles (${DECIDER_ROLES.join(',')}) whose users may approve requests of agents
+                               they own (default nobody: an agent's owner never decides for it)`;
 
 function usage(message: string): BastionError {
   return new BastionError(ErrorCode.USAGE, message);
@@ -97,6 +102,7 @@ export function parseServeConfig(argv: string[], cwd = process.cwd()): ServeConf
       webhook: { type: 'string' },
       'expiry-warning': { type: 'string', default: '0' },
       'session-setup-timeout': { type: 'string', default: '10' },
+      'owner-may-approve': { type: 'string', default: 'nobody' },
     },
   });
   const listen = parseListen('--listen', values.listen);
@@ -108,6 +114,7 @@ export function parseServeConfig(argv: string[], cwd = process.cwd()): ServeConf
   const maxPending = wholeNumber('--max-pending-per-agent', values['max-pending-per-agent'], 1, 10_000);
   const expiryWarning = wholeNumber('--expiry-warning', values['expiry-warning'], 0, 86_400);
   const sessionSetup = wholeNumber('--session-setup-timeout', values['session-setup-timeout'], 1, 300);
+  const ownerMayApprove = ownerRoles(values['owner-may-approve']);
   if (values.webhook !== undefined && !/^https?:\/\/[^\s]+$/.test(values.webhook)) throw usage(`--webhook: expected an http:// or https:// URL, got "${values.webhook}"`);
   if (Boolean(values['control-tls-cert']) !== Boolean(values['control-tls-key'])) throw usage('--control-tls-cert and --control-tls-key go together');
   if (!isLoopback(controlListen.host) && !values['control-tls-cert']) {
@@ -155,8 +162,21 @@ export function parseServeConfig(argv: string[], cwd = process.cwd()): ServeConf
     ...(values.webhook ? { webhookUrl: values.webhook } : {}),
     expiryWarningSeconds: expiryWarning,
     sessionSetupSeconds: sessionSetup,
+    ownerMayApprove,
   };
   return deepFreeze(config);
+}
+
+/** `nobody`, or a comma list of the roles that decide approvals. */
+function ownerRoles(value: string): UserRole[] {
+  if (value.trim() === 'nobody') return [];
+  const roles = value.split(',').map((r) => r.trim());
+  for (const r of roles) {
+    if (!(DECIDER_ROLES as readonly string[]).includes(r)) {
+      throw usage(`--owner-may-approve: "${r}" is not a role that decides approvals; give nobody or a comma list of ${DECIDER_ROLES.join(', ')}`);
+    }
+  }
+  return [...new Set(roles)] as UserRole[];
 }
 
 function wholeNumber(flag: string, value: string, min: number, max: number): number {

@@ -14,7 +14,9 @@ function approval(over: Partial<Approval> = {}): Approval {
     agent: agent.name,
     expiresAt: new Date(Date.now() + 60_000).toISOString(),
     revokedAt: null,
+    revokedBy: null,
     reason: null,
+    decisions: [],
     ...over,
   } as Approval;
 }
@@ -68,8 +70,16 @@ describe('ApprovalLease re-reads', () => {
   it('the periodic re-read ends the lease on a revocation no event reported', async () => {
     let current = approval();
     const lease = new ApprovalLease(deps({ get: async () => current, recheckMs: 10 }), agent, approval());
-    current = approval({ state: 'revoked', revokedAt: new Date().toISOString(), reason: 'missed' });
-    expect(await ended(lease)).toMatchObject({ reason: 'revoked', why: 'missed' });
+    const at = new Date().toISOString();
+    current = approval({
+      state: 'revoked',
+      revokedAt: at,
+      revokedBy: 'user:bob',
+      reason: 'approved for INC-1',
+      decisions: [{ kind: 'revoked', by: 'user:bob', at, reason: 'missed', ttlSeconds: null, expiresAt: null }],
+    });
+    // The revocation's author and reason, not the approver's reason left on the approval.
+    expect(await ended(lease)).toMatchObject({ reason: 'revoked', by: 'user:bob', why: 'missed' });
   });
 
   it('stops re-reading once released', async () => {

@@ -62,7 +62,8 @@ describe('ApprovalLease', () => {
     await svc.revoke(approval.id, root, 'too late');
     const l = lease(approval);
     expect(l.ended).toBeUndefined();
-    expect(await l.confirm()).toMatchObject({ reason: 'revoked', why: 'too late' });
+    // The re-read names the revoker from the approval's own decision history.
+    expect(await l.confirm()).toMatchObject({ reason: 'revoked', by: 'user:root', why: 'too late' });
   });
 
   it('ends at the approval expiry by its own timer', async () => {
@@ -85,7 +86,12 @@ describe('ApprovalLease', () => {
     expect(a).toMatchObject({ reason: 'revoked', by: 'user:root' });
     expect(b).toMatchObject({ reason: 'agent-revoked', by: 'user:root', why: 'compromised', approval: null });
     expect(changed.map((x) => [x.id, x.state])).toEqual([[approval.id, 'revoked']]);
-    expect((await svc.get(approval.id))!.reason).toBe('agent "bot-a" was revoked: compromised');
+    const after = (await svc.get(approval.id))!;
+    expect(after.reason).toBe('INC-7');
+    expect(after.decisions.map((d) => [d.kind, d.by, d.reason])).toEqual([
+      ['granted', 'user:ann', 'INC-7'],
+      ['revoked', 'user:root', 'agent "bot-a" was revoked: compromised'],
+    ]);
     expect(await lease(null).confirm()).toMatchObject({ reason: 'agent-revoked' });
   });
 

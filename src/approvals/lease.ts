@@ -121,7 +121,10 @@ export class ApprovalLease {
 
   private onApproval(a: Approval, change: ApprovalChange): void {
     if (a.state === 'revoked') {
-      this.finish({ reason: 'revoked', approval: a, by: change.event === 'approval.revoked' ? change.actor : 'an approver', why: a.reason, at: a.revokedAt ?? new Date().toISOString() });
+      // The revocation's own record names its author and reason (the approval's reason is the approver's).
+      const revocation = a.decisions.findLast((d) => d.kind === 'revoked');
+      const by = revocation?.by ?? a.revokedBy ?? (change.event === 'approval.revoked' ? change.actor : 'an approver');
+      this.finish({ reason: 'revoked', approval: a, by, why: revocation?.reason ?? null, at: revocation?.at ?? a.revokedAt ?? new Date().toISOString() });
     } else if (a.state === 'expired' || (a.state === 'approved' && a.expiresAt !== null && Date.parse(a.expiresAt) <= Date.now())) {
       this.expire(a);
     } else if (a.state !== 'approved') {

@@ -4,6 +4,7 @@ import { openStore, type SqliteStore } from '../store/index.js';
 import { tempDataDir } from '../store/test-support.js';
 import { SqliteApprovalService } from './service.js';
 import type { Actor, Approval, ApprovalScope, HeldRequest, Operation, StreamScope } from '../model/approval.js';
+import type { UserRole } from '../model/vocabulary.js';
 
 const T0 = Date.parse('2025-03-01T10:00:00.000Z');
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -154,11 +155,18 @@ describe('approval service', () => {
       const a1 = await grant();
       t += 1000;
       const r1 = await svc.revoke(a1.id, bob, 'done');
-      expect(r1).toMatchObject({ state: 'revoked', revokedAt: iso(T0 + 1000), reason: 'done', decidedBy: 'user:ann', expiresAt: a1.expiresAt });
+      // The approver's reason stays; the revocation is its own decision with its author and reason.
+      expect(r1).toMatchObject({ state: 'revoked', revokedAt: iso(T0 + 1000), revokedBy: 'user:bob', reason: 'debugging INC-42', decidedBy: 'user:ann', expiresAt: a1.expiresAt });
+      expect(r1.decisions).toEqual([
+        { kind: 'granted', by: 'user:ann', at: iso(T0), reason: 'debugging INC-42', ttlSeconds: 600, expiresAt: a1.expiresAt },
+        { kind: 'revoked', by: 'user:bob', at: iso(T0 + 1000), reason: 'done', ttlSeconds: null, expiresAt: null },
+      ]);
       const r2 = await svc.revoke((await grant()).id, root);
-      expect(r2).toMatchObject({ state: 'revoked', reason: 'debugging INC-42' });
+      expect(r2).toMatchObject({ state: 'revoked', reason: 'debugging INC-42', revokedBy: 'user:root' });
+      expect(r2.decisions.at(-1)).toMatchObject({ kind: 'revoked', by: 'user:root', reason: null });
       const r3 = await svc.revoke((await grant()).id, sys);
-      expect(r3).toMatchObject({ state: 'revoked', reason: 'agent revoked' });
+      expect(r3).toMatchObject({ state: 'revoked', reason: 'debugging INC-42', revokedBy: 'system' });
+      expect(r3.decisions.at(-1)).toMatchObject({ kind: 'revoked', by: 'system', reason: 'agent revoked' });
       expect(changed.filter((c) => c.state === 'revoked').map((c) => c.id)).toEqual([r1.id, r2.id, r3.id]);
     });
 
@@ -265,6 +273,50 @@ describe('approval service', () => {
       await rejects(svc.revoke(p1.id, pol), 'FORBIDDEN');
       await rejects(svc.grant({ agent: 'bot-a', scope: execScope, ttlSeconds: 60, reason: 'x' }, sys), 'FORBIDDEN');
       await rejects(svc.grant({ agent: 'bot-a', scope: execScope, ttlSeconds: 60, reason: 'x' }, pol), 'FORBIDDEN');
+    });
+  });
+
+  describe("an agent's owner", () => {
+    async function ownedBy(owner: string, ownerMayApprove?: UserRole[]): Promise<{ agent: { id: string; name: string }; svc: SqliteApprovalService }> {
+      if (!(await store.users.getUserByName(owner))) await store.users.createUser(owner, 'approver');
+      const { agent } = await store.agents.createAgent(`bot-of-${owner}`, owner);
+      const owned = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit, clock, ...(ownerMayApprove ? { ownerMayApprove } : {}) });
+      return { agent: { id: agent.id, name: agent.name }, svc: owned };
+    }
+
+    it('neither approves its requests nor grants to it, naming the rule; another approver may, and the owner may deny or revoke', async () => {
+      const { agent, svc: s } = await ownedBy('ann');
+      try {
+        const p = (await s.requestOrJoin(held({ agent }))).approval;
+        const err = await rejects(s.approve(p.id, ann, { reason: 'mine' }), 'FORBIDDEN');
+        expect(err.message).toBe(
+          `user:ann owns agent "bot-of-ann" and cannot approve its requests (rule owner-may-not-approve: another approver must; serve --owner-may-approve ROLE lets owners with that role decide)`,
+        );
+        await rejects(s.grant({ agent: agent.name, scope: execScope, ttlSeconds: 60, reason: 'mine' }, ann), 'FORBIDDEN');
+        expect((await s.get(p.id))!.decisions).toEqual([]);
+        const approved = await s.approve(p.id, bob, { reason: 'looked at it' });
+        expect(approved.decisions.map((d) => [d.kind, d.by, d.reason])).toEqual([['approved', 'user:bob', 'looked at it']]);
+        // Stopping one's own agent is always allowed.
+        expect((await s.revoke(approved.id, ann, 'enough')).revokedBy).toBe('user:ann');
+        const p2 = (await s.requestOrJoin(held({ agent, scope: execScope }))).approval;
+        expect((await s.deny(p2.id, ann, 'no')).state).toBe('denied');
+      } finally {
+        s.close();
+      }
+    });
+
+    it('may decide when its role is listed in ownerMayApprove (serve --owner-may-approve)', async () => {
+      const { agent, svc: s } = await ownedBy('root', ['admin']);
+      try {
+        const p = (await s.requestOrJoin(held({ agent }))).approval;
+        expect((await s.approve(p.id, root)).decidedBy).toBe('user:root');
+        // The list is of roles: an approver who owns an agent is still refused.
+        const { agent: annBot, svc: other } = await ownedBy('ann', ['admin']);
+        other.close();
+        await rejects(s.grant({ agent: annBot.name, scope: execScope, ttlSeconds: 60, reason: 'x' }, ann), 'FORBIDDEN');
+      } finally {
+        s.close();
+      }
     });
   });
 

@@ -37,7 +37,7 @@ import {
 } from '../model/approval.js';
 import { invalidField, optionalReason, validateReason, validateRequest, validateScope, validateTtl } from '../model/approval-input.js';
 import { MAX_TTL_SECONDS } from '../model/approval-schema.js';
-import { DECIDER_ROLES } from '../model/vocabulary.js';
+import { DECIDER_ROLES, type UserRole } from '../model/vocabulary.js';
 
 /** Validity of an approval decided on a held request when the approver gives no ttlSeconds. */
 export const DEFAULT_APPROVAL_TTL_SECONDS = 900;
@@ -54,6 +54,11 @@ export interface SqliteApprovalServiceOptions {
   defaultTtlSeconds?: number;
   /** Called when the service cannot do something in the background (an expiry sweep failed). */
   onError?: (err: unknown) => void;
+  /**
+   * Roles whose users may approve requests of (and grant to) agents they own (serve
+   * --owner-may-approve). Default: none; an owner is never the one who lets their own agent act.
+   */
+  ownerMayApprove?: readonly UserRole[];
 }
 
 /** The state an approval is in at `now`: a pending or approved one past its expiresAt is expired. */
@@ -133,6 +138,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
   private readonly clock: Clock;
   private readonly defaultTtlSeconds: number;
   private readonly onError: (err: unknown) => void;
+  private readonly ownerMayApprove: readonly UserRole[];
   private readonly timer: DeadlineTimer;
   private closed = false;
   private readonly watchers = new Map<string, Set<(a: Approval, change: ApprovalChange) => void>>();
@@ -148,6 +154,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     this.audit = opts.audit;
     this.clock = opts.clock ?? (() => new Date());
     this.defaultTtlSeconds = validateTtl(opts.defaultTtlSeconds ?? DEFAULT_APPROVAL_TTL_SECONDS, 'defaultTtlSeconds');
+    this.ownerMayApprove = opts.ownerMayApprove ?? [];
     this.onError = opts.onError ?? ((err) => process.emitWarning(`kube-bastion approvals: ${err instanceof Error ? err.message : String(err)}`));
     this.timer = new DeadlineTimer(() => void this.expireDue().catch(() => undefined), () => this.clock().getTime());
     // Approvals stored by an earlier run may be due already, or soon.
@@ -161,11 +168,13 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     authorize('grant', actor);
     if (typeof input !== 'object' || input === null) throw invalidField('agent', 'grant needs agent, scope, ttlSeconds and reason');
     const agent = await this.activeAgent(input.agent, 'name');
+    this.refuseOwner(agent, actor, 'grant');
     const scope = validateScope(input.scope);
     const ttlSeconds = validateTtl(input.ttlSeconds);
     const reason = validateReason(input.reason);
     const now = this.clock();
     const by = actorId(actor);
+    const expiresAt = new Date(now.getTime() + ttlSeconds * 1000).toISOString();
     const approval = await this.approvals.create({
       state: 'approved',
       agentId: agent.id,
@@ -177,8 +186,9 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
       ttlSeconds,
       createdAt: now.toISOString(),
       decidedAt: now.toISOString(),
-      expiresAt: new Date(now.getTime() + ttlSeconds * 1000).toISOString(),
+      expiresAt,
       request: null,
+      decision: { kind: 'granted', by, at: now.toISOString(), reason, ttlSeconds, expiresAt },
     });
     return this.committed(approval, 'approval.granted', by, { scope, reason, ttlSeconds, expiresAt: approval.expiresAt }, now);
   }
@@ -224,11 +234,13 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     // The state first: approving what is already decided is the clearer error.
     this.expectState(current, 'pending', 'approve', now);
     this.refuseSelf(current, actor, 'approve');
+    this.refuseOwner(await this.ownedAgent(current.agentId), actor, 'approve');
     const ttlSeconds = ttlOverride ?? Math.min(current.ttlSeconds, MAX_TTL_SECONDS);
     const expiresAt = new Date(now.getTime() + ttlSeconds * 1000).toISOString();
     const by = actorId(actor);
     const changes = { decidedBy: by, decidedAt: now.toISOString(), expiresAt, ttlSeconds, ...(reason !== undefined ? { reason } : {}) };
-    const approval = await this.transition(current, 'approve', { from: 'pending', to: 'approved', ifUnexpiredAt: now.toISOString(), set: changes }, now);
+    const decision = { kind: 'approved', by, at: now.toISOString(), reason: reason ?? null, ttlSeconds, expiresAt } as const;
+    const approval = await this.transition(current, 'approve', { from: 'pending', to: 'approved', ifUnexpiredAt: now.toISOString(), set: changes, decision }, now);
     return this.committed(approval, 'approval.approved', by, { scope: approval.scope, reason: reason ?? null, ttlSeconds, expiresAt }, now);
   }
 
@@ -242,7 +254,13 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
       current,
       'deny',
       // A denied approval has no deadline.
-      { from: 'pending', to: 'denied', ifUnexpiredAt: now.toISOString(), set: { decidedBy: by, decidedAt: now.toISOString(), expiresAt: null, reason: why } },
+      {
+        from: 'pending',
+        to: 'denied',
+        ifUnexpiredAt: now.toISOString(),
+        set: { decidedBy: by, decidedAt: now.toISOString(), expiresAt: null, reason: why },
+        decision: { kind: 'denied', by, at: now.toISOString(), reason: why, ttlSeconds: null, expiresAt: null },
+      },
       now,
     );
     return this.committed(approval, 'approval.denied', by, { scope: approval.scope, reason: why }, now);
@@ -257,7 +275,14 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     const approval = await this.transition(
       current,
       'revoke',
-      { from: 'approved', to: 'revoked', ifUnexpiredAt: now.toISOString(), set: { revokedAt: now.toISOString(), ...(why !== undefined ? { reason: why } : {}) } },
+      // The revocation is its own decision: the approver's reason stays on the approval.
+      {
+        from: 'approved',
+        to: 'revoked',
+        ifUnexpiredAt: now.toISOString(),
+        set: { revokedAt: now.toISOString() },
+        decision: { kind: 'revoked', by, at: now.toISOString(), reason: why ?? null, ttlSeconds: null, expiresAt: null },
+      },
       now,
     );
     return this.committed(approval, 'approval.revoked', by, { scope: approval.scope, reason: why ?? null, sessionsStarted: approval.sessionsStarted }, now);
@@ -275,6 +300,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     const now = this.clock();
     const by = actorId({ kind: 'policy', rule, policyHash });
     const reason = `auto-approved by policy rule ${rule}`;
+    const expiresAt = new Date(now.getTime() + ttl * 1000).toISOString();
     const approval = await this.approvals.create({
       state: 'approved',
       agentId: agent.id,
@@ -286,8 +312,9 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
       ttlSeconds: ttl,
       createdAt: now.toISOString(),
       decidedAt: now.toISOString(),
-      expiresAt: new Date(now.getTime() + ttl * 1000).toISOString(),
+      expiresAt,
       request,
+      decision: { kind: 'auto-approved', by, at: now.toISOString(), reason, ttlSeconds: ttl, expiresAt },
     });
     return this.committed(approval, 'approval.auto-approved', by, { scope, request, reason, ttlSeconds: ttl, expiresAt: approval.expiresAt }, now, {
       rule,
@@ -471,6 +498,28 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     }
   }
 
+  /**
+   * An agent's owner does not approve its requests nor grant to it (the person running an agent
+   * is not its check), unless the owner's role is listed in `ownerMayApprove`.
+   */
+  private refuseOwner(agent: { name: string; owner: string | null }, actor: Actor, decision: 'approve' | 'grant'): void {
+    if (actor.kind !== 'user' || agent.owner === null || agent.owner !== actor.name) return;
+    if (this.ownerMayApprove.includes(actor.role)) return;
+    const what = decision === 'grant' ? 'grant to it' : 'approve its requests';
+    throw new BastionError(
+      ErrorCode.FORBIDDEN,
+      `${actorId(actor)} owns agent "${agent.name}" and cannot ${what} (rule owner-may-not-approve: another approver must; ` +
+        `serve --owner-may-approve ROLE lets owners with that role decide)`,
+      { actor: actorId(actor), agent: agent.name, rule: 'owner-may-not-approve' },
+    );
+  }
+
+  private async ownedAgent(agentId: string): Promise<{ name: string; owner: string | null }> {
+    const agent = await this.agents.getAgentById(agentId);
+    if (!agent) throw new BastionError(ErrorCode.INTERNAL, `the agent of an approval (${agentId}) is missing from the store`);
+    return { name: agent.name, owner: agent.owner };
+  }
+
   private refuseState(a: Approval, state: ApprovalState, from: ApprovalState, decision: Decision): BastionError {
     const done = decision === 'deny' ? 'denied' : `${decision}d`;
     return new BastionError(
@@ -553,7 +602,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     }
   }
 
-  private async activeAgent(ref: unknown, how: 'name' | 'id'): Promise<{ id: string; name: string }> {
+  private async activeAgent(ref: unknown, how: 'name' | 'id'): Promise<{ id: string; name: string; owner: string | null }> {
     if (typeof ref !== 'string' || ref.length === 0) throw invalidField('agent', 'agent is required (the agent name)');
     const agent =
       how === 'name'
@@ -561,7 +610,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
         : await this.agents.getAgentById(ref);
     if (!agent) throw invalidField('agent', `agent ${JSON.stringify(ref)} does not exist`);
     if (agent.revokedAt !== null) throw invalidField('agent', `agent ${JSON.stringify(agent.name)} was revoked at ${agent.revokedAt}`);
-    return { id: agent.id, name: agent.name };
+    return { id: agent.id, name: agent.name, owner: agent.owner };
   }
 
   private async heldAgent(v: unknown): Promise<{ id: string; name: string }> {

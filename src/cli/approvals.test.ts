@@ -182,7 +182,13 @@ describe('kube-bastion approvals against the control API', () => {
     const granted = JSON.parse((await run(['grant', ...STREAM, '-o', 'json'])).stdout) as Approval;
     const r = await run(['revoke', granted.id, '--reason', 'done', '-o', 'json'], { token: bob });
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ id: granted.id, state: 'revoked', reason: 'done' });
+    expect(JSON.parse(r.stdout)).toMatchObject({ id: granted.id, state: 'revoked', reason: 'INC-7', revokedBy: 'user:bob' });
+    expect((JSON.parse(r.stdout) as Approval).decisions.map((d) => `${d.kind} ${d.by} ${d.reason}`)).toEqual(['granted user:alice INC-7', 'revoked user:bob done']);
+    // The table view ends with the history: one line per decision, the revoker named on Revoked.
+    const shown = (await run(['get', granted.id])).stdout;
+    expect(shown).toMatch(/^Reason: +INC-7$/m);
+    expect(shown).toMatch(/^Revoked: +\S+Z by user:bob$/m);
+    expect(shown).toMatch(/^Decisions: +\S+Z granted by user:alice \(ttl 600s\): INC-7\n +\S+Z revoked by user:bob: done$/m);
     const other = JSON.parse((await run(['grant', ...STREAM, '-o', 'json'])).stdout) as Approval;
     expect((await run(['revoke', other.id])).code).toBe(0);
     expect((await approvals.get(other.id))?.state).toBe('revoked');

@@ -10,7 +10,7 @@ import { DEFAULT_CONTROL_URL, resolveControlTarget } from './control-target.js';
 import http from 'node:http';
 import https from 'node:https';
 import { parseArgs } from 'node:util';
-import type { Approval, ApprovalScope } from '../model/approval.js';
+import type { Approval, ApprovalDecision, ApprovalScope } from '../model/approval.js';
 import type { ApproveBody, DenyBody, GrantBody, RestGrant, RevokeBody, StreamGrant } from '../model/approval-schema.js';
 import { APPROVAL_STATES, RESOURCE_VERBS, STREAM_OPERATIONS, type ResourceVerb, type StreamOperation } from '../model/vocabulary.js';
 import type { ApprovalListSchema, ErrorBody } from '../api/schemas.js';
@@ -189,14 +189,21 @@ function details(a: Approval): string {
     ['Created', formatTime(a.createdAt)],
     ['Decided', formatTime(a.decidedAt)],
     ['Expires', formatTime(a.expiresAt)],
-    ...(a.revokedAt ? [['Revoked', formatTime(a.revokedAt)] as [string, string]] : []),
+    ...(a.revokedAt ? [['Revoked', `${formatTime(a.revokedAt)}${a.revokedBy ? ` by ${a.revokedBy}` : ''}`] as [string, string]] : []),
     ['Sessions', String(a.sessionsStarted)],
+    ...a.decisions.map((d, i): [string, string] => [i === 0 ? 'Decisions' : '', formatDecision(d)]),
   ];
   const width = Math.max(...lines.map(([k]) => k.length)) + 2;
   return lines.map(([k, v]) => `${k ? `${k}:` : ''}`.padEnd(width) + v).join('\n') + '\n';
 }
 
-class ApiFailure extends Error {
+/** One line of the decision history: `2025-06-02T09:15:00Z approved by user:ann (ttl 900s): reason`. */
+export function formatDecision(d: ApprovalDecision): string {
+  const ttl = d.ttlSeconds !== null ? ` (ttl ${d.ttlSeconds}s)` : '';
+  return `${formatTime(d.at)} ${d.kind} by ${d.by}${ttl}${d.reason ? `: ${d.reason}` : ''}`;
+}
+
+export class ApiFailure extends Error {
   constructor(
     message: string,
     readonly field?: string,
@@ -205,11 +212,11 @@ class ApiFailure extends Error {
   }
 }
 
-interface Client {
+export interface Client {
   call<T>(method: string, path: string, body?: unknown): Promise<T>;
 }
 
-function client(server: URL, token: string, ca: string | undefined): Client {
+export function client(server: URL, token: string, ca: string | undefined): Client {
   const base = server.href.replace(/\/+$/, '');
   return {
     call: <T>(method: string, path: string, body?: unknown) =>

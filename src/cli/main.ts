@@ -13,8 +13,11 @@ const USAGE = `usage: kube-bastion <command> [options]
 
 commands:
   serve                 run the bastion (kube-bastion serve --help)
-  agent add NAME        create an agent identity and write its kubeconfig
-  user add NAME         create a control-endpoint user (approver, reviewer, admin)
+  agent add|list|revoke
+                        create an agent identity and write its kubeconfig; list or revoke agents
+  user add|list|disable|rotate
+                        create a control-endpoint user (approver, reviewer, admin); list users,
+                        disable one, or rotate a token
   approvals ...         list, get, grant, approve, deny, revoke, watch approvals (kube-bastion approvals --help)
   record ID             an approval's review record: who acted, which rule, who decided, scope kept, what happened
   export ...            write a signed evidence directory (kube-bastion export --help)

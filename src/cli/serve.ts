@@ -9,6 +9,7 @@ import { startBastion, type RunningBastion } from '../app/bastion.js';
 import type { ServeConfig } from '../app/config.js';
 import type { Logger } from '../observability/log.js';
 import { SimCluster } from '../sim/cluster.js';
+import { defaultAgentOwner } from './admin.js';
 import { upstreamFromCredentials, upstreamFromKubeconfigFile, type UpstreamTarget } from '../upstream/upstream.js';
 
 const DEMO_AGENT = 'demo';
@@ -39,12 +40,21 @@ async function bootstrap(b: RunningBastion, embedded: boolean): Promise<string[]
   const lines: string[] = [];
   const cwd = process.cwd();
   const show = (p: string) => (relative(cwd, p).startsWith('..') ? p : relative(cwd, p));
+  // The admin first: the demo agent needs an owner.
+  const adminLines: string[] = [];
+  if ((await b.store.users.listUsers()).length === 0) {
+    const { user, token } = await b.store.users.createUser('admin', 'admin');
+    await b.store.audit.append({ event: 'user.created', actor: 'system:bootstrap', details: { user: user.name, role: user.role } });
+    adminLines.push(`  admin token (shown once; create more with kube-bastion user add): ${token}`);
+    adminLines.push(`    try: curl -H "Authorization: Bearer ${token}" ${b.controlUrl}/v1/agents`);
+  }
   // A demo agent only on the embedded simulated cluster: never invent identities for a real cluster.
   if (embedded) {
     const path = join(b.config.dataDir, 'agents', `${DEMO_AGENT}.kubeconfig`);
     if ((await b.store.agents.listAgents()).length === 0) {
-      const { agent, token } = await b.store.agents.createAgent(DEMO_AGENT);
-      await b.store.audit.append({ event: 'agent.created', actor: 'system:bootstrap', agent: { id: agent.id, name: agent.name } });
+      const owner = await defaultAgentOwner(b.store.users);
+      const { agent, token } = await b.store.agents.createAgent(DEMO_AGENT, owner);
+      await b.store.audit.append({ event: 'agent.created', actor: 'system:bootstrap', agent: { id: agent.id, name: agent.name }, details: { owner } });
       await mkdir(join(b.config.dataDir, 'agents'), { recursive: true, mode: 0o700 });
       await writeFile(path, b.agentKubeconfig(agent.name, token), { mode: 0o600 });
     }
@@ -54,13 +64,7 @@ async function bootstrap(b: RunningBastion, embedded: boolean): Promise<string[]
       lines.push(`         kubectl --kubeconfig ${show(path)} get secret -n demo db-credentials   # refused: needs approval`);
     }
   }
-  if ((await b.store.users.listUsers()).length === 0) {
-    const { user, token } = await b.store.users.createUser('admin', 'admin');
-    await b.store.audit.append({ event: 'user.created', actor: 'system:bootstrap', details: { user: user.name, role: user.role } });
-    lines.push(`  admin token (shown once; create more with kube-bastion user add): ${token}`);
-    lines.push(`    try: curl -H "Authorization: Bearer ${token}" ${b.controlUrl}/v1/agents`);
-  }
-  return lines;
+  return [...lines, ...adminLines];
 }
 
 export async function runServe(argv: string[]): Promise<number> {

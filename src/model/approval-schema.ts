@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import type { GrantInput } from './approval.js';
 import { fragment, show } from './validation.js';
-import { APPROVAL_STATES, RESOURCE_VERBS, STREAM_OPERATIONS, type StreamOperation } from './vocabulary.js';
+import { APPROVAL_STATES, DECISION_KINDS, RESOURCE_VERBS, STREAM_OPERATIONS, type StreamOperation } from './vocabulary.js';
 
 /** Longest validity an approver may give (grant, approve). */
 export const MAX_TTL_SECONDS = 86_400;
@@ -179,6 +179,19 @@ export const HeldRequestInfoSchema = z.object({
 });
 export type HeldRequestInfo = z.infer<typeof HeldRequestInfoSchema>;
 
+/** One decision on an approval, as recorded: never changed, never removed. */
+export const ApprovalDecisionSchema = z
+  .strictObject({
+    kind: z.enum(DECISION_KINDS),
+    by: z.string().describe('Who decided: `user:<name>`, `policy:<rule>@<sha256>` or `system`.'),
+    at: IsoTime,
+    reason: z.string().nullable().describe('The reason given with this decision (null when none was given).'),
+    ttlSeconds: z.int().min(1).nullable().describe('The validity this decision set (granted, approved, auto-approved); null otherwise.'),
+    expiresAt: IsoTime.nullable().describe('The deadline this decision set (granted, approved, auto-approved); null otherwise.'),
+  })
+  .meta({ id: 'ApprovalDecision', description: 'One entry of the append-only decision history.' });
+export type ApprovalDecision = z.infer<typeof ApprovalDecisionSchema>;
+
 export const ApprovalSchema = z
   .strictObject({
     id: z.string().describe('`apr_` + 20 base32 characters.'),
@@ -188,12 +201,14 @@ export const ApprovalSchema = z
     scope: ApprovalScopeSchema,
     requestedBy: z.string().describe('`agent:<name>` for a held request, `user:<name>` for a direct grant.'),
     decidedBy: z.string().nullable().describe('`user:<name>` or `policy:<rule>@<sha256>`; null while pending.'),
-    reason: z.string().nullable().describe('The grant reason, or the denial/revocation reason.'),
+    reason: z.string().nullable().describe('The reason of the grant, approval or denial (a revocation never overwrites it: see `decisions`).'),
     ttlSeconds: z.int().min(1).describe('Validity once approved.'),
     createdAt: IsoTime.describe('When it was requested or granted.'),
     decidedAt: IsoTime.nullable().describe('When it was approved or denied.'),
     expiresAt: IsoTime.nullable().describe('approved: decision + ttl; pending: when the hold gives up; null when denied.'),
     revokedAt: IsoTime.nullable(),
+    revokedBy: z.string().nullable().describe('Who revoked it (`user:<name>`, `system`); null unless revoked.'),
+    decisions: z.array(ApprovalDecisionSchema).describe('Every decision, oldest first: grant/approval/denial, then a revocation.'),
     sessionsStarted: z.int().min(0).describe('Sessions started under it (stream scopes).'),
     request: HeldRequestInfoSchema.nullable().describe('For held requests: what the agent asked.'),
   })

@@ -5,7 +5,7 @@ import type { ResourceVerb, StreamOperation } from './request.js';
 import type { ApprovalState, UserRole } from './vocabulary.js';
 
 // The record and the scopes are declared once, as zod schemas (approval-schema.ts).
-export type { Approval, ApprovalScope, RestScope, StreamScope } from './approval-schema.js';
+export type { Approval, ApprovalDecision, ApprovalScope, RestScope, StreamScope } from './approval-schema.js';
 export { APPROVAL_STATES, type ApprovalState } from './vocabulary.js';
 
 /** Who did something to an approval. Rendered as `user:<name>`, `agent:<name>`, `policy:<rule>@<sha256>`, `system`. */

@@ -22,6 +22,14 @@ export type AuditDecision = (typeof AUDIT_DECISIONS)[number];
 export const APPROVAL_STATES = ['pending', 'approved', 'denied', 'revoked', 'expired'] as const;
 export type ApprovalState = (typeof APPROVAL_STATES)[number];
 
+/**
+ * The decisions an approval records, each an append-only entry of its history: a direct grant, an
+ * approval of a held request (by a person, or by a policy rule: `auto-approved`), a denial, a
+ * revocation. Expiry is not a decision (nobody made it); the state says it.
+ */
+export const DECISION_KINDS = ['granted', 'approved', 'auto-approved', 'denied', 'revoked'] as const;
+export type DecisionKind = (typeof DECISION_KINDS)[number];
+
 /** Roles of control-endpoint users. */
 export const USER_ROLES = ['approver', 'reviewer', 'admin'] as const;
 export type UserRole = (typeof USER_ROLES)[number];

@@ -109,4 +109,17 @@ describe('agents', () => {
     expect(a.token).not.toBe(b.token);
     expect((await store.agents.authenticateAgent(b.token))?.name).toBe('two');
   });
+
+  it('records the owner, who must be an enabled user', async () => {
+    await store.users.createUser('ann', 'approver');
+    const { agent } = await store.agents.createAgent('owned', 'ann');
+    expect(agent.owner).toBe('ann');
+    expect((await store.agents.getAgentByName('owned'))?.owner).toBe('ann');
+    await expect(store.agents.createAgent('orphan', 'nobody')).rejects.toSatisfy((e) => isBastionError(e, 'INVALID_FIELD') && (e as { field?: string }).field === 'owner');
+    await store.users.createUser('root', 'admin');
+    await store.users.disableUser('ann');
+    await expect(store.agents.createAgent('orphan', 'ann')).rejects.toSatisfy((e) => /disabled user/.test((e as Error).message));
+    expect(await store.agents.getAgentByName('orphan')).toBeUndefined();
+  });
 });
+

@@ -1,7 +1,7 @@
 // Agents: the identities the Kubernetes endpoint authenticates. Only token hashes are stored.
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../model/request.js';
-import { BastionError, ErrorCode } from '../errors/index.js';
+import { BastionError, ErrorCode, invalidField } from '../errors/index.js';
 import { isUniqueViolation, type Db } from './db.js';
 import { AGENT_TOKEN_PREFIX, digestsEqual, generateToken, hashToken, looksLikeToken, validateName } from './tokens.js';
 import type { Agent, AgentStore, Clock } from './types.js';
@@ -12,12 +12,13 @@ interface AgentRow {
   token_hash: string;
   created_at: string;
   revoked_at: string | null;
+  owner: string | null;
 }
 
-const COLUMNS = 'id, name, token_hash, created_at, revoked_at';
+const COLUMNS = 'id, name, token_hash, created_at, revoked_at, owner';
 
 function toAgent(row: AgentRow): Agent {
-  return { id: row.id, name: row.name, createdAt: row.created_at, revokedAt: row.revoked_at };
+  return { id: row.id, name: row.name, owner: row.owner, createdAt: row.created_at, revokedAt: row.revoked_at };
 }
 
 /** The policy/audit identity of an authenticated agent. */
@@ -32,6 +33,7 @@ export class SqliteAgentStore implements AgentStore {
   private readonly all;
   private readonly insert;
   private readonly setRevoked;
+  private readonly ownerRow;
 
   constructor(
     private readonly db: Db,
@@ -41,14 +43,20 @@ export class SqliteAgentStore implements AgentStore {
     this.byId = db.prepare<[string], AgentRow>(`SELECT ${COLUMNS} FROM agents WHERE id = ?`);
     this.byTokenHash = db.prepare<[string], AgentRow>(`SELECT ${COLUMNS} FROM agents WHERE token_hash = ?`);
     this.all = db.prepare<[], AgentRow>(`SELECT ${COLUMNS} FROM agents ORDER BY rowid`);
-    this.insert = db.prepare<[string, string, string, string]>(
-      'INSERT INTO agents (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)',
+    this.insert = db.prepare<[string, string, string, string, string | null]>(
+      'INSERT INTO agents (id, name, token_hash, created_at, owner) VALUES (?, ?, ?, ?, ?)',
     );
+    this.ownerRow = db.prepare<[string], { name: string; disabled_at: string | null }>('SELECT name, disabled_at FROM users WHERE name = ?');
     this.setRevoked = db.prepare<[string, string]>('UPDATE agents SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL');
   }
 
-  async createAgent(name: string): Promise<{ agent: Agent; token: string }> {
+  async createAgent(name: string, owner: string | null = null): Promise<{ agent: Agent; token: string }> {
     validateName('agent', name);
+    if (owner !== null) {
+      const user = this.ownerRow.get(owner);
+      if (!user) throw invalidField('owner', `owner ${JSON.stringify(owner)} is not a user (kube-bastion user list)`);
+      if (user.disabled_at !== null) throw invalidField('owner', `owner ${JSON.stringify(owner)} is a disabled user`);
+    }
     const token = generateToken(AGENT_TOKEN_PREFIX);
     const row: AgentRow = {
       id: randomUUID(),
@@ -56,9 +64,10 @@ export class SqliteAgentStore implements AgentStore {
       token_hash: hashToken(token),
       created_at: this.clock().toISOString(),
       revoked_at: null,
+      owner,
     };
     try {
-      this.insert.run(row.id, row.name, row.token_hash, row.created_at);
+      this.insert.run(row.id, row.name, row.token_hash, row.created_at, row.owner);
     } catch (err) {
       if (isUniqueViolation(err, 'agents.name')) {
         const existing = this.byName.get(name);

@@ -160,4 +160,22 @@ describe('approval store', () => {
     expect((await store.approvals.listApproved(agent.id, iso(T0))).map((a) => a.id)).toEqual([a1.id]);
     expect(await store.approvals.listApproved(agent.id, at)).toEqual([]);
   });
+
+  it('keeps every decision in an append-only history, written with the state change or not at all', async () => {
+    const grant = { kind: 'granted', by: 'user:ann', at: iso(T0), reason: 'INC-1', ttlSeconds: 600, expiresAt: iso(T0 + 600_000) } as const;
+    const a = await store.approvals.create(input({ state: 'approved', decidedBy: 'user:ann', reason: 'INC-1', expiresAt: iso(T0 + 600_000), decision: grant }));
+    expect(a.decisions).toEqual([grant]);
+    expect(a.revokedBy).toBeNull();
+    const revocation = { kind: 'revoked', by: 'user:bob', at: iso(T0 + 1000), reason: 'done', ttlSeconds: null, expiresAt: null } as const;
+    const r = await store.approvals.transition(a.id, { from: 'approved', to: 'revoked', set: { revokedAt: iso(T0 + 1000) }, decision: revocation });
+    expect(r).toMatchObject({ state: 'revoked', reason: 'INC-1', revokedBy: 'user:bob', decisions: [grant, revocation] });
+    // A compare-and-set that does not apply records nothing.
+    expect(await store.approvals.transition(a.id, { from: 'approved', to: 'revoked', decision: { ...revocation, by: 'user:eve' } })).toBeUndefined();
+    expect((await store.approvals.get(a.id))!.decisions).toEqual([grant, revocation]);
+    expect((await store.approvals.list()).find((x) => x.id === a.id)!.decisions).toEqual([grant, revocation]);
+    // Below the code too: no decision is ever edited or removed.
+    expect(() => store.db.prepare("UPDATE approval_decisions SET reason = 'rewritten'").run()).toThrow(/append-only/);
+    expect(() => store.db.prepare('DELETE FROM approval_decisions').run()).toThrow(/append-only/);
+    expect(() => store.db.prepare("INSERT INTO approval_decisions (approval_id, kind, actor, at) VALUES (?, 'vetoed', 'x', 'y')").run(a.id)).toThrow(/CHECK/);
+  });
 });

@@ -4,7 +4,7 @@
 // and a trigger refuses any transition outside the life cycle.
 import { randomBytes } from 'node:crypto';
 import { canonicalScope, scopeJson } from '../model/scope.js';
-import type { Approval, ApprovalScope, ApprovalState } from '../model/approval.js';
+import type { Approval, ApprovalDecision, ApprovalScope, ApprovalState } from '../model/approval.js';
 import { BastionError, ErrorCode } from '../errors/index.js';
 import type { Db } from './db.js';
 import type {
@@ -57,11 +57,22 @@ interface ApprovalRow {
   request: string | null;
 }
 
-const COLUMNS =
+/** A row as read: the approval's columns and its decision history (JSON, oldest first). */
+interface ApprovalReadRow extends ApprovalRow {
+  decisions: string;
+}
+
+const ROW_COLUMNS =
   'id, state, agent_id, agent_name, scope_kind, scope, max_sessions, requested_by, decided_by, reason, ttl_seconds, ' +
   'created_at, decided_at, expires_at, revoked_at, sessions_started, request';
 
-function toApproval(row: ApprovalRow): Approval {
+/** Every read carries the decision history, so no Approval is ever seen without it. */
+const COLUMNS =
+  `${ROW_COLUMNS}, (SELECT json_group_array(json_object('kind', d.kind, 'by', d.actor, 'at', d.at, 'reason', d.reason, ` +
+  `'ttlSeconds', d.ttl_seconds, 'expiresAt', d.expires_at) ORDER BY d.id) FROM approval_decisions d WHERE d.approval_id = approvals.id) AS decisions`;
+
+function toApproval(row: ApprovalReadRow): Approval {
+  const decisions = JSON.parse(row.decisions) as ApprovalDecision[];
   return {
     id: row.id,
     state: row.state,
@@ -76,6 +87,8 @@ function toApproval(row: ApprovalRow): Approval {
     decidedAt: row.decided_at,
     expiresAt: row.expires_at,
     revokedAt: row.revoked_at,
+    revokedBy: decisions.findLast((d) => d.kind === 'revoked')?.by ?? null,
+    decisions,
     sessionsStarted: row.sessions_started,
     request: row.request === null ? null : (JSON.parse(row.request) as Approval['request']),
   };
@@ -104,43 +117,53 @@ export class SqliteApprovalStore implements ApprovalStore {
   private readonly due;
   private readonly next;
   private readonly increment;
+  private readonly insertDecision;
   private readonly transitions = new Map<string, ReturnType<Db['prepare']>>();
 
   /** Every time-dependent method takes its instant (`asOf`) from the caller: no clock here. */
   constructor(private readonly db: Db) {
-    this.byId = db.prepare<[string], ApprovalRow>(`SELECT ${COLUMNS} FROM approvals WHERE id = ?`);
+    this.byId = db.prepare<[string], ApprovalReadRow>(`SELECT ${COLUMNS} FROM approvals WHERE id = ?`);
     this.insertRow = db.prepare(
-      `INSERT INTO approvals (${COLUMNS}) VALUES (@id, @state, @agent_id, @agent_name, @scope_kind, @scope, @max_sessions,
+      `INSERT INTO approvals (${ROW_COLUMNS}) VALUES (@id, @state, @agent_id, @agent_name, @scope_kind, @scope, @max_sessions,
         @requested_by, @decided_by, @reason, @ttl_seconds, @created_at, @decided_at, @expires_at, @revoked_at,
         @sessions_started, @request)`,
     );
-    this.pendingFor = db.prepare<[string, string, string], ApprovalRow>(
+    this.pendingFor = db.prepare<[string, string, string], ApprovalReadRow>(
       `SELECT ${COLUMNS} FROM approvals WHERE agent_id = ? AND state = 'pending' AND scope = ? AND ${UNEXPIRED}
        ORDER BY created_at, rowid LIMIT 1`,
     );
     this.extendPending = db.prepare<[string, string, string]>(
       `UPDATE approvals SET expires_at = ? WHERE id = ? AND state = 'pending' AND expires_at IS NOT NULL AND expires_at < ?`,
     );
-    this.approvedFor = db.prepare<[string, string], ApprovalRow>(
+    this.approvedFor = db.prepare<[string, string], ApprovalReadRow>(
       `SELECT ${COLUMNS} FROM approvals WHERE agent_id = ? AND state = 'approved' AND revoked_at IS NULL AND ${UNEXPIRED}
        ORDER BY expires_at IS NULL DESC, expires_at DESC, created_at DESC, rowid DESC`,
     );
     this.pendingCount = db.prepare<[string, string], { n: number }>(
       `SELECT COUNT(*) AS n FROM approvals WHERE agent_id = ? AND state = 'pending' AND ${UNEXPIRED}`,
     );
-    this.due = db.prepare<[string], ApprovalRow>(
+    this.due = db.prepare<[string], ApprovalReadRow>(
       `SELECT ${COLUMNS} FROM approvals WHERE state IN ('pending', 'approved') AND expires_at IS NOT NULL AND expires_at <= ?
        ORDER BY expires_at, rowid`,
     );
     this.next = db.prepare<[], { t: string | null }>(
       `SELECT MIN(expires_at) AS t FROM approvals WHERE state IN ('pending', 'approved') AND expires_at IS NOT NULL`,
     );
-    this.increment = db.prepare<[string, string], ApprovalRow>(
+    this.increment = db.prepare<[string, string], ApprovalReadRow>(
       `UPDATE approvals SET sessions_started = sessions_started + 1
        WHERE id = ? AND state = 'approved' AND revoked_at IS NULL AND ${UNEXPIRED}
          AND (max_sessions IS NULL OR sessions_started < max_sessions)
        RETURNING ${COLUMNS}`,
     );
+    this.insertDecision = db.prepare(
+      `INSERT INTO approval_decisions (approval_id, kind, actor, at, reason, ttl_seconds, expires_at)
+       VALUES (@approvalId, @kind, @by, @at, @reason, @ttlSeconds, @expiresAt)`,
+    );
+  }
+
+  /** Appends one decision; the caller's transaction makes it one with the state change. */
+  private recordDecision(approvalId: string, d: ApprovalDecision): void {
+    this.insertDecision.run({ approvalId, kind: d.kind, by: d.by, at: d.at, reason: d.reason, ttlSeconds: d.ttlSeconds, expiresAt: d.expiresAt });
   }
 
   private rowFor(input: NewApproval): ApprovalRow {
@@ -169,11 +192,12 @@ export class SqliteApprovalStore implements ApprovalStore {
   private insert(input: NewApproval): Approval {
     const row = this.rowFor(input);
     this.insertRow.run(row);
-    return toApproval(row);
+    if (input.decision) this.recordDecision(row.id, input.decision);
+    return toApproval(this.byId.get(row.id)!);
   }
 
   async create(input: NewApproval): Promise<Approval> {
-    return this.insert(input);
+    return this.db.transaction(() => this.insert(input)).immediate();
   }
 
   async createOrJoinPending(
@@ -221,7 +245,7 @@ export class SqliteApprovalStore implements ApprovalStore {
       `SELECT ${COLUMNS} FROM approvals` +
       (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
       ' ORDER BY created_at DESC, rowid DESC';
-    return (this.db.prepare(sql).all(...params) as ApprovalRow[]).map(toApproval);
+    return (this.db.prepare(sql).all(...params) as ApprovalReadRow[]).map(toApproval);
   }
 
   async findPending(agentId: string, scope: ApprovalScope, asOf: string): Promise<Approval | undefined> {
@@ -250,15 +274,20 @@ export class SqliteApprovalStore implements ApprovalStore {
       const guards = ['id = @id', 'state = @from'];
       if (t.ifUnexpiredAt !== undefined) guards.push('(expires_at IS NULL OR expires_at > @ifUnexpiredAt)');
       if (t.ifExpiredAt !== undefined) guards.push('(expires_at IS NOT NULL AND expires_at <= @ifExpiredAt)');
-      stmt = this.db.prepare(`UPDATE approvals SET ${assignments.join(', ')} WHERE ${guards.join(' AND ')} RETURNING ${COLUMNS}`);
+      stmt = this.db.prepare(`UPDATE approvals SET ${assignments.join(', ')} WHERE ${guards.join(' AND ')} RETURNING id`);
       this.transitions.set(shape, stmt);
     }
     const params: Record<string, unknown> = { id, from: t.from, to: t.to };
     for (const k of keys) params[k] = set[k];
     if (t.ifUnexpiredAt !== undefined) params['ifUnexpiredAt'] = t.ifUnexpiredAt;
     if (t.ifExpiredAt !== undefined) params['ifExpiredAt'] = t.ifExpiredAt;
-    const row = stmt.get(params) as ApprovalRow | undefined;
-    return row && toApproval(row);
+    const apply = this.db.transaction((): Approval | undefined => {
+      const changed = stmt.get(params) as { id: string } | undefined;
+      if (!changed) return undefined;
+      if (t.decision) this.recordDecision(id, t.decision);
+      return toApproval(this.byId.get(id)!);
+    });
+    return apply.immediate();
   }
 
   async listDue(asOf: string): Promise<Approval[]> {

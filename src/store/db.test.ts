@@ -102,4 +102,54 @@ describe('database', () => {
       ro.close();
     }
   });
+
+  it('version 5 gives approvals decided before it their history from the audit log, and puts back the reason a revocation overwrote', () => {
+    const db = openDatabase(tmp.dir, { migrations: MIGRATIONS.slice(0, 4) });
+    const t = '2025-03-01T10:00:00.000Z';
+    db.prepare("INSERT INTO agents (id, name, token_hash, created_at) VALUES ('a1', 'bot', 'h', ?)").run(t);
+    db.prepare(
+      `INSERT INTO approvals (id, state, agent_id, agent_name, scope_kind, scope, requested_by, decided_by, reason, ttl_seconds, created_at, decided_at, expires_at, revoked_at)
+       VALUES ('apr_old', 'revoked', 'a1', 'bot', 'rest', '{}', 'user:ann', 'user:ann', 'B: incident over', 600, ?, ?, '2025-03-01T10:10:00.000Z', '2025-03-01T10:01:00.000Z')`,
+    ).run(t, t);
+    const audit = db.prepare(
+      "INSERT INTO audit_events (chain_version, time, event, actor, approval_id, details, prev_hash, hash) VALUES (1, ?, ?, ?, 'apr_old', ?, ?, ?)",
+    );
+    audit.run(t, 'approval.granted', 'user:ann', JSON.stringify({ reason: 'A: INC-1', ttlSeconds: 600, expiresAt: '2025-03-01T10:10:00.000Z' }), '0', '1');
+    audit.run('2025-03-01T10:01:00.000Z', 'approval.revoked', 'user:bob', JSON.stringify({ reason: 'B: incident over' }), '1', '2');
+    closeDatabase(db);
+    const migrated = openStore(tmp.dir);
+    try {
+      const rows = migrated.db.prepare('SELECT kind, actor, at, reason, ttl_seconds AS ttl, expires_at AS exp FROM approval_decisions ORDER BY id').all();
+      expect(rows).toEqual([
+        { kind: 'granted', actor: 'user:ann', at: t, reason: 'A: INC-1', ttl: 600, exp: '2025-03-01T10:10:00.000Z' },
+        { kind: 'revoked', actor: 'user:bob', at: '2025-03-01T10:01:00.000Z', reason: 'B: incident over', ttl: null, exp: null },
+      ]);
+      expect(migrated.db.prepare("SELECT reason FROM approvals WHERE id = 'apr_old'").pluck().get()).toBe('A: INC-1');
+    } finally {
+      closeDatabase(migrated.db);
+    }
+  });
+
+  it('version 6 gives agents created before it an owner: their API creator, else the first admin', async () => {
+    const db = openDatabase(tmp.dir, { migrations: MIGRATIONS.slice(0, 5) });
+    const t = '2025-03-01T10:00:00.000Z';
+    const user = db.prepare("INSERT INTO users (id, name, role, token_hash, created_at) VALUES (?, ?, ?, ?, ?)");
+    user.run('u1', 'root', 'admin', 'h1', t);
+    user.run('u2', 'ann', 'approver', 'h2', t);
+    const agent = db.prepare("INSERT INTO agents (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)");
+    agent.run('a1', 'by-api', 'h3', t);
+    agent.run('a2', 'by-cli', 'h4', t);
+    db.prepare("INSERT INTO audit_events (chain_version, time, event, actor, agent_id, prev_hash, hash) VALUES (1, ?, 'agent.created', 'user:ann', 'a1', '0', '1')").run(t);
+    db.prepare("INSERT INTO audit_events (chain_version, time, event, actor, agent_id, prev_hash, hash) VALUES (1, ?, 'agent.created', 'cli', 'a2', '1', '2')").run(t);
+    closeDatabase(db);
+    const store = openStore(tmp.dir);
+    try {
+      expect((await store.agents.listAgents()).map((a) => [a.name, a.owner])).toEqual([
+        ['by-api', 'ann'],
+        ['by-cli', 'root'],
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
 });

@@ -247,6 +247,56 @@ export const MIGRATIONS: readonly Migration[] = [
         BEGIN SELECT RAISE(ABORT, 'an ended session''s outcome never changes'); END;
     `,
   },
+  {
+    version: 5,
+    name: 'approval decisions: an append-only history (grant, approve, deny, revoke)',
+    // Each decision is its own row, written in the transaction of the state change it makes, so a
+    // revocation no longer overwrites the approver's reason. Approvals decided before this version
+    // get their history from their audit rows (the chain recorded every decision with its actor).
+    sql: `
+      CREATE TABLE approval_decisions (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        approval_id   TEXT NOT NULL REFERENCES approvals(id),
+        kind          TEXT NOT NULL CHECK (kind IN ('granted', 'approved', 'auto-approved', 'denied', 'revoked')),
+        actor         TEXT NOT NULL,
+        at            TEXT NOT NULL,
+        reason        TEXT,
+        ttl_seconds   INTEGER CHECK (ttl_seconds IS NULL OR ttl_seconds > 0),
+        expires_at    TEXT
+      ) STRICT;
+      CREATE INDEX approval_decisions_approval ON approval_decisions (approval_id, id);
+      CREATE TRIGGER approval_decisions_no_update BEFORE UPDATE ON approval_decisions
+        BEGIN SELECT RAISE(ABORT, 'approval_decisions is append-only'); END;
+      CREATE TRIGGER approval_decisions_no_delete BEFORE DELETE ON approval_decisions
+        BEGIN SELECT RAISE(ABORT, 'approval_decisions is append-only'); END;
+      INSERT INTO approval_decisions (approval_id, kind, actor, at, reason, ttl_seconds, expires_at)
+        SELECT e.approval_id, substr(e.event, 10), COALESCE(e.actor, 'system'), e.time,
+               json_extract(e.details, '$.reason'), json_extract(e.details, '$.ttlSeconds'), json_extract(e.details, '$.expiresAt')
+        FROM audit_events e JOIN approvals a ON a.id = e.approval_id
+        WHERE e.event IN ('approval.granted', 'approval.approved', 'approval.auto-approved', 'approval.denied', 'approval.revoked')
+        ORDER BY e.id;
+      -- A revocation used to overwrite the approver's reason: put it back from the history.
+      UPDATE approvals SET reason = (
+          SELECT d.reason FROM approval_decisions d
+          WHERE d.approval_id = approvals.id AND d.kind IN ('granted', 'approved', 'auto-approved') ORDER BY d.id LIMIT 1)
+        WHERE state = 'revoked' AND EXISTS (
+          SELECT 1 FROM approval_decisions d WHERE d.approval_id = approvals.id AND d.kind IN ('granted', 'approved', 'auto-approved'));
+    `,
+  },
+  {
+    version: 6,
+    name: 'agent owners',
+    // The user an agent belongs to (who may then not approve its requests). Agents created before
+    // this version: the user who created them through the API, else the first admin user (the
+    // owner serve gives the demo agent and the CLI's agent add gives by default).
+    sql: `
+      ALTER TABLE agents ADD COLUMN owner TEXT REFERENCES users(name);
+      UPDATE agents SET owner = COALESCE(
+        (SELECT u.name FROM audit_events e JOIN users u ON e.actor = 'user:' || u.name
+          WHERE e.event = 'agent.created' AND e.agent_id = agents.id ORDER BY e.id LIMIT 1),
+        (SELECT name FROM users WHERE role = 'admin' ORDER BY rowid LIMIT 1));
+    `,
+  },
 ];
 
 export interface OpenDatabaseOptions {

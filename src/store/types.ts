@@ -4,7 +4,7 @@
 // database for a multi-replica deployment (docs/storage.md, "Moving to several replicas") is asynchronous, and it must be possible
 // to add one without touching a single call site.
 
-import type { Approval, ApprovalScope, ApprovalState } from '../model/approval.js';
+import type { Approval, ApprovalDecision, ApprovalScope, ApprovalState } from '../model/approval.js';
 import type { StreamOperation } from '../model/request.js';
 import {
   AUDIT_DECISIONS,
@@ -33,6 +33,11 @@ export interface Agent {
   id: string;
   /** DNS-label name, unique for ever (a revoked agent's name is not reused). */
   name: string;
+  /**
+   * The user the agent belongs to (who created it, or whom an admin named): that user does not
+   * approve its requests. null only for an agent created without one (a store with no users).
+   */
+  owner: string | null;
   /** ISO 8601 with milliseconds, UTC. */
   createdAt: string;
   /** ISO 8601, or null while the agent is active. */
@@ -40,8 +45,11 @@ export interface Agent {
 }
 
 export interface AgentStore {
-  /** Creates an agent and its bearer token. The token is returned here and never again. */
-  createAgent(name: string): Promise<{ agent: Agent; token: string }>;
+  /**
+   * Creates an agent owned by `owner` (an enabled user's name; INVALID_FIELD `owner` otherwise) and
+   * its bearer token (no owner when absent: tests and stores without users). The token is returned here and never again.
+   */
+  createAgent(name: string, owner?: string | null): Promise<{ agent: Agent; token: string }>;
   /** The active agent the token belongs to; undefined for unknown, malformed or revoked tokens. */
   authenticateAgent(token: string): Promise<Agent | undefined>;
   listAgents(): Promise<Agent[]>;
@@ -69,8 +77,16 @@ export interface UserStore {
   authenticateUser(token: string): Promise<User | undefined>;
   listUsers(): Promise<User[]>;
   getUserByName(name: string): Promise<User | undefined>;
-  /** Disables by name. Idempotent; unknown name: NOT_FOUND. */
+  /**
+   * Disables by name: the user's token stops working at once. Idempotent; unknown name: NOT_FOUND;
+   * the last enabled admin: INVALID_STATE (nobody could manage the bastion through the API).
+   */
   disableUser(name: string): Promise<User>;
+  /**
+   * Replaces the user's token: the new one is returned here and never again, the old one stops
+   * working at once. Unknown name: NOT_FOUND; a disabled user: INVALID_STATE.
+   */
+  rotateToken(name: string): Promise<{ user: User; token: string }>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -116,6 +132,7 @@ export type AuditEventKind =
   | 'agent.revoked'
   | 'user.created'
   | 'user.disabled'
+  | 'user.token-rotated'
   | 'policy.loaded'
   | `approval.${string}`
   | (string & {});
@@ -279,11 +296,13 @@ export interface AuditLog {
 // ---------------------------------------------------------------------------------------------
 // Approvals (the records behind src/approvals; the life cycle rules live in the service)
 
-/** A new approval as the service builds it: an Approval before its id (assigned when absent), revocation and sessions. */
-export type NewApproval = Omit<Approval, 'id' | 'state' | 'revokedAt' | 'sessionsStarted'> & {
+/** A new approval as the service builds it: an Approval before its id (assigned when absent), revocation, history and sessions. */
+export type NewApproval = Omit<Approval, 'id' | 'state' | 'revokedAt' | 'revokedBy' | 'decisions' | 'sessionsStarted'> & {
   /** `apr_` + 20 base32 characters; generated when absent. */
   id?: string;
   state: Extract<ApprovalState, 'pending' | 'approved'>;
+  /** The decision that created it approved (a grant, an auto-approval), recorded in the same transaction. */
+  decision?: ApprovalDecision;
 };
 
 /** The columns a transition may set (absent = unchanged). */
@@ -308,6 +327,8 @@ export interface ApprovalTransition {
   /** Only if expiresAt is at or before this instant (ISO 8601). */
   ifExpiredAt?: string;
   set?: ApprovalChanges;
+  /** Appended to the approval's decision history in the same transaction, only if the change applies. */
+  decision?: ApprovalDecision;
 }
 
 export interface ApprovalStoreFilter {

@@ -62,4 +62,25 @@ describe('users', () => {
     );
     expect(await store.users.getUserByName('dave')).toBeUndefined();
   });
+
+  it('rotating a token returns a new one once; the old one fails at once; disabled users get none', async () => {
+    const { token: old } = await store.users.createUser('erin', 'approver');
+    const { user, token } = await store.users.rotateToken('erin');
+    expect(user.name).toBe('erin');
+    expect(token).not.toBe(old);
+    expect(await store.users.authenticateUser(old)).toBeUndefined();
+    expect((await store.users.authenticateUser(token))?.name).toBe('erin');
+    await store.users.disableUser('erin');
+    await expect(store.users.rotateToken('erin')).rejects.toSatisfy((e) => isBastionError(e, 'INVALID_STATE') && (e as { field?: string }).field === 'name');
+    await expect(store.users.rotateToken('nobody')).rejects.toSatisfy((e) => isBastionError(e, 'NOT_FOUND'));
+  });
+
+  it('the last enabled admin cannot be disabled', async () => {
+    await store.users.createUser('root', 'admin');
+    await expect(store.users.disableUser('root')).rejects.toSatisfy((e) => isBastionError(e, 'INVALID_STATE') && /last enabled admin/.test((e as Error).message));
+    await store.users.createUser('root2', 'admin');
+    expect((await store.users.disableUser('root')).disabledAt).not.toBeNull();
+    await expect(store.users.disableUser('root2')).rejects.toSatisfy((e) => isBastionError(e, 'INVALID_STATE'));
+  });
 });
+

@@ -31,6 +31,8 @@ export class SqliteUserStore implements UserStore {
   private readonly all;
   private readonly insert;
   private readonly setDisabled;
+  private readonly setTokenHash;
+  private readonly otherEnabledAdmins;
 
   constructor(
     private readonly db: Db,
@@ -45,6 +47,10 @@ export class SqliteUserStore implements UserStore {
     );
     this.setDisabled = db.prepare<[string, string]>(
       'UPDATE users SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL',
+    );
+    this.setTokenHash = db.prepare<[string, string]>('UPDATE users SET token_hash = ? WHERE id = ? AND disabled_at IS NULL');
+    this.otherEnabledAdmins = db.prepare<[string], { n: number }>(
+      "SELECT COUNT(*) AS n FROM users WHERE role = 'admin' AND disabled_at IS NULL AND id <> ?",
     );
   }
 
@@ -94,9 +100,28 @@ export class SqliteUserStore implements UserStore {
     const disable = this.db.transaction((): User => {
       const row = this.byName.get(name);
       if (!row) throw new BastionError(ErrorCode.NOT_FOUND, `user ${JSON.stringify(name)} not found`, { name });
+      // Nobody could then create users, agents or unlock anything through the API.
+      if (row.disabled_at === null && row.role === 'admin' && this.otherEnabledAdmins.get(row.id)!.n === 0) {
+        throw new BastionError(ErrorCode.INVALID_STATE, `user ${JSON.stringify(name)} is the last enabled admin; create another admin first`, { name }, { field: 'name' });
+      }
       if (row.disabled_at === null) this.setDisabled.run(this.clock().toISOString(), row.id);
       return toUser(this.byId.get(row.id)!);
     });
     return disable.immediate();
+  }
+
+  async rotateToken(name: string): Promise<{ user: User; token: string }> {
+    const rotate = this.db.transaction((): { user: User; token: string } => {
+      const row = this.byName.get(name);
+      if (!row) throw new BastionError(ErrorCode.NOT_FOUND, `user ${JSON.stringify(name)} not found`, { name });
+      if (row.disabled_at !== null) {
+        throw new BastionError(ErrorCode.INVALID_STATE, `user ${JSON.stringify(name)} is disabled (since ${row.disabled_at}); a disabled user gets no token`, { name }, { field: 'name' });
+      }
+      const token = generateToken(USER_TOKEN_PREFIX);
+      // The old hash is gone with this update: the old token fails its next authentication.
+      this.setTokenHash.run(hashToken(token), row.id);
+      return { user: toUser(row), token };
+    });
+    return rotate.immediate();
   }
 }

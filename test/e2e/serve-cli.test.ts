@@ -86,6 +86,20 @@ describe('kube-bastion serve', () => {
     const added = cli('agent', 'add', 'second', '--data-dir', dataDir, '--server', url, '--kubeconfig-out', out);
     expect(added.stderr).toBe('');
     expect(added.status).toBe(0);
+    // Without --owner, the first admin owns it (as serve's demo agent).
+    expect(added.stdout).toMatch(/^agent second \(\S+\) created, owned by admin$/m);
+    const control = field(/control API:\s+(http:\/\/\S+)\/v1/);
+    const token = field(/admin token[^:]*: (kbu_\S+)/);
+    const listed = cli('agent', 'list', '-o', 'json', '--server', control, '--token', token);
+    expect(listed.status).toBe(0);
+    const agents = JSON.parse(listed.stdout) as { items: Array<{ name: string; owner: string | null }> };
+    expect(agents.items.map((a) => [a.name, a.owner])).toEqual([
+      ['demo', 'admin'],
+      ['second', 'admin'],
+    ]);
+    const unknownOwner = cli('agent', 'add', 'third', '--owner', 'nobody', '--data-dir', dataDir, '--server', url, '--kubeconfig-out', out);
+    expect(unknownOwner.status).toBe(2);
+    expect(unknownOwner.stderr).toContain('--owner: owner "nobody" is not a user');
     const r = await runKubectl({ minor: 33, kubeconfig: out, args: ['get', 'ns', '-o', 'name'] });
     expect(r.stdout.toString()).toContain('namespace/demo');
     expect(cli('agent', 'add', 'second', '--data-dir', dataDir, '--server', url, '--kubeconfig-out', out).status).toBe(2);

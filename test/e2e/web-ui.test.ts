@@ -116,6 +116,8 @@ function approvalFixture(over: Partial<Approval> & Pick<Approval, 'id' | 'state'
     decidedAt: null,
     expiresAt: new Date(Date.now() + 300_000).toISOString(),
     revokedAt: null,
+    revokedBy: null,
+    decisions: [],
     sessionsStarted: 0,
     request: { method: 'POST', path: '/api/v1/namespaces/demo/pods/web-0/exec', command: ['sh', '-c', 'ls /data'] },
     ...over,
@@ -179,12 +181,23 @@ async function startFake(): Promise<{ url: string; seen: Seen[]; approvals: Map<
       decidedBy: 'user:alice',
       reason: 'INC-4211: inspect <b>the</b> data volume',
       decidedAt: T0,
+      decisions: [{ kind: 'approved', by: 'user:alice', at: T0, reason: 'INC-4211: inspect <b>the</b> data volume', ttlSeconds: 900, expiresAt: new Date(Date.now() + 300_000).toISOString() }],
       sessionsStarted: 1,
       scope: { kind: 'stream', namespace: 'demo', pod: 'web-0', container: 'app', verbs: ['exec', 'attach'], commands: [['sh']], maxSessions: 3 },
       request: { method: 'GET', path: '/api/v1/namespaces/demo/pods/web-0/exec', command: ['sh'] },
     }),
   );
-  add(approvalFixture({ id: 'apr_denied0000000000000', state: 'denied', decidedBy: 'user:alice', reason: 'not during the freeze', decidedAt: T0, expiresAt: null }));
+  add(
+    approvalFixture({
+      id: 'apr_denied0000000000000',
+      state: 'denied',
+      decidedBy: 'user:alice',
+      reason: 'not during the freeze',
+      decidedAt: T0,
+      expiresAt: null,
+      decisions: [{ kind: 'denied', by: 'user:alice', at: T0, reason: 'not during the freeze', ttlSeconds: null, expiresAt: null }],
+    }),
+  );
 
   // The fake /v1 on express, next to the real UI routes; `lastBody` is the request body as sent.
   let lastBody = '';
@@ -238,15 +251,25 @@ async function startFake(): Promise<{ url: string; seen: Seen[]; approvals: Map<
       const body = lastBody ? (JSON.parse(lastBody) as { ttlSeconds?: number; reason?: string }) : {};
       if (kind === 'deny' && !body.reason) return problem(res, 400, 'INVALID_FIELD', '"reason" must be a non-empty string');
       const now = new Date().toISOString();
+      const ttlSeconds = body.ttlSeconds ?? a.ttlSeconds;
+      const expiresAt = new Date(Date.now() + ttlSeconds * 1000).toISOString();
+      const by = `user:${u.name}`;
       const next: Approval = {
         ...a,
         state: kind === 'approve' ? 'approved' : kind === 'deny' ? 'denied' : 'revoked',
-        decidedBy: kind === 'revoke' ? a.decidedBy : `user:${u.name}`,
+        decidedBy: kind === 'revoke' ? a.decidedBy : by,
         decidedAt: kind === 'revoke' ? a.decidedAt : now,
-        reason: body.reason ?? a.reason,
-        ...(kind === 'approve' ? { ttlSeconds: body.ttlSeconds ?? a.ttlSeconds, expiresAt: new Date(Date.now() + (body.ttlSeconds ?? a.ttlSeconds) * 1000).toISOString() } : {}),
+        // As the service does: a revocation keeps the approver's reason and is its own decision.
+        reason: kind === 'revoke' ? a.reason : (body.reason ?? a.reason),
+        ...(kind === 'approve' ? { ttlSeconds, expiresAt } : {}),
         ...(kind === 'deny' ? { expiresAt: null } : {}),
-        ...(kind === 'revoke' ? { revokedAt: now } : {}),
+        ...(kind === 'revoke' ? { revokedAt: now, revokedBy: by } : {}),
+        decisions: [
+          ...a.decisions,
+          kind === 'approve'
+            ? { kind: 'approved', by, at: now, reason: body.reason ?? null, ttlSeconds, expiresAt }
+            : { kind: kind === 'deny' ? 'denied' : 'revoked', by, at: now, reason: body.reason ?? null, ttlSeconds: null, expiresAt: null },
+        ],
       };
       approvals.set(a.id, next);
       json(res, 200, next);
@@ -456,6 +479,12 @@ describe('web UI in Chromium against a fake /v1', () => {
       expect(reviewText).toContain(text);
     }
     expect(await review.locator('table.attempts tr.outside').count()).toBe(1);
+    // The decision history, one row per decision, with its author and reason.
+    const decisions = page.locator('section[aria-labelledby="record-h"] table.decisions tbody tr');
+    expect(await decisions.count()).toBe(1);
+    expect(await decisions.first().locator('td').allTextContents()).toEqual(
+      expect.arrayContaining(['approved', 'user:alice', 'INC-4211: inspect <b>the</b> data volume']),
+    );
     expect(await page.getByRole('button', { name: 'Revoke' }).count()).toBe(1);
     await page.screenshot({ path: join(SCREENSHOT_DIR, 'kb-webui-approval.png'), fullPage: true });
 
