@@ -288,6 +288,8 @@ export type NewApproval = Omit<Approval, 'id' | 'state' | 'revokedAt' | 'session
 
 /** The columns a transition may set (absent = unchanged). */
 export interface ApprovalChanges {
+  /** Only pending -> approved, only a REST scope widened by its approver (uses, shape). */
+  scope?: ApprovalScope;
   decidedBy?: string | null;
   decidedAt?: string | null;
   expiresAt?: string | null;
