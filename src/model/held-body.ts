@@ -1,7 +1,9 @@
-// What an approver is shown of a held REST request's body: the JSON pretty-printed with Secret
-// values redacted, capped, and its risk summary (risk.ts). The stored hash binds the exact bytes
+// What an approver is shown of a held REST request's body: the JSON (or the Kubernetes protobuf, as
+// far as kube-protobuf.ts reads it) pretty-printed with Secret values redacted, capped, and its
+// risk summary (risk.ts). The stored hash binds the exact bytes
 // forwarded; this text is only for reading, so it may be redacted and cut.
-import { MAX_HELD_BODY_TEXT, type HeldRequestBody, type RiskSummary } from './approval-schema.js';
+import { MAX_HELD_BODY_TEXT, type HeldRequestBody, type RiskFinding, type RiskSummary } from './approval-schema.js';
+import { decodeKubeProtobuf } from './kube-protobuf.js';
 import { summarizeRisk, type PatchType } from './risk.js';
 
 export const REDACTED = '<redacted>';
@@ -35,12 +37,22 @@ export function describeHeldBody(bytes: Uint8Array, facts: BodyFacts): { body: H
   const text = utf8(bytes);
   let doc: unknown;
   let parsed = false;
+  const notes: RiskFinding[] = [];
   if (text !== undefined && !/protobuf|cbor/i.test(facts.contentType ?? '')) {
     try {
       doc = JSON.parse(text);
       parsed = true;
     } catch {
       parsed = false;
+    }
+  } else if (/protobuf/i.test(facts.contentType ?? '')) {
+    // Typed clients (kubectl 1.33's `create secret`, `run`, ...) send protobuf: read what we can.
+    const decoded = decodeKubeProtobuf(bytes);
+    if (decoded) {
+      doc = decoded.object;
+      parsed = true;
+      notes.push({ level: 'info', text: 'the body is protobuf: shown as JSON, as far as kube-bastion reads it' });
+      if (decoded.partial) notes.push({ level: 'high', text: 'kube-bastion reads only the metadata of this protobuf body: its spec is not shown or summarized; decide on what you can verify' });
     }
   }
   if (!parsed) {
@@ -54,9 +66,10 @@ export function describeHeldBody(bytes: Uint8Array, facts: BodyFacts): { body: H
   }
   const redaction = { redacted: false };
   const safe = redact(doc, secrets, patch === 'json', redaction);
+  const risk = summarizeRisk(safe, { resource: facts.resource, patch });
   return {
     body: { ...base, ...cap(JSON.stringify(safe, null, 2)), redacted: redaction.redacted },
-    risk: summarizeRisk(safe, { resource: facts.resource, patch }),
+    risk: { ...risk, findings: [...notes, ...risk.findings] },
   };
 }
 

@@ -241,3 +241,49 @@ describe('describeHeldBody', () => {
     expect(patchTypeOf(null)).toBeNull();
   });
 });
+
+describe('Kubernetes protobuf bodies (what kubectl 1.33 typed commands send)', () => {
+  // A minimal protobuf encoder: length-delimited fields only, which is all these messages need.
+  const varint = (n: number): number[] => {
+    const out: number[] = [];
+    while (n > 0x7f) {
+      out.push((n & 0x7f) | 0x80);
+      n >>>= 7;
+    }
+    return [...out, n];
+  };
+  const field = (no: number, value: Uint8Array | string): Uint8Array => {
+    const bytes = typeof value === 'string' ? Buffer.from(value) : value;
+    return Uint8Array.from([...varint((no << 3) | 2), ...varint(bytes.length), ...bytes]);
+  };
+  const msg = (...parts: Uint8Array[]): Uint8Array => Buffer.concat(parts);
+  const envelope = (apiVersion: string, kind: string, raw: Uint8Array): Buffer =>
+    Buffer.concat([Buffer.from([0x6b, 0x38, 0x73, 0x00]), msg(field(1, msg(field(1, apiVersion), field(2, kind))), field(2, raw))]);
+  const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+  it('a Secret: metadata, type and data decoded, values redacted', () => {
+    const meta = msg(field(1, 'a'), field(3, 'demo'), field(11, msg(field(1, 'app'), field(2, 'web'))));
+    const body = envelope('v1', 'Secret', msg(field(1, meta), field(2, msg(field(1, 'k'), field(2, 'v'))), field(3, 'Opaque')));
+    const { body: shown, risk } = describeHeldBody(body, { contentType: 'application/vnd.kubernetes.protobuf', resource: 'secrets', sha256: sha(body) });
+    expect(JSON.parse(shown.text!)).toEqual({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'a', namespace: 'demo', labels: { app: 'web' } }, data: { k: REDACTED }, type: 'Opaque' });
+    expect(shown.redacted).toBe(true);
+    expect(risk.findings.map((f) => `${f.level}: ${f.text}`)).toEqual([
+      'info: the body is protobuf: shown as JSON, as far as kube-bastion reads it',
+      'info: type Opaque',
+      'info: keys: k (values not shown)',
+    ]);
+  });
+
+  it('another kind: its metadata only, and the approver is told the spec is not shown', () => {
+    const body = envelope('v1', 'Pod', msg(field(1, msg(field(1, 'p'))), field(2, msg(field(2, msg(field(1, 'c')))))));
+    const { body: shown, risk } = describeHeldBody(body, { contentType: 'application/vnd.kubernetes.protobuf', resource: 'pods', sha256: sha(body) });
+    expect(JSON.parse(shown.text!)).toEqual({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' } });
+    expect(risk.findings[1]).toEqual({ level: 'high', text: 'kube-bastion reads only the metadata of this protobuf body: its spec is not shown or summarized; decide on what you can verify' });
+  });
+
+  it('not the envelope, or malformed: not shown', () => {
+    for (const bytes of [Buffer.from('k8s'), Buffer.from([0x6b, 0x38, 0x73, 0x00, 0x0a, 0x7f])]) {
+      expect(describeHeldBody(bytes, { contentType: 'application/vnd.kubernetes.protobuf', resource: 'secrets', sha256: sha(bytes) }).body.text).toBeNull();
+    }
+  });
+});
