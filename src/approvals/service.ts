@@ -38,6 +38,7 @@ import {
 } from '../model/approval.js';
 import { invalidField, optionalReason, validateReason, validateRequest, validateScope, validateTtl, validateWidening } from '../model/approval-input.js';
 import { MAX_TTL_SECONDS } from '../model/approval-schema.js';
+import { auditedRequest } from '../model/held-body.js';
 import { DECIDER_ROLES } from '../model/vocabulary.js';
 
 /** Validity of an approval decided on a held request when the approver gives no ttlSeconds. */
@@ -206,7 +207,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
       request,
     };
     const { approval, created } = await this.approvals.createOrJoinPending(input, now.toISOString());
-    const details = { scope, request, holdSeconds, expiresAt: approval.expiresAt };
+    const details = { scope, request: auditedRequest(request), holdSeconds, expiresAt: approval.expiresAt };
     if (created) {
       return { approval: await this.committed(approval, 'approval.requested', input.requestedBy, details, now), created };
     }
@@ -292,7 +293,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
       expiresAt: new Date(now.getTime() + ttl * 1000).toISOString(),
       request,
     });
-    return this.committed(approval, 'approval.auto-approved', by, { scope, request, reason, ttlSeconds: ttl, expiresAt: approval.expiresAt }, now, {
+    return this.committed(approval, 'approval.auto-approved', by, { scope, request: auditedRequest(request), reason, ttlSeconds: ttl, expiresAt: approval.expiresAt }, now, {
       rule,
       policyHash,
     });

@@ -2,7 +2,7 @@
 // far as kube-protobuf.ts reads it) pretty-printed with Secret values redacted, capped, and its
 // risk summary (risk.ts). The stored hash binds the exact bytes
 // forwarded; this text is only for reading, so it may be redacted and cut.
-import { MAX_HELD_BODY_TEXT, type HeldRequestBody, type RiskFinding, type RiskSummary } from './approval-schema.js';
+import { MAX_HELD_BODY_TEXT, type HeldRequestBody, type HeldRequestInfo, type RiskFinding, type RiskSummary } from './approval-schema.js';
 import { decodeKubeProtobuf } from './kube-protobuf.js';
 import { summarizeRisk, type PatchType } from './risk.js';
 
@@ -134,4 +134,15 @@ function redactLastApplied(meta: unknown, out: { redacted: boolean }): unknown {
   if (!isObj(meta) || !isObj(annotations) || !(LAST_APPLIED in annotations)) return meta;
   out.redacted = true;
   return { ...meta, annotations: { ...annotations, [LAST_APPLIED]: REDACTED } };
+}
+
+/**
+ * A held request as audit rows carry it: the body's facts (size, type, hash) and its risk summary,
+ * not its text (the approval record shows it; the hash binds the bytes), so a joined clone's row
+ * stays small.
+ */
+export function auditedRequest(r: HeldRequestInfo): HeldRequestInfo {
+  if (!r.body) return r;
+  const { text: _text, ...facts } = r.body;
+  return { ...r, body: { ...facts, text: null } };
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { describeHeldBody, patchTypeOf, REDACTED } from './held-body.js';
+import { auditedRequest, describeHeldBody, patchTypeOf, REDACTED } from './held-body.js';
 import { summarizeRisk } from './risk.js';
 import { MAX_HELD_BODY_TEXT } from './approval-schema.js';
 
@@ -230,6 +230,13 @@ describe('describeHeldBody', () => {
     expect(body.truncated).toBe(true);
     expect(body.text).toHaveLength(MAX_HELD_BODY_TEXT);
     expect(body.text!.startsWith('{\n  "kind": "ConfigMap"')).toBe(true);
+  });
+
+  it('audit rows carry the body facts and the risk, not the text', () => {
+    const { body, risk } = held({ kind: 'ConfigMap', data: { k: 'v' } }, 'configmaps');
+    const request = { method: 'POST', path: '/api/v1/namespaces/demo/configmaps', body, risk };
+    expect(auditedRequest(request)).toEqual({ ...request, body: { ...body, text: null } });
+    expect(auditedRequest({ method: 'GET', path: '/x' })).toEqual({ method: 'GET', path: '/x' });
   });
 
   it('patch types by Content-Type', () => {
