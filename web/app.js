@@ -18,6 +18,8 @@ import { APPROVAL_STATES, DECIDER_ROLES, MAX_REASON_LENGTH, MAX_TTL_SECONDS, SES
 /** @typedef {import('../src/model/approval-schema.js').Approval} Approval */
 /** @typedef {import('../src/model/approval-schema.js').ApprovalScope} ApprovalScope */
 /** @typedef {import('../src/model/approval-schema.js').ApproveBody} ApproveBody */
+/** @typedef {import('../src/model/approval-schema.js').HeldRequestInfo} HeldRequestInfo */
+/** @typedef {import('../src/model/approval-schema.js').RiskSummary} RiskSummary */
 /** @typedef {import('../src/model/approval-schema.js').DenyBody} DenyBody */
 /** @typedef {import('../src/model/approval-schema.js').RevokeBody} RevokeBody */
 /** @typedef {import('../src/api/schemas.js').ErrorBody} ErrorBody */
@@ -245,7 +247,8 @@ function scopeSummary(scope) {
     return s;
   }
   if (scope.kind === 'rest') {
-    return [scope.verb, scope.resource, scope.name, scope.namespace ? `-n ${scope.namespace}` : ''].filter(Boolean).join(' ');
+    const extra = [scope.request ? 'exact-request' : '', scope.maxUses !== undefined ? `max-uses=${scope.maxUses}` : ''];
+    return [scope.verb, scope.resource, scope.name, scope.namespace ? `-n ${scope.namespace}` : '', ...extra].filter(Boolean).join(' ');
   }
   return JSON.stringify(scope);
 }
@@ -282,9 +285,40 @@ function scopeDetails(scope) {
       ['Resource', scope.resource],
       ['Namespace', scope.namespace || '(cluster-scoped)'],
       ['Name', scope.name || '(any / collection)'],
+      ['Request', scope.request ? [h('code', {}, `${scope.request.method} ${scope.request.path}${scope.request.query ? `?${scope.request.query}` : ''}`), h('br'), 'body sha256: ', h('code', {}, scope.request.bodySha256 ?? 'none (no body)')] : 'any request of this shape (any body)'],
+      ['Max uses', scope.maxUses ?? 'unlimited until expiry'],
     ]);
   }
   return h('code', {}, JSON.stringify(scope));
+}
+
+/** The held request's target: method, path, canonical query. @param {HeldRequestInfo} r */
+function requestTarget(r) {
+  return `${r.method} ${r.path}${r.query ? `?${r.query}` : ''}`;
+}
+
+/** How many high findings a risk summary has. @param {RiskSummary | undefined} risk */
+function highCount(risk) {
+  return risk ? risk.findings.filter((f) => f.level === 'high').length : 0;
+}
+
+/** A risk summary: what the body is, then every finding with its level. @param {RiskSummary} risk */
+function riskList(risk) {
+  return h(
+    'div',
+    { class: 'risk' },
+    h('p', {}, h('strong', {}, risk.subject), risk.patch ? h('span', { class: 'muted' }, ' (a patch: best effort)') : null),
+    h('ul', { class: 'plain findings' }, risk.findings.map((f) => h('li', { class: `risk-${f.level}` }, h('span', { class: 'level' }, f.level), ' ', f.text))),
+  );
+}
+
+/** A held body: its facts, then the text as the approver may see it. @param {NonNullable<HeldRequestInfo['body']>} b */
+function bodyBlock(b) {
+  const facts = [`${b.bytes} bytes`, b.contentType ?? 'no content type', b.redacted ? 'secret values redacted' : '', b.truncated ? 'shown truncated' : ''].filter(Boolean).join(', ');
+  return [
+    h('p', { class: 'muted' }, facts, h('br'), 'sha256 ', h('code', {}, b.sha256)),
+    b.text === null ? h('p', { class: 'warn' }, 'The body is not shown (it cannot be shown safely).') : h('pre', { class: 'body' }, b.text),
+  ];
 }
 
 /** The whole approval record, every field the API gives. @param {Approval} a */
@@ -294,7 +328,9 @@ function approvalRecord(a) {
     ['State', badge(a.state)],
     ['Agent', [a.agent, ' ', h('span', { class: 'muted' }, `(${a.agentId})`)]],
     ['Scope', scopeDetails(a.scope)],
-    a.request && ['Request', [h('code', {}, `${a.request.method} ${a.request.path}`), a.request.command ? [h('br'), 'command: ', h('code', {}, argv(a.request.command))] : '']],
+    a.request && ['Request', [h('code', {}, requestTarget(a.request)), a.request.command ? [h('br'), 'command: ', h('code', {}, argv(a.request.command))] : '']],
+    a.request?.risk && ['Risk', riskList(a.request.risk)],
+    a.request?.body && ['Body', bodyBlock(a.request.body)],
     ['Requested by', a.requestedBy],
     ['Decided by', a.decidedBy],
     ['Reason', a.reason],
@@ -303,7 +339,7 @@ function approvalRecord(a) {
     ['Decided', timeEl(a.decidedAt)],
     ['Expires', timeEl(a.expiresAt)],
     ['Revoked', a.revokedAt ? [timeEl(a.revokedAt), a.revokedBy ? ` by ${a.revokedBy}` : ''] : null],
-    ['Sessions started', String(a.sessionsStarted ?? 0)],
+    [a.scope?.kind === 'rest' ? 'Requests forwarded' : 'Sessions started', String(a.sessionsStarted ?? 0)],
     ['Decisions', decisionsTable(a.decisions ?? [])],
   ]);
 }
@@ -379,6 +415,8 @@ function openDecision(kind, a, opener) {
   const reasonId = uid('reason');
   const error = h('p', { class: 'error', id: errorId, role: 'alert' });
   const ttl = kind === 'approve' ? h('input', { id: ttlId, name: 'ttl', type: 'text', inputmode: 'text', autocomplete: 'off', placeholder: 'as requested', 'aria-describedby': ttlHintId }) : null;
+  // A held REST request: approved for exactly that request, once, unless the approver widens it.
+  const widen = kind === 'approve' && a.scope?.kind === 'rest' && a.scope.request ? widenFields() : null;
   const reason = h('input', { id: reasonId, name: 'reason', type: 'text', autocomplete: 'off', maxlength: String(MAX_REASON_LENGTH), required: kind === 'deny', 'aria-required': kind === 'deny' ? 'true' : null });
   const confirm = h('button', { type: 'submit', class: kind }, spec.title);
   const cancel = h('button', { type: 'button', onclick: () => dialog.close() }, 'Cancel');
@@ -390,8 +428,12 @@ function openDecision(kind, a, opener) {
       ['Agent', a.agent],
       ['Scope', scopeSummary(a.scope)],
       a.request?.command && ['Command', h('code', {}, argv(a.request.command))],
+      a.request && a.scope?.kind === 'rest' && ['Request', h('code', {}, requestTarget(a.request))],
       ['Requested by', a.requestedBy],
     ]),
+    kind === 'approve' && a.request?.risk ? riskList(a.request.risk) : null,
+    kind === 'approve' && a.request?.body ? h('details', { class: 'body' }, h('summary', {}, 'Body'), bodyBlock(a.request.body)) : null,
+    widen?.fields,
     kind === 'revoke' ? h('p', { class: 'warn' }, 'Revoking cuts the sessions running under this approval at once.') : null,
     ttl && h('div', { class: 'field' }, h('label', { for: ttlId }, 'Valid for (optional)'), ttl, h('p', { class: 'hint', id: ttlHintId }, 'From now: 90s, 10m, 2h, 1h30m, 1d or seconds; at most 1d. Empty: the validity the request carried.')),
     h('div', { class: 'field' }, h('label', { for: reasonId }, kind === 'deny' ? 'Reason (required)' : 'Reason (optional)'), reason),
@@ -429,6 +471,17 @@ function openDecision(kind, a, opener) {
       return;
     }
     if (r !== '') body.reason = r;
+    if (widen) {
+      const w = widen.read();
+      if (w.error) {
+        error.textContent = w.error;
+        widen.uses.setAttribute('aria-invalid', 'true');
+        widen.uses.focus();
+        return;
+      }
+      if (w.scope) body.scope = w.scope;
+      if (w.uses !== undefined) body.uses = w.uses;
+    }
     confirm.disabled = true;
     cancel.disabled = true;
     try {
@@ -455,6 +508,42 @@ function openDecision(kind, a, opener) {
   document.body.append(dialog);
   dialog.showModal();
   (ttl ?? reason).focus();
+}
+
+/** The approve dialog's widening of a held REST request: its scope (exact request or shape) and uses. */
+function widenFields() {
+  const exactId = uid('scope-request');
+  const shapeId = uid('scope-shape');
+  const usesId = uid('uses');
+  const usesHintId = uid('uses-hint');
+  const exact = h('input', { type: 'radio', name: 'scope', id: exactId, value: 'request', checked: true });
+  const shape = h('input', { type: 'radio', name: 'scope', id: shapeId, value: 'shape' });
+  const uses = h('input', { id: usesId, name: 'uses', type: 'text', inputmode: 'numeric', autocomplete: 'off', placeholder: 'default', 'aria-describedby': usesHintId });
+  const fields = [
+    h(
+      'fieldset',
+      { class: 'field' },
+      h('legend', {}, 'Approve'),
+      h('div', {}, exact, h('label', { for: exactId }, ' exactly this request (same method, path, query and body)')),
+      h('div', {}, shape, h('label', { for: shapeId }, ' any request of this verb, resource, namespace and name, with any body')),
+    ),
+    h(
+      'div',
+      { class: 'field' },
+      h('label', { for: usesId }, 'Uses (optional)'),
+      uses,
+      h('p', { class: 'hint', id: usesHintId }, 'How many requests it admits. Empty: once for this exact request; until expiry for any request of the shape.'),
+    ),
+  ];
+  const read = () => {
+    const text = uses.value.trim();
+    /** @type {{ scope?: 'shape', uses?: number, error?: string }} */
+    const out = shape.checked ? { scope: 'shape' } : {};
+    if (text === '') return out;
+    if (!/^\d+$/.test(text) || Number(text) < 1) return { error: 'Uses: give a whole number, at least 1, or leave it empty.' };
+    return { ...out, uses: Number(text) };
+  };
+  return { fields, uses, read };
 }
 
 function dialogOpen() {
@@ -670,7 +759,13 @@ async function renderApprovals(query, opts) {
                 h('td', {}, h('a', { href: href.approval(a.id), id: `open-${a.id}` }, a.id)),
                 h('td', {}, badge(a.state)),
                 h('td', {}, a.agent),
-                h('td', {}, h('code', {}, scopeSummary(a.scope)), a.request?.command ? [h('br'), h('span', { class: 'muted' }, '$ ', argv(a.request.command))] : null),
+                h(
+                  'td',
+                  {},
+                  h('code', {}, scopeSummary(a.scope)),
+                  a.request?.command ? [h('br'), h('span', { class: 'muted' }, '$ ', argv(a.request.command))] : null,
+                  a.request?.risk ? [h('br'), h('span', { class: highCount(a.request.risk) > 0 ? 'risk-high' : 'muted' }, `${a.request.risk.subject}: ${highCount(a.request.risk)} high-risk findings`)] : null,
+                ),
                 h('td', {}, a.requestedBy),
                 h('td', {}, timeEl(a.createdAt)),
                 h('td', {}, timeEl(a.expiresAt)),

@@ -34,7 +34,12 @@ export function approvalRoutes(deps: ApprovalRoutesDeps): ApiRouter {
       return approval;
     })
     .add(approveApproval, async ({ user, params, body }) => {
-      const opts = { ...(body.ttlSeconds != null ? { ttlSeconds: body.ttlSeconds } : {}), ...(body.reason ? { reason: body.reason } : {}) };
+      const opts = {
+        ...(body.ttlSeconds != null ? { ttlSeconds: body.ttlSeconds } : {}),
+        ...(body.reason ? { reason: body.reason } : {}),
+        ...(body.uses != null ? { uses: body.uses } : {}),
+        ...(body.scope != null ? { scope: body.scope } : {}),
+      };
       return approvals.approve(params.id, actorOf(user), opts);
     })
     .add(denyApproval, async ({ user, params, body }) => approvals.deny(params.id, actorOf(user), body.reason))

@@ -22,6 +22,7 @@ import {
   EXAMPLE_AGENT_OWNER,
   EXAMPLE_POLICY,
   PENDING_EXEC,
+  PENDING_REST,
   REVOKED_REST,
 } from './examples.js';
 import { route } from './route-spec.js';
@@ -440,7 +441,7 @@ export const listApprovals = route({
   query: ApprovalListQuery,
   response: { status: 200, description: 'Approvals.', schema: ApprovalListSchema },
   examples: {
-    pending: { summary: "claude's pending requests", query: { state: 'pending', agent: 'claude' }, status: 200, response: { items: [PENDING_EXEC] } },
+    pending: { summary: "claude's pending requests", query: { state: 'pending', agent: 'claude' }, status: 200, response: { items: [PENDING_REST, PENDING_EXEC] } },
     badState: {
       summary: 'An unknown state',
       query: { state: 'waiting' },
@@ -494,7 +495,7 @@ export const grantApproval = route({
         error: {
           code: 'INVALID_FIELD',
           message:
-            'verb is a REST scope field but the body also has stream scope field "pod": give either a stream scope (namespace, pod, container, verbs[, commands, maxSessions]) or a REST scope (verb, resource[, namespace, name])',
+            'verb is a REST scope field but the body also has stream scope field "pod": give either a stream scope (namespace, pod, container, verbs[, commands, maxSessions]) or a REST scope (verb, resource[, namespace, name, maxUses])',
           field: 'verb',
         },
       },
@@ -504,7 +505,7 @@ export const grantApproval = route({
       body: { ...REST_GRANT, until: 'tomorrow' },
       status: 400,
       response: {
-        error: { code: 'UNKNOWN_FIELD', message: 'until is not a field here (fields: agent, verb, resource, namespace, name, ttlSeconds, reason)', field: 'until' },
+        error: { code: 'UNKNOWN_FIELD', message: 'until is not a field here (fields: agent, verb, resource, namespace, name, maxUses, ttlSeconds, reason)', field: 'until' },
       },
     },
     reviewer: { summary: 'A reviewer may not', as: 'rita', body: REST_GRANT, status: 403, response: forbidden('reviewer', DECIDERS) },
@@ -526,6 +527,7 @@ export const getApproval = route({
     pending: { summary: 'An exec held for approval', params: { id: PENDING_EXEC.id }, status: 200, response: PENDING_EXEC },
     approved: { summary: 'A direct stream grant', params: { id: APPROVED_STREAM.id }, status: 200, response: APPROVED_STREAM },
     denied: { summary: 'A held REST request, denied', params: { id: DENIED_REST.id }, status: 200, response: DENIED_REST },
+    pendingRest: { summary: 'A held pod create: its body, redacted where secret, and its risk summary', params: { id: PENDING_REST.id }, status: 200, response: PENDING_REST },
     revoked: { summary: 'A REST grant, revoked', params: { id: REVOKED_REST.id }, status: 200, response: REVOKED_REST },
     unknown: {
       summary: 'No such approval',
@@ -568,7 +570,8 @@ export const approveApproval = route({
   operationId: 'approveApproval',
   tag: 'approvals',
   summary: 'Approve a pending request',
-  description: 'Nobody approves a request they made (403). The body may be left out.',
+  description:
+    'Nobody approves a request they made (403). The body may be left out. A held REST request is approved for exactly that request (method, path, query, body hash), once; `uses` and `scope: "shape"` widen it, and the approval records the scope approved.',
   roles: DECIDERS,
   params: ApprovalIdParams,
   body: ApproveBodySchema,
@@ -606,6 +609,46 @@ export const approveApproval = route({
       },
     },
     owner: { summary: "The agent's owner may not approve its requests", as: 'bob', params: { id: PENDING_EXEC.id }, status: 403, response: ownerRefusal('approve its requests') },
+    twice: {
+      summary: 'A held REST request, approved for two identical requests',
+      params: { id: PENDING_REST.id },
+      body: { uses: 2, reason: 'debug pod for INC-4211' },
+      status: 200,
+      response: {
+        ...PENDING_REST,
+        scope: { ...PENDING_REST.scope, maxUses: 2 },
+        state: 'approved',
+        decidedBy: 'user:alice',
+        reason: 'debug pod for INC-4211',
+        decidedAt: '2025-06-02T09:41:00.000Z',
+        expiresAt: '2025-06-02T09:56:00.000Z',
+        decisions: [{ kind: 'approved', by: 'user:alice', at: '2025-06-02T09:41:00.000Z', reason: 'debug pod for INC-4211', ttlSeconds: 900, expiresAt: '2025-06-02T09:56:00.000Z' }],
+      },
+    },
+    shape: {
+      summary: 'Widened to any pod create in demo (any body), until expiry',
+      params: { id: PENDING_REST.id },
+      body: { scope: 'shape', ttlSeconds: 600, reason: 'pod churn during the migration' },
+      status: 200,
+      response: {
+        ...PENDING_REST,
+        scope: { kind: 'rest', verb: 'create', resource: 'pods', namespace: 'demo', name: '' },
+        state: 'approved',
+        decidedBy: 'user:alice',
+        reason: 'pod churn during the migration',
+        ttlSeconds: 600,
+        decidedAt: '2025-06-02T09:41:00.000Z',
+        expiresAt: '2025-06-02T09:51:00.000Z',
+        decisions: [{ kind: 'approved', by: 'user:alice', at: '2025-06-02T09:41:00.000Z', reason: 'pod churn during the migration', ttlSeconds: 600, expiresAt: '2025-06-02T09:51:00.000Z' }],
+      },
+    },
+    usesOnExec: {
+      summary: 'uses and scope are for REST approvals',
+      params: { id: PENDING_EXEC.id },
+      body: { uses: 3 },
+      status: 400,
+      response: { error: { code: 'INVALID_FIELD', message: 'uses widens REST approvals only; the scope of an exec, attach or portforward approval is changed by a new grant', field: 'uses' } },
+    },
     notPending: {
       summary: 'Approving what is already approved',
       params: { id: APPROVED_STREAM.id },

@@ -1,7 +1,9 @@
 // The example world the documented examples speak of: one agent, four users, an approval in each
 // state and a recorded session. contract.ts quotes these records in its examples;
 // openapi-examples.test.ts builds the same world in a temporary store and sends every example.
+import { createHash } from 'node:crypto';
 import type { Approval } from '../model/approval.js';
+import { describeHeldBody } from '../model/held-body.js';
 import type { ExampleUser } from './route-spec.js';
 import type { UserRole } from '../model/vocabulary.js';
 
@@ -35,6 +37,44 @@ export const PENDING_EXEC: Approval = {
   expiresAt: '2025-06-02T09:19:03.120Z',
   decisions: [],
   request: { method: 'POST', path: '/api/v1/namespaces/demo/pods/web-0/exec', command: ['sh', '-c', 'ls /data'] },
+};
+
+/** The body of PENDING_REST: what `kubectl run debug --image=busybox` with a privileged override sends. */
+const POD_BODY = JSON.stringify({
+  kind: 'Pod',
+  apiVersion: 'v1',
+  metadata: { name: 'debug', namespace: 'demo', creationTimestamp: null },
+  spec: {
+    containers: [{ name: 'debug', image: 'busybox:1.36', command: ['sh', '-c', 'sleep 3600'], securityContext: { privileged: true } }],
+    volumes: [{ name: 'host', hostPath: { path: '/' } }],
+  },
+});
+const POD_BODY_SHA256 = createHash('sha256').update(POD_BODY).digest('hex');
+const POD_SHOWN = describeHeldBody(Buffer.from(POD_BODY), { contentType: 'application/json', resource: 'pods', sha256: POD_BODY_SHA256 });
+
+/** A held `create pods`: bound to its exact body, once; the approver sees the body and its risks. */
+export const PENDING_REST: Approval = {
+  ...base,
+  id: 'apr_p5q6r7s2t3v4w5x6y7za',
+  state: 'pending',
+  scope: {
+    kind: 'rest',
+    verb: 'create',
+    resource: 'pods',
+    namespace: 'demo',
+    name: '',
+    request: { method: 'POST', path: '/api/v1/namespaces/demo/pods', query: 'fieldManager=kubectl-run', bodySha256: POD_BODY_SHA256 },
+    maxUses: 1,
+  },
+  requestedBy: 'agent:claude',
+  decidedBy: null,
+  reason: null,
+  ttlSeconds: 900,
+  createdAt: '2025-06-02T09:40:00.000Z',
+  decidedAt: null,
+  expiresAt: '2025-06-02T09:45:00.000Z',
+  decisions: [],
+  request: { method: 'POST', path: '/api/v1/namespaces/demo/pods', query: 'fieldManager=kubectl-run', body: POD_SHOWN.body, risk: POD_SHOWN.risk },
 };
 
 /** A direct stream grant with a command allow-list, one session started. */
@@ -73,7 +113,15 @@ export const DENIED_REST: Approval = {
   ...base,
   id: 'apr_d2e3f4g5h6j7k2m3n4pa',
   state: 'denied',
-  scope: { kind: 'rest', verb: 'get', resource: 'secrets', namespace: 'demo', name: 'db-password' },
+  scope: {
+    kind: 'rest',
+    verb: 'get',
+    resource: 'secrets',
+    namespace: 'demo',
+    name: 'db-password',
+    request: { method: 'GET', path: '/api/v1/namespaces/demo/secrets/db-password', query: '', bodySha256: null },
+    maxUses: 1,
+  },
   requestedBy: 'agent:claude',
   decidedBy: 'user:bob',
   reason: 'not during the freeze',
@@ -107,7 +155,7 @@ export const REVOKED_REST: Approval = {
   request: null,
 };
 
-export const EXAMPLE_APPROVALS = [PENDING_EXEC, APPROVED_STREAM, DENIED_REST, REVOKED_REST] as const;
+export const EXAMPLE_APPROVALS = [PENDING_EXEC, APPROVED_STREAM, DENIED_REST, REVOKED_REST, PENDING_REST] as const;
 
 /** The recorded exec session under APPROVED_STREAM: its cast and raw bytes (the hashes below are theirs). */
 export const EXAMPLE_CAST = '{"version":2,"width":80,"height":24,"timestamp":1748855660}\n[0.1,"o","total 0\\r\\n"]\n';

@@ -29,6 +29,7 @@ import {
   EXAMPLE_USERS,
   PENDING_EXEC,
   REVOKED_REST,
+  PENDING_REST,
 } from './examples.js';
 import { openApiDocument } from './openapi.js';
 import { isJsonResponse, type ExampleSpec, type ExampleUser, type RouteSpec } from './route-spec.js';
@@ -78,7 +79,8 @@ async function world(): Promise<{ control: ControlEndpoint; tokens: Record<Examp
   });
   await create(REVOKED_REST, 'approved');
   await store.approvals.transition(REVOKED_REST.id, { from: 'approved', to: 'revoked', set: { revokedAt: at(-30) }, decision: { ...REVOKED_REST.decisions[1]!, at: at(-30) } });
-  expect(EXAMPLE_APPROVALS.length).toBe(4);
+  await create(PENDING_REST, 'pending');
+  expect(EXAMPLE_APPROVALS.length).toBe(5);
 
   const s = ENDED_SESSION;
   await store.sessions.start({

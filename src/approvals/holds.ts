@@ -94,6 +94,9 @@ export class HoldManager {
       // The decided approval covers this operation by construction; re-read it as usable.
       const decided = await this.approvals.findUsable(agent.id, op);
       if (decided) return { ok: true, approval: decided, held: true };
+      // A REST approval whose uses a joined clone took first: the endpoint's use count refuses
+      // this request with a Status naming the approval (not "not decided in time").
+      if (op.kind === 'rest') return { ok: true, approval: outcome.approval, held: true };
     }
     if (outcome.state === 'gone') return { ok: false, refusal: { reason: 'gone', approval } };
     const refusal = { reason: outcome.state === 'denied' ? 'denied' : 'expired', approval: outcome.approval } as const;

@@ -1,7 +1,9 @@
 // What an approval must cover for one request: the scope a held request asks for, and the
-// operation matched against approved scopes. Stream scopes name the resolved container.
-import type { ApprovalScope, Operation } from '../model/approval.js';
+// operation matched against approved scopes. Stream scopes name the resolved container; REST
+// operations carry the exact request (method, canonical path and query, body hash).
+import type { ApprovalScope, Operation, RestRequestBinding, RestScope } from '../model/approval.js';
 import type { ResourceRequest, StreamOperation } from '../model/request.js';
+import { canonicalScope } from '../model/scope.js';
 
 /** `pods`, `deployments.apps`, `pods/ephemeralcontainers`, `widgets.example.com/status` */
 export function scopedResource(req: ResourceRequest): string {
@@ -9,23 +11,51 @@ export function scopedResource(req: ResourceRequest): string {
   return req.subresource ? `${base}/${req.subresource}` : base;
 }
 
-export function restOperation(req: ResourceRequest): Operation & { kind: 'rest' } {
-  return { kind: 'rest', verb: req.verb, resource: scopedResource(req), namespace: req.namespace, name: req.name };
+/**
+ * The query in one spelling: parameters sorted by name; a repeated parameter keeps the order of
+ * its values (their order can mean something). kubectl sends the same query for the same command.
+ */
+export function canonicalQuery(query: URLSearchParams): string {
+  const pairs = [...query].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return new URLSearchParams(pairs).toString();
+}
+
+/** The exact request: what a held REST request's approval is bound to. */
+export function requestBinding(req: ResourceRequest, bodySha256: string | null): RestRequestBinding {
+  return { method: req.method.toUpperCase(), path: req.path, query: canonicalQuery(req.query), bodySha256 };
+}
+
+/**
+ * A REST operation. With `bodySha256` (null: no body) it carries the exact request, so approvals
+ * bound to a request can cover it; without, only shape scopes can.
+ */
+export function restOperation(req: ResourceRequest, bodySha256?: string | null): Operation & { kind: 'rest' } {
+  const op: Operation & { kind: 'rest' } = { kind: 'rest', verb: req.verb, resource: scopedResource(req), namespace: req.namespace, name: req.name };
+  if (bodySha256 !== undefined) op.request = requestBinding(req, bodySha256);
+  return op;
 }
 
 export function streamOperation(req: ResourceRequest & { stream: StreamOperation }, container: string, command: string[]): Operation & { kind: 'stream' } {
   return { kind: 'stream', verb: req.stream, namespace: req.namespace, pod: req.name, container, command };
 }
 
-/** The narrowest scope that covers `op`: what a held request asks an approver for. */
+/** Any request of the operation's shape: verb, resource, namespace, name (a policy auto-approval). */
+export function shapeScope(op: Operation & { kind: 'rest' }): RestScope {
+  return { kind: 'rest', verb: op.verb, resource: op.resource, namespace: op.namespace, name: op.name };
+}
+
+/**
+ * The narrowest scope that covers `op`, in canonical form: what a held request asks an approver
+ * for. A REST request asks for itself, once.
+ */
 export function scopeFor(op: Operation): ApprovalScope {
-  if (op.kind === 'rest') return { kind: 'rest', verb: op.verb, resource: op.resource, namespace: op.namespace, name: op.name };
-  return {
+  if (op.kind === 'rest') return canonicalScope(op.request ? { ...shapeScope(op), request: op.request, maxUses: 1 } : shapeScope(op));
+  return canonicalScope({
     kind: 'stream',
     namespace: op.namespace,
     pod: op.pod,
     container: op.container,
     verbs: [op.verb],
     ...(op.verb === 'exec' ? { commands: [op.command] } : {}),
-  };
+  });
 }

@@ -18,7 +18,7 @@ import { DeadlineTimer } from './deadline-timer.js';
 import { MAX_AUTO_APPROVE_TTL_SECONDS } from '../policy/schema.js';
 import { BastionError, ErrorCode, isBastionError } from '../errors/index.js';
 import type { AgentStore, ApprovalStore, ApprovalTransition, AuditEventInput, AuditLog, Clock, NewApproval } from '../store/types.js';
-import { hasSessionsLeft, scopeCovers } from '../model/scope.js';
+import { canonicalScope, hasUsesLeft, scopeCovers, widenRestScope } from '../model/scope.js';
 import {
   actorId,
   type Actor,
@@ -30,13 +30,15 @@ import {
   type ApprovalScope,
   type ApprovalService,
   type ApprovalState,
+  type ApproveOptions,
   APPROVAL_STATES,
   type GrantInput,
   type HeldRequest,
   type Operation,
 } from '../model/approval.js';
-import { invalidField, optionalReason, validateReason, validateRequest, validateScope, validateTtl } from '../model/approval-input.js';
+import { invalidField, optionalReason, validateReason, validateRequest, validateScope, validateTtl, validateWidening } from '../model/approval-input.js';
 import { MAX_TTL_SECONDS } from '../model/approval-schema.js';
+import { auditedRequest } from '../model/held-body.js';
 import { DECIDER_ROLES, type UserRole } from '../model/vocabulary.js';
 
 /** Validity of an approval decided on a held request when the approver gives no ttlSeconds. */
@@ -215,7 +217,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
       request,
     };
     const { approval, created } = await this.approvals.createOrJoinPending(input, now.toISOString());
-    const details = { scope, request, holdSeconds, expiresAt: approval.expiresAt };
+    const details = { scope, request: auditedRequest(request), holdSeconds, expiresAt: approval.expiresAt };
     if (created) {
       return { approval: await this.committed(approval, 'approval.requested', input.requestedBy, details, now), created };
     }
@@ -225,7 +227,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     return { approval: asOf(approval, now), created };
   }
 
-  async approve(id: string, actor: Actor, opts: { ttlSeconds?: number; reason?: string } = {}): Promise<Approval> {
+  async approve(id: string, actor: Actor, opts: ApproveOptions = {}): Promise<Approval> {
     authorize('approve', actor);
     const ttlOverride = opts.ttlSeconds === undefined ? undefined : validateTtl(opts.ttlSeconds);
     const reason = optionalReason(opts.reason);
@@ -235,13 +237,15 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     this.expectState(current, 'pending', 'approve', now);
     this.refuseSelf(current, actor, 'approve');
     this.refuseOwner(await this.ownedAgent(current.agentId), actor, 'approve');
+    const widened = approvedScope(current.scope, opts);
     const ttlSeconds = ttlOverride ?? Math.min(current.ttlSeconds, MAX_TTL_SECONDS);
     const expiresAt = new Date(now.getTime() + ttlSeconds * 1000).toISOString();
     const by = actorId(actor);
-    const changes = { decidedBy: by, decidedAt: now.toISOString(), expiresAt, ttlSeconds, ...(reason !== undefined ? { reason } : {}) };
+    const changes = { decidedBy: by, decidedAt: now.toISOString(), expiresAt, ttlSeconds, ...(reason !== undefined ? { reason } : {}), ...(widened ? { scope: widened } : {}) };
     const decision = { kind: 'approved', by, at: now.toISOString(), reason: reason ?? null, ttlSeconds, expiresAt } as const;
     const approval = await this.transition(current, 'approve', { from: 'pending', to: 'approved', ifUnexpiredAt: now.toISOString(), set: changes, decision }, now);
-    return this.committed(approval, 'approval.approved', by, { scope: approval.scope, reason: reason ?? null, ttlSeconds, expiresAt }, now);
+    const asked = widened ? { requestedScope: current.scope } : {};
+    return this.committed(approval, 'approval.approved', by, { scope: approval.scope, ...asked, reason: reason ?? null, ttlSeconds, expiresAt }, now);
   }
 
   async deny(id: string, actor: Actor, reason: string): Promise<Approval> {
@@ -316,7 +320,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
       request,
       decision: { kind: 'auto-approved', by, at: now.toISOString(), reason, ttlSeconds: ttl, expiresAt },
     });
-    return this.committed(approval, 'approval.auto-approved', by, { scope, request, reason, ttlSeconds: ttl, expiresAt: approval.expiresAt }, now, {
+    return this.committed(approval, 'approval.auto-approved', by, { scope, request: auditedRequest(request), reason, ttlSeconds: ttl, expiresAt: approval.expiresAt }, now, {
       rule,
       policyHash,
     });
@@ -351,7 +355,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
       if (effectiveState(a, now) !== 'approved' || a.revokedAt !== null) continue;
       if (a.agentId !== agentId) continue;
       if (!scopeCovers(a.scope, op)) continue;
-      if (op.kind === 'stream' && !hasSessionsLeft(a.scope, a.sessionsStarted)) continue;
+      if (!hasUsesLeft(a.scope, a.sessionsStarted)) continue;
       return a;
     }
     return undefined;
@@ -365,6 +369,18 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
       return false;
     }
     this.emitChanged(a, { event: 'approval.session-started', actor: 'system' });
+    return true;
+  }
+
+  async useForRequest(id: string): Promise<boolean> {
+    const now = this.clock();
+    // The same compare-and-set as a session: approved, unexpired, unrevoked and under the cap.
+    const a = await this.approvals.incrementSessions(id, now.toISOString());
+    if (!a) {
+      if (!(await this.approvals.get(id))) throw new BastionError(ErrorCode.NOT_FOUND, `approval ${JSON.stringify(id)} not found`, { id });
+      return false;
+    }
+    this.emitChanged(a, { event: 'approval.used', actor: 'system' });
     return true;
   }
 
@@ -649,6 +665,21 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
       },
     );
   }
+}
+
+/**
+ * The scope approved: as asked, or a REST scope widened by its approver (`uses`, `scope`); undefined
+ * when unchanged. Widening a stream approval is refused: its scope is changed by a new grant.
+ */
+function approvedScope(asked: ApprovalScope, opts: ApproveOptions): ApprovalScope | undefined {
+  const { uses, scope } = validateWidening(opts);
+  if (uses === undefined && scope === undefined) return undefined;
+  if (asked.kind !== 'rest') {
+    const field = uses !== undefined ? 'uses' : 'scope';
+    throw invalidField(field, `${field} widens REST approvals only; the scope of an exec, attach or portforward approval is changed by a new grant`);
+  }
+  const widened = widenRestScope(asked, { uses, scope });
+  return JSON.stringify(widened) === JSON.stringify(canonicalScope(asked)) ? undefined : widened;
 }
 
 function subscribe<T>(map: Map<string, Set<T>>, key: string, listener: T): () => void {

@@ -11,6 +11,8 @@ import type { Approval } from '../model/approval.js';
 import { BastionError } from '../errors/index.js';
 import { openStore, type SqliteStore } from '../store/index.js';
 import { formatScope, parseDuration, runApprovals, type ApprovalsIo } from './approvals.js';
+import { describeHeldBody } from '../model/held-body.js';
+import { createHash } from 'node:crypto';
 
 let dir: string;
 let store: SqliteStore;
@@ -130,12 +132,12 @@ describe('kube-bastion approvals against the control API', () => {
     expect((await approvals.get(id))?.scope).toEqual({ kind: 'rest', verb: 'delete', resource: 'namespaces', namespace: '', name: 'demo' });
   });
 
-  it('list prints a table (ID, STATE, AGENT, SCOPE, EXPIRES), filters, and -o json gives {items}', async () => {
+  it('list prints a table (ID, STATE, AGENT, SCOPE, EXPIRES, RISK), filters, and -o json gives {items}', async () => {
     const held = await pending();
     const r = await run(['list']);
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^ID\s+STATE\s+AGENT\s+SCOPE\s+EXPIRES$/);
+    expect(lines[0]).toMatch(/^ID\s+STATE\s+AGENT\s+SCOPE\s+EXPIRES\s+RISK$/);
     const line = lines.find((l) => l.startsWith(held.id));
     expect(line).toMatch(new RegExp(`^${held.id}\\s+pending\\s+claude\\s+exec ${held.scope.kind === 'stream' ? held.scope.pod : ''} -c app -n demo\\s+\\d{4}-`));
 
@@ -168,6 +170,47 @@ describe('kube-bastion approvals against the control API', () => {
     const plain = await pending();
     expect((await run(['approve', plain.id])).code).toBe(0);
     expect((await approvals.get(plain.id))?.state).toBe('approved');
+  });
+
+  it('a held REST request: list shows its risk, get its body and summary; approve --uses / --scope widen it', async () => {
+    const body = Buffer.from(JSON.stringify({ kind: 'Pod', apiVersion: 'v1', metadata: { name: 'p' }, spec: { containers: [{ name: 'c', image: 'busybox', securityContext: { privileged: true } }] } }));
+    const held = async (n: number): Promise<Approval> => {
+      const sha = createHash('sha256').update(body).update(String(n)).digest('hex');
+      const shown = describeHeldBody(body, { contentType: 'application/json', resource: 'pods', sha256: sha });
+      const binding = { method: 'POST', path: '/api/v1/namespaces/demo/pods', query: 'fieldManager=kubectl-create', bodySha256: sha };
+      return (
+        await approvals.requestOrJoin({
+          agent,
+          scope: { kind: 'rest', verb: 'create', resource: 'pods', namespace: 'demo', name: '', request: binding, maxUses: 1 },
+          request: { method: 'POST', path: binding.path, query: binding.query, body: shown.body, risk: shown.risk },
+          holdSeconds: 300,
+        })
+      ).approval;
+    };
+    const a = await held(1);
+    const list = await run(['list', '--agent', 'claude', '--state', 'pending']);
+    expect(list.stdout.split('\n').find((l) => l.startsWith(a.id))).toMatch(/create pods -n demo exact-request max-uses=1\s+\S+\s+1 high$/);
+    const get = await run(['get', a.id]);
+    expect(get.stdout).toMatch(/Request:\s+POST \/api\/v1\/namespaces\/demo\/pods\?fieldManager=kubectl-create\n/);
+    expect(get.stdout).toContain(`Body: ${body.length} bytes, application/json, sha256 `);
+    expect(get.stdout).toContain('Risk: Pod "p"\n');
+    expect(get.stdout).toContain('  high   container c is privileged (securityContext.privileged: true)\n');
+    expect(get.stdout).toContain('"privileged": true');
+
+    expect((await run(['approve', a.id, '--uses', '3'])).code).toBe(0);
+    expect((await approvals.get(a.id))?.scope).toMatchObject({ request: { bodySha256: a.scope.kind === 'rest' ? a.scope.request?.bodySha256 : '' }, maxUses: 3 });
+    const b = await held(2);
+    const shape = await run(['approve', b.id, '--scope', 'shape']);
+    expect(shape.stdout).toBe(`approval ${b.id} approved: create pods -n demo for agent claude, expires ${/expires (\S+)\n/.exec(shape.stdout)?.[1]}\n`);
+    expect((await approvals.get(b.id))?.scope).toEqual({ kind: 'rest', verb: 'create', resource: 'pods', namespace: 'demo', name: '' });
+    expect((await approvals.get(b.id))?.request).toEqual(b.request);
+
+    expect(await usageError(['approve', a.id, '--scope', 'everything'])).toContain('--scope "everything": give request or shape');
+    expect(await usageError(['approve', a.id, '--uses', '0'])).toContain('--uses "0": give a whole number, at least 1');
+    const onExec = await run(['approve', (await pending()).id, '--uses', '2']);
+    expect(onExec).toMatchObject({ code: 1 });
+    expect(onExec.stderr).toContain('uses widens REST approvals only');
+    expect(onExec.stderr).toContain('(--uses)');
   });
 
   it('deny ID --reason', async () => {
@@ -254,7 +297,7 @@ describe('kube-bastion approvals against the control API', () => {
     const r = await running;
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
-    expect(lines[0]).toBe('ID\tSTATE\tAGENT\tSCOPE\tEXPIRES\tREQUEST');
+    expect(lines[0]).toBe('ID\tSTATE\tAGENT\tSCOPE\tEXPIRES\tRISK\tREQUEST');
     expect(lines.filter((l) => l.startsWith(before.id))).toHaveLength(1);
     expect(lines.filter((l) => l.startsWith(later!.id))).toHaveLength(1);
     expect(lines.findIndex((l) => l.startsWith(before.id))).toBeLessThan(lines.findIndex((l) => l.startsWith(later!.id)));

@@ -2,7 +2,8 @@
 //
 //   list [--state S] [--agent A]        get ID        watch [--agent A]
 //   grant --agent A (stream or REST scope) --ttl 10m --reason TEXT
-//   approve ID [--ttl 10m] [--reason T]  deny ID --reason T  revoke ID [--reason T]
+//   approve ID [--ttl 10m] [--reason T] [--uses N] [--scope request|shape]
+//   deny ID --reason T  revoke ID [--reason T]
 //
 // Exit status: 0 done, 1 the API (or the network) refused, 2 usage (thrown as BastionError USAGE,
 // which main prints).
@@ -12,7 +13,7 @@ import https from 'node:https';
 import { parseArgs } from 'node:util';
 import type { Approval, ApprovalDecision, ApprovalScope } from '../model/approval.js';
 import type { ApproveBody, DenyBody, GrantBody, RestGrant, RevokeBody, StreamGrant } from '../model/approval-schema.js';
-import { APPROVAL_STATES, RESOURCE_VERBS, STREAM_OPERATIONS, type ResourceVerb, type StreamOperation } from '../model/vocabulary.js';
+import { APPROVAL_STATES, RESOURCE_VERBS, REST_APPROVAL_WIDTHS, STREAM_OPERATIONS, type ResourceVerb, type RestApprovalWidth, type StreamOperation } from '../model/vocabulary.js';
 import type { ApprovalListSchema, ErrorBody } from '../api/schemas.js';
 import { BastionError, ErrorCode } from '../errors/index.js';
 import type { ReviewRecord } from '../model/review-record-schema.js';
@@ -30,8 +31,11 @@ const SYNOPSES = {
   grant: `grant --agent NAME --namespace NS --pod POD --container C --verbs ${VERBS_TEXT}
         --ttl DURATION --reason TEXT [--command '["argv","as","JSON"]' ...] [--max-sessions N]
   grant --agent NAME --verb VERB --resource RESOURCE [--namespace NS] [--name NAME]
-        --ttl DURATION --reason TEXT`,
-  approve: 'approve ID [--ttl DURATION] [--reason TEXT]',
+        --ttl DURATION --reason TEXT [--max-uses N]`,
+  approve: `approve ID [--ttl DURATION] [--reason TEXT] [--uses N] [--scope ${REST_APPROVAL_WIDTHS.join('|')}]
+        a held REST request is approved for that exact request, once; --uses N admits it N times,
+        --scope shape any request of its verb, resource, namespace and name (any body; --uses N
+        limits it, else until expiry)`,
   deny: 'deny ID --reason TEXT',
   revoke: 'revoke ID [--reason TEXT]',
   watch: 'watch [--agent NAME] [--interval DURATION]   print pending requests as they arrive (Ctrl-C stops)',
@@ -83,6 +87,9 @@ const OPTIONS = {
   verbs: { type: 'string' },
   command: { type: 'string', multiple: true },
   'max-sessions': { type: 'string' },
+  'max-uses': { type: 'string' },
+  uses: { type: 'string' },
+  scope: { type: 'string' },
   verb: { type: 'string' },
   resource: { type: 'string' },
   name: { type: 'string' },
@@ -98,22 +105,25 @@ const COMMANDS: Record<string, { flags: readonly Flag[]; id: boolean }> = {
   get: { flags: [], id: true },
   record: { flags: [], id: true },
   grant: {
-    flags: ['agent', 'namespace', 'pod', 'container', 'verbs', 'command', 'max-sessions', 'verb', 'resource', 'name', 'ttl', 'reason'],
+    flags: ['agent', 'namespace', 'pod', 'container', 'verbs', 'command', 'max-sessions', 'verb', 'resource', 'name', 'max-uses', 'ttl', 'reason'],
     id: false,
   },
-  approve: { flags: ['ttl', 'reason'], id: true },
+  approve: { flags: ['ttl', 'reason', 'uses', 'scope'], id: true },
   deny: { flags: ['reason'], id: true },
   revoke: { flags: ['reason'], id: true },
   watch: { flags: ['agent', 'interval'], id: false },
 };
 
 const STREAM_FLAGS: readonly Flag[] = ['pod', 'container', 'verbs', 'command', 'max-sessions'];
-const REST_FLAGS: readonly Flag[] = ['verb', 'resource', 'name'];
+const REST_FLAGS: readonly Flag[] = ['verb', 'resource', 'name', 'max-uses'];
 
 type ApprovalList = z.infer<typeof ApprovalListSchema>;
 
-/** API body fields (error.field) and the flags that set them: every field of both grant shapes. */
-const FIELD_FLAGS: Record<keyof StreamGrant | keyof RestGrant | 'state', string> = {
+/** API body fields (error.field) and the flags that set them: every field of both grant shapes and of approve. */
+const FIELD_FLAGS: Record<keyof StreamGrant | keyof RestGrant | 'state' | 'uses' | 'scope', string> = {
+  maxUses: '--max-uses',
+  uses: '--uses',
+  scope: '--scope',
   agent: '--agent',
   namespace: '--namespace',
   pod: '--pod',
@@ -154,17 +164,46 @@ export function formatScope(scope: ApprovalScope): string {
     ];
     return [`${scope.verbs.join(',')} ${scope.pod} -c ${scope.container} -n ${scope.namespace}`, ...extra].join(' ');
   }
-  return [scope.verb, scope.resource, ...(scope.name ? [scope.name] : []), ...(scope.namespace ? [`-n ${scope.namespace}`] : [])].join(' ');
+  const extra = [...(scope.request ? ['exact-request'] : []), ...(scope.maxUses !== undefined ? [`max-uses=${scope.maxUses}`] : [])];
+  return [scope.verb, scope.resource, ...(scope.name ? [scope.name] : []), ...(scope.namespace ? [`-n ${scope.namespace}`] : []), ...extra].join(' ');
+}
+
+/** The RISK cell: how many high findings the held body has ('-': no body). */
+function riskCell(a: Approval): string {
+  const risk = a.request?.risk;
+  if (!risk) return '-';
+  return `${risk.findings.filter((f) => f.level === 'high').length} high`;
+}
+
+/** The held request's target: method, path and canonical query. */
+function requestLine(r: NonNullable<Approval['request']>): string {
+  return `${r.method} ${r.path}${r.query ? `?${r.query}` : ''}${r.command ? ` ${JSON.stringify(r.command)}` : ''}`;
+}
+
+/** A held body and its risk summary, for `approvals get`. */
+function bodyDetails(r: NonNullable<Approval['request']>): string {
+  if (!r.body) return '';
+  const b = r.body;
+  const lines = [
+    '',
+    `Body: ${b.bytes} bytes, ${b.contentType ?? 'no content type'}, sha256 ${b.sha256}${b.redacted ? ', secret values redacted' : ''}${b.truncated ? ', shown truncated' : ''}`,
+  ];
+  if (r.risk) {
+    lines.push(`Risk: ${r.risk.subject}${r.risk.patch ? ' (a patch: best effort)' : ''}`);
+    for (const f of r.risk.findings) lines.push(`  ${f.level.padEnd(6)} ${f.text}`);
+  }
+  lines.push(b.text === null ? '(the body is not shown)' : b.text);
+  return `${lines.join('\n')}\n`;
 }
 
 function formatTime(iso: string | null): string {
   return iso === null ? '-' : iso.replace(/\.\d+Z$/, 'Z');
 }
 
-const COLUMNS = ['ID', 'STATE', 'AGENT', 'SCOPE', 'EXPIRES'] as const;
+const COLUMNS = ['ID', 'STATE', 'AGENT', 'SCOPE', 'EXPIRES', 'RISK'] as const;
 
 function row(a: Approval): string[] {
-  return [a.id, a.state, a.agent, formatScope(a.scope), formatTime(a.expiresAt)];
+  return [a.id, a.state, a.agent, formatScope(a.scope), formatTime(a.expiresAt), riskCell(a)];
 }
 
 export function formatTable(rows: string[][]): string {
@@ -180,9 +219,8 @@ function details(a: Approval): string {
     ['Scope', formatScope(a.scope)],
     ...(a.scope.kind === 'stream' && a.scope.commands ? a.scope.commands.map((argv, i): [string, string] => [i === 0 ? 'Commands' : '', JSON.stringify(argv)]) : []),
     ['Requested by', a.requestedBy],
-    ...(a.request
-      ? [['Request', `${a.request.method} ${a.request.path}${a.request.command ? ` ${JSON.stringify(a.request.command)}` : ''}`] as [string, string]]
-      : []),
+    ...(a.request ? [['Request', requestLine(a.request)] as [string, string]] : []),
+    ...(a.scope.kind === 'rest' && a.scope.request ? [['Bound to', `${a.scope.request.method} ${a.scope.request.path}${a.scope.request.query ? `?${a.scope.request.query}` : ''} body ${a.scope.request.bodySha256 ?? 'none'}`] as [string, string]] : []),
     ['Decided by', a.decidedBy ?? '-'],
     ['Reason', a.reason ?? '-'],
     ['TTL', `${a.ttlSeconds}s`],
@@ -190,11 +228,11 @@ function details(a: Approval): string {
     ['Decided', formatTime(a.decidedAt)],
     ['Expires', formatTime(a.expiresAt)],
     ...(a.revokedAt ? [['Revoked', `${formatTime(a.revokedAt)}${a.revokedBy ? ` by ${a.revokedBy}` : ''}`] as [string, string]] : []),
-    ['Sessions', String(a.sessionsStarted)],
+    [a.scope.kind === 'rest' ? 'Uses' : 'Sessions', String(a.sessionsStarted)],
     ...a.decisions.map((d, i): [string, string] => [i === 0 ? 'Decisions' : '', formatDecision(d)]),
   ];
   const width = Math.max(...lines.map(([k]) => k.length)) + 2;
-  return lines.map(([k, v]) => `${k ? `${k}:` : ''}`.padEnd(width) + v).join('\n') + '\n';
+  return lines.map(([k, v]) => `${k ? `${k}:` : ''}`.padEnd(width) + v).join('\n') + '\n' + (a.request ? bodyDetails(a.request) : '');
 }
 
 /** One line of the decision history: `2025-06-02T09:15:00Z approved by user:ann (ttl 900s): reason`. */
@@ -325,7 +363,13 @@ function grantBody(values: ReturnType<typeof parse>['values']): GrantBody {
   const body: RestGrant = { agent, verb, resource: nonEmpty(values, 'resource', 'RESOURCE'), ttlSeconds: ttl(values), reason: nonEmpty(values, 'reason', 'TEXT') };
   if (values.namespace !== undefined) body.namespace = values.namespace;
   if (values.name !== undefined) body.name = values.name;
+  if (values['max-uses'] !== undefined) body.maxUses = positive(values['max-uses'], '--max-uses');
   return body;
+}
+
+function positive(text: string, flag: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw usage(`${flag} ${JSON.stringify(text)}: give a whole number, at least 1`);
+  return Number(text);
 }
 
 function ttl(values: ReturnType<typeof parse>['values']): number {
@@ -384,9 +428,13 @@ export async function runApprovals(argv: string[], io: Partial<ApprovalsIo> = {}
       break;
     }
     case 'approve': {
+      const width = values.scope;
+      if (width !== undefined && !isOneOf<RestApprovalWidth>(REST_APPROVAL_WIDTHS, width)) throw usage(`--scope ${JSON.stringify(width)}: give ${REST_APPROVAL_WIDTHS.join(' or ')}`);
       const body: ApproveBody = {
         ...(values.ttl !== undefined ? { ttlSeconds: parseDuration(values.ttl, '--ttl') } : {}),
         ...(values.reason !== undefined ? { reason: values.reason } : {}),
+        ...(values.uses !== undefined ? { uses: positive(values.uses, '--uses') } : {}),
+        ...(width !== undefined ? { scope: width } : {}),
       };
       request = () => api.call('POST', `${path}/approve`, body);
       break;
@@ -475,7 +523,7 @@ async function watch(
         if (o.json) {
           o.out(`${JSON.stringify(a)}\n`);
         } else {
-          const cells = [...row(a), a.request ? `${a.request.method} ${a.request.path}` : '-'];
+          const cells = [...row(a), a.request ? requestLine(a.request) : '-'];
           if (!header) {
             o.out(`${[...COLUMNS, 'REQUEST'].join('\t')}\n`);
             header = true;

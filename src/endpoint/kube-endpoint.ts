@@ -19,8 +19,11 @@ import type { KubeRequest, ResourceRequest, StreamOperation } from '../model/req
 import { refusedApprovalId, type HoldManager } from '../approvals/holds.js';
 import { ApprovalLease } from '../approvals/lease.js';
 import { isBastionError } from '../errors/index.js';
-import { restOperation, scopeFor, streamOperation } from '../approvals/operation.js';
+import { restOperation, scopeFor, shapeScope, streamOperation } from '../approvals/operation.js';
 import type { Approval, ApprovalService, Operation } from '../model/approval.js';
+import type { HeldRequestInfo } from '../model/approval-schema.js';
+import { describeHeldBody } from '../model/held-body.js';
+import { readBoundedBody } from './request-body.js';
 import { runStreamSession, type SessionRowPort } from '../session/stream-session.js';
 import type { EndReason, SessionInfo, SessionSink } from '../model/session.js';
 import { classify, type Classification } from './classify.js';
@@ -184,10 +187,10 @@ export class KubeEndpoint {
    * For a request that needs an approval: a usable approval, a policy auto-approval, or a hold
    * until an approver decides. `gone` fires when the client leaves while held.
    */
-  private async gate(c: Extract<Classification, { outcome: 'approval' }>, op: Operation, command: string[] | undefined, clientRun: string | undefined, gone: (abort: () => void) => void): Promise<Gated> {
+  private async gate(c: Extract<Classification, { outcome: 'approval' }>, op: Operation, shown: Partial<HeldRequestInfo>, clientRun: string | undefined, gone: (abort: () => void) => void): Promise<Gated> {
     const agent = { id: c.principal.id, name: c.principal.name };
     try {
-      return await this.decide(c, op, command, clientRun, gone);
+      return await this.decide(c, op, shown, clientRun, gone);
     } catch (err) {
       // The agent was revoked while its request was on its way (the pod lookup, the hold): no
       // approval can be asked for or granted to it any more. Answered as its next request will be.
@@ -199,13 +202,16 @@ export class KubeEndpoint {
     }
   }
 
-  private async decide(c: Extract<Classification, { outcome: 'approval' }>, op: Operation, command: string[] | undefined, clientRun: string | undefined, gone: (abort: () => void) => void): Promise<Gated> {
+  /** `shown`: what the approver sees beyond method and path (the command; the query, body and its risk). */
+  private async decide(c: Extract<Classification, { outcome: 'approval' }>, op: Operation, shown: Partial<HeldRequestInfo>, clientRun: string | undefined, gone: (abort: () => void) => void): Promise<Gated> {
     const agent = { id: c.principal.id, name: c.principal.name };
-    const request = { method: c.request.method, path: c.request.path, ...(command ? { command } : {}) };
+    const request = { ...shown, method: c.request.method, path: c.request.path };
     if (c.decision.autoApprove) {
       const usable = await this.opts.approvals.findUsable(agent.id, op);
       if (usable) return { ok: true, approval: usable };
-      const approval = await this.opts.approvals.autoApprove({ agent, scope: { ...scopeFor(op), ...(c.decision.autoApprove.maxSessions && op.kind === 'stream' ? { maxSessions: c.decision.autoApprove.maxSessions } : {}) }, request }, c.decision.rule, c.decision.policyHash, c.decision.autoApprove.ttlSeconds);
+      // A policy rule approves a shape (it cannot read bodies): any request of it until expiry.
+      const scope = op.kind === 'rest' ? shapeScope(op) : { ...scopeFor(op), ...(c.decision.autoApprove.maxSessions ? { maxSessions: c.decision.autoApprove.maxSessions } : {}) };
+      const approval = await this.opts.approvals.autoApprove({ agent, scope, request }, c.decision.rule, c.decision.policyHash, c.decision.autoApprove.ttlSeconds);
       return { ok: true, approval };
     }
     const controller = new AbortController();
@@ -255,16 +261,11 @@ export class KubeEndpoint {
       return;
     }
     let approval: Approval | null = null;
+    let body: Buffer | undefined;
     if (c.outcome === 'approval') {
-      const op = restOperation(c.request as ResourceRequest);
-      const gated = await this.gate(c, op, undefined, header(req, 'kubectl-session'), (abort) => res.on('close', abort));
-      if (!gated.ok) {
-        req.resume();
-        if (!res.destroyed) writeStatusResponse(res, gated.status);
-        this.finish(req, c, start, { decision: 'approval', ...policy, status: gated.status.code ?? 403, bytesIn: 0, bytesOut: 0, approvalId: gated.approvalId, outcome: gated.outcome });
-        return;
-      }
-      approval = gated.approval;
+      const admitted = await this.admitRest(req, res, c, start);
+      if (!admitted) return;
+      ({ approval, body } = admitted);
     }
     this.active.add(res);
     this.opts.metrics.inflight.inc();
@@ -274,13 +275,20 @@ export class KubeEndpoint {
     const offLease = lease.onEnd(() => cutter.abort());
     const request = c.request;
     try {
-      const outcome = await proxyRest(req, res, this.opts.upstream, this.identity(c), {
-        unreachable: (error) => refusals.upstreamUnavailable(error),
-        signal: cutter.signal,
-        ...(lease.deadline !== undefined ? { deadline: lease.deadline } : {}),
-        status: () => refusals.restCut(request, approval, lease.ended!),
-        finalChunk: (contentType) => (isWatch(request) && /json/i.test(contentType ?? '') ? refusals.watchErrorEvent(refusals.restCut(request, approval, lease.ended!)) : undefined),
-      });
+      const outcome = await proxyRest(
+        req,
+        res,
+        this.opts.upstream,
+        this.identity(c),
+        {
+          unreachable: (error) => refusals.upstreamUnavailable(error),
+          signal: cutter.signal,
+          ...(lease.deadline !== undefined ? { deadline: lease.deadline } : {}),
+          status: () => refusals.restCut(request, approval, lease.ended!),
+          finalChunk: (contentType) => (isWatch(request) && /json/i.test(contentType ?? '') ? refusals.watchErrorEvent(refusals.restCut(request, approval, lease.ended!)) : undefined),
+        },
+        body,
+      );
       const unreachable = outcome.error?.code === 'UPSTREAM_UNAVAILABLE';
       if (unreachable) {
         this.opts.metrics.upstreamErrors.inc();
@@ -301,6 +309,43 @@ export class KubeEndpoint {
       this.active.delete(res);
       this.opts.metrics.inflight.dec();
     }
+  }
+
+  /**
+   * A REST request that needs an approval: its body read whole (bounded) and hashed, the gate for
+   * exactly that request (the approver sees the body, redacted, and its risk summary), then one use
+   * of the approval counted as it is forwarded. Undefined when it was answered here (refused).
+   */
+  private async admitRest(req: IncomingMessage, res: ServerResponse, c: Extract<Classification, { outcome: 'approval' }>, start: number): Promise<{ approval: Approval; body: Buffer } | undefined> {
+    const policy = { rule: c.decision.rule, policyHash: c.decision.policyHash };
+    const refuse = (status: Status, result: Pick<AuditResult, 'approvalId' | 'outcome' | 'outcomeDetail'>, bytesIn = 0): undefined => {
+      req.resume();
+      if (!res.destroyed) writeStatusResponse(res, status);
+      this.finish(req, c, start, { decision: 'approval', ...policy, status: status.code ?? 403, bytesIn, bytesOut: 0, ...result });
+      return undefined;
+    };
+    const read = await readBoundedBody(req);
+    if (!read.ok) {
+      if (read.reason === 'gone') return refuse(refusals.clientGone(), { approvalId: null, outcome: 'client-closed' });
+      return refuse(refusals.bodyTooLarge(read.limit), { approvalId: null, outcome: 'body-too-large' });
+    }
+    const resource = c.request as ResourceRequest;
+    const op = restOperation(resource, read.sha256);
+    const shown: Partial<HeldRequestInfo> = { ...(op.request!.query ? { query: op.request!.query } : {}) };
+    if (read.sha256 !== null) {
+      const described = describeHeldBody(read.body, { contentType: header(req, 'content-type') ?? null, resource: resource.resource, sha256: read.sha256 });
+      shown.body = described.body;
+      shown.risk = described.risk;
+    }
+    const gated = await this.gate(c, op, shown, header(req, 'kubectl-session'), (abort) => res.on('close', abort));
+    if (!gated.ok) return refuse(gated.status, { approvalId: gated.approvalId, outcome: gated.outcome }, read.body.length);
+    const approval = gated.approval!;
+    // Counted as it is forwarded, compare-and-set: of two requests joined on one single-use
+    // approval, one is forwarded and the other is told, naming the approval.
+    if (!(await this.opts.approvals.useForRequest(approval.id))) {
+      return refuse(refusals.approvalUsedUp(c.request, approval), { approvalId: approval.id, outcome: 'approval-used' }, read.body.length);
+    }
+    return { approval, body: read.body };
   }
 
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -363,7 +408,7 @@ export class KubeEndpoint {
 
     let approval: Approval | null = null;
     if (c.outcome === 'approval') {
-      const gated = await this.gate(c, op, query.command, header(req, 'kubectl-session'), (abort) => socket.once('close', abort));
+      const gated = await this.gate(c, op, { command: query.command }, header(req, 'kubectl-session'), (abort) => socket.once('close', abort));
       if (!gated.ok) return refuse(gated.status, { decision: 'approval', ...policy, approvalId: gated.approvalId, outcome: gated.outcome });
       const granted = gated.approval!;
       approval = granted;

@@ -69,12 +69,39 @@ export function holdRefused(req: KubeRequest, refusal: HoldRefusal): Status {
     case 'limit':
       return statusFor('TOO_MANY_REQUESTS', `${who} is forbidden: agent "${refusal.agent}" already has ${refusal.pending} pending approvals (limit ${refusal.limit})`);
     case 'gone':
-      return statusFor('CONNECTION_CLOSED', 'client went away');
+      return clientGone();
   }
+}
+
+/** For the audit row of a client that left before it was answered (nobody reads it). */
+export function clientGone(): Status {
+  return statusFor('CONNECTION_CLOSED', 'client went away');
 }
 
 export function noSessionsLeft(pod: string, approvalId: string): Status {
   return statusFor('APPROVAL_REQUIRED', `pods "${pod}" is forbidden: kube-bastion approval ${approvalId} has no sessions left`);
+}
+
+/** A body too large to read whole before an approval (kube-apiserver's wording, then why). */
+export function bodyTooLarge(limit: number): Status {
+  return statusFor(
+    'BODY_TOO_LARGE',
+    `Request entity too large: limit is ${limit} (kube-bastion reads the body of a request that needs an approval whole, to bind the approval to its exact bytes)`,
+  );
+}
+
+/**
+ * A REST request whose approval has no use left for it: a single-use approval another request
+ * (a joined clone) used first, or one used, revoked or expired between the check and the count.
+ * The request is not held again: running the command again asks for a new approval.
+ */
+export function approvalUsedUp(req: KubeRequest, approval: Approval): Status {
+  const uses = approval.scope.kind === 'rest' && approval.scope.maxUses !== undefined ? ` (${approval.scope.maxUses} ${approval.scope.maxUses === 1 ? 'use' : 'uses'})` : '';
+  return statusFor(
+    'APPROVAL_REQUIRED',
+    `${subject(req)} is forbidden: kube-bastion approval ${approval.id}${uses} admits no further request: it was used by another request, or ended; send the request again to ask for a new approval`,
+    { causes: [{ reason: 'KubeBastionApprovalUsed', message: approval.id }] },
+  );
 }
 
 /**

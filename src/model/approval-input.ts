@@ -4,6 +4,7 @@
 // is assumed about their shape.
 import {
   ApprovalScopeSchema,
+  ApproveBodySchema,
   HeldRequestInfoSchema,
   MAX_TTL_SECONDS,
   OptionalReasonSchema,
@@ -14,6 +15,7 @@ import {
 } from './approval-schema.js';
 import { canonicalScope } from './scope.js';
 import { parseInput } from './validation.js';
+import type { RestApprovalWidth } from './vocabulary.js';
 
 /** A refused argument that no schema describes (an unknown agent, a missing rule name). */
 export { invalidField } from '../errors/index.js';
@@ -39,6 +41,20 @@ export function optionalReason(v: unknown, field = 'reason'): string | undefined
 
 /** What a held request asked for (shown to approvers). */
 export function validateRequest(v: unknown): HeldRequestInfo {
-  const { method, path, command } = parseInput(HeldRequestInfoSchema, v, 'input', 'request');
-  return command === undefined ? { method, path } : { method, path, command: [...command] };
+  const { method, path, command, query, body, risk } = parseInput(HeldRequestInfoSchema, v, 'input', 'request');
+  return {
+    method,
+    path,
+    ...(command !== undefined ? { command: [...command] } : {}),
+    ...(query !== undefined ? { query } : {}),
+    ...(body !== undefined ? { body } : {}),
+    ...(risk !== undefined ? { risk } : {}),
+  };
+}
+
+/** An approver's widening of a REST approval (`uses`, `scope`); absent or null gives undefined. */
+export function validateWidening(v: { uses?: unknown; scope?: unknown }): { uses?: number; scope?: RestApprovalWidth } {
+  const uses = v.uses == null ? undefined : parseInput(ApproveBodySchema.shape.uses, v.uses, 'input', 'uses');
+  const scope = v.scope == null ? undefined : parseInput(ApproveBodySchema.shape.scope, v.scope, 'input', 'scope');
+  return { ...(uses != null ? { uses } : {}), ...(scope != null ? { scope } : {}) };
 }

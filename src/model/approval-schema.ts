@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import type { GrantInput } from './approval.js';
 import { fragment, show } from './validation.js';
-import { APPROVAL_STATES, DECISION_KINDS, RESOURCE_VERBS, STREAM_OPERATIONS, type StreamOperation } from './vocabulary.js';
+import { APPROVAL_STATES, DECISION_KINDS, RESOURCE_VERBS, REST_APPROVAL_WIDTHS, RISK_LEVELS, STREAM_OPERATIONS, type StreamOperation } from './vocabulary.js';
 
 /** Longest validity an approver may give (grant, approve). */
 export const MAX_TTL_SECONDS = 86_400;
@@ -16,6 +16,8 @@ export const MAX_REASON_LENGTH = 2000;
 export const MAX_COMMANDS = 64;
 export const MAX_ARGV_LENGTH = 256;
 export const MAX_ARG_LENGTH = 4096;
+/** Longest canonical path or query a REST approval binds (kube-apiserver refuses longer URLs anyway). */
+export const MAX_REQUEST_TARGET_LENGTH = 8192;
 
 /** RFC 1123 label: namespaces, containers. */
 const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -82,6 +84,14 @@ const MaxSessions = z
   .int({ error: maxSessionsError })
   .min(1, { error: maxSessionsError })
   .describe('Sessions allowed under the approval; absent: unlimited until expiry.');
+
+const maxUsesError = (iss: { input?: unknown }): string => `${show(iss.input)} must be a positive integer (leave it out for no limit)`;
+const MaxUses = z
+  .int({ error: maxUsesError })
+  .min(1, { error: maxUsesError })
+  .describe('Requests forwarded under the approval; absent: unlimited until expiry.');
+
+const Sha256Hex = z.string({ error: 'must be a string' }).regex(/^[0-9a-f]{64}$/, { error: 'must be a SHA-256 in lower-case hex' });
 
 const Verb = z.enum(RESOURCE_VERBS, { error: (iss) => `${show(iss.input)} is not one of ${RESOURCE_VERBS.join(', ')}` });
 const Resource = z
@@ -151,9 +161,37 @@ export const StreamScopeSchema = z
   .superRefine(commandsNeedExec)
   .meta({ id: 'StreamScope', description: 'exec/attach/portforward into one container of one pod.' });
 
+/** The exact request a held REST request's approval is bound to. */
+export const RestRequestBindingSchema = z
+  .strictObject({
+    method: z.string({ error: 'is required (the HTTP method)' }).regex(/^[A-Z]{1,16}$/, { error: 'must be an upper-case HTTP method' }),
+    path: z
+      .string({ error: 'is required (the canonical path)' })
+      .regex(/^\//, { error: 'must start with /' })
+      .max(MAX_REQUEST_TARGET_LENGTH, { error: `is longer than ${MAX_REQUEST_TARGET_LENGTH} characters` }),
+    query: z
+      .string({ error: "is required ('' for none)" })
+      .max(MAX_REQUEST_TARGET_LENGTH, { error: `is longer than ${MAX_REQUEST_TARGET_LENGTH} characters` })
+      .describe("The canonical query: parameters sorted by name (repeated ones keep their order), '' for none."),
+    bodySha256: Sha256Hex.nullable().describe('SHA-256 (hex) of the exact body bytes forwarded; null for a request without a body.'),
+  })
+  .meta({ id: 'RestRequestBinding', description: 'Method, canonical path and query, and the body hash of the one request a REST approval covers.' });
+
 export const RestScopeSchema = z
-  .strictObject({ kind: z.literal('rest'), verb: Verb, resource: Resource, namespace: RestNamespace, name: ObjectName })
-  .meta({ id: 'RestScope', description: 'One REST call shape: verb on resource in a namespace, by name.' });
+  .strictObject({
+    kind: z.literal('rest'),
+    verb: Verb,
+    resource: Resource,
+    namespace: RestNamespace,
+    name: ObjectName,
+    request: RestRequestBindingSchema.optional().describe('Set: only this exact request (same method, path, query and body) is covered; absent: any request of this shape.'),
+    maxUses: MaxUses.optional(),
+  })
+  .meta({
+    id: 'RestScope',
+    description:
+      'A REST call: verb on resource in a namespace, by name; with `request`, only that exact request. A held request asks for its exact request, once (`maxUses: 1`).',
+  });
 
 export const ApprovalScopeSchema = z
   .discriminatedUnion('kind', [StreamScopeSchema, RestScopeSchema], {
@@ -166,16 +204,52 @@ export const ApprovalScopeSchema = z
 
 export type StreamScope = z.infer<typeof StreamScopeSchema>;
 export type RestScope = z.infer<typeof RestScopeSchema>;
+export type RestRequestBinding = z.infer<typeof RestRequestBindingSchema>;
 export type ApprovalScope = z.infer<typeof ApprovalScopeSchema>;
 
 // ---------------------------------------------------------------------------------------------
 // The Approval record
+
+/** Longest body text kept with a held request (the bytes themselves are bound by their hash). */
+export const MAX_HELD_BODY_TEXT = 64 * 1024;
+
+export const RiskFindingSchema = z
+  .strictObject({ level: z.enum(RISK_LEVELS), text: z.string() })
+  .meta({ id: 'RiskFinding', description: '`high`: can run code as root, reach the host, mint credentials or change permissions; `notice`: worth a look; `info`: what it is.' });
+
+export const RiskSummarySchema = z
+  .strictObject({
+    subject: z.string().describe('What the body is, e.g. `Pod "web"`, `ClusterRoleBinding "x"`, `merge patch`.'),
+    patch: z.boolean().describe('The body is a patch: the summary covers what the patch says, not the object it produces.'),
+    findings: z.array(RiskFindingSchema),
+  })
+  .meta({ id: 'RiskSummary', description: "What a held request's body would do, summarized for the approver (best effort for patches)." });
+export type RiskSummary = z.infer<typeof RiskSummarySchema>;
+export type RiskFinding = z.infer<typeof RiskFindingSchema>;
+
+export const HeldRequestBodySchema = z
+  .strictObject({
+    contentType: z.string().nullable(),
+    bytes: z.int().min(0).describe('Size of the body forwarded.'),
+    sha256: Sha256Hex.describe('SHA-256 (hex) of the exact bytes forwarded.'),
+    text: z
+      .string()
+      .nullable()
+      .describe(`The body for the approver: JSON pretty-printed, Secret values redacted, at most ${MAX_HELD_BODY_TEXT} characters; null when it cannot be shown safely.`),
+    truncated: z.boolean().describe('`text` was cut at its limit.'),
+    redacted: z.boolean().describe('Secret values were replaced by `<redacted>` in `text` (the hash binds the real bytes).'),
+  })
+  .meta({ id: 'HeldRequestBody' });
+export type HeldRequestBody = z.infer<typeof HeldRequestBodySchema>;
 
 /** What a held request asked for (shown to approvers). */
 export const HeldRequestInfoSchema = z.object({
   method: z.string({ error: 'is required' }).min(1, { error: 'is required' }),
   path: z.string({ error: 'is required' }).min(1, { error: 'is required' }),
   command: z.array(z.string(), { error: 'must be a list of strings' }).optional(),
+  query: z.string().optional().describe('REST: the canonical query.'),
+  body: HeldRequestBodySchema.optional().describe('REST requests with a body.'),
+  risk: RiskSummarySchema.optional().describe('REST requests with a body: what it would do.'),
 });
 export type HeldRequestInfo = z.infer<typeof HeldRequestInfoSchema>;
 
@@ -209,7 +283,7 @@ export const ApprovalSchema = z
     revokedAt: IsoTime.nullable(),
     revokedBy: z.string().nullable().describe('Who revoked it (`user:<name>`, `system`); null unless revoked.'),
     decisions: z.array(ApprovalDecisionSchema).describe('Every decision, oldest first: grant/approval/denial, then a revocation.'),
-    sessionsStarted: z.int().min(0).describe('Sessions started under it (stream scopes).'),
+    sessionsStarted: z.int().min(0).describe('Sessions started under it (stream scopes), or requests forwarded under it (REST scopes; counted against `maxUses`).'),
     request: HeldRequestInfoSchema.nullable().describe('For held requests: what the agent asked.'),
   })
   .meta({ id: 'Approval', description: 'A scoped, timed permission for one agent. Times are ISO 8601 UTC with milliseconds.' });
@@ -233,17 +307,18 @@ export const RestGrantSchema = z
     resource: Resource,
     namespace: RestNamespace.optional(),
     name: ObjectName.optional(),
+    maxUses: MaxUses.optional(),
     ttlSeconds: grantFields.ttlSeconds,
     reason: grantFields.reason,
   })
-  .meta({ id: 'RestGrant', description: "A direct grant of a REST scope (namespace and name default to '')." });
+  .meta({ id: 'RestGrant', description: "A direct grant of a REST scope, any request of that shape (namespace and name default to '')." });
 
 const GrantUnion = z.xor([StreamGrantSchema, RestGrantSchema]);
 
 /** Fields only a stream grant has, and fields only a REST grant has (`namespace` is shared). */
 const STREAM_ONLY = ['pod', 'container', 'verbs', 'commands', 'maxSessions'] as const;
-const REST_ONLY = ['verb', 'resource', 'name'] as const;
-const SCOPE_CHOICE = 'give either a stream scope (namespace, pod, container, verbs[, commands, maxSessions]) or a REST scope (verb, resource[, namespace, name])';
+const REST_ONLY = ['verb', 'resource', 'name', 'maxUses'] as const;
+const SCOPE_CHOICE = 'give either a stream scope (namespace, pod, container, verbs[, commands, maxSessions]) or a REST scope (verb, resource[, namespace, name, maxUses])';
 
 /**
  * A flat grant body has no `kind`: its fields tell which scope it is, and it is checked against
@@ -289,6 +364,11 @@ export const ApproveBodySchema = z
   .strictObject({
     ttlSeconds: TtlSeconds.nullish().describe('Validity from now; default: what the request carried (900 s unless configured otherwise).'),
     reason: OptionalReasonSchema,
+    uses: MaxUses.nullish().describe('REST: how many requests the approval admits; default 1 for `scope: "request"`, unlimited until expiry for `scope: "shape"`.'),
+    scope: z
+      .enum(REST_APPROVAL_WIDTHS, { error: (iss) => `${show(iss.input)} must be "request" or "shape"` })
+      .nullish()
+      .describe('REST: `request` (default) covers exactly the request that was held; `shape` widens to any request of its verb, resource, namespace and name, with any body.'),
   })
   .meta({ id: 'ApproveRequest' });
 export const DenyBodySchema = z.strictObject({ reason: ReasonSchema }).meta({ id: 'DenyRequest' });
@@ -302,7 +382,9 @@ export type RevokeBody = z.input<typeof RevokeBodySchema>;
 export function grantInput(body: z.output<typeof GrantBodySchema>): GrantInput {
   const { agent, ttlSeconds, reason } = body;
   if ('verb' in body) {
-    return { agent, ttlSeconds, reason, scope: { kind: 'rest', verb: body.verb, resource: body.resource, namespace: body.namespace ?? '', name: body.name ?? '' } };
+    const scope: RestScope = { kind: 'rest', verb: body.verb, resource: body.resource, namespace: body.namespace ?? '', name: body.name ?? '' };
+    if (body.maxUses !== undefined) scope.maxUses = body.maxUses;
+    return { agent, ttlSeconds, reason, scope };
   }
   const { namespace, pod, container, verbs, commands, maxSessions } = body;
   const scope: StreamScope = { kind: 'stream', namespace, pod, container, verbs };

@@ -1,11 +1,11 @@
 // Approvals: a scoped, timed permission decided outside the agent. The types every part shares
 // (store, service, holds, session cutoff, control API).
-import type { Approval, ApprovalScope, HeldRequestInfo } from './approval-schema.js';
+import type { Approval, ApprovalScope, HeldRequestInfo, RestRequestBinding } from './approval-schema.js';
 import type { ResourceVerb, StreamOperation } from './request.js';
-import type { ApprovalState, UserRole } from './vocabulary.js';
+import type { ApprovalState, RestApprovalWidth, UserRole } from './vocabulary.js';
 
 // The record and the scopes are declared once, as zod schemas (approval-schema.ts).
-export type { Approval, ApprovalDecision, ApprovalScope, RestScope, StreamScope } from './approval-schema.js';
+export type { Approval, ApprovalDecision, ApprovalScope, RestRequestBinding, RestScope, StreamScope } from './approval-schema.js';
 export { APPROVAL_STATES, type ApprovalState } from './vocabulary.js';
 
 /** Who did something to an approval. Rendered as `user:<name>`, `agent:<name>`, `policy:<rule>@<sha256>`, `system`. */
@@ -28,6 +28,15 @@ export function actorId(actor: Actor): string {
   }
 }
 
+export interface ApproveOptions {
+  ttlSeconds?: number;
+  reason?: string;
+  /** REST: requests admitted (default 1 for `request`, unlimited for `shape`). */
+  uses?: number;
+  /** REST: `request` (default) or `shape`. */
+  scope?: RestApprovalWidth;
+}
+
 export interface GrantInput {
   agent: string;
   scope: ApprovalScope;
@@ -47,7 +56,15 @@ export interface HeldRequest {
 /** The operation an agent is attempting now, matched against approved scopes. */
 export type Operation =
   | { kind: 'stream'; verb: StreamOperation; namespace: string; pod: string; container: string; command: string[] }
-  | { kind: 'rest'; verb: ResourceVerb; resource: string; namespace: string; name: string };
+  | {
+      kind: 'rest';
+      verb: ResourceVerb;
+      resource: string;
+      namespace: string;
+      name: string;
+      /** The exact request (what a request-bound scope must match); absent, only shape scopes cover it. */
+      request?: RestRequestBinding;
+    };
 
 export interface ApprovalFilter {
   state?: ApprovalState;
@@ -85,7 +102,11 @@ export interface ApprovalService {
   grant(input: GrantInput, actor: Actor): Promise<Approval>;
   /** Creates a pending approval, or joins the one already pending for the same agent and scope. */
   requestOrJoin(held: HeldRequest): Promise<{ approval: Approval; created: boolean }>;
-  approve(id: string, actor: Actor, opts?: { ttlSeconds?: number; reason?: string }): Promise<Approval>;
+  /**
+   * `uses` and `scope` widen a held REST request's approval (see widenRestScope); giving them for a
+   * stream approval is an INVALID_FIELD.
+   */
+  approve(id: string, actor: Actor, opts?: ApproveOptions): Promise<Approval>;
   deny(id: string, actor: Actor, reason: string): Promise<Approval>;
   revoke(id: string, actor: Actor, reason?: string): Promise<Approval>;
   /** A policy rule approving on its own, recorded as `policy:<rule>@<sha256>`. */
@@ -96,6 +117,11 @@ export interface ApprovalService {
   findUsable(agentId: string, op: Operation): Promise<Approval | undefined>;
   /** Counts a session against maxSessions; false if none are left (or the approval is no longer usable). */
   startSession(id: string): Promise<boolean>;
+  /**
+   * Counts one forwarded REST request against maxUses, atomically: false if none are left (or the
+   * approval is no longer usable), so two requests racing for a single use cannot both have it.
+   */
+  useForRequest(id: string): Promise<boolean>;
   /** Number of pending approvals requested by this agent (for the per-agent hold limit). */
   pendingCount(agentId: string): Promise<number>;
   /**

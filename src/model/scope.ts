@@ -1,11 +1,11 @@
 // Scopes: their canonical form (so "the same scope" is a string comparison) and whether a scope
 // covers an operation. Pure functions over the types in approval.ts.
-import type { ApprovalScope, Operation, RestScope, StreamScope } from './approval.js';
-import { STREAM_OPERATIONS } from './vocabulary.js';
+import type { ApprovalScope, Operation, RestRequestBinding, RestScope, StreamScope } from './approval.js';
+import { STREAM_OPERATIONS, type RestApprovalWidth } from './vocabulary.js';
 
 /**
  * A scope with its keys in declaration order (kind, namespace, pod, container, verbs, commands,
- * maxSessions / kind, verb, resource, namespace, name), verbs de-duplicated in canonical order,
+ * maxSessions / kind, verb, resource, namespace, name, request, maxUses), verbs de-duplicated in canonical order,
  * absent optional fields left out, and arrays copied. Two scopes are deep-equal exactly when their
  * canonical JSON is equal. Call it on validated scopes only (unknown verbs are dropped).
  */
@@ -18,6 +18,11 @@ export function canonicalScope(scope: ApprovalScope): ApprovalScope {
       namespace: scope.namespace,
       name: scope.name,
     };
+    if (scope.request !== undefined) {
+      const r = scope.request;
+      rest.request = { method: r.method, path: r.path, query: r.query, bodySha256: r.bodySha256 };
+    }
+    if (scope.maxUses !== undefined) rest.maxUses = scope.maxUses;
     return rest;
   }
   const stream: StreamScope = {
@@ -46,7 +51,9 @@ function sameArgv(a: readonly string[], b: readonly string[]): boolean {
  * - stream: same namespace, pod and container; the verb is one of the scope's verbs; for exec with
  *   a command allow-list, the argv is exactly one of its entries (the allow-list is exec argv, so it
  *   does not restrict attach or portforward).
- * - rest: same verb, resource, namespace and name.
+ * - rest: same verb, resource, namespace and name; for a scope bound to a request, also the same
+ *   method, canonical path, canonical query and body hash (an operation that does not say what it
+ *   is, is not covered).
  */
 export function scopeCovers(scope: ApprovalScope, op: Operation): boolean {
   if (scope.kind === 'rest') {
@@ -55,7 +62,8 @@ export function scopeCovers(scope: ApprovalScope, op: Operation): boolean {
       op.verb === scope.verb &&
       op.resource === scope.resource &&
       op.namespace === scope.namespace &&
-      op.name === scope.name
+      op.name === scope.name &&
+      (scope.request === undefined || (op.request !== undefined && sameRequest(scope.request, op.request)))
     );
   }
   if (op.kind !== 'stream') return false;
@@ -67,7 +75,31 @@ export function scopeCovers(scope: ApprovalScope, op: Operation): boolean {
   return true;
 }
 
-/** Whether the scope still allows another session given how many were started. */
-export function hasSessionsLeft(scope: ApprovalScope, sessionsStarted: number): boolean {
-  return scope.kind !== 'stream' || scope.maxSessions === undefined || sessionsStarted < scope.maxSessions;
+function sameRequest(a: RestRequestBinding, b: RestRequestBinding): boolean {
+  return a.method === b.method && a.path === b.path && a.query === b.query && a.bodySha256 === b.bodySha256;
+}
+
+/**
+ * Whether the scope still allows another use given how many there were: sessions against a stream
+ * scope's maxSessions, forwarded requests against a REST scope's maxUses.
+ */
+export function hasUsesLeft(scope: ApprovalScope, used: number): boolean {
+  const max = scope.kind === 'stream' ? scope.maxSessions : scope.maxUses;
+  return max === undefined || used < max;
+}
+
+/**
+ * The scope an approver approves for a held REST request: `request` (the default) keeps the binding
+ * to the exact request and admits `uses` requests (default: what was asked, once); `shape` drops the
+ * binding, so any body of the same verb on the same resource, namespace and name is covered, `uses`
+ * times (default: until expiry). What was asked (the approval's `request`) never changes.
+ */
+export function widenRestScope(scope: RestScope, opts: { uses?: number | undefined; scope?: RestApprovalWidth | undefined }): RestScope {
+  const out = canonicalScope(scope) as RestScope;
+  if (opts.scope === 'shape') {
+    delete out.request;
+    delete out.maxUses;
+  }
+  if (opts.uses !== undefined) out.maxUses = opts.uses;
+  return out;
 }

@@ -30,6 +30,18 @@ export type ApprovalState = (typeof APPROVAL_STATES)[number];
 export const DECISION_KINDS = ['granted', 'approved', 'auto-approved', 'denied', 'revoked'] as const;
 export type DecisionKind = (typeof DECISION_KINDS)[number];
 
+/**
+ * How far an approver widens a held REST request's approval: `request` covers exactly the request
+ * that was held (method, path, query, body hash); `shape` covers the verb on that resource,
+ * namespace and name, with any body.
+ */
+export const REST_APPROVAL_WIDTHS = ['request', 'shape'] as const;
+export type RestApprovalWidth = (typeof REST_APPROVAL_WIDTHS)[number];
+
+/** How much a finding of a request body's risk summary matters to an approver. */
+export const RISK_LEVELS = ['high', 'notice', 'info'] as const;
+export type RiskLevel = (typeof RISK_LEVELS)[number];
+
 /** Roles of control-endpoint users. */
 export const USER_ROLES = ['approver', 'reviewer', 'admin'] as const;
 export type UserRole = (typeof USER_ROLES)[number];

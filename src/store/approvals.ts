@@ -94,8 +94,14 @@ function toApproval(row: ApprovalReadRow): Approval {
   };
 }
 
-/** Approval field -> column, for the fields a transition may set. */
+/** The cap the max_sessions column holds: a stream scope's maxSessions, a REST scope's maxUses. */
+function maxUsesOf(scope: ApprovalScope): number | null {
+  return (scope.kind === 'stream' ? scope.maxSessions : scope.maxUses) ?? null;
+}
+
+/** Approval field -> column, for the fields a transition may set (`scope` sets max_sessions too). */
 const CHANGE_COLUMNS: Record<keyof ApprovalChanges, keyof ApprovalRow> = {
+  scope: 'scope',
   decidedBy: 'decided_by',
   decidedAt: 'decided_at',
   expiresAt: 'expires_at',
@@ -175,7 +181,7 @@ export class SqliteApprovalStore implements ApprovalStore {
       agent_name: input.agent,
       scope_kind: scope.kind,
       scope: JSON.stringify(scope),
-      max_sessions: scope.kind === 'stream' ? (scope.maxSessions ?? null) : null,
+      max_sessions: maxUsesOf(scope),
       requested_by: input.requestedBy,
       decided_by: input.decidedBy,
       reason: input.reason,
@@ -270,7 +276,7 @@ export class SqliteApprovalStore implements ApprovalStore {
     const shape = `${keys.join(',')}|${t.ifUnexpiredAt !== undefined}|${t.ifExpiredAt !== undefined}`;
     let stmt = this.transitions.get(shape);
     if (!stmt) {
-      const assignments = ['state = @to', ...keys.map((k) => `${CHANGE_COLUMNS[k]} = @${k}`)];
+      const assignments = ['state = @to', ...keys.map((k) => `${CHANGE_COLUMNS[k]} = @${k}`), ...(keys.includes('scope') ? ['max_sessions = @maxUses'] : [])];
       const guards = ['id = @id', 'state = @from'];
       if (t.ifUnexpiredAt !== undefined) guards.push('(expires_at IS NULL OR expires_at > @ifUnexpiredAt)');
       if (t.ifExpiredAt !== undefined) guards.push('(expires_at IS NOT NULL AND expires_at <= @ifExpiredAt)');
@@ -279,6 +285,12 @@ export class SqliteApprovalStore implements ApprovalStore {
     }
     const params: Record<string, unknown> = { id, from: t.from, to: t.to };
     for (const k of keys) params[k] = set[k];
+    if (set.scope !== undefined) {
+      // Widened by the approver as it is approved (a trigger refuses it at any other time).
+      const scope = canonicalScope(set.scope);
+      params['scope'] = JSON.stringify(scope);
+      params['maxUses'] = maxUsesOf(scope);
+    }
     if (t.ifUnexpiredAt !== undefined) params['ifUnexpiredAt'] = t.ifUnexpiredAt;
     if (t.ifExpiredAt !== undefined) params['ifExpiredAt'] = t.ifExpiredAt;
     const apply = this.db.transaction((): Approval | undefined => {

@@ -297,6 +297,33 @@ export const MIGRATIONS: readonly Migration[] = [
         (SELECT name FROM users WHERE role = 'admin' ORDER BY rowid LIMIT 1));
     `,
   },
+  {
+    version: 7,
+    name: 'REST approvals bound to the request: the approver may widen the scope as it approves',
+    // The scope (and max_sessions, its cap on uses) still never changes, except once: as a pending
+    // REST approval is approved, its approver may widen it (more uses, or any body of the same
+    // shape). Verb, resource, namespace and name stay; a binding to a request may only be kept
+    // as it was or dropped. What was asked (the request column) is not touched.
+    sql: `
+      DROP TRIGGER approvals_immutable;
+      CREATE TRIGGER approvals_immutable BEFORE UPDATE OF id, agent_id, agent_name, scope_kind, requested_by, created_at ON approvals
+        WHEN OLD.id IS NOT NEW.id OR OLD.agent_id IS NOT NEW.agent_id OR OLD.agent_name IS NOT NEW.agent_name
+          OR OLD.scope_kind IS NOT NEW.scope_kind OR OLD.requested_by IS NOT NEW.requested_by OR OLD.created_at IS NOT NEW.created_at
+        BEGIN SELECT RAISE(ABORT, 'an approval''s identity, agent and scope never change'); END;
+      CREATE TRIGGER approvals_scope_widened_on_approval BEFORE UPDATE OF scope, max_sessions ON approvals
+        WHEN (OLD.scope IS NOT NEW.scope OR OLD.max_sessions IS NOT NEW.max_sessions) AND NOT (
+          OLD.state = 'pending' AND NEW.state = 'approved' AND OLD.scope_kind = 'rest'
+          AND json_extract(NEW.scope, '$.kind') IS 'rest'
+          AND json_extract(OLD.scope, '$.verb') IS json_extract(NEW.scope, '$.verb')
+          AND json_extract(OLD.scope, '$.resource') IS json_extract(NEW.scope, '$.resource')
+          AND json_extract(OLD.scope, '$.namespace') IS json_extract(NEW.scope, '$.namespace')
+          AND json_extract(OLD.scope, '$.name') IS json_extract(NEW.scope, '$.name')
+          AND (json_extract(NEW.scope, '$.request') IS NULL OR json_extract(NEW.scope, '$.request') IS json_extract(OLD.scope, '$.request'))
+          AND NEW.max_sessions IS json_extract(NEW.scope, '$.maxUses')
+        )
+        BEGIN SELECT RAISE(ABORT, 'an approval''s identity, agent and scope never change'); END;
+    `,
+  },
 ];
 
 export interface OpenDatabaseOptions {

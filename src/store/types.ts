@@ -307,6 +307,8 @@ export type NewApproval = Omit<Approval, 'id' | 'state' | 'revokedAt' | 'revoked
 
 /** The columns a transition may set (absent = unchanged). */
 export interface ApprovalChanges {
+  /** Only pending -> approved, only a REST scope widened by its approver (uses, shape). */
+  scope?: ApprovalScope;
   decidedBy?: string | null;
   decidedAt?: string | null;
   expiresAt?: string | null;

@@ -1,5 +1,7 @@
-// Forwards one REST request upstream and streams the answer back: no body is buffered whole,
-// so watches, `logs -f` and large lists flow with backpressure in both directions.
+// Forwards one REST request upstream and streams the answer back: no response is buffered whole,
+// so watches, `logs -f` and large lists flow with backpressure in both directions. A request body
+// streams too, unless the caller already read it (a request that needed an approval is bound to
+// its exact bytes): then exactly those bytes are sent.
 import https from 'node:https';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
@@ -63,6 +65,8 @@ export async function proxyRest(
   upstream: UpstreamTarget,
   identity?: UpstreamIdentity,
   cut?: ProxyCut,
+  /** The request body, already read whole: sent as it is instead of streaming `req`. */
+  body?: Buffer,
 ): Promise<ProxyOutcome> {
   let base: https.RequestOptions;
   try {
@@ -79,6 +83,8 @@ export async function proxyRest(
     ...forwardableHeaders(req.headers),
     ...(base.headers as OutgoingHttpHeaders | undefined),
     ...(identity ? impersonationHeaders(identity) : {}),
+    // The client may have sent it chunked: upstream gets the length of what was read.
+    ...(body !== undefined && (body.length > 0 || req.headers['content-length'] !== undefined) ? { 'content-length': String(body.length) } : {}),
   };
   const upstreamReq = https.request({
     ...base,
@@ -114,7 +120,7 @@ export async function proxyRest(
     upstreamReq.once('response', resolve);
     upstreamReq.once('error', reject);
   });
-  const sending = pipeline(req, inCounter, upstreamReq).catch(() => {});
+  const sending = body !== undefined ? sendBuffered(upstreamReq, body, inCounter) : pipeline(req, inCounter, upstreamReq).catch(() => {});
   const done = (o: ProxyOutcome): ProxyOutcome => {
     res.off('close', abort);
     cut?.signal.removeEventListener('abort', onCut);
@@ -161,6 +167,15 @@ export async function proxyRest(
   if (!error) res.end();
   else res.destroy();
   return done({ status, bytesIn: inCounter.bytes, bytesOut: outCounter.bytes, ...(error ? { error } : {}) });
+}
+
+/** Sends a body read earlier, counting it like a streamed one. */
+function sendBuffered(upstreamReq: ReturnType<typeof https.request>, body: Buffer, counter: ByteCounter): Promise<void> {
+  counter.bytes = body.length;
+  return new Promise((resolve) => {
+    upstreamReq.once('error', () => resolve());
+    upstreamReq.end(body, () => resolve());
+  });
 }
 
 /**

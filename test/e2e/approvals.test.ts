@@ -197,7 +197,15 @@ describe('held REST call', () => {
     const known = await allApprovalIds();
     const run = startKubectl(33, {}, ['delete', 'pod', '-n', 'default', 'busybox', '--wait=false']);
     const pending = await pendingFor(b.agentName, known);
-    expect(pending.scope).toEqual({ kind: 'rest', verb: 'delete', resource: 'pods', namespace: 'default', name: 'busybox' });
+    expect(pending.scope).toEqual({
+      kind: 'rest',
+      verb: 'delete',
+      resource: 'pods',
+      namespace: 'default',
+      name: 'busybox',
+      request: { method: 'DELETE', path: '/api/v1/namespaces/default/pods/busybox', query: '', bodySha256: pending.request!.body!.sha256 },
+      maxUses: 1,
+    });
     expect((await api('POST', `/v1/approvals/${pending.id}/approve`, {})).status).toBe(200);
     const r = await run.done;
     expect(r.stdout.toString()).toBe('pod "busybox" deleted\n');

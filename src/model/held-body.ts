@@ -1,0 +1,148 @@
+// What an approver is shown of a held REST request's body: the JSON (or the Kubernetes protobuf, as
+// far as kube-protobuf.ts reads it) pretty-printed with Secret values redacted, capped, and its
+// risk summary (risk.ts). The stored hash binds the exact bytes
+// forwarded; this text is only for reading, so it may be redacted and cut.
+import { MAX_HELD_BODY_TEXT, type HeldRequestBody, type HeldRequestInfo, type RiskFinding, type RiskSummary } from './approval-schema.js';
+import { decodeKubeProtobuf } from './kube-protobuf.js';
+import { summarizeRisk, type PatchType } from './risk.js';
+
+export const REDACTED = '<redacted>';
+
+/** kubectl's `apply` keeps the whole object (a Secret's values too) in this annotation. */
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+export interface BodyFacts {
+  contentType: string | null;
+  /** The plural resource the request is for. */
+  resource: string;
+  /** SHA-256 (hex) of `bytes`, computed by the caller, which forwards exactly these bytes. */
+  sha256: string;
+}
+
+/** A PATCH body's kind, from its Content-Type; null for anything else. */
+export function patchTypeOf(contentType: string | null): PatchType | null {
+  const t = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  if (t === 'application/json-patch+json') return 'json';
+  if (t === 'application/merge-patch+json') return 'merge';
+  if (t === 'application/strategic-merge-patch+json') return 'strategic';
+  if (t === 'application/apply-patch+yaml' || t === 'application/apply-patch+cbor') return 'apply';
+  return null;
+}
+
+/** The body as stored with the held request, and its risk summary. */
+export function describeHeldBody(bytes: Uint8Array, facts: BodyFacts): { body: HeldRequestBody; risk: RiskSummary } {
+  const secrets = facts.resource === 'secrets';
+  const patch = patchTypeOf(facts.contentType);
+  const base = { contentType: facts.contentType, bytes: bytes.length, sha256: facts.sha256 };
+  const text = utf8(bytes);
+  let doc: unknown;
+  let parsed = false;
+  const notes: RiskFinding[] = [];
+  if (text !== undefined && !/protobuf|cbor/i.test(facts.contentType ?? '')) {
+    try {
+      doc = JSON.parse(text);
+      parsed = true;
+    } catch {
+      parsed = false;
+    }
+  } else if (/protobuf/i.test(facts.contentType ?? '')) {
+    // Typed clients (kubectl 1.33's `create secret`, `run`, ...) send protobuf: read what we can.
+    const decoded = decodeKubeProtobuf(bytes);
+    if (decoded) {
+      doc = decoded.object;
+      parsed = true;
+      notes.push({ level: 'info', text: 'the body is protobuf: shown as JSON, as far as kube-bastion reads it' });
+      if (decoded.partial) notes.push({ level: 'high', text: 'kube-bastion reads only the metadata of this protobuf body: its spec is not shown or summarized; decide on what you can verify' });
+    }
+  }
+  if (!parsed) {
+    // A Secret's body that cannot be read cannot be redacted: it is not shown at all.
+    const shown = text !== undefined && !secrets ? cap(text) : { text: null, truncated: false };
+    const why = text === undefined ? 'binary' : 'not JSON';
+    return {
+      body: { ...base, ...shown, redacted: false },
+      risk: { subject: `a ${why} body (${facts.contentType ?? 'no content type'})`, patch: patch !== null, findings: [{ level: 'notice', text: `the body is ${why}: no summary${shown.text === null ? ', and it is not shown' : ''}; decide on what you can verify` }] },
+    };
+  }
+  const redaction = { redacted: false };
+  const safe = redact(doc, secrets, patch === 'json', redaction);
+  const risk = summarizeRisk(safe, { resource: facts.resource, patch });
+  return {
+    body: { ...base, ...cap(JSON.stringify(safe, null, 2)), redacted: redaction.redacted },
+    risk: { ...risk, findings: [...notes, ...risk.findings] },
+  };
+}
+
+function utf8(bytes: Uint8Array): string | undefined {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+function cap(text: string): { text: string; truncated: boolean } {
+  return text.length > MAX_HELD_BODY_TEXT ? { text: text.slice(0, MAX_HELD_BODY_TEXT), truncated: true } : { text, truncated: false };
+}
+
+type Obj = Record<string, unknown>;
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * A copy with every Secret's values replaced: `data` and `stringData` values and the last-applied
+ * annotation of any object of kind Secret, and of the top-level object of a request for secrets
+ * whatever kind it claims. A JSON patch of secrets has every value replaced.
+ */
+function redact(doc: unknown, secrets: boolean, jsonPatch: boolean, out: { redacted: boolean }): unknown {
+  if (secrets && jsonPatch && Array.isArray(doc)) {
+    return doc.map((op) => {
+      if (!isObj(op) || !('value' in op)) return op;
+      out.redacted = true;
+      return { ...op, value: REDACTED };
+    });
+  }
+  return walk(doc, secrets, out, 0);
+}
+
+/** Deeper than any Kubernetes object: cut, so a hostile body cannot exhaust the stack. */
+const MAX_DEPTH = 64;
+
+function walk(v: unknown, secretTop: boolean, out: { redacted: boolean }, depth: number): unknown {
+  if (depth > MAX_DEPTH) return '<nested too deep>';
+  if (Array.isArray(v)) return v.map((x) => walk(x, false, out, depth + 1));
+  if (!isObj(v)) return v;
+  const secretLike = secretTop || v['kind'] === 'Secret';
+  const copy: Obj = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (secretLike && (k === 'data' || k === 'stringData')) copy[k] = redactValues(x, out);
+    else if (secretLike && k === 'metadata') copy[k] = redactLastApplied(x, out);
+    else copy[k] = walk(x, false, out, depth + 1);
+  }
+  return copy;
+}
+
+function redactValues(x: unknown, out: { redacted: boolean }): unknown {
+  out.redacted = true;
+  if (!isObj(x)) return REDACTED;
+  return Object.fromEntries(Object.keys(x).map((k) => [k, REDACTED]));
+}
+
+function redactLastApplied(meta: unknown, out: { redacted: boolean }): unknown {
+  const annotations = isObj(meta) ? meta['annotations'] : undefined;
+  if (!isObj(meta) || !isObj(annotations) || !(LAST_APPLIED in annotations)) return meta;
+  out.redacted = true;
+  return { ...meta, annotations: { ...annotations, [LAST_APPLIED]: REDACTED } };
+}
+
+/**
+ * A held request as audit rows carry it: the body's facts (size, type, hash) and its risk summary,
+ * not its text (the approval record shows it; the hash binds the bytes), so a joined clone's row
+ * stays small.
+ */
+export function auditedRequest(r: HeldRequestInfo): HeldRequestInfo {
+  if (!r.body) return r;
+  const { text: _text, ...facts } = r.body;
+  return { ...r, body: { ...facts, text: null } };
+}
