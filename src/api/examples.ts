@@ -16,7 +16,7 @@ export const EXAMPLE_POLICY = {
   origin: '/etc/kube-bastion/policy.yaml',
 } as const;
 
-const base = { agent: EXAMPLE_AGENT, agentId: EXAMPLE_AGENT_ID, revokedAt: null, sessionsStarted: 0 } as const;
+const base = { agent: EXAMPLE_AGENT, agentId: EXAMPLE_AGENT_ID, revokedAt: null, sessionsStarted: 0, nobodyWaitingSince: null } as const;
 
 /** An exec held for approval. */
 export const PENDING_EXEC: Approval = {
@@ -31,7 +31,14 @@ export const PENDING_EXEC: Approval = {
   createdAt: '2025-06-02T09:14:03.120Z',
   decidedAt: null,
   expiresAt: '2025-06-02T09:19:03.120Z',
-  request: { method: 'POST', path: '/api/v1/namespaces/demo/pods/web-0/exec', command: ['sh', '-c', 'ls /data'] },
+  request: {
+    method: 'POST',
+    path: '/api/v1/namespaces/demo/pods/web-0/exec',
+    command: ['sh', '-c', 'ls /data'],
+    client: '10.0.4.17:52814',
+    rule: 'exec-needs-approval',
+    policyHash: EXAMPLE_POLICY.hash,
+  },
 };
 
 /** A direct stream grant with a command allow-list, one session started. */
@@ -75,7 +82,7 @@ export const DENIED_REST: Approval = {
   createdAt: '2025-06-02T11:00:00.000Z',
   decidedAt: '2025-06-02T11:01:30.000Z',
   expiresAt: null,
-  request: { method: 'GET', path: '/api/v1/namespaces/demo/secrets/db-password' },
+  request: { method: 'GET', path: '/api/v1/namespaces/demo/secrets/db-password', client: '10.0.4.17:52990', rule: 'secrets-need-approval', policyHash: EXAMPLE_POLICY.hash },
 };
 
 /** A REST grant, revoked. */

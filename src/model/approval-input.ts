@@ -39,6 +39,13 @@ export function optionalReason(v: unknown, field = 'reason'): string | undefined
 
 /** What a held request asked for (shown to approvers). */
 export function validateRequest(v: unknown): HeldRequestInfo {
-  const { method, path, command } = parseInput(HeldRequestInfoSchema, v, 'input', 'request');
-  return command === undefined ? { method, path } : { method, path, command: [...command] };
+  const { method, path, command, client, rule, policyHash } = parseInput(HeldRequestInfoSchema, v, 'input', 'request');
+  return {
+    method,
+    path,
+    ...(command !== undefined ? { command: [...command] } : {}),
+    ...(client !== undefined ? { client } : {}),
+    ...(rule !== undefined ? { rule } : {}),
+    ...(policyHash !== undefined ? { policyHash } : {}),
+  };
 }

@@ -176,6 +176,9 @@ export const HeldRequestInfoSchema = z.object({
   method: z.string({ error: 'is required' }).min(1, { error: 'is required' }),
   path: z.string({ error: 'is required' }).min(1, { error: 'is required' }),
   command: z.array(z.string(), { error: 'must be a list of strings' }).optional(),
+  client: z.string({ error: 'must be a string' }).optional().describe("The client's address and port (`ip:port`) of the request that created the approval."),
+  rule: z.string({ error: 'must be a string' }).optional().describe('The policy rule that held (or auto-approved) the request.'),
+  policyHash: z.string({ error: 'must be a string' }).optional().describe('sha256 of the policy version that rule belongs to.'),
 });
 export type HeldRequestInfo = z.infer<typeof HeldRequestInfoSchema>;
 
@@ -196,6 +199,9 @@ export const ApprovalSchema = z
     revokedAt: IsoTime.nullable(),
     sessionsStarted: z.int().min(0).describe('Sessions started under it (stream scopes).'),
     request: HeldRequestInfoSchema.nullable().describe('For held requests: what the agent asked.'),
+    nobodyWaitingSince: IsoTime.nullable().describe(
+      'pending: every client waiting on it has gone since then; unless one comes back, it ends `abandoned` after the grace (`serve --abandon-grace`). Kept once abandoned.',
+    ),
   })
   .meta({ id: 'Approval', description: 'A scoped, timed permission for one agent. Times are ISO 8601 UTC with milliseconds.' });
 

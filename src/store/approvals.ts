@@ -55,11 +55,12 @@ interface ApprovalRow {
   revoked_at: string | null;
   sessions_started: number;
   request: string | null;
+  nobody_waiting_since: string | null;
 }
 
 const COLUMNS =
   'id, state, agent_id, agent_name, scope_kind, scope, max_sessions, requested_by, decided_by, reason, ttl_seconds, ' +
-  'created_at, decided_at, expires_at, revoked_at, sessions_started, request';
+  'created_at, decided_at, expires_at, revoked_at, sessions_started, request, nobody_waiting_since';
 
 function toApproval(row: ApprovalRow): Approval {
   return {
@@ -78,6 +79,7 @@ function toApproval(row: ApprovalRow): Approval {
     revokedAt: row.revoked_at,
     sessionsStarted: row.sessions_started,
     request: row.request === null ? null : (JSON.parse(row.request) as Approval['request']),
+    nobodyWaitingSince: row.nobody_waiting_since,
   };
 }
 
@@ -104,6 +106,9 @@ export class SqliteApprovalStore implements ApprovalStore {
   private readonly due;
   private readonly next;
   private readonly increment;
+  private readonly unwaited;
+  private readonly rewaited;
+  private readonly nextUnwaitedAt;
   private readonly transitions = new Map<string, ReturnType<Db['prepare']>>();
 
   /** Every time-dependent method takes its instant (`asOf`) from the caller: no clock here. */
@@ -112,7 +117,7 @@ export class SqliteApprovalStore implements ApprovalStore {
     this.insertRow = db.prepare(
       `INSERT INTO approvals (${COLUMNS}) VALUES (@id, @state, @agent_id, @agent_name, @scope_kind, @scope, @max_sessions,
         @requested_by, @decided_by, @reason, @ttl_seconds, @created_at, @decided_at, @expires_at, @revoked_at,
-        @sessions_started, @request)`,
+        @sessions_started, @request, @nobody_waiting_since)`,
     );
     this.pendingFor = db.prepare<[string, string, string], ApprovalRow>(
       `SELECT ${COLUMNS} FROM approvals WHERE agent_id = ? AND state = 'pending' AND scope = ? AND ${UNEXPIRED}
@@ -128,9 +133,20 @@ export class SqliteApprovalStore implements ApprovalStore {
     this.pendingCount = db.prepare<[string, string], { n: number }>(
       `SELECT COUNT(*) AS n FROM approvals WHERE agent_id = ? AND state = 'pending' AND ${UNEXPIRED}`,
     );
-    this.due = db.prepare<[string], ApprovalRow>(
-      `SELECT ${COLUMNS} FROM approvals WHERE state IN ('pending', 'approved') AND expires_at IS NOT NULL AND expires_at <= ?
+    this.due = db.prepare<[string, string], ApprovalRow>(
+      `SELECT ${COLUMNS} FROM approvals
+       WHERE (state IN ('pending', 'approved') AND expires_at IS NOT NULL AND expires_at <= ?)
+          OR (state = 'pending' AND nobody_waiting_since IS NOT NULL AND nobody_waiting_since <= ?)
        ORDER BY expires_at, rowid`,
+    );
+    this.unwaited = db.prepare<[string, string], ApprovalRow>(
+      `UPDATE approvals SET nobody_waiting_since = COALESCE(nobody_waiting_since, ?) WHERE id = ? AND state = 'pending' RETURNING ${COLUMNS}`,
+    );
+    this.rewaited = db.prepare<[string], ApprovalRow>(
+      `UPDATE approvals SET nobody_waiting_since = NULL WHERE id = ? AND state = 'pending' RETURNING ${COLUMNS}`,
+    );
+    this.nextUnwaitedAt = db.prepare<[], { t: string | null }>(
+      `SELECT MIN(nobody_waiting_since) AS t FROM approvals WHERE state = 'pending' AND nobody_waiting_since IS NOT NULL`,
     );
     this.next = db.prepare<[], { t: string | null }>(
       `SELECT MIN(expires_at) AS t FROM approvals WHERE state IN ('pending', 'approved') AND expires_at IS NOT NULL`,
@@ -163,6 +179,7 @@ export class SqliteApprovalStore implements ApprovalStore {
       revoked_at: null,
       sessions_started: 0,
       request: input.request === null ? null : JSON.stringify(input.request),
+      nobody_waiting_since: null,
     };
   }
 
@@ -185,6 +202,8 @@ export class SqliteApprovalStore implements ApprovalStore {
       if (!existing) return { approval: this.insert(input), created: true };
       // The pending approval lasts as long as the longest hold waiting on it.
       if (input.expiresAt !== null) this.extendPending.run(input.expiresAt, existing.id, input.expiresAt);
+      // Someone waits on it again.
+      this.rewaited.run(existing.id);
       return { approval: toApproval(this.byId.get(existing.id)!), created: false };
     });
     return tx.immediate();
@@ -208,6 +227,10 @@ export class SqliteApprovalStore implements ApprovalStore {
         params.push(filter.state);
       } else if (filter.state === 'expired') {
         where.push(`(state = 'expired' OR (state IN ('pending', 'approved') AND NOT ${UNEXPIRED}))`);
+        params.push(filter.asOf);
+      } else if (filter.state === 'abandoned') {
+        // Pending ones nobody waits on may be abandoned by now: the service decides with its grace.
+        where.push(`(state = 'abandoned' OR (state = 'pending' AND nobody_waiting_since IS NOT NULL AND ${UNEXPIRED}))`);
         params.push(filter.asOf);
       } else if (filter.state === 'pending' || filter.state === 'approved') {
         where.push(`state = ? AND ${UNEXPIRED}`);
@@ -243,13 +266,15 @@ export class SqliteApprovalStore implements ApprovalStore {
     for (const k of keys) {
       if (!(k in CHANGE_COLUMNS)) throw new BastionError(ErrorCode.INTERNAL, `approval field ${String(k)} cannot be changed`);
     }
-    const shape = `${keys.join(',')}|${t.ifUnexpiredAt !== undefined}|${t.ifExpiredAt !== undefined}`;
+    const shape = `${keys.join(',')}|${t.ifUnexpiredAt !== undefined}|${t.ifExpiredAt !== undefined}|${t.ifUnwaitedSince !== undefined}|${t.ifWaitedSince !== undefined}`;
     let stmt = this.transitions.get(shape);
     if (!stmt) {
       const assignments = ['state = @to', ...keys.map((k) => `${CHANGE_COLUMNS[k]} = @${k}`)];
       const guards = ['id = @id', 'state = @from'];
       if (t.ifUnexpiredAt !== undefined) guards.push('(expires_at IS NULL OR expires_at > @ifUnexpiredAt)');
       if (t.ifExpiredAt !== undefined) guards.push('(expires_at IS NOT NULL AND expires_at <= @ifExpiredAt)');
+      if (t.ifUnwaitedSince !== undefined) guards.push('(nobody_waiting_since IS NOT NULL AND nobody_waiting_since <= @ifUnwaitedSince)');
+      if (t.ifWaitedSince !== undefined) guards.push('(nobody_waiting_since IS NULL OR nobody_waiting_since > @ifWaitedSince)');
       stmt = this.db.prepare(`UPDATE approvals SET ${assignments.join(', ')} WHERE ${guards.join(' AND ')} RETURNING ${COLUMNS}`);
       this.transitions.set(shape, stmt);
     }
@@ -257,16 +282,28 @@ export class SqliteApprovalStore implements ApprovalStore {
     for (const k of keys) params[k] = set[k];
     if (t.ifUnexpiredAt !== undefined) params['ifUnexpiredAt'] = t.ifUnexpiredAt;
     if (t.ifExpiredAt !== undefined) params['ifExpiredAt'] = t.ifExpiredAt;
+    if (t.ifUnwaitedSince !== undefined) params['ifUnwaitedSince'] = t.ifUnwaitedSince;
+    if (t.ifWaitedSince !== undefined) params['ifWaitedSince'] = t.ifWaitedSince;
     const row = stmt.get(params) as ApprovalRow | undefined;
     return row && toApproval(row);
   }
 
-  async listDue(asOf: string): Promise<Approval[]> {
-    return this.due.all(asOf).map(toApproval);
+  async listDue(asOf: string, unwaitedSince?: string): Promise<Approval[]> {
+    // No cutoff: no abandonment is due ('' sorts before every instant).
+    return this.due.all(asOf, unwaitedSince ?? '').map(toApproval);
   }
 
   async nextExpiry(): Promise<string | undefined> {
     return this.next.get()?.t ?? undefined;
+  }
+
+  async setNobodyWaiting(id: string, since: string | null): Promise<Approval | undefined> {
+    const row = since === null ? this.rewaited.get(id) : this.unwaited.get(since, id);
+    return row && toApproval(row);
+  }
+
+  async nextUnwaited(): Promise<string | undefined> {
+    return this.nextUnwaitedAt.get()?.t ?? undefined;
   }
 
   async incrementSessions(id: string, asOf: string): Promise<Approval | undefined> {

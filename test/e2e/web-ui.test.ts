@@ -113,6 +113,7 @@ function approvalFixture(over: Partial<Approval> & Pick<Approval, 'id' | 'state'
     reason: null,
     ttlSeconds: 900,
     createdAt: T0,
+    nobodyWaitingSince: null,
     decidedAt: null,
     expiresAt: new Date(Date.now() + 300_000).toISOString(),
     revokedAt: null,
