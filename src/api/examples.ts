@@ -123,6 +123,7 @@ export const ENDED_SESSION = {
   container: 'app',
   command: ['ls', '-l', '/data'],
   tty: false,
+  client: '10.0.4.17:53120',
   startedAt: '2025-06-02T09:21:00.000Z',
   endedAt: '2025-06-02T09:21:01.250Z',
   endReason: 'completed',

@@ -15,7 +15,7 @@ commands:
   serve                 run the bastion (kube-bastion serve --help)
   agent add NAME        create an agent identity and write its kubeconfig
   user add NAME         create a control-endpoint user (approver, reviewer, admin)
-  approvals ...         list, get, grant, approve, deny, revoke, watch approvals (kube-bastion approvals --help)
+  approvals ...         list, get (show), grant, approve, deny, revoke, watch approvals (kube-bastion approvals --help)
   export ...            write a signed evidence directory (kube-bastion export --help)
   verify DIR            check an evidence directory's hashes and signature
   audit verify          check the audit log's hash chain

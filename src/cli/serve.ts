@@ -9,6 +9,7 @@ import { startBastion, type RunningBastion } from '../app/bastion.js';
 import type { ServeConfig } from '../app/config.js';
 import type { Logger } from '../observability/log.js';
 import { SimCluster } from '../sim/cluster.js';
+import { formatArgv } from './approvals.js';
 import { upstreamFromCredentials, upstreamFromKubeconfigFile, type UpstreamTarget } from '../upstream/upstream.js';
 
 const DEMO_AGENT = 'demo';
@@ -35,10 +36,19 @@ export async function chooseUpstream(config: ServeConfig, log: Logger): Promise<
   };
 }
 
-async function bootstrap(b: RunningBastion, embedded: boolean): Promise<string[]> {
+/** A path as typed from the current directory: relative below it, absolute elsewhere. */
+function shown(p: string): string {
+  const rel = relative(process.cwd(), p);
+  return rel.startsWith('..') ? p : rel === '' ? '.' : rel;
+}
+
+/**
+ * The first-start and restart lines of the banner: the demo agent's kubeconfig and what its
+ * requests do, the first admin token (shown once), and at a restart how to get a new admin token.
+ */
+export async function bootstrap(b: RunningBastion, embedded: boolean): Promise<string[]> {
   const lines: string[] = [];
-  const cwd = process.cwd();
-  const show = (p: string) => (relative(cwd, p).startsWith('..') ? p : relative(cwd, p));
+  const hold = b.config.holdTimeoutSeconds;
   // A demo agent only on the embedded simulated cluster: never invent identities for a real cluster.
   if (embedded) {
     const path = join(b.config.dataDir, 'agents', `${DEMO_AGENT}.kubeconfig`);
@@ -49,16 +59,23 @@ async function bootstrap(b: RunningBastion, embedded: boolean): Promise<string[]
       await writeFile(path, b.agentKubeconfig(agent.name, token), { mode: 0o600 });
     }
     if (existsSync(path)) {
-      lines.push(`  demo agent kubeconfig: ${show(path)}`);
-      lines.push(`    try: kubectl --kubeconfig ${show(path)} get pods -A`);
-      lines.push(`         kubectl --kubeconfig ${show(path)} get secret -n demo db-credentials   # refused: needs approval`);
+      lines.push(`  demo agent kubeconfig: ${shown(path)}`);
+      lines.push(`    try: kubectl --kubeconfig ${shown(path)} get pods -A`);
+      // What really happens: the request waits while an approver decides, up to the hold timeout.
+      lines.push(`         kubectl --kubeconfig ${shown(path)} get secret -n demo db-credentials`);
+      lines.push(`           # held until an approver decides (up to ${hold} s, --hold-timeout): kube-bastion approvals list, then approve ID`);
     }
   }
-  if ((await b.store.users.listUsers()).length === 0) {
+  const users = await b.store.users.listUsers();
+  if (users.length === 0) {
     const { user, token } = await b.store.users.createUser('admin', 'admin');
     await b.store.audit.append({ event: 'user.created', actor: 'system:bootstrap', details: { user: user.name, role: user.role } });
     lines.push(`  admin token (shown once; create more with kube-bastion user add): ${token}`);
     lines.push(`    try: curl -H "Authorization: Bearer ${token}" ${b.controlUrl}/v1/agents`);
+  } else {
+    // Tokens are stored hashed: a lost one cannot be shown again, but a new admin can be made offline.
+    lines.push(`  admin token: shown only at the first start; lost it? create another admin (works while serving):`);
+    lines.push(`    kube-bastion user add NAME --role admin --data-dir ${formatArgv([shown(b.config.dataDir)])}`);
   }
   return lines;
 }

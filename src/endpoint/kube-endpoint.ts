@@ -72,6 +72,14 @@ function isWatch(req: KubeRequest): boolean {
   return w === 'true' || w === '1';
 }
 
+/**
+ * The client's `ip:port`, as every audit row shows it. Read when the request arrives: once the
+ * client has gone (a held request given up, a session ended) its socket no longer knows it.
+ */
+function clientAddress(req: IncomingMessage): string {
+  return `${req.socket.remoteAddress ?? ''}:${req.socket.remotePort ?? ''}`;
+}
+
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
@@ -87,6 +95,8 @@ export class KubeEndpoint {
   private readonly holdsInFlight = new Set<AbortController>();
   /** Requests whose audit row is written. */
   private readonly audited = new WeakSet<IncomingMessage>();
+  /** Each request's client address, read on arrival. */
+  private readonly clients = new WeakMap<IncomingMessage, string>();
   private draining = false;
   /** Upgrade requests being handled (held, set up or relaying). */
   private upgrading = 0;
@@ -133,6 +143,12 @@ export class KubeEndpoint {
     return new ApprovalLease({ approvals: this.opts.approvals, agentActive: this.opts.agentActive }, { id: principal.id, name: principal.name }, approval);
   }
 
+  private client(req: IncomingMessage): string {
+    let address = this.clients.get(req);
+    if (address === undefined) this.clients.set(req, (address = clientAddress(req)));
+    return address;
+  }
+
   private identity(c: { principal: { id: string; name: string } }): UpstreamIdentity | undefined {
     return this.opts.impersonate ? { user: `kube-bastion:agent:${c.principal.name}`, extra: { 'kube-bastion.io/agent-id': c.principal.id } } : undefined;
   }
@@ -152,7 +168,7 @@ export class KubeEndpoint {
     const record: RequestAuditRecord = {
       time: new Date(start).toISOString(),
       agent: c.principal ? { id: c.principal.id, name: c.principal.name } : null,
-      source: `${req.socket.remoteAddress ?? ''}:${req.socket.remotePort ?? ''}`,
+      source: this.client(req),
       method: req.method ?? '',
       path: req.url ?? '',
       request: c.request,
@@ -184,10 +200,10 @@ export class KubeEndpoint {
    * For a request that needs an approval: a usable approval, a policy auto-approval, or a hold
    * until an approver decides. `gone` fires when the client leaves while held.
    */
-  private async gate(c: Extract<Classification, { outcome: 'approval' }>, op: Operation, command: string[] | undefined, clientRun: string | undefined, gone: (abort: () => void) => void): Promise<Gated> {
+  private async gate(c: Extract<Classification, { outcome: 'approval' }>, op: Operation, command: string[] | undefined, client: { address: string; run: string | undefined }, gone: (abort: () => void) => void): Promise<Gated> {
     const agent = { id: c.principal.id, name: c.principal.name };
     try {
-      return await this.decide(c, op, command, clientRun, gone);
+      return await this.decide(c, op, command, client, gone);
     } catch (err) {
       // The agent was revoked while its request was on its way (the pod lookup, the hold): no
       // approval can be asked for or granted to it any more. Answered as its next request will be.
@@ -199,9 +215,10 @@ export class KubeEndpoint {
     }
   }
 
-  private async decide(c: Extract<Classification, { outcome: 'approval' }>, op: Operation, command: string[] | undefined, clientRun: string | undefined, gone: (abort: () => void) => void): Promise<Gated> {
+  private async decide(c: Extract<Classification, { outcome: 'approval' }>, op: Operation, command: string[] | undefined, client: { address: string; run: string | undefined }, gone: (abort: () => void) => void): Promise<Gated> {
     const agent = { id: c.principal.id, name: c.principal.name };
-    const request = { method: c.request.method, path: c.request.path, ...(command ? { command } : {}) };
+    // What the approver sees: the request, where it came from, and the rule (and policy version) that held it.
+    const request = { method: c.request.method, path: c.request.path, ...(command ? { command } : {}), client: client.address, rule: c.decision.rule, policyHash: c.decision.policyHash };
     if (c.decision.autoApprove) {
       const usable = await this.opts.approvals.findUsable(agent.id, op);
       if (usable) return { ok: true, approval: usable };
@@ -212,7 +229,7 @@ export class KubeEndpoint {
     this.holdsInFlight.add(controller);
     gone(() => controller.abort());
     try {
-      const outcome = await this.opts.holds.obtain(agent, op, request, controller.signal, clientRun);
+      const outcome = await this.opts.holds.obtain(agent, op, request, controller.signal, client.run);
       if (outcome.ok) return { ok: true, approval: outcome.approval };
       // A client that left while held was not refused: it went away.
       return { ok: false, status: refusals.holdRefused(c.request, outcome.refusal), approvalId: refusedApprovalId(outcome.refusal), outcome: outcome.refusal.reason === 'gone' ? 'client-closed' : 'not-approved' };
@@ -223,6 +240,7 @@ export class KubeEndpoint {
 
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const start = Date.now();
+    this.client(req);
     const c = await classify(req, this.opts.agents, this.opts.policy);
     try {
       await this.handleRequest(req, res, c, start);
@@ -257,7 +275,7 @@ export class KubeEndpoint {
     let approval: Approval | null = null;
     if (c.outcome === 'approval') {
       const op = restOperation(c.request as ResourceRequest);
-      const gated = await this.gate(c, op, undefined, header(req, 'kubectl-session'), (abort) => res.on('close', abort));
+      const gated = await this.gate(c, op, undefined, { address: this.client(req), run: header(req, 'kubectl-session') }, (abort) => res.on('close', abort));
       if (!gated.ok) {
         req.resume();
         if (!res.destroyed) writeStatusResponse(res, gated.status);
@@ -305,6 +323,7 @@ export class KubeEndpoint {
 
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const start = Date.now();
+    this.client(req);
     const c = await classify(req, this.opts.agents, this.opts.policy);
     try {
       await this.handleUpgrade(req, socket, head, c, start);
@@ -363,7 +382,7 @@ export class KubeEndpoint {
 
     let approval: Approval | null = null;
     if (c.outcome === 'approval') {
-      const gated = await this.gate(c, op, query.command, header(req, 'kubectl-session'), (abort) => socket.once('close', abort));
+      const gated = await this.gate(c, op, query.command, { address: this.client(req), run: header(req, 'kubectl-session') }, (abort) => socket.once('close', abort));
       if (!gated.ok) return refuse(gated.status, { decision: 'approval', ...policy, approvalId: gated.approvalId, outcome: gated.outcome });
       const granted = gated.approval!;
       approval = granted;
@@ -386,6 +405,7 @@ export class KubeEndpoint {
         socket,
         head,
         agent: { id: c.principal.id, name: c.principal.name },
+        client: this.client(req),
         operation: request.stream,
         namespace: request.namespace,
         pod: request.name,

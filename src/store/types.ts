@@ -396,6 +396,8 @@ export interface Session {
   /** exec argv ([] for attach). */
   command: string[];
   tty: boolean;
+  /** The client's address and port (`ip:port`); null when not known (rows of earlier versions). */
+  client: string | null;
   startedAt: string;
   endedAt: string | null;
   endReason: SessionEndReason | null;
@@ -430,6 +432,8 @@ export interface SessionStartInput {
   container: string;
   command: string[];
   tty: boolean;
+  /** The client's address and port (`ip:port`). */
+  client?: string | null;
 }
 
 interface SessionEndFields {
