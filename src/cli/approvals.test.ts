@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ControlEndpoint } from '../api/control-endpoint.js';
 import { startTestControl } from '../api/test-support.js';
 import { SqliteApprovalService } from '../approvals/service.js';
-import type { Approval } from '../model/approval.js';
+import type { Approval, StreamScope } from '../model/approval.js';
 import { BastionError } from '../errors/index.js';
 import { openStore, type SqliteStore } from '../store/index.js';
 import { formatScope, parseDuration, runApprovals, type ApprovalsIo } from './approvals.js';
@@ -112,7 +112,7 @@ describe('parseDuration and formatScope', () => {
   });
 
   it('shows the command of an exec scope rather than a count: quoted as a shell would, cut when long, the rest counted', () => {
-    const scope = { kind: 'stream', namespace: 'demo', pod: 'web-0', container: 'app', verbs: ['exec'] } as const;
+    const scope: StreamScope = { kind: 'stream', namespace: 'demo', pod: 'web-0', container: 'app', verbs: ['exec'] };
     expect(formatScope({ ...scope, commands: [['sh', '-c', "echo 'hi there'"]] })).toBe(`exec web-0 -c app -n demo -- sh -c 'echo '\\''hi there'\\'''`);
     expect(formatScope({ ...scope, commands: [['ls', '-l', '/data'], ['cat', '/data/config.yaml'], ['df', '-h']] })).toBe('exec web-0 -c app -n demo -- ls -l /data (+2 more)');
     const long = ['tar', 'cf', '-', '-C', '/var/lib/app/data/with/a/very/long/path', 'file-one', 'file-two'];
