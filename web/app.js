@@ -237,13 +237,26 @@ function badge(state) {
   return h('span', { class: `badge state-${oneOf(APPROVAL_STATES, state) || oneOf(SESSION_STATES, state) ? state : 'unknown'}` }, state);
 }
 
+/**
+ * A pending approval's state, saying so when every client waiting on it has gone (it is abandoned
+ * after the grace unless one comes back). @param {Approval} a
+ */
+function stateCell(a) {
+  if (a.state !== 'pending' || !a.nobodyWaitingSince) return badge(a.state);
+  return [badge(a.state), ' ', h('span', { class: 'nobody-waiting' }, 'nobody waiting since ', timeEl(a.nobodyWaitingSince))];
+}
+
 /** @param {ApprovalScope} scope */
 function scopeSummary(scope) {
   if (!scope || typeof scope !== 'object') return '—';
   if (scope.kind === 'stream') {
     let s = `${(scope.verbs ?? []).join(',')} ${scope.pod} -c ${scope.container} -n ${scope.namespace}`;
-    if (scope.commands) s += ` commands=${scope.commands.length}`;
     if (scope.maxSessions) s += ` max-sessions=${scope.maxSessions}`;
+    // The command itself, not a count (cut when long; the record lists every command whole).
+    if (scope.commands?.length) {
+      const first = argv(scope.commands[0]);
+      s += ` -- ${first.length > 48 ? `${first.slice(0, 47)}…` : first}${scope.commands.length > 1 ? ` (+${scope.commands.length - 1} more)` : ''}`;
+    }
     return s;
   }
   if (scope.kind === 'rest') {
@@ -325,10 +338,12 @@ function bodyBlock(b) {
 function approvalRecord(a) {
   return rows([
     ['ID', h('code', {}, a.id)],
-    ['State', badge(a.state)],
+    ['State', stateCell(a)],
     ['Agent', [a.agent, ' ', h('span', { class: 'muted' }, `(${a.agentId})`)]],
     ['Scope', scopeDetails(a.scope)],
     a.request && ['Request', [h('code', {}, requestTarget(a.request)), a.request.command ? [h('br'), 'command: ', h('code', {}, argv(a.request.command))] : '']],
+    a.request?.client && ['Client', h('code', {}, a.request.client)],
+    a.request?.rule && ['Rule', [h('code', {}, a.request.rule), a.request.policyHash ? [' ', h('span', { class: 'muted' }, `policy sha256:${a.request.policyHash.slice(0, 12)}`)] : '']],
     a.request?.risk && ['Risk', riskList(a.request.risk)],
     a.request?.body && ['Body', bodyBlock(a.request.body)],
     ['Requested by', a.requestedBy],
@@ -431,6 +446,7 @@ function openDecision(kind, a, opener) {
       a.request && a.scope?.kind === 'rest' && ['Request', h('code', {}, requestTarget(a.request))],
       ['Requested by', a.requestedBy],
     ]),
+    kind === 'approve' && a.nobodyWaitingSince ? h('p', { class: 'warn' }, 'Nobody is waiting for this request any more: the client went away. Approving lets a retry of it through.') : null,
     kind === 'approve' && a.request?.risk ? riskList(a.request.risk) : null,
     kind === 'approve' && a.request?.body ? h('details', { class: 'body' }, h('summary', {}, 'Body'), bodyBlock(a.request.body)) : null,
     widen?.fields,
@@ -757,7 +773,7 @@ async function renderApprovals(query, opts) {
                 'tr',
                 { 'data-id': a.id, 'data-state': a.state },
                 h('td', {}, h('a', { href: href.approval(a.id), id: `open-${a.id}` }, a.id)),
-                h('td', {}, badge(a.state)),
+                h('td', {}, stateCell(a)),
                 h('td', {}, a.agent),
                 h(
                   'td',

@@ -446,7 +446,7 @@ export const listApprovals = route({
       summary: 'An unknown state',
       query: { state: 'waiting' },
       status: 400,
-      response: { error: { code: 'INVALID_QUERY', message: 'state must be one of pending, approved, denied, revoked, expired', field: 'state' } },
+      response: { error: { code: 'INVALID_QUERY', message: `state must be one of ${APPROVAL_STATES.join(', ')}`, field: 'state' } },
     },
   },
 });

@@ -20,7 +20,7 @@ export const EXAMPLE_POLICY = {
   origin: '/etc/kube-bastion/policy.yaml',
 } as const;
 
-const base = { agent: EXAMPLE_AGENT, agentId: EXAMPLE_AGENT_ID, revokedAt: null, revokedBy: null, sessionsStarted: 0 } as const;
+const base = { agent: EXAMPLE_AGENT, agentId: EXAMPLE_AGENT_ID, revokedAt: null, revokedBy: null, sessionsStarted: 0, nobodyWaitingSince: null } as const;
 
 /** An exec held for approval. */
 export const PENDING_EXEC: Approval = {
@@ -36,7 +36,14 @@ export const PENDING_EXEC: Approval = {
   decidedAt: null,
   expiresAt: '2025-06-02T09:19:03.120Z',
   decisions: [],
-  request: { method: 'POST', path: '/api/v1/namespaces/demo/pods/web-0/exec', command: ['sh', '-c', 'ls /data'] },
+  request: {
+    method: 'POST',
+    path: '/api/v1/namespaces/demo/pods/web-0/exec',
+    command: ['sh', '-c', 'ls /data'],
+    client: '10.0.4.17:52814',
+    rule: 'exec-needs-approval',
+    policyHash: EXAMPLE_POLICY.hash,
+  },
 };
 
 /** The body of PENDING_REST: what `kubectl run debug --image=busybox` with a privileged override sends. */
@@ -130,7 +137,7 @@ export const DENIED_REST: Approval = {
   decidedAt: '2025-06-02T11:01:30.000Z',
   expiresAt: null,
   decisions: [{ kind: 'denied', by: 'user:bob', at: '2025-06-02T11:01:30.000Z', reason: 'not during the freeze', ttlSeconds: null, expiresAt: null }],
-  request: { method: 'GET', path: '/api/v1/namespaces/demo/secrets/db-password' },
+  request: { method: 'GET', path: '/api/v1/namespaces/demo/secrets/db-password', client: '10.0.4.17:52990', rule: 'secrets-need-approval', policyHash: EXAMPLE_POLICY.hash },
 };
 
 /** A REST grant, revoked. */
@@ -176,6 +183,7 @@ export const ENDED_SESSION = {
   container: 'app',
   command: ['ls', '-l', '/data'],
   tty: false,
+  client: '10.0.4.17:53120',
   startedAt: '2025-06-02T09:21:00.000Z',
   endedAt: '2025-06-02T09:21:01.250Z',
   endReason: 'completed',

@@ -96,6 +96,7 @@ async function world(): Promise<{ control: ControlEndpoint; tokens: Record<Examp
     container: s.container,
     command: [...s.command],
     tty: s.tty,
+    client: s.client,
   });
   await approvals.startSession(APPROVED_STREAM.id);
   const paths = recordingPaths(recordingsDir, s.approvalId, s.id);

@@ -196,6 +196,7 @@ export const SessionSchema = z
     container: z.string(),
     command: z.array(z.string()).describe('exec argv ([] for attach).'),
     tty: z.boolean(),
+    client: z.string().nullable().describe("The client's address and port (`ip:port`); null for sessions recorded before it was kept."),
     startedAt: IsoTime,
     endedAt: IsoTime.nullable(),
     endReason: z.enum(SESSION_END_REASONS).nullable(),

@@ -88,9 +88,12 @@ export async function startBastion(config: ServeConfig, log: Logger, upstream: U
       agents: store.agents,
       audit: store.audit,
       ownerMayApprove: config.ownerMayApprove,
+      abandonGraceSeconds: config.abandonGraceSeconds,
       onError: (err) => log.error({ err }, 'approval service error'),
     });
     cleanups.push(async () => approvals.close());
+    // Held requests of an earlier run had their connections cut when it stopped: nobody waits on them.
+    for (const pending of await approvals.list({ state: 'pending' })) await approvals.nobodyWaiting(pending.id);
     let controlUrl = '';
     const holds = new HoldManager(approvals, {
       holdSeconds: config.holdTimeoutSeconds,

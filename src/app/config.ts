@@ -27,6 +27,8 @@ export interface ServeConfig {
   readonly shutdownGraceSeconds: number;
   /** How long a request that needs an approval is held waiting for a decision. */
   readonly holdTimeoutSeconds: number;
+  /** How long a pending approval stays pending once every client waiting on it has gone. */
+  readonly abandonGraceSeconds: number;
   readonly maxPendingPerAgent: number;
   /** JSON POST here when an approval becomes pending. */
   readonly webhookUrl?: string;
@@ -57,6 +59,8 @@ export const SERVE_USAGE = `usage: kube-bastion serve [options]
   --log-level LEVEL            ${LOG_LEVELS.join('|')} (default info)
   --shutdown-grace SECONDS     on SIGTERM, how long requests in flight may finish (default 10)
   --hold-timeout SECONDS       how long a request that needs an approval waits for a decision (default 120)
+  --abandon-grace SECONDS      when every client waiting on a pending approval has gone, how long it stays
+                               pending for one to come back before it ends abandoned (default 30)
   --max-pending-per-agent N    pending approvals one agent may have at once (default 5)
   --webhook URL                POST a JSON notice here when an approval becomes pending
   --expiry-warning SECONDS     tell the agent's terminal this long before its approval expires (default 0: off)
@@ -98,6 +102,7 @@ export function parseServeConfig(argv: string[], cwd = process.cwd()): ServeConf
       'log-level': { type: 'string', default: 'info' },
       'shutdown-grace': { type: 'string', default: '10' },
       'hold-timeout': { type: 'string', default: '120' },
+      'abandon-grace': { type: 'string', default: '30' },
       'max-pending-per-agent': { type: 'string', default: '5' },
       webhook: { type: 'string' },
       'expiry-warning': { type: 'string', default: '0' },
@@ -111,6 +116,7 @@ export function parseServeConfig(argv: string[], cwd = process.cwd()): ServeConf
   const grace = Number(values['shutdown-grace']);
   if (!Number.isFinite(grace) || grace < 0 || grace > 3600) throw usage(`--shutdown-grace: expected seconds between 0 and 3600, got "${values['shutdown-grace']}"`);
   const holdTimeout = wholeNumber('--hold-timeout', values['hold-timeout'], 1, 86_400);
+  const abandonGrace = wholeNumber('--abandon-grace', values['abandon-grace'], 1, 86_400);
   const maxPending = wholeNumber('--max-pending-per-agent', values['max-pending-per-agent'], 1, 10_000);
   const expiryWarning = wholeNumber('--expiry-warning', values['expiry-warning'], 0, 86_400);
   const sessionSetup = wholeNumber('--session-setup-timeout', values['session-setup-timeout'], 1, 300);
@@ -158,6 +164,7 @@ export function parseServeConfig(argv: string[], cwd = process.cwd()): ServeConf
     logLevel: values['log-level'] as LogLevel,
     shutdownGraceSeconds: grace,
     holdTimeoutSeconds: holdTimeout,
+    abandonGraceSeconds: abandonGrace,
     maxPendingPerAgent: maxPending,
     ...(values.webhook ? { webhookUrl: values.webhook } : {}),
     expiryWarningSeconds: expiryWarning,

@@ -201,6 +201,64 @@ describe('HoldManager', () => {
     expect((await svc.get(pending.id))!.state).toBe('pending');
   });
 
+  /** Polls the stored approval until `ok` holds (the holds tell the service in the background). */
+  const storedUntil = async (id: string, ok: (a: Approval) => boolean): Promise<Approval> => {
+    for (let i = 0; i < 400; i++) {
+      const a = await svc.get(id);
+      if (a && ok(a)) return a;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    throw new Error(`approval ${id} never matched`);
+  };
+
+  it('nobody waiting: marked only when every joined client has gone; a client coming back clears it', async () => {
+    const manager = holds();
+    const first = new AbortController();
+    const second = new AbortController();
+    // kubectl's WebSocket attempt and its SPDY retry join one pending approval.
+    const a = manager.obtain(bot, execOp(), request, SUBJECT, first.signal, 'run-1');
+    const pending = await pendingAnnounced(1);
+    const b = manager.obtain(bot, execOp(), { ...request, method: 'GET' }, SUBJECT, second.signal, 'run-1');
+    await holdsWaiting(2);
+    first.abort();
+    expect((await a).ok).toBe(false);
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await svc.get(pending.id))!.nobodyWaitingSince).toBeNull();
+    second.abort();
+    expect((await b).ok).toBe(false);
+    const marked = await storedUntil(pending.id, (x) => x.nobodyWaitingSince !== null);
+    expect(marked.state).toBe('pending');
+    // The same request again (a new client run) joins it and clears the mark; approving lets it through.
+    const again = manager.obtain(bot, execOp(), request, SUBJECT, signal(), 'run-2');
+    await holdsWaiting(1);
+    expect((await svc.get(pending.id))!.nobodyWaitingSince).toBeNull();
+    await svc.approve(pending.id, ann);
+    expect(await again).toMatchObject({ ok: true, held: true, approval: { id: pending.id, nobodyWaitingSince: null } });
+  });
+
+  it('a pending approval nobody waits on ends abandoned after the grace; approving it then is refused saying nobody waits', async () => {
+    svc.close();
+    svc = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit, abandonGraceSeconds: 1 });
+    const controller = new AbortController();
+    const obtained = holds().obtain(bot, execOp(), request, SUBJECT, controller.signal, 'run-1');
+    const pending = await pendingAnnounced(1);
+    controller.abort();
+    await obtained;
+    await storedUntil(pending.id, (x) => x.nobodyWaitingSince !== null);
+    const abandoned = await new Promise<Approval>((resolve) => {
+      const off = svc.watch(pending.id, (x) => {
+        if (x.state === 'abandoned') {
+          off();
+          resolve(x);
+        }
+      });
+    });
+    expect((await store.approvals.get(pending.id))!.state).toBe('abandoned');
+    expect(abandoned.nobodyWaitingSince).not.toBeNull();
+    await expect(svc.approve(pending.id, ann)).rejects.toThrow(/is abandoned; nobody is waiting for it/);
+    expect((await store.audit.query({ event: 'approval.abandoned' })).map((r) => r.approvalId)).toEqual([pending.id]);
+  });
+
   it('a client already gone when the hold starts is answered at once', async () => {
     const controller = new AbortController();
     controller.abort();

@@ -1,7 +1,9 @@
 // Held requests: a request that needs an approval and has none waits here while a pending
 // approval is decided outside the agent. kubectl's WebSocket attempt and its SPDY retry are one
 // operation: they join one pending approval, and a refusal is remembered briefly so the retry
-// gets the same answer instead of a second pending approval.
+// gets the same answer instead of a second pending approval. The holds count the clients waiting
+// on each pending approval: when the last one goes, the approval is told nobody waits (it is
+// abandoned after a grace unless a client comes back for it).
 import type { Logger } from '../observability/log.js';
 import type { Approval, ApprovalService, HeldRequest, Operation } from '../model/approval.js';
 import { scopeFor } from './operation.js';
@@ -22,7 +24,7 @@ export interface HoldOptions {
 export type HoldRefusal =
   /** Denied (or revoked while pending) by an approver. */
   | { reason: 'denied'; approval: Approval }
-  /** Nobody decided before the hold ended. */
+  /** Nobody decided before the hold ended (or it was abandoned while this request was joining it). */
   | { reason: 'expired'; approval: Approval }
   | { reason: 'limit'; agent: string; pending: number; limit: number }
   | { reason: 'gone'; approval: Approval };
@@ -41,6 +43,8 @@ interface Remembered {
 
 export class HoldManager {
   private readonly refusals = new Map<string, Remembered>();
+  /** Clients of this process waiting on each pending approval. */
+  private readonly waiters = new Map<string, number>();
 
   constructor(
     private readonly approvals: ApprovalService,
@@ -89,7 +93,9 @@ export class HoldManager {
       this.opts.log.info({ approvalId: approval.id, agent: agent.name, scope }, 'approval pending; request held');
       this.opts.onPending?.(approval);
     }
+    this.waiters.set(approval.id, (this.waiters.get(approval.id) ?? 0) + 1);
     const outcome = await this.wait(approval, signal);
+    this.left(approval.id, outcome.state === 'gone');
     if (outcome.state === 'approved') {
       // The decided approval covers this operation by construction; re-read it as usable.
       const decided = await this.approvals.findUsable(agent.id, op);
@@ -103,6 +109,29 @@ export class HoldManager {
     this.refusals.set(key, { refusal, at: Date.now() });
     this.prune(memory);
     return { ok: false, refusal };
+  }
+
+  /**
+   * One client stopped waiting on `id`. When the last one went away (rather than being answered),
+   * the approval is told nobody waits; a client that joined meanwhile is told right after, so the
+   * stored mark never outlives a waiter.
+   */
+  private left(id: string, gone: boolean): void {
+    const n = (this.waiters.get(id) ?? 1) - 1;
+    if (n > 0) {
+      this.waiters.set(id, n);
+      return;
+    }
+    this.waiters.delete(id);
+    if (!gone) return;
+    const waitingAgain = (): boolean => (this.waiters.get(id) ?? 0) > 0;
+    this.approvals
+      .nobodyWaiting(id)
+      .then((a) => {
+        if (a) this.opts.log.info({ approvalId: id, since: a.nobodyWaitingSince }, 'nobody waits on the pending approval any more');
+        return a && waitingAgain() ? this.approvals.someoneWaiting(id) : undefined;
+      })
+      .catch((err: unknown) => this.opts.log.warn({ err, approvalId: id }, 'recording that nobody waits on an approval failed'));
   }
 
   private prune(memoryMs: number): void {
@@ -122,8 +151,8 @@ export class HoldManager {
         resolve({ state, approval: a });
       };
       const onChange = (a: Approval): void => {
-        if (a.state === 'approved' || a.state === 'denied' || a.state === 'expired' || a.state === 'revoked') {
-          finish(a.state === 'revoked' ? 'denied' : a.state, a);
+        if (a.state === 'approved' || a.state === 'denied' || a.state === 'expired' || a.state === 'revoked' || a.state === 'abandoned') {
+          finish(a.state === 'revoked' ? 'denied' : a.state === 'abandoned' ? 'expired' : a.state, a);
         }
       };
       const onAbort = (): void => finish('gone', approval);

@@ -587,6 +587,97 @@ describe('approval service', () => {
     });
   });
 
+  describe('abandonment (nobody waiting)', () => {
+    it('nobodyWaiting marks a pending approval, which is abandoned on read after the grace (30 s by default), and refuses approve with why', async () => {
+      const p = (await svc.requestOrJoin(held())).approval;
+      expect(p.nobodyWaitingSince).toBeNull();
+      changed.length = 0;
+      t += 1_000;
+      const marked = await svc.nobodyWaiting(p.id);
+      expect(marked).toMatchObject({ state: 'pending', nobodyWaitingSince: iso(T0 + 1_000) });
+      // A second call keeps the first instant.
+      t += 5_000;
+      expect((await svc.nobodyWaiting(p.id))!.nobodyWaitingSince).toBe(iso(T0 + 1_000));
+      expect(changed.map((c) => [c.id, c.state, c.nobodyWaitingSince])).toEqual([
+        [p.id, 'pending', iso(T0 + 1_000)],
+        [p.id, 'pending', iso(T0 + 1_000)],
+      ]);
+      t = T0 + 1_000 + 29_999;
+      expect((await svc.get(p.id))!.state).toBe('pending');
+      t += 1;
+      expect((await svc.get(p.id))!.state).toBe('abandoned');
+      expect((await svc.list({ state: 'pending' })).map((x) => x.id)).toEqual([]);
+      const err = await rejects(svc.approve(p.id, ann), 'INVALID_STATE', 'state');
+      expect(err.message).toBe(
+        `approval ${p.id} is abandoned; nobody is waiting for it (every client that asked went away at ${iso(T0 + 1_000)} and none came back within 30 s), so it can no longer be approved; the agent has to ask again`,
+      );
+      await rejects(svc.deny(p.id, ann, 'no'), 'INVALID_STATE', 'state');
+      // The sweep writes it, with its audit row, and emits.
+      changed.length = 0;
+      expect((await svc.expireDue()).map((x) => [x.id, x.state])).toEqual([[p.id, 'abandoned']]);
+      expect(changed.map((c) => [c.id, c.state])).toEqual([[p.id, 'abandoned']]);
+      expect(await store.approvals.get(p.id)).toMatchObject({ state: 'abandoned', nobodyWaitingSince: iso(T0 + 1_000) });
+      const [row] = await store.audit.query({ event: 'approval.abandoned' });
+      expect(row).toMatchObject({ approvalId: p.id, actor: 'system' });
+      expect(JSON.parse(row!.details!)).toMatchObject({ state: 'abandoned', nobodyWaitingSince: iso(T0 + 1_000), abandonGraceSeconds: 30 });
+      // The same request again is a new pending approval.
+      const again = await svc.requestOrJoin(held());
+      expect(again.created).toBe(true);
+      expect(again.approval.id).not.toBe(p.id);
+      expect(await store.audit.verify()).toMatchObject({ ok: true });
+    });
+
+    it('a client coming back within the grace (joining, or someoneWaiting) clears it; a decided approval is not marked', async () => {
+      const p = (await svc.requestOrJoin(held())).approval;
+      await svc.nobodyWaiting(p.id);
+      t += 20_000;
+      const joined = await svc.requestOrJoin(held());
+      expect(joined).toMatchObject({ created: false, approval: { id: p.id, nobodyWaitingSince: null } });
+      await svc.nobodyWaiting(p.id);
+      t += 20_000;
+      expect((await svc.someoneWaiting(p.id))!.nobodyWaitingSince).toBeNull();
+      t += 60_000;
+      expect((await svc.get(p.id))!.state).toBe('pending');
+      expect(await svc.expireDue()).toEqual([]);
+      const approved = await svc.approve(p.id, ann);
+      expect(approved.state).toBe('approved');
+      expect(await svc.nobodyWaiting(p.id)).toBeUndefined();
+      expect((await store.approvals.get(p.id))!.nobodyWaitingSince).toBeNull();
+    });
+
+    it('an approve racing the abandonment loses the compare-and-set once the grace has run out', async () => {
+      const p = (await svc.requestOrJoin(held())).approval;
+      await svc.nobodyWaiting(p.id);
+      // The grace runs out between the approver's read (its state checks, bypassed here) and the write.
+      t += 30_000;
+      const spy = vi.spyOn(svc as unknown as { expectState: () => void }, 'expectState').mockImplementation(() => undefined);
+      const err = await rejects(svc.approve(p.id, ann), 'INVALID_STATE', 'state');
+      spy.mockRestore();
+      expect(err.message).toContain('is abandoned; nobody is waiting for it');
+      expect((await store.approvals.get(p.id))!.state).toBe('pending');
+    });
+
+    it('the grace is configurable and expiry before the grace ends wins', async () => {
+      const quick = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit, clock, abandonGraceSeconds: 5 });
+      try {
+        const p = (await quick.requestOrJoin(held({ holdSeconds: 3 }))).approval;
+        await quick.nobodyWaiting(p.id);
+        t += 3_000;
+        expect((await quick.get(p.id))!.state).toBe('expired');
+        const q = (await quick.requestOrJoin(held({ holdSeconds: 60 }))).approval;
+        await quick.nobodyWaiting(q.id);
+        t += 5_000;
+        expect((await quick.get(q.id))!.state).toBe('abandoned');
+        expect((await quick.expireDue()).map((x) => [x.id, x.state])).toEqual([
+          [p.id, 'expired'],
+          [q.id, 'abandoned'],
+        ]);
+      } finally {
+        quick.close();
+      }
+    });
+  });
+
   describe('events and audit', () => {
     it("agentRevoked tells the agent's watchers even when ending one of its approvals fails (its audit row cannot be written)", async () => {
       const a = await grant();
@@ -744,6 +835,25 @@ describe('approval service expiry timer', () => {
     expect(events).toEqual([`${due.id}:expired`]);
     await vi.advanceTimersByTimeAsync(50_000);
     expect(events).toEqual([`${due.id}:expired`, `${later.id}:expired`]);
+  });
+
+  it('abandons a pending approval nobody waits on when the grace ends, by its own timer, also after a restart', async () => {
+    svc = make();
+    const events: [string, string, number][] = [];
+    svc.on('changed', (a) => events.push([a.id, a.state, Date.now()]));
+    const p = (await svc.requestOrJoin({ agent: botA, scope: execScope, request: { method: 'POST', path: '/a' }, holdSeconds: 120 })).approval;
+    await vi.advanceTimersByTimeAsync(1_000);
+    await svc.nobodyWaiting(p.id);
+    svc.close();
+    // A new run picks the mark up from the store.
+    svc = make();
+    svc.on('changed', (a) => events.push([a.id, a.state, Date.now()]));
+    events.length = 0;
+    await vi.advanceTimersByTimeAsync(29_999);
+    expect(events).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(events).toEqual([[p.id, 'abandoned', T0 + 31_000]]);
+    expect((await store.audit.query({ event: 'approval.abandoned' })).map((r) => r.approvalId)).toEqual([p.id]);
   });
 
   it('close stops the timer', async () => {

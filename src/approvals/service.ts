@@ -1,6 +1,8 @@
 // The approval life cycle over the storage interfaces.
 //
-//   pending  -> approved | denied | expired      (pending expires at its hold deadline)
+//   pending  -> approved | denied | expired | abandoned
+//                                                (pending expires at its hold deadline; it is
+//                                                abandoned when nobody has waited on it for the grace)
 //   approved -> revoked | expired                (approved expires at decidedAt + ttlSeconds)
 //
 // - Who decides: users with role approver or admin (and a policy rule, through autoApprove or as
@@ -9,6 +11,10 @@
 // - Expiry is computed on every read (a pending/approved approval whose expiresAt has passed IS
 //   expired, whether or not that has been written yet) and persisted by one timer armed for the
 //   next deadline, which writes the `approval.expired` audit row and emits 'changed'.
+// - Abandonment works the same way: the holds say when the last client waiting on a pending
+//   approval went away (nobodyWaitingSince) and when one joins again; a pending approval nobody has
+//   waited on for `abandonGraceSeconds` IS abandoned on read, and the timer writes it
+//   (`approval.abandoned`). Approving it is refused, and the approve's compare-and-set loses to it.
 // - Every state change is a compare-and-set in the store, then one audit row, then 'changed'
 //   (emitted synchronously, listener by listener, so a held request or a live session reacts at
 //   once). If the audit append fails after the change was stored, 'changed' is still emitted (a
@@ -47,6 +53,9 @@ export const DEFAULT_APPROVAL_TTL_SECONDS = 900;
 /** After a failed expiry sweep, try again this soon. */
 const SWEEP_RETRY_MS = 1000;
 
+/** How long a pending approval stays pending once every client waiting on it has gone. */
+export const DEFAULT_ABANDON_GRACE_SECONDS = 30;
+
 export interface SqliteApprovalServiceOptions {
   approvals: ApprovalStore;
   agents: AgentStore;
@@ -61,19 +70,30 @@ export interface SqliteApprovalServiceOptions {
    * --owner-may-approve). Default: none; an owner is never the one who lets their own agent act.
    */
   ownerMayApprove?: readonly UserRole[];
+  /** How long a pending approval nobody waits on stays pending before it is abandoned (default 30 s). */
+  abandonGraceSeconds?: number;
 }
 
-/** The state an approval is in at `now`: a pending or approved one past its expiresAt is expired. */
-export function effectiveState(a: Approval, now: Date): ApprovalState {
-  if ((a.state === 'pending' || a.state === 'approved') && a.expiresAt !== null && Date.parse(a.expiresAt) <= now.getTime()) {
+/**
+ * The state an approval is in at `now`: a pending or approved one past its expiresAt is expired;
+ * with `abandonGraceMs`, a pending one nobody has waited on for that long (before its expiry) is
+ * abandoned.
+ */
+export function effectiveState(a: Approval, now: Date, abandonGraceMs?: number): ApprovalState {
+  const expiresAt = a.expiresAt === null ? Infinity : Date.parse(a.expiresAt);
+  if (a.state === 'pending' && abandonGraceMs !== undefined && a.nobodyWaitingSince !== null) {
+    const abandonAt = Date.parse(a.nobodyWaitingSince) + abandonGraceMs;
+    if (abandonAt <= now.getTime() && abandonAt < expiresAt) return 'abandoned';
+  }
+  if ((a.state === 'pending' || a.state === 'approved') && expiresAt <= now.getTime()) {
     return 'expired';
   }
   return a.state;
 }
 
 /** The approval as it is at `now` (see effectiveState). */
-export function asOf(a: Approval, now: Date): Approval {
-  const state = effectiveState(a, now);
+export function asOf(a: Approval, now: Date, abandonGraceMs?: number): Approval {
+  const state = effectiveState(a, now, abandonGraceMs);
   return state === a.state ? a : { ...a, state };
 }
 
@@ -139,6 +159,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
   private readonly audit: AuditLog;
   private readonly clock: Clock;
   private readonly defaultTtlSeconds: number;
+  private readonly abandonGraceMs: number;
   private readonly onError: (err: unknown) => void;
   private readonly ownerMayApprove: readonly UserRole[];
   private readonly timer: DeadlineTimer;
@@ -157,6 +178,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     this.clock = opts.clock ?? (() => new Date());
     this.defaultTtlSeconds = validateTtl(opts.defaultTtlSeconds ?? DEFAULT_APPROVAL_TTL_SECONDS, 'defaultTtlSeconds');
     this.ownerMayApprove = opts.ownerMayApprove ?? [];
+    this.abandonGraceMs = validateTtl(opts.abandonGraceSeconds ?? DEFAULT_ABANDON_GRACE_SECONDS, 'abandonGraceSeconds') * 1000;
     this.onError = opts.onError ?? ((err) => process.emitWarning(`kube-bastion approvals: ${err instanceof Error ? err.message : String(err)}`));
     this.timer = new DeadlineTimer(() => void this.expireDue().catch(() => undefined), () => this.clock().getTime());
     // Approvals stored by an earlier run may be due already, or soon.
@@ -218,13 +240,15 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     };
     const { approval, created } = await this.approvals.createOrJoinPending(input, now.toISOString());
     const details = { scope, request: auditedRequest(request), holdSeconds, expiresAt: approval.expiresAt };
+    // The row names the client of this request (a joining clone may come from another address).
+    const source = { source: request.client ?? null };
     if (created) {
-      return { approval: await this.committed(approval, 'approval.requested', input.requestedBy, details, now), created };
+      return { approval: await this.committed(approval, 'approval.requested', input.requestedBy, details, now, source), created };
     }
     // Joining changes no state: audited (the review record shows both attempts), not emitted.
     this.scheduleAt(approval.expiresAt);
-    await this.audit.append(this.auditEvent('approval.joined', approval, `agent:${agent.name}`, details, now));
-    return { approval: asOf(approval, now), created };
+    await this.audit.append({ ...this.auditEvent('approval.joined', approval, `agent:${agent.name}`, details, now), ...source });
+    return { approval: this.asOf(approval, now), created };
   }
 
   async approve(id: string, actor: Actor, opts: ApproveOptions = {}): Promise<Approval> {
@@ -243,7 +267,13 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     const by = actorId(actor);
     const changes = { decidedBy: by, decidedAt: now.toISOString(), expiresAt, ttlSeconds, ...(reason !== undefined ? { reason } : {}), ...(widened ? { scope: widened } : {}) };
     const decision = { kind: 'approved', by, at: now.toISOString(), reason: reason ?? null, ttlSeconds, expiresAt } as const;
-    const approval = await this.transition(current, 'approve', { from: 'pending', to: 'approved', ifUnexpiredAt: now.toISOString(), set: changes, decision }, now);
+    // Loses to an abandonment that is due: nobody would receive what it lets through.
+    const approval = await this.transition(
+      current,
+      'approve',
+      { from: 'pending', to: 'approved', ifUnexpiredAt: now.toISOString(), ifWaitedSince: this.unwaitedCutoff(now), set: changes, decision },
+      now,
+    );
     const asked = widened ? { requestedScope: current.scope } : {};
     return this.committed(approval, 'approval.approved', by, { scope: approval.scope, ...asked, reason: reason ?? null, ttlSeconds, expiresAt }, now);
   }
@@ -323,6 +353,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     return this.committed(approval, 'approval.auto-approved', by, { scope, request: auditedRequest(request), reason, ttlSeconds: ttl, expiresAt: approval.expiresAt }, now, {
       rule,
       policyHash,
+      source: request.client ?? null,
     });
   }
 
@@ -345,14 +376,16 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
       ...(filter.agent !== undefined ? { agent: filter.agent } : {}),
       asOf: now.toISOString(),
     });
-    return rows.map((a) => this.effective(a, now));
+    const out = rows.map((a) => this.effective(a, now));
+    // The store filters on expiry; abandonment (its grace is the service's) is applied here.
+    return filter.state === undefined ? out : out.filter((a) => a.state === filter.state);
   }
 
   async findUsable(agentId: string, op: Operation): Promise<Approval | undefined> {
     const now = this.clock();
     // Latest expiry first, so the first that covers the operation is the one to prefer.
     for (const a of await this.approvals.listApproved(agentId, now.toISOString())) {
-      if (effectiveState(a, now) !== 'approved' || a.revokedAt !== null) continue;
+      if (this.stateAt(a, now) !== 'approved' || a.revokedAt !== null) continue;
       if (a.agentId !== agentId) continue;
       if (!scopeCovers(a.scope, op)) continue;
       if (!hasUsesLeft(a.scope, a.sessionsStarted)) continue;
@@ -389,6 +422,27 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
   }
 
   // -------------------------------------------------------------------------------------------
+  // Waiters (told by the holds)
+
+  async nobodyWaiting(id: string): Promise<Approval | undefined> {
+    const now = this.clock();
+    const a = await this.approvals.setNobodyWaiting(id, now.toISOString());
+    if (!a) return undefined;
+    if (a.nobodyWaitingSince !== null) this.armAt(Date.parse(a.nobodyWaitingSince) + this.abandonGraceMs);
+    // Not a state change (no audit row; the abandonment row says since when): shown to approvers.
+    this.emitChanged(this.asOf(a, now), { event: 'approval.nobody-waiting', actor: 'system' });
+    return this.asOf(a, now);
+  }
+
+  async someoneWaiting(id: string): Promise<Approval | undefined> {
+    const now = this.clock();
+    const a = await this.approvals.setNobodyWaiting(id, null);
+    if (!a) return undefined;
+    this.emitChanged(this.asOf(a, now), { event: 'approval.someone-waiting', actor: 'system' });
+    return this.asOf(a, now);
+  }
+
+  // -------------------------------------------------------------------------------------------
   // Expiry
 
   /**
@@ -406,9 +460,18 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
         do {
           this.sweepAgain = false;
           const now = this.clock();
-          for (const due of this.closed ? [] : await this.approvals.listDue(now.toISOString())) {
+          const cutoff = this.unwaitedCutoff(now);
+          for (const due of this.closed ? [] : await this.approvals.listDue(now.toISOString(), cutoff)) {
             // Closed meanwhile (the store may be closing too): stop; the next start picks it up.
             if (this.closed) break;
+            if (this.stateAt(due, now) === 'abandoned') {
+              const a = await this.approvals.transition(due.id, { from: 'pending', to: 'abandoned', ifUnwaitedSince: cutoff });
+              if (!a) continue; // decided, or a client came back, meanwhile
+              const details = { scope: a.scope, nobodyWaitingSince: a.nobodyWaitingSince, abandonGraceSeconds: this.abandonGraceMs / 1000 };
+              await this.committed(a, 'approval.abandoned', 'system', details, now);
+              expired.push(a);
+              continue;
+            }
             const a = await this.approvals.transition(due.id, {
               from: due.state,
               to: 'expired',
@@ -459,7 +522,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     try {
       for (const a of await this.approvals.list({ agent: agent.name })) {
         if (a.agentId !== agent.id) continue;
-        const state = effectiveState(a, this.clock());
+        const state = this.stateAt(a, this.clock());
         try {
           if (state === 'approved') ended.push(await this.revoke(a.id, actor, why));
           else if (state === 'pending') ended.push(await this.deny(a.id, actor, why));
@@ -491,9 +554,23 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
   // -------------------------------------------------------------------------------------------
   // Internals
 
+  /** effectiveState with this service's abandonment grace. */
+  private stateAt(a: Approval, now: Date): ApprovalState {
+    return effectiveState(a, now, this.abandonGraceMs);
+  }
+
+  private asOf(a: Approval, now: Date): Approval {
+    return asOf(a, now, this.abandonGraceMs);
+  }
+
+  /** A pending approval nobody has waited on since this instant or earlier is abandoned at `now`. */
+  private unwaitedCutoff(now: Date): string {
+    return new Date(now.getTime() - this.abandonGraceMs).toISOString();
+  }
+
   private effective(a: Approval, now = this.clock()): Approval {
-    const e = asOf(a, now);
-    // Computed as expired but not yet written: let the sweep write it (audit row, 'changed').
+    const e = this.asOf(a, now);
+    // Computed as expired or abandoned but not yet written: let the sweep write it (audit row, 'changed').
     if (e.state !== a.state) this.armAt(now.getTime(), false, now);
     return e;
   }
@@ -538,9 +615,14 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
 
   private refuseState(a: Approval, state: ApprovalState, from: ApprovalState, decision: Decision): BastionError {
     const done = decision === 'deny' ? 'denied' : `${decision}d`;
+    // Said plainly: approving it would let nothing through now, and nobody would notice.
+    const why =
+      state === 'abandoned'
+        ? `; nobody is waiting for it (every client that asked went away${a.nobodyWaitingSince ? ` at ${a.nobodyWaitingSince}` : ''} and none came back within ${this.abandonGraceMs / 1000} s), so it can no longer be ${done}; the agent has to ask again`
+        : `; only ${from === 'pending' ? 'a pending' : 'an approved'} approval can be ${done}`;
     return new BastionError(
       ErrorCode.INVALID_STATE,
-      `approval ${a.id} is ${state}; only ${from === 'pending' ? 'a pending' : 'an approved'} approval can be ${done}`,
+      `approval ${a.id} is ${state}${why}`,
       { field: 'state', id: a.id, state },
       { field: 'state' },
     );
@@ -548,10 +630,10 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
 
   /** Throws INVALID_STATE naming the current (effective) state unless it is `from`. */
   private expectState(current: Approval, from: ApprovalState, decision: Decision, now: Date): void {
-    const state = effectiveState(current, now);
+    const state = this.stateAt(current, now);
     if (state === from) return;
-    // Computed as expired but not yet written: let the sweep write it.
-    if (state === 'expired' && current.state !== 'expired') this.armAt(now.getTime(), false, now);
+    // Computed as expired or abandoned but not yet written: let the sweep write it.
+    if (state !== current.state) this.armAt(now.getTime(), false, now);
     throw this.refuseState(current, state, from, decision);
   }
 
@@ -562,7 +644,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     if (a) return a;
     // Lost a race (another decider, or the deadline passed): report what it is now.
     const after = await this.approvals.get(current.id);
-    throw this.refuseState(current, after ? effectiveState(after, this.clock()) : current.state, t.from, decision);
+    throw this.refuseState(after ?? current, after ? this.stateAt(after, this.clock()) : current.state, t.from, decision);
   }
 
   /** After a stored change: audit, re-arm the expiry timer, emit 'changed'. Returns the approval as of `now`. */
@@ -575,7 +657,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     extra: Partial<AuditEventInput> = {},
   ): Promise<Approval> {
     this.scheduleAt(a.expiresAt);
-    const out = asOf(a, now);
+    const out = this.asOf(a, now);
     let auditError: unknown;
     try {
       await this.audit.append({ ...this.auditEvent(event, a, actor, details, now), ...extra });
@@ -653,10 +735,10 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
    */
   private rescheduleFromStore(sweptAt?: number): void {
     if (this.closed) return;
-    this.approvals.nextExpiry().then(
-      (next) => {
-        if (next === undefined) return;
-        const at = Date.parse(next);
+    Promise.all([this.approvals.nextExpiry(), this.approvals.nextUnwaited()]).then(
+      ([expiry, unwaited]) => {
+        const at = Math.min(expiry === undefined ? Infinity : Date.parse(expiry), unwaited === undefined ? Infinity : Date.parse(unwaited) + this.abandonGraceMs);
+        if (!Number.isFinite(at)) return;
         this.armAt(sweptAt !== undefined && at <= sweptAt ? this.clock().getTime() + SWEEP_RETRY_MS : at);
       },
       (err: unknown) => {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ControlEndpoint } from '../api/control-endpoint.js';
 import { startTestControl } from '../api/test-support.js';
 import { SqliteApprovalService } from '../approvals/service.js';
-import type { Approval } from '../model/approval.js';
+import type { Approval, StreamScope } from '../model/approval.js';
 import { BastionError } from '../errors/index.js';
 import { openStore, type SqliteStore } from '../store/index.js';
 import { formatScope, parseDuration, runApprovals, type ApprovalsIo } from './approvals.js';
@@ -102,10 +102,24 @@ describe('parseDuration and formatScope', () => {
 
   it('shows scopes kubectl-style', () => {
     expect(formatScope({ kind: 'stream', namespace: 'demo', pod: 'web-0', container: 'app', verbs: ['exec'], commands: [['ls']], maxSessions: 2 })).toBe(
-      'exec web-0 -c app -n demo commands=1 max-sessions=2',
+      'exec web-0 -c app -n demo max-sessions=2 -- ls',
     );
     expect(formatScope({ kind: 'rest', verb: 'delete', resource: 'namespaces', namespace: '', name: 'demo' })).toBe('delete namespaces demo');
     expect(formatScope({ kind: 'rest', verb: 'list', resource: 'pods', namespace: 'demo', name: '' })).toBe('list pods -n demo');
+    // Cluster-scoped: no namespace at all (no `-n ''`, no `/name`).
+    expect(formatScope({ kind: 'rest', verb: 'create', resource: 'clusterrolebindings.rbac.authorization.k8s.io', namespace: '', name: '' })).toBe(
+      'create clusterrolebindings.rbac.authorization.k8s.io',
+    );
+    expect(formatScope({ kind: 'rest', verb: 'get', resource: 'nodes', namespace: '', name: 'node-1' })).toBe('get nodes node-1');
+  });
+
+  it('shows the command of an exec scope rather than a count: quoted as a shell would, cut when long, the rest counted', () => {
+    const scope: StreamScope = { kind: 'stream', namespace: 'demo', pod: 'web-0', container: 'app', verbs: ['exec'] };
+    expect(formatScope({ ...scope, commands: [['sh', '-c', "echo 'hi there'"]] })).toBe(`exec web-0 -c app -n demo -- sh -c 'echo '\\''hi there'\\'''`);
+    expect(formatScope({ ...scope, commands: [['ls', '-l', '/data'], ['cat', '/data/config.yaml'], ['df', '-h']] })).toBe('exec web-0 -c app -n demo -- ls -l /data (+2 more)');
+    const long = ['tar', 'cf', '-', '-C', '/var/lib/app/data/with/a/very/long/path', 'file-one', 'file-two'];
+    expect(formatScope({ ...scope, commands: [long] })).toBe('exec web-0 -c app -n demo -- tar cf - -C /var/lib/app/data/with/a/very/long/…');
+    expect(formatScope({ ...scope, verbs: ['attach', 'exec'] })).toBe('attach,exec web-0 -c app -n demo');
   });
 });
 
@@ -159,6 +173,28 @@ describe('kube-bastion approvals against the control API', () => {
     expect(r.stdout).toMatch(/Requested by:\s+agent:claude/);
     expect(r.stdout).toMatch(/Request:\s+POST \/api\/v1\/namespaces\/demo\/pods\/held-\d+\/exec \["ls"\]/);
     expect(JSON.parse((await run(['get', held.id, '-o', 'json'])).stdout)).toEqual(held);
+  });
+
+  it('show (= get) names the client, the rule with its policy version, and since when nobody waits; list says so in STATE', async () => {
+    const pod = `held-${++podCounter}`;
+    const { approval: held } = await approvals.requestOrJoin({
+      agent,
+      scope: { kind: 'stream', namespace: 'demo', pod, container: 'app', verbs: ['exec'], commands: [['cat', '/etc/os-release']] },
+      request: { method: 'GET', path: `/api/v1/namespaces/demo/pods/${pod}/exec`, command: ['cat', '/etc/os-release'], client: '10.1.2.3:40001', rule: 'pod-streams-need-approval', policyHash: 'cd'.repeat(32) },
+      holdSeconds: 300,
+    });
+    const marked = (await approvals.nobodyWaiting(held.id))!;
+    const since = marked.nobodyWaitingSince!.replace(/\.\d+Z$/, 'Z');
+    const r = await run(['show', held.id], { token: rita });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`State:          pending (nobody waiting since ${since})\n`);
+    expect(r.stdout).toContain(`Scope:          exec ${pod} -c app -n demo -- cat /etc/os-release\n`);
+    expect(r.stdout).toContain('Client:         10.1.2.3:40001\n');
+    expect(r.stdout).toContain(`Rule:           pod-streams-need-approval (policy sha256:${'cd'.repeat(6)})\n`);
+    expect(r.stdout).toContain(`Nobody waiting: since ${since}\n`);
+    expect((await run(['get', held.id], { token: rita })).stdout).toBe(r.stdout);
+    const line = (await run(['list', '--agent', 'claude'])).stdout.split('\n').find((l) => l.startsWith(held.id));
+    expect(line).toMatch(new RegExp(`^${held.id}\\s+pending \\(nobody waiting since ${since}\\)\\s+claude\\s+exec ${pod} -c app -n demo -- cat /etc/os-release\\s+\\d{4}-`));
   });
 
   it('approve ID --ttl --reason', async () => {

@@ -27,6 +27,7 @@ const VERBS_TEXT = `${STREAM_OPERATIONS[0]}[,${STREAM_OPERATIONS.slice(1).join('
 const SYNOPSES = {
   list: `list [--state ${APPROVAL_STATES.join('|')}] [--agent NAME]`,
   get: 'get ID',
+  show: 'show ID   the same as get',
   record: 'record ID                           the review record: the five questions answered (also: kube-bastion record ID)',
   grant: `grant --agent NAME --namespace NS --pod POD --container C --verbs ${VERBS_TEXT}
         --ttl DURATION --reason TEXT [--command '["argv","as","JSON"]' ...] [--max-sessions N]
@@ -103,6 +104,7 @@ const COMMON: readonly Flag[] = ['server', 'token', 'ca', 'output', 'help'];
 const COMMANDS: Record<string, { flags: readonly Flag[]; id: boolean }> = {
   list: { flags: ['state', 'agent'], id: false },
   get: { flags: [], id: true },
+  show: { flags: [], id: true },
   record: { flags: [], id: true },
   grant: {
     flags: ['agent', 'namespace', 'pod', 'container', 'verbs', 'command', 'max-sessions', 'verb', 'resource', 'name', 'max-uses', 'ttl', 'reason'],
@@ -155,12 +157,35 @@ export function parseDuration(text: string, flag: string): number {
   return seconds;
 }
 
-/** The scope in a kubectl-like line: `exec,attach web-0 -c app -n demo`, `delete namespaces demo`. */
+/** Longest command shown in a one-line scope; `get` shows every command whole. */
+const COMMAND_WIDTH = 48;
+
+/** An argument as a shell would need it: bare when plain, else single-quoted. */
+function shellWord(arg: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/** An argv as one shell-like line. */
+export function formatArgv(argv: readonly string[]): string {
+  return argv.map(shellWord).join(' ');
+}
+
+/** The command allow-list in one line: the first command (cut at COMMAND_WIDTH), then how many more. */
+function briefCommands(commands: readonly (readonly string[])[]): string {
+  const first = formatArgv(commands[0] ?? []);
+  const shown = first.length > COMMAND_WIDTH ? `${first.slice(0, COMMAND_WIDTH - 1)}…` : first;
+  return `-- ${shown}${commands.length > 1 ? ` (+${commands.length - 1} more)` : ''}`;
+}
+
+/**
+ * The scope in a kubectl-like line: `exec web-0 -c app -n demo -- ls -l`, `delete namespaces demo`.
+ * Cluster-scoped objects (namespace '') have no `-n`.
+ */
 export function formatScope(scope: ApprovalScope): string {
   if (scope.kind === 'stream') {
     const extra = [
-      ...(scope.commands ? [`commands=${scope.commands.length}`] : []),
       ...(scope.maxSessions !== undefined ? [`max-sessions=${scope.maxSessions}`] : []),
+      ...(scope.commands ? [briefCommands(scope.commands)] : []),
     ];
     return [`${scope.verbs.join(',')} ${scope.pod} -c ${scope.container} -n ${scope.namespace}`, ...extra].join(' ');
   }
@@ -196,6 +221,11 @@ function bodyDetails(r: NonNullable<Approval['request']>): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** The state, and for a pending approval nobody waits on any more, since when. */
+function formatState(a: Approval): string {
+  return a.state === 'pending' && a.nobodyWaitingSince ? `pending (nobody waiting since ${formatTime(a.nobodyWaitingSince)})` : a.state;
+}
+
 function formatTime(iso: string | null): string {
   return iso === null ? '-' : iso.replace(/\.\d+Z$/, 'Z');
 }
@@ -203,7 +233,7 @@ function formatTime(iso: string | null): string {
 const COLUMNS = ['ID', 'STATE', 'AGENT', 'SCOPE', 'EXPIRES', 'RISK'] as const;
 
 function row(a: Approval): string[] {
-  return [a.id, a.state, a.agent, formatScope(a.scope), formatTime(a.expiresAt), riskCell(a)];
+  return [a.id, formatState(a), a.agent, formatScope(a.scope), formatTime(a.expiresAt), riskCell(a)];
 }
 
 export function formatTable(rows: string[][]): string {
@@ -214,13 +244,16 @@ export function formatTable(rows: string[][]): string {
 function details(a: Approval): string {
   const lines: Array<[string, string]> = [
     ['ID', a.id],
-    ['State', a.state],
+    ['State', formatState(a)],
     ['Agent', `${a.agent} (${a.agentId})`],
     ['Scope', formatScope(a.scope)],
     ...(a.scope.kind === 'stream' && a.scope.commands ? a.scope.commands.map((argv, i): [string, string] => [i === 0 ? 'Commands' : '', JSON.stringify(argv)]) : []),
     ['Requested by', a.requestedBy],
     ...(a.request ? [['Request', requestLine(a.request)] as [string, string]] : []),
     ...(a.scope.kind === 'rest' && a.scope.request ? [['Bound to', `${a.scope.request.method} ${a.scope.request.path}${a.scope.request.query ? `?${a.scope.request.query}` : ''} body ${a.scope.request.bodySha256 ?? 'none'}`] as [string, string]] : []),
+    ...(a.request?.client ? [['Client', a.request.client] as [string, string]] : []),
+    ...(a.request?.rule ? [['Rule', `${a.request.rule}${a.request.policyHash ? ` (policy sha256:${a.request.policyHash.slice(0, 12)})` : ''}`] as [string, string]] : []),
+    ...(a.nobodyWaitingSince ? [['Nobody waiting', `since ${formatTime(a.nobodyWaitingSince)}`] as [string, string]] : []),
     ['Decided by', a.decidedBy ?? '-'],
     ['Reason', a.reason ?? '-'],
     ['TTL', `${a.ttlSeconds}s`],
@@ -417,6 +450,7 @@ export async function runApprovals(argv: string[], io: Partial<ApprovalsIo> = {}
       break;
     }
     case 'get':
+    case 'show':
       request = () => api.call('GET', path);
       break;
     case 'record':
@@ -476,7 +510,7 @@ export async function runApprovals(argv: string[], io: Partial<ApprovalsIo> = {}
     return 0;
   }
   const a = result as Approval;
-  if (command === 'get') {
+  if (command === 'get' || command === 'show') {
     out(details(a));
     return 0;
   }

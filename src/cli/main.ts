@@ -18,7 +18,7 @@ commands:
   user add|list|disable|rotate
                         create a control-endpoint user (approver, reviewer, admin); list users,
                         disable one, or rotate a token
-  approvals ...         list, get, grant, approve, deny, revoke, watch approvals (kube-bastion approvals --help)
+  approvals ...         list, get (show), grant, approve, deny, revoke, watch approvals (kube-bastion approvals --help)
   record ID             an approval's review record: who acted, which rule, who decided, scope kept, what happened
   export ...            write a signed evidence directory (kube-bastion export --help)
   verify DIR            check an evidence directory's hashes and signature

@@ -10,6 +10,7 @@ import type { ServeConfig } from '../app/config.js';
 import type { Logger } from '../observability/log.js';
 import { SimCluster } from '../sim/cluster.js';
 import { defaultAgentOwner } from './admin.js';
+import { formatArgv } from './approvals.js';
 import { upstreamFromCredentials, upstreamFromKubeconfigFile, type UpstreamTarget } from '../upstream/upstream.js';
 
 const DEMO_AGENT = 'demo';
@@ -36,10 +37,19 @@ export async function chooseUpstream(config: ServeConfig, log: Logger): Promise<
   };
 }
 
-async function bootstrap(b: RunningBastion, embedded: boolean): Promise<string[]> {
+/** A path as typed from the current directory: relative below it, absolute elsewhere. */
+function shown(p: string): string {
+  const rel = relative(process.cwd(), p);
+  return rel.startsWith('..') ? p : rel === '' ? '.' : rel;
+}
+
+/**
+ * The first-start and restart lines of the banner: the demo agent's kubeconfig and what its
+ * requests do, the first admin token (shown once), and at a restart how to get a new admin token.
+ */
+export async function bootstrap(b: RunningBastion, embedded: boolean): Promise<string[]> {
   const lines: string[] = [];
-  const cwd = process.cwd();
-  const show = (p: string) => (relative(cwd, p).startsWith('..') ? p : relative(cwd, p));
+  const hold = b.config.holdTimeoutSeconds;
   // The admin first: the demo agent needs an owner.
   const adminLines: string[] = [];
   if ((await b.store.users.listUsers()).length === 0) {
@@ -47,6 +57,10 @@ async function bootstrap(b: RunningBastion, embedded: boolean): Promise<string[]
     await b.store.audit.append({ event: 'user.created', actor: 'system:bootstrap', details: { user: user.name, role: user.role } });
     adminLines.push(`  admin token (shown once; create more with kube-bastion user add): ${token}`);
     adminLines.push(`    try: curl -H "Authorization: Bearer ${token}" ${b.controlUrl}/v1/agents`);
+  } else {
+    // Tokens are stored hashed: a lost one cannot be shown again, but a new admin can be made offline.
+    adminLines.push(`  admin token: shown only at the first start; lost it? create another admin (works while serving):`);
+    adminLines.push(`    kube-bastion user add NAME --role admin --data-dir ${formatArgv([shown(b.config.dataDir)])}`);
   }
   // A demo agent only on the embedded simulated cluster: never invent identities for a real cluster.
   if (embedded) {
@@ -59,9 +73,11 @@ async function bootstrap(b: RunningBastion, embedded: boolean): Promise<string[]
       await writeFile(path, b.agentKubeconfig(agent.name, token), { mode: 0o600 });
     }
     if (existsSync(path)) {
-      lines.push(`  demo agent kubeconfig: ${show(path)}`);
-      lines.push(`    try: kubectl --kubeconfig ${show(path)} get pods -A`);
-      lines.push(`         kubectl --kubeconfig ${show(path)} get secret -n demo db-credentials   # refused: needs approval`);
+      lines.push(`  demo agent kubeconfig: ${shown(path)}`);
+      lines.push(`    try: kubectl --kubeconfig ${shown(path)} get pods -A`);
+      // What really happens: the request waits while an approver decides, up to the hold timeout.
+      lines.push(`         kubectl --kubeconfig ${shown(path)} get secret -n demo db-credentials`);
+      lines.push(`           # held until an approver decides (up to ${hold} s, --hold-timeout): kube-bastion approvals list, then approve ID`);
     }
   }
   return [...lines, ...adminLines];

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { SimCluster } from '../sim/cluster.js';
 import { writeKubeconfig } from '../app/kubeconfig.js';
 import { parseListen } from '../net/address.js';
+import { listenFor } from '../net/listen.js';
 import { BastionError, ErrorCode } from '../errors/index.js';
 
 export const SIM_USAGE = `usage: kube-bastion sim --listen HOST:PORT --kubeconfig-out FILE [--token TOKEN] [--work-dir DIR] [--request-log FILE]
@@ -41,7 +42,13 @@ export async function runSim(argv: string[]): Promise<number> {
     ...(values['request-log'] ? { requestLogFile: resolve(values['request-log']) } : {}),
     onError: (err) => process.stderr.write(`sim: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
   });
-  await sim.start();
+  try {
+    // An address in use is named with the flag to change, as serve does.
+    await listenFor('--listen', listen, () => sim.start());
+  } catch (err) {
+    await sim.stop().catch(() => undefined);
+    throw err;
+  }
   await writeKubeconfig(resolve(out), { server: sim.url, caPem: sim.caPem, token: sim.token, name: 'kube-bastion-sim' });
   process.stdout.write(`simulated cluster listening on ${sim.url}\nkubeconfig: ${resolve(out)}\ntry: kubectl --kubeconfig ${resolve(out)} get pods -A\n`);
 

@@ -370,7 +370,15 @@ describe.each<Transport>(['spdy', 'websocket'])('upgrade refusals over %s', (tra
         agent: { id: BOT.id, name: BOT.name },
         // No -c: the first container, resolved before the scope is built.
         op: { kind: 'stream', verb: 'exec', namespace: 'gated', pod: 'web-0', container: 'app', command: ['ls'] },
-        request: { method: transport === 'spdy' ? 'POST' : 'GET', path: '/api/v1/namespaces/gated/pods/web-0/exec', command: ['ls'] },
+        // Where it came from and the rule (and policy version) that held it, for the approver.
+        request: {
+          method: transport === 'spdy' ? 'POST' : 'GET',
+          path: '/api/v1/namespaces/gated/pods/web-0/exec',
+          command: ['ls'],
+          client: expect.stringMatching(/^127\.0\.0\.1:\d+$/),
+          rule: 'exec-needs-approval',
+          policyHash: 'ab'.repeat(32),
+        },
         clientRun: 'run-42',
       },
     ]);

@@ -75,6 +75,14 @@ function isWatch(req: KubeRequest): boolean {
   return w === 'true' || w === '1';
 }
 
+/**
+ * The client's `ip:port`, as every audit row shows it. Read when the request arrives: once the
+ * client has gone (a held request given up, a session ended) its socket no longer knows it.
+ */
+function clientAddress(req: IncomingMessage): string {
+  return `${req.socket.remoteAddress ?? ''}:${req.socket.remotePort ?? ''}`;
+}
+
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
@@ -90,6 +98,8 @@ export class KubeEndpoint {
   private readonly holdsInFlight = new Set<AbortController>();
   /** Requests whose audit row is written. */
   private readonly audited = new WeakSet<IncomingMessage>();
+  /** Each request's client address, read on arrival. */
+  private readonly clients = new WeakMap<IncomingMessage, string>();
   private draining = false;
   /** Upgrade requests being handled (held, set up or relaying). */
   private upgrading = 0;
@@ -136,6 +146,12 @@ export class KubeEndpoint {
     return new ApprovalLease({ approvals: this.opts.approvals, agentActive: this.opts.agentActive }, { id: principal.id, name: principal.name }, approval);
   }
 
+  private client(req: IncomingMessage): string {
+    let address = this.clients.get(req);
+    if (address === undefined) this.clients.set(req, (address = clientAddress(req)));
+    return address;
+  }
+
   private identity(c: { principal: { id: string; name: string } }): UpstreamIdentity | undefined {
     return this.opts.impersonate ? { user: `kube-bastion:agent:${c.principal.name}`, extra: { 'kube-bastion.io/agent-id': c.principal.id } } : undefined;
   }
@@ -155,7 +171,7 @@ export class KubeEndpoint {
     const record: RequestAuditRecord = {
       time: new Date(start).toISOString(),
       agent: c.principal ? { id: c.principal.id, name: c.principal.name } : null,
-      source: `${req.socket.remoteAddress ?? ''}:${req.socket.remotePort ?? ''}`,
+      source: this.client(req),
       method: req.method ?? '',
       path: req.url ?? '',
       request: c.request,
@@ -187,10 +203,10 @@ export class KubeEndpoint {
    * For a request that needs an approval: a usable approval, a policy auto-approval, or a hold
    * until an approver decides. `gone` fires when the client leaves while held.
    */
-  private async gate(c: Extract<Classification, { outcome: 'approval' }>, op: Operation, shown: Partial<HeldRequestInfo>, clientRun: string | undefined, gone: (abort: () => void) => void): Promise<Gated> {
+  private async gate(c: Extract<Classification, { outcome: 'approval' }>, op: Operation, shown: Partial<HeldRequestInfo>, client: { address: string; run: string | undefined }, gone: (abort: () => void) => void): Promise<Gated> {
     const agent = { id: c.principal.id, name: c.principal.name };
     try {
-      return await this.decide(c, op, shown, clientRun, gone);
+      return await this.decide(c, op, shown, client, gone);
     } catch (err) {
       // The agent was revoked while its request was on its way (the pod lookup, the hold): no
       // approval can be asked for or granted to it any more. Answered as its next request will be.
@@ -203,9 +219,10 @@ export class KubeEndpoint {
   }
 
   /** `shown`: what the approver sees beyond method and path (the command; the query, body and its risk). */
-  private async decide(c: Extract<Classification, { outcome: 'approval' }>, op: Operation, shown: Partial<HeldRequestInfo>, clientRun: string | undefined, gone: (abort: () => void) => void): Promise<Gated> {
+  private async decide(c: Extract<Classification, { outcome: 'approval' }>, op: Operation, shown: Partial<HeldRequestInfo>, client: { address: string; run: string | undefined }, gone: (abort: () => void) => void): Promise<Gated> {
     const agent = { id: c.principal.id, name: c.principal.name };
-    const request = { ...shown, method: c.request.method, path: c.request.path };
+    // What the approver sees: the request, where it came from, and the rule (and policy version) that held it.
+    const request = { ...shown, method: c.request.method, path: c.request.path, client: client.address, rule: c.decision.rule, policyHash: c.decision.policyHash };
     if (c.decision.autoApprove) {
       const usable = await this.opts.approvals.findUsable(agent.id, op);
       if (usable) return { ok: true, approval: usable };
@@ -218,7 +235,7 @@ export class KubeEndpoint {
     this.holdsInFlight.add(controller);
     gone(() => controller.abort());
     try {
-      const outcome = await this.opts.holds.obtain(agent, op, request, controller.signal, clientRun);
+      const outcome = await this.opts.holds.obtain(agent, op, request, controller.signal, client.run);
       if (outcome.ok) return { ok: true, approval: outcome.approval };
       // A client that left while held was not refused: it went away.
       return { ok: false, status: refusals.holdRefused(c.request, outcome.refusal), approvalId: refusedApprovalId(outcome.refusal), outcome: outcome.refusal.reason === 'gone' ? 'client-closed' : 'not-approved' };
@@ -229,6 +246,7 @@ export class KubeEndpoint {
 
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const start = Date.now();
+    this.client(req);
     const c = await classify(req, this.opts.agents, this.opts.policy);
     try {
       await this.handleRequest(req, res, c, start);
@@ -337,7 +355,7 @@ export class KubeEndpoint {
       shown.body = described.body;
       shown.risk = described.risk;
     }
-    const gated = await this.gate(c, op, shown, header(req, 'kubectl-session'), (abort) => res.on('close', abort));
+    const gated = await this.gate(c, op, shown, { address: this.client(req), run: header(req, 'kubectl-session') }, (abort) => res.on('close', abort));
     if (!gated.ok) return refuse(gated.status, { approvalId: gated.approvalId, outcome: gated.outcome }, read.body.length);
     const approval = gated.approval!;
     // Counted as it is forwarded, compare-and-set: of two requests joined on one single-use
@@ -350,6 +368,7 @@ export class KubeEndpoint {
 
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const start = Date.now();
+    this.client(req);
     const c = await classify(req, this.opts.agents, this.opts.policy);
     try {
       await this.handleUpgrade(req, socket, head, c, start);
@@ -408,7 +427,7 @@ export class KubeEndpoint {
 
     let approval: Approval | null = null;
     if (c.outcome === 'approval') {
-      const gated = await this.gate(c, op, { command: query.command }, header(req, 'kubectl-session'), (abort) => socket.once('close', abort));
+      const gated = await this.gate(c, op, { command: query.command }, { address: this.client(req), run: header(req, 'kubectl-session') }, (abort) => socket.once('close', abort));
       if (!gated.ok) return refuse(gated.status, { decision: 'approval', ...policy, approvalId: gated.approvalId, outcome: gated.outcome });
       const granted = gated.approval!;
       approval = granted;
@@ -431,6 +450,7 @@ export class KubeEndpoint {
         socket,
         head,
         agent: { id: c.principal.id, name: c.principal.name },
+        client: this.client(req),
         operation: request.stream,
         namespace: request.namespace,
         pod: request.name,

@@ -41,11 +41,14 @@ export function optionalReason(v: unknown, field = 'reason'): string | undefined
 
 /** What a held request asked for (shown to approvers). */
 export function validateRequest(v: unknown): HeldRequestInfo {
-  const { method, path, command, query, body, risk } = parseInput(HeldRequestInfoSchema, v, 'input', 'request');
+  const { method, path, command, query, body, risk, client, rule, policyHash } = parseInput(HeldRequestInfoSchema, v, 'input', 'request');
   return {
     method,
     path,
     ...(command !== undefined ? { command: [...command] } : {}),
+    ...(client !== undefined ? { client } : {}),
+    ...(rule !== undefined ? { rule } : {}),
+    ...(policyHash !== undefined ? { policyHash } : {}),
     ...(query !== undefined ? { query } : {}),
     ...(body !== undefined ? { body } : {}),
     ...(risk !== undefined ? { risk } : {}),

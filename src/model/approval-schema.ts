@@ -250,6 +250,9 @@ export const HeldRequestInfoSchema = z.object({
   query: z.string().optional().describe('REST: the canonical query.'),
   body: HeldRequestBodySchema.optional().describe('REST requests with a body.'),
   risk: RiskSummarySchema.optional().describe('REST requests with a body: what it would do.'),
+  client: z.string({ error: 'must be a string' }).optional().describe("The client's address and port (`ip:port`) of the request that created the approval."),
+  rule: z.string({ error: 'must be a string' }).optional().describe('The policy rule that held (or auto-approved) the request.'),
+  policyHash: z.string({ error: 'must be a string' }).optional().describe('sha256 of the policy version that rule belongs to.'),
 });
 export type HeldRequestInfo = z.infer<typeof HeldRequestInfoSchema>;
 
@@ -285,6 +288,9 @@ export const ApprovalSchema = z
     decisions: z.array(ApprovalDecisionSchema).describe('Every decision, oldest first: grant/approval/denial, then a revocation.'),
     sessionsStarted: z.int().min(0).describe('Sessions started under it (stream scopes), or requests forwarded under it (REST scopes; counted against `maxUses`).'),
     request: HeldRequestInfoSchema.nullable().describe('For held requests: what the agent asked.'),
+    nobodyWaitingSince: IsoTime.nullable().describe(
+      'pending: every client waiting on it has gone since then; unless one comes back, it ends `abandoned` after the grace (`serve --abandon-grace`). Kept once abandoned.',
+    ),
   })
   .meta({ id: 'Approval', description: 'A scoped, timed permission for one agent. Times are ISO 8601 UTC with milliseconds.' });
 

@@ -72,7 +72,7 @@ export interface ApprovalFilter {
 }
 
 export interface ApprovalEvents {
-  /** Any state change (approved, denied, revoked, expired) or session count change. */
+  /** Any state change (approved, denied, revoked, expired, abandoned), session count or waiter change. */
   changed: [approval: Approval];
 }
 
@@ -92,7 +92,7 @@ export interface AgentRevocation {
 }
 
 /**
- * The approval life cycle. Transitions: pending -> approved | denied | expired;
+ * The approval life cycle. Transitions: pending -> approved | denied | expired | abandoned;
  * approved -> revoked | expired. Every change is an audit event. Errors are BastionErrors:
  * NOT_FOUND (unknown id), INVALID_STATE (a transition the state does not allow, field `state`),
  * INVALID_FIELD / UNKNOWN_FIELD (invalid input, naming the field),
@@ -124,6 +124,14 @@ export interface ApprovalService {
   useForRequest(id: string): Promise<boolean>;
   /** Number of pending approvals requested by this agent (for the per-agent hold limit). */
   pendingCount(agentId: string): Promise<number>;
+  /**
+   * Every client waiting on pending approval `id` has gone (the holds say so): it shows
+   * `nobodyWaitingSince` and, unless `someoneWaiting` (or a joining request) clears it within the
+   * grace, ends `abandoned`. Undefined when it is no longer pending.
+   */
+  nobodyWaiting(id: string): Promise<Approval | undefined>;
+  /** A client waits on pending approval `id` again. Undefined when it is no longer pending. */
+  someoneWaiting(id: string): Promise<Approval | undefined>;
   /**
    * Calls `listener` on every change of approval `id` until the returned function is called. One
    * map entry per watcher (not one emitter listener each), so thousands of sessions and holds cost

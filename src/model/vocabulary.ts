@@ -18,8 +18,11 @@ export type PolicyAction = (typeof POLICY_ACTIONS)[number];
 export const AUDIT_DECISIONS = [...POLICY_ACTIONS, 'error'] as const;
 export type AuditDecision = (typeof AUDIT_DECISIONS)[number];
 
-/** pending -> approved | denied | expired; approved -> revoked | expired. */
-export const APPROVAL_STATES = ['pending', 'approved', 'denied', 'revoked', 'expired'] as const;
+/**
+ * pending -> approved | denied | expired | abandoned; approved -> revoked | expired. `abandoned`:
+ * every client waiting on the pending request went away and none came back within the grace.
+ */
+export const APPROVAL_STATES = ['pending', 'approved', 'denied', 'revoked', 'expired', 'abandoned'] as const;
 export type ApprovalState = (typeof APPROVAL_STATES)[number];
 
 /**

@@ -21,6 +21,7 @@ export async function closeInterruptedSessions(store: { sessions: SessionStore; 
     await store.audit.append({
       event: 'session.end',
       actor: 'system',
+      source: session.client,
       sessionId: session.id,
       approvalId: session.approvalId,
       agent: { id: session.agentId, name: session.agent },

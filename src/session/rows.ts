@@ -11,6 +11,7 @@ export function sessionRows(store: { sessions: SessionStore; audit: AuditLog }):
         event: 'session.start',
         actor: `agent:${input.agent.name}`,
         agent: input.agent,
+        source: input.client,
         sessionId: session.id,
         approvalId: input.approvalId,
         namespace: input.namespace,
@@ -26,6 +27,7 @@ export function sessionRows(store: { sessions: SessionStore; audit: AuditLog }):
       await store.audit.append({
         event: 'session.end',
         actor: 'system',
+        source: session.client,
         sessionId: id,
         approvalId: session.approvalId,
         agent: { id: session.agentId, name: session.agent },

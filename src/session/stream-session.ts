@@ -35,6 +35,8 @@ export interface SessionRowPort {
     container: string;
     command: string[];
     tty: boolean;
+    /** The client's address and port (`ip:port`), for the session row and its audit rows. */
+    client: string;
   }): Promise<{ id: string }>;
   /** The upstream subprotocol, once dialed. */
   upstreamChosen(id: string, protocol: string): Promise<unknown>;
@@ -46,6 +48,8 @@ export interface StreamSessionContext {
   socket: Duplex;
   head: Buffer;
   agent: { id: string; name: string };
+  /** The client's address and port (`ip:port`), read when the request arrived. */
+  client: string;
   operation: StreamOperation;
   namespace: string;
   pod: string;
@@ -205,6 +209,7 @@ async function runAccepted(ctx: StreamSessionContext, agent: ServerStreams, dead
         container: ctx.query.container,
         command: ctx.query.command,
         tty: ctx.query.tty,
+        client: ctx.client,
       })
     ).id;
   } catch (err) {

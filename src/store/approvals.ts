@@ -55,6 +55,7 @@ interface ApprovalRow {
   revoked_at: string | null;
   sessions_started: number;
   request: string | null;
+  nobody_waiting_since: string | null;
 }
 
 /** A row as read: the approval's columns and its decision history (JSON, oldest first). */
@@ -64,7 +65,7 @@ interface ApprovalReadRow extends ApprovalRow {
 
 const ROW_COLUMNS =
   'id, state, agent_id, agent_name, scope_kind, scope, max_sessions, requested_by, decided_by, reason, ttl_seconds, ' +
-  'created_at, decided_at, expires_at, revoked_at, sessions_started, request';
+  'created_at, decided_at, expires_at, revoked_at, sessions_started, request, nobody_waiting_since';
 
 /** Every read carries the decision history, so no Approval is ever seen without it. */
 const COLUMNS =
@@ -91,6 +92,7 @@ function toApproval(row: ApprovalReadRow): Approval {
     decisions,
     sessionsStarted: row.sessions_started,
     request: row.request === null ? null : (JSON.parse(row.request) as Approval['request']),
+    nobodyWaitingSince: row.nobody_waiting_since,
   };
 }
 
@@ -124,6 +126,9 @@ export class SqliteApprovalStore implements ApprovalStore {
   private readonly next;
   private readonly increment;
   private readonly insertDecision;
+  private readonly unwaited;
+  private readonly rewaited;
+  private readonly nextUnwaitedAt;
   private readonly transitions = new Map<string, ReturnType<Db['prepare']>>();
 
   /** Every time-dependent method takes its instant (`asOf`) from the caller: no clock here. */
@@ -132,7 +137,7 @@ export class SqliteApprovalStore implements ApprovalStore {
     this.insertRow = db.prepare(
       `INSERT INTO approvals (${ROW_COLUMNS}) VALUES (@id, @state, @agent_id, @agent_name, @scope_kind, @scope, @max_sessions,
         @requested_by, @decided_by, @reason, @ttl_seconds, @created_at, @decided_at, @expires_at, @revoked_at,
-        @sessions_started, @request)`,
+        @sessions_started, @request, @nobody_waiting_since)`,
     );
     this.pendingFor = db.prepare<[string, string, string], ApprovalReadRow>(
       `SELECT ${COLUMNS} FROM approvals WHERE agent_id = ? AND state = 'pending' AND scope = ? AND ${UNEXPIRED}
@@ -148,9 +153,20 @@ export class SqliteApprovalStore implements ApprovalStore {
     this.pendingCount = db.prepare<[string, string], { n: number }>(
       `SELECT COUNT(*) AS n FROM approvals WHERE agent_id = ? AND state = 'pending' AND ${UNEXPIRED}`,
     );
-    this.due = db.prepare<[string], ApprovalReadRow>(
-      `SELECT ${COLUMNS} FROM approvals WHERE state IN ('pending', 'approved') AND expires_at IS NOT NULL AND expires_at <= ?
+    this.due = db.prepare<[string, string], ApprovalReadRow>(
+      `SELECT ${COLUMNS} FROM approvals
+       WHERE (state IN ('pending', 'approved') AND expires_at IS NOT NULL AND expires_at <= ?)
+          OR (state = 'pending' AND nobody_waiting_since IS NOT NULL AND nobody_waiting_since <= ?)
        ORDER BY expires_at, rowid`,
+    );
+    this.unwaited = db.prepare<[string, string], ApprovalReadRow>(
+      `UPDATE approvals SET nobody_waiting_since = COALESCE(nobody_waiting_since, ?) WHERE id = ? AND state = 'pending' RETURNING ${COLUMNS}`,
+    );
+    this.rewaited = db.prepare<[string], ApprovalReadRow>(
+      `UPDATE approvals SET nobody_waiting_since = NULL WHERE id = ? AND state = 'pending' RETURNING ${COLUMNS}`,
+    );
+    this.nextUnwaitedAt = db.prepare<[], { t: string | null }>(
+      `SELECT MIN(nobody_waiting_since) AS t FROM approvals WHERE state = 'pending' AND nobody_waiting_since IS NOT NULL`,
     );
     this.next = db.prepare<[], { t: string | null }>(
       `SELECT MIN(expires_at) AS t FROM approvals WHERE state IN ('pending', 'approved') AND expires_at IS NOT NULL`,
@@ -192,6 +208,7 @@ export class SqliteApprovalStore implements ApprovalStore {
       revoked_at: null,
       sessions_started: 0,
       request: input.request === null ? null : JSON.stringify(input.request),
+      nobody_waiting_since: null,
     };
   }
 
@@ -215,6 +232,8 @@ export class SqliteApprovalStore implements ApprovalStore {
       if (!existing) return { approval: this.insert(input), created: true };
       // The pending approval lasts as long as the longest hold waiting on it.
       if (input.expiresAt !== null) this.extendPending.run(input.expiresAt, existing.id, input.expiresAt);
+      // Someone waits on it again.
+      this.rewaited.run(existing.id);
       return { approval: toApproval(this.byId.get(existing.id)!), created: false };
     });
     return tx.immediate();
@@ -238,6 +257,10 @@ export class SqliteApprovalStore implements ApprovalStore {
         params.push(filter.state);
       } else if (filter.state === 'expired') {
         where.push(`(state = 'expired' OR (state IN ('pending', 'approved') AND NOT ${UNEXPIRED}))`);
+        params.push(filter.asOf);
+      } else if (filter.state === 'abandoned') {
+        // Pending ones nobody waits on may be abandoned by now: the service decides with its grace.
+        where.push(`(state = 'abandoned' OR (state = 'pending' AND nobody_waiting_since IS NOT NULL AND ${UNEXPIRED}))`);
         params.push(filter.asOf);
       } else if (filter.state === 'pending' || filter.state === 'approved') {
         where.push(`state = ? AND ${UNEXPIRED}`);
@@ -273,13 +296,15 @@ export class SqliteApprovalStore implements ApprovalStore {
     for (const k of keys) {
       if (!(k in CHANGE_COLUMNS)) throw new BastionError(ErrorCode.INTERNAL, `approval field ${String(k)} cannot be changed`);
     }
-    const shape = `${keys.join(',')}|${t.ifUnexpiredAt !== undefined}|${t.ifExpiredAt !== undefined}`;
+    const shape = `${keys.join(',')}|${t.ifUnexpiredAt !== undefined}|${t.ifExpiredAt !== undefined}|${t.ifUnwaitedSince !== undefined}|${t.ifWaitedSince !== undefined}`;
     let stmt = this.transitions.get(shape);
     if (!stmt) {
       const assignments = ['state = @to', ...keys.map((k) => `${CHANGE_COLUMNS[k]} = @${k}`), ...(keys.includes('scope') ? ['max_sessions = @maxUses'] : [])];
       const guards = ['id = @id', 'state = @from'];
       if (t.ifUnexpiredAt !== undefined) guards.push('(expires_at IS NULL OR expires_at > @ifUnexpiredAt)');
       if (t.ifExpiredAt !== undefined) guards.push('(expires_at IS NOT NULL AND expires_at <= @ifExpiredAt)');
+      if (t.ifUnwaitedSince !== undefined) guards.push('(nobody_waiting_since IS NOT NULL AND nobody_waiting_since <= @ifUnwaitedSince)');
+      if (t.ifWaitedSince !== undefined) guards.push('(nobody_waiting_since IS NULL OR nobody_waiting_since > @ifWaitedSince)');
       stmt = this.db.prepare(`UPDATE approvals SET ${assignments.join(', ')} WHERE ${guards.join(' AND ')} RETURNING id`);
       this.transitions.set(shape, stmt);
     }
@@ -293,6 +318,8 @@ export class SqliteApprovalStore implements ApprovalStore {
     }
     if (t.ifUnexpiredAt !== undefined) params['ifUnexpiredAt'] = t.ifUnexpiredAt;
     if (t.ifExpiredAt !== undefined) params['ifExpiredAt'] = t.ifExpiredAt;
+    if (t.ifUnwaitedSince !== undefined) params['ifUnwaitedSince'] = t.ifUnwaitedSince;
+    if (t.ifWaitedSince !== undefined) params['ifWaitedSince'] = t.ifWaitedSince;
     const apply = this.db.transaction((): Approval | undefined => {
       const changed = stmt.get(params) as { id: string } | undefined;
       if (!changed) return undefined;
@@ -302,12 +329,22 @@ export class SqliteApprovalStore implements ApprovalStore {
     return apply.immediate();
   }
 
-  async listDue(asOf: string): Promise<Approval[]> {
-    return this.due.all(asOf).map(toApproval);
+  async listDue(asOf: string, unwaitedSince?: string): Promise<Approval[]> {
+    // No cutoff: no abandonment is due ('' sorts before every instant).
+    return this.due.all(asOf, unwaitedSince ?? '').map(toApproval);
   }
 
   async nextExpiry(): Promise<string | undefined> {
     return this.next.get()?.t ?? undefined;
+  }
+
+  async setNobodyWaiting(id: string, since: string | null): Promise<Approval | undefined> {
+    const row = since === null ? this.rewaited.get(id) : this.unwaited.get(since, id);
+    return row && toApproval(row);
+  }
+
+  async nextUnwaited(): Promise<string | undefined> {
+    return this.nextUnwaitedAt.get()?.t ?? undefined;
   }
 
   async incrementSessions(id: string, asOf: string): Promise<Approval | undefined> {

@@ -52,6 +52,44 @@ describe('database', () => {
     }
   });
 
+  it('migration 5 rebuilds approvals (abandoned state, nobody_waiting_since) under sessions that reference them, keeping every row and foreign keys on', () => {
+    const v5 = MIGRATIONS.findIndex((m) => m.name.startsWith('abandoned approvals'));
+    expect(v5).toBeGreaterThan(0);
+    const before = openDatabase(tmp.dir, { migrations: MIGRATIONS.slice(0, v5) });
+    const t = '2025-01-01T00:00:00.000Z';
+    before.prepare("INSERT INTO agents (id, name, token_hash, created_at) VALUES ('ag1', 'bot', 'h', ?)").run(t);
+    before
+      .prepare(
+        `INSERT INTO approvals (id, state, agent_id, agent_name, scope_kind, scope, requested_by, ttl_seconds, created_at, expires_at, request)
+         VALUES ('apr_1', 'pending', 'ag1', 'bot', 'rest', '{}', 'agent:bot', 60, ?, ?, '{"method":"GET","path":"/x"}')`,
+      )
+      .run(t, t);
+    before
+      .prepare(
+        `INSERT INTO sessions (id, approval_id, agent_id, agent_name, transport, protocol, namespace, pod, container, command, tty, started_at)
+         VALUES ('ses_1', 'apr_1', 'ag1', 'bot', 'spdy', 'v4.channel.k8s.io', 'demo', 'web-0', 'app', '[]', 0, ?)`,
+      )
+      .run(t);
+    closeDatabase(before);
+    const db = openDatabase(tmp.dir);
+    try {
+      expect(schemaVersion(db)).toBe(MIGRATIONS.length);
+      expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
+      expect(db.prepare('PRAGMA foreign_key_check').all()).toEqual([]);
+      expect(db.prepare("SELECT id, state, request, nobody_waiting_since FROM approvals").all()).toEqual([
+        { id: 'apr_1', state: 'pending', request: '{"method":"GET","path":"/x"}', nobody_waiting_since: null },
+      ]);
+      expect(db.prepare('SELECT approval_id, client FROM sessions').all()).toEqual([{ approval_id: 'apr_1', client: null }]);
+      db.prepare("UPDATE approvals SET state = 'abandoned' WHERE id = 'apr_1'").run();
+      expect(() => db.prepare("UPDATE approvals SET state = 'approved' WHERE id = 'apr_1'").run()).toThrow(/invalid approval state transition/);
+      expect(() => db.prepare("UPDATE approvals SET scope = '[]' WHERE id = 'apr_1'").run()).toThrow(/never change/);
+      // The session still references its approval: deleting the approval is refused.
+      expect(() => db.prepare("DELETE FROM approvals WHERE id = 'apr_1'").run()).toThrow(/FOREIGN KEY/);
+    } finally {
+      closeDatabase(db);
+    }
+  });
+
   it('refuses a database from a newer kube-bastion', () => {
     const extra: Migration[] = [...MIGRATIONS, { version: MIGRATIONS.length + 1, name: 'future', sql: 'SELECT 1' }];
     closeDatabase(openDatabase(tmp.dir, { migrations: extra }));

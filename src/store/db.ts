@@ -17,6 +17,11 @@ export interface Migration {
   version: number;
   name: string;
   sql: string;
+  /**
+   * Run with foreign keys off (a table other tables reference is rebuilt); foreign_key_check must
+   * come back empty before the migration commits.
+   */
+  foreignKeysOff?: boolean;
 }
 
 /**
@@ -324,6 +329,72 @@ export const MIGRATIONS: readonly Migration[] = [
         BEGIN SELECT RAISE(ABORT, 'an approval''s identity, agent and scope never change'); END;
     `,
   },
+  {
+    version: 8,
+    name: 'abandoned approvals (nobody waiting), client address of sessions',
+    // The approvals table is rebuilt for its state CHECK; sessions reference it, so foreign keys
+    // are off while it is swapped (checked before commit).
+    foreignKeysOff: true,
+    sql: `
+      CREATE TABLE approvals_v8 (
+        id                    TEXT PRIMARY KEY,
+        state                 TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'revoked', 'expired', 'abandoned')),
+        agent_id              TEXT NOT NULL REFERENCES agents(id),
+        agent_name            TEXT NOT NULL,
+        scope_kind            TEXT NOT NULL CHECK (scope_kind IN ('stream', 'rest')),
+        scope                 TEXT NOT NULL,
+        max_sessions          INTEGER CHECK (max_sessions IS NULL OR max_sessions > 0),
+        requested_by          TEXT NOT NULL,
+        decided_by            TEXT,
+        reason                TEXT,
+        ttl_seconds           INTEGER NOT NULL CHECK (ttl_seconds > 0),
+        created_at            TEXT NOT NULL,
+        decided_at            TEXT,
+        expires_at            TEXT,
+        revoked_at            TEXT,
+        sessions_started      INTEGER NOT NULL DEFAULT 0
+                              CHECK (sessions_started >= 0 AND (max_sessions IS NULL OR sessions_started <= max_sessions)),
+        request               TEXT,
+        -- pending: since when no client waits on it (NULL: one does, or it is not a held request).
+        nobody_waiting_since  TEXT
+      ) STRICT;
+      INSERT INTO approvals_v8 SELECT id, state, agent_id, agent_name, scope_kind, scope, max_sessions, requested_by, decided_by,
+        reason, ttl_seconds, created_at, decided_at, expires_at, revoked_at, sessions_started, request, NULL FROM approvals;
+      DROP TABLE approvals;
+      ALTER TABLE approvals_v8 RENAME TO approvals;
+      CREATE INDEX approvals_agent_state ON approvals (agent_id, state, expires_at);
+      CREATE INDEX approvals_state_expires ON approvals (state, expires_at);
+      CREATE INDEX approvals_created ON approvals (created_at);
+      CREATE INDEX approvals_unwaited ON approvals (nobody_waiting_since) WHERE state = 'pending' AND nobody_waiting_since IS NOT NULL;
+      CREATE TRIGGER approvals_transitions BEFORE UPDATE ON approvals
+        WHEN NOT (
+          OLD.state = NEW.state
+          OR (OLD.state = 'pending' AND NEW.state IN ('approved', 'denied', 'expired', 'abandoned'))
+          OR (OLD.state = 'approved' AND NEW.state IN ('revoked', 'expired'))
+        )
+        BEGIN SELECT RAISE(ABORT, 'invalid approval state transition'); END;
+      -- The triggers as migration 7 left them (the table is rebuilt, its triggers with it).
+      CREATE TRIGGER approvals_immutable BEFORE UPDATE OF id, agent_id, agent_name, scope_kind, requested_by, created_at ON approvals
+        WHEN OLD.id IS NOT NEW.id OR OLD.agent_id IS NOT NEW.agent_id OR OLD.agent_name IS NOT NEW.agent_name
+          OR OLD.scope_kind IS NOT NEW.scope_kind OR OLD.requested_by IS NOT NEW.requested_by OR OLD.created_at IS NOT NEW.created_at
+        BEGIN SELECT RAISE(ABORT, 'an approval''s identity, agent and scope never change'); END;
+      CREATE TRIGGER approvals_scope_widened_on_approval BEFORE UPDATE OF scope, max_sessions ON approvals
+        WHEN (OLD.scope IS NOT NEW.scope OR OLD.max_sessions IS NOT NEW.max_sessions) AND NOT (
+          OLD.state = 'pending' AND NEW.state = 'approved' AND OLD.scope_kind = 'rest'
+          AND json_extract(NEW.scope, '$.kind') IS 'rest'
+          AND json_extract(OLD.scope, '$.verb') IS json_extract(NEW.scope, '$.verb')
+          AND json_extract(OLD.scope, '$.resource') IS json_extract(NEW.scope, '$.resource')
+          AND json_extract(OLD.scope, '$.namespace') IS json_extract(NEW.scope, '$.namespace')
+          AND json_extract(OLD.scope, '$.name') IS json_extract(NEW.scope, '$.name')
+          AND (json_extract(NEW.scope, '$.request') IS NULL OR json_extract(NEW.scope, '$.request') IS json_extract(OLD.scope, '$.request'))
+          AND NEW.max_sessions IS json_extract(NEW.scope, '$.maxUses')
+        )
+        BEGIN SELECT RAISE(ABORT, 'an approval''s identity, agent and scope never change'); END;
+
+      -- The client's address and port (ip:port) the session came from.
+      ALTER TABLE sessions ADD COLUMN client TEXT;
+    `,
+  },
 ];
 
 export interface OpenDatabaseOptions {
@@ -398,13 +469,24 @@ export function migrate(db: Db, migrations: readonly Migration[] = MIGRATIONS): 
       if (v > known) return;
       if (v >= m.version) return;
       db.exec(m.sql);
+      if (m.foreignKeysOff) {
+        const broken = db.prepare('PRAGMA foreign_key_check').all();
+        if (broken.length > 0) throw new Error(`migration ${m.version} broke ${broken.length} foreign key reference(s)`);
+      }
       db.prepare('INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)').run(
         m.version,
         m.name,
         new Date().toISOString(),
       );
     });
-    apply.immediate();
+    // PRAGMA foreign_keys cannot change inside a transaction: around it, and always back on.
+    const fkWasOn = Boolean(db.pragma('foreign_keys', { simple: true }));
+    if (m.foreignKeysOff && fkWasOn) db.pragma('foreign_keys = OFF');
+    try {
+      apply.immediate();
+    } finally {
+      if (m.foreignKeysOff && fkWasOn) db.pragma('foreign_keys = ON');
+    }
   }
   const v = current();
   if (v > known) {

@@ -24,6 +24,7 @@ describe('session store', () => {
       container: 'app',
       command: ['sh', '-c', 'echo hi'],
       tty: true,
+      client: '127.0.0.1:50123',
       ...over,
     };
   }
@@ -73,6 +74,7 @@ describe('session store', () => {
       container: 'app',
       command: ['sh', '-c', 'echo hi'],
       tty: true,
+      client: '127.0.0.1:50123',
       startedAt: '2025-03-01T10:00:00.000Z',
       endedAt: null,
       endReason: null,

@@ -58,12 +58,13 @@ interface SessionRow {
   raw_sha256: string | null;
   channel_sha256: string | null;
   files: string | null;
+  client: string | null;
 }
 
 const COLUMNS =
   'id, approval_id, agent_id, agent_name, operation, transport, protocol, upstream_protocol, namespace, pod, container, ' +
   'command, tty, started_at, ended_at, end_reason, exit_code, status, bytes_in, bytes_out, cast_path, cast_sha256, ' +
-  'raw_path, raw_sha256, channel_sha256, files';
+  'raw_path, raw_sha256, channel_sha256, files, client';
 
 function toSession(row: SessionRow): Session {
   return {
@@ -94,6 +95,7 @@ function toSession(row: SessionRow): Session {
     rawSha256: row.raw_sha256,
     channelSha256: row.channel_sha256 === null ? null : (JSON.parse(row.channel_sha256) as Record<string, string>),
     files: row.files === null ? null : (JSON.parse(row.files) as SessionFile[]),
+    client: row.client,
   };
 }
 
@@ -138,9 +140,9 @@ export class SqliteSessionStore implements SessionStore {
     this.byId = db.prepare<[string], SessionRow>(`SELECT ${COLUMNS} FROM sessions WHERE id = ?`);
     this.insertRow = db.prepare(
       `INSERT INTO sessions (id, approval_id, agent_id, agent_name, operation, transport, protocol, upstream_protocol,
-         namespace, pod, container, command, tty, started_at)
+         namespace, pod, container, command, tty, started_at, client)
        VALUES (@id, @approval_id, @agent_id, @agent_name, @operation, @transport, @protocol, @upstream_protocol,
-         @namespace, @pod, @container, @command, @tty, @started_at)`,
+         @namespace, @pod, @container, @command, @tty, @started_at, @client)`,
     );
     this.endRow = db.prepare(
       `UPDATE sessions SET ended_at = @ended_at, end_reason = @end_reason, exit_code = @exit_code, status = @status,
@@ -195,6 +197,7 @@ export class SqliteSessionStore implements SessionStore {
       command: JSON.stringify(input.command),
       tty: input.tty ? 1 : 0,
       started_at: this.clock().toISOString(),
+      client: optionalString('client', input.client),
     };
     this.insertRow.run(row);
     return toSession(this.byId.get(row.id)!);

@@ -296,8 +296,8 @@ export interface AuditLog {
 // ---------------------------------------------------------------------------------------------
 // Approvals (the records behind src/approvals; the life cycle rules live in the service)
 
-/** A new approval as the service builds it: an Approval before its id (assigned when absent), revocation, history and sessions. */
-export type NewApproval = Omit<Approval, 'id' | 'state' | 'revokedAt' | 'revokedBy' | 'decisions' | 'sessionsStarted'> & {
+/** A new approval as the service builds it: an Approval before its id (assigned when absent), revocation, history, sessions and waiters. */
+export type NewApproval = Omit<Approval, 'id' | 'state' | 'revokedAt' | 'revokedBy' | 'decisions' | 'sessionsStarted' | 'nobodyWaitingSince'> & {
   /** `apr_` + 20 base32 characters; generated when absent. */
   id?: string;
   state: Extract<ApprovalState, 'pending' | 'approved'>;
@@ -328,13 +328,20 @@ export interface ApprovalTransition {
   ifUnexpiredAt?: string;
   /** Only if expiresAt is at or before this instant (ISO 8601). */
   ifExpiredAt?: string;
+  /** Only if nobody has waited on it since this instant or earlier (nobodyWaitingSince set and at or before it). */
+  ifUnwaitedSince?: string;
+  /** Only if someone waits on it, or nobody has only since after this instant (nobodyWaitingSince null or later). */
+  ifWaitedSince?: string;
   set?: ApprovalChanges;
   /** Appended to the approval's decision history in the same transaction, only if the change applies. */
   decision?: ApprovalDecision;
 }
 
 export interface ApprovalStoreFilter {
-  /** With `asOf`, matches the effective state (pending/approved past expiresAt count as expired). */
+  /**
+   * With `asOf`, matches the effective state (pending/approved past expiresAt count as expired);
+   * `abandoned` also returns pending approvals nobody waits on (the service applies the grace).
+   */
   state?: ApprovalState;
   /** Agent name or id. */
   agent?: string;
@@ -351,7 +358,8 @@ export interface ApprovalStore {
   create(input: NewApproval): Promise<Approval>;
   /**
    * Atomically: the pending approval for this agent with an identical scope that has not expired at
-   * `asOf` (its expiresAt is moved to `input.expiresAt` if that is later), or else `input` inserted.
+   * `asOf` (its expiresAt is moved to `input.expiresAt` if that is later, and its nobodyWaitingSince
+   * cleared: someone waits on it again), or else `input` inserted.
    */
   createOrJoinPending(input: NewApproval & { state: 'pending' }, asOf: string): Promise<{ approval: Approval; created: boolean }>;
   get(id: string): Promise<Approval | undefined>;
@@ -365,10 +373,20 @@ export interface ApprovalStore {
   countPending(agentId: string, asOf: string): Promise<number>;
   /** Applies the transition; undefined when the id is unknown or a guard failed. */
   transition(id: string, t: ApprovalTransition): Promise<Approval | undefined>;
-  /** Stored pending/approved approvals whose expiresAt is at or before `asOf`, oldest deadline first. */
-  listDue(asOf: string): Promise<Approval[]>;
+  /**
+   * Stored pending/approved approvals whose expiresAt is at or before `asOf`, and pending ones
+   * nobody has waited on since `unwaitedSince` or earlier; oldest deadline first.
+   */
+  listDue(asOf: string, unwaitedSince?: string): Promise<Approval[]>;
   /** The earliest expiresAt among stored pending/approved approvals. */
   nextExpiry(): Promise<string | undefined>;
+  /**
+   * A pending approval's waiters: `since` = nobody waits since then (an earlier instant already
+   * stored is kept), null = someone waits again. Undefined when it is not pending (or unknown).
+   */
+  setNobodyWaiting(id: string, since: string | null): Promise<Approval | undefined>;
+  /** The earliest nobodyWaitingSince among stored pending approvals. */
+  nextUnwaited(): Promise<string | undefined>;
   /**
    * Atomically counts one session: only while approved, not revoked, not expired at `asOf` and
    * under the scope's maxSessions. The updated approval, or undefined when it is not usable.
@@ -401,6 +419,8 @@ export interface Session {
   /** exec argv ([] for attach). */
   command: string[];
   tty: boolean;
+  /** The client's address and port (`ip:port`); null when not known (rows of earlier versions). */
+  client: string | null;
   startedAt: string;
   endedAt: string | null;
   endReason: SessionEndReason | null;
@@ -435,6 +455,8 @@ export interface SessionStartInput {
   container: string;
   command: string[];
   tty: boolean;
+  /** The client's address and port (`ip:port`). */
+  client?: string | null;
 }
 
 interface SessionEndFields {

@@ -1,6 +1,7 @@
 // The built CLI answers like the API: every (sub)command's --help/-h prints its usage on stdout and
 // exits 0, --version names the package's version, and a listen address already in use names the
-// flag that chose it (exit 2, one line, no stack trace).
+// flag that chose it (exit 2, one line, no stack trace), for serve and sim alike; the start banner
+// says what a held request does and, at a restart, how to get an admin token when the first is lost.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
@@ -42,6 +43,7 @@ const COMMANDS = [
   'approvals',
   'approvals list',
   'approvals get',
+  'approvals show',
   'approvals grant',
   'approvals approve',
   'approvals deny',
@@ -115,4 +117,91 @@ describe('kube-bastion serve on an address already in use', () => {
       expect(r.stderr).not.toMatch(/\n\s+at /);
     });
   }
+});
+
+describe('kube-bastion sim on an address already in use', () => {
+  let dir: string;
+  let taken: Server;
+  let port: number;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kb-cli-sim-'));
+    taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    port = (taken.address() as { port: number }).port;
+  });
+
+  afterAll(async () => {
+    await new Promise<void>((r) => taken.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('--listen in use: exit 2 and the same line as serve, naming --listen; no kubeconfig written', async () => {
+    const out = join(dir, 'sim.kubeconfig');
+    const r = await cliAsync(['sim', '--listen', `127.0.0.1:${port}`, '--kubeconfig-out', out, '--work-dir', join(dir, 'work')]);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(`kube-bastion sim: --listen 127.0.0.1:${port}: address already in use (choose another with --listen)\n`);
+    expect(existsSync(out)).toBe(false);
+  });
+});
+
+describe('the serve banner', () => {
+  let dir: string;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kb-cli-banner-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** Starts serve on dir's data dir and resolves with its banner once printed (the child keeps running). */
+  async function serve(extra: string[] = []): Promise<{ banner: string; stop: () => Promise<void> }> {
+    const args = ['serve', '--data-dir', join(dir, 'data'), '--recordings', join(dir, 'rec'), '--listen', '127.0.0.1:0', '--control-listen', '127.0.0.1:0', ...extra];
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    const deadline = Date.now() + 30_000;
+    // The banner's last two lines are about the admin token (written in one piece).
+    while (!/admin token.*\n.*\n/.test(stdout)) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`serve did not start:\n${stdout}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return {
+      banner: stdout,
+      stop: async () => {
+        child.kill('SIGTERM');
+        await exited;
+      },
+    };
+  }
+
+  it("says a held request waits up to the hold timeout; at a restart, how to make a new admin token, and that command works while serving", async () => {
+    const first = await serve(['--hold-timeout', '7']);
+    await first.stop();
+    expect(first.banner).toContain('get secret -n demo db-credentials\n');
+    expect(first.banner).toContain('# held until an approver decides (up to 7 s, --hold-timeout): kube-bastion approvals list, then approve ID\n');
+    expect(first.banner).not.toMatch(/refused/);
+    expect(first.banner).toMatch(/admin token \(shown once[^)]*\): kbu_\S+\n/);
+
+    const again = await serve();
+    try {
+      expect(again.banner).not.toMatch(/kbu_/);
+      expect(again.banner).toContain('(up to 120 s, --hold-timeout)');
+      const hint = /admin token: shown only at the first start; lost it\? create another admin \(works while serving\):\n {4}(kube-bastion user add NAME --role admin --data-dir (\S+))\n/.exec(again.banner);
+      expect(hint, again.banner).not.toBeNull();
+      expect(hint![2]).toBe(join(dir, 'data'));
+      // The command as printed, with a name chosen, against the running bastion's data dir.
+      const made = cli(...hint![1]!.replace('NAME', 'second-admin').split(' ').slice(1));
+      expect(made.stderr).toBe('');
+      expect(made.status).toBe(0);
+      const token = made.stdout.trimEnd().split('\n').pop()!;
+      expect(token).toMatch(/^kbu_/);
+      const control = /control API:\s+(http:\/\/\S+)\/v1/.exec(again.banner)![1];
+      const res = await fetch(`${control}/v1/agents`, { headers: { Authorization: `Bearer ${token}` } });
+      expect(res.status).toBe(200);
+    } finally {
+      await again.stop();
+    }
+  });
 });

@@ -113,6 +113,7 @@ function approvalFixture(over: Partial<Approval> & Pick<Approval, 'id' | 'state'
     reason: null,
     ttlSeconds: 900,
     createdAt: T0,
+    nobodyWaitingSince: null,
     decidedAt: null,
     expiresAt: new Date(Date.now() + 300_000).toISOString(),
     revokedAt: null,
@@ -172,7 +173,16 @@ async function startFake(): Promise<{ url: string; seen: Seen[]; approvals: Map<
   const approvals = new Map<string, Approval>();
   const add = (a: Approval) => approvals.set(a.id, a);
   add(approvalFixture({ id: 'apr_pending000000000001', state: 'pending' }));
-  add(approvalFixture({ id: 'apr_pending000000000002', state: 'pending', scope: { kind: 'stream', namespace: 'demo', pod: 'db-0', container: 'pg', verbs: ['exec'] } }));
+  // Its client went away: nobody waits on it any more.
+  add(
+    approvalFixture({
+      id: 'apr_pending000000000002',
+      state: 'pending',
+      scope: { kind: 'stream', namespace: 'demo', pod: 'db-0', container: 'pg', verbs: ['exec'], commands: [['psql', '-c', 'select 1']] },
+      request: { method: 'GET', path: '/api/v1/namespaces/demo/pods/db-0/exec', command: ['psql', '-c', 'select 1'], client: '10.0.4.17:52814', rule: 'pod-streams-need-approval', policyHash: 'f'.repeat(64) },
+      nobodyWaitingSince: T1,
+    }),
+  );
   add(
     approvalFixture({
       id: 'apr_approved00000000000',
@@ -184,7 +194,7 @@ async function startFake(): Promise<{ url: string; seen: Seen[]; approvals: Map<
       decisions: [{ kind: 'approved', by: 'user:alice', at: T0, reason: 'INC-4211: inspect <b>the</b> data volume', ttlSeconds: 900, expiresAt: new Date(Date.now() + 300_000).toISOString() }],
       sessionsStarted: 1,
       scope: { kind: 'stream', namespace: 'demo', pod: 'web-0', container: 'app', verbs: ['exec', 'attach'], commands: [['sh']], maxSessions: 3 },
-      request: { method: 'GET', path: '/api/v1/namespaces/demo/pods/web-0/exec', command: ['sh'] },
+      request: { method: 'GET', path: '/api/v1/namespaces/demo/pods/web-0/exec', command: ['sh'], client: '10.0.4.17:40022', rule: 'pod-streams-need-approval', policyHash: 'a'.repeat(64) },
     }),
   );
   add(
@@ -408,6 +418,10 @@ describe('web UI in Chromium against a fake /v1', () => {
     await rows.first().waitFor();
     expect(await rows.count()).toBe(2);
     expect(await page.locator('tr[data-id="apr_pending000000000001"] td').nth(3).textContent()).toContain('exec web-0 -c app -n demo');
+    // The command rather than a count, and that nobody waits on the second one.
+    expect(await page.locator('tr[data-id="apr_pending000000000002"] td').nth(3).textContent()).toContain("exec db-0 -c pg -n demo -- psql -c 'select 1'");
+    expect(await page.locator('tr[data-id="apr_pending000000000002"] td').nth(1).textContent()).toMatch(/^pending nobody waiting since /);
+    expect(await page.locator('tr[data-id="apr_pending000000000001"] td').nth(1).textContent()).toBe('pending');
     await page.screenshot({ path: join(SCREENSHOT_DIR, 'kb-webui-approvals.png'), fullPage: true });
 
     // Approve with a TTL of 10 minutes.
@@ -432,6 +446,7 @@ describe('web UI in Chromium against a fake /v1', () => {
     await page.getByRole('button', { name: 'Approve apr_pending000000000002' }).focus();
     await page.keyboard.press('Enter');
     await page.getByRole('dialog').waitFor();
+    expect(await page.getByRole('dialog').textContent()).toContain('Nobody is waiting for this request any more');
     expect(await page.evaluate(() => (document as unknown as { activeElement: { id: string } }).activeElement.id)).toMatch(/^ttl-/);
     await page.keyboard.press('Escape');
     await page.getByRole('dialog').waitFor({ state: 'detached' });
@@ -468,7 +483,7 @@ describe('web UI in Chromium against a fake /v1', () => {
     await page.getByRole('heading', { name: 'Approval apr_approved00000000000' }).waitFor();
     // The full record, data as text (the reason holds markup that must not become elements).
     const record = page.locator('section[aria-labelledby="record-h"] dl.record').first();
-    for (const text of ['agent:claude', 'user:alice', 'INC-4211: inspect <b>the</b> data volume', 'exec, attach', 'web-0', 'max sessions', '3', '15m (900 s)']) {
+    for (const text of ['agent:claude', 'user:alice', 'INC-4211: inspect <b>the</b> data volume', 'exec, attach', 'web-0', 'max sessions', '3', '15m (900 s)', 'Client10.0.4.17:40022', `Rulepod-streams-need-approval policy sha256:${'a'.repeat(12)}`]) {
       expect((await record.textContent())?.toLowerCase()).toContain(text.toLowerCase());
     }
     expect(await page.locator('main b').count()).toBe(0);
