@@ -73,7 +73,14 @@ export function createControlApp(deps: ControlDeps): { app: Express; routes: Mou
     adminRoutes({ ...deps, authenticate }),
     approvalRoutes({ approvals: deps.approvals, authenticate }),
     sessionRoutes({ ...deps, authenticate }),
-    recordRoutes({ approvals: deps.approvals, sessions: deps.sessions, audit: deps.audit, policyVersions: deps.policyVersions, authenticate }),
+    recordRoutes({
+      approvals: deps.approvals,
+      sessions: deps.sessions,
+      audit: deps.audit,
+      policyVersions: deps.policyVersions,
+      agentOwner: async (id) => (await deps.agents.getAgentById(id))?.owner ?? null,
+      authenticate,
+    }),
     webUiRoutes(deps.webDir !== undefined ? { webDir: deps.webDir } : {}),
   ];
 

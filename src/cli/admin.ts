@@ -122,7 +122,7 @@ function subcommand<K extends string>(argv: string[], commands: Record<K, string
   return first as K;
 }
 
-/** The first admin user in creation order, enabled: the owner of agents created without one (serve's demo agent, `agent add`). */
+/** The first admin user in creation order, enabled: the owner of agents `agent add` creates without --owner. */
 export async function defaultAgentOwner(users: Pick<UserStore, 'listUsers'>): Promise<string | null> {
   return (await users.listUsers()).find((u) => u.role === 'admin' && u.disabledAt === null)?.name ?? null;
 }

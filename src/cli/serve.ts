@@ -9,7 +9,6 @@ import { startBastion, type RunningBastion } from '../app/bastion.js';
 import type { ServeConfig } from '../app/config.js';
 import type { Logger } from '../observability/log.js';
 import { SimCluster } from '../sim/cluster.js';
-import { defaultAgentOwner } from './admin.js';
 import { formatArgv } from './approvals.js';
 import { upstreamFromCredentials, upstreamFromKubeconfigFile, type UpstreamTarget } from '../upstream/upstream.js';
 
@@ -50,7 +49,6 @@ function shown(p: string): string {
 export async function bootstrap(b: RunningBastion, embedded: boolean): Promise<string[]> {
   const lines: string[] = [];
   const hold = b.config.holdTimeoutSeconds;
-  // The admin first: the demo agent needs an owner.
   const adminLines: string[] = [];
   if ((await b.store.users.listUsers()).length === 0) {
     const { user, token } = await b.store.users.createUser('admin', 'admin');
@@ -66,9 +64,10 @@ export async function bootstrap(b: RunningBastion, embedded: boolean): Promise<s
   if (embedded) {
     const path = join(b.config.dataDir, 'agents', `${DEMO_AGENT}.kubeconfig`);
     if ((await b.store.agents.listAgents()).length === 0) {
-      const owner = await defaultAgentOwner(b.store.users);
-      const { agent, token } = await b.store.agents.createAgent(DEMO_AGENT, owner);
-      await b.store.audit.append({ event: 'agent.created', actor: 'system:bootstrap', agent: { id: agent.id, name: agent.name }, details: { owner } });
+      // The demo agent is the bastion's own, run by nobody: no owner, so the first admin can approve
+      // its requests in the quick start (an owner may not approve their own agent's).
+      const { agent, token } = await b.store.agents.createAgent(DEMO_AGENT, null);
+      await b.store.audit.append({ event: 'agent.created', actor: 'system:bootstrap', agent: { id: agent.id, name: agent.name }, details: { owner: null } });
       await mkdir(join(b.config.dataDir, 'agents'), { recursive: true, mode: 0o700 });
       await writeFile(path, b.agentKubeconfig(agent.name, token), { mode: 0o600 });
     }

@@ -58,7 +58,12 @@ function streamQuery(path: string | null): { command: string[] | null; container
 
 /** The instant the approval's window closes: when it ended, or now. */
 function windowEnd(a: Approval, now: Date): string {
-  const candidates = [a.revokedAt, a.state === 'denied' ? a.decidedAt : null, a.state === 'expired' || a.state === 'approved' || a.state === 'pending' ? a.expiresAt : null];
+  const candidates = [
+    a.revokedAt,
+    a.state === 'denied' ? a.decidedAt : null,
+    a.state === 'expired' || a.state === 'approved' || a.state === 'pending' ? a.expiresAt : null,
+    a.state === 'abandoned' ? a.nobodyWaitingSince : null,
+  ];
   const ends = candidates.filter((t): t is string => t !== null).map((t) => Date.parse(t));
   const end = Math.min(now.getTime(), ...ends);
   return new Date(end).toISOString();
@@ -95,6 +100,9 @@ function streamMismatch(scope: ApprovalScope & { kind: 'stream' }, stream: strin
 function restMismatch(scope: ApprovalScope & { kind: 'rest' }, row: AuditRecord): string | null {
   if (row.verb !== scope.verb) return `verb ${row.verb ?? '(none)'} is not the approved verb ${scope.verb}`;
   if (scope.name !== '' && row.name !== scope.name) return `object "${row.name ?? ''}" is not the approved object "${scope.name}"`;
+  const bound = scope.request;
+  if (bound && row.method !== null && row.method !== bound.method) return `method ${row.method} is not the approved request's ${bound.method}`;
+  if (bound && row.path !== null && row.path.split('?')[0] !== bound.path) return `path ${row.path.split('?')[0]} is not the approved request's ${bound.path}`;
   return null;
 }
 
@@ -139,6 +147,9 @@ export async function buildReviewRecord(src: ReviewSources, approvalId: string):
   const sessions = await src.sessions.list({ approvalId });
   const rows = (await src.audit.query({ agent: approval.agentId, event: 'request', since: approval.createdAt, until, limit: MAX_ROWS })).filter((r) => sameTarget(approval.scope, r));
   const sessionCount = (before: string): number => sessions.filter((s) => Date.parse(s.startedAt) < Date.parse(before)).length;
+  // REST uses are the forwarded requests under this approval (a request row is written when it ends).
+  const restUses = (before: string): number =>
+    rows.filter((r) => r.approvalId === approvalId && r.stream === null && (r.statusCode ?? 0) < 400 && Date.parse(r.time) < Date.parse(before)).length;
 
   const attempts: ReviewAttempt[] = rows.map((row) => {
     const d = detailsOf(row);
@@ -156,6 +167,8 @@ export async function buildReviewRecord(src: ReviewSources, approvalId: string):
     else if (mismatch === null && !within(row.time, from, until)) mismatch = 'outside the approval\'s window';
     else if (mismatch === null && approval.scope.kind === 'stream' && approval.scope.maxSessions !== undefined && relation !== 'this-approval' && sessionCount(row.time) >= approval.scope.maxSessions) {
       mismatch = `no sessions left (${approval.scope.maxSessions} of ${approval.scope.maxSessions} used)`;
+    } else if (mismatch === null && approval.scope.kind === 'rest' && approval.scope.maxUses !== undefined && relation !== 'this-approval' && restUses(row.time) >= approval.scope.maxUses) {
+      mismatch = `no uses left (${approval.scope.maxUses} of ${approval.scope.maxUses} used)`;
     }
     const inScope = mismatch === null;
     const happened =

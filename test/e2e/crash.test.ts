@@ -48,9 +48,17 @@ describe('a bastion killed during a session', () => {
     const agentConfig = join(dir, 'agent.kubeconfig');
     const add = spawn(process.execPath, [BIN, 'agent', 'add', 'crashy', '--data-dir', join(dir, 'data'), '--server', url, '--kubeconfig-out', agentConfig]);
     expect(await new Promise((r) => add.on('exit', r))).toBe(0);
-    const grant = await fetch(`${control}/v1/approvals`, {
+    // The admin owns the agent it created and may not grant to it: another approver grants.
+    const approver = await fetch(`${control}/v1/users`, {
       method: 'POST',
       headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'ops', role: 'approver' }),
+    });
+    expect(approver.status).toBe(201);
+    const approverToken = ((await approver.json()) as { token: string }).token;
+    const grant = await fetch(`${control}/v1/approvals`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${approverToken}`, 'Content-Type': 'application/json' },
       body: JSON.stringify({ agent: 'crashy', namespace: 'demo', pod: 'web-0', container: 'app', verbs: ['exec'], ttlSeconds: 300, reason: 'crash test' }),
     });
     expect(grant.status).toBe(201);

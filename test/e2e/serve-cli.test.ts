@@ -86,7 +86,7 @@ describe('kube-bastion serve', () => {
     const added = cli('agent', 'add', 'second', '--data-dir', dataDir, '--server', url, '--kubeconfig-out', out);
     expect(added.stderr).toBe('');
     expect(added.status).toBe(0);
-    // Without --owner, the first admin owns it (as serve's demo agent).
+    // Without --owner, the first admin owns it (serve's demo agent has no owner).
     expect(added.stdout).toMatch(/^agent second \(\S+\) created, owned by admin$/m);
     const control = field(/control API:\s+(http:\/\/\S+)\/v1/);
     const token = field(/admin token[^:]*: (kbu_\S+)/);
@@ -94,7 +94,7 @@ describe('kube-bastion serve', () => {
     expect(listed.status).toBe(0);
     const agents = JSON.parse(listed.stdout) as { items: Array<{ name: string; owner: string | null }> };
     expect(agents.items.map((a) => [a.name, a.owner])).toEqual([
-      ['demo', 'admin'],
+      ['demo', null],
       ['second', 'admin'],
     ]);
     const unknownOwner = cli('agent', 'add', 'third', '--owner', 'nobody', '--data-dir', dataDir, '--server', url, '--kubeconfig-out', out);
@@ -124,6 +124,19 @@ describe('kube-bastion serve', () => {
     writeFileSync(policyFile, DEFAULT_POLICY_YAML);
     serve.kill('SIGHUP');
     await expect.poll(async () => (await runKubectl({ minor: 33, kubeconfig, args: ['get', 'pods', '-n', 'demo', '-o', 'name'] })).stdout.toString(), { timeout: 10_000 }).toContain('pod/web-0');
+  });
+
+  it("the demo agent has no owner: the first admin may approve for it (the README's quick start), here as a grant", async () => {
+    const control = field(/control API:\s+(http:\/\/\S+)\/v1/);
+    const token = field(/admin token[^:]*: (kbu_\S+)/);
+    // This bastion holds for 1 s only; a grant is the same decision without the race.
+    const granted = cli('approvals', 'grant', '--agent', 'demo', '--namespace', 'demo', '--pod', 'web-0', '--container', 'app', '--verbs', 'exec', '--ttl', '10m', '--reason', 'quick start', '--server', control, '--token', token);
+    expect(granted.stderr).toBe('');
+    expect(granted.status).toBe(0);
+    const kubeconfig = join(dataDir, 'agents', 'demo.kubeconfig');
+    const r = await runKubectl({ minor: 33, kubeconfig, args: ['exec', '-n', 'demo', 'web-0', '--', 'echo', 'quick start'] });
+    expect(r.stdout.toString()).toBe('quick start\n');
+    expect(r.code).toBe(0);
   });
 
   it('stops on SIGTERM within the grace period, ending an open watch, and exits 0', async () => {
