@@ -842,7 +842,7 @@ function sessionsTable(sessions) {
  */
 function reviewSection(r) {
   const a = r.answers;
-  const verdict = { 'inside-scope': 'ok', 'outside-scope': 'bad', unused: 'muted' }[r.conformance.verdict] ?? 'muted';
+  const verdict = { 'inside-scope': 'ok', 'outside-scope': 'bad', incomplete: 'bad', unused: 'muted' }[r.conformance.verdict] ?? 'muted';
   return [
     rows([
       ['1. Who acted', a.who],

@@ -236,6 +236,31 @@ describe('HoldManager', () => {
     expect(await again).toMatchObject({ ok: true, held: true, approval: { id: pending.id, nobodyWaitingSince: null } });
   });
 
+  it('a client that joins while the last other waiter leaves is not left marked as nobody waiting', async () => {
+    const manager = holds();
+    const first = new AbortController();
+    const a = manager.obtain(bot, execOp(), request, SUBJECT, first.signal, 'run-1');
+    const pending = await pendingAnnounced(1);
+    // The second client's join is stored (clearing any mark) but answers late; meanwhile the first leaves.
+    const join = svc.requestOrJoin.bind(svc);
+    let release!: () => void;
+    const late = new Promise<void>((r) => (release = r));
+    svc.requestOrJoin = async (held) => {
+      const out = await join(held);
+      await late;
+      return out;
+    };
+    const b = manager.obtain(bot, execOp(), request, SUBJECT, signal(), 'run-2');
+    await new Promise((r) => setTimeout(r, 20));
+    first.abort();
+    expect((await a).ok).toBe(false);
+    await storedUntil(pending.id, (x) => x.nobodyWaitingSince !== null);
+    release();
+    await storedUntil(pending.id, (x) => x.nobodyWaitingSince === null);
+    await svc.approve(pending.id, ann);
+    expect(await b).toMatchObject({ ok: true, held: true, approval: { id: pending.id } });
+  });
+
   it('a pending approval nobody waits on ends abandoned after the grace; approving it then is refused saying nobody waits', async () => {
     svc.close();
     svc = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit, abandonGraceSeconds: 1 });

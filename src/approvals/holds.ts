@@ -93,7 +93,13 @@ export class HoldManager {
       this.opts.log.info({ approvalId: approval.id, agent: agent.name, scope }, 'approval pending; request held');
       this.opts.onPending?.(approval);
     }
-    this.waiters.set(approval.id, (this.waiters.get(approval.id) ?? 0) + 1);
+    const before = this.waiters.get(approval.id) ?? 0;
+    this.waiters.set(approval.id, before + 1);
+    // Joined while the last other waiter was leaving: its "nobody waiting" mark may have been
+    // stored after requestOrJoin cleared it, and must not stand while this client waits.
+    if (!created && before === 0) {
+      this.approvals.someoneWaiting(approval.id).catch((err: unknown) => this.opts.log.warn({ err, approvalId: approval.id }, 'clearing the nobody-waiting mark failed'));
+    }
     const outcome = await this.wait(approval, signal);
     this.left(approval.id, outcome.state === 'gone');
     if (outcome.state === 'approved') {

@@ -10,7 +10,7 @@
 import { scopeCovers } from '../model/scope.js';
 import type { Approval, ApprovalScope, Operation } from '../model/approval.js';
 import type { ReviewAttempt, ReviewDecision, ReviewRecord, ReviewSession, ReviewVerdict } from '../model/review-record-schema.js';
-import type { AuditLog, AuditRecord, PolicyVersionStore, Session, SessionStore } from '../store/types.js';
+import type { AuditLog, AuditQuery, AuditRecord, PolicyVersionStore, Session, SessionStore } from '../store/types.js';
 import { ruleSource } from '../policy/rule-source.js';
 import { BastionError, ErrorCode } from '../errors/index.js';
 import type { ApprovalSource } from './bundle.js';
@@ -27,6 +27,18 @@ export interface ReviewSources {
 
 /** At most this many audit rows are read for one record (a runaway agent cannot make it unbounded). */
 const MAX_ROWS = 10_000;
+
+/** The approval's own life-cycle rows: only deciders and the bastion write them. */
+const LIFE_CYCLE_EVENTS = [
+  'approval.requested',
+  'approval.granted',
+  'approval.approved',
+  'approval.auto-approved',
+  'approval.denied',
+  'approval.revoked',
+  'approval.expired',
+  'approval.abandoned',
+] as const;
 
 /** Outcomes of a request that ran (a session or a forwarded REST call) rather than being refused. */
 function refusedRow(row: AuditRecord, outcome: string | null): boolean {
@@ -86,6 +98,19 @@ function sameTarget(scope: ApprovalScope, row: AuditRecord): boolean {
   );
 }
 
+/** The store-side filter for sameTarget. */
+function targetQuery(scope: ApprovalScope): Pick<AuditQuery, 'namespace' | 'apiGroup' | 'resource' | 'name'> {
+  if (scope.kind === 'stream') return { namespace: scope.namespace, apiGroup: '', resource: 'pods', name: scope.pod };
+  const [base = ''] = scope.resource.split('/');
+  const dot = base.indexOf('.');
+  return {
+    namespace: scope.namespace,
+    apiGroup: dot < 0 ? '' : base.slice(dot + 1),
+    resource: dot < 0 ? base : base.slice(0, dot),
+    ...(scope.name !== '' ? { name: scope.name } : {}),
+  };
+}
+
 /** Why `scope` does not cover a stream request (or null when it does), from what the row says. */
 function streamMismatch(scope: ApprovalScope & { kind: 'stream' }, stream: string, container: string | null, command: string[] | null): string | null {
   if (!(scope.verbs as readonly string[]).includes(stream)) return `${stream} is not among the approved verbs (${scope.verbs.join(', ')})`;
@@ -120,18 +145,26 @@ export async function buildReviewRecord(src: ReviewSources, approvalId: string):
   const now = (src.clock ?? (() => new Date()))();
   const approval = await src.approvals.get(approvalId);
   if (!approval) throw new BastionError(ErrorCode.NOT_FOUND, `approval ${JSON.stringify(approvalId)} not found`, { id: approvalId });
-  const own = await src.audit.query({ approvalId, limit: MAX_ROWS });
+  // Only the rows deciders and the bastion write: an agent can add any number of `approval.joined`
+  // and request rows to an approval (held clones), but never one of these.
+  const own = await src.audit.query({ approvalId, events: LIFE_CYCLE_EVENTS, limit: MAX_ROWS });
 
-  // 3. Decisions: every approval.* row, in chain order.
-  const decisions: ReviewDecision[] = own
-    .filter((r) => r.event.startsWith('approval.'))
-    .map((r) => {
-      const d = detailsOf(r);
-      return { event: r.event, actor: r.actor, at: r.time, reason: str(d['reason']), ttlSeconds: int(d['ttlSeconds']), expiresAt: str(d['expiresAt']), auditId: r.id };
-    });
+  // 3. Decisions: the life-cycle rows, in chain order, and any decision the approval's own
+  // append-only history has that the chain lacks (a crash between the two writes).
+  const decisions: ReviewDecision[] = own.map((r) => {
+    const d = detailsOf(r);
+    return { event: r.event, actor: r.actor, at: r.time, reason: str(d['reason']), ttlSeconds: int(d['ttlSeconds']), expiresAt: str(d['expiresAt']), auditId: r.id };
+  });
+  for (const d of approval.decisions) {
+    const event = `approval.${d.kind}`;
+    if (!decisions.some((x) => x.event === event && x.actor === d.by && x.at === d.at)) {
+      decisions.push({ event, actor: d.by, at: d.at, reason: d.reason, ttlSeconds: d.ttlSeconds, expiresAt: d.expiresAt, auditId: null });
+    }
+  }
+  decisions.sort((a, b) => a.at.localeCompare(b.at));
 
   // 1 and 2. Who asked, and the rule that held (or auto-approved) it.
-  const asked = own.find((r) => r.event === 'request' && r.rule !== null && r.decision === 'approval');
+  const asked = (await src.audit.query({ approvalId, event: 'request', limit: 1 })).find((r) => r.rule !== null && r.decision === 'approval');
   const auto = own.find((r) => r.event === 'approval.auto-approved');
   const requestedRow = own.find((r) => r.event === 'approval.requested' || r.event === 'approval.granted' || r.event === 'approval.auto-approved');
   const held = approval.request as (Approval['request'] & { client?: unknown; rule?: unknown; policyHash?: unknown }) | null;
@@ -145,7 +178,12 @@ export async function buildReviewRecord(src: ReviewSources, approvalId: string):
   const from = approval.decidedAt !== null && approval.state !== 'denied' && approval.state !== 'pending' ? approval.decidedAt : null;
   const until = windowEnd(approval, now);
   const sessions = await src.sessions.list({ approvalId });
-  const rows = (await src.audit.query({ agent: approval.agentId, event: 'request', since: approval.createdAt, until, limit: MAX_ROWS })).filter((r) => sameTarget(approval.scope, r));
+  // Filtered by target in the store, so requests against anything else cannot push these out.
+  const rows = (await src.audit.query({ agent: approval.agentId, event: 'request', since: approval.createdAt, until, ...targetQuery(approval.scope), limit: MAX_ROWS + 1 })).filter((r) =>
+    sameTarget(approval.scope, r),
+  );
+  const truncated = rows.length > MAX_ROWS;
+  if (truncated) rows.length = MAX_ROWS;
   const sessionCount = (before: string): number => sessions.filter((s) => Date.parse(s.startedAt) < Date.parse(before)).length;
   // REST uses are the forwarded requests under this approval (a request row is written when it ends).
   const restUses = (before: string): number =>
@@ -236,7 +274,8 @@ export async function buildReviewRecord(src: ReviewSources, approvalId: string):
   const restUsed = attempts.filter((a) => a.relation === 'this-approval' && !a.refused && a.stream === null);
   const used = reviewSessions.length + restUsed.length;
   const offending = reviewSessions.some((s) => !s.inScope) || restUsed.some((a) => !a.inScope);
-  const verdict: ReviewVerdict = offending ? 'outside-scope' : used === 0 ? 'unused' : 'inside-scope';
+  // REST uses are read from request rows: past the cap they cannot all be checked.
+  const verdict: ReviewVerdict = offending ? 'outside-scope' : truncated && approval.scope.kind === 'rest' ? 'incomplete' : used === 0 ? 'unused' : 'inside-scope';
   // A read the policy lets through on its own (kubectl's GET of the pod before every exec) is
   // listed but is not an attempt outside the scope: it never needed one.
   const outside = attempts.filter((a) => !a.inScope && !(a.relation === 'policy' && !a.refused)).length;
@@ -258,7 +297,7 @@ export async function buildReviewRecord(src: ReviewSources, approvalId: string):
     decisions,
     approval,
     scope: { approved: approval.scope, state: approval.state, window: { from, until } },
-    conformance: { verdict, used, outside, refused: refusedCount, attempts },
+    conformance: { verdict, used, outside, refused: refusedCount, truncated, attempts },
     sessions: reviewSessions,
   };
   return { ...record, answers: answersOf(record) };
@@ -290,8 +329,11 @@ export function answersOf(r: Omit<ReviewRecord, 'answers'>): ReviewRecord['answe
       ? 'something that ran under it was OUTSIDE the scope or window (see sessions and attempts)'
       : c.verdict === 'unused'
         ? 'nothing ran under it'
+        : c.verdict === 'incomplete'
+          ? 'INCOMPLETE: more requests were made against its object than a record holds, so not every use could be checked'
         : `all ${c.used} use${c.used === 1 ? '' : 's'} stayed inside the scope`) +
-    `; ${c.outside} attempt${c.outside === 1 ? '' : 's'} outside the scope, ${c.refused} refused`;
+    `; ${c.outside} attempt${c.outside === 1 ? '' : 's'} outside the scope, ${c.refused} refused` +
+    (c.truncated ? ' (the first 10,000 requests against the target are listed)' : '');
   const files = r.sessions.flatMap((s) => s.files ?? []).map((f) => f.name);
   const happened =
     r.sessions.length === 0

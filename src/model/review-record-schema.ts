@@ -14,7 +14,7 @@ import { APPROVAL_STATES } from './vocabulary.js';
 
 const IsoTime = z.iso.datetime();
 
-export const REVIEW_VERDICTS = ['inside-scope', 'outside-scope', 'unused'] as const;
+export const REVIEW_VERDICTS = ['inside-scope', 'outside-scope', 'unused', 'incomplete'] as const;
 export type ReviewVerdict = (typeof REVIEW_VERDICTS)[number];
 
 /** One decision or life-cycle event of the approval, from its audit rows (append-only by the chain). */
@@ -27,7 +27,7 @@ export const ReviewDecisionSchema = z
     /** ttlSeconds / expiresAt set by the decision, when it set them. */
     ttlSeconds: z.int().nullable(),
     expiresAt: IsoTime.nullable(),
-    auditId: z.int().describe('The audit row this entry is read from.'),
+    auditId: z.int().nullable().describe('The audit row this entry is read from; null for a decision the approval\'s history has and the chain lacks.'),
   })
   .meta({ id: 'ReviewDecision' });
 
@@ -116,10 +116,15 @@ export const ReviewRecordSchema = z
       window: z.strictObject({ from: IsoTime.nullable().describe('When it was approved; null if never.'), until: IsoTime.describe('When it ended, or now.') }),
     }),
     conformance: z.strictObject({
-      verdict: z.enum(REVIEW_VERDICTS).describe('inside-scope: everything that ran under it was covered by its scope and window; outside-scope: something was not (listed); unused: nothing ran under it.'),
+      verdict: z
+        .enum(REVIEW_VERDICTS)
+        .describe(
+          'inside-scope: everything that ran under it was covered by its scope and window; outside-scope: something was not (listed); unused: nothing ran under it; incomplete: more requests than a record holds (10,000) were made against a REST scope\'s object, so not every use could be checked.',
+        ),
       used: z.int().describe('Sessions and requests that ran under this approval.'),
       outside: z.int().describe('Attempts outside the scope (refused, held separately, or run under another approval); requests the policy allowed on its own are listed but not counted.'),
       refused: z.int().describe('Attempts that were refused.'),
+      truncated: z.boolean().describe('More than 10,000 requests against the target: the first 10,000 are listed.'),
       attempts: z.array(ReviewAttemptSchema).describe("Every request of this agent against the approval's pod or object between its creation and its end."),
     }),
     sessions: z.array(ReviewSessionSchema),

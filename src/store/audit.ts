@@ -476,6 +476,23 @@ export function queryAudit(db: Db, q: AuditQuery = {}): AuditRecord[] {
     where.push('event = ?');
     params.push(q.event);
   }
+  if (q.events !== undefined) {
+    // No events: no rows (an empty IN list is not SQL).
+    where.push(q.events.length === 0 ? '0' : `event IN (${q.events.map(() => '?').join(', ')})`);
+    params.push(...q.events);
+  }
+  for (const [field, column] of [
+    ['namespace', 'namespace'],
+    ['apiGroup', 'api_group'],
+    ['resource', 'resource'],
+    ['name', 'name'],
+  ] as const) {
+    const v = q[field];
+    if (v !== undefined) {
+      where.push(`${column} = ?`);
+      params.push(v);
+    }
+  }
   if (q.approvalId !== undefined) {
     where.push('approval_id = ?');
     params.push(q.approvalId);

@@ -234,6 +234,13 @@ export interface AuditQuery {
   /** Agent name or id. */
   agent?: string;
   event?: string;
+  /** Any of these events. */
+  events?: readonly string[];
+  /** Only rows about this object: the request columns, '' for none (cluster scope, core group). */
+  namespace?: string;
+  apiGroup?: string;
+  resource?: string;
+  name?: string;
   approvalId?: string;
   sessionId?: string;
   /** Only rows with id greater than this (paging). */

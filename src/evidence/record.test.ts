@@ -1,0 +1,84 @@
+// The review record over a real store: what an agent can multiply (joined clones, requests against
+// other objects) cannot push the decisions or the attempts out of it.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SqliteApprovalService } from '../approvals/service.js';
+import { openStore, type SqliteStore } from '../store/index.js';
+import { tempDataDir } from '../store/test-support.js';
+import { buildReviewRecord } from './record.js';
+
+let dir: { dir: string; cleanup: () => void };
+let store: SqliteStore;
+let service: SqliteApprovalService;
+
+beforeEach(() => {
+  dir = tempDataDir();
+  store = openStore(dir.dir, { synchronous: 'NORMAL' });
+  service = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit });
+});
+afterEach(async () => {
+  service.close();
+  await store.close();
+  dir.cleanup();
+});
+
+const sources = () => ({ approvals: service, sessions: store.sessions, audit: store.audit, policyVersions: store.policyVersions });
+
+describe('buildReviewRecord', () => {
+  it('a flood of joined clones and of requests against other objects hides neither the decisions nor the attempts', async () => {
+    const { agent } = await store.agents.createAgent('flooder');
+    const ref = { id: agent.id, name: agent.name };
+    const scope = { kind: 'rest' as const, verb: 'get' as const, resource: 'secrets', namespace: 'demo', name: 'db' };
+    const request = { method: 'GET', path: '/api/v1/namespaces/demo/secrets/db' };
+    const { approval } = await service.requestOrJoin({ agent: ref, scope, request, holdSeconds: 60 });
+    // What the agent can multiply: joins of the pending approval, and requests elsewhere.
+    const flood = 10_050;
+    store.db.transaction(() => {
+      for (let i = 0; i < flood; i++) {
+        void store.audit.append({ event: 'approval.joined', agent: ref, approvalId: approval.id, actor: `agent:${agent.name}` });
+        void store.audit.append({ event: 'request', agent: ref, method: 'GET', path: '/metrics', verb: 'get', decision: 'deny', statusCode: 403 });
+      }
+    })();
+    await service.approve(approval.id, { kind: 'user', name: 'ann', role: 'approver' }, { reason: 'ann says once' });
+    await store.audit.append({
+      event: 'request',
+      agent: ref,
+      source: '127.0.0.1:5000',
+      method: 'GET',
+      path: request.path,
+      verb: 'get',
+      apiGroup: '',
+      resource: 'secrets',
+      subresource: '',
+      namespace: 'demo',
+      name: 'db',
+      decision: 'approval',
+      rule: 'secrets-need-approval',
+      policyHash: 'f'.repeat(64),
+      approvalId: approval.id,
+      statusCode: 200,
+      details: { outcome: 'completed' },
+    });
+
+    const r = await buildReviewRecord(sources(), approval.id);
+    expect(r.decisions.map((d) => [d.event, d.actor, d.reason])).toEqual([
+      ['approval.requested', 'agent:flooder', null],
+      ['approval.approved', 'user:ann', 'ann says once'],
+    ]);
+    expect(r.answers.approvedBy).toContain('approved by user:ann');
+    expect(r.conformance.attempts.map((a) => [a.source, a.relation, a.inScope, a.refused])).toEqual([['127.0.0.1:5000', 'this-approval', true, false]]);
+    expect(r.conformance.verdict).toBe('inside-scope');
+    expect(r.conformance.truncated).toBe(false);
+    expect(r.policy.rule).toBe('secrets-need-approval');
+  }, 60_000);
+
+  it("a decision the approval's history holds but the chain lacks is listed, marked as not on the chain", async () => {
+    const { agent } = await store.agents.createAgent('crashy');
+    const granted = await service.grant(
+      { agent: agent.name, scope: { kind: 'rest', verb: 'delete', resource: 'pods', namespace: 'demo', name: 'web-0' }, ttlSeconds: 60, reason: 'cleanup' },
+      { kind: 'user', name: 'ann', role: 'approver' },
+    );
+    // As if the process died between the state change and its audit row: a record without the row.
+    const record = await buildReviewRecord({ ...sources(), audit: { ...store.audit, query: async () => [], append: store.audit.append.bind(store.audit), head: store.audit.head.bind(store.audit), verify: store.audit.verify.bind(store.audit) } }, granted.id);
+    expect(record.decisions.map((d) => [d.event, d.actor, d.reason, d.auditId])).toEqual([['approval.granted', 'user:ann', 'cleanup', null]]);
+  });
+});
