@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ReviewRecord } from '../../src/model/review-record-schema.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runKubectl } from '../helpers/kubectl.js';
 import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
@@ -119,6 +120,11 @@ describe('kubectl cp with the default policy: one decision, made while kubectl w
       expect(sessions.map((s) => s.command[0])).toEqual(['tar']);
       const tar = await endedSession((s) => s.id === sessions[0]!.id);
       expect(tar.files).toEqual([{ name, size: payload.length, sha256: sha256(payload) }]);
+      // And the approval's review record lists it, next to the one decision.
+      const record = (await api(b, alice, 'GET', `/v1/approvals/${approval.id}/record`)).json as ReviewRecord;
+      expect(record.sessions.flatMap((s) => s.files ?? [])).toEqual([{ name, size: payload.length, sha256: sha256(payload) }]);
+      expect(record.answers.happened).toContain(`files: ${name}`);
+      expect(record.decisions.filter((d) => d.event === 'approval.approved').map((d) => d.actor)).toEqual(['user:alice']);
     }
 
     // The bytes copied in are in the pod, exactly.
