@@ -29,6 +29,31 @@ export interface Migration {
  * The audit table's hashed fields are defined in audit.ts (AUDIT_HASHED_FIELDS): a migration that
  * adds an audit column must also add a new chain format version there.
  */
+/**
+ * The approvals table's identity and scope triggers since migration 7: nothing about an approval's
+ * identity or scope changes, except that a pending REST approval's scope may be widened as it is
+ * approved. Migration 8 rebuilds the table and recreates them as they are: never edit this text
+ * (a change is a new migration).
+ */
+const APPROVAL_SCOPE_TRIGGERS = `
+      CREATE TRIGGER approvals_immutable BEFORE UPDATE OF id, agent_id, agent_name, scope_kind, requested_by, created_at ON approvals
+        WHEN OLD.id IS NOT NEW.id OR OLD.agent_id IS NOT NEW.agent_id OR OLD.agent_name IS NOT NEW.agent_name
+          OR OLD.scope_kind IS NOT NEW.scope_kind OR OLD.requested_by IS NOT NEW.requested_by OR OLD.created_at IS NOT NEW.created_at
+        BEGIN SELECT RAISE(ABORT, 'an approval''s identity, agent and scope never change'); END;
+      CREATE TRIGGER approvals_scope_widened_on_approval BEFORE UPDATE OF scope, max_sessions ON approvals
+        WHEN (OLD.scope IS NOT NEW.scope OR OLD.max_sessions IS NOT NEW.max_sessions) AND NOT (
+          OLD.state = 'pending' AND NEW.state = 'approved' AND OLD.scope_kind = 'rest'
+          AND json_extract(NEW.scope, '$.kind') IS 'rest'
+          AND json_extract(OLD.scope, '$.verb') IS json_extract(NEW.scope, '$.verb')
+          AND json_extract(OLD.scope, '$.resource') IS json_extract(NEW.scope, '$.resource')
+          AND json_extract(OLD.scope, '$.namespace') IS json_extract(NEW.scope, '$.namespace')
+          AND json_extract(OLD.scope, '$.name') IS json_extract(NEW.scope, '$.name')
+          AND (json_extract(NEW.scope, '$.request') IS NULL OR json_extract(NEW.scope, '$.request') IS json_extract(OLD.scope, '$.request'))
+          AND NEW.max_sessions IS json_extract(NEW.scope, '$.maxUses')
+        )
+        BEGIN SELECT RAISE(ABORT, 'an approval''s identity, agent and scope never change'); END;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -311,22 +336,7 @@ export const MIGRATIONS: readonly Migration[] = [
     // as it was or dropped. What was asked (the request column) is not touched.
     sql: `
       DROP TRIGGER approvals_immutable;
-      CREATE TRIGGER approvals_immutable BEFORE UPDATE OF id, agent_id, agent_name, scope_kind, requested_by, created_at ON approvals
-        WHEN OLD.id IS NOT NEW.id OR OLD.agent_id IS NOT NEW.agent_id OR OLD.agent_name IS NOT NEW.agent_name
-          OR OLD.scope_kind IS NOT NEW.scope_kind OR OLD.requested_by IS NOT NEW.requested_by OR OLD.created_at IS NOT NEW.created_at
-        BEGIN SELECT RAISE(ABORT, 'an approval''s identity, agent and scope never change'); END;
-      CREATE TRIGGER approvals_scope_widened_on_approval BEFORE UPDATE OF scope, max_sessions ON approvals
-        WHEN (OLD.scope IS NOT NEW.scope OR OLD.max_sessions IS NOT NEW.max_sessions) AND NOT (
-          OLD.state = 'pending' AND NEW.state = 'approved' AND OLD.scope_kind = 'rest'
-          AND json_extract(NEW.scope, '$.kind') IS 'rest'
-          AND json_extract(OLD.scope, '$.verb') IS json_extract(NEW.scope, '$.verb')
-          AND json_extract(OLD.scope, '$.resource') IS json_extract(NEW.scope, '$.resource')
-          AND json_extract(OLD.scope, '$.namespace') IS json_extract(NEW.scope, '$.namespace')
-          AND json_extract(OLD.scope, '$.name') IS json_extract(NEW.scope, '$.name')
-          AND (json_extract(NEW.scope, '$.request') IS NULL OR json_extract(NEW.scope, '$.request') IS json_extract(OLD.scope, '$.request'))
-          AND NEW.max_sessions IS json_extract(NEW.scope, '$.maxUses')
-        )
-        BEGIN SELECT RAISE(ABORT, 'an approval''s identity, agent and scope never change'); END;
+      ${APPROVAL_SCOPE_TRIGGERS}
     `,
   },
   {
@@ -374,22 +384,7 @@ export const MIGRATIONS: readonly Migration[] = [
         )
         BEGIN SELECT RAISE(ABORT, 'invalid approval state transition'); END;
       -- The triggers as migration 7 left them (the table is rebuilt, its triggers with it).
-      CREATE TRIGGER approvals_immutable BEFORE UPDATE OF id, agent_id, agent_name, scope_kind, requested_by, created_at ON approvals
-        WHEN OLD.id IS NOT NEW.id OR OLD.agent_id IS NOT NEW.agent_id OR OLD.agent_name IS NOT NEW.agent_name
-          OR OLD.scope_kind IS NOT NEW.scope_kind OR OLD.requested_by IS NOT NEW.requested_by OR OLD.created_at IS NOT NEW.created_at
-        BEGIN SELECT RAISE(ABORT, 'an approval''s identity, agent and scope never change'); END;
-      CREATE TRIGGER approvals_scope_widened_on_approval BEFORE UPDATE OF scope, max_sessions ON approvals
-        WHEN (OLD.scope IS NOT NEW.scope OR OLD.max_sessions IS NOT NEW.max_sessions) AND NOT (
-          OLD.state = 'pending' AND NEW.state = 'approved' AND OLD.scope_kind = 'rest'
-          AND json_extract(NEW.scope, '$.kind') IS 'rest'
-          AND json_extract(OLD.scope, '$.verb') IS json_extract(NEW.scope, '$.verb')
-          AND json_extract(OLD.scope, '$.resource') IS json_extract(NEW.scope, '$.resource')
-          AND json_extract(OLD.scope, '$.namespace') IS json_extract(NEW.scope, '$.namespace')
-          AND json_extract(OLD.scope, '$.name') IS json_extract(NEW.scope, '$.name')
-          AND (json_extract(NEW.scope, '$.request') IS NULL OR json_extract(NEW.scope, '$.request') IS json_extract(OLD.scope, '$.request'))
-          AND NEW.max_sessions IS json_extract(NEW.scope, '$.maxUses')
-        )
-        BEGIN SELECT RAISE(ABORT, 'an approval''s identity, agent and scope never change'); END;
+      ${APPROVAL_SCOPE_TRIGGERS}
 
       -- The client's address and port (ip:port) the session came from.
       ALTER TABLE sessions ADD COLUMN client TEXT;

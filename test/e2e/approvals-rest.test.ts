@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshHome, kubectlPath, type KubectlResult } from '../helpers/kubectl.js';
 import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
+import { controlApi, newPending as waitForPending } from '../helpers/control.js';
 import type { Approval } from '../../src/model/approval.js';
 
 let b: TestBastion;
@@ -21,13 +22,8 @@ afterAll(async () => {
   await b?.stop();
 });
 
-async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-  const res = await fetch(`${b.bastion.controlUrl}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${approverToken}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, json: (await res.json()) as T };
+function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
+  return controlApi<T>(b, approverToken, method, path, body);
 }
 
 async function pending(): Promise<Approval[]> {
@@ -35,12 +31,8 @@ async function pending(): Promise<Approval[]> {
 }
 
 /** Waits until `n` pending approvals not in `known` exist; returns them oldest first. */
-async function newPending(known: Set<string>, n = 1): Promise<Approval[]> {
-  for (const deadline = Date.now() + 15_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 25))) {
-    const fresh = (await pending()).filter((a) => !known.has(a.id));
-    if (fresh.length >= n) return fresh.reverse();
-  }
-  throw new Error(`fewer than ${n} new pending approvals appeared`);
+function newPending(known: Set<string>, n = 1): Promise<Approval[]> {
+  return waitForPending(b, approverToken, known, n);
 }
 
 async function knownIds(): Promise<Set<string>> {

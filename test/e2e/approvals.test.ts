@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshHome, kubectlPath, runKubectl, type KubectlResult } from '../helpers/kubectl.js';
 import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
+import { controlApi } from '../helpers/control.js';
 import type { Approval } from '../../src/model/approval.js';
 
 let b: TestBastion;
@@ -26,13 +27,8 @@ const CLIENTS = [
   { label: '1.33 (WebSocket)', minor: 33, env: {} as Record<string, string>, upgrades: ['GET'] },
 ];
 
-async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-  const res = await fetch(`${b.bastion.controlUrl}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${approverToken}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, json: (await res.json()) as T };
+function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
+  return controlApi<T>(b, approverToken, method, path, body);
 }
 
 async function pendingFor(agent: string, known: Set<string>): Promise<Approval> {

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshHome, kubectlPath, runKubectl } from '../helpers/kubectl.js';
 import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
+import { controlApi } from '../helpers/control.js';
 import type { Approval } from '../../src/model/approval.js';
 
 const BIN = resolve('bin/kube-bastion.js');
@@ -27,13 +28,8 @@ afterAll(async () => {
   await b?.stop();
 });
 
-async function api<T>(token: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-  const res = await fetch(`${b.bastion.controlUrl}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, json: (await res.json()) as T };
+function api<T>(token: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
+  return controlApi<T>(b, token, method, path, body);
 }
 
 async function pending(agent: string, known: Set<string>): Promise<Approval> {

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshHome, kubectlPath } from '../helpers/kubectl.js';
 import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
+import { controlApi, newPending as waitForPending } from '../helpers/control.js';
 import type { Approval } from '../../src/model/approval.js';
 import type { AuditRecord } from '../../src/store/index.js';
 
@@ -21,13 +22,8 @@ afterAll(async () => {
   await b?.stop();
 });
 
-async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-  const res = await fetch(`${b.bastion.controlUrl}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${approverToken}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, json: (await res.json()) as T };
+function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
+  return controlApi<T>(b, approverToken, method, path, body);
 }
 
 async function until<T>(what: string, read: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
@@ -39,7 +35,7 @@ async function until<T>(what: string, read: () => Promise<T | undefined>, timeou
 }
 
 async function newPending(known: Set<string>): Promise<Approval> {
-  return until('a pending approval', async () => (await api<{ items: Approval[] }>('GET', `/v1/approvals?state=pending&agent=${b.agentName}`)).json.items.find((a) => !known.has(a.id)));
+  return (await waitForPending(b, approverToken, known))[0]!;
 }
 
 async function approvalIds(): Promise<Set<string>> {

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runKubectl } from '../helpers/kubectl.js';
 import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
+import { approvalIds, controlApi, newPending } from '../helpers/control.js';
 import type { Approval } from '../../src/model/approval.js';
 import type { ReviewRecord } from '../../src/model/review-record-schema.js';
 import { ReviewRecordSchema } from '../../src/model/review-record-schema.js';
@@ -30,13 +31,8 @@ afterAll(async () => {
   await b?.stop();
 });
 
-async function api<T>(token: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-  const res = await fetch(`${b.bastion.controlUrl}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, json: (await res.json()) as T };
+function api<T>(token: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
+  return controlApi<T>(b, token, method, path, body);
 }
 
 async function record(id: string): Promise<ReviewRecord> {
@@ -47,17 +43,11 @@ async function record(id: string): Promise<ReviewRecord> {
 }
 
 async function pending(known: Set<string>): Promise<Approval> {
-  for (const deadline = Date.now() + 15_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 25))) {
-    const { json } = await api<{ items: Approval[] }>(ann, 'GET', `/v1/approvals?state=pending&agent=${b.agentName}`);
-    const fresh = json.items.find((a) => !known.has(a.id));
-    if (fresh) return fresh;
-  }
-  throw new Error('no pending approval appeared');
+  return (await newPending(b, ann, known))[0]!;
 }
 
-async function ids(): Promise<Set<string>> {
-  const { json } = await api<{ items: Approval[] }>(ann, 'GET', '/v1/approvals');
-  return new Set(json.items.map((a) => a.id));
+function ids(): Promise<Set<string>> {
+  return approvalIds(b, ann);
 }
 
 const ADDRESS = /^(127\.0\.0\.1|::1|::ffff:127\.0\.0\.1):\d+$/;
