@@ -73,7 +73,11 @@ describe.each([27, 33])('kubectl 1.%i', (minor) => {
     const r = await run.done;
     expect(r.stdout).toBe('addressed\n');
     expect(r.code).toBe(0);
-    const rows = await rowsOf(pending.id, since);
+    // kubectl can exit before the bastion has written the session's last rows.
+    const rows = await until('the session.end row', async () => {
+      const all = await rowsOf(pending.id, since);
+      return all.some((x) => x.event === 'session.end') && all.some((x) => x.event === 'request' && x.sessionId !== null) ? all : undefined;
+    });
     const events = rows.map((row) => row.event);
     expect(events).toEqual(expect.arrayContaining(['approval.requested', 'approval.approved', 'session.start', 'session.end', 'request']));
     for (const row of rows.filter((x) => x.event !== 'approval.approved')) expect(row.source, `${row.event} row ${row.id}`).toMatch(CLIENT);
