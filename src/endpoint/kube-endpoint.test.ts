@@ -563,3 +563,46 @@ describe('shutting down', () => {
     expect(s.audit[0]).toMatchObject({ rule: 'shutting-down', outcome: 'shutdown', agent: { name: BOT.name } });
   });
 });
+
+describe('query booleans as the API server reads them', () => {
+  async function rest(path: string): Promise<RawResponse> {
+    const { socket, response } = await connect(e.port, material.ca.cert);
+    socket.on('error', () => undefined);
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`);
+    const r = await response;
+    socket.destroy();
+    return r;
+  }
+
+  it.each(['True', 'true', 'TRUE', 't', 'T', '1'])('watch=%s is a watch: the policy and the audit row see verb watch, upstream gets the query as sent', async (spelling) => {
+    policy.calls.length = 0;
+    await rest(`/api/v1/namespaces/demo/pods?watch=${spelling}`);
+    const row = await onlyAuditRow();
+    expect(row.request).toMatchObject({ verb: 'watch', resource: 'pods' });
+    expect(policy.calls.map((c) => c.verb)).toEqual(['watch']);
+    expect(upstream.requests.map((r) => r.url)).toEqual([`/api/v1/namespaces/demo/pods?watch=${spelling}`]);
+  });
+
+  it('watch=False is a list', async () => {
+    await rest('/api/v1/namespaces/demo/pods?watch=False');
+    expect((await onlyAuditRow()).request).toMatchObject({ verb: 'list' });
+  });
+
+  it('watch=f (ParseBool: false, the API server: a watch) is refused with a Status naming the parameter; upstream never asked', async () => {
+    const r = await rest('/api/v1/namespaces/demo/pods?watch=f');
+    expect(r.code).toBe(400);
+    const status = statusOf(r);
+    expect(status).toMatchObject({ kind: 'Status', status: 'Failure', code: 400, reason: 'BadRequest', details: { causes: [{ reason: 'FieldValueInvalid', field: 'watch' }] } });
+    expect(status.message).toContain('watch="f"');
+    expect((await onlyAuditRow()).decision).toBe('deny');
+    expect(upstream.requests).toEqual([]);
+  });
+
+  it.each<Transport>(['spdy', 'websocket'])('exec with stdin=yes over %s: 400 Status naming stdin, before any pod lookup', async (transport) => {
+    const r = await upgrade(e.port, material.ca.cert, upgradeHead(transport, '/api/v1/namespaces/demo/pods/web-0/exec?command=sh&stdin=yes&stdout=True'));
+    expect(r.code).toBe(400);
+    const status = statusOf(r);
+    expect(status.details?.causes).toEqual([{ reason: 'FieldValueInvalid', field: 'stdin', message: expect.stringContaining('stdin="yes"') }]);
+    expect(upstream.requests).toEqual([]);
+  });
+});

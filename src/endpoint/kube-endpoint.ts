@@ -68,11 +68,13 @@ interface AuditResult {
   sessionId?: string;
 }
 
-/** A watch: the verb, or a list with `watch=true|1` (what the API server treats as one). */
+/**
+ * A watch. The request parser decides the verb from the `watch` parameter as the API server does
+ * (every spelling it reads as true: `true`, `True`, `1`, `t`...) and refuses the spellings it could
+ * misread, so the verb is the one place to ask.
+ */
 function isWatch(req: KubeRequest): boolean {
-  if (req.verb === 'watch') return true;
-  const w = req.query.get('watch');
-  return w === 'true' || w === '1';
+  return req.verb === 'watch';
 }
 
 /**

@@ -33,7 +33,10 @@ export function unauthenticated(tokenGiven: boolean): Status {
 }
 
 export function unclassifiable(failure: ParseFailure): Status {
-  return statusFor('UNCLASSIFIABLE', `kube-bastion refused a request it cannot classify (${failure.reason}): ${failure.message}`);
+  const message = `kube-bastion refused a request it cannot classify (${failure.reason}): ${failure.message}`;
+  // A bad query parameter is named the way the API server names an invalid field.
+  if (failure.parameter === undefined) return statusFor('UNCLASSIFIABLE', message);
+  return statusFor('UNCLASSIFIABLE', message, { causes: [{ reason: 'FieldValueInvalid', field: failure.parameter, message: failure.message }] });
 }
 
 export function policyDenied(req: KubeRequest, principal: Principal, decision: PolicyDecision): Status {

@@ -13,13 +13,15 @@
 //      collection, a `watch` query on a named object, extra segments after a non-proxy subresource...);
 //   3. validates the query so that the WHATWG URLSearchParams the bastion sees and Go's url.ParseQuery
 //      the API server sees yield the same parameters (no `;`, no malformed escapes, valid UTF-8), and
-//      refuses repeated singular parameters and non-canonical booleans where they would change meaning;
+//      refuses repeated singular parameters; reads booleans and port lists as the API server does and
+//      refuses the spellings a client could mean differently (protocol/query.ts);
 //   4. rebuilds the path from the parsed fields and refuses if it differs from the received one, so an
 //      accepted request's `path` always round-trips.
 //
 // Pure function, never throws.
 import type { NonResourceRequest, ParseFailure, ParseResult, ResourceRequest, ResourceVerb, StreamOperation } from './request.js';
-import { STREAM_OPERATIONS } from './vocabulary.js';
+import { queryBool, queryPorts } from '../protocol/query.js';
+import { BOOLEAN_QUERY_PARAMS, REPEATABLE_QUERY_PARAMS, STREAM_OPERATIONS } from './vocabulary.js';
 
 /** Longest path (without query) accepted. */
 export const MAX_PATH_LENGTH = 4096;
@@ -54,9 +56,9 @@ export const PARSE_REFUSAL_REASONS = [
   'invalid-name', // object name outside [a-z0-9]([a-z0-9.:@-]*[a-z0-9])?, max 319
   'unknown-shape', // none of the known resource or non-resource path shapes
   'bad-query-encoding', // `;` in the query, malformed %-escape, or escapes that are not UTF-8
-  'ambiguous-watch', // repeated `watch`, a value other than true/false/1/0, or `watch` where it means nothing
+  'ambiguous-watch', // repeated `watch`, a value outside protocol/query.ts's booleans, or `watch` where it means nothing
   'duplicate-parameter', // a singular query parameter given more than once
-  'bad-parameter', // a stream boolean (stdin/stdout/stderr/tty) other than true/false/1/0
+  'bad-parameter', // a boolean parameter (stdin, tty, follow...) outside protocol/query.ts's booleans, or a bad `ports` list
   'non-canonical', // internal safety net: the rebuilt path differs from the received one
 ] as const;
 
@@ -69,11 +71,7 @@ export const DOTLESS_GROUPS: ReadonlySet<string> = new Set(['apps', 'batch', 'po
 
 const STREAM_SUBRESOURCES: ReadonlySet<string> = new Set<StreamOperation>(STREAM_OPERATIONS);
 
-/** Query keys that legitimately repeat (PodExecOptions.command, PodPortForwardOptions.ports, dryRun). */
-const REPEATABLE_PARAMS: ReadonlySet<string> = new Set(['command', 'ports', 'dryRun']);
-
-const STREAM_BOOLEANS = ['stdin', 'stdout', 'stderr', 'tty'] as const;
-const CANONICAL_BOOLEANS: ReadonlySet<string> = new Set(['true', 'false', '1', '0']);
+const REPEATABLE_PARAMS: ReadonlySet<string> = new Set(REPEATABLE_QUERY_PARAMS);
 
 const VERSION_RE = /^v[0-9]+(?:(?:alpha|beta)[0-9]+)?$/;
 const DNS_LABEL_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/; // RFC 1123 label
@@ -89,8 +87,8 @@ const PATH_SAFE = /^[A-Za-z0-9\-._~!$&'()*+,=:@/]$/;
 // RFC 3986 query characters minus `;` and `%` (handled separately).
 const QUERY_SAFE = /^[A-Za-z0-9\-._~!$&'()*+,=:@/?]$/;
 
-function fail(reason: ParseRefusalReason, message: string): ParseFailure {
-  return { ok: false, reason, message };
+function fail(reason: ParseRefusalReason, message: string, parameter?: string): ParseFailure {
+  return parameter === undefined ? { ok: false, reason, message } : { ok: false, reason, message, parameter };
 }
 
 type Check = ParseFailure | null;
@@ -187,36 +185,35 @@ function parseQuery(raw: string): { ok: true; query: URLSearchParams } | ParseFa
   return { ok: true, query: new URLSearchParams(`?${raw}`) };
 }
 
-/** Checks on repeated parameters and on the parameters that change what a request means. */
-function checkQuery(query: URLSearchParams, opts: { watchAllowed: boolean; proxy: boolean; stream: boolean }): Check {
+/**
+ * Checks on repeated parameters and on the parameters that change what a request means. A proxied
+ * request's query belongs to the pod or service behind it, so it is not read.
+ */
+function checkQuery(query: URLSearchParams, opts: { watchAllowed: boolean; proxy: boolean; portforward: boolean }): Check {
+  if (opts.proxy) return null;
   const watch = query.getAll('watch');
-  if (watch.length > 0 && !opts.proxy) {
-    if (watch.length > 1) return fail('ambiguous-watch', 'the "watch" parameter is given more than once');
-    if (!opts.watchAllowed) return fail('ambiguous-watch', 'the "watch" parameter is only meaningful on a GET of a collection');
-    if (!CANONICAL_BOOLEANS.has(watch[0] as string)) {
-      return fail('ambiguous-watch', `watch=${JSON.stringify(watch[0])} is not one of true, false, 1, 0`);
-    }
+  if (watch.length > 1) return fail('ambiguous-watch', 'the "watch" parameter is given more than once', 'watch');
+  if (watch.length > 0 && !opts.watchAllowed) return fail('ambiguous-watch', 'the "watch" parameter is only meaningful on a GET of a collection', 'watch');
+  for (const key of new Set(query.keys())) {
+    if (key === 'watch' || REPEATABLE_PARAMS.has(key)) continue;
+    if (query.getAll(key).length > 1) return fail('duplicate-parameter', `the query parameter ${JSON.stringify(key)} is given more than once`, key);
   }
-  if (!opts.proxy) {
-    for (const key of new Set(query.keys())) {
-      if (key === 'watch' || REPEATABLE_PARAMS.has(key)) continue;
-      if (query.getAll(key).length > 1) return fail('duplicate-parameter', `the query parameter ${JSON.stringify(key)} is given more than once`);
-    }
+  for (const key of BOOLEAN_QUERY_PARAMS) {
+    if (!query.has(key)) continue;
+    const value = queryBool(query, key);
+    if (!value.ok) return fail(key === 'watch' ? 'ambiguous-watch' : 'bad-parameter', value.message, key);
   }
-  if (opts.stream) {
-    for (const key of STREAM_BOOLEANS) {
-      const value = query.get(key);
-      if (value !== null && !CANONICAL_BOOLEANS.has(value)) {
-        return fail('bad-parameter', `${key}=${JSON.stringify(value)} is not one of true, false, 1, 0`);
-      }
-    }
+  if (opts.portforward) {
+    const ports = queryPorts(query);
+    if (!ports.ok) return fail('bad-parameter', ports.message, ports.parameter);
   }
   return null;
 }
 
+/** A watch as the API server decides it for a GET of a collection; a refused spelling is refused by checkQuery. */
 function isWatchQuery(query: URLSearchParams): boolean {
-  const value = query.get('watch');
-  return value === 'true' || value === '1';
+  const watch = queryBool(query, 'watch');
+  return watch.ok && watch.value;
 }
 
 /**
@@ -239,7 +236,7 @@ export function formatKubePath(request: ResourceRequest | NonResourceRequest): s
 }
 
 function nonResource(method: string, path: string, query: URLSearchParams): ParseResult {
-  const check = checkQuery(query, { watchAllowed: false, proxy: false, stream: false });
+  const check = checkQuery(query, { watchAllowed: false, proxy: false, portforward: false });
   if (check) return check;
   const verb = method === 'GET' || method === 'HEAD' ? 'get' : method.toLowerCase();
   return { ok: true, request: { kind: 'nonResource', method, path, verb, query } };
@@ -408,7 +405,7 @@ function parseResource(method: string, path: string, apiGroup: string, apiVersio
   const check = checkQuery(query, {
     watchAllowed: !shape.watchPrefix && shape.name === '' && (method === 'GET' || method === 'HEAD'),
     proxy,
-    stream: stream !== undefined,
+    portforward: stream === 'portforward',
   });
   if (check) return check;
 

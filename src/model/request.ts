@@ -47,6 +47,8 @@ export interface ParseFailure {
   /** Stable reason code, e.g. `encoded-slash`, `dot-segment`, `double-slash`, `unknown-shape`. */
   reason: string;
   message: string;
+  /** The query parameter at fault, when one is (`stdin`, `watch`, `ports`...). */
+  parameter?: string;
 }
 
 export type ParseResult = { ok: true; request: KubeRequest } | ParseFailure;

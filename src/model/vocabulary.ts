@@ -6,6 +6,31 @@ import { TRANSPORTS, type TransportKind } from '../protocol/streams.js';
 export const STREAM_OPERATIONS = ['exec', 'attach', 'portforward'] as const;
 export type StreamOperation = (typeof STREAM_OPERATIONS)[number];
 
+/**
+ * Boolean query parameters of the API server's options types (ListOptions, PodExecOptions,
+ * PodAttachOptions, PodLogOptions, PatchOptions, DeleteOptions). The request parser accepts only the
+ * spellings in protocol/query.ts for them; `watch` changes the verb and has its own refusal reason.
+ */
+export const BOOLEAN_QUERY_PARAMS = [
+  'watch',
+  'allowWatchBookmarks',
+  'sendInitialEvents',
+  'stdin',
+  'stdout',
+  'stderr',
+  'tty',
+  'follow',
+  'previous',
+  'timestamps',
+  'insecureSkipTLSVerifyBackend',
+  'force',
+  'orphanDependents',
+  'ignoreStoreReadErrorWithClusterBreakingPotential',
+] as const;
+
+/** Query parameters whose values legitimately repeat (PodExecOptions.command, PodPortForwardOptions.ports, dryRun). */
+export const REPEATABLE_QUERY_PARAMS = ['command', 'ports', 'dryRun'] as const;
+
 /** Verbs of resource requests (exec, attach and portforward are `create`). */
 export const RESOURCE_VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'] as const;
 export type ResourceVerb = (typeof RESOURCE_VERBS)[number];

@@ -1,6 +1,9 @@
 // Exec/attach query parameters (PodExecOptions / PodAttachOptions). kubectl sends sorted keys,
-// `+` for spaces and omits false values; client-node sends explicit `false` and `%20`.
-// URLSearchParams handles all of these.
+// `+` for spaces and omits false values; client-node sends explicit `false` and `%20`; the Python
+// client `True`/`False`. URLSearchParams handles the encodings; booleans are read as the API server
+// reads them (query.ts). The bastion's request parser refuses every spelling where a client could
+// mean something else before this runs on an agent's query.
+import { apiServerBool } from './query.js';
 import type { StreamOptions } from './streams.js';
 
 export interface RemoteCommandRequest extends StreamOptions {
@@ -11,8 +14,7 @@ export interface RemoteCommandRequest extends StreamOptions {
 }
 
 function flag(params: URLSearchParams, key: string): boolean {
-  const value = params.get(key);
-  return value === 'true' || value === '1';
+  return apiServerBool(params.getAll(key));
 }
 
 export function parseRemoteCommandQuery(params: URLSearchParams): RemoteCommandRequest {
