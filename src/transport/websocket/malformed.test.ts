@@ -25,20 +25,6 @@ interface Case {
 
 const cases: Case[] = [
   {
-    name: 'text message on a binary subprotocol',
-    subprotocol: 'v5.channel.k8s.io',
-    message: '0hello',
-    closeCode: CloseCode.unsupportedData,
-    errorCode: ErrorCode.WS_BAD_MESSAGE,
-  },
-  {
-    name: 'binary message on a base64 subprotocol',
-    subprotocol: 'base64.channel.k8s.io',
-    message: Buffer.from('0aGk='),
-    closeCode: CloseCode.unsupportedData,
-    errorCode: ErrorCode.WS_BAD_MESSAGE,
-  },
-  {
     name: 'bad base64',
     subprotocol: 'v4.base64.channel.k8s.io',
     message: '0%%%%',

@@ -60,13 +60,10 @@ describe('ChannelReceiver', () => {
     expect(events(r.receive(withText(0, 'still open'), true))).toEqual([{ kind: 'stdin', data: Buffer.from('still open') }]);
   });
 
-  it('rejects a text message on a binary subprotocol and a binary one on base64 (1003)', () => {
-    expect(failure(new ChannelReceiver(V5, { stdin: true, resize: false }).receive(withText(0, 'x'), false)).closeCode).toBe(
-      CloseCode.unsupportedData,
-    );
-    expect(failure(new ChannelReceiver(B64, { stdin: true, resize: false }).receive(Buffer.from('0eA=='), true)).closeCode).toBe(
-      CloseCode.unsupportedData,
-    );
+  it('reads text and binary messages alike, as apimachinery does (the Python client sends stdin as text on v4)', () => {
+    expect(events(new ChannelReceiver(V5, { stdin: true, resize: false }).receive(withText(0, 'x'), false))).toEqual([{ kind: 'stdin', data: Buffer.from('x') }]);
+    expect(events(new ChannelReceiver(V4, { stdin: true, resize: false }).receive(withText(0, 'héllo'), false))).toEqual([{ kind: 'stdin', data: Buffer.from('héllo') }]);
+    expect(events(new ChannelReceiver(B64, { stdin: true, resize: false }).receive(Buffer.from('0eA=='), true))).toEqual([{ kind: 'stdin', data: Buffer.from('x') }]);
   });
 
   it('base64: decodes stdin, rejects bad base64 (1007), skips unread channels without decoding', () => {

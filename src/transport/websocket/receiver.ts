@@ -10,7 +10,7 @@ export const CloseCode = {
   normal: 1000,
   /** Malformed CLOSE signal (wrong length, bad channel). */
   protocolError: 1002,
-  /** A text message on a binary subprotocol, or the reverse. */
+  /** Upstream only: a text message on a binary subprotocol, or the reverse (session.ts). */
   unsupportedData: 1003,
   /** Bad base64, bad resize JSON (and, from ws itself, invalid UTF-8 in a text message). */
   invalidPayload: 1007,
@@ -59,18 +59,16 @@ export class ChannelReceiver {
     this.resizeOpen = options.resize;
   }
 
-  /** Decodes one complete WebSocket message (`isBinary` false for a text message). */
+  /** Decodes one complete WebSocket message (`isBinary` false for a text message; either is accepted). */
   receive(message: Buffer, isBinary: boolean): ReceiveResult {
     // An empty message carries no channel byte; apimachinery skips it.
     if (message.length === 0) return NOTHING;
     const { encoding, protocol } = this.subprotocol;
-    if (isBinary !== (encoding === 'binary')) {
-      return fail(
-        CloseCode.unsupportedData,
-        isBinary ? 'binary message on a base64 subprotocol' : 'text message on a binary subprotocol',
-        ErrorCode.WS_BAD_MESSAGE,
-      );
-    }
+    // The frame type does not matter, as in apimachinery's wsstream (x/net/websocket hands it the
+    // payload of text and binary frames alike): the official Python client sends stdin written as
+    // a str in TEXT frames on v4.channel.k8s.io. The subprotocol alone decides the encoding; a text
+    // frame's payload is valid UTF-8 (ws checks it), which changes nothing for the bytes.
+    void isBinary;
     // Only v5 gives byte 255 a meaning. Elsewhere it is channel 255, which nobody reads, so it is
     // discarded below exactly as apimachinery's v4 server does.
     if (protocol.supportsStreamClose && encoding === 'binary' && message[0] === Channel.close) {
