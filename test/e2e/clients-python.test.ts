@@ -4,7 +4,6 @@
 // (`stdin=False&tty=True`), which the API server accepts. Asserted: the exact output, the exit code
 // the client reports (`returncode`, read from the error channel's Status), and the session rows.
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
