@@ -88,17 +88,23 @@ export function describeHeldBody(bytes: Uint8Array, facts: BodyFacts): { body: H
     // A Secret's body that cannot be read cannot be redacted: it is not shown at all.
     const shown = text !== undefined && !secrets ? cap(text) : { text: null, truncated: false };
     const why = text === undefined ? 'binary' : 'not JSON';
+    const findings: RiskFinding[] = [
+      ...cutNote(shown.truncated, text?.length ?? 0),
+      { level: 'notice', text: `the body is ${why}: no summary${shown.text === null ? ', and it is not shown' : ''}; decide on what you can verify` },
+    ];
     return {
       body: { ...base, ...shown, redacted: false },
-      risk: { subject: `a ${why} body (${facts.contentType ?? 'no content type'})`, patch: patch !== null, findings: [{ level: 'notice', text: `the body is ${why}: no summary${shown.text === null ? ', and it is not shown' : ''}; decide on what you can verify` }] },
+      risk: { subject: `a ${why} body (${facts.contentType ?? 'no content type'})`, patch: patch !== null, findings },
     };
   }
   const redaction = { redacted: false };
   const safe = redact(doc, secrets, patch === 'json', redaction);
   const risk = summarizeRisk(safe, { resource: facts.resource, patch });
+  const pretty = JSON.stringify(safe, null, 2);
+  const shown = cap(pretty);
   return {
-    body: { ...base, ...cap(JSON.stringify(safe, null, 2)), redacted: redaction.redacted },
-    risk: { ...risk, findings: [...notes, ...risk.findings] },
+    body: { ...base, ...shown, redacted: redaction.redacted },
+    risk: { ...risk, findings: [...cutNote(shown.truncated, pretty.length), ...notes, ...risk.findings] },
   };
 }
 
@@ -108,6 +114,12 @@ function utf8(bytes: Uint8Array): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A text cut at its limit hides the rest from the approver: said first, as high, with how much is not shown. */
+function cutNote(truncated: boolean, length: number): RiskFinding[] {
+  if (!truncated) return [];
+  return [{ level: 'high', text: `the body shown is cut at ${MAX_HELD_BODY_TEXT} of ${length} characters: ${length - MAX_HELD_BODY_TEXT} characters are not shown; decide on the summary and what you can verify` }];
 }
 
 function cap(text: string): { text: string; truncated: boolean } {
