@@ -298,11 +298,19 @@ function scopeDetails(scope) {
       ['Resource', scope.resource],
       ['Namespace', scope.namespace || '(cluster-scoped)'],
       ['Name', scope.name || '(any / collection)'],
-      ['Request', scope.request ? [h('code', {}, `${scope.request.method} ${scope.request.path}${scope.request.query ? `?${scope.request.query}` : ''}`), h('br'), 'body sha256: ', h('code', {}, scope.request.bodySha256 ?? 'none (no body)')] : 'any request of this shape (any body)'],
+      ['Request', scope.request ? [h('code', {}, `${scope.request.method} ${scope.request.path}${scope.request.query ? `?${scope.request.query}` : ''}`), h('br'), 'body sha256: ', h('code', {}, scope.request.bodySha256 ?? 'none (no body)'), h('br'), 'Content-Type: ', h('code', {}, boundHeader(scope.request.contentType)), h('br'), 'Content-Encoding: ', h('code', {}, boundHeader(scope.request.contentEncoding))] : 'any request of this shape (any body)'],
       ['Max uses', scope.maxUses ?? 'unlimited until expiry'],
     ]);
   }
   return h('code', {}, JSON.stringify(scope));
+}
+
+/**
+ * A header a REST binding names: `none` without it; `(not recorded)` on a binding made before the
+ * media type was bound (it covers no request). @param {string | null | undefined} v
+ */
+function boundHeader(v) {
+  return v === undefined ? '(not recorded)' : (v ?? 'none');
 }
 
 /** The held request's target: method, path, canonical query. @param {HeldRequestInfo} r */

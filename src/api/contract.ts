@@ -571,7 +571,7 @@ export const approveApproval = route({
   tag: 'approvals',
   summary: 'Approve a pending request',
   description:
-    'Nobody approves a request they made (403). The body may be left out. A held REST request is approved for exactly that request (method, path, query, body hash), once; `uses` and `scope: "shape"` widen it, and the approval records the scope approved.',
+    'Nobody approves a request they made (403). The body may be left out. A held REST request is approved for exactly that request (method, path, query, body hash, media type, content encoding), once; `uses` and `scope: "shape"` widen it, and the approval records the scope approved.',
   roles: DECIDERS,
   params: ApprovalIdParams,
   body: ApproveBodySchema,

@@ -1,9 +1,11 @@
 // What an approval must cover for one request: the scope a held request asks for, and the
 // operation matched against approved scopes. Stream scopes name the resolved container; REST
-// operations carry the exact request (method, canonical path and query, body hash).
+// operations carry the exact request (method, canonical path and query, body hash, media type and
+// content encoding).
 import type { ApprovalScope, Operation, RestRequestBinding, RestScope } from '../model/approval.js';
 import type { ResourceRequest, StreamOperation } from '../model/request.js';
 import { canonicalScope } from '../model/scope.js';
+import { contentEncodingOf, mediaTypeOf } from '../model/media-type.js';
 
 /** `pods`, `deployments.apps`, `pods/ephemeralcontainers`, `widgets.example.com/status` */
 export function scopedResource(req: ResourceRequest): string {
@@ -20,18 +22,32 @@ export function canonicalQuery(query: URLSearchParams): string {
   return new URLSearchParams(pairs).toString();
 }
 
+/** What a request sends beyond its method and target: the body's hash (null: none) and the headers that say how to read it, as sent. */
+export interface RequestBody {
+  sha256: string | null;
+  contentType: string | null;
+  contentEncoding: string | null;
+}
+
 /** The exact request: what a held REST request's approval is bound to. */
-export function requestBinding(req: ResourceRequest, bodySha256: string | null): RestRequestBinding {
-  return { method: req.method.toUpperCase(), path: req.path, query: canonicalQuery(req.query), bodySha256 };
+export function requestBinding(req: ResourceRequest, body: RequestBody): RestRequestBinding {
+  return {
+    method: req.method.toUpperCase(),
+    path: req.path,
+    query: canonicalQuery(req.query),
+    bodySha256: body.sha256,
+    contentType: mediaTypeOf(body.contentType),
+    contentEncoding: contentEncodingOf(body.contentEncoding),
+  };
 }
 
 /**
- * A REST operation. With `bodySha256` (null: no body) it carries the exact request, so approvals
- * bound to a request can cover it; without, only shape scopes can.
+ * A REST operation. With `body` it carries the exact request, so approvals bound to a request can
+ * cover it; without, only shape scopes can.
  */
-export function restOperation(req: ResourceRequest, bodySha256?: string | null): Operation & { kind: 'rest' } {
+export function restOperation(req: ResourceRequest, body?: RequestBody): Operation & { kind: 'rest' } {
   const op: Operation & { kind: 'rest' } = { kind: 'rest', verb: req.verb, resource: scopedResource(req), namespace: req.namespace, name: req.name };
-  if (bodySha256 !== undefined) op.request = requestBinding(req, bodySha256);
+  if (body !== undefined) op.request = requestBinding(req, body);
   return op;
 }
 

@@ -213,7 +213,7 @@ describe('kube-bastion approvals against the control API', () => {
     const held = async (n: number): Promise<Approval> => {
       const sha = createHash('sha256').update(body).update(String(n)).digest('hex');
       const shown = describeHeldBody(body, { contentType: 'application/json', resource: 'pods', sha256: sha });
-      const binding = { method: 'POST', path: '/api/v1/namespaces/demo/pods', query: 'fieldManager=kubectl-create', bodySha256: sha };
+      const binding = { method: 'POST', path: '/api/v1/namespaces/demo/pods', query: 'fieldManager=kubectl-create', bodySha256: sha, contentType: 'application/json', contentEncoding: null };
       return (
         await approvals.requestOrJoin({
           agent,
@@ -232,6 +232,8 @@ describe('kube-bastion approvals against the control API', () => {
     expect(get.stdout).toContain('Risk: Pod "p"\n');
     expect(get.stdout).toContain('  high   container c is privileged (securityContext.privileged: true)\n');
     expect(get.stdout).toContain('"privileged": true');
+    // The binding names the media type and encoding the approval covers.
+    expect(get.stdout).toContain(`?fieldManager=kubectl-create body ${a.scope.kind === 'rest' ? a.scope.request?.bodySha256 : ''}, Content-Type application/json, Content-Encoding none\n`);
 
     expect((await run(['approve', a.id, '--uses', '3'])).code).toBe(0);
     expect((await approvals.get(a.id))?.scope).toMatchObject({ request: { bodySha256: a.scope.kind === 'rest' ? a.scope.request?.bodySha256 : '' }, maxUses: 3 });

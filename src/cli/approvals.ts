@@ -12,7 +12,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { parseArgs } from 'node:util';
 import type { Approval, ApprovalDecision, ApprovalScope } from '../model/approval.js';
-import type { ApproveBody, DenyBody, GrantBody, RestGrant, RevokeBody, StreamGrant } from '../model/approval-schema.js';
+import type { ApproveBody, DenyBody, GrantBody, RestGrant, RestRequestBinding, RevokeBody, StreamGrant } from '../model/approval-schema.js';
 import { APPROVAL_STATES, RESOURCE_VERBS, REST_APPROVAL_WIDTHS, STREAM_OPERATIONS, type ResourceVerb, type RestApprovalWidth, type StreamOperation } from '../model/vocabulary.js';
 import type { ApprovalListSchema, ErrorBody } from '../api/schemas.js';
 import { BastionError, ErrorCode } from '../errors/index.js';
@@ -241,6 +241,12 @@ export function formatTable(rows: string[][]): string {
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]! + 3))).join('').trimEnd()).join('\n') + '\n';
 }
 
+/** The exact request a REST approval is bound to: `POST /path?query body <sha256>, Content-Type application/json, Content-Encoding none`. */
+function bindingLine(r: RestRequestBinding): string {
+  // A binding stored before the media type was bound lacks it (and covers no request).
+  const header = (v: string | null | undefined): string => (v === undefined ? '(not recorded)' : (v ?? 'none'));
+  return `${r.method} ${r.path}${r.query ? `?${r.query}` : ''} body ${r.bodySha256 ?? 'none'}, Content-Type ${header(r.contentType)}, Content-Encoding ${header(r.contentEncoding)}`;
+}
 function details(a: Approval): string {
   const lines: Array<[string, string]> = [
     ['ID', a.id],
@@ -250,7 +256,7 @@ function details(a: Approval): string {
     ...(a.scope.kind === 'stream' && a.scope.commands ? a.scope.commands.map((argv, i): [string, string] => [i === 0 ? 'Commands' : '', JSON.stringify(argv)]) : []),
     ['Requested by', a.requestedBy],
     ...(a.request ? [['Request', requestLine(a.request)] as [string, string]] : []),
-    ...(a.scope.kind === 'rest' && a.scope.request ? [['Bound to', `${a.scope.request.method} ${a.scope.request.path}${a.scope.request.query ? `?${a.scope.request.query}` : ''} body ${a.scope.request.bodySha256 ?? 'none'}`] as [string, string]] : []),
+    ...(a.scope.kind === 'rest' && a.scope.request ? [['Bound to', bindingLine(a.scope.request)] as [string, string]] : []),
     ...(a.request?.client ? [['Client', a.request.client] as [string, string]] : []),
     ...(a.request?.rule ? [['Rule', `${a.request.rule}${a.request.policyHash ? ` (policy sha256:${a.request.policyHash.slice(0, 12)})` : ''}`] as [string, string]] : []),
     ...(a.nobodyWaitingSince ? [['Nobody waiting', `since ${formatTime(a.nobodyWaitingSince)}`] as [string, string]] : []),

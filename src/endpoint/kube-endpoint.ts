@@ -22,7 +22,7 @@ import { isBastionError } from '../errors/index.js';
 import { restOperation, scopeFor, shapeScope, streamOperation } from '../approvals/operation.js';
 import type { Approval, ApprovalService, Operation } from '../model/approval.js';
 import type { HeldRequestInfo } from '../model/approval-schema.js';
-import { describeHeldBody } from '../model/held-body.js';
+import { describeHeldBody, duplicateJsonKey } from '../model/held-body.js';
 import { readBoundedBody } from './request-body.js';
 import { runStreamSession, type SessionRowPort } from '../session/stream-session.js';
 import type { EndReason, SessionInfo, SessionSink } from '../model/session.js';
@@ -350,10 +350,14 @@ export class KubeEndpoint {
       return refuse(refusals.bodyTooLarge(read.limit), { approvalId: null, outcome: 'body-too-large' });
     }
     const resource = c.request as ResourceRequest;
-    const op = restOperation(resource, read.sha256);
+    const contentType = header(req, 'content-type') ?? null;
+    // Refused before any approval: the approver would be shown one of the values, upstream merges both.
+    const duplicate = duplicateJsonKey(read.body, contentType);
+    if (duplicate !== null) return refuse(refusals.duplicateJsonKey(c.request, duplicate), { approvalId: null, outcome: 'duplicate-json-key', outcomeDetail: duplicate }, read.body.length);
+    const op = restOperation(resource, { sha256: read.sha256, contentType, contentEncoding: header(req, 'content-encoding') ?? null });
     const shown: Partial<HeldRequestInfo> = { ...(op.request!.query ? { query: op.request!.query } : {}) };
     if (read.sha256 !== null) {
-      const described = describeHeldBody(read.body, { contentType: header(req, 'content-type') ?? null, resource: resource.resource, sha256: read.sha256 });
+      const described = describeHeldBody(read.body, { contentType, resource: resource.resource, sha256: read.sha256 });
       shown.body = described.body;
       shown.risk = described.risk;
     }

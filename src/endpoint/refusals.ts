@@ -94,6 +94,19 @@ export function bodyTooLarge(limit: number): Status {
 }
 
 /**
+ * A held body with a duplicate object key: the API server merges both values while an approver
+ * would be shown one, so it is refused before any approval is asked for (kube-apiserver's strict
+ * field validation words it "duplicate field").
+ */
+export function duplicateJsonKey(req: KubeRequest, path: string): Status {
+  return statusFor(
+    'BAD_REQUEST',
+    `${subject(req)} is forbidden: kube-bastion refuses a body with a duplicate field "${path}": the API server would merge both values, an approver would be shown one; send each field once`,
+    { causes: [{ reason: 'FieldValueDuplicate', message: `duplicate field "${path}"`, field: path }] },
+  );
+}
+
+/**
  * A REST request whose approval has no use left for it: a single-use approval another request
  * (a joined clone) used first, or one used, revoked or expired between the check and the count.
  * The request is not held again: running the command again asks for a new approval.

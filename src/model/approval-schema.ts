@@ -161,6 +161,9 @@ export const StreamScopeSchema = z
   .superRefine(commandsNeedExec)
   .meta({ id: 'StreamScope', description: 'exec/attach/portforward into one container of one pod.' });
 
+/** Longest Content-Type media type or Content-Encoding a binding holds (RFC 6838: type and subtype at most 127 each). */
+export const MAX_MEDIA_TYPE_LENGTH = 256;
+
 /** The exact request a held REST request's approval is bound to. */
 export const RestRequestBindingSchema = z
   .strictObject({
@@ -174,8 +177,23 @@ export const RestRequestBindingSchema = z
       .max(MAX_REQUEST_TARGET_LENGTH, { error: `is longer than ${MAX_REQUEST_TARGET_LENGTH} characters` })
       .describe("The canonical query: parameters sorted by name (repeated ones keep their order), '' for none."),
     bodySha256: Sha256Hex.nullable().describe('SHA-256 (hex) of the exact body bytes forwarded; null for a request without a body.'),
+    contentType: z
+      .string({ error: 'is required (the media type, or null for none)' })
+      .max(MAX_MEDIA_TYPE_LENGTH, { error: `is longer than ${MAX_MEDIA_TYPE_LENGTH} characters` })
+      .nullable()
+      .describe(
+        'The media type of the Content-Type header: type/subtype lower-cased, parameters dropped (`application/strategic-merge-patch+json`); null without the header. The same bytes as another patch type are another request.',
+      ),
+    contentEncoding: z
+      .string({ error: 'is required (the Content-Encoding, or null for none)' })
+      .max(MAX_MEDIA_TYPE_LENGTH, { error: `is longer than ${MAX_MEDIA_TYPE_LENGTH} characters` })
+      .nullable()
+      .describe('The Content-Encoding header lower-cased (`gzip`); null without the header.'),
   })
-  .meta({ id: 'RestRequestBinding', description: 'Method, canonical path and query, and the body hash of the one request a REST approval covers.' });
+  .meta({
+    id: 'RestRequestBinding',
+    description: 'Method, canonical path and query, the body hash, media type and content encoding of the one request a REST approval covers.',
+  });
 
 export const RestScopeSchema = z
   .strictObject({
@@ -184,7 +202,7 @@ export const RestScopeSchema = z
     resource: Resource,
     namespace: RestNamespace,
     name: ObjectName,
-    request: RestRequestBindingSchema.optional().describe('Set: only this exact request (same method, path, query and body) is covered; absent: any request of this shape.'),
+    request: RestRequestBindingSchema.optional().describe('Set: only this exact request (same method, path, query, body, media type and content encoding) is covered; absent: any request of this shape.'),
     maxUses: MaxUses.optional(),
   })
   .meta({

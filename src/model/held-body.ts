@@ -3,7 +3,9 @@
 // risk summary (risk.ts). The stored hash binds the exact bytes
 // forwarded; this text is only for reading, so it may be redacted and cut.
 import { MAX_HELD_BODY_TEXT, type HeldRequestBody, type HeldRequestInfo, type RiskFinding, type RiskSummary } from './approval-schema.js';
+import { findDuplicateKey, formatJsonPath } from './json-keys.js';
 import { decodeKubeProtobuf } from './kube-protobuf.js';
+import { mediaTypeOf } from './media-type.js';
 import { summarizeRisk, type PatchType } from './risk.js';
 
 export const REDACTED = '<redacted>';
@@ -21,12 +23,39 @@ export interface BodyFacts {
 
 /** A PATCH body's kind, from its Content-Type; null for anything else. */
 export function patchTypeOf(contentType: string | null): PatchType | null {
-  const t = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  const t = mediaTypeOf(contentType);
   if (t === 'application/json-patch+json') return 'json';
   if (t === 'application/merge-patch+json') return 'merge';
   if (t === 'application/strategic-merge-patch+json') return 'strategic';
   if (t === 'application/apply-patch+yaml' || t === 'application/apply-patch+cbor') return 'apply';
   return null;
+}
+
+/** Whether a body of this Content-Type is read as text (JSON, or text shown as it is). */
+function readAsText(contentType: string | null): boolean {
+  return !/protobuf|cbor/i.test(contentType ?? '');
+}
+
+/** The body parsed as JSON the way describeHeldBody reads it (any textual Content-Type; YAML that is JSON too); undefined when it is not. */
+function parseJsonBody(text: string | undefined, contentType: string | null): { doc: unknown } | undefined {
+  if (text === undefined || !readAsText(contentType)) return undefined;
+  try {
+    return { doc: JSON.parse(text) as unknown };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The path of a duplicate object key (`spec`, `spec.containers[0].name`) in a body read as JSON,
+ * or null. JSON.parse keeps the last of two equal keys while the API server merges them, so what
+ * describeHeldBody shows is not what such a body does: the endpoint refuses it before any approval.
+ */
+export function duplicateJsonKey(bytes: Uint8Array, contentType: string | null): string | null {
+  const text = utf8(bytes);
+  if (parseJsonBody(text, contentType) === undefined) return null;
+  const path = findDuplicateKey(text!);
+  return path === null ? null : formatJsonPath(path);
 }
 
 /** The body as stored with the held request, and its risk summary. */
@@ -38,13 +67,13 @@ export function describeHeldBody(bytes: Uint8Array, facts: BodyFacts): { body: H
   let doc: unknown;
   let parsed = false;
   const notes: RiskFinding[] = [];
-  if (text !== undefined && !/protobuf|cbor/i.test(facts.contentType ?? '')) {
-    try {
-      doc = JSON.parse(text);
-      parsed = true;
-    } catch {
-      parsed = false;
-    }
+  const json = parseJsonBody(text, facts.contentType);
+  if (json !== undefined) {
+    doc = json.doc;
+    parsed = true;
+    // The endpoint refuses such a body; should one get here, the summary must not look complete.
+    const dup = findDuplicateKey(text!);
+    if (dup !== null) notes.push({ level: 'high', text: `the body repeats the key ${formatJsonPath(dup)}: the API server merges both, this summary shows only the last; do not approve` });
   } else if (/protobuf/i.test(facts.contentType ?? '')) {
     // Typed clients (kubectl 1.33's `create secret`, `run`, ...) send protobuf: read what we can.
     const decoded = decodeKubeProtobuf(bytes);
@@ -59,17 +88,23 @@ export function describeHeldBody(bytes: Uint8Array, facts: BodyFacts): { body: H
     // A Secret's body that cannot be read cannot be redacted: it is not shown at all.
     const shown = text !== undefined && !secrets ? cap(text) : { text: null, truncated: false };
     const why = text === undefined ? 'binary' : 'not JSON';
+    const findings: RiskFinding[] = [
+      ...cutNote(shown.truncated, text?.length ?? 0),
+      { level: 'notice', text: `the body is ${why}: no summary${shown.text === null ? ', and it is not shown' : ''}; decide on what you can verify` },
+    ];
     return {
       body: { ...base, ...shown, redacted: false },
-      risk: { subject: `a ${why} body (${facts.contentType ?? 'no content type'})`, patch: patch !== null, findings: [{ level: 'notice', text: `the body is ${why}: no summary${shown.text === null ? ', and it is not shown' : ''}; decide on what you can verify` }] },
+      risk: { subject: `a ${why} body (${facts.contentType ?? 'no content type'})`, patch: patch !== null, findings },
     };
   }
   const redaction = { redacted: false };
   const safe = redact(doc, secrets, patch === 'json', redaction);
   const risk = summarizeRisk(safe, { resource: facts.resource, patch });
+  const pretty = JSON.stringify(safe, null, 2);
+  const shown = cap(pretty);
   return {
-    body: { ...base, ...cap(JSON.stringify(safe, null, 2)), redacted: redaction.redacted },
-    risk: { ...risk, findings: [...notes, ...risk.findings] },
+    body: { ...base, ...shown, redacted: redaction.redacted },
+    risk: { ...risk, findings: [...cutNote(shown.truncated, pretty.length), ...notes, ...risk.findings] },
   };
 }
 
@@ -79,6 +114,12 @@ function utf8(bytes: Uint8Array): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A text cut at its limit hides the rest from the approver: said first, as high, with how much is not shown. */
+function cutNote(truncated: boolean, length: number): RiskFinding[] {
+  if (!truncated) return [];
+  return [{ level: 'high', text: `the body shown is cut at ${MAX_HELD_BODY_TEXT} of ${length} characters: ${length - MAX_HELD_BODY_TEXT} characters are not shown; decide on the summary and what you can verify` }];
 }
 
 function cap(text: string): { text: string; truncated: boolean } {

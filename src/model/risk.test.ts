@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { auditedRequest, describeHeldBody, patchTypeOf, REDACTED } from './held-body.js';
+import { auditedRequest, describeHeldBody, duplicateJsonKey, patchTypeOf, REDACTED } from './held-body.js';
 import { summarizeRisk } from './risk.js';
 import { MAX_HELD_BODY_TEXT } from './approval-schema.js';
 
@@ -178,7 +178,109 @@ describe('summarizeRisk: RBAC, secrets, webhooks', () => {
     expect(summarizeRisk({ kind: 'ConfigMap', metadata: { name: 'c' } }, whole('configmaps')).findings).toEqual([{ level: 'info', text: 'no risk rules for kind ConfigMap; read the body' }]);
     const many = summarizeRisk({ kind: 'Pod', spec: { containers: Array.from({ length: 100 }, (_, i) => ({ name: `c${i}`, image: 'x', command: ['y'] })) } }, whole('pods'));
     expect(many.findings).toHaveLength(201);
-    expect(many.findings.at(-1)).toEqual({ level: 'notice', text: '2 more findings not listed' });
+    expect(many.findings[0]).toEqual({ level: 'high', text: 'this summary is incomplete: 2 notice or info findings of 202 are not listed; read the whole body before approving' });
+  });
+
+  it('the cap never drops a high finding: a privileged pod padded with 100 init containers (the review probe)', () => {
+    const pad = Array.from({ length: 100 }, (_, i) => ({ name: `c${i}`, image: 'busybox', command: ['sleep', '1'] }));
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'padded', namespace: 'demo' },
+      spec: {
+        initContainers: pad,
+        containers: [{ name: 'app', image: 'busybox', securityContext: { privileged: true, capabilities: { add: ['SYS_ADMIN'] } } }],
+        volumes: [{ name: 'root', hostPath: { path: '/' } }],
+      },
+    };
+    const s = summarizeRisk(pod, whole('pods'));
+    expect(high(s)).toEqual([
+      'this summary is incomplete: 3 notice or info findings of 206 are not listed; read the whole body before approving',
+      'container app is privileged (securityContext.privileged: true)',
+      'container app adds capabilities SYS_ADMIN',
+      'volume root: hostPath / (a directory of the node)',
+    ]);
+    expect(s.findings.filter((f) => f.level !== 'high')).toHaveLength(200);
+  });
+
+  it('high findings past their own cap (1000) are counted in the incomplete finding', () => {
+    const containers = Array.from({ length: 1002 }, (_, i) => ({ name: `p${i}`, securityContext: { privileged: true } }));
+    const s = summarizeRisk({ kind: 'Pod', spec: { automountServiceAccountToken: false, containers } }, whole('pods'));
+    expect(high(s)).toHaveLength(1001);
+    expect(high(s)[0]).toBe('this summary is incomplete: 2 high and 804 notice or info findings of 2006 are not listed; read the whole body before approving');
+  });
+
+  it('seccomp and AppArmor unconfined, procMount Unmasked, shareProcessNamespace, the AppArmor annotation', () => {
+    const s = summarizeRisk(
+      {
+        kind: 'Deployment',
+        spec: {
+          template: {
+            metadata: { annotations: { 'container.apparmor.security.beta.kubernetes.io/app': 'unconfined', 'container.apparmor.security.beta.kubernetes.io/side': 'runtime/default' } },
+            spec: {
+              shareProcessNamespace: true,
+              automountServiceAccountToken: false,
+              securityContext: { seccompProfile: { type: 'Unconfined' }, appArmorProfile: { type: 'Unconfined' } },
+              containers: [
+                { name: 'app', image: 'x', securityContext: { procMount: 'Unmasked', seccompProfile: { type: 'Unconfined' }, appArmorProfile: { type: 'Unconfined' } } },
+                { name: 'side', image: 'x', securityContext: { procMount: 'Default', seccompProfile: { type: 'RuntimeDefault' }, appArmorProfile: { type: 'RuntimeDefault' } } },
+              ],
+            },
+          },
+        },
+      },
+      whole('deployments'),
+    );
+    expect(high(s)).toEqual([
+      'pod: seccompProfile Unconfined (no syscall filter)',
+      'pod: appArmorProfile Unconfined (no AppArmor confinement)',
+      'container app: seccompProfile Unconfined (no syscall filter)',
+      'container app: appArmorProfile Unconfined (no AppArmor confinement)',
+      'container app: procMount: Unmasked (/proc of the node not masked)',
+      'container app: AppArmor unconfined (annotation container.apparmor.security.beta.kubernetes.io/app)',
+    ]);
+    expect(texts(s)).toContain("notice: shareProcessNamespace: true (its containers see and signal each other's processes)");
+  });
+
+  it('a JSON patch that switches seccomp or AppArmor off, or unmasks /proc, is high', () => {
+    const s = summarizeRisk(
+      [
+        { op: 'add', path: '/spec/template/spec/securityContext/seccompProfile/type', value: 'Unconfined' },
+        { op: 'add', path: '/spec/template/spec/containers/0/securityContext/appArmorProfile', value: { type: 'Unconfined' } },
+        { op: 'add', path: '/spec/template/spec/containers/0/securityContext/procMount', value: 'Unmasked' },
+        { op: 'add', path: '/metadata/labels/type', value: 'Unconfined' },
+      ],
+      { resource: 'deployments', patch: 'json' },
+    );
+    expect(high(s)).toEqual([
+      '/spec/template/spec/securityContext/seccompProfile/type: sets seccompProfile Unconfined',
+      '/spec/template/spec/containers/0/securityContext/appArmorProfile: sets appArmorProfile Unconfined',
+      '/spec/template/spec/containers/0/securityContext/procMount: sets procMount: Unmasked',
+    ]);
+  });
+
+  it('RBAC: writing workloads and approving certificate signing requests are high', () => {
+    const s = summarizeRisk(
+      {
+        kind: 'Role',
+        rules: [
+          { apiGroups: [''], resources: ['pods'], verbs: ['create'] },
+          { apiGroups: ['apps'], resources: ['deployments', 'daemonsets'], verbs: ['patch', 'get'] },
+          { apiGroups: ['certificates.k8s.io'], resources: ['certificatesigningrequests/approval'], verbs: ['update'] },
+          { apiGroups: ['certificates.k8s.io'], resources: ['signers'], resourceNames: ['kubernetes.io/kube-apiserver-client'], verbs: ['approve'] },
+          { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['impersonate'] },
+          { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] },
+        ],
+      },
+      whole('roles'),
+    );
+    expect(high(s)).toEqual([
+      'rule 1: create on pods (runs pods as any service account of the namespace, with its secrets)',
+      'rule 2: patch on deployments, daemonsets (runs pods as any service account of the namespace, with its secrets)',
+      'rule 3: approves certificate signing requests (certificatesigningrequests/approval: update; mints credentials)',
+      'rule 4: approve on signers (mints credentials)',
+      'rule 5: impersonate (changes permissions or identity)',
+    ]);
   });
 });
 
@@ -225,11 +327,47 @@ describe('describeHeldBody', () => {
     expect(describeHeldBody(binary, { contentType: 'application/vnd.kubernetes.protobuf', resource: 'pods', sha256: sha(binary) }).body.text).toBeNull();
   });
 
-  it('pretty-printed and capped, with a truncated flag', () => {
-    const { body } = held({ kind: 'ConfigMap', data: { big: 'x'.repeat(MAX_HELD_BODY_TEXT) } }, 'configmaps');
+  it('pretty-printed and capped, with a truncated flag, and a high finding saying how much is not shown', () => {
+    const { body, risk } = held({ kind: 'ConfigMap', data: { big: 'x'.repeat(MAX_HELD_BODY_TEXT) } }, 'configmaps');
     expect(body.truncated).toBe(true);
     expect(body.text).toHaveLength(MAX_HELD_BODY_TEXT);
     expect(body.text!.startsWith('{\n  "kind": "ConfigMap"')).toBe(true);
+    const length = JSON.stringify({ kind: 'ConfigMap', data: { big: 'x'.repeat(MAX_HELD_BODY_TEXT) } }, null, 2).length;
+    expect(risk.findings[0]).toEqual({ level: 'high', text: `the body shown is cut at ${MAX_HELD_BODY_TEXT} of ${length} characters: ${length - MAX_HELD_BODY_TEXT} characters are not shown; decide on the summary and what you can verify` });
+    const raw = held(`not json ${'y'.repeat(MAX_HELD_BODY_TEXT)}`, 'configmaps', 'text/plain');
+    expect(raw.body.truncated).toBe(true);
+    expect(high(raw.risk)).toEqual([`the body shown is cut at ${MAX_HELD_BODY_TEXT} of ${MAX_HELD_BODY_TEXT + 9} characters: 9 characters are not shown; decide on the summary and what you can verify`]);
+  });
+
+  it('the review probe: a privileged pod padded past both caps still shows its high findings and says the text is cut', () => {
+    const pad = Array.from({ length: 100 }, (_, i) => ({ name: `c${i}`, image: 'busybox', command: ['sh', '-c', 'echo ' + 'x'.repeat(700)] }));
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'padded2', namespace: 'demo' }, spec: { initContainers: pad, containers: [{ name: 'app', image: 'busybox', securityContext: { privileged: true } }], volumes: [{ name: 'root', hostPath: { path: '/' } }] } };
+    const { body, risk } = held(pod, 'pods');
+    expect(body.truncated).toBe(true);
+    expect(body.text).not.toContain('privileged');
+    const highs = high(risk);
+    expect(highs[0]).toMatch(/^the body shown is cut at 65536 of \d+ characters/);
+    expect(highs[1]).toMatch(/^this summary is incomplete: \d+ notice or info findings/);
+    expect(highs.slice(2)).toEqual(['container app is privileged (securityContext.privileged: true)', 'volume root: hostPath / (a directory of the node)']);
+  });
+
+  it('a body with a duplicate key: duplicateJsonKey names it (the endpoint refuses it); were it described, a high finding says so', () => {
+    const text =
+      '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"dup","namespace":"demo"},' +
+      '"spec":{"hostPID":true,"containers":[{"name":"app","image":"busybox","securityContext":{"privileged":true}}]},' +
+      '"spec":{"containers":[{"name":"app","image":"busybox"}]}}';
+    const bytes = Buffer.from(text);
+    expect(duplicateJsonKey(bytes, 'application/json')).toBe('spec');
+    expect(duplicateJsonKey(bytes, 'application/strategic-merge-patch+json')).toBe('spec');
+    // YAML that is JSON is read as JSON: the same rule.
+    expect(duplicateJsonKey(bytes, 'application/apply-patch+yaml')).toBe('spec');
+    expect(duplicateJsonKey(Buffer.from('{"a":{"sp\\u0065c":1,"spec":2}}'), null)).toBe('a.spec');
+    expect(duplicateJsonKey(Buffer.from('{"spec":{},"Spec":{}}'), 'application/json')).toBeNull();
+    // Not read as JSON: nothing to compare (shown as text, or not at all).
+    expect(duplicateJsonKey(Buffer.from('spec: 1\nspec: 2\n'), 'application/yaml')).toBeNull();
+    expect(duplicateJsonKey(bytes, 'application/vnd.kubernetes.protobuf')).toBeNull();
+    expect(duplicateJsonKey(Buffer.from([0xff, 0xfe]), 'application/json')).toBeNull();
+    expect(high(held(text, 'pods').risk)[0]).toBe('the body repeats the key spec: the API server merges both, this summary shows only the last; do not approve');
   });
 
   it('audit rows carry the body facts and the risk, not the text', () => {

@@ -15,8 +15,14 @@ export interface RiskContext {
   patch: PatchType | null;
 }
 
-/** A summary never grows without bound (a body is at most a few MiB, but of anything). */
+/**
+ * A summary never grows without bound (a body is at most a few MiB, but of anything): notice and
+ * info findings are capped at MAX_FINDINGS; high findings are never dropped for them, only past
+ * MAX_HIGH_FINDINGS (a body of thousands of privileged containers), and a cut summary says so as a
+ * high finding first, so padding a body never hides what matters.
+ */
 const MAX_FINDINGS = 200;
+const MAX_HIGH_FINDINGS = 1000;
 const MAX_TEXT = 300;
 
 /** Kinds by plural, for patches (which rarely say their kind). */
@@ -61,6 +67,10 @@ const ESCALATING_VERBS = new Set(['escalate', 'bind', 'impersonate']);
 /** Subresources that run code or mint credentials. */
 const CODE_OR_CREDENTIAL_RESOURCES = new Set(['pods/exec', 'pods/attach', 'pods/ephemeralcontainers', 'serviceaccounts/token', 'nodes/proxy']);
 const SECRET_READ_VERBS = new Set(['get', 'list', 'watch', '*']);
+/** Resources whose creation runs a pod (as any service account of the namespace, mounting any of its secrets). */
+const WORKLOAD_RESOURCES = new Set(['pods', 'deployments', 'statefulsets', 'daemonsets', 'replicasets', 'jobs', 'cronjobs', 'replicationcontrollers']);
+/** Verbs that make or change a workload. */
+const WORKLOAD_WRITE_VERBS = new Set(['create', 'update', 'patch', '*']);
 const HOST_NAMESPACES = [
   ['hostNetwork', 'network'],
   ['hostPID', 'process'],
@@ -94,18 +104,27 @@ function json(v: unknown): string {
 }
 
 class Findings {
-  readonly items: RiskFinding[] = [];
-  private dropped = 0;
+  private readonly items: RiskFinding[] = [];
+  private highs = 0;
+  private others = 0;
+  private droppedHigh = 0;
+  private droppedOther = 0;
   add(level: RiskLevel, text: string): void {
-    if (this.items.length >= MAX_FINDINGS) {
-      this.dropped++;
+    if (level === 'high' ? this.highs >= MAX_HIGH_FINDINGS : this.others >= MAX_FINDINGS) {
+      if (level === 'high') this.droppedHigh++;
+      else this.droppedOther++;
       return;
     }
+    if (level === 'high') this.highs++;
+    else this.others++;
     this.items.push({ level, text: text.length > MAX_TEXT ? `${text.slice(0, MAX_TEXT)}…` : text });
   }
+  /** The findings in the order found; when some were left out, a high finding first saying how many. */
   done(): RiskFinding[] {
-    if (this.dropped > 0) this.items.push({ level: 'notice', text: `${this.dropped} more findings not listed` });
-    return this.items;
+    const dropped = this.droppedHigh + this.droppedOther;
+    if (dropped === 0) return this.items;
+    const which = [this.droppedHigh > 0 && `${this.droppedHigh} high`, this.droppedOther > 0 && `${this.droppedOther} notice or info`].filter(Boolean).join(' and ');
+    return [{ level: 'high', text: `this summary is incomplete: ${which} findings of ${this.highs + this.others + dropped} are not listed; read the whole body before approving` }, ...this.items];
   }
 }
 
@@ -142,7 +161,10 @@ function objectFindings(body: unknown, kindHint: string | undefined, f: Findings
   }
   const p = prefix + (prefix ? `${subject}: ` : '');
   const podPath = POD_SPEC_PATH[kind];
-  if (podPath) podSpecFindings(at(body, podPath), f, p);
+  if (podPath) {
+    podSpecFindings(at(body, podPath), f, p);
+    podAnnotationFindings(at(body, [...podPath.slice(0, -1), 'metadata']), f, p);
+  }
   else if (kind === 'Role' || kind === 'ClusterRole') roleFindings(body, f, p);
   else if (kind === 'RoleBinding' || kind === 'ClusterRoleBinding') bindingFindings(body, kind, f, p);
   else if (kind === 'Secret') secretFindings(body, f, p);
@@ -163,6 +185,8 @@ function podSpecFindings(spec: unknown, f: Findings, p: string): void {
     if (spec[field] === true) f.add('high', `${p}${field}: true (shares the node's ${what} namespace)`);
   }
   if (at(spec, ['securityContext', 'runAsUser']) === 0) f.add('high', `${p}pod runs as root (securityContext.runAsUser: 0)`);
+  confinementFindings(spec['securityContext'], `${p}pod`, f);
+  if (spec['shareProcessNamespace'] === true) f.add('notice', `${p}shareProcessNamespace: true (its containers see and signal each other's processes)`);
   const sa = str(spec['serviceAccountName']) ?? str(spec['serviceAccount']);
   f.add('info', `${p}service account: ${sa ?? 'default (not set)'}`);
   const automount = spec['automountServiceAccountToken'];
@@ -185,6 +209,8 @@ function containerFindings(c: unknown, kind: string, f: Findings, p: string): vo
   if (at(sc, ['privileged']) === true) f.add('high', `${who} is privileged (securityContext.privileged: true)`);
   if (at(sc, ['allowPrivilegeEscalation']) === true) f.add('notice', `${who}: allowPrivilegeEscalation: true`);
   if (at(sc, ['runAsUser']) === 0) f.add('high', `${who} runs as root (securityContext.runAsUser: 0)`);
+  confinementFindings(sc, who, f);
+  if (at(sc, ['procMount']) === 'Unmasked') f.add('high', `${who}: procMount: Unmasked (/proc of the node not masked)`);
   const added = strs(at(sc, ['capabilities', 'add']));
   if (added.length > 0) f.add('high', `${who} adds capabilities ${list(added)}`);
   for (const port of arr(c['ports'])) {
@@ -198,6 +224,23 @@ function containerFindings(c: unknown, kind: string, f: Findings, p: string): vo
   for (const env of arr(c['env'])) {
     const secret = str(at(env, ['valueFrom', 'secretKeyRef', 'name']));
     if (secret) f.add('notice', `${who}: env ${str(at(env, ['name'])) ?? '?'} from secret ${secret}`);
+  }
+}
+
+/** seccomp and AppArmor switched off, at the pod or a container's securityContext. */
+function confinementFindings(sc: unknown, who: string, f: Findings): void {
+  if (at(sc, ['seccompProfile', 'type']) === 'Unconfined') f.add('high', `${who}: seccompProfile Unconfined (no syscall filter)`);
+  if (at(sc, ['appArmorProfile', 'type']) === 'Unconfined') f.add('high', `${who}: appArmorProfile Unconfined (no AppArmor confinement)`);
+}
+
+/** The AppArmor annotations of a pod (before appArmorProfile): `container.apparmor.security.beta.kubernetes.io/<container>: unconfined`. */
+const APPARMOR_ANNOTATION = 'container.apparmor.security.beta.kubernetes.io/';
+
+function podAnnotationFindings(meta: unknown, f: Findings, p: string): void {
+  const annotations = at(meta, ['annotations']);
+  if (!isObj(annotations)) return;
+  for (const [k, v] of Object.entries(annotations)) {
+    if (k.startsWith(APPARMOR_ANNOTATION) && v === 'unconfined') f.add('high', `${p}container ${k.slice(APPARMOR_ANNOTATION.length)}: AppArmor unconfined (annotation ${k})`);
   }
 }
 
@@ -240,6 +283,13 @@ function ruleFindings(rule: unknown, who: string, f: Findings): void {
   const secrets = resources.some((r) => r === 'secrets' || r === '*');
   const reads = verbs.filter((v) => SECRET_READ_VERBS.has(v));
   if (secrets && verbs.length > 0) f.add(reads.length > 0 ? 'high' : 'notice', `${who}: access to secrets (${list(verbs)})`);
+  const workloads = resources.filter((r) => WORKLOAD_RESOURCES.has(r));
+  const writes = verbs.filter((v) => WORKLOAD_WRITE_VERBS.has(v));
+  if (workloads.length > 0 && writes.length > 0) f.add('high', `${who}: ${list(writes)} on ${list(workloads)} (runs pods as any service account of the namespace, with its secrets)`);
+  if (resources.includes('certificatesigningrequests/approval') && verbs.some((v) => v === 'update' || v === 'patch' || v === '*')) {
+    f.add('high', `${who}: approves certificate signing requests (certificatesigningrequests/approval: ${list(verbs)}; mints credentials)`);
+  }
+  if (resources.includes('signers') && verbs.some((v) => v === 'approve' || v === 'sign' || v === '*')) f.add('high', `${who}: ${list(verbs)} on signers (mints credentials)`);
   const code = resources.filter((r) => CODE_OR_CREDENTIAL_RESOURCES.has(r));
   if (code.length > 0 && verbs.some((v) => v === 'create' || v === 'get' || v === '*')) f.add('high', `${who}: ${list(code)} (runs code or mints credentials)`);
 }
@@ -307,6 +357,9 @@ const RISKY_KEYS: Record<string, (v: unknown) => string | undefined> = {
   hostPath: (v) => (v !== undefined ? `hostPath ${json(v)}` : undefined),
   add: (v) => (Array.isArray(v) ? `capabilities add ${json(v)}` : undefined),
   roleRef: (v) => `roleRef ${json(v)}`,
+  procMount: (v) => (v === 'Unmasked' ? 'procMount: Unmasked' : undefined),
+  seccompProfile: (v) => (at(v, ['type']) === 'Unconfined' ? 'seccompProfile Unconfined' : undefined),
+  appArmorProfile: (v) => (at(v, ['type']) === 'Unconfined' ? 'appArmorProfile Unconfined' : undefined),
   verbs: (v) => (strs(v).some((x) => x === '*' || ESCALATING_VERBS.has(x)) ? `verbs ${json(v)}` : undefined),
 };
 
@@ -321,8 +374,12 @@ function jsonPatchFindings(body: unknown, f: Findings): void {
     const value = op['value'];
     f.add('info', `${str(op['op']) ?? '?'} ${path}${value !== undefined ? ` = ${json(value)}` : ''}${str(op['from']) ? ` from ${str(op['from'])}` : ''}`);
     // The last path segment names the value: `/spec/hostNetwork` set to true is hostNetwork: true.
-    const last = path.split('/').pop()?.replace(/~1/g, '/').replace(/~0/g, '~') ?? '';
+    const segments = path.split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+    const last = segments.at(-1) ?? '';
     scanRisky({ [last]: value }, `${path}`, f, 0);
+    // `/.../seccompProfile/type` = Unconfined: the key alone (`type`) does not say it.
+    const owner = segments.at(-2);
+    if (last === 'type' && value === 'Unconfined' && (owner === 'seccompProfile' || owner === 'appArmorProfile')) f.add('high', `${path}: sets ${owner} Unconfined`);
   }
 }
 

@@ -5,7 +5,8 @@ import { STREAM_OPERATIONS, type RestApprovalWidth } from './vocabulary.js';
 
 /**
  * A scope with its keys in declaration order (kind, namespace, pod, container, verbs, commands,
- * maxSessions / kind, verb, resource, namespace, name, request, maxUses), verbs de-duplicated in canonical order,
+ * maxSessions / kind, verb, resource, namespace, name, request (method, path, query, bodySha256,
+ * contentType, contentEncoding), maxUses), verbs de-duplicated in canonical order,
  * absent optional fields left out, and arrays copied. Two scopes are deep-equal exactly when their
  * canonical JSON is equal. Call it on validated scopes only (unknown verbs are dropped).
  */
@@ -20,7 +21,11 @@ export function canonicalScope(scope: ApprovalScope): ApprovalScope {
     };
     if (scope.request !== undefined) {
       const r = scope.request;
-      rest.request = { method: r.method, path: r.path, query: r.query, bodySha256: r.bodySha256 };
+      rest.request = { method: r.method, path: r.path, query: r.query, bodySha256: r.bodySha256, contentType: r.contentType, contentEncoding: r.contentEncoding };
+      // A binding stored before it named the media type lacks both: kept as stored (the store's
+      // trigger compares the binding as a whole), and it covers no request (see sameRequest).
+      if (r.contentType === undefined) delete (rest.request as Partial<RestRequestBinding>).contentType;
+      if (r.contentEncoding === undefined) delete (rest.request as Partial<RestRequestBinding>).contentEncoding;
     }
     if (scope.maxUses !== undefined) rest.maxUses = scope.maxUses;
     return rest;
@@ -52,8 +57,8 @@ function sameArgv(a: readonly string[], b: readonly string[]): boolean {
  *   a command allow-list, the argv is exactly one of its entries (the allow-list is exec argv, so it
  *   does not restrict attach or portforward).
  * - rest: same verb, resource, namespace and name; for a scope bound to a request, also the same
- *   method, canonical path, canonical query and body hash (an operation that does not say what it
- *   is, is not covered).
+ *   method, canonical path, canonical query, body hash, media type and content encoding (an
+ *   operation that does not say what it is, is not covered).
  */
 export function scopeCovers(scope: ApprovalScope, op: Operation): boolean {
   if (scope.kind === 'rest') {
@@ -75,8 +80,18 @@ export function scopeCovers(scope: ApprovalScope, op: Operation): boolean {
   return true;
 }
 
+/** Every field equal; a field missing on either side (an old binding) never equals, so it covers nothing. */
 function sameRequest(a: RestRequestBinding, b: RestRequestBinding): boolean {
-  return a.method === b.method && a.path === b.path && a.query === b.query && a.bodySha256 === b.bodySha256;
+  return (
+    a.method === b.method &&
+    a.path === b.path &&
+    a.query === b.query &&
+    a.bodySha256 === b.bodySha256 &&
+    a.contentType !== undefined &&
+    a.contentType === b.contentType &&
+    a.contentEncoding !== undefined &&
+    a.contentEncoding === b.contentEncoding
+  );
 }
 
 /**

@@ -60,7 +60,7 @@ export type DecisionKind = (typeof DECISION_KINDS)[number];
 
 /**
  * How far an approver widens a held REST request's approval: `request` covers exactly the request
- * that was held (method, path, query, body hash); `shape` covers the verb on that resource,
+ * that was held (method, path, query, body hash, media type, content encoding); `shape` covers the verb on that resource,
  * namespace and name, with any body.
  */
 export const REST_APPROVAL_WIDTHS = ['request', 'shape'] as const;

@@ -199,7 +199,7 @@ describe('held REST call', () => {
       resource: 'pods',
       namespace: 'default',
       name: 'busybox',
-      request: { method: 'DELETE', path: '/api/v1/namespaces/default/pods/busybox', query: '', bodySha256: pending.request!.body!.sha256 },
+      request: { method: 'DELETE', path: '/api/v1/namespaces/default/pods/busybox', query: '', bodySha256: pending.request!.body!.sha256, contentType: 'application/json', contentEncoding: null },
       maxUses: 1,
     });
     expect((await api('POST', `/v1/approvals/${pending.id}/approve`, {})).status).toBe(200);
