@@ -136,6 +136,12 @@ function sessionOp(s: Session): Operation | undefined {
   return { kind: 'stream', verb: s.operation, namespace: s.namespace, pod: s.pod, container: s.container, command: s.command };
 }
 
+/** Whether the row's request (from its arrival to its end) overlaps the window. */
+function overlaps(row: AuditRecord, from: string | null, until: string): boolean {
+  const start = Date.parse(row.time);
+  return from !== null && start + (row.durationMs ?? 0) >= Date.parse(from) && start <= Date.parse(until);
+}
+
 function within(at: string, from: string | null, until: string): boolean {
   const t = Date.parse(at);
   return from !== null && t >= Date.parse(from) && t <= Date.parse(until);
@@ -178,10 +184,14 @@ export async function buildReviewRecord(src: ReviewSources, approvalId: string):
   const from = approval.decidedAt !== null && approval.state !== 'denied' && approval.state !== 'pending' ? approval.decidedAt : null;
   const until = windowEnd(approval, now);
   const sessions = await src.sessions.list({ approvalId });
-  // Filtered by target in the store, so requests against anything else cannot push these out.
-  const rows = (await src.audit.query({ agent: approval.agentId, event: 'request', since: approval.createdAt, until, ...targetQuery(approval.scope), limit: MAX_ROWS + 1 })).filter((r) =>
-    sameTarget(approval.scope, r),
-  );
+  // Filtered by target in the store, so requests against anything else cannot push these out. A
+  // row's time is when its request arrived: the held request that created this approval (and
+  // clones that joined it) arrived before it existed, so those are read by approval id as well.
+  const target = { agent: approval.agentId, event: 'request', ...targetQuery(approval.scope), limit: MAX_ROWS + 1 };
+  const byId = new Map<number, AuditRecord>();
+  for (const r of await src.audit.query({ ...target, approvalId })) byId.set(r.id, r);
+  for (const r of await src.audit.query({ ...target, since: approval.createdAt, until })) byId.set(r.id, r);
+  const rows = [...byId.values()].filter((r) => sameTarget(approval.scope, r)).sort((a, b) => a.id - b.id);
   const truncated = rows.length > MAX_ROWS;
   if (truncated) rows.length = MAX_ROWS;
   const sessionCount = (before: string): number => sessions.filter((s) => Date.parse(s.startedAt) < Date.parse(before)).length;
@@ -202,7 +212,9 @@ export async function buildReviewRecord(src: ReviewSources, approvalId: string):
       mismatch = restMismatch(approval.scope, row);
     }
     if (mismatch === null && from === null) mismatch = 'the approval was never approved';
-    else if (mismatch === null && !within(row.time, from, until)) mismatch = 'outside the approval\'s window';
+    // A held request arrives before its decision and runs after it: it is in the window when it
+    // ended after the decision and arrived before the end.
+    else if (mismatch === null && !(relation === 'this-approval' ? overlaps(row, from, until) : within(row.time, from, until))) mismatch = 'outside the approval\'s window';
     else if (mismatch === null && approval.scope.kind === 'stream' && approval.scope.maxSessions !== undefined && relation !== 'this-approval' && sessionCount(row.time) >= approval.scope.maxSessions) {
       mismatch = `no sessions left (${approval.scope.maxSessions} of ${approval.scope.maxSessions} used)`;
     } else if (mismatch === null && approval.scope.kind === 'rest' && approval.scope.maxUses !== undefined && relation !== 'this-approval' && restUses(row.time) >= approval.scope.maxUses) {
@@ -255,7 +267,7 @@ export async function buildReviewRecord(src: ReviewSources, approvalId: string):
         command: s.command,
         tty: s.tty,
         transport: s.transport,
-        client: clientOf.get(s.id) ?? null,
+        client: s.client ?? clientOf.get(s.id) ?? null,
         startedAt: s.startedAt,
         endedAt: s.endedAt,
         endReason: s.endReason,

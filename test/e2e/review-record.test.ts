@@ -156,6 +156,10 @@ describe('the five answers, each from the record\'s own fields', () => {
     expect(r.scope.window.until).toBe(r.approval.revokedAt);
     expect(r.conformance.verdict).toBe('inside-scope');
     expect(r.answers.scopeKept).toContain('exec into demo/web-0 container app, commands ["sh","-c","echo reviewed"]');
+    // The held request itself arrived before the approval existed, and is listed: it ran under it.
+    const ran = r.conformance.attempts.filter((a) => a.relation === 'this-approval' && !a.refused);
+    expect(ran.map((a) => [a.command, a.inScope, a.sessionId])).toEqual([[['sh', '-c', 'echo reviewed'], true, r.sessions[0]!.id]]);
+    expect(ran[0]!.source).toMatch(ADDRESS);
   });
 
   it('5. what happened: the session, its exit code and its recording', () => {
