@@ -71,6 +71,42 @@ describe('buildReviewRecord', () => {
     expect(r.policy.rule).toBe('secrets-need-approval');
   }, 60_000);
 
+  it('a flood against the same object: its subresources push nothing out; the object itself makes the record say incomplete, not unused', async () => {
+    const { agent } = await store.agents.createAgent('flooder2');
+    const ref = { id: agent.id, name: agent.name };
+    const row = (over: Record<string, unknown>) => ({
+      event: 'request',
+      agent: ref,
+      method: 'GET',
+      verb: 'get',
+      apiGroup: '',
+      resource: 'secrets',
+      subresource: '',
+      namespace: 'demo',
+      name: 'db',
+      decision: 'approval' as const,
+      statusCode: 403,
+      ...over,
+    });
+    const granted = await service.grant(
+      { agent: agent.name, scope: { kind: 'rest', verb: 'get', resource: 'secrets', namespace: 'demo', name: 'db' }, ttlSeconds: 600, reason: 'read it' },
+      { kind: 'user', name: 'ann', role: 'approver' },
+    );
+    const flood = (n: number, over: Record<string, unknown>) =>
+      store.db.transaction(() => {
+        for (let i = 0; i < n; i++) void store.audit.append(row({ path: '/api/v1/namespaces/demo/secrets/db', ...over }));
+      })();
+    flood(10_000, { subresource: 'status', path: '/api/v1/namespaces/demo/secrets/db/status' });
+    await store.audit.append(row({ path: '/api/v1/namespaces/demo/secrets/db', approvalId: granted.id, statusCode: 200, decision: 'approval', details: { outcome: 'completed' } }));
+    const first = await buildReviewRecord(sources(), granted.id);
+    expect([first.conformance.verdict, first.conformance.used, first.conformance.truncated]).toEqual(['inside-scope', 1, false]);
+
+    flood(10_000, {});
+    const second = await buildReviewRecord(sources(), granted.id);
+    expect([second.conformance.verdict, second.conformance.truncated]).toEqual(['incomplete', true]);
+    expect(second.answers.scopeKept).toContain('INCOMPLETE');
+  }, 60_000);
+
   it("a decision the approval's history holds but the chain lacks is listed, marked as not on the chain", async () => {
     const { agent } = await store.agents.createAgent('crashy');
     const granted = await service.grant(

@@ -13,6 +13,7 @@ import type { ReviewAttempt, ReviewDecision, ReviewRecord, ReviewSession, Review
 import type { AuditLog, AuditQuery, AuditRecord, PolicyVersionStore, Session, SessionStore } from '../store/types.js';
 import { ruleSource } from '../policy/rule-source.js';
 import { BastionError, ErrorCode } from '../errors/index.js';
+import { STREAM_OPERATIONS } from '../model/vocabulary.js';
 import type { ApprovalSource } from './bundle.js';
 
 export interface ReviewSources {
@@ -26,7 +27,7 @@ export interface ReviewSources {
 }
 
 /** At most this many audit rows are read for one record (a runaway agent cannot make it unbounded). */
-const MAX_ROWS = 10_000;
+const MAX_ROWS = 9_999;
 
 /** The approval's own life-cycle rows: only deciders and the bastion write them. */
 const LIFE_CYCLE_EVENTS = [
@@ -99,14 +100,17 @@ function sameTarget(scope: ApprovalScope, row: AuditRecord): boolean {
 }
 
 /** The store-side filter for sameTarget. */
-function targetQuery(scope: ApprovalScope): Pick<AuditQuery, 'namespace' | 'apiGroup' | 'resource' | 'name'> {
-  if (scope.kind === 'stream') return { namespace: scope.namespace, apiGroup: '', resource: 'pods', name: scope.pod };
-  const [base = ''] = scope.resource.split('/');
+function targetQuery(scope: ApprovalScope): Pick<AuditQuery, 'namespace' | 'apiGroup' | 'resource' | 'subresources' | 'name'> {
+  // A stream scope's attempts are its streams: reads of the pod, its logs and status are listed by
+  // no record (they are many, cheap, and need no approval).
+  if (scope.kind === 'stream') return { namespace: scope.namespace, apiGroup: '', resource: 'pods', subresources: STREAM_OPERATIONS, name: scope.pod };
+  const [base = '', sub = ''] = scope.resource.split('/');
   const dot = base.indexOf('.');
   return {
     namespace: scope.namespace,
     apiGroup: dot < 0 ? '' : base.slice(dot + 1),
     resource: dot < 0 ? base : base.slice(0, dot),
+    subresources: [sub],
     ...(scope.name !== '' ? { name: scope.name } : {}),
   };
 }
@@ -189,10 +193,12 @@ export async function buildReviewRecord(src: ReviewSources, approvalId: string):
   // clones that joined it) arrived before it existed, so those are read by approval id as well.
   const target = { agent: approval.agentId, event: 'request', ...targetQuery(approval.scope), limit: MAX_ROWS + 1 };
   const byId = new Map<number, AuditRecord>();
-  for (const r of await src.audit.query({ ...target, approvalId })) byId.set(r.id, r);
-  for (const r of await src.audit.query({ ...target, since: approval.createdAt, until })) byId.set(r.id, r);
+  const ofThis = await src.audit.query({ ...target, approvalId });
+  const inWindow = await src.audit.query({ ...target, since: approval.createdAt, until });
+  for (const r of [...ofThis, ...inWindow]) byId.set(r.id, r);
   const rows = [...byId.values()].filter((r) => sameTarget(approval.scope, r)).sort((a, b) => a.id - b.id);
-  const truncated = rows.length > MAX_ROWS;
+  // The store caps a query at 10,000 rows: one more than a record lists tells a cut.
+  const truncated = ofThis.length > MAX_ROWS || inWindow.length > MAX_ROWS || rows.length > MAX_ROWS;
   if (truncated) rows.length = MAX_ROWS;
   const sessionCount = (before: string): number => sessions.filter((s) => Date.parse(s.startedAt) < Date.parse(before)).length;
   // REST uses are the forwarded requests under this approval (a request row is written when it ends).
@@ -345,7 +351,7 @@ export function answersOf(r: Omit<ReviewRecord, 'answers'>): ReviewRecord['answe
           ? 'INCOMPLETE: more requests were made against its object than a record holds, so not every use could be checked'
         : `all ${c.used} use${c.used === 1 ? '' : 's'} stayed inside the scope`) +
     `; ${c.outside} attempt${c.outside === 1 ? '' : 's'} outside the scope, ${c.refused} refused` +
-    (c.truncated ? ' (the first 10,000 requests against the target are listed)' : '');
+    (c.truncated ? ' (the first 9,999 requests against the target are listed)' : '');
   const files = r.sessions.flatMap((s) => s.files ?? []).map((f) => f.name);
   const happened =
     r.sessions.length === 0

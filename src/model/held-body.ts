@@ -33,7 +33,19 @@ export function patchTypeOf(contentType: string | null): PatchType | null {
 
 /** Whether a body of this Content-Type is read as text (JSON, or text shown as it is). */
 function readAsText(contentType: string | null): boolean {
-  return !/protobuf|cbor/i.test(contentType ?? '');
+  // The media type alone, as the API server reads it: `application/json; x=protobuf` is JSON.
+  return !/protobuf|cbor/.test(mediaTypeOf(contentType) ?? '');
+}
+
+/**
+ * The body as text. A body read as text with bytes that are not UTF-8 is decoded as Go's JSON
+ * decoder reads them (each invalid byte U+FFFD), so what is shown and checked is what the API
+ * server reads; `lossy` says it happened.
+ */
+function textOf(bytes: Uint8Array, contentType: string | null): { text: string | undefined; lossy: boolean } {
+  const strict = utf8(bytes);
+  if (strict !== undefined || !readAsText(contentType)) return { text: strict, lossy: false };
+  return { text: new TextDecoder('utf-8').decode(bytes), lossy: true };
 }
 
 /** The body parsed as JSON the way describeHeldBody reads it (any textual Content-Type; YAML that is JSON too); undefined when it is not. */
@@ -52,7 +64,7 @@ function parseJsonBody(text: string | undefined, contentType: string | null): { 
  * describeHeldBody shows is not what such a body does: the endpoint refuses it before any approval.
  */
 export function duplicateJsonKey(bytes: Uint8Array, contentType: string | null): string | null {
-  const text = utf8(bytes);
+  const { text } = textOf(bytes, contentType);
   if (parseJsonBody(text, contentType) === undefined) return null;
   const path = findDuplicateKey(text!);
   return path === null ? null : formatJsonPath(path);
@@ -63,10 +75,11 @@ export function describeHeldBody(bytes: Uint8Array, facts: BodyFacts): { body: H
   const secrets = facts.resource === 'secrets';
   const patch = patchTypeOf(facts.contentType);
   const base = { contentType: facts.contentType, bytes: bytes.length, sha256: facts.sha256 };
-  const text = utf8(bytes);
+  const { text, lossy } = textOf(bytes, facts.contentType);
   let doc: unknown;
   let parsed = false;
   const notes: RiskFinding[] = [];
+  if (lossy) notes.push({ level: 'high', text: 'the body has bytes that are not UTF-8: shown as U+FFFD, as the API server reads them; a client that sends such bytes is not an ordinary client' });
   const json = parseJsonBody(text, facts.contentType);
   if (json !== undefined) {
     doc = json.doc;
@@ -74,7 +87,7 @@ export function describeHeldBody(bytes: Uint8Array, facts: BodyFacts): { body: H
     // The endpoint refuses such a body; should one get here, the summary must not look complete.
     const dup = findDuplicateKey(text!);
     if (dup !== null) notes.push({ level: 'high', text: `the body repeats the key ${formatJsonPath(dup)}: the API server merges both, this summary shows only the last; do not approve` });
-  } else if (/protobuf/i.test(facts.contentType ?? '')) {
+  } else if (/protobuf/.test(mediaTypeOf(facts.contentType) ?? '')) {
     // Typed clients (kubectl 1.33's `create secret`, `run`, ...) send protobuf: read what we can.
     const decoded = decodeKubeProtobuf(bytes);
     if (decoded) {
@@ -90,6 +103,7 @@ export function describeHeldBody(bytes: Uint8Array, facts: BodyFacts): { body: H
     const why = text === undefined ? 'binary' : 'not JSON';
     const findings: RiskFinding[] = [
       ...cutNote(shown.truncated, text?.length ?? 0),
+      ...notes,
       { level: 'notice', text: `the body is ${why}: no summary${shown.text === null ? ', and it is not shown' : ''}; decide on what you can verify` },
     ];
     return {

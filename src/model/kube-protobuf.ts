@@ -53,7 +53,16 @@ function fields(buf: Uint8Array): Field[] | undefined {
 }
 
 const text = (b: Uint8Array | undefined): string => new TextDecoder().decode(b ?? new Uint8Array());
+/** A scalar field: the last occurrence wins, as in protobuf. */
 const one = (fs: Field[], no: number): Field | undefined => fs.filter((f) => f.no === no).pop();
+/**
+ * An embedded message field: protobuf merges every occurrence (their bytes concatenated are the
+ * merged message), so an object cannot hide a metadata block behind a second one.
+ */
+const merged = (fs: Field[], no: number): Uint8Array | undefined => {
+  const parts = fs.filter((f) => f.no === no && f.bytes).map((f) => f.bytes!);
+  return parts.length === 0 ? undefined : parts.length === 1 ? parts[0] : Buffer.concat(parts);
+};
 
 /** A `map<string, V>`: repeated entries {key = 1, value = 2}. */
 function map(fs: Field[], no: number, value: (b: Uint8Array | undefined) => string): Record<string, string> | undefined {
@@ -110,13 +119,13 @@ export function decodeKubeProtobuf(body: Uint8Array): DecodedProtobuf | undefine
   if (body.length < MAGIC.length || MAGIC.some((b, i) => body[i] !== b)) return undefined;
   const unknown = fields(body.subarray(MAGIC.length));
   if (!unknown) return undefined;
-  const typeMeta = fields(one(unknown, 1)?.bytes ?? new Uint8Array()) ?? [];
+  const typeMeta = fields(merged(unknown, 1) ?? new Uint8Array()) ?? [];
   const raw = one(unknown, 2)?.bytes;
   const encoding = one(unknown, 3)?.bytes;
   if (!raw || (encoding && encoding.length > 0)) return undefined;
   const fs = fields(raw);
   if (!fs) return undefined;
-  const object: Record<string, unknown> = { apiVersion: text(one(typeMeta, 1)?.bytes), kind: text(one(typeMeta, 2)?.bytes), metadata: objectMeta(one(fs, 1)?.bytes) };
+  const object: Record<string, unknown> = { apiVersion: text(one(typeMeta, 1)?.bytes), kind: text(one(typeMeta, 2)?.bytes), metadata: objectMeta(merged(fs, 1)) };
   if (object['kind'] === 'Secret') {
     secret(fs, object);
     return { object, partial: false };

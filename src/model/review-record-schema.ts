@@ -119,12 +119,12 @@ export const ReviewRecordSchema = z
       verdict: z
         .enum(REVIEW_VERDICTS)
         .describe(
-          'inside-scope: everything that ran under it was covered by its scope and window; outside-scope: something was not (listed); unused: nothing ran under it; incomplete: more requests than a record holds (10,000) were made against a REST scope\'s object, so not every use could be checked.',
+          'inside-scope: everything that ran under it was covered by its scope and window; outside-scope: something was not (listed); unused: nothing ran under it; incomplete: more requests than a record holds (9,999) were made against a REST scope\'s object, so not every use could be checked.',
         ),
       used: z.int().describe('Sessions and requests that ran under this approval.'),
       outside: z.int().describe('Attempts outside the scope (refused, held separately, or run under another approval); requests the policy allowed on its own are listed but not counted.'),
       refused: z.int().describe('Attempts that were refused.'),
-      truncated: z.boolean().describe('More than 10,000 requests against the target: the first 10,000 are listed.'),
+      truncated: z.boolean().describe('More than 9,999 requests against the target: the first 9,999 are listed.'),
       attempts: z.array(ReviewAttemptSchema).describe("Every request of this agent against the approval's pod or object between its creation and its end."),
     }),
     sessions: z.array(ReviewSessionSchema),

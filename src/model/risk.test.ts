@@ -134,6 +134,14 @@ describe('summarizeRisk: RBAC, secrets, webhooks', () => {
     expect(texts(s)).toContain('info: rule 5: verbs get on resources configmaps in API groups ""');
   });
 
+  it("RBAC's */exec form names pods/exec too (and */token, */ephemeralcontainers)", () => {
+    const s = summarizeRisk(
+      { kind: 'Role', metadata: { name: 'r', namespace: 'demo' }, rules: [{ apiGroups: [''], resources: ['*/exec', '*/token', '*/status'], verbs: ['create'] }] },
+      whole('roles'),
+    );
+    expect(high(s)).toEqual(['rule 1: */exec, */token (runs code or mints credentials)']);
+  });
+
   it('a ClusterRoleBinding to cluster-admin for everyone authenticated', () => {
     const s = summarizeRisk(
       { kind: 'ClusterRoleBinding', metadata: { name: 'b' }, roleRef: { kind: 'ClusterRole', name: 'cluster-admin' }, subjects: [{ kind: 'Group', name: 'system:authenticated' }, { kind: 'ServiceAccount', name: 'ci', namespace: 'build' }] },
@@ -370,6 +378,20 @@ describe('describeHeldBody', () => {
     expect(high(held(text, 'pods').risk)[0]).toBe('the body repeats the key spec: the API server merges both, this summary shows only the last; do not approve');
   });
 
+  it('the media type alone decides JSON (a parameter naming protobuf does not turn the checks off), and bytes that are not UTF-8 are read as the API server reads them', () => {
+    const text =
+      '{"kind":"Pod","metadata":{"name":"dup","annotations":{"a":"X"}},"spec":{"hostPID":true,"containers":[{"name":"app","image":"busybox"}]},"spec":{"containers":[{"name":"app","image":"busybox"}]}}';
+    expect(duplicateJsonKey(Buffer.from(text), 'application/json; x=protobuf')).toBe('spec');
+    expect(duplicateJsonKey(Buffer.from(text), 'application/json;charset=cbor')).toBe('spec');
+    // One byte that is not UTF-8, inside a string: Go's decoder reads it as U+FFFD and goes on.
+    const spliced = Buffer.concat([Buffer.from(text.slice(0, text.indexOf('X'))), Buffer.from([0xff]), Buffer.from(text.slice(text.indexOf('X')))]);
+    expect(duplicateJsonKey(spliced, 'application/json')).toBe('spec');
+    const single = Buffer.concat([Buffer.from('{"kind":"Pod","metadata":{"name":"p","annotations":{"a":"'), Buffer.from([0xff]), Buffer.from('"}},"spec":{"hostPID":true,"containers":[]}}')]);
+    const { body, risk } = describeHeldBody(single, { contentType: 'application/json', resource: 'pods', sha256: 'x' });
+    expect(body.text).toContain('\ufffd');
+    expect(high(risk)).toEqual(expect.arrayContaining([expect.stringContaining('not UTF-8'), expect.stringContaining('hostPID: true')]));
+  });
+
   it('audit rows carry the body facts and the risk, not the text', () => {
     const { body, risk } = held({ kind: 'ConfigMap', data: { k: 'v' } }, 'configmaps');
     const request = { method: 'POST', path: '/api/v1/namespaces/demo/configmaps', body, risk };
@@ -417,6 +439,14 @@ describe('Kubernetes protobuf bodies (what kubectl 1.33 typed commands send)', (
       'info: type Opaque',
       'info: keys: k (values not shown)',
     ]);
+  });
+
+  it('a metadata block given twice is merged, as protobuf merges it: the first cannot hide behind the second', () => {
+    const first = msg(field(12, msg(field(1, 'kubernetes.io/service-account.name'), field(2, 'cluster-admin-sa'))));
+    const second = msg(field(1, 'innocent'), field(12, msg(field(1, 'note'), field(2, 'x'))));
+    const body = envelope('v1', 'Secret', msg(field(1, first), field(1, second), field(3, 'kubernetes.io/service-account-token')));
+    const { body: shown } = describeHeldBody(body, { contentType: 'application/vnd.kubernetes.protobuf', resource: 'secrets', sha256: sha(body) });
+    expect(JSON.parse(shown.text!).metadata).toEqual({ name: 'innocent', annotations: { 'kubernetes.io/service-account.name': 'cluster-admin-sa', note: 'x' } });
   });
 
   it('another kind: its metadata only, and the approver is told the spec is not shown', () => {

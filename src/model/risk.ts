@@ -66,6 +66,8 @@ const BROAD_GROUPS = new Set(['system:authenticated', 'system:unauthenticated', 
 const ESCALATING_VERBS = new Set(['escalate', 'bind', 'impersonate']);
 /** Subresources that run code or mint credentials. */
 const CODE_OR_CREDENTIAL_RESOURCES = new Set(['pods/exec', 'pods/attach', 'pods/ephemeralcontainers', 'serviceaccounts/token', 'nodes/proxy']);
+/** The subresources of CODE_OR_CREDENTIAL_RESOURCES, which RBAC's star-slash form ("*" then "/exec") names on every resource. */
+const CODE_OR_CREDENTIAL_SUBRESOURCES = new Set([...CODE_OR_CREDENTIAL_RESOURCES].map((r) => r.slice(r.indexOf('/') + 1)));
 const SECRET_READ_VERBS = new Set(['get', 'list', 'watch', '*']);
 /** Resources whose creation runs a pod (as any service account of the namespace, mounting any of its secrets). */
 const WORKLOAD_RESOURCES = new Set(['pods', 'deployments', 'statefulsets', 'daemonsets', 'replicasets', 'jobs', 'cronjobs', 'replicationcontrollers']);
@@ -290,7 +292,8 @@ function ruleFindings(rule: unknown, who: string, f: Findings): void {
     f.add('high', `${who}: approves certificate signing requests (certificatesigningrequests/approval: ${list(verbs)}; mints credentials)`);
   }
   if (resources.includes('signers') && verbs.some((v) => v === 'approve' || v === 'sign' || v === '*')) f.add('high', `${who}: ${list(verbs)} on signers (mints credentials)`);
-  const code = resources.filter((r) => CODE_OR_CREDENTIAL_RESOURCES.has(r));
+  // RBAC's `*/exec` names that subresource of every resource, `pods/exec` among them.
+  const code = resources.filter((r) => CODE_OR_CREDENTIAL_RESOURCES.has(r) || (r.startsWith('*/') && CODE_OR_CREDENTIAL_SUBRESOURCES.has(r.slice(2))));
   if (code.length > 0 && verbs.some((v) => v === 'create' || v === 'get' || v === '*')) f.add('high', `${who}: ${list(code)} (runs code or mints credentials)`);
 }
 

@@ -493,6 +493,10 @@ export function queryAudit(db: Db, q: AuditQuery = {}): AuditRecord[] {
       params.push(v);
     }
   }
+  if (q.subresources !== undefined) {
+    where.push(q.subresources.length === 0 ? '0' : `COALESCE(subresource, '') IN (${q.subresources.map(() => '?').join(', ')})`);
+    params.push(...q.subresources);
+  }
   if (q.approvalId !== undefined) {
     where.push('approval_id = ?');
     params.push(q.approvalId);

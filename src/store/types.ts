@@ -240,6 +240,8 @@ export interface AuditQuery {
   namespace?: string;
   apiGroup?: string;
   resource?: string;
+  /** Any of these subresources ('' for none). */
+  subresources?: readonly string[];
   name?: string;
   approvalId?: string;
   sessionId?: string;
