@@ -87,7 +87,7 @@ function forwardsSince(from: number): string[] {
     .map((e) => `${e.method} ${e.transport ?? 'none'}`);
 }
 
-const CLIENTS = [
+const CLIENTS: Array<{ label: string; minor: number; env: Record<string, string>; expected: string }> = [
   { label: '1.27 (SPDY)', minor: 27, env: {}, expected: 'POST spdy' },
   { label: '1.30 with KUBECTL_PORT_FORWARD_WEBSOCKETS=true (tunnel)', minor: 30, env: { KUBECTL_PORT_FORWARD_WEBSOCKETS: 'true' }, expected: 'GET websocket-tunnel' },
   { label: '1.31 (tunnel)', minor: 31, env: {}, expected: 'GET websocket-tunnel' },

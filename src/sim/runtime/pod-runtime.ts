@@ -2,6 +2,7 @@
 // spec entry (ephemeral containers included), and the exec/attach sessions and port-forward
 // connections that must end when the pod is deleted.
 import { chmod, chown, mkdir, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Container, type ContainerSpec } from './container.js';
 import type { RunAs } from './process.js';
@@ -46,12 +47,16 @@ function podKey(namespace: string, name: string): string {
 }
 
 /**
- * The n-th pod's loopback address, 127.1.0.10 upwards: every pod gets its own, so two pods can
- * listen on the same port as they could in their own network namespaces.
+ * A fresh loopback address for a pod, at random in 127.2.0.1-127.251.255.254: every pod gets its
+ * own, so two pods (of this sim, or of another sim on the same machine) can listen on the same
+ * port, as they could in their own network namespaces. 127.0/16 and 127.1/16 are left alone.
  */
-export function podLoopbackAddress(n: number): string {
-  const host = 10 + n;
-  return `127.1.${Math.floor(host / 250) % 250}.${(host % 250) + 1}`;
+export function podLoopbackAddress(used: ReadonlySet<string>): string {
+  for (;;) {
+    const [a, b, c] = randomBytes(3);
+    const address = `127.${2 + (a! % 250)}.${b!}.${1 + (c! % 254)}`;
+    if (!used.has(address)) return address;
+  }
 }
 
 export interface PodRuntimeOptions {
@@ -63,7 +68,6 @@ export interface PodRuntimeOptions {
 
 export class PodRuntime {
   private readonly pods = new Map<string, RunningPod>();
-  private started = 0;
   private readonly root: string;
 
   constructor(private readonly options: PodRuntimeOptions) {
@@ -105,7 +109,7 @@ export class PodRuntime {
     const dir = await this.makePodDir(namespace, name);
     const running: RunningPod = {
       dir,
-      address: podLoopbackAddress(this.started++),
+      address: podLoopbackAddress(new Set([...this.pods.values()].map((p) => p.address))),
       containers: new Map(),
       ephemeral: new Map(),
       sessions: new Set(),

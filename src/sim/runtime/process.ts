@@ -2,7 +2,7 @@
 // for, a plain child process otherwise. Both look the same to callers: byte streams plus an exit code.
 import { spawn as spawnChild } from 'node:child_process';
 import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import * as pty from 'node-pty';
 import type { TerminalSize } from '../../protocol/resize.js';
@@ -50,6 +50,10 @@ export function spawnProcess(spec: ProcessSpec): Promise<ContainerProcess> {
 }
 
 function spawnPlain(file: string, args: string[], spec: ProcessSpec): Promise<ContainerProcess> {
+  // Another user's spawn failure is not always ENOENT; look the command up first, as runc does.
+  if (spec.user && lookPath(file, spec.env.PATH, spec.cwd) === undefined) {
+    return Promise.reject(new SpawnError(`exec: "${file}": executable file not found in $PATH`));
+  }
   return new Promise((resolve, reject) => {
     // Own process group, so killing the container also ends whatever it started.
     // With uid/gid set, libuv also drops the supplementary groups (setgroups(0)) before exec.
@@ -87,8 +91,8 @@ function spawnPlain(file: string, args: string[], spec: ProcessSpec): Promise<Co
 const SETPRIV = '/usr/bin/setpriv';
 
 /** The executable `file` names, looked up on PATH as the container runtime does; undefined if none. */
-function lookPath(file: string, path: string | undefined): string | undefined {
-  const candidates = file.includes('/') ? [file] : (path ?? '').split(delimiter).filter(isAbsolute).map((dir) => join(dir, file));
+function lookPath(file: string, path: string | undefined, cwd: string): string | undefined {
+  const candidates = file.includes('/') ? [resolve(cwd, file)] : (path ?? '').split(delimiter).filter(isAbsolute).map((dir) => join(dir, file));
   return candidates.find((candidate) => {
     try {
       accessSync(candidate, fsConstants.X_OK);
@@ -105,7 +109,7 @@ function lookPath(file: string, path: string | undefined): string | undefined {
  */
 function ptyCommand(file: string, args: string[], spec: ProcessSpec): { file: string; args: string[]; ids?: RunAs } | SpawnError {
   if (!spec.user) return { file, args };
-  if (lookPath(file, spec.env.PATH) === undefined) return new SpawnError(`exec: "${file}": executable file not found in $PATH`);
+  if (lookPath(file, spec.env.PATH, spec.cwd) === undefined) return new SpawnError(`exec: "${file}": executable file not found in $PATH`);
   const { uid, gid } = spec.user;
   if (existsSync(SETPRIV)) return { file: SETPRIV, args: [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--', file, ...args] };
   return { file, args, ids: spec.user };
