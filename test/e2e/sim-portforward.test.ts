@@ -7,6 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { connect } from 'node:net';
+import { PassThrough } from 'node:stream';
+import { KubeConfig, PortForward } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { freshHome, kubectlPath } from '../helpers/kubectl.js';
@@ -196,5 +198,30 @@ describe('a raw channel-protocol client', () => {
     await expect(openChannels('', 'v4.channel.k8s.io')).rejects.toThrow('HTTP 400');
     await expect(openChannels('ports=0', 'v4.channel.k8s.io')).rejects.toThrow('HTTP 400');
     await expect(openChannels('ports=http', 'v4.channel.k8s.io')).rejects.toThrow('HTTP 400');
+  });
+});
+
+describe('@kubernetes/client-node PortForward', () => {
+  it('gets the HTTP answer of demo/web-0 over the channel protocol', async () => {
+    const kc = new KubeConfig();
+    kc.loadFromFile(env.kubeconfig);
+    const output = new PassThrough();
+    const errors = new PassThrough();
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    output.on('data', (d: Buffer) => out.push(d));
+    errors.on('data', (d: Buffer) => err.push(d));
+    const input = new PassThrough();
+    const before = env.sim.requests.entries.length;
+    const ws = (await new PortForward(kc).portForward('demo', 'web-0', [8080], output, errors, input)) as WebSocket;
+    const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+    expect(ws.protocol).toBe('v4.channel.k8s.io');
+    input.write('GET /client-node HTTP/1.0\r\n\r\n');
+    await closed;
+    const http = Buffer.concat(out).toString();
+    expect(http).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(http.endsWith('hello from demo/web-0 (container app, port 8080): GET /client-node\n')).toBe(true);
+    expect(Buffer.concat(err).length).toBe(0);
+    expect(forwardsSince(before)).toEqual(['GET websocket']);
   });
 });
