@@ -11,6 +11,11 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { ObjectStore, type KubeObject } from './store.js';
 import { seedObjects } from './seed.js';
 import { PodRuntime } from './runtime/pod-runtime.js';
+import type { RunAs } from './runtime/process.js';
+import { podUser } from './runtime/user.js';
+import { authGroupDiscovery, authResourceList, isAuthPath, serveAuthReview } from './http/auth.js';
+import { serveEphemeralContainers } from './http/ephemeral.js';
+import { servePortForward } from './portforward/upgrade.js';
 import { podStatus } from './pod-status.js';
 import { RequestLog } from './request-log.js';
 import type { ResourceDef } from './resources.js';
@@ -35,6 +40,11 @@ export interface SimOptions {
   /** Append every request as a JSON line to this file. */
   requestLogFile?: string;
   tls?: ServingMaterial;
+  /**
+   * Who runs pod processes: default `nobody` when the sim runs as root, else the sim's own user;
+   * 'self' keeps the sim's user even as root.
+   */
+  runAs?: RunAs | 'self';
   /** Called for errors that are not a client's fault (logged by the CLI). */
   onError?: (err: unknown) => void;
 }
@@ -80,7 +90,8 @@ export class SimCluster {
       this.workDir = await mkdtemp(join(tmpdir(), 'kube-bastion-sim-'));
       this.ownsWorkDir = true;
     }
-    this.runtime = new PodRuntime(this.workDir, (ns, name) => this.refreshPodStatus(ns, name));
+    const runAs = podUser(this.options.runAs);
+    this.runtime = new PodRuntime({ root: this.workDir, ...(runAs ? { runAs } : {}), onContainerChange: (ns, name) => this.refreshPodStatus(ns, name) });
     for (const { resource, object } of seedObjects()) {
       const def = { name: resource } as ResourceDef;
       this.prepareCreate(def, object);
@@ -142,14 +153,25 @@ export class SimCluster {
     if (req.method === 'GET') {
       if (path === '/version') return sendJson(res, 200, SIM_VERSION);
       if (path === '/api') return sendJson(res, 200, apiVersions(`${req.socket.localAddress}:${req.socket.localPort}`));
-      if (path === '/apis') return sendJson(res, 200, apiGroupList());
+      if (path === '/apis') return sendJson(res, 200, apiGroupList(authGroupDiscovery()));
       if (path === '/api/v1') return sendJson(res, 200, coreV1Resources());
+      const groupResources = authResourceList(path);
+      if (groupResources !== undefined) return sendJson(res, 200, groupResources);
     }
+    if (isAuthPath(path)) return serveAuthReview(req, res, path);
     const route = routeCoreV1(path);
     if (!route) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
     if (route.resource.name === 'pods' && route.subresource !== undefined) {
       if (route.subresource === 'log' && req.method === 'GET') return this.logs(req, res, route.namespace!, route.name!, url.searchParams);
-      if (route.subresource === 'exec' || route.subresource === 'attach') throw ApiError.badRequest('Upgrade request required');
+      if (route.subresource === 'exec' || route.subresource === 'attach' || route.subresource === 'portforward') {
+        throw ApiError.badRequest('Upgrade request required');
+      }
+      if (route.subresource === 'ephemeralcontainers') {
+        return serveEphemeralContainers(req, res, route.namespace!, route.name!, {
+          store: this.store,
+          afterChange: (pod) => this.startEphemeral(pod),
+        });
+      }
     }
     return this.rest.handle(req, res, route, url.searchParams);
   }
@@ -159,7 +181,11 @@ export class SimCluster {
     if (!pod) throw ApiError.notFound('pods', name);
     const containers = this.runtime.containers(namespace, name);
     const wanted = params.get('container') ?? '';
-    const container = wanted === '' && containers.length === 1 ? containers[0] : containers.find((c) => c.spec.name === wanted);
+    // Ephemeral containers have logs too (kubectl debug falls back to them when attach fails).
+    const container =
+      wanted === '' && containers.length === 1
+        ? containers[0]
+        : [...containers, ...this.runtime.ephemeralContainers(namespace, name)].find((c) => c.spec.name === wanted);
     if (!container) {
       if (wanted === '') {
         throw ApiError.badRequest(`a container name must be specified for pod ${name}, choose one of: [${containers.map((c) => c.spec.name).join(' ')}]`);
@@ -181,6 +207,7 @@ export class SimCluster {
       writeStatusToSocket(socket, apiStatus(404, 'NotFound', 'the server could not find the requested resource'));
       return;
     }
+    if (route.subresource === 'portforward') return this.portForward(req, socket, head, route.namespace, route.name, url.searchParams);
     await handleStreamUpgrade(
       { store: this.store, runtime: this.runtime, onError: (err) => this.options.onError?.(err) },
       req,
@@ -189,6 +216,28 @@ export class SimCluster {
       route,
       url.searchParams,
     );
+  }
+
+  private async portForward(req: IncomingMessage, socket: Duplex, head: Buffer, namespace: string, name: string, params: URLSearchParams): Promise<void> {
+    const pod = this.store.get('pods', namespace, name);
+    const address = this.runtime.podAddress(namespace, name);
+    if (!pod || address === undefined) {
+      writeStatusToSocket(socket, apiStatus(404, 'NotFound', `pods "${name}" not found`, { name, kind: 'pods' }));
+      return;
+    }
+    await servePortForward(req, socket, head, params, {
+      namespace,
+      name,
+      uid: pod.metadata.uid ?? '',
+      address,
+      track: (end) => this.runtime.trackSession(namespace, name, end),
+    });
+  }
+
+  /** Runs the ephemeral containers just added to `pod`, then reports them in its status. */
+  private async startEphemeral(pod: KubeObject): Promise<void> {
+    await this.runtime.startEphemeral(pod);
+    this.refreshPodStatus(pod.metadata.namespace ?? 'default', pod.metadata.name);
   }
 
   private internalError(res: ServerResponse, err: unknown): void {
@@ -230,7 +279,12 @@ export class SimCluster {
   private refreshPodStatus(namespace: string, name: string): void {
     const pod = this.store.get('pods', namespace, name);
     if (!pod) return;
-    pod.status = podStatus(pod, this.runtime.containers(namespace, name), this.podIndex.get(`${namespace}/${name}`) ?? 0);
+    pod.status = podStatus(
+      pod,
+      this.runtime.containers(namespace, name),
+      this.podIndex.get(`${namespace}/${name}`) ?? 0,
+      this.runtime.ephemeralContainers(namespace, name),
+    );
     this.store.update('pods', pod);
   }
 }

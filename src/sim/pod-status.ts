@@ -6,8 +6,32 @@ function iso(date: Date): string {
   return date.toISOString().replace(/\.\d+Z$/, 'Z');
 }
 
-export function podStatus(pod: KubeObject, containers: Container[], podIndex: number): Record<string, unknown> {
+type SpecEntry = { name: string; image?: string };
+
+function containerStatus(c: Container, specs: SpecEntry[], uid: string): Record<string, unknown> {
+  const state = c.state;
+  const ended = c.terminated;
+  const current = state.running
+    ? { running: { startedAt: iso(state.startedAt) } }
+    : ended && c.spec.restart === false
+      ? { terminated: { exitCode: ended.code, reason: ended.code === 0 ? 'Completed' : 'Error', startedAt: iso(state.startedAt), finishedAt: iso(ended.at) } }
+      : { waiting: { reason: 'CrashLoopBackOff' } };
+  return {
+    name: c.spec.name,
+    ready: state.running,
+    started: state.running,
+    restartCount: state.restartCount,
+    image: specs.find((s) => s.name === c.spec.name)?.image ?? 'unknown',
+    imageID: '',
+    containerID: `sim://${uid}/${c.spec.name}`,
+    state: current,
+  };
+}
+
+export function podStatus(pod: KubeObject, containers: Container[], podIndex: number, ephemeral: Container[] = []): Record<string, unknown> {
   const created = pod.metadata.creationTimestamp ?? iso(new Date());
+  const spec = (pod.spec ?? {}) as { containers?: SpecEntry[]; ephemeralContainers?: SpecEntry[] };
+  const uid = pod.metadata.uid ?? '';
   const allReady = containers.every((c) => c.running);
   const condition = (type: string, ok: boolean) => ({ type, status: ok ? 'True' : 'False', lastProbeTime: null, lastTransitionTime: created });
   return {
@@ -18,18 +42,10 @@ export function podStatus(pod: KubeObject, containers: Container[], podIndex: nu
     podIPs: [{ ip: `10.244.0.${10 + (podIndex % 240)}` }],
     startTime: created,
     qosClass: 'BestEffort',
-    containerStatuses: containers.map((c) => {
-      const state = c.state;
-      return {
-        name: c.spec.name,
-        ready: state.running,
-        started: state.running,
-        restartCount: state.restartCount,
-        image: ((pod.spec as { containers?: Array<{ name: string; image?: string }> }).containers ?? []).find((s) => s.name === c.spec.name)?.image ?? 'unknown',
-        imageID: '',
-        containerID: `sim://${pod.metadata.uid ?? ''}/${c.spec.name}`,
-        state: state.running ? { running: { startedAt: iso(state.startedAt) } } : { waiting: { reason: 'CrashLoopBackOff' } },
-      };
-    }),
+    containerStatuses: containers.map((c) => containerStatus(c, spec.containers ?? [], uid)),
+    ...(ephemeral.length > 0
+      ? // Ephemeral containers are never ready (they have no probes) and never restart.
+        { ephemeralContainerStatuses: ephemeral.map((c) => ({ ...containerStatus(c, spec.ephemeralContainers ?? [], uid), ready: false })) }
+      : {}),
   };
 }

@@ -23,6 +23,8 @@ export const RESOURCES: readonly ResourceDef[] = [
 export const POD_SUBRESOURCES = [
   { name: 'pods/exec', kind: 'PodExecOptions', verbs: ['create', 'get'] },
   { name: 'pods/attach', kind: 'PodAttachOptions', verbs: ['create', 'get'] },
+  { name: 'pods/portforward', kind: 'PodPortForwardOptions', verbs: ['create', 'get'] },
+  { name: 'pods/ephemeralcontainers', kind: 'Pod', verbs: ['get', 'patch', 'update'] },
   { name: 'pods/log', kind: 'Pod', verbs: ['get'] },
   { name: 'pods/status', kind: 'Pod', verbs: ['get'] },
 ] as const;

@@ -5,11 +5,61 @@ function namespace(name: string): KubeObject {
   return { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'kubernetes.io/metadata.name': name } }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } };
 }
 
-const WEB_APP = [
-  'echo "web-0 app: listening on :8080"',
-  'i=0',
-  'while :; do i=$((i+1)); echo "web-0 app: GET /healthz 200 (request $i)"; sleep 2; done',
-].join('; ');
+/**
+ * demo/web-0's app: a real HTTP server on the pod's address, port 8080 (the kubelet's probe is
+ * simulated by a log line every 2 s). It answers every request with who it is.
+ */
+const WEB_APP = `
+const http = require('node:http');
+const host = process.env.SIM_POD_ADDRESS || '127.0.0.1';
+const server = http.createServer((req, res) => {
+  const body = 'hello from ' + process.env.POD_NAMESPACE + '/' + process.env.POD_NAME + ' (container app, port 8080): ' + req.method + ' ' + req.url + '\\n';
+  res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+  console.log('web-0 app: served ' + req.method + ' ' + req.url);
+});
+server.listen(8080, host, () => {
+  console.log('web-0 app: listening on :8080');
+  let i = 0;
+  setInterval(() => console.log('web-0 app: GET /healthz 200 (request ' + ++i + ')'), 2000);
+});
+`.trim();
+
+/** demo/web-0's sidecar: an echo service on port 7000 that returns every byte and honours half-close. */
+const ECHO_SIDECAR = `
+const net = require('node:net');
+const host = process.env.SIM_POD_ADDRESS || '127.0.0.1';
+net.createServer({ allowHalfOpen: true }, (socket) => socket.pipe(socket)).listen(7000, host, () => console.log('sidecar: started (echo on :7000)'));
+`.trim();
+
+/** Fields every container spec has once the API server has defaulted it (kubectl debug copies them). */
+function defaulted<T extends Record<string, unknown>>(container: T): T & Record<string, unknown> {
+  return {
+    imagePullPolicy: 'IfNotPresent',
+    resources: {},
+    terminationMessagePath: '/dev/termination-log',
+    terminationMessagePolicy: 'File',
+    ...container,
+  };
+}
+
+/** Pod spec fields the API server defaults. */
+const POD_DEFAULTS = {
+  dnsPolicy: 'ClusterFirst',
+  enableServiceLinks: true,
+  nodeName: 'sim-node-0',
+  preemptionPolicy: 'PreemptLowerPriority',
+  priority: 0,
+  schedulerName: 'default-scheduler',
+  securityContext: {},
+  serviceAccount: 'default',
+  serviceAccountName: 'default',
+  terminationGracePeriodSeconds: 30,
+  tolerations: [
+    { key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 },
+    { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 },
+  ],
+};
 
 export function seedObjects(): Array<{ resource: string; object: KubeObject }> {
   return [
@@ -28,10 +78,11 @@ export function seedObjects(): Array<{ resource: string; object: KubeObject }> {
           annotations: { 'kubectl.kubernetes.io/default-container': 'app' },
         },
         spec: {
+          ...POD_DEFAULTS,
           restartPolicy: 'Always',
           containers: [
-            { name: 'app', image: 'registry.example/web:1.0', command: ['sh', '-c', WEB_APP] },
-            { name: 'sidecar', image: 'registry.example/sidecar:1.0', command: ['sh', '-c', 'echo "sidecar: started"; exec sleep infinity'] },
+            defaulted({ name: 'app', image: 'registry.example/web:1.0', command: ['node', '-e', WEB_APP], ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }] }),
+            defaulted({ name: 'sidecar', image: 'registry.example/sidecar:1.0', command: ['node', '-e', ECHO_SIDECAR], ports: [{ name: 'echo', containerPort: 7000, protocol: 'TCP' }] }),
           ],
         },
       },
@@ -43,9 +94,10 @@ export function seedObjects(): Array<{ resource: string; object: KubeObject }> {
         kind: 'Pod',
         metadata: { name: 'shell-0', namespace: 'demo', labels: { app: 'shell' } },
         spec: {
+          ...POD_DEFAULTS,
           restartPolicy: 'Always',
           containers: [
-            { name: 'main', image: 'registry.example/shell:1.0', command: ['/bin/sh'], tty: true, stdin: true, env: [{ name: 'PS1', value: 'shell-0$ ' }] },
+            defaulted({ name: 'main', image: 'registry.example/shell:1.0', command: ['/bin/sh'], tty: true, stdin: true, env: [{ name: 'PS1', value: 'shell-0$ ' }] }),
           ],
         },
       },
@@ -56,7 +108,7 @@ export function seedObjects(): Array<{ resource: string; object: KubeObject }> {
         apiVersion: 'v1',
         kind: 'Pod',
         metadata: { name: 'busybox', namespace: 'default', labels: { app: 'busybox' } },
-        spec: { restartPolicy: 'Always', containers: [{ name: 'busybox', image: 'busybox:1.36', command: ['sleep', 'infinity'] }] },
+        spec: { ...POD_DEFAULTS, restartPolicy: 'Always', containers: [defaulted({ name: 'busybox', image: 'busybox:1.36', command: ['sleep', 'infinity'] })] },
       },
     },
     {

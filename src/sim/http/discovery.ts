@@ -22,8 +22,8 @@ export function apiVersions(serverAddress: string): unknown {
   };
 }
 
-export function apiGroupList(): unknown {
-  return { kind: 'APIGroupList', apiVersion: 'v1', groups: [] };
+export function apiGroupList(groups: unknown[] = []): unknown {
+  return { kind: 'APIGroupList', apiVersion: 'v1', groups };
 }
 
 export function coreV1Resources(): unknown {

@@ -1,5 +1,6 @@
 // A small, dependency-free decoder for Kubernetes protobuf request bodies (what kubectl 1.33's typed
-// clients send for `create configmap|secret|namespace`), producing the JSON shape the API accepts.
+// clients send for `create configmap|secret|namespace` and `auth can-i|whoami`), producing the JSON
+// shape the API accepts.
 //
 // Wire layout (k8s.io/apimachinery/pkg/runtime/serializer/protobuf): the 4-byte magic "k8s\0", then a
 // runtime.Unknown message:
@@ -352,10 +353,66 @@ function decodeNamespace(r: Reader): Record<string, unknown> {
   };
 }
 
+/**
+ * A message of strings and nested messages only, by field number (the review kinds below).
+ * Empty strings are left out, as Go's JSON omitempty leaves them out.
+ */
+interface FlatSchema {
+  [field: number]: readonly [name: string, type: 'string' | 'meta' | FlatSchema];
+}
+
+function decodeFlat(r: Reader, schema: FlatSchema): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  let meta: MetaAcc | undefined;
+  while (!r.done) {
+    const tag = r.tag();
+    const entry = schema[tag.field];
+    if (!entry) {
+      r.skip(tag);
+      continue;
+    }
+    const [name, type] = entry;
+    r.expect(tag, WIRE_LEN, name);
+    if (type === 'string') {
+      const value = r.string();
+      if (value !== '') out[name] = value;
+    } else if (type === 'meta') {
+      readObjectMeta(r, (meta ??= newMeta()));
+    } else {
+      out[name] = decodeFlat(r.message(`${r.where}.${name}`), type);
+    }
+  }
+  if (meta) out.metadata = metaToJson(meta);
+  return out;
+}
+
+// k8s.io/api authorization/v1 and authentication/v1 generated.proto: what `kubectl auth can-i`
+// and `kubectl auth whoami` (1.33) send.
+const RESOURCE_ATTRIBUTES: FlatSchema = {
+  1: ['namespace', 'string'],
+  2: ['verb', 'string'],
+  3: ['group', 'string'],
+  4: ['version', 'string'],
+  5: ['resource', 'string'],
+  6: ['subresource', 'string'],
+  7: ['name', 'string'],
+};
+const NON_RESOURCE_ATTRIBUTES: FlatSchema = { 1: ['path', 'string'], 2: ['verb', 'string'] };
+const SELF_SUBJECT_ACCESS_REVIEW: FlatSchema = {
+  1: ['metadata', 'meta'],
+  2: ['spec', { 1: ['resourceAttributes', RESOURCE_ATTRIBUTES], 2: ['nonResourceAttributes', NON_RESOURCE_ATTRIBUTES] }],
+};
+const SELF_SUBJECT_RULES_REVIEW: FlatSchema = { 1: ['metadata', 'meta'], 2: ['spec', { 1: ['namespace', 'string'] }] };
+const SELF_SUBJECT_REVIEW: FlatSchema = { 1: ['metadata', 'meta'] };
+
+/** Decoders by apiVersion and kind. */
 const DECODERS: Record<string, (r: Reader) => Record<string, unknown>> = {
-  ConfigMap: decodeConfigMap,
-  Secret: decodeSecret,
-  Namespace: decodeNamespace,
+  'v1/ConfigMap': decodeConfigMap,
+  'v1/Secret': decodeSecret,
+  'v1/Namespace': decodeNamespace,
+  'authorization.k8s.io/v1/SelfSubjectAccessReview': (r) => decodeFlat(r, SELF_SUBJECT_ACCESS_REVIEW),
+  'authorization.k8s.io/v1/SelfSubjectRulesReview': (r) => decodeFlat(r, SELF_SUBJECT_RULES_REVIEW),
+  'authentication.k8s.io/v1/SelfSubjectReview': (r) => decodeFlat(r, SELF_SUBJECT_REVIEW),
 };
 
 interface Envelope {
@@ -437,12 +494,12 @@ export function decodeProtobufObject(body: Uint8Array): Record<string, unknown> 
   if (env.contentType !== '' && !isProtobufContentType(env.contentType)) {
     throw unsupported(`the simulated cluster cannot decode ${env.kind} raw content of type "${env.contentType}" inside a protobuf envelope`);
   }
-  const decode = DECODERS[env.kind];
-  if (env.apiVersion !== 'v1' || decode === undefined) {
+  const decode = DECODERS[`${env.apiVersion}/${env.kind}`];
+  if (decode === undefined) {
     const gvk = `${env.apiVersion || '<no apiVersion>'}, Kind=${env.kind}`;
     throw unsupported(
       `the simulated cluster cannot decode ${PROTOBUF_MEDIA_TYPE} bodies of kind ${env.kind} (${gvk}); ` +
-        `protobuf is supported for v1 ${Object.keys(DECODERS).join(', ')}; send application/json instead`,
+        `protobuf is supported for ${Object.keys(DECODERS).join(', ')}; send application/json instead`,
     );
   }
   let fields: Record<string, unknown>;

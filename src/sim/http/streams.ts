@@ -8,7 +8,7 @@ import { apiStatus } from '../../protocol/status.js';
 import { acceptRemoteCommand } from '../../transport/accept.js';
 import { writeStatusToSocket } from '../../transport/http-response.js';
 import type { ObjectStore } from '../store.js';
-import { containerSpecs, type PodRuntime } from '../runtime/pod-runtime.js';
+import { containerSpecs, ephemeralContainerSpecs, type PodRuntime } from '../runtime/pod-runtime.js';
 import { runAttach, runExec } from '../runtime/sessions.js';
 import { ApiError } from './respond.js';
 import type { SimRoute } from './route.js';
@@ -20,12 +20,13 @@ export interface StreamContext {
 }
 
 /** Resolves the container name the API server would use, or throws the API server's error. */
-function resolveContainer(podName: string, names: string[], requested: string): string {
+function resolveContainer(podName: string, names: string[], ephemeral: string[], requested: string): string {
   if (requested === '') {
     if (names.length === 1) return names[0]!;
-    throw ApiError.badRequest(`a container name must be specified for pod ${podName}, choose one of: [${names.join(' ')}]`);
+    const more = ephemeral.length > 0 ? ` or one of the ephemeral containers: [${ephemeral.join(' ')}]` : '';
+    throw ApiError.badRequest(`a container name must be specified for pod ${podName}, choose one of: [${names.join(' ')}]${more}`);
   }
-  if (!names.includes(requested)) throw ApiError.badRequest(`container ${requested} is not valid for pod ${podName}`);
+  if (!names.includes(requested) && !ephemeral.includes(requested)) throw ApiError.badRequest(`container ${requested} is not valid for pod ${podName}`);
   return requested;
 }
 
@@ -46,7 +47,8 @@ export async function handleStreamUpgrade(
     if (kind !== 'exec' && kind !== 'attach') throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
     const pod = ctx.store.get('pods', namespace, podName);
     if (!pod) throw ApiError.notFound('pods', podName);
-    containerName = resolveContainer(podName, containerSpecs(pod).map((c) => c.name), query.container);
+    const names = (specs: { name: string }[]) => specs.map((c) => c.name);
+    containerName = resolveContainer(podName, names(containerSpecs(pod)), names(ephemeralContainerSpecs(pod)), query.container);
     if (kind === 'exec' && query.command.length === 0) throw ApiError.badRequest('you must specify at least one command for the container');
     if (!query.stdin && !query.stdout && !query.stderr) throw ApiError.badRequest('you must specify at least 1 of stdin, stdout, stderr');
   } catch (err) {
@@ -71,6 +73,7 @@ export async function handleStreamUpgrade(
         argv: query.command,
         cwd: ctx.runtime.podDir(namespace, podName),
         env: ctx.runtime.env(namespace, podName, containerName, query.tty ? { TERM: 'xterm-256color' } : {}),
+        ...(ctx.runtime.runAs ? { user: ctx.runtime.runAs } : {}),
       },
       track,
     );

@@ -11,6 +11,8 @@ export interface ContainerSpec {
   argv: string[];
   tty: boolean;
   stdin: boolean;
+  /** false for an ephemeral container: once its process exits it stays exited. */
+  restart?: boolean;
 }
 
 export interface ContainerState {
@@ -36,6 +38,7 @@ export class Container extends EventEmitter<{
   private process: ContainerProcess | undefined;
   private stopped = false;
   private _state: ContainerState = { restartCount: 0, startedAt: new Date(), running: false };
+  private lastExit: { code: number; at: Date } | undefined;
 
   constructor(
     readonly spec: ContainerSpec,
@@ -47,6 +50,11 @@ export class Container extends EventEmitter<{
 
   get state(): ContainerState {
     return { ...this._state };
+  }
+
+  /** How the main process last ended, if it has. */
+  get terminated(): { code: number; at: Date } | undefined {
+    return this.lastExit;
   }
 
   async start(): Promise<void> {
@@ -71,8 +79,10 @@ export class Container extends EventEmitter<{
     this.process = undefined;
     this.log.flush();
     this._state = { ...this._state, running: false };
+    this.lastExit = { code, at: new Date() };
     this.emit('exit', code);
-    if (this.stopped) return;
+    this.emit('state', this.state);
+    if (this.stopped || this.spec.restart === false) return;
     this._state.restartCount += 1;
     setTimeout(() => {
       this.start().catch(() => this.emit('exit', 127));

@@ -1,6 +1,8 @@
 // A container process: a real OS process, under a pseudo-terminal (node-pty) when a TTY is asked
 // for, a plain child process otherwise. Both look the same to callers: byte streams plus an exit code.
 import { spawn as spawnChild } from 'node:child_process';
+import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import * as pty from 'node-pty';
 import type { TerminalSize } from '../../protocol/resize.js';
@@ -12,6 +14,14 @@ export interface ProcessSpec {
   env: Record<string, string>;
   tty: boolean;
   size?: TerminalSize;
+  /** Run as this user instead of the sim's own (the sim started as root runs pods unprivileged). */
+  user?: RunAs;
+}
+
+/** An unprivileged identity for pod processes. */
+export interface RunAs {
+  uid: number;
+  gid: number;
 }
 
 export interface ContainerProcess {
@@ -40,9 +50,20 @@ export function spawnProcess(spec: ProcessSpec): Promise<ContainerProcess> {
 }
 
 function spawnPlain(file: string, args: string[], spec: ProcessSpec): Promise<ContainerProcess> {
+  // Another user's spawn failure is not always ENOENT; look the command up first, as runc does.
+  if (spec.user && lookPath(file, spec.env.PATH, spec.cwd) === undefined) {
+    return Promise.reject(new SpawnError(`exec: "${file}": executable file not found in $PATH`));
+  }
   return new Promise((resolve, reject) => {
     // Own process group, so killing the container also ends whatever it started.
-    const child = spawnChild(file, args, { cwd: spec.cwd, env: spec.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    // With uid/gid set, libuv also drops the supplementary groups (setgroups(0)) before exec.
+    const child = spawnChild(file, args, {
+      cwd: spec.cwd,
+      env: spec.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+      ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}),
+    });
     child.once('error', (err: NodeJS.ErrnoException) => {
       reject(new SpawnError(`exec: "${file}": ${err.code === 'ENOENT' ? 'executable file not found in $PATH' : err.message}`));
     });
@@ -66,11 +87,43 @@ function spawnPlain(file: string, args: string[], spec: ProcessSpec): Promise<Co
   });
 }
 
-function spawnPty(file: string, args: string[], spec: ProcessSpec): Promise<ContainerProcess> {
+/** setpriv(1) from util-linux: drops the supplementary groups too, which node-pty's uid/gid does not. */
+const SETPRIV = '/usr/bin/setpriv';
+
+/** The executable `file` names, looked up on PATH as the container runtime does; undefined if none. */
+function lookPath(file: string, path: string | undefined, cwd: string): string | undefined {
+  const candidates = file.includes('/') ? [resolve(cwd, file)] : (path ?? '').split(delimiter).filter(isAbsolute).map((dir) => join(dir, file));
+  return candidates.find((candidate) => {
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * What the pty runs. Unprivileged: setpriv switches user and clears groups, after the command has
+ * been found on PATH (so a missing one is reported as before, not as setpriv's exit status).
+ */
+function ptyCommand(file: string, args: string[], spec: ProcessSpec): { file: string; args: string[]; ids?: RunAs } | SpawnError {
+  if (!spec.user) return { file, args };
+  if (lookPath(file, spec.env.PATH, spec.cwd) === undefined) return new SpawnError(`exec: "${file}": executable file not found in $PATH`);
+  const { uid, gid } = spec.user;
+  if (existsSync(SETPRIV)) return { file: SETPRIV, args: [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--', file, ...args] };
+  return { file, args, ids: spec.user };
+}
+
+function spawnPty(requested: string, requestedArgs: string[], spec: ProcessSpec): Promise<ContainerProcess> {
   const size = spec.size ?? DEFAULT_TERMINAL;
+  const command = ptyCommand(requested, requestedArgs, spec);
+  if (command instanceof SpawnError) return Promise.reject(command);
+  const { file, args } = command;
   let term: pty.IPty;
   try {
     term = pty.spawn(file, args, {
+      ...(command.ids ? { uid: command.ids.uid, gid: command.ids.gid } : {}),
       name: spec.env.TERM ?? 'xterm-256color',
       cols: Math.max(1, size.width),
       rows: Math.max(1, size.height),
@@ -79,7 +132,7 @@ function spawnPty(file: string, args: string[], spec: ProcessSpec): Promise<Cont
       encoding: null,
     } as pty.IPtyForkOptions);
   } catch (err) {
-    return Promise.reject(new SpawnError(`exec: "${file}": ${(err as Error).message}`));
+    return Promise.reject(new SpawnError(`exec: "${requested}": ${(err as Error).message}`));
   }
   // node-pty delivers Buffers with encoding:null; pausing the pty applies backpressure to the process.
   const stdout = new Readable({
