@@ -8,6 +8,7 @@ import { ApiError, sendJson } from './respond.js';
 import { fieldSelector, labelSelector } from './selectors.js';
 import { toTable, wantsTable, type IncludeObject } from './table.js';
 import { serveWatch } from './watch.js';
+import { apiServerBool } from '../../protocol/query.js';
 import type { SimRoute } from './route.js';
 
 export interface RestHooks {
@@ -53,8 +54,8 @@ export class RestHandler {
     const matchesFields = fieldSelector(params.get('fieldSelector'));
     const matches = (o: KubeObject) => matchesLabels(o) && matchesFields(o);
     const table = wantsTable(req.headers.accept) ? { include: (params.get('includeObject') ?? 'Metadata') as IncludeObject } : undefined;
-    const watch = params.get('watch');
-    if (watch === 'true' || watch === '1') {
+    // Read as the API server reads it: `watch=True`, `t`, `yes` are watches too.
+    if (apiServerBool(params.getAll('watch'))) {
       const timeout = Number(params.get('timeoutSeconds'));
       serveWatch(this.store, req, res, {
         resource: route.resource.name,
