@@ -90,7 +90,7 @@ describe('kube-bastion --version', () => {
   }
 });
 
-describe('kube-bastion serve on an address already in use', () => {
+describe('kube-bastion serve and sim on an address already in use', () => {
   let dir: string;
   let taken: Server;
   let port: number;
@@ -117,26 +117,8 @@ describe('kube-bastion serve on an address already in use', () => {
       expect(r.stderr).not.toMatch(/\n\s+at /);
     });
   }
-});
 
-describe('kube-bastion sim on an address already in use', () => {
-  let dir: string;
-  let taken: Server;
-  let port: number;
-
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'kb-cli-sim-'));
-    taken = createServer();
-    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
-    port = (taken.address() as { port: number }).port;
-  });
-
-  afterAll(async () => {
-    await new Promise<void>((r) => taken.close(() => r()));
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  it('--listen in use: exit 2 and the same line as serve, naming --listen; no kubeconfig written', async () => {
+  it('sim --listen in use: exit 2 and the same line as serve, naming --listen; no kubeconfig written', async () => {
     const out = join(dir, 'sim.kubeconfig');
     const r = await cliAsync(['sim', '--listen', `127.0.0.1:${port}`, '--kubeconfig-out', out, '--work-dir', join(dir, 'work')]);
     expect(r.status).toBe(2);

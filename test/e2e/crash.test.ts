@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshHome, kubectlPath } from '../helpers/kubectl.js';
+import { createApprover } from '../helpers/control.js';
 import { INTERRUPTED_MARKER, parseCast } from '../../src/recording/index.js';
 import { openStore } from '../../src/store/index.js';
 
@@ -48,14 +49,8 @@ describe('a bastion killed during a session', () => {
     const agentConfig = join(dir, 'agent.kubeconfig');
     const add = spawn(process.execPath, [BIN, 'agent', 'add', 'crashy', '--data-dir', join(dir, 'data'), '--server', url, '--kubeconfig-out', agentConfig]);
     expect(await new Promise((r) => add.on('exit', r))).toBe(0);
-    // The admin owns the agent it created and may not grant to it: another approver grants.
-    const approver = await fetch(`${control}/v1/users`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ name: 'ops', role: 'approver' }),
-    });
-    expect(approver.status).toBe(201);
-    const approverToken = ((await approver.json()) as { token: string }).token;
+    // The admin owns the agent it made and may not grant to it: another approver grants.
+    const approverToken = await createApprover(control, admin);
     const grant = await fetch(`${control}/v1/approvals`, {
       method: 'POST',
       headers: { Authorization: `Bearer ${approverToken}`, 'Content-Type': 'application/json' },

@@ -58,17 +58,9 @@ describe('serve with its stdout and stderr closed', () => {
   it('a second SIGINT during the grace period still cuts the live session with a Status, and serve exits 0', async () => {
     const control = /control API:\s+(http:\/\/\S+)\/v1/.exec(banner)![1]!;
     const token = /admin token[^:]*: (kbu_\S+)/.exec(banner)![1]!;
-    // The admin owns the demo agent and may not grant to it: another approver grants.
-    const approver = await fetch(`${control}/v1/users`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ name: 'ops', role: 'approver' }),
-    });
-    expect(approver.status).toBe(201);
-    const approverToken = ((await approver.json()) as { token: string }).token;
     const grant = await fetch(`${control}/v1/approvals`, {
       method: 'POST',
-      headers: { Authorization: `Bearer ${approverToken}`, 'Content-Type': 'application/json' },
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
       body: JSON.stringify({ agent: 'demo', namespace: 'demo', pod: 'web-0', container: 'app', verbs: ['exec'], ttlSeconds: 300, reason: 'signals test' }),
     });
     expect(grant.status).toBe(201);

@@ -27,3 +27,17 @@ export async function newPending(b: TestBastion, token: string, known: Set<strin
   }
   throw new Error(`fewer than ${n} new pending approvals of ${agent} appeared`);
 }
+
+/**
+ * A second approver, made with an admin token against a control URL: an admin owns the agents it
+ * makes and may not approve for them.
+ */
+export async function createApprover(controlUrl: string, adminToken: string, name = 'ops'): Promise<string> {
+  const res = await fetch(`${controlUrl}/v1/users`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${adminToken}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name, role: 'approver' }),
+  });
+  if (res.status !== 201) throw new Error(`creating approver ${name}: HTTP ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { token: string }).token;
+}
