@@ -24,7 +24,7 @@ import { DeadlineTimer } from './deadline-timer.js';
 import { MAX_AUTO_APPROVE_TTL_SECONDS } from '../policy/schema.js';
 import { BastionError, ErrorCode, isBastionError } from '../errors/index.js';
 import type { AgentStore, ApprovalStore, ApprovalTransition, AuditEventInput, AuditLog, Clock, NewApproval } from '../store/types.js';
-import { canonicalScope, hasUsesLeft, scopeCovers, widenRestScope } from '../model/scope.js';
+import { canonicalScope, hasUsesLeft, scopeCovers, splitScopedResource, widenRestScope } from '../model/scope.js';
 import {
   actorId,
   type Actor,
@@ -141,15 +141,11 @@ function scopeAuditFields(scope: ApprovalScope): ScopeAuditFields {
       ...(single ? { subresource: single, stream: single } : {}),
     };
   }
-  const [base = '', subresource = ''] = scope.resource.split('/');
-  const dot = base.indexOf('.');
   return {
     namespace: scope.namespace,
     name: scope.name,
     verb: scope.verb,
-    apiGroup: dot < 0 ? '' : base.slice(dot + 1),
-    resource: dot < 0 ? base : base.slice(0, dot),
-    subresource,
+    ...splitScopedResource(scope.resource),
   };
 }
 

@@ -241,6 +241,16 @@ function connect(port: number, caPem: string): Promise<{ socket: tls.TLSSocket; 
   });
 }
 
+/** One REST request with the agent's token on its own connection (Connection: close); its answer. */
+async function restOnce(port: number, method: string, path: string): Promise<RawResponse> {
+  const { socket, response } = await connect(port, material.ca.cert);
+  socket.on('error', () => undefined);
+  socket.write(`${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`);
+  const r = await response;
+  socket.destroy();
+  return r;
+}
+
 async function upgrade(port: number, caPem: string, head: string): Promise<RawResponse> {
   const { socket, response } = await connect(port, caPem);
   socket.on('error', () => undefined);
@@ -439,11 +449,7 @@ describe('upstream credentials cannot be obtained (an exec plugin or token file 
 
   it('a REST request gets a 502 Status saying why, and exactly one audit row', async () => {
     noCreds.audit.length = 0;
-    const { socket, response } = await connect(noCreds.port, material.ca.cert);
-    socket.on('error', () => undefined);
-    socket.write(`GET /api/v1/namespaces/demo/configmaps/x HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`);
-    const r = await response;
-    socket.destroy();
+    const r = await restOnce(noCreds.port, 'GET', '/api/v1/namespaces/demo/configmaps/x');
     expect(r.code).toBe(502);
     expect(r.body).toMatch(/token expired/);
     await expect.poll(() => noCreds.audit.length, { timeout: 5000 }).toBe(1);
@@ -496,11 +502,7 @@ describe('a failure nobody foresaw while a request is handled (the approval stor
 
   it('a REST request gets a 500 Status and still its one audit row', async () => {
     broken.audit.length = 0;
-    const { socket, response } = await connect(broken.port, material.ca.cert);
-    socket.on('error', () => undefined);
-    socket.write(`DELETE /api/v1/namespaces/gated/configmaps/x HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`);
-    const r = await response;
-    socket.destroy();
+    const r = await restOnce(broken.port, 'DELETE', '/api/v1/namespaces/gated/configmaps/x');
     expect(r.code).toBe(500);
     await expect.poll(() => broken.audit.length, { timeout: 5000 }).toBe(1);
     expect(broken.audit[0]).toMatchObject({ method: 'DELETE', decision: 'error', status: 500, outcome: 'error' });
@@ -565,14 +567,7 @@ describe('shutting down', () => {
 });
 
 describe('query booleans as the API server reads them', () => {
-  async function rest(path: string): Promise<RawResponse> {
-    const { socket, response } = await connect(e.port, material.ca.cert);
-    socket.on('error', () => undefined);
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`);
-    const r = await response;
-    socket.destroy();
-    return r;
-  }
+  const rest = (path: string): Promise<RawResponse> => restOnce(e.port, 'GET', path);
 
   it.each(['True', 'true', 'TRUE', 't', 'T', '1'])('watch=%s is a watch: the policy and the audit row see verb watch, upstream gets the query as sent', async (spelling) => {
     policy.calls.length = 0;

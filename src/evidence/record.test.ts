@@ -23,6 +23,23 @@ afterEach(async () => {
 
 const sources = () => ({ approvals: service, sessions: store.sessions, audit: store.audit, policyVersions: store.policyVersions });
 
+/** An audit row of a `get secrets/db -n demo` request that needed an approval. */
+function secretReadRow(agent: { id: string; name: string }, over: Record<string, unknown>) {
+  return {
+    event: 'request',
+    agent,
+    method: 'GET',
+    verb: 'get',
+    apiGroup: '',
+    resource: 'secrets',
+    subresource: '',
+    namespace: 'demo',
+    name: 'db',
+    decision: 'approval' as const,
+    ...over,
+  };
+}
+
 describe('buildReviewRecord', () => {
   it('a flood of joined clones and of requests against other objects hides neither the decisions nor the attempts', async () => {
     const { agent } = await store.agents.createAgent('flooder');
@@ -40,18 +57,7 @@ describe('buildReviewRecord', () => {
     })();
     await service.approve(approval.id, { kind: 'user', name: 'ann', role: 'approver' }, { reason: 'ann says once' });
     await store.audit.append({
-      event: 'request',
-      agent: ref,
-      source: '127.0.0.1:5000',
-      method: 'GET',
-      path: request.path,
-      verb: 'get',
-      apiGroup: '',
-      resource: 'secrets',
-      subresource: '',
-      namespace: 'demo',
-      name: 'db',
-      decision: 'approval',
+      ...secretReadRow(ref, { source: '127.0.0.1:5000', path: request.path }),
       rule: 'secrets-need-approval',
       policyHash: 'f'.repeat(64),
       approvalId: approval.id,
@@ -74,20 +80,7 @@ describe('buildReviewRecord', () => {
   it('a flood against the same object: its subresources push nothing out; the object itself makes the record say incomplete, not unused', async () => {
     const { agent } = await store.agents.createAgent('flooder2');
     const ref = { id: agent.id, name: agent.name };
-    const row = (over: Record<string, unknown>) => ({
-      event: 'request',
-      agent: ref,
-      method: 'GET',
-      verb: 'get',
-      apiGroup: '',
-      resource: 'secrets',
-      subresource: '',
-      namespace: 'demo',
-      name: 'db',
-      decision: 'approval' as const,
-      statusCode: 403,
-      ...over,
-    });
+    const row = (over: Record<string, unknown>) => secretReadRow(ref, { statusCode: 403, ...over });
     const granted = await service.grant(
       { agent: agent.name, scope: { kind: 'rest', verb: 'get', resource: 'secrets', namespace: 'demo', name: 'db' }, ttlSeconds: 600, reason: 'read it' },
       { kind: 'user', name: 'ann', role: 'approver' },

@@ -7,7 +7,7 @@
 // revocation cannot hide the approver's reason. The conformance verdict re-checks every session
 // and request that ran under the approval against its scope and window with the same scope
 // function the gate uses, so a gate bug shows up here as `outside-scope` instead of being trusted.
-import { scopeCovers } from '../model/scope.js';
+import { scopeCovers, splitScopedResource } from '../model/scope.js';
 import type { Approval, ApprovalScope, Operation } from '../model/approval.js';
 import type { ReviewAttempt, ReviewDecision, ReviewRecord, ReviewSession, ReviewVerdict } from '../model/review-record-schema.js';
 import type { AuditLog, AuditQuery, AuditRecord, PolicyVersionStore, Session, SessionStore } from '../store/types.js';
@@ -82,37 +82,27 @@ function windowEnd(a: Approval, now: Date): string {
   return new Date(end).toISOString();
 }
 
-/** Whether an audit request row is about the approval's pod (stream scopes) or object (REST scopes). */
-function sameTarget(scope: ApprovalScope, row: AuditRecord): boolean {
-  if (row.event !== 'request') return false;
-  if (scope.kind === 'stream') return row.namespace === scope.namespace && row.resource === 'pods' && (row.apiGroup ?? '') === '' && row.name === scope.pod;
-  const [base = '', sub = ''] = scope.resource.split('/');
-  const dot = base.indexOf('.');
-  const resource = dot < 0 ? base : base.slice(0, dot);
-  const group = dot < 0 ? '' : base.slice(dot + 1);
-  return (
-    row.resource === resource &&
-    (row.apiGroup ?? '') === group &&
-    (row.subresource ?? '') === sub &&
-    (row.namespace ?? '') === scope.namespace &&
-    (scope.name === '' || row.name === scope.name)
-  );
+/**
+ * The approval's target as an audit query: its pod's streams (reads of the pod, its logs and
+ * status are many, cheap and need no approval, so no record lists them), or its object (the
+ * collection, for a scope without a name).
+ */
+function targetQuery(scope: ApprovalScope): Pick<AuditQuery, 'namespace' | 'apiGroup' | 'resource' | 'subresources' | 'name'> {
+  if (scope.kind === 'stream') return { namespace: scope.namespace, apiGroup: '', resource: 'pods', subresources: STREAM_OPERATIONS, name: scope.pod };
+  const { apiGroup, resource, subresource } = splitScopedResource(scope.resource);
+  return { namespace: scope.namespace, apiGroup, resource, subresources: [subresource], ...(scope.name !== '' ? { name: scope.name } : {}) };
 }
 
-/** The store-side filter for sameTarget. */
-function targetQuery(scope: ApprovalScope): Pick<AuditQuery, 'namespace' | 'apiGroup' | 'resource' | 'subresources' | 'name'> {
-  // A stream scope's attempts are its streams: reads of the pod, its logs and status are listed by
-  // no record (they are many, cheap, and need no approval).
-  if (scope.kind === 'stream') return { namespace: scope.namespace, apiGroup: '', resource: 'pods', subresources: STREAM_OPERATIONS, name: scope.pod };
-  const [base = '', sub = ''] = scope.resource.split('/');
-  const dot = base.indexOf('.');
-  return {
-    namespace: scope.namespace,
-    apiGroup: dot < 0 ? '' : base.slice(dot + 1),
-    resource: dot < 0 ? base : base.slice(0, dot),
-    subresources: [sub],
-    ...(scope.name !== '' ? { name: scope.name } : {}),
-  };
+/** Whether a row matches the target query: the store filters by it, this re-checks what it returned. */
+function onTarget(row: AuditRecord, q: ReturnType<typeof targetQuery>): boolean {
+  return (
+    row.event === 'request' &&
+    (row.namespace ?? '') === q.namespace &&
+    (row.apiGroup ?? '') === q.apiGroup &&
+    row.resource === q.resource &&
+    q.subresources!.includes(row.subresource ?? '') &&
+    (q.name === undefined || row.name === q.name)
+  );
 }
 
 /** Why `scope` does not cover a stream request (or null when it does), from what the row says. */
@@ -191,12 +181,13 @@ export async function buildReviewRecord(src: ReviewSources, approvalId: string):
   // Filtered by target in the store, so requests against anything else cannot push these out. A
   // row's time is when its request arrived: the held request that created this approval (and
   // clones that joined it) arrived before it existed, so those are read by approval id as well.
-  const target = { agent: approval.agentId, event: 'request', ...targetQuery(approval.scope), limit: MAX_ROWS + 1 };
+  const onThis = targetQuery(approval.scope);
+  const target = { agent: approval.agentId, event: 'request', ...onThis, limit: MAX_ROWS + 1 };
   const byId = new Map<number, AuditRecord>();
   const ofThis = await src.audit.query({ ...target, approvalId });
   const inWindow = await src.audit.query({ ...target, since: approval.createdAt, until });
   for (const r of [...ofThis, ...inWindow]) byId.set(r.id, r);
-  const rows = [...byId.values()].filter((r) => sameTarget(approval.scope, r)).sort((a, b) => a.id - b.id);
+  const rows = [...byId.values()].filter((r) => onTarget(r, onThis)).sort((a, b) => a.id - b.id);
   // The store caps a query at 10,000 rows: one more than a record lists tells a cut.
   const truncated = ofThis.length > MAX_ROWS || inWindow.length > MAX_ROWS || rows.length > MAX_ROWS;
   if (truncated) rows.length = MAX_ROWS;

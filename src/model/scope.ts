@@ -118,3 +118,10 @@ export function widenRestScope(scope: RestScope, opts: { uses?: number | undefin
   if (opts.uses !== undefined) out.maxUses = opts.uses;
   return out;
 }
+
+/** A scope's `PLURAL[.GROUP][/SUBRESOURCE]` resource in the request's terms (core group ''). */
+export function splitScopedResource(scoped: string): { apiGroup: string; resource: string; subresource: string } {
+  const [base = '', subresource = ''] = scoped.split('/');
+  const dot = base.indexOf('.');
+  return { apiGroup: dot < 0 ? '' : base.slice(dot + 1), resource: dot < 0 ? base : base.slice(0, dot), subresource };
+}

@@ -11,6 +11,7 @@ import type { ClientRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshHome, kubectlPath, type KubectlResult } from '../helpers/kubectl.js';
 import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
+import { approvalIds, controlApi } from '../helpers/control.js';
 import type { Approval } from '../../src/model/approval.js';
 
 let b: TestBastion;
@@ -25,17 +26,12 @@ afterAll(async () => {
   await b?.stop();
 });
 
-async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-  const res = await fetch(`${b.bastion.controlUrl}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${approverToken}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, json: (await res.json()) as T };
+function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
+  return controlApi<T>(b, approverToken, method, path, body);
 }
 
-async function knownIds(): Promise<Set<string>> {
-  return new Set((await api<{ items: Approval[] }>('GET', '/v1/approvals')).json.items.map((a) => a.id));
+function knownIds(): Promise<Set<string>> {
+  return approvalIds(b, approverToken);
 }
 
 async function pending(): Promise<Approval[]> {

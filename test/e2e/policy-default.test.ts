@@ -10,20 +10,14 @@ import type { ReviewRecord } from '../../src/model/review-record-schema.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runKubectl } from '../helpers/kubectl.js';
 import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
+import { controlApi } from '../helpers/control.js';
 import type { Approval } from '../../src/model/approval.js';
 import type { Session } from '../../src/store/index.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function api<T>(b: TestBastion, token: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-  const res = await fetch(`${b.bastion.controlUrl}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, json: (await res.json()) as T };
-}
+const api = controlApi;
 
 describe('kubectl cp with the default policy: one decision, made while kubectl waits', () => {
   let b: TestBastion;
