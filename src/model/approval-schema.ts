@@ -65,6 +65,15 @@ const StreamVerbs = z
   .array(z.enum(STREAM_OPERATIONS, { error: (iss) => `${show(iss.input)} is not one of ${STREAM_OPERATIONS.join(', ')}` }), { error: VERBS_TEXT })
   .min(1, { error: VERBS_TEXT });
 
+const PORTS_TEXT = 'must be a non-empty list of distinct TCP ports (1-65535)';
+/** The pod ports a port-forward may reach. */
+const ForwardPorts = z
+  .array(z.number({ error: PORTS_TEXT }).int({ error: PORTS_TEXT }).min(1, { error: PORTS_TEXT }).max(65535, { error: PORTS_TEXT }), { error: PORTS_TEXT })
+  .min(1, { error: PORTS_TEXT })
+  .max(64, { error: 'names more than 64 ports' })
+  .refine((ports) => new Set(ports).size === ports.length, { error: 'names a port twice' })
+  .describe('portforward: the pod ports a forwarded connection may reach; a connection to any other port is refused on its error stream.');
+
 const ARGV_TEXT = 'must be a non-empty argv list, e.g. ["ls", "-l"]';
 const Argv = z
   .array(z.string({ error: 'must be a string' }).max(MAX_ARG_LENGTH, { error: `is longer than ${MAX_ARG_LENGTH} characters` }), { error: ARGV_TEXT })
@@ -147,6 +156,7 @@ const streamScopeFields = {
   verbs: StreamVerbs,
   commands: Commands.optional(),
   maxSessions: MaxSessions.optional(),
+  ports: ForwardPorts.optional(),
 };
 
 /** The command allow-list is exec argv: it needs exec among the verbs. */

@@ -38,6 +38,7 @@ export function canonicalScope(scope: ApprovalScope): ApprovalScope {
     verbs: STREAM_OPERATIONS.filter((v) => scope.verbs.includes(v)),
   };
   if (scope.commands !== undefined) stream.commands = scope.commands.map((argv) => [...argv]);
+  if (scope.ports !== undefined) stream.ports = [...scope.ports].sort((a, b) => a - b);
   if (scope.maxSessions !== undefined) stream.maxSessions = scope.maxSessions;
   return stream;
 }
@@ -124,4 +125,12 @@ export function splitScopedResource(scoped: string): { apiGroup: string; resourc
   const [base = '', subresource = ''] = scoped.split('/');
   const dot = base.indexOf('.');
   return { apiGroup: dot < 0 ? '' : base.slice(dot + 1), resource: dot < 0 ? base : base.slice(0, dot), subresource };
+}
+
+/**
+ * Whether a forwarded connection to `port` is inside the scope: a portforward scope names its
+ * ports, and one that names none (a request still waiting for its approver to choose) reaches none.
+ */
+export function portAllowed(scope: ApprovalScope, port: number): boolean {
+  return scope.kind === 'stream' && scope.verbs.includes('portforward') && scope.ports !== undefined && scope.ports.includes(port);
 }

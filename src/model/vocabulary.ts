@@ -112,3 +112,21 @@ export type SessionState = (typeof SESSION_STATES)[number];
 
 // The transports are protocol/'s words (protocol/ imports nothing from model/).
 export { TRANSPORTS, type TransportKind as Transport };
+
+/**
+ * How one forwarded connection of a port-forward session ended: `closed` (both sides finished),
+ * `refused` (its port is outside the approval's ports, or invalid: never dialed upstream),
+ * `failed` (upstream reported an error on the connection's error stream, e.g. nothing listens
+ * there), `cut` (the bastion ended it: expiry, revocation, shutdown, a recording failure).
+ */
+export const FORWARD_OUTCOMES = ['closed', 'refused', 'failed', 'cut'] as const;
+export type ForwardOutcome = (typeof FORWARD_OUTCOMES)[number];
+
+/**
+ * What the first bytes of a forwarded connection show it to be, when they show it plainly:
+ * `http/1.x` (a request line), `redis` (RESP or an inline command), `postgresql` (a startup,
+ * SSL or GSS request), `tls` (a ClientHello: encrypted, not readable), or `unrecognised` (said
+ * plainly rather than guessed). Null while nothing has been sent.
+ */
+export const FORWARD_PROTOCOLS = ['http/1.x', 'redis', 'postgresql', 'tls', 'unrecognised'] as const;
+export type ForwardProtocol = (typeof FORWARD_PROTOCOLS)[number];
