@@ -133,6 +133,7 @@ const FIELD_FLAGS: Record<keyof StreamGrant | keyof RestGrant | 'state' | 'uses'
   verbs: '--verbs',
   commands: '--command',
   maxSessions: '--max-sessions',
+  ports: '--ports',
   verb: '--verb',
   resource: '--resource',
   name: '--name',
