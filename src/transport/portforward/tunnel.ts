@@ -6,7 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { apiStatus } from '../../protocol/status.js';
-import { writeStatusToSocket } from '../../transport/http-response.js';
+import { writeStatusToSocket } from '../http-response.js';
 
 export const TUNNEL_PREFIX = 'SPDY/3.1+';
 export const PORT_FORWARD_TUNNEL_PROTOCOL = 'SPDY/3.1+portforward.k8s.io';
@@ -16,7 +16,7 @@ export const PORT_FORWARD_TUNNEL_PROTOCOL = 'SPDY/3.1+portforward.k8s.io';
  * answer 400 and kubectl would silently fall back to a SPDY POST. The name is swapped for this
  * token-safe alias before ws sees the request, and swapped back in the 101.
  */
-const TOKEN_SAFE_ALIAS = 'kube-bastion-sim.spdy-3.1-portforward.k8s.io';
+const TOKEN_SAFE_ALIAS = 'kube-bastion.spdy-3.1-portforward.k8s.io';
 
 /** The offered subprotocol names, from repeated and/or comma-joined headers. */
 export function offeredSubprotocols(req: IncomingMessage): string[] {
