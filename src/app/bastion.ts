@@ -18,6 +18,7 @@ import { webhookNotifier } from '../approvals/webhook.js';
 import { HoldManager } from '../approvals/holds.js';
 import { loadOrCreateSigningKey } from '../evidence/signing-key.js';
 import { recorderFactory } from '../recording/factory.js';
+import { ForwardRecording } from '../recording/forward-recorder.js';
 import { closeInterruptedSessions } from '../session/recovery.js';
 import { sessionRows } from '../session/rows.js';
 import { renderKubeconfig } from './kubeconfig.js';
@@ -127,6 +128,7 @@ export async function startBastion(config: ServeConfig, log: Logger, upstream: U
       holds,
       sessions: sessionRows(store),
       sinks: (session) => [recorderFor(session)],
+      recordConnection: (session, seq, port, startedAt) => new ForwardRecording({ dir: config.recordingsDir, approvalId: session.approvalId, sessionId: session.id, seq, port, startedAt }),
       metrics,
       log,
       agentActive: async (id) => (await store.agents.getAgentById(id))?.revokedAt === null,

@@ -171,6 +171,9 @@ async function startEndpoint(material: ServingMaterial, upstream: UpstreamTarget
     sinks: () => {
       throw new Error('no session may start in these tests');
     },
+    recordConnection: () => {
+      throw new Error('no port-forward may start in these tests');
+    },
     metrics: createBastionMetrics(),
     log: silentLogger(),
     agentActive: async () => true,

@@ -25,6 +25,8 @@ import type { HeldRequestInfo } from '../model/approval-schema.js';
 import { describeHeldBody, duplicateJsonKey } from '../model/held-body.js';
 import { readBoundedBody } from './request-body.js';
 import { runStreamSession, type SessionRowPort } from '../session/stream-session.js';
+import { runPortForwardSession, type ForwardRowPort, type PortForwardSessionContext } from '../session/portforward-session.js';
+import { queryPorts } from '../protocol/query.js';
 import type { EndReason, SessionInfo, SessionSink } from '../model/session.js';
 import { classify, type Classification } from './classify.js';
 import * as refusals from './refusals.js';
@@ -40,8 +42,10 @@ export interface KubeEndpointOptions {
   audit: RequestAuditor;
   approvals: ApprovalService;
   holds: HoldManager;
-  sessions: SessionRowPort;
+  sessions: SessionRowPort & ForwardRowPort;
   sinks(session: SessionInfo): SessionSink[];
+  /** The raw sidecar of one forwarded connection of a port-forward session. */
+  recordConnection: PortForwardSessionContext['recordConnection'];
   metrics: BastionMetrics;
   log: Logger;
   /** Whether an agent is still active (leases end when it is revoked; re-read before a session dials). */
@@ -410,9 +414,6 @@ export class KubeEndpoint {
       return refuse(refusals.notAStreamUpgrade(), { decision: 'deny', ...policy });
     }
     const request = c.request as ResourceRequest & { stream: StreamOperation };
-    if (request.stream === 'portforward') {
-      return refuse(refusals.portForwardNotRelayed(request.name), { decision: 'deny', ...policy });
-    }
     const query = parseRemoteCommandQuery(request.query);
     if (request.stream === 'exec' && query.command.length === 0) {
       return refuse(refusals.noCommand(), { decision: 'deny', ...policy });
@@ -426,14 +427,28 @@ export class KubeEndpoint {
       this.opts.metrics.upstreamErrors.inc();
       return refuse(refusals.upstreamUnavailable(err), { decision: 'error', ...policy, outcome: 'upstream-unavailable' });
     }
-    if (!pod.ok) return refuse(pod.status ?? refusals.upstreamAnswered(pod.httpStatus, `pod ${request.namespace}/${request.name}`), { decision: c.outcome === 'approval' ? 'approval' : 'allow', ...policy });
-    const resolved = resolveContainer(pod.pod, query.container);
-    if (!resolved.ok) return refuse(refusals.containerRefused(request.name, resolved), { decision: c.outcome === 'approval' ? 'approval' : 'allow', ...policy });
-    const op = streamOperation(request, resolved.container, query.command);
+    const decision = c.outcome === 'approval' ? 'approval' : 'allow';
+    if (!pod.ok) return refuse(pod.status ?? refusals.upstreamAnswered(pod.httpStatus, `pod ${request.namespace}/${request.name}`), { decision, ...policy });
+    let op: Operation & { kind: 'stream' };
+    let container = '';
+    if (request.stream === 'portforward') {
+      // A port-forward reaches the pod, not a container; its ports come per connection (SPDY,
+      // tunnel) or in the query (channel protocol), and each connection is checked on its own.
+      // (The request parser has refused a bad `ports` already.)
+      const asked = queryPorts(request.query);
+      const ports = asked.ok && asked.value.length > 0 ? [...new Set(asked.value)] : undefined;
+      op = { ...streamOperation(request, '', []), ...(ports ? { ports } : {}) };
+    } else {
+      const resolved = resolveContainer(pod.pod, query.container);
+      if (!resolved.ok) return refuse(refusals.containerRefused(request.name, resolved), { decision, ...policy });
+      container = resolved.container;
+      op = streamOperation(request, container, query.command);
+    }
 
     let approval: Approval | null = null;
     if (c.outcome === 'approval') {
-      const gated = await this.gate(c, op, { command: query.command }, { address: this.client(req), run: header(req, 'kubectl-session') }, (abort) => socket.once('close', abort));
+      const shown = request.stream === 'portforward' ? {} : { command: query.command };
+      const gated = await this.gate(c, op, shown, { address: this.client(req), run: header(req, 'kubectl-session') }, (abort) => socket.once('close', abort));
       if (!gated.ok) return refuse(gated.status, { decision: 'approval', ...policy, approvalId: gated.approvalId, outcome: gated.outcome });
       const granted = gated.approval!;
       approval = granted;
@@ -441,7 +456,6 @@ export class KubeEndpoint {
         return refuse(refusals.noSessionsLeft(request.name, granted.id), { decision: 'approval', ...policy, approvalId: granted.id, outcome: 'no-sessions-left' });
       }
     }
-    const decision = c.outcome === 'approval' ? 'approval' : 'allow';
     // From this instant every change to the approval or the agent ends what runs under it.
     const lease = this.lease(c.principal, approval);
     try {
@@ -451,31 +465,42 @@ export class KubeEndpoint {
       }
       const identity = this.identity(c);
       const granted = approval;
-      const result = await runStreamSession({
+      const common = {
         req,
         socket,
         head,
         agent: { id: c.principal.id, name: c.principal.name },
         client: this.client(req),
-        operation: request.stream,
         namespace: request.namespace,
         pod: request.name,
-        query: { ...query, container: resolved.container },
         lease,
         upstream: this.opts.upstream,
         ...(identity ? { identity } : {}),
         sessions: this.opts.sessions,
-        sinks: (session) => this.opts.sinks(session),
-        track: (cut) => {
+        sinks: (session: SessionInfo) => this.opts.sinks(session),
+        track: (cut: (reason: EndReason) => void) => {
           if (this.cutAll) cut(this.cutAll);
           this.liveSessions.add(cut);
           return () => this.liveSessions.delete(cut);
         },
-        cutStatus: (reason, detail) => refusals.sessionCut(granted, request.name, reason, detail),
+        cutStatus: (reason: EndReason, detail?: string) => refusals.sessionCut(granted, request.name, reason, detail),
         setupTimeoutMs: this.opts.sessionSetupSeconds * 1000,
-        expiryWarningSeconds: this.opts.expiryWarningSeconds,
         log: this.opts.log,
-      });
+      };
+      const result =
+        request.stream === 'portforward'
+          ? await runPortForwardSession({
+              ...common,
+              query: request.query,
+              recordConnection: (session, seq, port, startedAt) => this.opts.recordConnection(session, seq, port, startedAt),
+              portRefused: (port) => refusals.portNotApproved(granted!, request.name, port),
+            })
+          : await runStreamSession({
+              ...common,
+              operation: request.stream,
+              query: { ...query, container },
+              expiryWarningSeconds: this.opts.expiryWarningSeconds,
+            });
       this.finish(req, c, start, {
         decision,
         ...policy,

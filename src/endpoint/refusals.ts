@@ -194,8 +194,10 @@ export function notAStreamUpgrade(): Status {
   return statusFor('BAD_STREAM_REQUEST', 'kube-bastion upgrades only exec, attach and portforward requests');
 }
 
-export function portForwardNotRelayed(pod: string): Status {
-  return statusFor('FORBIDDEN', `pods "${pod}" is forbidden: kube-bastion does not relay port-forward sessions yet (it never runs a session it cannot record)`);
+/** The error-stream text for a forwarded connection to a port the approval does not name (kubectl prints it and ends). */
+export function portNotApproved(approval: Approval, pod: string, port: number): string {
+  const ports = approval.scope.kind === 'stream' && approval.scope.ports ? approval.scope.ports.join(', ') : 'none';
+  return `kube-bastion refused the connection to port ${port} of pod ${pod}: approval ${approval.id} allows port-forward to port(s) ${ports} only`;
 }
 
 /** What the agent asked cannot be written down as an approval (an empty program, an argv too long to hold): refused, never held. */

@@ -11,6 +11,9 @@ export { HEADER_EXTRA_KEY, outputText, resizeData, parseResizeData } from './eve
 export type { CastFormat, CastHeader, ParsedCast, RecordingEvent, EventCode } from './events.js';
 export { readRawSidecar, scanRawSidecarFile, RawChannel, RawSidecarFormatError } from './raw-sidecar.js';
 export type { RawRecord, RawSidecarContents, RawSidecarMeta } from './raw-sidecar.js';
+export { ForwardRecording, forwardRecordingPath } from './forward-recorder.js';
+export type { ForwardRecordingOptions, ForwardRecordingResult } from './forward-recorder.js';
+export { recogniseForward } from './forward-protocol.js';
 export { TarLister, detectTarTransfer } from './tar-listing.js';
 export type { TarFileEntry, TarTransfer, TarListSummary } from './tar-listing.js';
 export { Utf8StreamDecoder, ChannelDecoders } from './utf8-decoder.js';

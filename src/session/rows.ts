@@ -2,8 +2,9 @@
 // table and an event in the hash-chained audit log, written before the relay goes on.
 import type { AuditLog, SessionStore } from '../store/types.js';
 import type { SessionRowPort } from './stream-session.js';
+import type { ForwardRowPort } from './portforward-session.js';
 
-export function sessionRows(store: { sessions: SessionStore; audit: AuditLog }): SessionRowPort {
+export function sessionRows(store: { sessions: SessionStore; audit: AuditLog }): SessionRowPort & ForwardRowPort {
   return {
     start: async (input) => {
       const session = await store.sessions.start(input);
@@ -35,5 +36,22 @@ export function sessionRows(store: { sessions: SessionStore; audit: AuditLog }):
       });
       return session;
     },
+    connectionStarted: (start) => (store.sessions as unknown as PendingForwardStore).connectionStarted(start),
+    // Each connection's end is in the chain: its port, outcome and hashes cannot be quietly changed.
+    connectionEnded: async (sessionId, seq, end, port) => {
+      await (store.sessions as unknown as PendingForwardStore).connectionEnded(sessionId, seq, end);
+      await store.audit.append({
+        event: 'session.connection',
+        actor: 'system',
+        sessionId,
+        details: { seq, port, ...end },
+      });
+    },
   };
+}
+
+// TEMPORARY until the store's forwarded-connection methods land (same branch series).
+interface PendingForwardStore {
+  connectionStarted(start: Parameters<ForwardRowPort['connectionStarted']>[0]): Promise<void>;
+  connectionEnded(sessionId: string, seq: number, end: Parameters<ForwardRowPort['connectionEnded']>[2]): Promise<void>;
 }

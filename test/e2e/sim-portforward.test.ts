@@ -3,15 +3,12 @@
 // 1.31 and 1.33, with no silent fallback), and a raw channel-protocol client (v4.channel.k8s.io,
 // v4.base64.channel.k8s.io) as @kubernetes/client-node and browsers speak it. The pod's ports are
 // real processes: demo/web-0's app answers HTTP on 8080, its sidecar echoes on 7000.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { request } from 'node:http';
-import { connect } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { KubeConfig, PortForward } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { freshHome, kubectlPath } from '../helpers/kubectl.js';
+import { httpGet, kubectlPortForward, roundTrip, sha256, type Forward } from '../helpers/portforward.js';
 import { startSim, type StartedSim } from '../helpers/sim.js';
 
 let env: StartedSim;
@@ -22,63 +19,9 @@ afterAll(async () => {
   await env?.sim.stop();
 });
 
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
-interface Forward {
-  child: ChildProcess;
-  /** Local port per remote port. */
-  local: Map<number, number>;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
-/** Starts `kubectl port-forward` on free local ports and waits until every port is announced. */
-async function portForward(minor: number, extraEnv: Record<string, string>, remotePorts: number[]): Promise<Forward> {
-  const child = spawn(
-    kubectlPath(minor),
-    ['--kubeconfig', env.kubeconfig, 'port-forward', '--address', '127.0.0.1', '-n', 'demo', 'web-0', ...remotePorts.map((p) => `:${p}`)],
-    { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: freshHome(), ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const local = new Map<number, number>();
-  const deadline = Date.now() + 20_000;
-  while (local.size < remotePorts.length) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`port-forward did not start: ${out} ${err}`);
-    for (const m of out.matchAll(/Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)/g)) local.set(Number(m[2]), Number(m[1]));
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { child, local, stderr: () => err, exited };
-}
-
-function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** Sends `data`, half-closes, and reads until the other side closes. */
-function roundTrip(port: number, data: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
-    const chunks: Buffer[] = [];
-    socket.on('data', (d: Buffer) => chunks.push(d));
-    socket.on('end', () => {
-      socket.end();
-      resolve(Buffer.concat(chunks));
-    });
-    socket.on('error', reject);
-    socket.end(data);
-  });
+/** Starts `kubectl port-forward` against the sim. */
+function portForward(minor: number, extraEnv: Record<string, string>, remotePorts: number[]): Promise<Forward> {
+  return kubectlPortForward({ minor, kubeconfig: env.kubeconfig, env: extraEnv, ports: remotePorts });
 }
 
 /** The port-forward upgrades the sim received since `from`, as "METHOD transport". */

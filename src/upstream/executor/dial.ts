@@ -214,6 +214,21 @@ const TLS_OPTION_KEYS = [
   'crl',
 ] as const;
 
+/**
+ * The TLS settings of the target's per-request options (the explicit ones win over its agent's),
+ * for a connection of its own: an upgrade takes its socket for good, so it never uses the
+ * keep-alive REST agent.
+ */
+export function tlsOptions(base: https.RequestOptions): Record<string, unknown> {
+  const options: Record<string, unknown> = {};
+  const agentOptions = base.agent instanceof https.Agent ? (base.agent as https.Agent & { options?: Record<string, unknown> }).options : undefined;
+  for (const key of TLS_OPTION_KEYS) {
+    const value = (base as Record<string, unknown>)[key] ?? agentOptions?.[key];
+    if (value !== undefined) options[key] = value;
+  }
+  return options;
+}
+
 /** Headers ws (or the upgrade itself) owns; a caller's copy would break the handshake. */
 const HANDSHAKE_HEADERS = new Set([
   'host',
@@ -238,12 +253,7 @@ const HANDSHAKE_HEADERS = new Set([
  * settings (and the explicit ones, which win) go to a dedicated TLS connection.
  */
 export function clientOptions(base: https.RequestOptions, req: Pick<UpstreamExecRequest, 'headers' | 'handshakeTimeoutMs'>): ClientOptions {
-  const options: Record<string, unknown> = {};
-  const agentOptions = base.agent instanceof https.Agent ? (base.agent as https.Agent & { options?: Record<string, unknown> }).options : undefined;
-  for (const key of TLS_OPTION_KEYS) {
-    const value = (base as Record<string, unknown>)[key] ?? agentOptions?.[key];
-    if (value !== undefined) options[key] = value;
-  }
+  const options = tlsOptions(base);
   const headers: Record<string, string | string[]> = {};
   const add = (source: OutgoingHttpHeaders | Record<string, string | string[]> | undefined): void => {
     for (const [name, value] of Object.entries(source ?? {})) {

@@ -51,7 +51,7 @@ export interface Refusal {
  * WebSocket handshake (golang.org/x/net/websocket via apimachinery wsstream, reached through an
  * API server without the v5 translator) refuses an offer it cannot serve: 403, empty body.
  */
-export function classifyRefusal(httpStatus: number, statusText: string | undefined, body: Buffer, offered: readonly string[]): Refusal {
+export function classifyRefusal(httpStatus: number, statusText: string | undefined, body: Buffer, offered: readonly string[], what = 'exec/attach'): Refusal {
   let upstreamStatus: Status | undefined;
   if (body.length > 0) {
     try {
@@ -66,7 +66,7 @@ export function classifyRefusal(httpStatus: number, statusText: string | undefin
     apiStatus(
       httpStatus,
       statusReasonOf(codeForHttpStatus(httpStatus)),
-      `upstream refused the exec/attach upgrade: HTTP ${httpStatus}${statusText ? ` ${statusText}` : ''}${text ? `: ${text}` : ''}`,
+      `upstream refused the ${what} upgrade: HTTP ${httpStatus}${statusText ? ` ${statusText}` : ''}${text ? `: ${text}` : ''}`,
     );
   return {
     error: new UpstreamRefusal(status, httpStatus, { offered: [...offered] }),

@@ -1,0 +1,444 @@
+// One port-forward session through the bastion, in the same order as exec (stream-session.ts):
+//   gate decided (the caller holds a lease) -> the agent's transport accepted (any of the three
+//   forms) -> the session row and its recorder -> the lease re-checked -> only then upstream dialed
+//   (plain SPDY, which every API server accepts) -> each forwarded connection relayed on its own.
+// Each connection is checked against the approval's ports, written to the store and given its own
+// raw sidecar before a byte moves; a connection outside the ports is refused on its error stream
+// and recorded as refused. At the lease's end (expiry, revocation, agent revoked, shutdown) every
+// open connection is cut with the reason on its error stream and the session closes.
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { isBastionError, UpstreamRefusal } from '../errors/index.js';
+import type { Logger } from '../observability/log.js';
+import { apiStatus, type Status } from '../protocol/status.js';
+import { acceptPortForward, type ForwardStream, type PortForwardServer } from '../transport/portforward/index.js';
+import type { ApprovalLease } from '../approvals/lease.js';
+import { portAllowed } from '../model/scope.js';
+import type { ForwardedConnectionEnd, ForwardedConnectionStart } from '../model/forward.js';
+import type { EndReason, SessionEnd, SessionInfo, SessionSink } from '../model/session.js';
+import type { ForwardOutcome } from '../model/vocabulary.js';
+import type { ForwardRecording, ForwardRecordingResult } from '../recording/forward-recorder.js';
+import { dialUpstreamPortForward, type UpstreamForward, type UpstreamPortForward } from '../upstream/portforward.js';
+import type { UpstreamTarget } from '../upstream/upstream.js';
+import { impersonationHeaders, type UpstreamIdentity } from '../upstream/headers.js';
+import { leaseEndDetail, outcome, raceSetup, STATUS_GRACE_MS, type SessionOutcome } from './setup.js';
+import type { SessionRowPort } from './stream-session.js';
+
+/** The store's record of each forwarded connection. */
+export interface ForwardRowPort {
+  connectionStarted(start: ForwardedConnectionStart): Promise<void>;
+  connectionEnded(sessionId: string, seq: number, end: ForwardedConnectionEnd, port: number): Promise<void>;
+}
+
+export interface PortForwardSessionContext {
+  req: IncomingMessage;
+  socket: Duplex;
+  head: Buffer;
+  /** The request's query (the channel protocol's ports). */
+  query: URLSearchParams;
+  agent: { id: string; name: string };
+  client: string;
+  namespace: string;
+  pod: string;
+  lease: ApprovalLease;
+  upstream: UpstreamTarget;
+  identity?: UpstreamIdentity;
+  sessions: SessionRowPort & ForwardRowPort;
+  /** Session-level sinks (the recorder: markers for each connection, the end). */
+  sinks(session: SessionInfo): SessionSink[];
+  /** The raw sidecar of connection `seq`; throws when it cannot be created (the connection is then refused). */
+  recordConnection(session: SessionInfo, seq: number, port: number, startedAt: Date): ForwardRecording;
+  track(cut: (reason: EndReason) => void): () => void;
+  /** The Status for a cut; its message is what each open connection's error stream carries. */
+  cutStatus(reason: EndReason, detail?: string): Status;
+  /** The error-stream text for a connection to a port the approval does not name. */
+  portRefused(port: number): string;
+  setupTimeoutMs: number;
+  log: Logger;
+}
+
+/** How long upstream may take to say how a connection ended once its data has. */
+const ERROR_STREAM_GRACE_MS = 1000;
+
+const COMPLETED: Status = apiStatus(200, '', '');
+
+export async function runPortForwardSession(ctx: PortForwardSessionContext): Promise<SessionOutcome> {
+  const { lease } = ctx;
+  const deadline = Date.now() + ctx.setupTimeoutMs;
+
+  // 1. The agent's transport; a refused handshake has been answered by the transport.
+  const accepting = acceptPortForward(ctx.req, ctx.socket, ctx.head, ctx.query, { streamCreationTimeoutMs: ctx.setupTimeoutMs });
+  accepting.catch(() => {});
+  const accepted = await raceSetup(accepting, lease, deadline, () => {});
+  if (!accepted.ok) {
+    if (accepted.error !== undefined) {
+      const err = accepted.error;
+      if (!isBastionError(err)) ctx.log.error({ err }, 'accepting the agent port-forward failed');
+      const detail = isBastionError(err) ? `handshake refused (${err.code}): ${err.message}` : 'handshake failed';
+      return outcome({ reason: 'error', detail, status: isBastionError(err) ? err.httpStatus : 500 });
+    }
+    // The lease ended while the agent was still connecting: there is no stream to say why on.
+    const late = await Promise.race([accepting.then((a) => a, () => undefined), new Promise<undefined>((r) => setTimeout(() => r(undefined), STATUS_GRACE_MS).unref())]);
+    if (late) late.destroy();
+    else ctx.socket.destroy();
+    return outcome({ reason: accepted.reason, ...(accepted.detail ? { detail: accepted.detail } : {}), status: late ? 101 : 408, upgraded: late !== undefined });
+  }
+  const agent = accepted.value;
+  try {
+    return await new PortForwardRun(ctx, agent, deadline).run();
+  } catch (err) {
+    ctx.log.error({ err }, 'port-forward session failed');
+    agent.destroy();
+    return outcome({ reason: 'error', detail: 'internal error', status: 101, upgraded: true, dialed: true });
+  }
+}
+
+interface Connection {
+  seq: number;
+  stream: ForwardStream;
+  recording: ForwardRecording;
+  upstream?: UpstreamForward;
+  /** Ends the connection with `outcome` (idempotent); resolves once its row is written. */
+  end(outcome: ForwardOutcome, detail: string | null): Promise<void>;
+}
+
+/** Steps 2-5 for one accepted agent connection. */
+class PortForwardRun {
+  private sessionId = '';
+  private info!: SessionInfo;
+  private sinks: SessionSink[] = [];
+  private upstream: UpstreamPortForward | undefined;
+  private readonly open = new Map<number, Connection>();
+  private readonly pending = new Set<Promise<void>>();
+  private seq = 0;
+  private bytesIn = 0;
+  private bytesOut = 0;
+  private cutRequest: { reason: EndReason; detail?: string } | undefined;
+  private wake: (() => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly ctx: PortForwardSessionContext,
+    private readonly agent: PortForwardServer,
+    private readonly setupDeadline: number,
+  ) {}
+
+  async run(): Promise<SessionOutcome> {
+    const { ctx, agent } = this;
+    const { lease, log } = ctx;
+    const refuse = async (reason: EndReason, detail: string | undefined, recorded: boolean, dialed = false): Promise<SessionOutcome> => {
+      agent.destroy();
+      const status = ctx.cutStatus(reason, detail);
+      if (recorded) await this.endSinks({ reason, exitCode: null, status, bytesIn: 0, bytesOut: 0 });
+      if (this.sessionId) await ctx.sessions.end(this.sessionId, { reason, exitCode: null, status, bytesIn: 0, bytesOut: 0 }).catch((err: unknown) => log.error({ err }, 'ending the session row failed'));
+      return outcome({ reason, ...(detail ? { detail } : {}), status: 101, upgraded: true, sessionId: this.sessionId || null, dialed });
+    };
+
+    // 2. The session row and its recorder: if either cannot be written, nothing runs.
+    try {
+      this.sessionId = (
+        await ctx.sessions.start({
+          approvalId: lease.approval?.id ?? null,
+          agent: ctx.agent,
+          operation: 'portforward',
+          transport: agent.transport,
+          protocol: agent.protocolName,
+          namespace: ctx.namespace,
+          pod: ctx.pod,
+          container: '',
+          command: [],
+          tty: false,
+          client: ctx.client,
+        })
+      ).id;
+    } catch (err) {
+      log.error({ err }, 'writing the session row failed; the port-forward is not run');
+      return refuse('error', 'the session could not be recorded', false);
+    }
+    this.info = {
+      id: this.sessionId,
+      approvalId: lease.approval?.id ?? null,
+      agent: ctx.agent,
+      operation: 'portforward',
+      namespace: ctx.namespace,
+      pod: ctx.pod,
+      container: '',
+      command: [],
+      tty: false,
+      transport: agent.transport,
+      protocol: agent.protocolName,
+      upstreamProtocol: '',
+    };
+    try {
+      this.sinks = ctx.sinks(this.info);
+    } catch (err) {
+      return refuse('recording-failed', (err as Error).message, false);
+    }
+
+    // 3. The state the session starts under, read again now that our side is ready.
+    let ended;
+    try {
+      ended = await lease.confirm();
+    } catch (err) {
+      log.error({ err }, 'reading the approval state failed; the port-forward is not run');
+      return refuse('error', 'the approval state could not be read', true);
+    }
+    if (ended) return refuse(ended.reason, leaseEndDetail(ended), true);
+
+    // 4. Only now is upstream dialed.
+    const dialAbort = new AbortController();
+    const dial = dialUpstreamPortForward(ctx.upstream, {
+      path: `/api/v1/namespaces/${encodeURIComponent(ctx.namespace)}/pods/${encodeURIComponent(ctx.pod)}/portforward`,
+      signal: dialAbort.signal,
+      handshakeTimeoutMs: Math.max(1, this.setupDeadline - Date.now()),
+      ...(ctx.identity ? { headers: impersonationHeaders(ctx.identity) } : {}),
+    });
+    dial.then((u) => dialAbort.signal.aborted && u.destroy(), () => {});
+    const dialed = await raceSetup(dial, lease, this.setupDeadline, () => dialAbort.abort(), `the upstream API server did not answer within ${Math.round(ctx.setupTimeoutMs / 1000)} s`);
+    if (!dialed.ok) {
+      if (dialed.error === undefined) return refuse(dialed.reason, dialed.detail, true, true);
+      const err = dialed.error;
+      const detail = err instanceof UpstreamRefusal ? `upstream refused: ${err.status.message ?? err.message}` : isBastionError(err) ? err.message : 'could not open the port-forward upstream';
+      return refuse(err instanceof UpstreamRefusal ? 'upstream-refused' : 'upstream-closed', detail, true, true);
+    }
+    this.upstream = dialed.value;
+    ctx.sessions.upstreamChosen(this.sessionId, this.upstream.protocol).catch((err: unknown) => log.error({ err }, 'storing the upstream protocol failed'));
+    if (!this.observe((sink) => sink.marker?.(`upstream: ${this.upstream!.protocol}`))) return refuse('recording-failed', this.cutRequest?.detail, true, true);
+
+    // 5. Relay each connection until the agent leaves, upstream goes, or the lease ends.
+    return this.relay();
+  }
+
+  private async relay(): Promise<SessionOutcome> {
+    const { ctx, agent, upstream } = this;
+    const { lease, log } = ctx;
+    const offLease = lease.onEnd((end) => this.cut(end.reason, leaseEndDetail(end)));
+    const untrack = ctx.track((reason) => this.cut(reason));
+    if (lease.deadline !== undefined) this.timer = setTimeout(() => this.cut('expired'), Math.max(0, lease.deadline - Date.now()));
+    log.info({ sessionId: this.sessionId, approvalId: this.info.approvalId, agent: ctx.agent.name, transport: agent.transport, protocol: agent.protocolName, form: agent.form, pod: `${ctx.namespace}/${ctx.pod}` }, 'port-forward start');
+    let reason: EndReason = 'completed';
+    let detail: string | undefined;
+    try {
+      agent.onConnection((stream) => this.track(this.connection(stream)));
+      const stopped = new Promise<void>((resolve) => (this.wake = resolve));
+      const which = await Promise.race([agent.closed.then(() => 'agent' as const), upstream!.closed.then(() => 'upstream' as const), stopped.then(() => 'cut' as const)]);
+      if (which === 'cut' && this.cutRequest) {
+        reason = this.cutRequest.reason;
+        detail = this.cutRequest.detail;
+        await this.endAll('cut', ctx.cutStatus(reason, detail).message ?? reason);
+        await this.closeAgent();
+      } else if (which === 'upstream') {
+        reason = 'upstream-closed';
+        detail = 'the upstream API server closed the port-forward';
+        await this.endAll('cut', ctx.cutStatus(reason, detail).message ?? reason);
+        await this.closeAgent();
+      } else {
+        // The agent ended the session (kubectl exits, or every channel-protocol port is done).
+        await this.endAll('closed', null);
+      }
+    } finally {
+      clearTimeout(this.timer);
+      offLease();
+      upstream!.destroy();
+      await Promise.all(this.pending);
+      const status = reason === 'completed' ? COMPLETED : ctx.cutStatus(reason, detail);
+      const end: SessionEnd = { reason, exitCode: null, status, bytesIn: this.bytesIn, bytesOut: this.bytesOut };
+      await this.endSinks(end);
+      await ctx.sessions.end(this.sessionId, end).catch((err: unknown) => log.error({ err, sessionId: this.sessionId }, 'ending the session row failed'));
+      untrack();
+    }
+    log.info({ sessionId: this.sessionId, reason, connections: this.seq, bytesIn: this.bytesIn, bytesOut: this.bytesOut }, 'port-forward end');
+    return outcome({ reason, ...(detail ? { detail } : {}), status: 101, upgraded: true, sessionId: this.sessionId, dialed: true, bytesIn: this.bytesIn, bytesOut: this.bytesOut });
+  }
+
+  /** Cuts the session now; the first reason wins. */
+  cut(reason: EndReason, detail?: string): void {
+    if (this.cutRequest) return;
+    this.cutRequest = { reason, ...(detail ? { detail } : {}) };
+    clearTimeout(this.timer);
+    // Nothing more moves upstream from this instant.
+    for (const c of this.open.values()) c.upstream?.data.destroy();
+    this.wake?.();
+  }
+
+  private track(job: Promise<void>): void {
+    this.pending.add(job);
+    void job.finally(() => this.pending.delete(job));
+  }
+
+  private pastDeadline(): boolean {
+    const d = this.ctx.lease.deadline;
+    return d !== undefined && Date.now() >= d;
+  }
+
+  /** One forwarded connection, from its check to its row's end. */
+  private async connection(stream: ForwardStream): Promise<void> {
+    const { ctx } = this;
+    const seq = ++this.seq;
+    const startedAt = new Date();
+    const base = { sessionId: this.sessionId, seq, port: stream.port, startedAt: startedAt.toISOString() };
+    const refuseConnection = async (outcomeName: ForwardOutcome, text: string): Promise<void> => {
+      stream.fail(text);
+      this.observe((sink) => sink.marker?.(`connection ${seq}: port ${stream.port} ${outcomeName}: ${text}`));
+      await ctx.sessions.connectionStarted({ ...base, rawPath: null }).catch(() => {});
+      await ctx.sessions
+        .connectionEnded(this.sessionId, seq, { endedAt: new Date().toISOString(), outcome: outcomeName, detail: text, bytesIn: 0, bytesOut: 0, sha256In: null, sha256Out: null, rawSha256: null, protocol: null }, stream.port)
+        .catch((err: unknown) => ctx.log.error({ err, sessionId: this.sessionId, seq }, 'recording the refused connection failed'));
+    };
+    if (this.cutRequest || this.pastDeadline()) return refuseConnection('cut', ctx.cutStatus(this.cutRequest?.reason ?? 'expired', this.cutRequest?.detail).message ?? 'cut');
+    const approval = ctx.lease.approval;
+    if (approval && !portAllowed(approval.scope, stream.port)) return refuseConnection('refused', ctx.portRefused(stream.port));
+
+    // Recorded before a byte moves: its sidecar, then its row.
+    let recording: ForwardRecording;
+    try {
+      recording = ctx.recordConnection(this.info, seq, stream.port, startedAt);
+    } catch (err) {
+      await refuseConnection('cut', 'kube-bastion could not record this connection');
+      this.cut('recording-failed', (err as Error).message);
+      return;
+    }
+    try {
+      await ctx.sessions.connectionStarted({ ...base, rawPath: recording.path });
+    } catch (err) {
+      recording.abandon();
+      await refuseConnection('cut', 'kube-bastion could not record this connection');
+      this.cut('error', 'the connection could not be recorded');
+      return;
+    }
+    // The lease may have ended while the row was written.
+    const cutMeanwhile = this.cutRequest as { reason: EndReason; detail?: string } | undefined;
+    if (cutMeanwhile) {
+      recording.finish();
+      return refuseConnection('cut', ctx.cutStatus(cutMeanwhile.reason, cutMeanwhile.detail).message ?? 'cut');
+    }
+    this.observe((sink) => sink.marker?.(`connection ${seq}: port ${stream.port} opened`));
+    let finished: Promise<void> | undefined;
+    const conn: Connection = {
+      seq,
+      stream,
+      recording,
+      end: (outcomeName, detail) => (finished ??= this.endConnection(conn, outcomeName, detail)),
+    };
+    this.open.set(seq, conn);
+    try {
+      conn.upstream = this.upstream!.open(stream.port, String(seq - 1));
+    } catch (err) {
+      await conn.end('cut', `kube-bastion could not open the connection upstream: ${(err as Error).message}`);
+      return;
+    }
+    await this.pipe(conn);
+  }
+
+  /** Copies both ways with backpressure, recording each chunk before it moves; resolves when the connection has ended. */
+  private async pipe(conn: Connection): Promise<void> {
+    const { stream, recording } = conn;
+    const up = conn.upstream!;
+    const copy = (from: Duplex, to: Duplex, record: (chunk: Buffer) => void, count: (n: number) => void): void => {
+      from.on('data', (chunk: Buffer) => {
+        if (this.cutRequest) return;
+        if (this.pastDeadline()) {
+          this.cut('expired');
+          return;
+        }
+        try {
+          record(chunk);
+        } catch (err) {
+          this.cut('recording-failed', (err as Error).message);
+          return;
+        }
+        count(chunk.length);
+        if (!to.write(chunk)) {
+          from.pause();
+          to.once('drain', () => from.resume());
+        }
+      });
+      from.once('end', () => {
+        if (!this.cutRequest && !to.writableEnded && !to.destroyed) to.end();
+      });
+    };
+    copy(stream.data, up.data, (c) => recording.toPod(c), (n) => (this.bytesIn += n));
+    copy(up.data, stream.data, (c) => recording.fromPod(c), (n) => (this.bytesOut += n));
+    const gone = (d: Duplex): Promise<void> => new Promise((resolve) => (d.destroyed ? resolve() : d.once('close', () => resolve())));
+    // Over when upstream says so (its error stream), or either side's data is gone.
+    const errorText = up.error.then((text) => ({ kind: 'error' as const, text }));
+    const first = await Promise.race([errorText, gone(up.data).then(() => ({ kind: 'upstream' as const })), gone(stream.data).then(() => ({ kind: 'agent' as const }))]);
+    if (first.kind === 'agent') {
+      // The agent reset or lost the connection: nobody reads the rest.
+      up.data.destroy();
+      await conn.end('closed', null);
+      return;
+    }
+    let text = first.kind === 'error' ? first.text : '';
+    if (first.kind === 'upstream') {
+      // Data is done; the kubelet ends the error stream right after, with a message on failure.
+      text = await Promise.race([up.error, new Promise<string>((r) => setTimeout(() => r(''), ERROR_STREAM_GRACE_MS).unref())]);
+    }
+    if (text !== '') await conn.end('failed', text);
+    else {
+      // Let what the pod sent drain to the agent before its error stream says the connection is
+      // over; kubectl resets its data stream once it has read the pod's end.
+      await Promise.race([gone(up.data), gone(stream.data)]);
+      await conn.end('closed', null);
+    }
+  }
+
+  private async endConnection(conn: Connection, outcomeName: ForwardOutcome, detail: string | null): Promise<void> {
+    const { ctx } = this;
+    this.open.delete(conn.seq);
+    conn.upstream?.data.destroy();
+    let result: ForwardRecordingResult | undefined;
+    try {
+      if (detail !== null) conn.recording.errorText(detail);
+      result = conn.recording.finish();
+    } catch (err) {
+      conn.recording.abandon();
+      ctx.log.error({ err, sessionId: this.sessionId, seq: conn.seq }, 'completing the connection recording failed');
+      this.cut('recording-failed', (err as Error).message);
+    }
+    if (detail !== null) conn.stream.fail(detail);
+    else conn.stream.done();
+    this.observe((sink) => sink.marker?.(`connection ${conn.seq}: port ${conn.stream.port} ${outcomeName}${detail ? `: ${detail}` : ''}`));
+    await ctx.sessions
+      .connectionEnded(this.sessionId, conn.seq, {
+        endedAt: new Date().toISOString(),
+        outcome: outcomeName,
+        detail,
+        bytesIn: result?.bytesIn ?? 0,
+        bytesOut: result?.bytesOut ?? 0,
+        sha256In: result?.sha256In ?? null,
+        sha256Out: result?.sha256Out ?? null,
+        rawSha256: result?.rawSha256 ?? null,
+        protocol: result?.protocol ?? null,
+      }, conn.stream.port)
+      .catch((err: unknown) => ctx.log.error({ err, sessionId: this.sessionId, seq: conn.seq }, 'ending the connection row failed'));
+  }
+
+  /** Ends every open connection (their rows written). */
+  private async endAll(outcomeName: ForwardOutcome, detail: string | null): Promise<void> {
+    await Promise.all([...this.open.values()].map((c) => c.end(outcomeName, detail)));
+  }
+
+  /** Lets the error-stream messages reach the agent, then closes; a client that does not read is dropped. */
+  private async closeAgent(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.agent.close().catch(() => {}), new Promise<void>((r) => (timer = setTimeout(r, STATUS_GRACE_MS)))]);
+    clearTimeout(timer);
+    this.agent.destroy();
+  }
+
+  /** Runs every sink for one event; a failure cuts the session. */
+  private observe(event: (sink: SessionSink) => void): boolean {
+    try {
+      for (const sink of this.sinks) event(sink);
+      return true;
+    } catch (err) {
+      this.cut('recording-failed', (err as Error).message);
+      return false;
+    }
+  }
+
+  private async endSinks(end: SessionEnd): Promise<void> {
+    for (const sink of this.sinks) await Promise.resolve(sink.end?.(end)).catch(() => {});
+  }
+}
