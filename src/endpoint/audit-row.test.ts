@@ -68,7 +68,7 @@ describe('aggregateAuditEvent', () => {
       last: '2026-01-02T03:04:09.000Z',
       statuses: { 401: 9_990 },
       rules: { authentication: 9_990 },
-      sample: row({ path, failure: 'unauthenticated' }),
+      sample: requestAuditEvent(row({ path, failure: 'unauthenticated' })),
       intervalSeconds: 60,
     });
     expect(event).toMatchObject({ event: 'requests.aggregated', source: '10.0.0.1', method: 'GET', path: path.slice(0, FAILURE_FIELD_CHARS), decision: 'deny', rule: 'authentication', statusCode: 401 });

@@ -91,26 +91,25 @@ export function requestAuditEvent(row: RequestAuditRecord): AuditEventInput {
 
 /**
  * The failures of one address over one interval as one audit event (`requests.aggregated`): the
- * first failure's request as the sample in the usual columns (bounded like any failure row), the
- * address group as the source, and in `details` how many there were, when, with which statuses
- * and rules.
+ * first failure's row (already bounded) as the sample in the usual columns, the address group as
+ * the source, and in `details` how many there were, when, with which statuses and rules.
  */
 export function aggregateAuditEvent(a: FailureAggregate): AuditEventInput {
-  const b = new Bounder(FAILURE_FIELD_CHARS);
   const s = a.sample;
+  const truncated = s.details?.truncated;
   return {
     event: 'requests.aggregated',
     time: new Date(a.last),
     agent: a.agent,
-    source: b.cut('source', a.address),
-    method: b.cut('method', s.method),
-    path: b.cut('path', s.path),
-    decision: s.decision,
-    rule: s.rule,
-    policyHash: s.policyHash,
-    statusCode: s.status,
-    untrustedClientHints: boundedHints(b, s.hints, FAILURE_FIELD_CHARS),
-    details: b.details({
+    source: a.address,
+    method: s.method ?? null,
+    path: s.path ?? null,
+    decision: s.decision ?? null,
+    rule: s.rule ?? null,
+    policyHash: s.policyHash ?? null,
+    statusCode: s.statusCode ?? null,
+    untrustedClientHints: s.untrustedClientHints ?? null,
+    details: {
       failure: a.failure,
       count: a.count,
       first: a.first,
@@ -118,8 +117,9 @@ export function aggregateAuditEvent(a: FailureAggregate): AuditEventInput {
       intervalSeconds: a.intervalSeconds,
       statuses: a.statuses,
       rules: a.rules,
-      sampleSource: b.cut('sampleSource', s.source),
-      sampleTime: s.time,
-    }),
+      sampleSource: s.source ?? null,
+      sampleTime: s.time ? s.time.toISOString() : null,
+      ...(truncated ? { truncated } : {}),
+    },
   };
 }

@@ -5,6 +5,8 @@
 // bucket over all addresses caps what many addresses together write. Nothing is dropped: every
 // failure is either its own row or counted in an aggregate.
 import { isIPv6 } from 'node:net';
+import type { AuditEventInput } from '../store/types.js';
+import { requestAuditEvent } from './audit-row.js';
 import type { FailureClass, RequestAuditRecord } from './ports.js';
 
 export interface FailureAuditLimits {
@@ -32,8 +34,11 @@ export interface FailureAggregate {
   last: string;
   statuses: Record<string, number>;
   rules: Record<string, number>;
-  /** The first failure counted (its fields are bounded when written like any failure row). */
-  sample: RequestAuditRecord;
+  /**
+   * The first failure counted, as its own (bounded) row would have been: kept bounded from the
+   * start, so thousands of addresses' samples stay small.
+   */
+  sample: AuditEventInput;
   intervalSeconds: number;
 }
 
@@ -141,7 +146,7 @@ export class FailureLimiter {
     }
     const time = new Date(now).toISOString();
     if (!aggregate) {
-      aggregate = { address: group, failure, agent: group === '*' ? null : record.agent, count: 0, first: time, last: time, statuses: {}, rules: {}, sample: record, intervalSeconds: this.limits.intervalSeconds };
+      aggregate = { address: group, failure, agent: group === '*' ? null : record.agent, count: 0, first: time, last: time, statuses: {}, rules: {}, sample: requestAuditEvent(record), intervalSeconds: this.limits.intervalSeconds };
       this.aggregates.set(key, aggregate);
     }
     aggregate.count++;
