@@ -11,7 +11,7 @@ import { decideFor, DEFAULT_RECORDING, PolicyHolder, type LoadedPolicy } from '.
 import { loadEndpointTls, type EndpointTls } from '../tls/material.js';
 import type { UpstreamTarget } from '../upstream/upstream.js';
 import { KubeEndpoint } from '../endpoint/kube-endpoint.js';
-import { requestAuditEvent } from '../endpoint/audit-row.js';
+import { aggregateAuditEvent, requestAuditEvent } from '../endpoint/audit-row.js';
 import { ControlEndpoint } from '../api/control-endpoint.js';
 import { SqliteApprovalService } from '../approvals/service.js';
 import { webhookNotifier } from '../approvals/webhook.js';
@@ -123,7 +123,11 @@ export async function startBastion(config: ServeConfig, log: Logger, upstream: U
         },
       },
       policy: { decide: (req, ctx) => decideFor(policy.current, req, ctx) },
-      audit: { record: (row) => store.audit.append(requestAuditEvent(row)).then(() => undefined) },
+      audit: {
+        record: (row) => store.audit.append(requestAuditEvent(row)).then(() => undefined),
+        recordAggregate: (aggregate) => store.audit.append(aggregateAuditEvent(aggregate)).then(() => undefined),
+      },
+      failureAudit: config.auditFailures,
       approvals,
       holds,
       sessions: sessionRows(store),

@@ -23,3 +23,15 @@ describe('--owner-may-approve', () => {
     expect((err as Error).message).toBe('--owner-may-approve: "reviewer" is not a role that decides approvals; give nobody or a comma list of approver, admin');
   });
 });
+
+describe('--audit-failure-burst, --audit-failure-rate, --audit-failure-interval', () => {
+  it('default to 10 rows, then 6 a minute, per address, aggregated per minute', () => {
+    expect(parseServeConfig([]).auditFailures).toEqual({ burst: 10, perMinute: 6, intervalSeconds: 60 });
+    expect(parseServeConfig(['--audit-failure-burst', '0', '--audit-failure-rate', '120', '--audit-failure-interval', '5']).auditFailures).toEqual({ burst: 0, perMinute: 120, intervalSeconds: 5 });
+  });
+
+  it('refuses what is not a whole number in range, naming the flag', () => {
+    expect(() => parseServeConfig(['--audit-failure-interval', '0'])).toThrow('--audit-failure-interval: expected a whole number from 1 to 3600, got "0"');
+    expect(() => parseServeConfig(['--audit-failure-rate', '1.5'])).toThrow('--audit-failure-rate: expected a whole number from 0 to 600000, got "1.5"');
+  });
+});

@@ -38,6 +38,8 @@ export interface ServeConfig {
   readonly sessionSetupSeconds: number;
   /** Roles whose users may approve requests of (and grant to) agents they own; default none. */
   readonly ownerMayApprove: readonly UserRole[];
+  /** Unauthenticated and malformed requests: rows per address, and the aggregate row's interval. */
+  readonly auditFailures: { readonly burst: number; readonly perMinute: number; readonly intervalSeconds: number };
 }
 
 export const SERVE_USAGE = `usage: kube-bastion serve [options]
@@ -68,7 +70,14 @@ export const SERVE_USAGE = `usage: kube-bastion serve [options]
                                how long a session's setup may take (the client opening its streams, the
                                upstream dial) before it is abandoned (default 10)
   --owner-may-approve ROLES    roles (${DECIDER_ROLES.join(',')}) whose users may approve requests of agents
-                               they own (default nobody: an agent's owner never decides for it)`;
+                               they own (default nobody: an agent's owner never decides for it)
+  --audit-failure-burst N      unauthenticated or malformed requests from one address (an IPv6 /64) that get
+                               their own audit row before the rate applies (default 10)
+  --audit-failure-rate N       such rows per minute per address after the burst (default 6); the rest are
+                               counted into one aggregate row per address per interval. All addresses
+                               together: ten times the burst and rate
+  --audit-failure-interval SECONDS
+                               how long one aggregate row covers (default 60)`;
 
 function usage(message: string): BastionError {
   return new BastionError(ErrorCode.USAGE, message);
@@ -108,6 +117,9 @@ export function parseServeConfig(argv: string[], cwd = process.cwd()): ServeConf
       'expiry-warning': { type: 'string', default: '0' },
       'session-setup-timeout': { type: 'string', default: '10' },
       'owner-may-approve': { type: 'string', default: 'nobody' },
+      'audit-failure-burst': { type: 'string', default: '10' },
+      'audit-failure-rate': { type: 'string', default: '6' },
+      'audit-failure-interval': { type: 'string', default: '60' },
     },
   });
   const listen = parseListen('--listen', values.listen);
@@ -121,6 +133,11 @@ export function parseServeConfig(argv: string[], cwd = process.cwd()): ServeConf
   const expiryWarning = wholeNumber('--expiry-warning', values['expiry-warning'], 0, 86_400);
   const sessionSetup = wholeNumber('--session-setup-timeout', values['session-setup-timeout'], 1, 300);
   const ownerMayApprove = ownerRoles(values['owner-may-approve']);
+  const auditFailures = {
+    burst: wholeNumber('--audit-failure-burst', values['audit-failure-burst'], 0, 100_000),
+    perMinute: wholeNumber('--audit-failure-rate', values['audit-failure-rate'], 0, 600_000),
+    intervalSeconds: wholeNumber('--audit-failure-interval', values['audit-failure-interval'], 1, 3600),
+  };
   if (values.webhook !== undefined && !/^https?:\/\/[^\s]+$/.test(values.webhook)) throw usage(`--webhook: expected an http:// or https:// URL, got "${values.webhook}"`);
   if (Boolean(values['control-tls-cert']) !== Boolean(values['control-tls-key'])) throw usage('--control-tls-cert and --control-tls-key go together');
   if (!isLoopback(controlListen.host) && !values['control-tls-cert']) {
@@ -170,6 +187,7 @@ export function parseServeConfig(argv: string[], cwd = process.cwd()): ServeConf
     expiryWarningSeconds: expiryWarning,
     sessionSetupSeconds: sessionSetup,
     ownerMayApprove,
+    auditFailures,
   };
   return deepFreeze(config);
 }

@@ -74,6 +74,7 @@ describe('classify: authentication', () => {
       audit: { decision: 'deny', rule: 'authentication', policyHash: null },
       principal: null,
       request: null,
+      failure: 'unauthenticated',
     });
     expect(auth.seen).toEqual([]);
     expect(policy.calls).toEqual([]);
@@ -119,6 +120,7 @@ describe('classify: unclassifiable requests', () => {
     expect(c.status).toMatchObject({ kind: 'Status', code: 400, reason: 'BadRequest', status: 'Failure' });
     expect(c.status.message).toMatch(new RegExp(`^kube-bastion refused a request it cannot classify \\(${reason}\\): `));
     expect(c.audit).toEqual({ decision: 'deny', rule: `unclassifiable:${reason}`, policyHash: null });
+    expect(c.failure).toBe('malformed');
     expect(c.principal).toEqual(BOT);
     expect(c.request).toBeNull();
     expect(policy.calls).toEqual([]);

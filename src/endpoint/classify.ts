@@ -7,7 +7,7 @@ import type { KubeRequest, PolicyDecision, Principal } from '../model/request.js
 import type { Status } from '../protocol/status.js';
 import * as refusals from './refusals.js';
 import { hasImpersonation } from '../upstream/headers.js';
-import type { AgentAuthenticator, AuditDecision, PolicyDecider } from './ports.js';
+import type { AgentAuthenticator, AuditDecision, FailureClass, PolicyDecider } from './ports.js';
 
 export type Classification =
   | { outcome: 'forward'; principal: Principal; request: KubeRequest; decision: PolicyDecision }
@@ -19,6 +19,8 @@ export type Classification =
       audit: { decision: AuditDecision; rule: string; policyHash: string | null };
       principal: Principal | null;
       request: KubeRequest | null;
+      /** Refused before any policy: cheap for the client, so its audit row is rate-limited. */
+      failure?: FailureClass;
     };
 
 export function bearerToken(req: IncomingMessage): string | undefined {
@@ -38,6 +40,7 @@ export async function classify(req: IncomingMessage, auth: AgentAuthenticator, p
       audit: { decision: 'deny', rule: 'authentication', policyHash: null },
       principal: null,
       request: null,
+      failure: 'unauthenticated',
     };
   }
   const parsed = parseKubeRequest(req.method ?? 'GET', req.url ?? '/');
@@ -48,6 +51,7 @@ export async function classify(req: IncomingMessage, auth: AgentAuthenticator, p
       audit: { decision: 'deny', rule: `unclassifiable:${parsed.reason}`, policyHash: null },
       principal,
       request: null,
+      failure: 'malformed',
     };
   }
   const request = parsed.request;

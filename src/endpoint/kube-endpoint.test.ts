@@ -160,7 +160,10 @@ async function startEndpoint(material: ServingMaterial, upstream: UpstreamTarget
       record: async (row) => {
         audit.push(row);
       },
+      recordAggregate: async () => {},
     },
+    // Every failure gets its own row here (the limits have their own tests).
+    failureAudit: { burst: 100_000, perMinute: 100_000, intervalSeconds: 60 },
     // Requests that pass hold a lease (watching the agent); nothing here decides approvals.
     approvals: Object.assign(Object.create(unused<ApprovalService>('approvals')) as ApprovalService, {
       watch: () => () => {},

@@ -11,7 +11,7 @@ import type { Status } from '../protocol/status.js';
 import { parseRemoteCommandQuery } from '../protocol/options.js';
 import { proxyRest } from '../upstream/rest-proxy.js';
 import { getPod, resolveContainer } from '../upstream/pods.js';
-import type { UpstreamIdentity } from '../upstream/headers.js';
+import { IMPERSONATE_EXTRA, type UpstreamIdentity } from '../upstream/headers.js';
 import type { UpstreamTarget } from '../upstream/upstream.js';
 import type { BastionMetrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/log.js';
@@ -31,6 +31,7 @@ import type { EndReason, SessionInfo, SessionSink } from '../model/session.js';
 import { classify, type Classification } from './classify.js';
 import * as refusals from './refusals.js';
 import type { AgentAuthenticator, AuditDecision, PolicyDecider, RequestAuditor, RequestAuditRecord } from './ports.js';
+import { FailureLimiter, type FailureAuditLimits } from './failure-audit.js';
 
 export interface KubeEndpointOptions {
   host: string;
@@ -55,6 +56,8 @@ export interface KubeEndpointOptions {
   /** Impersonate the agent upstream (needs `impersonate` RBAC for the bastion's credentials). */
   impersonate: boolean;
   expiryWarningSeconds: number;
+  /** How many unauthenticated and malformed requests per address get their own audit row. */
+  failureAudit: FailureAuditLimits;
 }
 
 interface AuditResult {
@@ -89,6 +92,15 @@ function clientAddress(req: IncomingMessage): string {
   return `${req.socket.remoteAddress ?? ''}:${req.socket.remotePort ?? ''}`;
 }
 
+/** The IP of an `ip:port` client address. */
+function clientIp(address: string): string {
+  const colon = address.lastIndexOf(':');
+  return colon < 0 ? address : address.slice(0, colon);
+}
+
+/** Characters of a path a log line shows (the audit row keeps its length and hash). */
+const LOGGED_PATH_CHARS = 256;
+
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
@@ -111,8 +123,15 @@ export class KubeEndpoint {
   private upgrading = 0;
   /** Set once shutdown cuts live sessions: a session that reaches its relay later is cut at once. */
   private cutAll: EndReason | undefined;
+  private readonly failures: FailureLimiter;
+  private readonly failureTimer: NodeJS.Timeout;
+  /** Aggregate rows being written (a shutdown waits for them). */
+  private readonly aggregateWrites = new Set<Promise<void>>();
 
   constructor(private readonly opts: KubeEndpointOptions) {
+    this.failures = new FailureLimiter(opts.failureAudit);
+    this.failureTimer = setInterval(() => this.flushFailures(), opts.failureAudit.intervalSeconds * 1000);
+    this.failureTimer.unref();
     this.server = https.createServer({ cert: opts.tls.cert, key: opts.tls.key, ALPNProtocols: ['http/1.1'] });
     this.server.on('request', (req, res) => {
       this.onRequest(req, res).catch((err) => {
@@ -159,7 +178,7 @@ export class KubeEndpoint {
   }
 
   private identity(c: { principal: { id: string; name: string } }): UpstreamIdentity | undefined {
-    return this.opts.impersonate ? { user: `kube-bastion:agent:${c.principal.name}`, extra: { 'kube-bastion.io/agent-id': c.principal.id } } : undefined;
+    return this.opts.impersonate ? { user: `kube-bastion:agent:${c.principal.name}`, extra: { [IMPERSONATE_EXTRA.agentId]: c.principal.id } } : undefined;
   }
 
   private finish(req: IncomingMessage, c: Classification, start: number, result: AuditResult): void {
@@ -193,16 +212,34 @@ export class KubeEndpoint {
       bytesIn: result.bytesIn,
       bytesOut: result.bytesOut,
       durationMs,
+      ...(c.outcome === 'refuse' && c.failure ? { failure: c.failure } : {}),
     };
-    // The response is already on its way; an audit failure is loud in the log.
-    this.opts.audit.record(record).catch((err: unknown) => this.opts.log.error({ err }, 'audit write failed'));
     const verb = c.request?.kind === 'resource' ? (c.request.stream ?? c.request.verb) : (c.request?.verb ?? 'unknown');
     this.opts.metrics.requests.inc({ decision: result.decision, verb, code: String(result.status) });
     this.opts.metrics.requestDuration.observe({ decision: result.decision }, durationMs / 1000);
-    this.opts.log.info(
-      { agent: record.agent?.name ?? null, method: record.method, path: record.path, decision: result.decision, rule: result.rule, approvalId: record.approvalId, status: result.status, bytesIn: result.bytesIn, bytesOut: result.bytesOut, durationMs },
-      'request',
-    );
+    const logged = { agent: record.agent?.name ?? null, method: record.method, path: record.path.slice(0, LOGGED_PATH_CHARS), decision: result.decision, rule: result.rule, approvalId: record.approvalId, status: result.status, bytesIn: result.bytesIn, bytesOut: result.bytesOut, durationMs };
+    // Over its address's rate, a failure is counted into the interval's aggregate row instead.
+    if (record.failure && !this.failures.admit(clientIp(record.source), record.failure, record)) {
+      this.opts.metrics.auditAggregated.inc({ failure: record.failure });
+      this.opts.log.debug(logged, 'request (aggregated)');
+      return;
+    }
+    // The response is already on its way; an audit failure is loud in the log.
+    this.opts.audit.record(record).catch((err: unknown) => this.opts.log.error({ err }, 'audit write failed'));
+    this.opts.log.info(logged, 'request');
+  }
+
+  /** Writes the ending interval's aggregate rows (one per address and failure class). */
+  private flushFailures(): void {
+    for (const aggregate of this.failures.drain()) {
+      const write = this.opts.audit
+        .recordAggregate(aggregate)
+        .then(() => this.opts.metrics.auditAggregateRows.inc())
+        .catch((err: unknown) => this.opts.log.error({ err }, 'audit write failed'))
+        .finally(() => this.aggregateWrites.delete(write));
+      this.aggregateWrites.add(write);
+      this.opts.log.info({ address: aggregate.address, failure: aggregate.failure, count: aggregate.count, first: aggregate.first, last: aggregate.last }, 'requests aggregated');
+    }
   }
 
   /**
@@ -312,6 +349,7 @@ export class KubeEndpoint {
           finalChunk: (contentType) => (isWatch(request) && /json/i.test(contentType ?? '') ? refusals.watchErrorEvent(refusals.restCut(request, approval, lease.ended!)) : undefined),
         },
         body,
+        { approvalId: approval?.id ?? null },
       );
       const unreachable = outcome.error?.code === 'UPSTREAM_UNAVAILABLE';
       if (unreachable) {
@@ -536,5 +574,9 @@ export class KubeEndpoint {
     for (const res of this.active) res.destroy();
     for (const socket of this.sockets) socket.destroy();
     await closed;
+    // The last interval's failures are written before the store closes.
+    clearInterval(this.failureTimer);
+    this.flushFailures();
+    await Promise.all([...this.aggregateWrites]);
   }
 }

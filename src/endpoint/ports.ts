@@ -1,6 +1,7 @@
 // What the Kubernetes endpoint needs from the rest of the bastion, as narrow interfaces, so
 // routing and gating stay apart from storage, policy loading and upstream dialing.
 import type { KubeRequest, PolicyDecision, Principal } from '../model/request.js';
+import type { FailureAggregate } from './failure-audit.js';
 
 export interface AgentAuthenticator {
   /** The agent a bearer token belongs to, or undefined for unknown or revoked tokens. */
@@ -12,6 +13,9 @@ export interface PolicyDecider {
 }
 
 export type AuditDecision = 'allow' | 'approval' | 'deny' | 'error';
+
+/** Why a request is a cheap failure: no valid token, or a request the parser refused. */
+export type FailureClass = 'unauthenticated' | 'malformed';
 
 /** One row of the audit log for one request on the Kubernetes endpoint. */
 export interface RequestAuditRecord {
@@ -37,8 +41,12 @@ export interface RequestAuditRecord {
   durationMs: number;
   /** Client-controlled headers, kept as hints only (never trusted for identity). */
   hints: { kubectlCommand?: string; kubectlSession?: string; userAgent?: string };
+  /** Set for unauthenticated and malformed requests: rate-limited, their fields cut shorter. */
+  failure?: FailureClass;
 }
 
 export interface RequestAuditor {
   record(row: RequestAuditRecord): Promise<void>;
+  /** One row for the failures of one address over one interval (see failure-audit.ts). */
+  recordAggregate(aggregate: FailureAggregate): Promise<void>;
 }

@@ -29,6 +29,13 @@ export function createBastionMetrics() {
     }),
     upstreamErrors: new Counter({ name: 'kube_bastion_upstream_errors_total', help: 'Requests that failed to reach the upstream API server.', registers }),
     inflight: new Gauge({ name: 'kube_bastion_inflight_requests', help: 'Requests being served now (watches and log follows included).', registers }),
+    auditAggregated: new Counter({
+      name: 'kube_bastion_audit_aggregated_requests_total',
+      help: 'Unauthenticated or malformed requests over their address\'s audit rate: counted in an aggregate row instead of their own (failure: unauthenticated, malformed).',
+      labelNames: ['failure'] as const,
+      registers,
+    }),
+    auditAggregateRows: new Counter({ name: 'kube_bastion_audit_aggregate_rows_total', help: 'Aggregate audit rows written (one per address, failure class and interval).', registers }),
     policyReloads: new Counter({ name: 'kube_bastion_policy_reloads_total', help: 'Policy loads by result (ok, error).', labelNames: ['result'] as const, registers }),
   };
 }

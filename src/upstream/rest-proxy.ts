@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { BastionError, ErrorCode, isBastionError } from '../errors/index.js';
 import type { Status } from '../protocol/status.js';
 import { writeStatusResponse } from '../transport/http-response.js';
-import { forwardableHeaders, impersonationHeaders, type UpstreamIdentity } from './headers.js';
+import { forwardableHeaders, impersonationHeaders, type RequestIds, type UpstreamIdentity } from './headers.js';
 import { upstreamRequestOptions, upstreamUnreachable, type UpstreamTarget } from './upstream.js';
 
 export interface ProxyOutcome {
@@ -67,6 +67,8 @@ export async function proxyRest(
   cut?: ProxyCut,
   /** The request body, already read whole: sent as it is instead of streaming `req`. */
   body?: Buffer,
+  /** What the request runs under (its approval), named upstream when impersonating. */
+  ids?: RequestIds,
 ): Promise<ProxyOutcome> {
   let base: https.RequestOptions;
   try {
@@ -82,7 +84,7 @@ export async function proxyRest(
   const headers: OutgoingHttpHeaders = {
     ...forwardableHeaders(req.headers),
     ...(base.headers as OutgoingHttpHeaders | undefined),
-    ...(identity ? impersonationHeaders(identity) : {}),
+    ...(identity ? impersonationHeaders(identity, ids) : {}),
     // The client may have sent it chunked: upstream gets the length of what was read.
     ...(body !== undefined && (body.length > 0 || req.headers['content-length'] !== undefined) ? { 'content-length': String(body.length) } : {}),
   };
