@@ -191,7 +191,7 @@ class PortForwardRun {
       path: `/api/v1/namespaces/${encodeURIComponent(ctx.namespace)}/pods/${encodeURIComponent(ctx.pod)}/portforward`,
       signal: dialAbort.signal,
       handshakeTimeoutMs: Math.max(1, this.setupDeadline - Date.now()),
-      ...(ctx.identity ? { headers: impersonationHeaders(ctx.identity) } : {}),
+      ...(ctx.identity ? { headers: impersonationHeaders(ctx.identity, { approvalId: lease.approval?.id ?? null, sessionId: this.sessionId }) } : {}),
     });
     dial.then((u) => dialAbort.signal.aborted && u.destroy(), () => {});
     const dialed = await raceSetup(dial, lease, this.setupDeadline, () => dialAbort.abort(), `the upstream API server did not answer within ${Math.round(ctx.setupTimeoutMs / 1000)} s`);

@@ -205,7 +205,8 @@ async function runAccepted(ctx: StreamSessionContext, agent: ServerStreams, dead
     path: upstreamRequestTarget(ctx),
     signal: dialAbort.signal,
     handshakeTimeoutMs: Math.max(1, deadline - Date.now()),
-    ...(ctx.identity ? { headers: impersonationHeaders(ctx.identity) as Record<string, string> } : {}),
+    // The cluster's own audit log names the approval and the session, so the two records join.
+    ...(ctx.identity ? { headers: impersonationHeaders(ctx.identity, { approvalId: lease.approval?.id ?? null, sessionId }) as Record<string, string> } : {}),
   });
   dial.then((s) => dialAbort.signal.aborted && s.destroy(), () => {});
   const dialed = await raceSetup(dial, lease, deadline, () => dialAbort.abort(), `the upstream API server did not answer within ${Math.round(ctx.setupTimeoutMs / 1000)} s`);

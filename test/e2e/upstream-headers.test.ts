@@ -94,4 +94,19 @@ describe('headers upstream', () => {
     expect(list.headers['kubectl-command']).toBe('kubectl get');
     expect(String(list.headers['user-agent'])).toMatch(/^kubectl/);
   });
+
+  it('an approved exec: the upgrade upstream carries the approval id and the session id, which name the bastion\'s session row', async () => {
+    const known = new Set((await controlApi<{ items: Approval[] }>(b, approverToken, 'GET', '/v1/approvals')).json.items.map((a) => a.id));
+    const from = b.sim.requests.entries.length;
+    const run = runKubectl({ minor: 33, kubeconfig: b.agentKubeconfig, args: ['exec', '-n', 'demo', 'web-0', '-c', 'app', '--', 'echo', 'joined'] });
+    const [held] = await newPending(b, approverToken, known);
+    expect((await controlApi<Approval>(b, approverToken, 'POST', `/v1/approvals/${held!.id}/approve`, {})).status).toBe(200);
+    const r = await run;
+    expect(r.stdout.toString()).toBe('joined\n');
+    const exec = b.sim.requests.entries.slice(from).find((e) => e.path.startsWith('/api/v1/namespaces/demo/pods/web-0/exec'))!;
+    const [session] = await b.bastion.store.sessions.list({ approvalId: held!.id });
+    expect(exec.headers['impersonate-extra-kube-bastion.io%2fapproval-id']).toBe(held!.id);
+    expect(exec.headers['impersonate-extra-kube-bastion.io%2fsession-id']).toBe(session!.id);
+    expectNoneOfTheHostile(exec);
+  });
 });
