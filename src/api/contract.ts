@@ -495,7 +495,7 @@ export const grantApproval = route({
         error: {
           code: 'INVALID_FIELD',
           message:
-            'verb is a REST scope field but the body also has stream scope field "pod": give either a stream scope (namespace, pod, container, verbs[, commands, maxSessions]) or a REST scope (verb, resource[, namespace, name, maxUses])',
+            'verb is a REST scope field but the body also has stream scope field "pod": give either a stream scope (namespace, pod, verbs[, container, commands, ports, maxSessions]) or a REST scope (verb, resource[, namespace, name, maxUses])',
           field: 'verb',
         },
       },

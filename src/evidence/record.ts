@@ -108,9 +108,10 @@ function onTarget(row: AuditRecord, q: ReturnType<typeof targetQuery>): boolean 
 /** Why `scope` does not cover a stream request (or null when it does), from what the row says. */
 function streamMismatch(scope: ApprovalScope & { kind: 'stream' }, stream: string, container: string | null, command: string[] | null): string | null {
   if (!(scope.verbs as readonly string[]).includes(stream)) return `${stream} is not among the approved verbs (${scope.verbs.join(', ')})`;
-  if (container !== null && container !== scope.container) return `container "${container}" is not the approved container "${scope.container}"`;
+  // A port-forward names no container (it reaches the pod).
+  if (stream !== 'portforward' && container !== null && container !== scope.container) return `container "${container}" is not the approved container "${scope.container ?? '(none)'}"`;
   if (stream === 'exec' && scope.commands !== undefined && command !== null) {
-    const op: Operation = { kind: 'stream', verb: 'exec', namespace: scope.namespace, pod: scope.pod, container: scope.container, command };
+    const op: Operation = { kind: 'stream', verb: 'exec', namespace: scope.namespace, pod: scope.pod, container: scope.container ?? '', command };
     if (!scopeCovers(scope, op)) return `command ${JSON.stringify(command)} is not in the approved commands ${JSON.stringify(scope.commands)}`;
   }
   return null;
