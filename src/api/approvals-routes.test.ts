@@ -281,6 +281,38 @@ describe('decisions', () => {
     expect((await approvals.get(held.id))?.state).toBe('pending');
   });
 
+  it('approves a held port-forward with the ports its approver names; 400 naming ports without them or on an exec', async () => {
+    const scope: ApprovalScope = { kind: 'stream', namespace: 'demo', pod: `forward-${++podCounter}`, verbs: ['portforward'] };
+    const { approval: held } = await approvals.requestOrJoin({ agent, scope, request: { method: 'POST', path: `/api/v1/namespaces/demo/pods/${scope.pod}/portforward` }, holdSeconds: 300 });
+    for (const [body, field, message] of [
+      [{}, 'ports', 'ports is required: name the pod ports this port-forward may reach (--ports)'],
+      [{ ports: [] }, 'ports', 'ports must be a non-empty list of distinct TCP ports (1-65535)'],
+      [{ ports: [8080, 8080] }, 'ports', 'ports names a port twice'],
+      [{ ports: ['8080'] }, 'ports[0]', 'ports[0] must be a non-empty list of distinct TCP ports (1-65535)'],
+    ] as const) {
+      const { status, json } = await api<ErrorBody>('POST', `/v1/approvals/${held.id}/approve`, { body });
+      expect(status, JSON.stringify(body)).toBe(400);
+      expect(json.error, JSON.stringify(body)).toEqual({ code: 'INVALID_FIELD', field, message });
+    }
+    const exec = await pending();
+    expect((await api<ErrorBody>('POST', `/v1/approvals/${exec.id}/approve`, { body: { ports: [80] } })).json.error).toMatchObject({ code: 'INVALID_FIELD', field: 'ports' });
+    const { status, json } = await api<Approval>('POST', `/v1/approvals/${held.id}/approve`, { body: { ports: [9090, 8080], reason: 'metrics and the app' } });
+    expect(status).toBe(200);
+    expect(json).toMatchObject({ state: 'approved', scope: { ...scope, ports: [8080, 9090] } });
+  });
+
+  it('grants a port-forward only with ports', async () => {
+    const body = { agent: 'claude', namespace: 'demo', pod: 'web-0', verbs: ['portforward'], ttlSeconds: 600, reason: 'INC-3' };
+    const refused = await api<ErrorBody>('POST', '/v1/approvals', { body });
+    expect(refused.status).toBe(400);
+    expect(refused.json.error).toEqual({ code: 'INVALID_FIELD', field: 'ports', message: 'ports is required: a port-forward grant names the pod ports it may reach' });
+    const withContainer = await api<ErrorBody>('POST', '/v1/approvals', { body: { ...body, container: 'app', ports: [80] } });
+    expect(withContainer.json.error).toMatchObject({ code: 'INVALID_FIELD', field: 'container' });
+    const granted = await api<Approval>('POST', '/v1/approvals', { body: { ...body, ports: [8080] } });
+    expect(granted.status).toBe(201);
+    expect(granted.json.scope).toEqual({ kind: 'stream', namespace: 'demo', pod: 'web-0', verbs: ['portforward'], ports: [8080] });
+  });
+
   it('denies with a reason; 400 naming reason without one', async () => {
     const held = await pending();
     for (const body of [undefined, {}, { reason: '' }, { reason: 3 }]) {

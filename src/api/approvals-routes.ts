@@ -39,6 +39,7 @@ export function approvalRoutes(deps: ApprovalRoutesDeps): ApiRouter {
         ...(body.reason ? { reason: body.reason } : {}),
         ...(body.uses != null ? { uses: body.uses } : {}),
         ...(body.scope != null ? { scope: body.scope } : {}),
+        ...(body.ports != null ? { ports: body.ports } : {}),
       };
       return approvals.approve(params.id, actorOf(user), opts);
     })

@@ -14,9 +14,12 @@ import {
 import { ReviewRecordSchema } from '../model/review-record-schema.js';
 import { APPROVAL_STATES, DECIDER_ROLES, SESSION_STATES, USER_ROLES, type UserRole } from '../model/vocabulary.js';
 import {
+  APPROVED_FORWARD,
   APPROVED_STREAM,
   DENIED_REST,
   ENDED_SESSION,
+  FORWARD_SESSION,
+  PENDING_FORWARD,
   EXAMPLE_AGENT,
   EXAMPLE_AGENT_ID,
   EXAMPLE_AGENT_OWNER,
@@ -40,8 +43,8 @@ import {
   HealthSchema,
   PolicySchema,
   RotatedTokenSchema,
+  SessionDetailSchema,
   SessionListSchema,
-  SessionSchema,
   UserListSchema,
   UserSchema,
 } from './schemas.js';
@@ -429,6 +432,10 @@ export const getPolicy = route({
 const { kind: _streamKind, ...approvedStreamScope } = APPROVED_STREAM.scope;
 const STREAM_GRANT = { agent: EXAMPLE_AGENT, ...approvedStreamScope, ttlSeconds: APPROVED_STREAM.ttlSeconds, reason: APPROVED_STREAM.reason };
 const REST_GRANT = { agent: 'claude', verb: 'delete', resource: 'namespaces', name: 'demo', ttlSeconds: 3600, reason: 'tear down the demo' };
+/** The grant that made APPROVED_FORWARD, and the same without its ports (refused). */
+const { kind: _forwardKind, ...approvedForwardScope } = APPROVED_FORWARD.scope;
+const FORWARD_GRANT = { agent: EXAMPLE_AGENT, ...approvedForwardScope, ttlSeconds: APPROVED_FORWARD.ttlSeconds, reason: APPROVED_FORWARD.reason };
+const { ports: _ports, ...FORWARD_GRANT_WITHOUT_PORTS } = FORWARD_GRANT;
 
 export const listApprovals = route({
   method: 'GET',
@@ -441,7 +448,7 @@ export const listApprovals = route({
   query: ApprovalListQuery,
   response: { status: 200, description: 'Approvals.', schema: ApprovalListSchema },
   examples: {
-    pending: { summary: "claude's pending requests", query: { state: 'pending', agent: 'claude' }, status: 200, response: { items: [PENDING_REST, PENDING_EXEC] } },
+    pending: { summary: "claude's pending requests", query: { state: 'pending', agent: 'claude' }, status: 200, response: { items: [PENDING_FORWARD, PENDING_REST, PENDING_EXEC] } },
     badState: {
       summary: 'An unknown state',
       query: { state: 'waiting' },
@@ -481,6 +488,18 @@ export const grantApproval = route({
         decisions: [REVOKED_REST.decisions[0]!],
       },
     },
+    portforward: {
+      summary: "Grant port-forward to the pod's port 8080",
+      body: FORWARD_GRANT,
+      status: 201,
+      response: { ...APPROVED_FORWARD, id: 'apr_m2ejhz2dho47ffqv6h7p', sessionsStarted: 0 },
+    },
+    portforwardWithoutPorts: {
+      summary: 'A port-forward grant names its ports',
+      body: FORWARD_GRANT_WITHOUT_PORTS,
+      status: 400,
+      response: { error: { code: 'INVALID_FIELD', message: 'ports is required: a port-forward grant names the pod ports it may reach', field: 'ports' } },
+    },
     badTtl: {
       summary: 'ttlSeconds as a string',
       body: { ...STREAM_GRANT, ttlSeconds: '10' },
@@ -495,7 +514,7 @@ export const grantApproval = route({
         error: {
           code: 'INVALID_FIELD',
           message:
-            'verb is a REST scope field but the body also has stream scope field "pod": give either a stream scope (namespace, pod, container, verbs[, commands, maxSessions]) or a REST scope (verb, resource[, namespace, name, maxUses])',
+            'verb is a REST scope field but the body also has stream scope field "pod": give either a stream scope (namespace, pod, verbs[, container, commands, ports, maxSessions]) or a REST scope (verb, resource[, namespace, name, maxUses])',
           field: 'verb',
         },
       },
@@ -642,6 +661,36 @@ export const approveApproval = route({
         decisions: [{ kind: 'approved', by: 'user:alice', at: '2025-06-02T09:41:00.000Z', reason: 'pod churn during the migration', ttlSeconds: 600, expiresAt: '2025-06-02T09:51:00.000Z' }],
       },
     },
+    ports: {
+      summary: 'A held port-forward, approved for the pod ports 8080 and 5432',
+      params: { id: PENDING_FORWARD.id },
+      body: { ports: [8080, 5432], reason: 'admin page and the database for INC-4212' },
+      status: 200,
+      response: {
+        ...PENDING_FORWARD,
+        scope: { ...PENDING_FORWARD.scope, ports: [5432, 8080] },
+        state: 'approved',
+        decidedBy: 'user:alice',
+        reason: 'admin page and the database for INC-4212',
+        decidedAt: '2025-06-02T09:51:00.000Z',
+        expiresAt: '2025-06-02T10:06:00.000Z',
+        decisions: [{ kind: 'approved', by: 'user:alice', at: '2025-06-02T09:51:00.000Z', reason: 'admin page and the database for INC-4212', ttlSeconds: 900, expiresAt: '2025-06-02T10:06:00.000Z' }],
+      },
+    },
+    noPorts: {
+      summary: 'A port-forward that named no ports is approved with them',
+      params: { id: PENDING_FORWARD.id },
+      body: { reason: 'ok' },
+      status: 400,
+      response: { error: { code: 'INVALID_FIELD', message: 'ports is required: name the pod ports this port-forward may reach (--ports)', field: 'ports' } },
+    },
+    portsOnExec: {
+      summary: 'ports are for port-forward approvals',
+      params: { id: PENDING_EXEC.id },
+      body: { ports: [8080] },
+      status: 400,
+      response: { error: { code: 'INVALID_FIELD', message: 'ports names the pod ports a port-forward may reach; this approval is for exec', field: 'ports' } },
+    },
     usesOnExec: {
       summary: 'uses and scope are for REST approvals',
       params: { id: PENDING_EXEC.id },
@@ -762,10 +811,16 @@ export const getSession = route({
   roles: READERS,
   params: SessionIdParams,
   query: z.strictObject({}),
-  response: { status: 200, description: 'The session.', schema: SessionSchema },
+  response: { status: 200, description: 'The session (a port-forward with its forwarded connections).', schema: SessionDetailSchema },
   errors: { 404: 'No such session.' },
   examples: {
     ended: { summary: 'An ended exec session with its recording', params: { id: ENDED_SESSION.id }, status: 200, response: ENDED_SESSION },
+    portforward: {
+      summary: 'A port-forward session: one HTTP connection to 8080, one to 5432 refused (outside the approved ports)',
+      params: { id: FORWARD_SESSION.id },
+      status: 200,
+      response: FORWARD_SESSION,
+    },
     unknown: {
       summary: 'No such session',
       params: { id: 'ses_aaaaaaaaaaaaaaaaaaaa' },

@@ -2,7 +2,7 @@
 // state and a recorded session. contract.ts quotes these records in its examples;
 // openapi-examples.test.ts builds the same world in a temporary store and sends every example.
 import { createHash } from 'node:crypto';
-import type { Approval } from '../model/approval.js';
+import type { Approval, StreamScope } from '../model/approval.js';
 import { describeHeldBody } from '../model/held-body.js';
 import type { ExampleUser } from './route-spec.js';
 import type { UserRole } from '../model/vocabulary.js';
@@ -162,7 +162,44 @@ export const REVOKED_REST: Approval = {
   request: null,
 };
 
-export const EXAMPLE_APPROVALS = [PENDING_EXEC, APPROVED_STREAM, DENIED_REST, REVOKED_REST, PENDING_REST] as const;
+/** A `kubectl port-forward` held for approval: kubectl names its ports only inside the stream, so its approver names them. */
+export const PENDING_FORWARD: Approval = {
+  ...base,
+  id: 'apr_f2w3d4p5q6r7s2t3v4wa',
+  state: 'pending',
+  scope: { kind: 'stream', namespace: 'demo', pod: 'web-0', verbs: ['portforward'] },
+  requestedBy: 'agent:claude',
+  decidedBy: null,
+  reason: null,
+  ttlSeconds: 900,
+  createdAt: '2025-06-02T09:50:00.000Z',
+  decidedAt: null,
+  expiresAt: '2025-06-02T09:55:00.000Z',
+  decisions: [],
+  request: { method: 'POST', path: '/api/v1/namespaces/demo/pods/web-0/portforward', client: '10.0.4.17:53377', rule: 'portforward-needs-approval', policyHash: EXAMPLE_POLICY.hash },
+};
+
+/** A direct port-forward grant to the pod's port 8080, one session started. */
+export const APPROVED_FORWARD: Approval & { scope: StreamScope } = {
+  ...base,
+  id: 'apr_g2h3j4k5m6n7p2q3r4sa',
+  state: 'approved',
+  scope: { kind: 'stream', namespace: 'demo', pod: 'web-0', verbs: ['portforward'], ports: [8080] },
+  requestedBy: 'user:alice',
+  decidedBy: 'user:alice',
+  reason: 'INC-4212: the admin page on 8080',
+  ttlSeconds: 600,
+  createdAt: '2025-06-02T10:10:00.000Z',
+  decidedAt: '2025-06-02T10:10:00.000Z',
+  expiresAt: '2025-06-02T10:20:00.000Z',
+  decisions: [
+    { kind: 'granted', by: 'user:alice', at: '2025-06-02T10:10:00.000Z', reason: 'INC-4212: the admin page on 8080', ttlSeconds: 600, expiresAt: '2025-06-02T10:20:00.000Z' },
+  ],
+  sessionsStarted: 1,
+  request: null,
+};
+
+export const EXAMPLE_APPROVALS = [PENDING_EXEC, APPROVED_STREAM, DENIED_REST, REVOKED_REST, PENDING_REST, PENDING_FORWARD, APPROVED_FORWARD] as const;
 
 /** The recorded exec session under APPROVED_STREAM: its cast and raw bytes (the hashes below are theirs). */
 export const EXAMPLE_CAST = '{"version":2,"width":80,"height":24,"timestamp":1748855660}\n[0.1,"o","total 0\\r\\n"]\n';
@@ -204,4 +241,78 @@ export const ENDED_SESSION = {
     stdout: 'bf22d9341614e23448d92045f9ada00f2d62b00491261ec5843adca20e5a4b3a',
     stderr: null,
   },
+} as const;
+
+/** The bytes of FORWARD_SESSION's first connection, each way (its raw sidecar is written by the example world). */
+export const EXAMPLE_FORWARD_IN = 'GET / HTTP/1.1\r\nHost: localhost:8080\r\n\r\n';
+export const EXAMPLE_FORWARD_OUT = 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n';
+/** What the world stores as that connection's raw sidecar (a stand-in: the bytes are only hashed and served). */
+export const EXAMPLE_FORWARD_RAW = EXAMPLE_FORWARD_IN + EXAMPLE_FORWARD_OUT;
+const sha256Hex = (b: string): string => createHash('sha256').update(b).digest('hex');
+
+/** The port-forward session under APPROVED_FORWARD: one HTTP connection to 8080, one to 5432 refused. */
+export const FORWARD_SESSION = {
+  id: 'ses_f2w3d4p5q6r7s2t3v4wz',
+  approvalId: APPROVED_FORWARD.id,
+  agent: EXAMPLE_AGENT,
+  agentId: EXAMPLE_AGENT_ID,
+  state: 'ended',
+  operation: 'portforward',
+  transport: 'websocket',
+  protocol: 'SPDY/3.1+portforward.k8s.io',
+  upstreamProtocol: 'portforward.k8s.io',
+  namespace: 'demo',
+  pod: 'web-0',
+  container: '',
+  command: [],
+  tty: false,
+  client: '10.0.4.17:53410',
+  startedAt: '2025-06-02T10:11:00.000Z',
+  endedAt: '2025-06-02T10:12:30.000Z',
+  endReason: 'client-closed',
+  exitCode: null,
+  status: null,
+  bytesIn: EXAMPLE_FORWARD_IN.length,
+  bytesOut: EXAMPLE_FORWARD_OUT.length,
+  castPath: null,
+  castSha256: null,
+  rawPath: null,
+  rawSha256: null,
+  channelSha256: null,
+  files: null,
+  sha256: { cast: null, raw: null, stdin: null, stdout: null, stderr: null },
+  connections: [
+    {
+      sessionId: 'ses_f2w3d4p5q6r7s2t3v4wz',
+      seq: 1,
+      port: 8080,
+      startedAt: '2025-06-02T10:11:02.000Z',
+      endedAt: '2025-06-02T10:11:02.120Z',
+      outcome: 'closed',
+      detail: null,
+      bytesIn: EXAMPLE_FORWARD_IN.length,
+      bytesOut: EXAMPLE_FORWARD_OUT.length,
+      sha256In: sha256Hex(EXAMPLE_FORWARD_IN),
+      sha256Out: sha256Hex(EXAMPLE_FORWARD_OUT),
+      rawPath: 'apr_g2h3j4k5m6n7p2q3r4sa/ses_f2w3d4p5q6r7s2t3v4wz.1.raw',
+      rawSha256: sha256Hex(EXAMPLE_FORWARD_RAW),
+      protocol: 'http/1.x',
+    },
+    {
+      sessionId: 'ses_f2w3d4p5q6r7s2t3v4wz',
+      seq: 2,
+      port: 5432,
+      startedAt: '2025-06-02T10:11:40.000Z',
+      endedAt: '2025-06-02T10:11:40.000Z',
+      outcome: 'refused',
+      detail: 'port 5432 is not among the ports approval apr_g2h3j4k5m6n7p2q3r4sa allows (8080)',
+      bytesIn: 0,
+      bytesOut: 0,
+      sha256In: null,
+      sha256Out: null,
+      rawPath: null,
+      rawSha256: null,
+      protocol: null,
+    },
+  ],
 } as const;

@@ -30,6 +30,10 @@ import {
   PENDING_EXEC,
   REVOKED_REST,
   PENDING_REST,
+  APPROVED_FORWARD,
+  EXAMPLE_FORWARD_RAW,
+  FORWARD_SESSION,
+  PENDING_FORWARD,
 } from './examples.js';
 import { openApiDocument } from './openapi.js';
 import { isJsonResponse, type ExampleSpec, type ExampleUser, type RouteSpec } from './route-spec.js';
@@ -80,7 +84,9 @@ async function world(): Promise<{ control: ControlEndpoint; tokens: Record<Examp
   await create(REVOKED_REST, 'approved');
   await store.approvals.transition(REVOKED_REST.id, { from: 'approved', to: 'revoked', set: { revokedAt: at(-30) }, decision: { ...REVOKED_REST.decisions[1]!, at: at(-30) } });
   await create(PENDING_REST, 'pending');
-  expect(EXAMPLE_APPROVALS.length).toBe(5);
+  await create(PENDING_FORWARD, 'pending');
+  await create(APPROVED_FORWARD, 'approved');
+  expect(EXAMPLE_APPROVALS.length).toBe(7);
 
   const s = ENDED_SESSION;
   await store.sessions.start({
@@ -112,6 +118,35 @@ async function world(): Promise<{ control: ControlEndpoint; tokens: Record<Examp
     channelSha256: { stdout: sha(EXAMPLE_RAW) },
   });
   await store.policyVersions.recordPolicyVersion(EXAMPLE_POLICY);
+
+  // The port-forward session, its connections (one let through, one refused) and the first one's raw sidecar.
+  const f = FORWARD_SESSION;
+  await store.sessions.start({
+    id: f.id,
+    approvalId: f.approvalId,
+    agent: { id: agent.id, name: agent.name },
+    operation: f.operation,
+    transport: f.transport,
+    protocol: f.protocol,
+    upstreamProtocol: f.upstreamProtocol,
+    namespace: f.namespace,
+    pod: f.pod,
+    container: f.container,
+    command: [],
+    tty: f.tty,
+    client: f.client,
+  });
+  await approvals.startSession(APPROVED_FORWARD.id);
+  for (const c of f.connections) {
+    await store.sessions.connectionStarted({ sessionId: f.id, seq: c.seq, port: c.port, startedAt: at(-20 + c.seq), rawPath: c.rawPath });
+    if (c.rawPath !== null) {
+      mkdirSync(join(recordingsDir, APPROVED_FORWARD.id), { recursive: true });
+      writeFileSync(join(recordingsDir, c.rawPath), EXAMPLE_FORWARD_RAW);
+    }
+    const { endedAt: _e, sessionId: _s, seq: _q, port: _p, startedAt: _t, rawPath: _r, ...end } = c;
+    await store.sessions.connectionEnded(f.id, c.seq, { ...end, endedAt: at(-19 + c.seq) });
+  }
+  await store.sessions.end(f.id, { endReason: f.endReason, exitCode: null, status: null, bytesIn: f.bytesIn, bytesOut: f.bytesOut });
 
   const control = new ControlEndpoint(
     {
@@ -146,7 +181,7 @@ async function world(): Promise<{ control: ControlEndpoint; tokens: Record<Examp
 /** Values that differ on every run: compared by kind (string or null) only. */
 const VARYING = new Set(['agentId', 'at', 'createdAt', 'decidedAt', 'expiresAt', 'revokedAt', 'disabledAt', 'startedAt', 'endedAt', 'firstLoadedAt', 'lastLoadedAt', 'time', 'token', 'kubeconfig', 'castPath', 'rawPath']);
 /** Ids the world fixes; any other `id` is made by the call. */
-const WORLD_IDS = new Set<unknown>([...EXAMPLE_APPROVALS.map((a) => a.id), ENDED_SESSION.id]);
+const WORLD_IDS = new Set<unknown>([...EXAMPLE_APPROVALS.map((a) => a.id), ENDED_SESSION.id, FORWARD_SESSION.id]);
 
 function differences(actual: unknown, documented: unknown, at = '$', key = ''): string[] {
   if (VARYING.has(key) || (key === 'id' && !WORLD_IDS.has(documented))) {

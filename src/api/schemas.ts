@@ -5,6 +5,8 @@
 import { z } from 'zod';
 import type { SessionView } from '../evidence/recordings.js';
 import { ApprovalSchema } from '../model/approval-schema.js';
+import type { ForwardedConnection } from '../model/forward.js';
+import { ForwardedConnectionSchema } from '../model/review-record-schema.js';
 import {
   AUDIT_DECISIONS,
   CAST_FORMATS,
@@ -218,6 +220,15 @@ export const SessionSchema = z
   .meta({ id: 'Session', description: 'One exec/attach/portforward session as the store has it, plus `sha256` with every hash.' });
 fits<SessionView, typeof SessionSchema>(true);
 
+/** GET /v1/sessions/{id}: the session, and a port-forward's forwarded connections. */
+export const SessionDetailSchema = SessionSchema.extend({
+  connections: z
+    .array(ForwardedConnectionSchema)
+    .optional()
+    .describe('portforward: every forwarded connection of the session in `seq` order (port, times, outcome, bytes and SHA-256 each way, raw sidecar); absent for exec and attach.'),
+}).meta({ id: 'SessionDetail', description: 'One session with every hash; a port-forward session with its forwarded connections.' });
+fits<SessionView & { connections?: ForwardedConnection[] }, typeof SessionDetailSchema>(true);
+
 export const SessionListSchema = listOf(SessionSchema, 'SessionList');
 export const AgentListSchema = listOf(AgentSchema, 'AgentList');
 export const UserListSchema = listOf(UserSchema, 'UserList');
@@ -231,5 +242,6 @@ export const CastFormatParam = z.enum(CAST_FORMATS, { error: 'must be v2 or v3 (
 // The answers as clients see them (the CLI and, through JSDoc, web/app.js).
 export type ApiUser = z.infer<typeof UserSchema>;
 export type ApiSession = z.infer<typeof SessionSchema>;
+export type ApiSessionDetail = z.infer<typeof SessionDetailSchema>;
 export type ApprovalList = z.infer<typeof ApprovalListSchema>;
 export type SessionList = z.infer<typeof SessionListSchema>;

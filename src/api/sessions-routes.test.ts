@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertCast } from '../recording/convert.js';
 import { verifyEvidenceDir, type Manifest } from '../evidence/manifest.js';
 import { lazySigningKey } from '../evidence/signing-key.js';
-import { castV2, fixture, recordedSession, sha, type Fixture } from '../evidence/test-support.js';
+import { castV2, fixture, forwardedSession, recordedSession, sha, type Fixture } from '../evidence/test-support.js';
+import { SessionDetailSchema } from './schemas.js';
 import { listTar } from '../evidence/tar.js';
 import { unpackEvidenceTar } from '../evidence/unpack.js';
 import { userAuthenticator } from './auth.js';
@@ -96,6 +97,28 @@ describe('GET /v1/sessions/:id', () => {
     const missing = await json<Problem>('/v1/sessions/ses_aaaaaaaaaaaaaaaaaaaa');
     expect(missing.status).toBe(404);
     expect(missing.body.error.code).toBe('NOT_FOUND');
+    // Not a port-forward: no connections.
+    expect(body).not.toHaveProperty('connections');
+  });
+
+  it("a port-forward session answers its forwarded connections, in seq order, as the store has them", async () => {
+    const approval = await f.approvals.grant(
+      { agent: 'claude', scope: { kind: 'stream', namespace: 'demo', pod: 'web-0', verbs: ['portforward'], ports: [8080] }, ttlSeconds: 600, reason: 'INC-9' },
+      { kind: 'user', name: 'alice', role: 'approver' },
+    );
+    const s = await forwardedSession(f, approval, [{ port: 8080, in: 'GET /', out: 'HTTP/1.1 200' }, { port: 5432, refused: 'port 5432 is not among the approved ports (8080)' }]);
+    const { status, body } = await json<View & { connections: Record<string, unknown>[] }>(`/v1/sessions/${s.id}`);
+    expect(status).toBe(200);
+    expect(SessionDetailSchema.safeParse(body).error?.issues ?? []).toEqual([]);
+    expect(body).toMatchObject({ id: s.id, operation: 'portforward', container: '', command: [] });
+    expect(body.connections).toEqual(JSON.parse(JSON.stringify(await f.store.sessions.listConnections(s.id))));
+    expect(body.connections.map((c) => [c['seq'], c['port'], c['outcome'], c['bytesIn'], c['bytesOut'], c['sha256In']])).toEqual([
+      [1, 8080, 'closed', 5, 12, sha('GET /')],
+      [2, 5432, 'refused', 0, 0, null],
+    ]);
+    // The list stays one row per session.
+    const list = await json<{ items: View[] }>(`/v1/sessions?approval=${approval.id}`);
+    expect(list.body.items.map((x) => [x.id, 'connections' in x])).toEqual([[s.id, false]]);
   });
 });
 

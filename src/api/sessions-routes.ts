@@ -1,7 +1,7 @@
 // Sessions and evidence on the control API (readers: reviewer, approver, admin).
 //
 //   GET /v1/sessions?approval=ID[&agent=A][&state=open|ended][&since=T][&until=T]   {items: Session[]}
-//   GET /v1/sessions/:id                          one session (the store's row plus `sha256`)
+//   GET /v1/sessions/:id                          one session (the store's row plus `sha256`; a port-forward's `connections`)
 //   GET /v1/sessions/:id/recording[?format=v2|v3]  the asciicast (as recorded unless told)
 //   GET /v1/sessions/:id/raw                      the exact-bytes sidecar
 //   GET /v1/approvals/:id/evidence[?format=v2|v3]  the approval's evidence archive (application/x-tar)
@@ -19,7 +19,7 @@ import { evidenceAuditEvent, evidenceTar, evidenceTarSize, planEvidence, type Ap
 import { castFileFormat, CastParseError } from '../recording/cast-reader.js';
 import { convertCast } from '../recording/convert.js';
 import { MANIFEST_FILE, type CastFormat } from '../evidence/manifest.js';
-import { findRecording, readPrefix, readPrefixBuffer, sessionView, type RecordingKind } from '../evidence/recordings.js';
+import { findRecording, readPrefix, readPrefixBuffer, sessionDetail, sessionView, type RecordingKind } from '../evidence/recordings.js';
 import type { SigningKeySource } from '../evidence/signing-key.js';
 import type { ReviewSources } from '../evidence/record.js';
 import type { AuditLog, Session, SessionStore, User } from '../store/types.js';
@@ -117,7 +117,7 @@ export function sessionRoutes(deps: SessionRoutesDeps): ApiRouter {
       });
       return { items: items.map(sessionView) };
     })
-    .add(getSession, async ({ params }) => sessionView(await loadSession(params.id)))
+    .add(getSession, async ({ params }) => sessionDetail(sessions, await loadSession(params.id)))
     .add(getSessionRecording, async ({ res, user, params, query }) => {
       const to = query.format;
       const { session, path, size } = await file(params.id, 'cast');

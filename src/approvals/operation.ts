@@ -1,5 +1,6 @@
 // What an approval must cover for one request: the scope a held request asks for, and the
-// operation matched against approved scopes. Stream scopes name the resolved container; REST
+// operation matched against approved scopes. Exec and attach scopes name the resolved container
+// (a port-forward's names the pod and, when the request said, its ports); REST
 // operations carry the exact request (method, canonical path and query, body hash, media type and
 // content encoding).
 import type { ApprovalScope, Operation, RestRequestBinding, RestScope } from '../model/approval.js';
@@ -55,6 +56,16 @@ export function streamOperation(req: ResourceRequest & { stream: StreamOperation
   return { kind: 'stream', verb: req.stream, namespace: req.namespace, pod: req.name, container, command };
 }
 
+/**
+ * A port-forward: the pod, no container, and the ports only when the request named them (the
+ * channel protocol's `?ports=`; SPDY and the WebSocket tunnel name them per connection).
+ */
+export function portForwardOperation(req: ResourceRequest, ports?: readonly number[]): Operation & { kind: 'stream' } {
+  const op: Operation & { kind: 'stream' } = { kind: 'stream', verb: 'portforward', namespace: req.namespace, pod: req.name, container: '', command: [] };
+  if (ports !== undefined && ports.length > 0) op.ports = [...ports];
+  return op;
+}
+
 /** Any request of the operation's shape: verb, resource, namespace, name (a policy auto-approval). */
 export function shapeScope(op: Operation & { kind: 'rest' }): RestScope {
   return { kind: 'rest', verb: op.verb, resource: op.resource, namespace: op.namespace, name: op.name };
@@ -66,6 +77,11 @@ export function shapeScope(op: Operation & { kind: 'rest' }): RestScope {
  */
 export function scopeFor(op: Operation): ApprovalScope {
   if (op.kind === 'rest') return canonicalScope(op.request ? { ...shapeScope(op), request: op.request, maxUses: 1 } : shapeScope(op));
+  if (op.verb === 'portforward') {
+    // The pod, and the ports the request named (each once); none named: the approver names them.
+    const ports = op.ports !== undefined && op.ports.length > 0 ? [...new Set(op.ports)] : undefined;
+    return canonicalScope({ kind: 'stream', namespace: op.namespace, pod: op.pod, verbs: ['portforward'], ...(ports ? { ports } : {}) });
+  }
   return canonicalScope({
     kind: 'stream',
     namespace: op.namespace,

@@ -43,7 +43,7 @@ import {
   type Operation,
 } from '../model/approval.js';
 import { invalidField, optionalReason, validateReason, validateRequest, validateScope, validateTtl, validateWidening } from '../model/approval-input.js';
-import { MAX_TTL_SECONDS } from '../model/approval-schema.js';
+import { MAX_TTL_SECONDS, PORT_FORWARD_GRANT_PORTS } from '../model/approval-schema.js';
 import { auditedRequest } from '../model/held-body.js';
 import { DECIDER_ROLES, type UserRole } from '../model/vocabulary.js';
 
@@ -190,6 +190,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     const agent = await this.activeAgent(input.agent, 'name');
     this.refuseOwner(agent, actor, 'grant');
     const scope = validateScope(input.scope);
+    requirePortsOfGrant(scope);
     const ttlSeconds = validateTtl(input.ttlSeconds);
     const reason = validateReason(input.reason);
     const now = this.clock();
@@ -745,19 +746,41 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
   }
 }
 
+/** The refusal of a port-forward approved without ports: it would reach nothing. */
+const PORTS_TO_NAME = 'ports is required: name the pod ports this port-forward may reach (--ports)';
+
 /**
- * The scope approved: as asked, or a REST scope widened by its approver (`uses`, `scope`); undefined
- * when unchanged. Widening a stream approval is refused: its scope is changed by a new grant.
+ * The scope approved: as asked, a REST scope widened by its approver (`uses`, `scope`), or a
+ * port-forward's ports as its approver names them (a request over SPDY or the WebSocket tunnel
+ * names none: its ports travel inside the stream); undefined when unchanged. Anything else about a
+ * stream scope is changed by a new grant, never on approval.
  */
 function approvedScope(asked: ApprovalScope, opts: ApproveOptions): ApprovalScope | undefined {
-  const { uses, scope } = validateWidening(opts);
-  if (uses === undefined && scope === undefined) return undefined;
-  if (asked.kind !== 'rest') {
+  const { uses, scope, ports } = validateWidening(opts);
+  if (asked.kind === 'rest') {
+    if (ports !== undefined) throw invalidField('ports', 'ports names the pod ports of a portforward approval; this approval is for a REST request');
+    if (uses === undefined && scope === undefined) return undefined;
+    const widened = widenRestScope(asked, { uses, scope });
+    return JSON.stringify(widened) === JSON.stringify(canonicalScope(asked)) ? undefined : widened;
+  }
+  if (uses !== undefined || scope !== undefined) {
     const field = uses !== undefined ? 'uses' : 'scope';
     throw invalidField(field, `${field} widens REST approvals only; the scope of an exec, attach or portforward approval is changed by a new grant`);
   }
-  const widened = widenRestScope(asked, { uses, scope });
-  return JSON.stringify(widened) === JSON.stringify(canonicalScope(asked)) ? undefined : widened;
+  if (!asked.verbs.includes('portforward')) {
+    if (ports !== undefined) throw invalidField('ports', `ports names the pod ports a port-forward may reach; this approval is for ${asked.verbs.join(', ')}`);
+    return undefined;
+  }
+  const approved = canonicalScope({ ...asked, ...(ports !== undefined ? { ports } : {}) });
+  if (approved.kind !== 'stream' || approved.ports === undefined) throw invalidField('ports', PORTS_TO_NAME);
+  return JSON.stringify(approved) === JSON.stringify(canonicalScope(asked)) ? undefined : approved;
+}
+
+/** A direct grant that forwards names its ports (nobody is asked later). */
+function requirePortsOfGrant(scope: ApprovalScope): void {
+  if (scope.kind === 'stream' && scope.verbs.includes('portforward') && scope.ports === undefined) {
+    throw invalidField('scope.ports', `scope.ports ${PORT_FORWARD_GRANT_PORTS}`);
+  }
 }
 
 function subscribe<T>(map: Map<string, Set<T>>, key: string, listener: T): () => void {

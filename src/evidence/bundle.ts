@@ -6,8 +6,10 @@
 //   approvals/<approval-id>.json  the approval records (time-range exports)
 //   records/<approval-id>.json    their review records (time-range exports)
 //   sessions/<session-id>.json    the session row as the store has it, plus `sha256` with every hash
+//                                 (and a port-forward's `connections`)
 //   sessions/<session-id>.cast    the asciicast recording (as recorded, or converted to --format)
 //   sessions/<session-id>.raw     the exact bytes of every channel (the recorder's sidecar)
+//   sessions/<session-id>/<seq>.raw  a port-forward's forwarded connection <seq>: its raw sidecar
 //   audit.jsonl                   the audit rows, oldest first, exactly as stored (hash-chain fields
 //                                 included): every row of the approval (refused attempts too) and of
 //                                 its sessions; for a time range, every row in the range as well
@@ -40,7 +42,7 @@ import {
   type Manifest,
   type ManifestProblem,
 } from './manifest.js';
-import { findRecording, readPrefix, readPrefixBuffer, sessionView, type RecordingKind } from './recordings.js';
+import { findConnectionRaw, findRecording, readPrefix, readPrefixBuffer, sessionDetail, type RecordingKind, type RecordingLookup } from './recordings.js';
 import { resolveSigningKey, type SigningKeySource } from './signing-key.js';
 import { tarChunks, tarSize, type TarWriteEntry } from './tar.js';
 import { buildReviewRecord, type ReviewSources } from './record.js';
@@ -233,14 +235,23 @@ export async function planEvidence(src: EvidenceSources, req: EvidenceRequest, o
     }
   }
   for (const s of subject.sessions) {
-    sources.push({ kind: 'memory', path: `sessions/${s.id}.json`, data: json(sessionView(s)) });
+    const detail = await sessionDetail(src.sessions, s);
+    sources.push({ kind: 'memory', path: `sessions/${s.id}.json`, data: json(detail) });
+    for (const c of detail.connections ?? []) {
+      // Each forwarded connection's raw sidecar (a refused one has none).
+      const path = connectionRawPath(s.id, c.seq);
+      const found = await findConnectionRaw(src.recordingsDir, c);
+      if (!found.ok) {
+        if (found.reason !== 'none' || found.recordedSha256 !== null) problems.push(missing(path, found));
+        continue;
+      }
+      sources.push({ kind: 'file', path, file: found.path, recordedSha256: found.recordedSha256 });
+    }
     for (const kind of ['cast', 'raw'] as RecordingKind[]) {
       const path = `sessions/${s.id}.${kind}`;
       const found = await findRecording(src.recordingsDir, s, kind);
       if (!found.ok) {
-        if (found.reason === 'missing') problems.push({ kind: 'MISSING', path, message: `the recording file ${found.path} is gone from the bastion` });
-        if (found.reason === 'outside') problems.push({ kind: 'MISSING', path, message: `the recorded path ${found.path} is outside the recordings directory; not exported` });
-        if (found.reason === 'none' && found.recordedSha256 !== null) problems.push({ kind: 'MISSING', path, message: 'the session has a recorded sha256 but no file' });
+        if (found.reason !== 'none' || found.recordedSha256 !== null) problems.push(missing(path, found));
         continue;
       }
       const convertTo = kind === 'cast' ? format : undefined;
@@ -327,6 +338,18 @@ function convertIfNeeded(source: Buffer, to: CastFormat): Buffer {
   const text = source.toString('utf8');
   if (castFormat(text) === to) return source;
   return Buffer.from(convertCast(text, to), 'utf8');
+}
+
+/** Where a forwarded connection's raw sidecar is in a bundle. */
+export function connectionRawPath(sessionId: string, seq: number): string {
+  return `sessions/${sessionId}/${seq}.raw`;
+}
+
+/** A recording the bundle cannot carry: gone, outside the recordings directory, or hashed but never written. */
+function missing(path: string, found: RecordingLookup & { ok: false }): ManifestProblem {
+  if (found.reason === 'missing') return { kind: 'MISSING', path, message: `the recording file ${found.path} is gone from the bastion` };
+  if (found.reason === 'outside') return { kind: 'MISSING', path, message: `the recorded path ${found.path} is outside the recordings directory; not exported` };
+  return { kind: 'MISSING', path, message: 'the session has a recorded sha256 but no file' };
 }
 
 function changed(path: string, actual: string, recorded: string): ManifestProblem {

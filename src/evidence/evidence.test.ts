@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evidenceTar, evidenceTarSize, planEvidence, storeApprovals, writeEvidenceDir, type EvidenceSources } from './bundle.js';
 import { encodeManifest, formatProblem, MANIFEST_FILE, SIGNATURE_FILE, signManifest, verifyEvidenceDir, type Manifest, type VerifyResult } from './manifest.js';
 import { generateSigningKey, keyIdOf, loadOrCreateSigningKey, signingKeyPaths, type SigningKey } from './signing-key.js';
-import { fixture, recordedSession, castV2, sha, type Fixture } from './test-support.js';
+import { fixture, forwardedSession, recordedSession, castV2, sha, type Fixture } from './test-support.js';
 import { createRecorder, toSessionRecording } from '../recording/recorder.js';
 import type { Session } from '../store/types.js';
 import { unpackEvidenceTar } from './unpack.js';
@@ -504,5 +504,60 @@ describe('recordings made by the real recorder', () => {
     await writeEvidenceDir(await planEvidence(src, { sessionId: unapproved.id }), one);
     expect(lines(await verifyEvidenceDir(one))).toEqual([]);
     expect(files(one)).toEqual(['audit.jsonl', MANIFEST_FILE, SIGNATURE_FILE, `sessions/${unapproved.id}.cast`, `sessions/${unapproved.id}.json`, `sessions/${unapproved.id}.raw`].sort());
+  });
+});
+
+describe('port-forward sessions', () => {
+  let g: Fixture;
+  beforeAll(async () => {
+    g = await fixture('kb-evidence-forward-');
+  });
+  afterAll(() => g?.close());
+
+  it("carry each forwarded connection's raw sidecar, hashed in the manifest, in approval and session exports; verify checks them", async () => {
+    const approval = await g.approvals.grant(
+      { agent: 'claude', scope: { kind: 'stream', namespace: 'demo', pod: 'web-0', verbs: ['portforward'], ports: [8080, 6379] }, ttlSeconds: 600, reason: 'INC-7' },
+      { kind: 'user', name: 'alice', role: 'approver' },
+    );
+    const s = await forwardedSession(g, approval, [
+      { port: 8080, in: 'GET / HTTP/1.1\r\n\r\n', out: 'HTTP/1.1 200 OK\r\n\r\n' },
+      { port: 22, refused: 'port 22 is not among the approved ports (6379, 8080)' },
+      { port: 6379, in: 'PING\r\n', out: '+PONG\r\n' },
+    ]);
+    const src = { sessions: g.store.sessions, approvals: g.approvals, audit: g.store.audit, recordingsDir: g.recordingsDir, signingKey: key, policyVersions: g.store.policyVersions };
+    for (const req of [{ approvalId: approval.id }, { sessionId: s.id }]) {
+      const dir = fresh();
+      await writeEvidenceDir(await planEvidence(src, req), dir);
+      expect(lines(await verifyEvidenceDir(dir)), JSON.stringify(req)).toEqual([]);
+      expect(files(dir)).toEqual(
+        ['approval.json', 'audit.jsonl', MANIFEST_FILE, 'record.json', SIGNATURE_FILE, `sessions/${s.id}.json`, `sessions/${s.id}/1.raw`, `sessions/${s.id}/3.raw`].sort(),
+      );
+      const m = JSON.parse(readFileSync(join(dir, MANIFEST_FILE), 'utf8')) as Manifest;
+      const row = JSON.parse(readFileSync(join(dir, 'sessions', `${s.id}.json`), 'utf8')) as { connections: { seq: number; rawSha256: string | null }[] };
+      expect(row.connections.map((c) => c.seq)).toEqual([1, 2, 3]);
+      for (const seq of [1, 3]) {
+        const bytes = readFileSync(join(dir, 'sessions', s.id, `${seq}.raw`));
+        expect(m.files.find((x) => x.path === `sessions/${s.id}/${seq}.raw`)).toEqual({ path: `sessions/${s.id}/${seq}.raw`, size: bytes.length, sha256: sha(bytes) });
+        expect(sha(bytes)).toBe(row.connections[seq - 1]!.rawSha256);
+      }
+      const record = JSON.parse(readFileSync(join(dir, 'record.json'), 'utf8')) as { sessions: { connections: { port: number; inScope: boolean }[] }[] };
+      expect(record.sessions[0]!.connections.map((c) => [c.port, c.inScope])).toEqual([
+        [8080, true],
+        [22, false],
+        [6379, true],
+      ]);
+      // One changed byte of a connection's sidecar is named by verify.
+      const raw = join(dir, 'sessions', s.id, '3.raw');
+      writeFileSync(raw, readFileSync(raw, 'utf8').replace('PONG', 'PANG'));
+      expect(lines(await verifyEvidenceDir(dir))).toEqual([expect.stringMatching(new RegExp(`^MISMATCH sessions/${s.id}/3\\.raw: sha256 [0-9a-f]{64} \\(manifest: [0-9a-f]{64}\\)$`))]);
+    }
+
+    // Changed on the bastion after the connection ended: a signed problem.
+    appendFileSync(join(g.recordingsDir, approval.id, `${s.id}.1.raw`), 'tampered');
+    const dir = fresh();
+    await writeEvidenceDir(await planEvidence(src, { sessionId: s.id }), dir);
+    expect(lines(await verifyEvidenceDir(dir))).toEqual([
+      expect.stringMatching(new RegExp(`^MISMATCH sessions/${s.id}/1\\.raw: at export: the bastion's file has sha256 [0-9a-f]{64}, but the sha256 recorded when the session ended is [0-9a-f]{64}`)),
+    ]);
   });
 });

@@ -7,9 +7,10 @@
 // revocation cannot hide the approver's reason. The conformance verdict re-checks every session
 // and request that ran under the approval against its scope and window with the same scope
 // function the gate uses, so a gate bug shows up here as `outside-scope` instead of being trusted.
-import { scopeCovers, splitScopedResource } from '../model/scope.js';
+import { portAllowed, scopeCovers, splitScopedResource } from '../model/scope.js';
+import type { ForwardedConnection } from '../model/forward.js';
 import type { Approval, ApprovalScope, Operation } from '../model/approval.js';
-import type { ReviewAttempt, ReviewDecision, ReviewRecord, ReviewSession, ReviewVerdict } from '../model/review-record-schema.js';
+import type { ReviewAttempt, ReviewConnection, ReviewDecision, ReviewRecord, ReviewSession, ReviewVerdict } from '../model/review-record-schema.js';
 import type { AuditLog, AuditQuery, AuditRecord, PolicyVersionStore, Session, SessionStore } from '../store/types.js';
 import { ruleSource } from '../policy/rule-source.js';
 import { BastionError, ErrorCode } from '../errors/index.js';
@@ -108,9 +109,10 @@ function onTarget(row: AuditRecord, q: ReturnType<typeof targetQuery>): boolean 
 /** Why `scope` does not cover a stream request (or null when it does), from what the row says. */
 function streamMismatch(scope: ApprovalScope & { kind: 'stream' }, stream: string, container: string | null, command: string[] | null): string | null {
   if (!(scope.verbs as readonly string[]).includes(stream)) return `${stream} is not among the approved verbs (${scope.verbs.join(', ')})`;
-  if (container !== null && container !== scope.container) return `container "${container}" is not the approved container "${scope.container}"`;
+  // A port-forward names no container (it reaches the pod).
+  if (stream !== 'portforward' && container !== null && container !== scope.container) return `container "${container}" is not the approved container "${scope.container ?? '(none)'}"`;
   if (stream === 'exec' && scope.commands !== undefined && command !== null) {
-    const op: Operation = { kind: 'stream', verb: 'exec', namespace: scope.namespace, pod: scope.pod, container: scope.container, command };
+    const op: Operation = { kind: 'stream', verb: 'exec', namespace: scope.namespace, pod: scope.pod, container: scope.container ?? '', command };
     if (!scopeCovers(scope, op)) return `command ${JSON.stringify(command)} is not in the approved commands ${JSON.stringify(scope.commands)}`;
   }
   return null;
@@ -128,6 +130,36 @@ function restMismatch(scope: ApprovalScope & { kind: 'rest' }, row: AuditRecord)
 function sessionOp(s: Session): Operation | undefined {
   if (s.operation === null) return undefined;
   return { kind: 'stream', verb: s.operation, namespace: s.namespace, pod: s.pod, container: s.container, command: s.command };
+}
+
+/** The approved ports, as a record says them. */
+function portsText(scope: ApprovalScope): string {
+  return scope.kind === 'stream' && scope.ports !== undefined ? scope.ports.join(', ') : 'none';
+}
+
+/**
+ * A forwarded connection re-checked against the approval: its port among the approved ports (the
+ * gate's portAllowed) and, when it was let through, its start within the window. A refused one is
+ * called out as outside the approved ports with what its client was told.
+ */
+function reviewConnection(scope: ApprovalScope, c: ForwardedConnection, from: string | null, until: string): ReviewConnection {
+  const { sessionId: _session, ...fields } = c;
+  const allowed = portAllowed(scope, c.port);
+  const timely = within(c.startedAt, from, until);
+  const ended = c.outcome === null ? 'still open' : `${c.outcome}${c.detail ? ` (${c.detail})` : ''}`;
+  let why: string;
+  if (c.outcome === 'refused') {
+    why = allowed
+      ? `refused: ${c.detail ?? 'no detail'}`
+      : `outside the approved ports (${portsText(scope)}): port ${c.port} was refused${c.detail ? `: ${c.detail}` : ''}`;
+  } else if (!allowed) {
+    why = `OUTSIDE the approved ports (${portsText(scope)}): port ${c.port} was let through; ${ended}`;
+  } else if (!timely) {
+    why = `started outside the approval's window; ${ended}`;
+  } else {
+    why = `inside the approved ports; ${ended}`;
+  }
+  return { ...fields, inScope: allowed && (timely || c.outcome === 'refused'), why };
 }
 
 /** Whether the row's request (from its arrival to its end) overlaps the window. */
@@ -246,8 +278,13 @@ export async function buildReviewRecord(src: ReviewSources, approvalId: string):
     };
   });
 
-  // 5. The sessions, each re-checked against the scope and the window.
+  // 5. The sessions, each re-checked against the scope and the window (a port-forward's
+  // connections against the approved ports).
   const clientOf = new Map(rows.filter((r) => r.sessionId !== null).map((r) => [r.sessionId!, r.source]));
+  const connectionsOf = new Map<string, ReviewConnection[]>();
+  for (const s of sessions) {
+    if (s.operation === 'portforward') connectionsOf.set(s.id, (await src.sessions.listConnections(s.id)).map((c) => reviewConnection(approval.scope, c, from, until)));
+  }
   const reviewSessions: ReviewSession[] = sessions
     .slice()
     .sort((a, b) => a.startedAt.localeCompare(b.startedAt))
@@ -255,8 +292,18 @@ export async function buildReviewRecord(src: ReviewSources, approvalId: string):
       const op = sessionOp(s);
       const covered = op !== undefined && scopeCovers(approval.scope, op);
       const timely = within(s.startedAt, from, until);
-      const inScope = covered && timely;
-      const why = !covered ? `the scope does not cover ${s.operation ?? 'this session'} in ${s.namespace}/${s.pod} container ${s.container}` : !timely ? 'started outside the approval\'s window' : 'inside the scope and window';
+      const connections = connectionsOf.get(s.id) ?? null;
+      // A connection let through to a port outside the scope is a use outside it; a refused one was kept out.
+      const leaked = (connections ?? []).filter((c) => !c.inScope && c.outcome !== 'refused');
+      const inScope = covered && timely && leaked.length === 0;
+      const target = `${s.namespace}/${s.pod}${s.operation === 'portforward' ? '' : ` container ${s.container}`}`;
+      const why = !covered
+        ? `the scope does not cover ${s.operation ?? 'this session'} in ${target}`
+        : !timely
+          ? 'started outside the approval\'s window'
+          : leaked.length > 0
+            ? `connection${leaked.length === 1 ? '' : 's'} ${leaked.map((c) => `${c.seq} (port ${c.port})`).join(', ')} reached ports outside the scope`
+            : 'inside the scope and window';
       return {
         id: s.id,
         operation: s.operation,
@@ -277,6 +324,7 @@ export async function buildReviewRecord(src: ReviewSources, approvalId: string):
         recording: s.castPath !== null ? `/v1/sessions/${s.id}/recording` : null,
         inScope,
         why,
+        connections,
       };
     });
 
@@ -287,8 +335,10 @@ export async function buildReviewRecord(src: ReviewSources, approvalId: string):
   const verdict: ReviewVerdict = offending ? 'outside-scope' : truncated && approval.scope.kind === 'rest' ? 'incomplete' : used === 0 ? 'unused' : 'inside-scope';
   // A read the policy lets through on its own (kubectl's GET of the pod before every exec) is
   // listed but is not an attempt outside the scope: it never needed one.
-  const outside = attempts.filter((a) => !a.inScope && !(a.relation === 'policy' && !a.refused)).length;
-  const refusedCount = attempts.filter((a) => a.refused).length;
+  // Forwarded connections are attempts too: one to a port outside the scope counts as outside, a refused one as refused.
+  const allConnections = [...connectionsOf.values()].flat();
+  const outside = attempts.filter((a) => !a.inScope && !(a.relation === 'policy' && !a.refused)).length + allConnections.filter((c) => !c.inScope).length;
+  const refusedCount = attempts.filter((a) => a.refused).length + allConnections.filter((c) => c.outcome === 'refused').length;
 
   const record: Omit<ReviewRecord, 'answers'> = {
     approvalId,
@@ -314,9 +364,19 @@ export async function buildReviewRecord(src: ReviewSources, approvalId: string):
 
 function describeScope(scope: ApprovalScope): string {
   if (scope.kind === 'rest') return `${scope.verb} ${scope.resource}${scope.name ? ` "${scope.name}"` : ''}${scope.namespace ? ` in namespace ${scope.namespace}` : ' (cluster-wide)'}`;
-  const commands = scope.commands ? `, commands ${scope.commands.map((c) => JSON.stringify(c)).join(' ')}` : ', any command';
+  const execs = scope.verbs.includes('exec');
+  const commands = !execs ? '' : scope.commands ? `, commands ${scope.commands.map((c) => JSON.stringify(c)).join(' ')}` : ', any command';
+  const ports = scope.verbs.includes('portforward') ? `, ports ${portsText(scope)}` : '';
   const sessions = scope.maxSessions !== undefined ? `, at most ${scope.maxSessions} session${scope.maxSessions === 1 ? '' : 's'}` : '';
-  return `${scope.verbs.join('/')} into ${scope.namespace}/${scope.pod} container ${scope.container}${commands}${sessions}`;
+  const container = scope.container !== undefined ? ` container ${scope.container}` : '';
+  return `${scope.verbs.join('/')} into ${scope.namespace}/${scope.pod}${container}${commands}${ports}${sessions}`;
+}
+
+/** A port-forward session's connections in one phrase: how many, to which ports, how many refused. */
+function connectionsText(connections: readonly ReviewConnection[]): string {
+  const ports = [...new Set(connections.map((c) => c.port))].join(', ');
+  const refused = connections.filter((c) => c.outcome === 'refused').length;
+  return `${connections.length} connection${connections.length === 1 ? '' : 's'}${ports ? ` to port${connections.length === 1 ? '' : 's'} ${ports}` : ''}${refused > 0 ? `, ${refused} refused (outside the approved ports)` : ''}`;
 }
 
 const DECIDING = new Set(['approval.approved', 'approval.denied', 'approval.granted', 'approval.auto-approved']);
@@ -348,7 +408,13 @@ export function answersOf(r: Omit<ReviewRecord, 'answers'>): ReviewRecord['answe
     r.sessions.length === 0
       ? `no sessions${c.used > 0 ? `; ${c.used} request${c.used === 1 ? '' : 's'} forwarded` : ''}`
       : `${r.sessions.length} session${r.sessions.length === 1 ? '' : 's'}: ` +
-        r.sessions.map((s) => `${s.id} ${s.operation ?? '?'} ${JSON.stringify(s.command)} ended ${s.endReason ?? 'still open'}${s.exitCode !== null ? ` exit ${s.exitCode}` : ''}`).join('; ') +
+        r.sessions
+          .map((s) =>
+            s.connections !== null
+              ? `${s.id} ${s.operation ?? '?'} (${connectionsText(s.connections)}) ended ${s.endReason ?? 'still open'}`
+              : `${s.id} ${s.operation ?? '?'} ${JSON.stringify(s.command)} ended ${s.endReason ?? 'still open'}${s.exitCode !== null ? ` exit ${s.exitCode}` : ''}`,
+          )
+          .join('; ') +
         (files.length > 0 ? `; files: ${files.join(', ')}` : '');
   return { who, approvalNeeded, approvedBy, scopeKept, happened };
 }

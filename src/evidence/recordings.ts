@@ -8,7 +8,8 @@ import { createReadStream } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { recordingPaths } from '../recording/recorder.js';
-import type { Session } from '../store/types.js';
+import type { ForwardedConnection } from '../model/forward.js';
+import type { Session, SessionStore } from '../store/types.js';
 
 export type RecordingKind = 'cast' | 'raw';
 
@@ -23,6 +24,13 @@ export function sessionView(s: Session): SessionView {
     ...s,
     sha256: { cast: s.castSha256, raw: s.rawSha256, stdin: ch['stdin'] ?? null, stdout: ch['stdout'] ?? null, stderr: ch['stderr'] ?? null },
   };
+}
+
+/** A session as its detail shows it: a port-forward's with its forwarded connections. */
+export type SessionDetail = SessionView & { connections?: ForwardedConnection[] };
+
+export async function sessionDetail(sessions: Pick<SessionStore, 'listConnections'>, s: Session): Promise<SessionDetail> {
+  return s.operation === 'portforward' ? { ...sessionView(s), connections: await sessions.listConnections(s.id) } : sessionView(s);
 }
 
 export type RecordingLookup =
@@ -49,6 +57,17 @@ export async function findRecording(recordingsDir: string, s: Session, kind: Rec
       candidate = undefined; // ids that cannot be file names have no files
     }
   }
+  return lookUp(root, candidate, Boolean(stored), recordedSha256);
+}
+
+/** A forwarded connection's raw sidecar (its stored path; a refused connection has none). */
+export async function findConnectionRaw(recordingsDir: string, c: ForwardedConnection): Promise<RecordingLookup> {
+  const root = resolve(recordingsDir);
+  return lookUp(root, c.rawPath ? resolve(root, c.rawPath) : undefined, Boolean(c.rawPath), c.rawSha256);
+}
+
+/** `candidate` resolved (symlinks included) and refused unless it is under `root`. */
+async function lookUp(root: string, candidate: string | undefined, stored: boolean, recordedSha256: string | null): Promise<RecordingLookup> {
   if (candidate === undefined) return { ok: false, reason: 'none', recordedSha256 };
   if (!inside(root, candidate)) return { ok: false, reason: 'outside', path: candidate, recordedSha256 };
   let real: string;

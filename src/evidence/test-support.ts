@@ -80,6 +80,63 @@ export async function recordedSession(
   });
 }
 
+/** One forwarded connection of forwardedSession: its port and, unless refused, the bytes each way. */
+export interface TestConnection {
+  port: number;
+  refused?: string;
+  in?: string;
+  out?: string;
+}
+
+/**
+ * An ended port-forward session under `approval` with its forwarded connections, rows made
+ * directly and each let-through connection's raw sidecar written under the recordings directory
+ * (a stand-in: the agent's bytes then the pod's; the bundle only hashes and carries it).
+ */
+export async function forwardedSession(f: Pick<Fixture, 'store' | 'recordingsDir' | 'agent'>, approval: Approval, connections: TestConnection[]): Promise<Session> {
+  const s = await f.store.sessions.start({
+    approvalId: approval.id,
+    agent: f.agent,
+    operation: 'portforward',
+    transport: 'spdy',
+    protocol: 'portforward.k8s.io',
+    namespace: 'demo',
+    pod: 'web-0',
+    container: '',
+    command: [],
+    tty: false,
+  });
+  await f.store.audit.append({ event: 'session.start', agent: f.agent, approvalId: approval.id, sessionId: s.id, stream: 'portforward' });
+  const now = new Date().toISOString();
+  let bytesIn = 0;
+  let bytesOut = 0;
+  for (const [i, c] of connections.entries()) {
+    const seq = i + 1;
+    const rawPath = c.refused === undefined ? join(approval.id, `${s.id}.${seq}.raw`) : null;
+    await f.store.sessions.connectionStarted({ sessionId: s.id, seq, port: c.port, startedAt: now, rawPath });
+    const sent = c.in ?? '';
+    const got = c.out ?? '';
+    if (rawPath !== null) {
+      mkdirSync(join(f.recordingsDir, approval.id), { recursive: true });
+      writeFileSync(join(f.recordingsDir, rawPath), sent + got);
+    }
+    bytesIn += sent.length;
+    bytesOut += got.length;
+    await f.store.sessions.connectionEnded(s.id, seq, {
+      endedAt: now,
+      outcome: c.refused === undefined ? 'closed' : 'refused',
+      detail: c.refused ?? null,
+      bytesIn: sent.length,
+      bytesOut: got.length,
+      sha256In: c.refused === undefined ? sha(sent) : null,
+      sha256Out: c.refused === undefined ? sha(got) : null,
+      rawSha256: rawPath === null ? null : sha(sent + got),
+      protocol: c.refused === undefined ? 'unrecognised' : null,
+    });
+  }
+  return f.store.sessions.end(s.id, { endReason: 'client-closed', exitCode: null, status: null, bytesIn, bytesOut });
+}
+
 export async function fixture(prefix = 'kb-evidence-'): Promise<Fixture> {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   const dataDir = join(dir, 'data');

@@ -55,9 +55,13 @@ export function validateRequest(v: unknown): HeldRequestInfo {
   };
 }
 
-/** An approver's widening of a REST approval (`uses`, `scope`); absent or null gives undefined. */
-export function validateWidening(v: { uses?: unknown; scope?: unknown }): { uses?: number; scope?: RestApprovalWidth } {
+/**
+ * What an approver changes as they approve: a REST approval's widening (`uses`, `scope`), a
+ * port-forward's `ports`; absent or null gives undefined.
+ */
+export function validateWidening(v: { uses?: unknown; scope?: unknown; ports?: unknown }): { uses?: number; scope?: RestApprovalWidth; ports?: number[] } {
   const uses = v.uses == null ? undefined : parseInput(ApproveBodySchema.shape.uses, v.uses, 'input', 'uses');
   const scope = v.scope == null ? undefined : parseInput(ApproveBodySchema.shape.scope, v.scope, 'input', 'scope');
-  return { ...(uses != null ? { uses } : {}), ...(scope != null ? { scope } : {}) };
+  const ports = v.ports == null ? undefined : parseInput(ApproveBodySchema.shape.ports, v.ports, 'input', 'ports');
+  return { ...(uses != null ? { uses } : {}), ...(scope != null ? { scope } : {}), ...(ports != null ? { ports: [...ports] } : {}) };
 }

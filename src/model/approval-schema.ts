@@ -152,24 +152,54 @@ const IsoTime = z.iso.datetime();
 const streamScopeFields = {
   namespace: Namespace,
   pod: PodName,
-  container: ContainerName,
+  container: ContainerName.optional().describe('exec, attach: the resolved container name (required); absent when verbs is only portforward (a port-forward reaches the pod).'),
   verbs: StreamVerbs,
   commands: Commands.optional(),
   maxSessions: MaxSessions.optional(),
   ports: ForwardPorts.optional(),
 };
 
-/** The command allow-list is exec argv: it needs exec among the verbs. */
-function commandsNeedExec(v: { verbs: StreamOperation[]; commands?: string[][] | undefined }, ctx: z.RefinementCtx): void {
+type StreamScopeFields = { verbs: StreamOperation[]; container?: string | undefined; commands?: string[][] | undefined; ports?: number[] | undefined };
+
+/**
+ * What a stream scope's fields say together: the command allow-list is exec argv (it needs exec);
+ * exec and attach run in a container (it is named), a port-forward reaches the pod (a scope that
+ * only forwards names none); ports are what a port-forward may reach (they need portforward).
+ */
+function streamScopeRules(v: StreamScopeFields, ctx: z.RefinementCtx): void {
   if (v.commands !== undefined && !v.verbs.includes('exec')) {
     ctx.addIssue({ code: 'custom', path: ['commands'], message: 'is an allow-list of exec commands, but verbs does not include exec' });
+  }
+  const inContainer = v.verbs.includes('exec') || v.verbs.includes('attach');
+  if (inContainer && v.container === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['container'], message: `is required when verbs include exec or attach (${LABEL_TEXT})` });
+  }
+  if (!inContainer && v.container !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['container'], message: 'must be left out when verbs is only portforward: a port-forward reaches the pod, not a container' });
+  }
+  if (v.ports !== undefined && !v.verbs.includes('portforward')) {
+    ctx.addIssue({ code: 'custom', path: ['ports'], message: 'names the pod ports a port-forward may reach, but verbs does not include portforward' });
+  }
+}
+
+/** The refusal of a port-forward grant without ports (after the field's name). */
+export const PORT_FORWARD_GRANT_PORTS = 'is required: a port-forward grant names the pod ports it may reach';
+
+/** A direct grant of a port-forward names the ports at once (nobody chooses them later). */
+function grantNamesPorts(v: StreamScopeFields, ctx: z.RefinementCtx): void {
+  if (v.verbs.includes('portforward') && v.ports === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['ports'], message: PORT_FORWARD_GRANT_PORTS });
   }
 }
 
 export const StreamScopeSchema = z
   .strictObject({ kind: z.literal('stream'), ...streamScopeFields })
-  .superRefine(commandsNeedExec)
-  .meta({ id: 'StreamScope', description: 'exec/attach/portforward into one container of one pod.' });
+  .superRefine(streamScopeRules)
+  .meta({
+    id: 'StreamScope',
+    description:
+      'exec/attach into one container of one pod, or portforward to named ports of one pod (`container` is left out when verbs is only portforward; a held port-forward may ask without `ports`: its approver names them).',
+  });
 
 /** Longest Content-Type media type or Content-Encoding a binding holds (RFC 6838: type and subtype at most 127 each). */
 export const MAX_MEDIA_TYPE_LENGTH = 256;
@@ -331,7 +361,10 @@ const grantFields = { agent: AgentName, ttlSeconds: TtlSeconds, reason: ReasonSc
 
 export const StreamGrantSchema = z
   .strictObject({ agent: grantFields.agent, ...streamScopeFields, ttlSeconds: grantFields.ttlSeconds, reason: grantFields.reason })
-  .superRefine(commandsNeedExec)
+  .superRefine((v, ctx) => {
+    streamScopeRules(v, ctx);
+    grantNamesPorts(v, ctx);
+  })
   .meta({ id: 'StreamGrant', description: 'A direct grant of a stream scope.' });
 
 export const RestGrantSchema = z
@@ -350,9 +383,9 @@ export const RestGrantSchema = z
 const GrantUnion = z.xor([StreamGrantSchema, RestGrantSchema]);
 
 /** Fields only a stream grant has, and fields only a REST grant has (`namespace` is shared). */
-const STREAM_ONLY = ['pod', 'container', 'verbs', 'commands', 'maxSessions'] as const;
+const STREAM_ONLY = ['pod', 'container', 'verbs', 'commands', 'maxSessions', 'ports'] as const;
 const REST_ONLY = ['verb', 'resource', 'name', 'maxUses'] as const;
-const SCOPE_CHOICE = 'give either a stream scope (namespace, pod, container, verbs[, commands, maxSessions]) or a REST scope (verb, resource[, namespace, name, maxUses])';
+const SCOPE_CHOICE = 'give either a stream scope (namespace, pod, verbs[, container, commands, ports, maxSessions]) or a REST scope (verb, resource[, namespace, name, maxUses])';
 
 /**
  * A flat grant body has no `kind`: its fields tell which scope it is, and it is checked against
@@ -403,6 +436,9 @@ export const ApproveBodySchema = z
       .enum(REST_APPROVAL_WIDTHS, { error: (iss) => `${show(iss.input)} must be "request" or "shape"` })
       .nullish()
       .describe('REST: `request` (default) covers exactly the request that was held; `shape` widens to any request of its verb, resource, namespace and name, with any body.'),
+    ports: ForwardPorts.nullish().describe(
+      'portforward: the pod ports the approval lets connections reach, in place of any the request named. Required when the request named none (kubectl over SPDY or the WebSocket tunnel sends its ports only inside the stream).',
+    ),
   })
   .meta({ id: 'ApproveRequest' });
 export const DenyBodySchema = z.strictObject({ reason: ReasonSchema }).meta({ id: 'DenyRequest' });
@@ -420,9 +456,11 @@ export function grantInput(body: z.output<typeof GrantBodySchema>): GrantInput {
     if (body.maxUses !== undefined) scope.maxUses = body.maxUses;
     return { agent, ttlSeconds, reason, scope };
   }
-  const { namespace, pod, container, verbs, commands, maxSessions } = body;
-  const scope: StreamScope = { kind: 'stream', namespace, pod, container, verbs };
+  const { namespace, pod, container, verbs, commands, maxSessions, ports } = body;
+  const scope: StreamScope = { kind: 'stream', namespace, pod, verbs };
+  if (container !== undefined) scope.container = container;
   if (commands !== undefined) scope.commands = commands;
+  if (ports !== undefined) scope.ports = ports;
   if (maxSessions !== undefined) scope.maxSessions = maxSessions;
   return { agent, ttlSeconds, reason, scope };
 }

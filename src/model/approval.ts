@@ -35,6 +35,8 @@ export interface ApproveOptions {
   uses?: number;
   /** REST: `request` (default) or `shape`. */
   scope?: RestApprovalWidth;
+  /** portforward: the pod ports connections may reach (required when the request named none). */
+  ports?: number[];
 }
 
 export interface GrantInput {
@@ -55,7 +57,18 @@ export interface HeldRequest {
 
 /** The operation an agent is attempting now, matched against approved scopes. */
 export type Operation =
-  | { kind: 'stream'; verb: StreamOperation; namespace: string; pod: string; container: string; command: string[] }
+  | {
+      kind: 'stream';
+      verb: StreamOperation;
+      namespace: string;
+      pod: string;
+      /** The resolved container; '' for portforward (it reaches the pod). */
+      container: string;
+      /** exec argv; [] for attach and portforward. */
+      command: string[];
+      /** portforward: the ports the request named (only the channel protocol's `?ports=` does); absent otherwise. */
+      ports?: number[];
+    }
   | {
       kind: 'rest';
       verb: ResourceVerb;
@@ -104,7 +117,9 @@ export interface ApprovalService {
   requestOrJoin(held: HeldRequest): Promise<{ approval: Approval; created: boolean }>;
   /**
    * `uses` and `scope` widen a held REST request's approval (see widenRestScope); giving them for a
-   * stream approval is an INVALID_FIELD.
+   * stream approval is an INVALID_FIELD. `ports` names a port-forward's pod ports (replacing any the
+   * request named); a port-forward left without ports, or `ports` on any other approval, is an
+   * INVALID_FIELD `ports`.
    */
   approve(id: string, actor: Actor, opts?: ApproveOptions): Promise<Approval>;
   deny(id: string, actor: Actor, reason: string): Promise<Approval>;

@@ -6,11 +6,16 @@
 //   2. was approval needed, which rule -> policy
 //   3. who approved, when, why         -> decisions
 //   4. what scope, did it stay inside  -> scope, conformance
-//   5. what happened                   -> sessions, requests
+//   5. what happened                   -> sessions (a port-forward's with its connections), requests
 // `answers` says each in one sentence, built from those fields only.
 import { z } from 'zod';
 import { ApprovalScopeSchema, ApprovalSchema } from './approval-schema.js';
-import { APPROVAL_STATES } from './vocabulary.js';
+import type { ForwardedConnection } from './forward.js';
+import { APPROVAL_STATES, FORWARD_OUTCOMES, FORWARD_PROTOCOLS } from './vocabulary.js';
+
+/** Compile-time: every T is a valid input of schema S. */
+type Fits<T, S extends z.ZodType> = [T] extends [z.input<S>] ? true : never;
+const fits = <T, S extends z.ZodType>(_: Fits<T, S>): void => undefined;
 
 const IsoTime = z.iso.datetime();
 
@@ -53,11 +58,42 @@ export const ReviewAttemptSchema = z
   })
   .meta({ id: 'ReviewAttempt' });
 
+const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
+
+/** One forwarded connection of a port-forward session, as the store keeps it (model/forward.ts). */
+export const ForwardedConnectionSchema = z
+  .strictObject({
+    sessionId: z.string(),
+    seq: z.int().min(1).describe('1, 2, 3... in the order the client opened them within the session.'),
+    port: z.int().min(1).max(65535).describe('The pod port the client asked for.'),
+    startedAt: IsoTime,
+    endedAt: IsoTime.nullable().describe('Null while open.'),
+    outcome: z.enum(FORWARD_OUTCOMES).nullable().describe('closed, refused (outside the approved ports, never dialed), failed (upstream reported an error), cut (expiry, revocation, shutdown); null while open.'),
+    detail: z.string().nullable().describe('Why it was refused, failed or cut: the text the client received on its error stream.'),
+    bytesIn: z.int().min(0).describe('Bytes from the agent to the pod.'),
+    bytesOut: z.int().min(0).describe('Bytes from the pod to the agent.'),
+    sha256In: Sha256Hex.nullable().describe('SHA-256 of the bytes to the pod; null while open or when refused.'),
+    sha256Out: Sha256Hex.nullable().describe('SHA-256 of the bytes from the pod; null while open or when refused.'),
+    rawPath: z.string().nullable().describe("The connection's raw sidecar, relative to the recordings directory; null when refused."),
+    rawSha256: Sha256Hex.nullable(),
+    protocol: z.enum(FORWARD_PROTOCOLS).nullable().describe('What the first bytes plainly were (`unrecognised` when they were not plain); null when nothing was sent.'),
+  })
+  .meta({ id: 'ForwardedConnection', description: 'One forwarded connection of a port-forward session.' });
+fits<ForwardedConnection, typeof ForwardedConnectionSchema>(true);
+
+/** A forwarded connection in the record: re-checked against the approved ports and window. */
+export const ReviewConnectionSchema = ForwardedConnectionSchema.omit({ sessionId: true })
+  .extend({
+    inScope: z.boolean().describe("Whether the approval's ports (and window) cover it, re-checked."),
+    why: z.string().describe('Why; a refused connection is called out as outside the approved ports, with what the client was told.'),
+  })
+  .meta({ id: 'ReviewConnection' });
+
 export const ReviewSessionSchema = z
   .strictObject({
     id: z.string(),
     operation: z.string().nullable(),
-    container: z.string(),
+    container: z.string().describe("'' for a port-forward (it reaches the pod)."),
     command: z.array(z.string()),
     tty: z.boolean(),
     transport: z.string(),
@@ -72,8 +108,9 @@ export const ReviewSessionSchema = z
     rawSha256: z.string().nullable(),
     files: z.array(z.strictObject({ name: z.string(), size: z.int(), sha256: z.string() })).nullable().describe('Files carried by a tar stream (kubectl cp).'),
     recording: z.string().nullable().describe('Control API path of the asciicast.'),
-    inScope: z.boolean().describe('The scope, re-checked against the session row and its start time.'),
+    inScope: z.boolean().describe('The scope, re-checked against the session row and its start time (and, for a port-forward, every connection that was let through).'),
     why: z.string(),
+    connections: z.array(ReviewConnectionSchema).nullable().describe('portforward: every forwarded connection, in order; null for other sessions.'),
   })
   .meta({ id: 'ReviewSession' });
 
@@ -122,8 +159,12 @@ export const ReviewRecordSchema = z
           'inside-scope: everything that ran under it was covered by its scope and window; outside-scope: something was not (listed); unused: nothing ran under it; incomplete: more requests than a record holds (9,999) were made against a REST scope\'s object, so not every use could be checked.',
         ),
       used: z.int().describe('Sessions and requests that ran under this approval.'),
-      outside: z.int().describe('Attempts outside the scope (refused, held separately, or run under another approval); requests the policy allowed on its own are listed but not counted.'),
-      refused: z.int().describe('Attempts that were refused.'),
+      outside: z
+        .int()
+        .describe(
+          'Attempts outside the scope (refused, held separately, or run under another approval; forwarded connections to ports outside the approved ones); requests the policy allowed on its own are listed but not counted.',
+        ),
+      refused: z.int().describe('Attempts that were refused (requests, and forwarded connections).'),
       truncated: z.boolean().describe('More than 9,999 requests against the target: the first 9,999 are listed.'),
       attempts: z.array(ReviewAttemptSchema).describe("Every request of this agent against the approval's pod or object between its creation and its end."),
     }),
@@ -135,3 +176,4 @@ export type ReviewRecord = z.infer<typeof ReviewRecordSchema>;
 export type ReviewDecision = z.infer<typeof ReviewDecisionSchema>;
 export type ReviewAttempt = z.infer<typeof ReviewAttemptSchema>;
 export type ReviewSession = z.infer<typeof ReviewSessionSchema>;
+export type ReviewConnection = z.infer<typeof ReviewConnectionSchema>;

@@ -5,7 +5,7 @@ import { STREAM_OPERATIONS, type RestApprovalWidth } from './vocabulary.js';
 
 /**
  * A scope with its keys in declaration order (kind, namespace, pod, container, verbs, commands,
- * maxSessions / kind, verb, resource, namespace, name, request (method, path, query, bodySha256,
+ * ports (sorted), maxSessions / kind, verb, resource, namespace, name, request (method, path, query, bodySha256,
  * contentType, contentEncoding), maxUses), verbs de-duplicated in canonical order,
  * absent optional fields left out, and arrays copied. Two scopes are deep-equal exactly when their
  * canonical JSON is equal. Call it on validated scopes only (unknown verbs are dropped).
@@ -34,7 +34,8 @@ export function canonicalScope(scope: ApprovalScope): ApprovalScope {
     kind: 'stream',
     namespace: scope.namespace,
     pod: scope.pod,
-    container: scope.container,
+    // A portforward-only scope names no container (the key is left out, not undefined).
+    ...(scope.container !== undefined ? { container: scope.container } : {}),
     verbs: STREAM_OPERATIONS.filter((v) => scope.verbs.includes(v)),
   };
   if (scope.commands !== undefined) stream.commands = scope.commands.map((argv) => [...argv]);
@@ -54,9 +55,10 @@ function sameArgv(a: readonly string[], b: readonly string[]): boolean {
 
 /**
  * Whether `scope` covers `op` (ignoring state, expiry and the session count):
- * - stream: same namespace, pod and container; the verb is one of the scope's verbs; for exec with
- *   a command allow-list, the argv is exactly one of its entries (the allow-list is exec argv, so it
- *   does not restrict attach or portforward).
+ * - stream: same namespace and pod; the verb is one of the scope's verbs; for exec and attach the
+ *   same container; for exec with a command allow-list, the argv is exactly one of its entries (the
+ *   allow-list is exec argv, so it does not restrict attach or portforward). A portforward names no
+ *   container and its ports are not checked here: each forwarded connection is (portAllowed).
  * - rest: same verb, resource, namespace and name; for a scope bound to a request, also the same
  *   method, canonical path, canonical query, body hash, media type and content encoding (an
  *   operation that does not say what it is, is not covered).
@@ -73,8 +75,11 @@ export function scopeCovers(scope: ApprovalScope, op: Operation): boolean {
     );
   }
   if (op.kind !== 'stream') return false;
-  if (op.namespace !== scope.namespace || op.pod !== scope.pod || op.container !== scope.container) return false;
+  if (op.namespace !== scope.namespace || op.pod !== scope.pod) return false;
   if (!scope.verbs.includes(op.verb)) return false;
+  // A port-forward reaches the pod, not a container; its ports are checked per connection (portAllowed).
+  if (op.verb === 'portforward') return true;
+  if (op.container !== scope.container) return false;
   if (op.verb === 'exec' && scope.commands !== undefined) {
     return scope.commands.some((argv) => sameArgv(argv, op.command));
   }

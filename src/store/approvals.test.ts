@@ -129,6 +129,37 @@ describe('approval store', () => {
     expect(() => store.db.prepare(`UPDATE approvals SET agent_id = ? WHERE id = ?`).run(other.id, b.id)).toThrow(/never change/);
   });
 
+  it("a pending stream scope changes as it is approved only in its ports (a port-forward's approver names them), never container, pod or verbs", async () => {
+    const forward: StreamScope = { kind: 'stream', namespace: 'demo', pod: 'web-0', verbs: ['portforward'] };
+    const approve = { from: 'pending', to: 'approved', set: { decidedBy: 'user:ann', decidedAt: iso(T0), expiresAt: iso(T0 + 60_000) } } as const;
+    const tries: [string, StreamScope][] = [
+      ['pod', { ...forward, pod: 'db-0', ports: [5432] }],
+      ['namespace', { ...forward, namespace: 'prod', ports: [5432] }],
+      ['container', { ...forward, container: 'app', ports: [5432] }],
+      ['verbs', { ...forward, verbs: ['exec', 'portforward'], ports: [5432] }],
+      ['maxSessions', { ...forward, ports: [5432], maxSessions: 1 }],
+      ['no ports', { ...forward, ports: [] }],
+    ];
+    for (const [what, scope] of tries) {
+      const a = await store.approvals.create(input({ scope: forward }));
+      await expect(store.approvals.transition(a.id, { ...approve, set: { ...approve.set, scope } }), what).rejects.toThrow(/never change/);
+      expect((await store.approvals.get(a.id))!.state).toBe('pending');
+    }
+    // An exec scope takes no ports either (its verbs do not forward), nor anything else.
+    const e = await store.approvals.create(input());
+    await expect(store.approvals.transition(e.id, { ...approve, set: { ...approve.set, scope: { ...streamScope, ports: [80] } } })).rejects.toThrow(/never change/);
+    await expect(store.approvals.transition(e.id, { ...approve, set: { ...approve.set, scope: { ...streamScope, container: 'sidecar' } } })).rejects.toThrow(/never change/);
+
+    const a = await store.approvals.create(input({ scope: forward }));
+    const approved = await store.approvals.transition(a.id, { ...approve, set: { ...approve.set, scope: { ...forward, ports: [8080, 5432] } } });
+    expect(approved).toMatchObject({ state: 'approved', scope: { kind: 'stream', namespace: 'demo', pod: 'web-0', verbs: ['portforward'], ports: [5432, 8080] } });
+    // Only as it is approved: afterwards the ports never change.
+    expect(() => store.db.prepare(`UPDATE approvals SET scope = ? WHERE id = ?`).run(JSON.stringify({ ...forward, ports: [22] }), a.id)).toThrow(/never change/);
+    // A pending one named ports (the channel protocol's ?ports=): its approver may change them.
+    const b = await store.approvals.create(input({ scope: { ...forward, ports: [8080] } }));
+    expect((await store.approvals.transition(b.id, { ...approve, set: { ...approve.set, scope: { ...forward, ports: [9090] } } }))?.scope).toMatchObject({ ports: [9090] });
+  });
+
   it('incrementSessions counts atomically up to maxSessions, only while usable', async () => {
     const a = await store.approvals.create(input({ state: 'approved', expiresAt: iso(T0 + 60_000) }));
     expect((await store.approvals.incrementSessions(a.id, iso(T0)))?.sessionsStarted).toBe(1);

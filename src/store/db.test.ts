@@ -2,6 +2,7 @@ import { statSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isBastionError } from '../errors/index.js';
+import { FORWARD_OUTCOMES, FORWARD_PROTOCOLS } from '../model/vocabulary.js';
 import { MIGRATIONS, closeDatabase, databasePath, openDatabase, schemaVersion, type Migration } from './db.js';
 import { openStore } from './index.js';
 import { tempDataDir } from './test-support.js';
@@ -85,6 +86,18 @@ describe('database', () => {
       expect(() => db.prepare("UPDATE approvals SET scope = '[]' WHERE id = 'apr_1'").run()).toThrow(/never change/);
       // The session still references its approval: deleting the approval is refused.
       expect(() => db.prepare("DELETE FROM approvals WHERE id = 'apr_1'").run()).toThrow(/FOREIGN KEY/);
+    } finally {
+      closeDatabase(db);
+    }
+  });
+
+  it("forwarded connections' CHECK lists are the vocabulary's outcomes and protocols", () => {
+    const db = openDatabase(tmp.dir);
+    try {
+      const sql = (db.prepare("SELECT sql FROM sqlite_master WHERE name = 'forwarded_connections'").get() as { sql: string }).sql;
+      const list = (column: string): string[] => [...new RegExp(`${column}\\s+TEXT CHECK \\([^)]*IN \\(([^)]*)\\)`).exec(sql)![1]!.matchAll(/'([^']+)'/g)].map((m) => m[1]!);
+      expect(list('outcome')).toEqual([...FORWARD_OUTCOMES]);
+      expect(list('protocol')).toEqual([...FORWARD_PROTOCOLS]);
     } finally {
       closeDatabase(db);
     }

@@ -54,6 +54,37 @@ const APPROVAL_SCOPE_TRIGGERS = `
         BEGIN SELECT RAISE(ABORT, 'an approval''s identity, agent and scope never change'); END;
 `;
 
+/**
+ * Migration 9's replacement of `approvals_scope_widened_on_approval`: as migration 7's, and a
+ * pending stream approval's scope may change as it is approved in `$.ports` only (a port-forward's
+ * approver names the pod ports it may reach): namespace, pod, container, verbs, commands and
+ * maxSessions stay, and the ports approved are a non-empty list. A later rebuild of the table
+ * recreates `approvals_immutable` (APPROVAL_SCOPE_TRIGGERS) with this one; never edit this text.
+ */
+const APPROVAL_SCOPE_CHANGE_TRIGGER_V9 = `
+      CREATE TRIGGER approvals_scope_widened_on_approval BEFORE UPDATE OF scope, max_sessions ON approvals
+        WHEN (OLD.scope IS NOT NEW.scope OR OLD.max_sessions IS NOT NEW.max_sessions) AND NOT (
+          (
+            OLD.state = 'pending' AND NEW.state = 'approved' AND OLD.scope_kind = 'rest'
+            AND json_extract(NEW.scope, '$.kind') IS 'rest'
+            AND json_extract(OLD.scope, '$.verb') IS json_extract(NEW.scope, '$.verb')
+            AND json_extract(OLD.scope, '$.resource') IS json_extract(NEW.scope, '$.resource')
+            AND json_extract(OLD.scope, '$.namespace') IS json_extract(NEW.scope, '$.namespace')
+            AND json_extract(OLD.scope, '$.name') IS json_extract(NEW.scope, '$.name')
+            AND (json_extract(NEW.scope, '$.request') IS NULL OR json_extract(NEW.scope, '$.request') IS json_extract(OLD.scope, '$.request'))
+            AND NEW.max_sessions IS json_extract(NEW.scope, '$.maxUses')
+          ) OR (
+            OLD.state = 'pending' AND NEW.state = 'approved' AND OLD.scope_kind = 'stream'
+            AND json_valid(NEW.scope)
+            AND json_remove(OLD.scope, '$.ports') IS json_remove(NEW.scope, '$.ports')
+            AND NEW.max_sessions IS OLD.max_sessions
+            AND EXISTS (SELECT 1 FROM json_each(NEW.scope, '$.verbs') WHERE value = 'portforward')
+            AND json_type(NEW.scope, '$.ports') IS 'array' AND json_array_length(NEW.scope, '$.ports') > 0
+          )
+        )
+        BEGIN SELECT RAISE(ABORT, 'an approval''s identity, agent and scope never change'); END;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -388,6 +419,47 @@ export const MIGRATIONS: readonly Migration[] = [
 
       -- The client's address and port (ip:port) the session came from.
       ALTER TABLE sessions ADD COLUMN client TEXT;
+    `,
+  },
+  {
+    version: 9,
+    name: 'port-forward: approvers name the ports, forwarded connections of a session',
+    // A held port-forward names no ports (kubectl sends them inside the stream): its approver names
+    // them as it is approved, the one change a stream scope may take. Each forwarded connection of
+    // a port-forward session is a row, started before a byte is relayed and ended once. A
+    // port-forward session names no container (it reaches the pod); every other one does.
+    sql: `
+      DROP TRIGGER approvals_scope_widened_on_approval;
+      ${APPROVAL_SCOPE_CHANGE_TRIGGER_V9}
+
+      CREATE TRIGGER sessions_container_named BEFORE INSERT ON sessions
+        WHEN NEW.container = '' AND NEW.operation IS NOT 'portforward'
+        BEGIN SELECT RAISE(ABORT, 'only a port-forward session names no container'); END;
+
+      CREATE TABLE forwarded_connections (
+        session_id   TEXT NOT NULL REFERENCES sessions(id),
+        seq          INTEGER NOT NULL CHECK (seq > 0),
+        port         INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),
+        started_at   TEXT NOT NULL,
+        ended_at     TEXT,
+        outcome      TEXT CHECK (outcome IN ('closed', 'refused', 'failed', 'cut')),
+        detail       TEXT,
+        bytes_in     INTEGER NOT NULL DEFAULT 0 CHECK (bytes_in >= 0),
+        bytes_out    INTEGER NOT NULL DEFAULT 0 CHECK (bytes_out >= 0),
+        sha256_in    TEXT,
+        sha256_out   TEXT,
+        raw_path     TEXT,
+        raw_sha256   TEXT,
+        protocol     TEXT CHECK (protocol IS NULL OR protocol IN ('http/1.x', 'redis', 'postgresql', 'tls', 'unrecognised')),
+        CHECK ((ended_at IS NULL) = (outcome IS NULL)),
+        PRIMARY KEY (session_id, seq)
+      ) STRICT;
+      -- The first end wins: an ended connection never changes, and no connection is removed.
+      CREATE TRIGGER forwarded_connections_end_once BEFORE UPDATE ON forwarded_connections
+        WHEN OLD.ended_at IS NOT NULL
+        BEGIN SELECT RAISE(ABORT, 'an ended forwarded connection never changes'); END;
+      CREATE TRIGGER forwarded_connections_no_delete BEFORE DELETE ON forwarded_connections
+        BEGIN SELECT RAISE(ABORT, 'forwarded connections are never removed'); END;
     `,
   },
 ];

@@ -202,4 +202,114 @@ describe('session store', () => {
     expect((await store.sessions.setRecording(session.id, { files })).files).toEqual(files);
     await expect(store.sessions.setRecording(session.id, { files: [{ name: 'x', size: -1, sha256: 'a'.repeat(64) }] })).rejects.toMatchObject({ code: 'INVALID_FIELD', field: 'files[0]' });
   });
+
+  describe('port-forward sessions and their forwarded connections', () => {
+    const h = (c: string): string => c.repeat(64);
+    const forward = (over: Partial<SessionStartInput> = {}): Promise<Awaited<ReturnType<typeof store.sessions.start>>> =>
+      store.sessions.start(startInput({ operation: 'portforward', container: '', command: [], tty: false, transport: 'spdy', protocol: 'portforward.k8s.io', ...over }));
+
+    it("a port-forward session names no container and no command; only a port-forward's may", async () => {
+      const s = await forward();
+      expect(s).toMatchObject({ operation: 'portforward', container: '', command: [] });
+      const expectField = async (p: Promise<unknown>, field: string): Promise<void> => {
+        await expect(p).rejects.toMatchObject({ code: 'INVALID_FIELD', field });
+      };
+      await expectField(store.sessions.start(startInput({ container: '' })), 'container');
+      await expectField(store.sessions.start(startInput({ operation: 'attach', container: '', command: [] })), 'container');
+      await expectField(store.sessions.start(startInput({ operation: null, container: '' })), 'container');
+      await expectField(forward({ container: 'app' }), 'container');
+      await expectField(forward({ command: ['sh'] }), 'command');
+      // Below the code too: only a port-forward row is written without a container.
+      const row = { ...(store.db.prepare('SELECT * FROM sessions WHERE id = ?').get(s.id) as Record<string, unknown>), id: 'ses_aaaaaaaaaaaaaaaaaaaa', operation: 'exec' };
+      const cols = Object.keys(row);
+      expect(() => store.db.prepare(`INSERT INTO sessions (${cols.join(', ')}) VALUES (${cols.map((c) => `@${c}`).join(', ')})`).run(row)).toThrow(/only a port-forward session names no container/);
+    });
+
+    it('starts, ends once and lists connections in seq order; a refused one is started and ended at once', async () => {
+      const s = await forward();
+      await store.sessions.connectionStarted({ sessionId: s.id, seq: 1, port: 8080, startedAt: '2025-03-01T10:00:01.000Z', rawPath: `${approvalId}/${s.id}.1.raw` });
+      await store.sessions.connectionStarted({ sessionId: s.id, seq: 2, port: 7000, startedAt: '2025-03-01T10:00:02.000Z', rawPath: null });
+      await store.sessions.connectionEnded(s.id, 2, {
+        endedAt: '2025-03-01T10:00:02.000Z',
+        outcome: 'refused',
+        detail: 'port 7000 is not among the approved ports (8080)',
+        bytesIn: 0,
+        bytesOut: 0,
+        sha256In: null,
+        sha256Out: null,
+        rawSha256: null,
+        protocol: null,
+      });
+      expect(await store.sessions.listConnections(s.id)).toEqual([
+        {
+          sessionId: s.id,
+          seq: 1,
+          port: 8080,
+          startedAt: '2025-03-01T10:00:01.000Z',
+          endedAt: null,
+          outcome: null,
+          detail: null,
+          bytesIn: 0,
+          bytesOut: 0,
+          sha256In: null,
+          sha256Out: null,
+          rawPath: `${approvalId}/${s.id}.1.raw`,
+          rawSha256: null,
+          protocol: null,
+        },
+        {
+          sessionId: s.id,
+          seq: 2,
+          port: 7000,
+          startedAt: '2025-03-01T10:00:02.000Z',
+          endedAt: '2025-03-01T10:00:02.000Z',
+          outcome: 'refused',
+          detail: 'port 7000 is not among the approved ports (8080)',
+          bytesIn: 0,
+          bytesOut: 0,
+          sha256In: null,
+          sha256Out: null,
+          rawPath: null,
+          rawSha256: null,
+          protocol: null,
+        },
+      ]);
+      const end = { endedAt: '2025-03-01T10:00:09.000Z', outcome: 'closed', detail: null, bytesIn: 78, bytesOut: 1234, sha256In: h('a'), sha256Out: h('b'), rawSha256: h('c'), protocol: 'http/1.x' } as const;
+      await store.sessions.connectionEnded(s.id, 1, end);
+      // The first end wins; a later one changes nothing, and the database refuses a rewrite.
+      await store.sessions.connectionEnded(s.id, 1, { ...end, outcome: 'cut', bytesIn: 1 });
+      const [first] = await store.sessions.listConnections(s.id);
+      expect(first).toMatchObject({ seq: 1, endedAt: end.endedAt, outcome: 'closed', bytesIn: 78, bytesOut: 1234, sha256In: h('a'), sha256Out: h('b'), rawSha256: h('c'), protocol: 'http/1.x' });
+      expect(() => store.db.prepare(`UPDATE forwarded_connections SET bytes_in = 0 WHERE session_id = ? AND seq = 1`).run(s.id)).toThrow(/never changes/);
+      expect(() => store.db.prepare(`DELETE FROM forwarded_connections WHERE session_id = ?`).run(s.id)).toThrow(/never removed/);
+      // Another session has none.
+      expect(await store.sessions.listConnections((await forward()).id)).toEqual([]);
+    });
+
+    it('refuses bad input naming the field, connections of other sessions, a seq twice, and unknown connections', async () => {
+      const s = await forward();
+      const start = { sessionId: s.id, seq: 1, port: 8080, startedAt: '2025-03-01T10:00:01.000Z', rawPath: null };
+      const expectField = async (p: Promise<unknown>, field: string): Promise<void> => {
+        await expect(p).rejects.toMatchObject({ code: 'INVALID_FIELD', field });
+      };
+      await expectField(store.sessions.connectionStarted({ ...start, port: 0 }), 'port');
+      await expectField(store.sessions.connectionStarted({ ...start, port: 65536 }), 'port');
+      await expectField(store.sessions.connectionStarted({ ...start, seq: 0 }), 'seq');
+      await expectField(store.sessions.connectionStarted({ ...start, startedAt: 'soon' }), 'startedAt');
+      await expectField(store.sessions.connectionStarted({ ...start, sessionId: 'ses_unknown' }), 'sessionId');
+      const exec = await store.sessions.start(startInput());
+      await expectField(store.sessions.connectionStarted({ ...start, sessionId: exec.id }), 'sessionId');
+      await store.sessions.connectionStarted(start);
+      await expectField(store.sessions.connectionStarted({ ...start, port: 9090 }), 'seq');
+      const end = { endedAt: '2025-03-01T10:00:09.000Z', outcome: 'closed', detail: null, bytesIn: 0, bytesOut: 0, sha256In: null, sha256Out: null, rawSha256: null, protocol: null } as const;
+      await expectField(store.sessions.connectionEnded(s.id, 1, { ...end, outcome: 'dropped' as never }), 'outcome');
+      await expectField(store.sessions.connectionEnded(s.id, 1, { ...end, protocol: 'smtp' as never }), 'protocol');
+      await expectField(store.sessions.connectionEnded(s.id, 1, { ...end, bytesOut: -1 }), 'bytesOut');
+      await expectField(store.sessions.connectionEnded(s.id, 1, { ...end, sha256In: 'XYZ' }), 'sha256In');
+      await expectField(store.sessions.connectionEnded(s.id, 1, { ...end, endedAt: '' }), 'endedAt');
+      expect((await store.sessions.listConnections(s.id))[0]!.endedAt).toBeNull();
+      await expect(store.sessions.connectionEnded(s.id, 2, end)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(store.sessions.connectionEnded('ses_unknown', 1, end)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    });
+  });
 });

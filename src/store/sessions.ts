@@ -1,8 +1,10 @@
 // Stream sessions (exec, attach, port-forward through the bastion): one row each, written at start
 // and completed once at the end. The first end wins (a trigger refuses a second), and at startup
-// sessions a crash left open are ended as `interrupted`.
+// sessions a crash left open are ended as `interrupted`. A port-forward session also has one row
+// per forwarded connection, started and ended the same way.
+import type { ForwardedConnection, ForwardedConnectionEnd, ForwardedConnectionStart } from '../model/forward.js';
 import type { StreamOperation } from '../model/request.js';
-import { STREAM_OPERATIONS } from '../model/vocabulary.js';
+import { FORWARD_OUTCOMES, FORWARD_PROTOCOLS, STREAM_OPERATIONS, type ForwardOutcome, type ForwardProtocol } from '../model/vocabulary.js';
 import { BastionError, ErrorCode, invalidField } from '../errors/index.js';
 import type { Status } from '../protocol/status.js';
 import { randomId } from './approvals.js';
@@ -124,6 +126,72 @@ function sha256(field: string, v: unknown): string | null {
   return v;
 }
 
+/** A port-forward reaches the pod: it names no container and no command; every other session names its container. */
+function containerOf(operation: StreamOperation | null, container: unknown, command: readonly string[]): string {
+  if (operation !== 'portforward') return requireString('container', container);
+  if (container !== '') throw bad('container', "must be '' for a port-forward (it reaches the pod, not a container)");
+  if (command.length > 0) throw bad('command', 'must be [] for a port-forward');
+  return container;
+}
+
+interface ConnectionRow {
+  session_id: string;
+  seq: number;
+  port: number;
+  started_at: string;
+  ended_at: string | null;
+  outcome: ForwardOutcome | null;
+  detail: string | null;
+  bytes_in: number;
+  bytes_out: number;
+  sha256_in: string | null;
+  sha256_out: string | null;
+  raw_path: string | null;
+  raw_sha256: string | null;
+  protocol: ForwardProtocol | null;
+}
+
+const CONNECTION_COLUMNS = 'session_id, seq, port, started_at, ended_at, outcome, detail, bytes_in, bytes_out, sha256_in, sha256_out, raw_path, raw_sha256, protocol';
+
+function toConnection(row: ConnectionRow): ForwardedConnection {
+  return {
+    sessionId: row.session_id,
+    seq: row.seq,
+    port: row.port,
+    startedAt: row.started_at,
+    endedAt: row.ended_at,
+    outcome: row.outcome,
+    detail: row.detail,
+    bytesIn: row.bytes_in,
+    bytesOut: row.bytes_out,
+    sha256In: row.sha256_in,
+    sha256Out: row.sha256_out,
+    rawPath: row.raw_path,
+    rawSha256: row.raw_sha256,
+    protocol: row.protocol,
+  };
+}
+
+function connectionField(field: string, message: string): BastionError {
+  return invalidField(field, `forwarded connection ${field} ${message}`);
+}
+
+function positiveInt(field: string, v: unknown, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1 || v > max) throw connectionField(field, `must be an integer from 1 to ${max}`);
+  return v;
+}
+
+function isoTime(field: string, v: unknown): string {
+  if (typeof v !== 'string' || !Number.isFinite(Date.parse(v))) throw connectionField(field, 'must be an ISO 8601 time');
+  return v;
+}
+
+function oneOf<T extends string>(field: string, v: unknown, words: readonly T[], nullable: boolean): T | null {
+  if (nullable && (v === null || v === undefined)) return null;
+  if (typeof v !== 'string' || !(words as readonly string[]).includes(v)) throw connectionField(field, `must be one of ${words.join(', ')}${nullable ? ' or null' : ''}`);
+  return v as T;
+}
+
 export class SqliteSessionStore implements SessionStore {
   private readonly byId;
   private readonly insertRow;
@@ -132,6 +200,10 @@ export class SqliteSessionStore implements SessionStore {
   private readonly interruptOpen;
   private readonly approvalExists;
   private readonly agentExists;
+  private readonly insertConnection;
+  private readonly endConnection;
+  private readonly connection;
+  private readonly connections;
 
   constructor(
     private readonly db: Db,
@@ -155,6 +227,16 @@ export class SqliteSessionStore implements SessionStore {
     );
     this.approvalExists = db.prepare<[string], { agent_id: string }>('SELECT agent_id FROM approvals WHERE id = ?');
     this.agentExists = db.prepare<[string], { name: string }>('SELECT name FROM agents WHERE id = ?');
+    this.insertConnection = db.prepare(
+      `INSERT INTO forwarded_connections (session_id, seq, port, started_at, raw_path) VALUES (@session_id, @seq, @port, @started_at, @raw_path)`,
+    );
+    this.endConnection = db.prepare(
+      `UPDATE forwarded_connections SET ended_at = @ended_at, outcome = @outcome, detail = @detail, bytes_in = @bytes_in, bytes_out = @bytes_out,
+         sha256_in = @sha256_in, sha256_out = @sha256_out, raw_sha256 = @raw_sha256, protocol = @protocol
+       WHERE session_id = @session_id AND seq = @seq AND ended_at IS NULL`,
+    );
+    this.connection = db.prepare<[string, number], ConnectionRow>(`SELECT ${CONNECTION_COLUMNS} FROM forwarded_connections WHERE session_id = ? AND seq = ?`);
+    this.connections = db.prepare<[string], ConnectionRow>(`SELECT ${CONNECTION_COLUMNS} FROM forwarded_connections WHERE session_id = ? ORDER BY seq`);
   }
 
   async start(input: SessionStartInput): Promise<Session> {
@@ -193,7 +275,7 @@ export class SqliteSessionStore implements SessionStore {
       upstream_protocol: optionalString('upstreamProtocol', input.upstreamProtocol),
       namespace: requireString('namespace', input.namespace),
       pod: requireString('pod', input.pod),
-      container: requireString('container', input.container),
+      container: containerOf(operation, input.container, input.command),
       command: JSON.stringify(input.command),
       tty: input.tty ? 1 : 0,
       started_at: this.clock().toISOString(),
@@ -302,6 +384,53 @@ export class SqliteSessionStore implements SessionStore {
       (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
       ' ORDER BY started_at DESC, rowid DESC';
     return (this.db.prepare(sql).all(...params) as SessionRow[]).map(toSession);
+  }
+
+  async connectionStarted(start: ForwardedConnectionStart): Promise<void> {
+    const sessionId = requireString('sessionId', (start as { sessionId?: unknown } | undefined)?.sessionId);
+    const row = {
+      session_id: sessionId,
+      seq: positiveInt('seq', start.seq),
+      port: positiveInt('port', start.port, 65535),
+      started_at: isoTime('startedAt', start.startedAt),
+      raw_path: start.rawPath === null || start.rawPath === undefined ? null : requireString('rawPath', start.rawPath),
+    };
+    const tx = this.db.transaction((): void => {
+      const session = this.byId.get(sessionId);
+      if (!session) throw connectionField('sessionId', `${JSON.stringify(sessionId)} is not a known session`);
+      if (session.operation !== 'portforward') throw connectionField('sessionId', `${sessionId} is not a port-forward session (${session.operation ?? 'no operation'})`);
+      if (this.connection.get(sessionId, row.seq)) throw connectionField('seq', `${row.seq} of session ${sessionId} was started already`);
+      this.insertConnection.run(row);
+    });
+    tx.immediate();
+  }
+
+  async connectionEnded(sessionId: string, seq: number, end: ForwardedConnectionEnd): Promise<void> {
+    if (typeof end !== 'object' || end === null) throw connectionField('end', 'must be an object');
+    const params = {
+      session_id: sessionId,
+      seq,
+      ended_at: isoTime('endedAt', end.endedAt),
+      outcome: oneOf<ForwardOutcome>('outcome', end.outcome, FORWARD_OUTCOMES, false),
+      detail: end.detail === null || end.detail === undefined ? null : requireString('detail', end.detail, true),
+      bytes_in: byteCount('bytesIn', end.bytesIn),
+      bytes_out: byteCount('bytesOut', end.bytesOut),
+      sha256_in: sha256('sha256In', end.sha256In),
+      sha256_out: sha256('sha256Out', end.sha256Out),
+      raw_sha256: sha256('rawSha256', end.rawSha256),
+      protocol: oneOf<ForwardProtocol>('protocol', end.protocol, FORWARD_PROTOCOLS, true),
+    };
+    const tx = this.db.transaction((): void => {
+      const row = this.connection.get(sessionId, seq);
+      if (!row) throw new BastionError(ErrorCode.NOT_FOUND, `forwarded connection ${seq} of session ${JSON.stringify(sessionId)} not found`, { sessionId, seq });
+      // Already ended: the first end wins, this one changes nothing.
+      if (row.ended_at === null) this.endConnection.run(params);
+    });
+    tx.immediate();
+  }
+
+  async listConnections(sessionId: string): Promise<ForwardedConnection[]> {
+    return this.connections.all(sessionId).map(toConnection);
   }
 
   async markOpenAsInterrupted(): Promise<Session[]> {

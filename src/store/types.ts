@@ -5,6 +5,7 @@
 // to add one without touching a single call site.
 
 import type { Approval, ApprovalDecision, ApprovalScope, ApprovalState } from '../model/approval.js';
+import type { ForwardedConnection, ForwardedConnectionEnd, ForwardedConnectionStart } from '../model/forward.js';
 import type { StreamOperation } from '../model/request.js';
 import {
   AUDIT_DECISIONS,
@@ -424,8 +425,9 @@ export interface Session {
   upstreamProtocol: string | null;
   namespace: string;
   pod: string;
+  /** '' for portforward (it reaches the pod). */
   container: string;
-  /** exec argv ([] for attach). */
+  /** exec argv ([] for attach and portforward). */
   command: string[];
   tty: boolean;
   /** The client's address and port (`ip:port`); null when not known (rows of earlier versions). */
@@ -505,6 +507,7 @@ export interface SessionFilter {
 }
 
 export interface SessionStore {
+  /** Opens a session row. A port-forward's names no container ('') and no command ([]); every other names its container. */
   start(input: SessionStartInput): Promise<Session>;
   /** Ends an open session. Idempotent: the first end wins and later calls return it unchanged. Unknown id: NOT_FOUND. */
   end(id: string, input: SessionEndInput): Promise<Session>;
@@ -517,4 +520,17 @@ export interface SessionStore {
   list(filter?: SessionFilter): Promise<Session[]>;
   /** Crash recovery at startup: ends every open session as `interrupted`; returns them. */
   markOpenAsInterrupted(): Promise<Session[]>;
+  /**
+   * A forwarded connection of port-forward session `start.sessionId` began (written before any
+   * byte is relayed). INVALID_FIELD when the session is unknown or not a port-forward (`sessionId`),
+   * or its `seq` was started already (`seq`).
+   */
+  connectionStarted(start: ForwardedConnectionStart): Promise<void>;
+  /**
+   * Ends a started connection. Idempotent like `end`: the first end wins, later calls change
+   * nothing. Unknown session or seq: NOT_FOUND. A refused connection is started and ended at once.
+   */
+  connectionEnded(sessionId: string, seq: number, end: ForwardedConnectionEnd): Promise<void>;
+  /** The session's forwarded connections in `seq` order ([] for any other session). */
+  listConnections(sessionId: string): Promise<ForwardedConnection[]>;
 }
