@@ -225,13 +225,13 @@ class PortForwardRun {
       if (which === 'cut' && this.cutRequest) {
         reason = this.cutRequest.reason;
         detail = this.cutRequest.detail;
-        await this.endAll('cut', ctx.cutStatus(reason, detail).message ?? reason);
-        await this.closeAgent();
+        const told = await this.endAll('cut', ctx.cutStatus(reason, detail).message ?? reason);
+        await this.closeAgent(told);
       } else if (which === 'upstream') {
         reason = 'upstream-closed';
         detail = 'the upstream API server closed the port-forward';
-        await this.endAll('cut', ctx.cutStatus(reason, detail).message ?? reason);
-        await this.closeAgent();
+        const told = await this.endAll('cut', ctx.cutStatus(reason, detail).message ?? reason);
+        await this.closeAgent(told);
       } else {
         // The agent ended the session (kubectl exits, or every channel-protocol port is done).
         await this.endAll('closed', null);
@@ -414,16 +414,25 @@ class PortForwardRun {
       .catch((err: unknown) => ctx.log.error({ err, sessionId: this.sessionId, seq: conn.seq }, 'ending the connection row failed'));
   }
 
-  /** Ends every open connection (their rows written). */
-  private async endAll(outcomeName: ForwardOutcome, detail: string | null): Promise<void> {
-    await Promise.all([...this.open.values()].map((c) => c.end(outcomeName, detail)));
+  /** Ends every open connection (their rows written); true when there was one. */
+  private async endAll(outcomeName: ForwardOutcome, detail: string | null): Promise<boolean> {
+    const open = [...this.open.values()];
+    await Promise.all(open.map((c) => c.end(outcomeName, detail)));
+    return open.length > 0;
   }
 
-  /** Lets the error-stream messages reach the agent, then closes; a client that does not read is dropped. */
-  private async closeAgent(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.agent.close().catch(() => {}), new Promise<void>((r) => (timer = setTimeout(r, STATUS_GRACE_MS)))]);
-    clearTimeout(timer);
+  /**
+   * Ends the agent's side after a cut. When connections were told why on their error streams, the
+   * client gets a moment to read that and close by itself (kubectl prints the message and ends its
+   * session; closing first would race it into "lost connection to pod"); then the connection is
+   * closed, and a client that does not read is dropped.
+   */
+  private async closeAgent(told: boolean): Promise<void> {
+    const timers: NodeJS.Timeout[] = [];
+    const grace = (): Promise<void> => new Promise<void>((r) => timers.push(setTimeout(r, STATUS_GRACE_MS)));
+    if (told) await Promise.race([this.agent.closed, grace()]);
+    await Promise.race([this.agent.close().catch(() => {}), grace()]);
+    for (const t of timers) clearTimeout(t);
     this.agent.destroy();
   }
 

@@ -36,10 +36,10 @@ export function sessionRows(store: { sessions: SessionStore; audit: AuditLog }):
       });
       return session;
     },
-    connectionStarted: (start) => (store.sessions as unknown as PendingForwardStore).connectionStarted(start),
+    connectionStarted: (start) => store.sessions.connectionStarted(start),
     // Each connection's end is in the chain: its port, outcome and hashes cannot be quietly changed.
     connectionEnded: async (sessionId, seq, end, port) => {
-      await (store.sessions as unknown as PendingForwardStore).connectionEnded(sessionId, seq, end);
+      await store.sessions.connectionEnded(sessionId, seq, end);
       await store.audit.append({
         event: 'session.connection',
         actor: 'system',
@@ -50,8 +50,3 @@ export function sessionRows(store: { sessions: SessionStore; audit: AuditLog }):
   };
 }
 
-// TEMPORARY until the store's forwarded-connection methods land (same branch series).
-interface PendingForwardStore {
-  connectionStarted(start: Parameters<ForwardRowPort['connectionStarted']>[0]): Promise<void>;
-  connectionEnded(sessionId: string, seq: number, end: Parameters<ForwardRowPort['connectionEnded']>[2]): Promise<void>;
-}

@@ -35,6 +35,12 @@ async function heldThenApproved(opts: { minor: number; env?: Record<string, stri
   return { fwd: await starting, approval: approved.json };
 }
 
+/** Ends an approval once its test is done, so the next port-forward is held again rather than admitted under it. */
+async function retire(approval: Approval): Promise<void> {
+  const r = await controlApi<Approval>(b, approver, 'POST', `/v1/approvals/${approval.id}/revoke`, { reason: 'test done' });
+  expect([200, 409]).toContain(r.status);
+}
+
 async function sessionOf(approvalId: string) {
   const sessions = await b.bastion.store.sessions.list({ approvalId });
   expect(sessions).toHaveLength(1);
@@ -79,6 +85,7 @@ describe.each(CLIENTS)('kubectl $label port-forward demo/web-0 through the basti
       expect(sha256(echoed)).toBe(sha256(input));
     } finally {
       await stopForward(fwd);
+      await retire(approval);
     }
     // The transport the agent used, with no silent fallback; upstream is always plain SPDY.
     const session = await sessionOf(approval.id);
@@ -118,6 +125,7 @@ describe('the approval names the ports', () => {
     expect(refused.length).toBe(0);
     // kubectl prints the error stream's text and ends its session.
     expect(await fwd.exited).toBe(1);
+    await retire(approval);
     expect(fwd.stderr()).toContain(`kube-bastion refused the connection to port 7000 of pod web-0: approval ${approval.id} allows port-forward to port(s) 8080 only`);
     const session = await sessionOf(approval.id);
     await expect.poll(async () => (await connectionsOf(session.id)).map((c) => `${c.port} ${c.outcome}`), { timeout: 10_000 }).toEqual(['8080 closed', '7000 refused']);
