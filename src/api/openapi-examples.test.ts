@@ -43,7 +43,7 @@ async function world(): Promise<{ control: ControlEndpoint; tokens: Record<Examp
   const dataDir = join(dir, 'data');
   const recordingsDir = join(dir, 'recordings');
   const store = openStore(dataDir);
-  const approvals = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit });
+  const approvals = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents });
   const tokens = {} as Record<ExampleUser, string>;
   for (const [name, role] of Object.entries(EXAMPLE_USERS)) tokens[name as ExampleUser] = (await store.users.createUser(name, role)).token;
   const { agent } = await store.agents.createAgent(EXAMPLE_AGENT, EXAMPLE_AGENT_OWNER);

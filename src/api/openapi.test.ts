@@ -208,7 +208,7 @@ describe('real approvals fit the Approval schema', () => {
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'kb-openapi-'));
     store = openStore(join(dir, 'data'));
-    service = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit });
+    service = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents });
   });
   afterAll(async () => {
     service.close();

@@ -86,7 +86,6 @@ export async function startBastion(config: ServeConfig, log: Logger, upstream: U
     const approvals = new SqliteApprovalService({
       approvals: store.approvals,
       agents: store.agents,
-      audit: store.audit,
       ownerMayApprove: config.ownerMayApprove,
       abandonGraceSeconds: config.abandonGraceSeconds,
       onError: (err) => log.error({ err }, 'approval service error'),
