@@ -24,6 +24,7 @@ import {
   PENDING_EXEC,
   PENDING_REST,
   REVOKED_REST,
+  EXAMPLE_SIGNING_KEY,
 } from './examples.js';
 import { route } from './route-spec.js';
 import {
@@ -31,7 +32,7 @@ import {
   AgentSchema,
   ApprovalListSchema,
   AuditRecordListSchema,
-  AuditVerifyResultSchema,
+  AuditTrustReportSchema,
   CastFormatParam,
   CreateAgentBodySchema,
   CreatedAgentSchema,
@@ -41,6 +42,7 @@ import {
   PolicySchema,
   RotatedTokenSchema,
   SessionListSchema,
+  SigningKeyInfoSchema,
   SessionSchema,
   UserListSchema,
   UserSchema,
@@ -394,11 +396,41 @@ export const verifyAudit = route({
   path: '/v1/audit/verify',
   operationId: 'verifyAudit',
   tag: 'audit',
-  summary: "Check the audit log's hash chain",
+  summary: "Check the audit log: the chain against the signed checkpoints, the tables against the chain",
+  description:
+    "Walks the hash chain, checks it still holds every signed checkpoint of the data dir's audit-checkpoints.jsonl (a truncation, a wipe or a " +
+    'rewrite is named with the checkpoint that covered it), and checks every approval (state, scope, expiresAt, agent, decider) and session ' +
+    '(approval, end) in the tables against its audit rows. `ok` is false when anything was found; `findings` says what.',
   roles: READERS,
-  response: { status: 200, description: 'The verdict.', schema: AuditVerifyResultSchema },
+  response: { status: 200, description: 'The verdict.', schema: AuditTrustReportSchema },
   examples: {
-    empty: { summary: 'An empty log', status: 200, response: { ok: true, rows: 0, head: { rows: 0, lastId: 0, headHash: '0'.repeat(64) } } },
+    empty: {
+      summary: 'An empty log',
+      status: 200,
+      response: {
+        ok: true,
+        chain: { ok: true, rows: 0, head: { rows: 0, lastId: 0, headHash: '0'.repeat(64) } },
+        checkpoints: { count: 0, latest: null, problems: [] },
+        tables: { approvals: 0, sessions: 0, disagreements: [] },
+        findings: [],
+      },
+    },
+  },
+});
+
+export const getSigningKey = route({
+  method: 'GET',
+  path: '/v1/signing-key',
+  operationId: 'getSigningKey',
+  tag: 'audit',
+  summary: "The bastion's public signing key and its fingerprint",
+  description:
+    'The Ed25519 key that signs evidence manifests and audit checkpoints. Anyone may read it (no token): pin it where evidence is checked ' +
+    '(`kube-bastion verify DIR --fingerprint SHA256:...` or `--key FILE`), having compared the fingerprint with the serve banner or the docs of this bastion.',
+  roles: null,
+  response: { status: 200, description: 'The key.', schema: SigningKeyInfoSchema },
+  examples: {
+    key: { summary: "The bastion's key", as: null, status: 200, response: EXAMPLE_SIGNING_KEY },
   },
 });
 
@@ -872,6 +904,7 @@ export const ROUTES = [
   rotateUserToken,
   queryAudit,
   verifyAudit,
+  getSigningKey,
   getPolicy,
   listApprovals,
   grantApproval,

@@ -8,7 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SqliteApprovalService } from '../approvals/service.js';
-import { lazySigningKey } from '../evidence/signing-key.js';
+import { createPrivateKey } from 'node:crypto';
+import { auditVerifier } from '../evidence/audit-trust.js';
+import { checkpointsPath } from '../evidence/checkpoints.js';
+import { signingKeyFrom } from '../evidence/signing-key.js';
 import type { Approval } from '../model/approval.js';
 import { silentLogger } from '../observability/log.js';
 import { recordingPaths } from '../recording/recorder.js';
@@ -36,6 +39,11 @@ import { isJsonResponse, type ExampleSpec, type ExampleUser, type RouteSpec } fr
 import { ErrorSchema } from './schemas.js';
 
 const sha = (b: string): string => createHash('sha256').update(b).digest('hex');
+
+/** The example world's key (EXAMPLE_SIGNING_KEY): the Ed25519 key whose seed is 32 bytes of 0x42. */
+const signingKey = signingKeyFrom(
+  createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.alloc(32, 0x42)]), format: 'der', type: 'pkcs8' }),
+);
 
 /** The example world in a fresh store, served by a ControlEndpoint. */
 async function world(): Promise<{ control: ControlEndpoint; tokens: Record<ExampleUser, string>; close(): Promise<void> }> {
@@ -126,7 +134,14 @@ async function world(): Promise<{ control: ControlEndpoint; tokens: Record<Examp
       approvals,
       sessions: store.sessions,
       recordingsDir,
-      signingKey: lazySigningKey(dataDir),
+      signingKey,
+      verifyAudit: auditVerifier({
+        audit: store.audit,
+        approvals: store.approvals,
+        sessions: store.sessions,
+        checkpointsFile: checkpointsPath(dataDir),
+        publicKeyPem: () => signingKey.publicKeyPem,
+      }),
     },
     { host: '127.0.0.1', port: 0 },
   );

@@ -50,6 +50,7 @@ function endpoint(): ControlEndpoint {
     sessions: unused as ControlDeps['sessions'],
     recordingsDir: '',
     signingKey: unused as never,
+    verifyAudit: (unused as { verifyAudit: ControlDeps['verifyAudit'] }).verifyAudit,
   };
   return new ControlEndpoint(deps, { host: '127.0.0.1', port: 0 });
 }

@@ -685,7 +685,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     }
     for (const listener of this.listeners('changed')) {
       try {
-        (listener as (a: Approval) => void).call(this, a);
+        (listener as (a: Approval, change: ApprovalChange) => void).call(this, a, change);
       } catch (err) {
         this.onError(err);
       }
