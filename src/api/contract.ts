@@ -391,6 +391,34 @@ export const queryAudit = route({
   },
 });
 
+/** What audit verify finds in the example world, whose rows were written without the chain: newest approval first. */
+const UNAUDITED_WORLD = [
+  ...[PENDING_REST, REVOKED_REST, DENIED_REST, APPROVED_STREAM, PENDING_EXEC].map((a) => ({
+    table: 'approvals' as const,
+    id: a.id,
+    field: 'row',
+    stored: JSON.stringify(a.state),
+    audited: null,
+    message: `approval ${a.id} (${a.state}) is in the approvals table but no audit row records it: it was written behind the bastion's back`,
+  })),
+  {
+    table: 'sessions' as const,
+    id: ENDED_SESSION.id,
+    field: 'row',
+    stored: '"ended"',
+    audited: null,
+    message: `session ${ENDED_SESSION.id} is in the sessions table but no session.start audit row records it`,
+  },
+  {
+    table: 'sessions' as const,
+    id: ENDED_SESSION.id,
+    field: 'endReason',
+    stored: '"completed"',
+    audited: null,
+    message: `session ${ENDED_SESSION.id} ended (completed) in the sessions table but no session.end audit row records its end`,
+  },
+];
+
 export const verifyAudit = route({
   method: 'GET',
   path: '/v1/audit/verify',
@@ -404,15 +432,15 @@ export const verifyAudit = route({
   roles: READERS,
   response: { status: 200, description: 'The verdict.', schema: AuditTrustReportSchema },
   examples: {
-    empty: {
-      summary: 'An empty log',
+    behindTheChain: {
+      summary: 'Table rows no audit row records (the example world put them straight into the database)',
       status: 200,
       response: {
-        ok: true,
+        ok: false,
         chain: { ok: true, rows: 0, head: { rows: 0, lastId: 0, headHash: '0'.repeat(64) } },
         checkpoints: { count: 0, latest: null, problems: [] },
-        tables: { approvals: 0, sessions: 0, disagreements: [] },
-        findings: [],
+        tables: { approvals: 5, sessions: 1, disagreements: UNAUDITED_WORLD },
+        findings: UNAUDITED_WORLD.map((d) => d.message),
       },
     },
   },

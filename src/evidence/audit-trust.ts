@@ -225,8 +225,7 @@ export function crossCheckSessions(sessions: Session[], rows: AuditRecord[]): Ta
       continue;
     }
     const d = details(end);
-    differ(s, 'endReason', s.endReason, d['endReason'], end.id);
-    for (const field of ['exitCode', 'bytesIn', 'bytesOut'] as const) if (field in d) differ(s, field, s[field], d[field], end.id);
+    for (const field of ['endReason', 'exitCode', 'bytesIn', 'bytesOut'] as const) if (field in d) differ(s, field, s[field], d[field], end.id);
   }
   for (const [id, own] of bySession) {
     out.push({ table: 'sessions', id, field: 'row', stored: null, audited: text(own[0]!.event), message: `session ${id} has audit rows (first: row ${own[0]!.id}) but is missing from the sessions table` });
