@@ -470,7 +470,8 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
                 audit: (x) => this.auditEvent('approval.abandoned', x, 'system', { nobodyWaitingSince: x.nobodyWaitingSince, abandonGraceSeconds: this.abandonGraceMs / 1000 }, now),
               });
               if (!a) continue; // decided, or a client came back, meanwhile
-              expired.push(this.committed(a, 'approval.abandoned', 'system', now));
+              this.committed(a, 'approval.abandoned', 'system', now);
+              expired.push(a);
               continue;
             }
             const a = await this.approvals.transition(due.id, {
