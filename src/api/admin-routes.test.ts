@@ -20,7 +20,7 @@ const tokens: Record<string, string> = {};
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'kb-admin-api-'));
   store = openStore(join(dir, 'data'));
-  approvals = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit });
+  approvals = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents });
   control = await startTestControl({ store, approvals });
   for (const [name, role] of [['ann', 'approver'], ['bob', 'approver'], ['rita', 'reviewer'], ['adam', 'admin']] as const) {
     tokens[name] = (await store.users.createUser(name, role)).token;

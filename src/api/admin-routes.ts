@@ -2,6 +2,8 @@
 // policy versions (readers read).
 import type { ApprovalService } from '../model/approval.js';
 import type { AgentStore, AuditLog, PolicyVersionStore, UserStore } from '../store/types.js';
+import type { AuditTrustReport } from '../evidence/audit-trust.js';
+import { resolveSigningKey, type SigningKeySource } from '../evidence/signing-key.js';
 import { actorOf } from './approvals-routes.js';
 import type { Authenticate } from './auth.js';
 import { BastionError, ErrorCode } from '../errors/index.js';
@@ -11,6 +13,7 @@ import {
   disableUser,
   getAgent,
   getPolicy,
+  getSigningKey,
   listAgents,
   listUsers,
   queryAudit,
@@ -29,6 +32,10 @@ export interface AdminRoutesDeps {
   users: UserStore;
   audit: AuditLog;
   policyVersions: PolicyVersionStore;
+  /** `audit verify`: the chain against the signed checkpoints, the tables against the chain. */
+  verifyAudit(): Promise<AuditTrustReport>;
+  /** The key that signs evidence and checkpoints (published: GET /v1/signing-key). */
+  signingKey: SigningKeySource;
   /** The policy in force now. */
   currentPolicy(): { hash: string; origin: string };
   /** Renders the kubeconfig an agent uses to reach the Kubernetes endpoint. */
@@ -92,6 +99,10 @@ export function adminRoutes(d: AdminRoutesDeps): ApiRouter {
         ...(query.limit !== undefined ? { limit: query.limit } : {}),
       }),
     }))
-    .add(verifyAudit, async () => d.audit.verify())
+    .add(verifyAudit, async () => d.verifyAudit())
+    .add(getSigningKey, async () => {
+      const key = resolveSigningKey(d.signingKey);
+      return { algorithm: 'Ed25519' as const, keyId: key.keyId, fingerprint: key.fingerprint, publicKeyPem: key.publicKeyPem };
+    })
     .add(getPolicy, async () => ({ current: d.currentPolicy(), versions: await d.policyVersions.listPolicyVersions() }));
 }

@@ -38,6 +38,9 @@ beforeAll(async () => {
     sessions: unused(),
     recordingsDir: '',
     signingKey: unused(),
+    verifyAudit: async () => {
+      throw new Error('fake: verifyAudit called');
+    },
     currentPolicy: () => ({ hash: '0'.repeat(64), origin: 'builtin:default' }),
     metrics: { contentType: 'text/plain; version=0.0.4; charset=utf-8', render: async () => 'kube_bastion_up 1\n' },
     agentKubeconfig: () => '',

@@ -3,6 +3,7 @@
 // 405, and every error is answered from the error table in the documented shape.
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import type { SigningKeySource } from '../evidence/signing-key.js';
+import type { AuditTrustReport } from '../evidence/audit-trust.js';
 import { BastionError, ErrorCode, httpStatusOf, isBastionError } from '../errors/index.js';
 import type { ApprovalService } from '../model/approval.js';
 import type { Logger } from '../observability/log.js';
@@ -24,8 +25,12 @@ export interface ControlDeps {
   approvals: ApprovalService;
   sessions: SessionStore;
   recordingsDir: string;
-  /** The bastion's Ed25519 key for evidence manifests. */
+  /** The bastion's Ed25519 key for evidence manifests and audit checkpoints. */
   signingKey: SigningKeySource;
+  /** The data dir's audit-checkpoints.jsonl (evidence bundles carry the checkpoints covering their rows). */
+  checkpointsFile?: string;
+  /** GET /v1/audit/verify: the chain against the signed checkpoints, the tables against the chain (evidence/audit-trust.ts). */
+  verifyAudit(): Promise<AuditTrustReport>;
   users: UserStore;
   audit: AuditLog;
   policyVersions: PolicyVersionStore;

@@ -27,6 +27,7 @@ import {
   PENDING_EXEC,
   PENDING_REST,
   REVOKED_REST,
+  EXAMPLE_SIGNING_KEY,
 } from './examples.js';
 import { route } from './route-spec.js';
 import {
@@ -34,7 +35,7 @@ import {
   AgentSchema,
   ApprovalListSchema,
   AuditRecordListSchema,
-  AuditVerifyResultSchema,
+  AuditTrustReportSchema,
   CastFormatParam,
   CreateAgentBodySchema,
   CreatedAgentSchema,
@@ -45,6 +46,7 @@ import {
   RotatedTokenSchema,
   SessionDetailSchema,
   SessionListSchema,
+  SigningKeyInfoSchema,
   UserListSchema,
   UserSchema,
 } from './schemas.js';
@@ -392,16 +394,74 @@ export const queryAudit = route({
   },
 });
 
+/** What audit verify finds in the example world, whose rows were written without the chain: newest approval first. */
+const UNAUDITED_WORLD = [
+  ...[PENDING_REST, REVOKED_REST, DENIED_REST, APPROVED_STREAM, PENDING_EXEC].map((a) => ({
+    table: 'approvals' as const,
+    id: a.id,
+    field: 'row',
+    stored: JSON.stringify(a.state),
+    audited: null,
+    message: `approval ${a.id} (${a.state}) is in the approvals table but no audit row records it: it was written behind the bastion's back`,
+  })),
+  {
+    table: 'sessions' as const,
+    id: ENDED_SESSION.id,
+    field: 'row',
+    stored: '"ended"',
+    audited: null,
+    message: `session ${ENDED_SESSION.id} is in the sessions table but no session.start audit row records it`,
+  },
+  {
+    table: 'sessions' as const,
+    id: ENDED_SESSION.id,
+    field: 'endReason',
+    stored: '"completed"',
+    audited: null,
+    message: `session ${ENDED_SESSION.id} ended (completed) in the sessions table but no session.end audit row records its end`,
+  },
+];
+
 export const verifyAudit = route({
   method: 'GET',
   path: '/v1/audit/verify',
   operationId: 'verifyAudit',
   tag: 'audit',
-  summary: "Check the audit log's hash chain",
+  summary: "Check the audit log: the chain against the signed checkpoints, the tables against the chain",
+  description:
+    "Walks the hash chain, checks it still holds every signed checkpoint of the data dir's audit-checkpoints.jsonl (a truncation, a wipe or a " +
+    'rewrite is named with the checkpoint that covered it), and checks every approval (state, scope, expiresAt, agent, decider) and session ' +
+    '(approval, end) in the tables against its audit rows. `ok` is false when anything was found; `findings` says what.',
   roles: READERS,
-  response: { status: 200, description: 'The verdict.', schema: AuditVerifyResultSchema },
+  response: { status: 200, description: 'The verdict.', schema: AuditTrustReportSchema },
   examples: {
-    empty: { summary: 'An empty log', status: 200, response: { ok: true, rows: 0, head: { rows: 0, lastId: 0, headHash: '0'.repeat(64) } } },
+    behindTheChain: {
+      summary: 'Table rows no audit row records (the example world put them straight into the database)',
+      status: 200,
+      response: {
+        ok: false,
+        chain: { ok: true, rows: 0, head: { rows: 0, lastId: 0, headHash: '0'.repeat(64) } },
+        checkpoints: { count: 0, latest: null, problems: [] },
+        tables: { approvals: 5, sessions: 1, disagreements: UNAUDITED_WORLD },
+        findings: UNAUDITED_WORLD.map((d) => d.message),
+      },
+    },
+  },
+});
+
+export const getSigningKey = route({
+  method: 'GET',
+  path: '/v1/signing-key',
+  operationId: 'getSigningKey',
+  tag: 'audit',
+  summary: "The bastion's public signing key and its fingerprint",
+  description:
+    'The Ed25519 key that signs evidence manifests and audit checkpoints. Anyone may read it (no token): pin it where evidence is checked ' +
+    '(`kube-bastion verify DIR --fingerprint SHA256:...` or `--key FILE`), having compared the fingerprint with the serve banner or the docs of this bastion.',
+  roles: null,
+  response: { status: 200, description: 'The key.', schema: SigningKeyInfoSchema },
+  examples: {
+    key: { summary: "The bastion's key", as: null, status: 200, response: EXAMPLE_SIGNING_KEY },
   },
 });
 
@@ -927,6 +987,7 @@ export const ROUTES = [
   rotateUserToken,
   queryAudit,
   verifyAudit,
+  getSigningKey,
   getPolicy,
   listApprovals,
   grantApproval,

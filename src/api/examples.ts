@@ -20,6 +20,17 @@ export const EXAMPLE_POLICY = {
   origin: '/etc/kube-bastion/policy.yaml',
 } as const;
 
+/**
+ * The example world's signing key (GET /v1/signing-key). openapi-examples.test.ts signs with the
+ * Ed25519 key whose 32-byte seed is all 0x42, so these are the values it answers.
+ */
+export const EXAMPLE_SIGNING_KEY = {
+  algorithm: 'Ed25519',
+  keyId: '9a82517f9af19416',
+  fingerprint: 'SHA256:moJRf5rxlBbZj9vPGTcms6lcC2/sHVGIS/Phtzm6LvQ',
+  publicKeyPem: '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAIVL40Zt5HSRFMkLhXy6rbLfP+ntqXtMAl5YOBpiB2xI=\n-----END PUBLIC KEY-----\n',
+} as const;
+
 const base = { agent: EXAMPLE_AGENT, agentId: EXAMPLE_AGENT_ID, revokedAt: null, revokedBy: null, sessionsStarted: 0, nobodyWaitingSince: null } as const;
 
 /** An exec held for approval. */

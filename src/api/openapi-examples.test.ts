@@ -8,7 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SqliteApprovalService } from '../approvals/service.js';
-import { lazySigningKey } from '../evidence/signing-key.js';
+import { createPrivateKey } from 'node:crypto';
+import { auditVerifier } from '../evidence/audit-trust.js';
+import { checkpointsPath } from '../evidence/checkpoints.js';
+import { signingKeyFrom } from '../evidence/signing-key.js';
 import type { Approval } from '../model/approval.js';
 import { silentLogger } from '../observability/log.js';
 import { recordingPaths } from '../recording/recorder.js';
@@ -41,13 +44,18 @@ import { ErrorSchema } from './schemas.js';
 
 const sha = (b: string): string => createHash('sha256').update(b).digest('hex');
 
+/** The example world's key (EXAMPLE_SIGNING_KEY): the Ed25519 key whose seed is 32 bytes of 0x42. */
+const signingKey = signingKeyFrom(
+  createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.alloc(32, 0x42)]), format: 'der', type: 'pkcs8' }),
+);
+
 /** The example world in a fresh store, served by a ControlEndpoint. */
 async function world(): Promise<{ control: ControlEndpoint; tokens: Record<ExampleUser, string>; close(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'kb-examples-'));
   const dataDir = join(dir, 'data');
   const recordingsDir = join(dir, 'recordings');
   const store = openStore(dataDir);
-  const approvals = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit });
+  const approvals = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents });
   const tokens = {} as Record<ExampleUser, string>;
   for (const [name, role] of Object.entries(EXAMPLE_USERS)) tokens[name as ExampleUser] = (await store.users.createUser(name, role)).token;
   const { agent } = await store.agents.createAgent(EXAMPLE_AGENT, EXAMPLE_AGENT_OWNER);
@@ -161,7 +169,14 @@ async function world(): Promise<{ control: ControlEndpoint; tokens: Record<Examp
       approvals,
       sessions: store.sessions,
       recordingsDir,
-      signingKey: lazySigningKey(dataDir),
+      signingKey,
+      verifyAudit: auditVerifier({
+        audit: store.audit,
+        approvals: store.approvals,
+        sessions: store.sessions,
+        checkpointsFile: checkpointsPath(dataDir),
+        publicKeyPem: () => signingKey.publicKeyPem,
+      }),
     },
     { host: '127.0.0.1', port: 0 },
   );

@@ -50,6 +50,7 @@ function endpoint(): ControlEndpoint {
     sessions: unused as ControlDeps['sessions'],
     recordingsDir: '',
     signingKey: unused as never,
+    verifyAudit: (unused as { verifyAudit: ControlDeps['verifyAudit'] }).verifyAudit,
   };
   return new ControlEndpoint(deps, { host: '127.0.0.1', port: 0 });
 }
@@ -208,7 +209,7 @@ describe('real approvals fit the Approval schema', () => {
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'kb-openapi-'));
     store = openStore(join(dir, 'data'));
-    service = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit });
+    service = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents });
   });
   afterAll(async () => {
     service.close();

@@ -18,6 +18,8 @@ import {
 } from '../model/vocabulary.js';
 import type { Status } from '../protocol/status.js';
 import type { Agent, AuditRecord, AuditVerifyResult, PolicyVersion, User } from '../store/types.js';
+import type { AuditTrustReport } from '../evidence/audit-trust.js';
+import { CHECKPOINT_FORMAT, type Checkpoint } from '../evidence/checkpoints.js';
 
 /** Compile-time: every T is a valid input of schema S. */
 type Fits<T, S extends z.ZodType> = [T] extends [z.input<S>] ? true : never;
@@ -117,19 +119,70 @@ export const AuditRecordSchema = z
   .meta({ id: 'AuditRecord', description: 'One row of the hash-chained audit log.' });
 fits<AuditRecord, typeof AuditRecordSchema>(true);
 
+const AuditAnchorSchema = z.strictObject({ lastId: z.int(), headHash: Sha256, label: z.string().optional() });
+
 export const AuditVerifyResultSchema = z
   .union([
     z.strictObject({ ok: z.literal(true), rows: z.int(), head: z.strictObject({ rows: z.int(), lastId: z.int(), headHash: z.string() }) }),
     z.strictObject({
       ok: z.literal(false),
       rowId: z.int(),
-      reason: z.enum(['hash-mismatch', 'prev-mismatch', 'gap', 'malformed', 'truncated', 'anchor-mismatch']),
+      reason: z.enum(['hash-mismatch', 'prev-mismatch', 'gap', 'malformed', 'truncated', 'wiped', 'anchor-mismatch']),
       message: z.string(),
       rowsVerified: z.int(),
+      anchor: AuditAnchorSchema.optional().describe('For truncated, wiped and anchor-mismatch: the checkpoint that found it.'),
     }),
   ])
   .meta({ id: 'AuditVerifyResult', description: '`ok: true` with the row count and head, or `ok: false` with the first bad row.' });
 fits<AuditVerifyResult, typeof AuditVerifyResultSchema>(true);
+
+export const CheckpointSchema = z
+  .strictObject({
+    format: z.literal(CHECKPOINT_FORMAT),
+    version: z.literal(1),
+    seq: z.int().describe('1, 2, ... in the checkpoints file.'),
+    time: IsoTime,
+    reason: z.enum(['start', 'stop', 'interval', 'approval', 'session-end', 'cli']),
+    rows: z.int(),
+    lastId: z.int(),
+    headHash: Sha256,
+    keyFingerprint: z.string().describe('The signing key, `SHA256:...`.'),
+  })
+  .meta({ id: 'Checkpoint', description: "A signed head of the audit chain, kept outside the database (the data dir's audit-checkpoints.jsonl)." });
+fits<Checkpoint, typeof CheckpointSchema>(true);
+
+const TableDisagreementSchema = z.strictObject({
+  table: z.enum(['approvals', 'sessions']),
+  id: z.string(),
+  field: z.string().describe('The column, or `row` when the row is missing on one side.'),
+  stored: z.string().nullable().describe("The table's value as JSON text; null: no table row."),
+  audited: z.string().nullable().describe('What the audit rows say, as JSON text; null: no audit row.'),
+  message: z.string(),
+});
+
+export const AuditTrustReportSchema = z
+  .strictObject({
+    ok: z.boolean().describe('The chain is intact, still holds every signed checkpoint, and the approvals and sessions tables agree with it.'),
+    chain: AuditVerifyResultSchema,
+    checkpoints: z.strictObject({
+      count: z.int().describe('Checkpoints whose signature verified.'),
+      latest: CheckpointSchema.nullable(),
+      problems: z.array(z.string()).describe('Lines not signed by the bastion, or that there is no checkpoint at all.'),
+    }),
+    tables: z.strictObject({ approvals: z.int(), sessions: z.int(), disagreements: z.array(TableDisagreementSchema) }),
+    findings: z.array(z.string()).describe('One sentence per thing found (truncation, wipe, rewrite, a table row that disagrees); empty when ok.'),
+  })
+  .meta({ id: 'AuditTrustReport', description: "`audit verify`'s verdict: the chain against the signed checkpoints, and the tables against the chain." });
+fits<AuditTrustReport, typeof AuditTrustReportSchema>(true);
+
+export const SigningKeyInfoSchema = z
+  .strictObject({
+    algorithm: z.literal('Ed25519'),
+    keyId: z.string().describe('First 16 hex characters of sha256 over the SPKI DER (what manifests name).'),
+    fingerprint: z.string().describe('`SHA256:` and the unpadded base64 of sha256 over the SPKI DER: what `kube-bastion verify --fingerprint` pins.'),
+    publicKeyPem: z.string().describe('SPKI PEM: save it and pass it to `kube-bastion verify --key`.'),
+  })
+  .meta({ id: 'SigningKey', description: "The bastion's Ed25519 public key: it signs evidence manifests and audit checkpoints." });
 
 export const PolicyVersionSchema = z
   .strictObject({

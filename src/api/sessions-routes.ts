@@ -36,6 +36,8 @@ export interface SessionRoutesDeps {
   recordingsDir: string;
   /** The bastion's Ed25519 key, or a function loading it on first use (lazySigningKey(dataDir)). */
   signingKey: SigningKeySource;
+  /** The data dir's audit-checkpoints.jsonl: bundles carry the checkpoints covering their rows. */
+  checkpointsFile?: string;
   /** For the review record in approval exports. */
   policyVersions?: ReviewSources['policyVersions'];
   authenticate: Authenticate;
@@ -83,7 +85,7 @@ export function sessionRoutes(deps: SessionRoutesDeps): ApiRouter {
 
   const evidence = async (user: User, res: ServerResponse, req: EvidenceRequest): Promise<void> => {
     const plan = await planEvidence(
-      { sessions, approvals: deps.approvals, audit: deps.audit, recordingsDir: deps.recordingsDir, signingKey: deps.signingKey, ...(deps.policyVersions ? { policyVersions: deps.policyVersions } : {}), ...(deps.clock ? { clock: deps.clock } : {}) },
+      { sessions, approvals: deps.approvals, audit: deps.audit, recordingsDir: deps.recordingsDir, signingKey: deps.signingKey, ...(deps.checkpointsFile ? { checkpointsFile: deps.checkpointsFile } : {}), ...(deps.policyVersions ? { policyVersions: deps.policyVersions } : {}), ...(deps.clock ? { clock: deps.clock } : {}) },
       req,
     );
     const manifest = plan.entries.find((e) => e.path === MANIFEST_FILE)!;

@@ -1,5 +1,7 @@
 // A ControlEndpoint on 127.0.0.1:0 over a real store, as the bastion wires it, for API and CLI tests.
-import { lazySigningKey } from '../evidence/signing-key.js';
+import { auditVerifier } from '../evidence/audit-trust.js';
+import { checkpointsPath } from '../evidence/checkpoints.js';
+import { generateSigningKey, lazySigningKey, resolveSigningKey, type SigningKeySource } from '../evidence/signing-key.js';
 import { silentLogger } from '../observability/log.js';
 import { createBastionMetrics } from '../observability/metrics.js';
 import type { ApprovalService } from '../model/approval.js';
@@ -17,6 +19,11 @@ export interface TestControlParts {
 
 export async function startTestControl(parts: TestControlParts): Promise<ControlEndpoint> {
   const { store, dataDir } = parts;
+  const signingKey: SigningKeySource = dataDir
+    ? lazySigningKey(dataDir)
+    : () => {
+        throw new Error('no evidence in this test');
+      };
   const control = new ControlEndpoint(
     {
       agents: store.agents,
@@ -30,11 +37,15 @@ export async function startTestControl(parts: TestControlParts): Promise<Control
       approvals: parts.approvals,
       sessions: store.sessions,
       recordingsDir: parts.recordingsDir ?? '',
-      signingKey: dataDir
-        ? lazySigningKey(dataDir)
-        : () => {
-            throw new Error('no evidence in this test');
-          },
+      signingKey,
+      ...(dataDir ? { checkpointsFile: checkpointsPath(dataDir) } : {}),
+      verifyAudit: auditVerifier({
+        audit: store.audit,
+        approvals: store.approvals,
+        sessions: store.sessions,
+        checkpointsFile: dataDir ? checkpointsPath(dataDir) : '/nonexistent/audit-checkpoints.jsonl',
+        publicKeyPem: () => (dataDir ? resolveSigningKey(signingKey).publicKeyPem : generateSigningKey().publicKeyPem),
+      }),
     },
     { host: '127.0.0.1', port: 0 },
   );

@@ -33,6 +33,7 @@ function endpoint(): ControlEndpoint {
     sessions: unused as never,
     recordingsDir: '',
     signingKey: unused as never,
+    verifyAudit: (unused as { verifyAudit: ControlDeps['verifyAudit'] }).verifyAudit,
     currentPolicy: () => ({ hash: '0'.repeat(64), origin: 'builtin:default' }),
     metrics: { contentType: 'text/plain', render: async () => '' },
     agentKubeconfig: () => '',

@@ -16,7 +16,10 @@ import { ControlEndpoint } from '../api/control-endpoint.js';
 import { SqliteApprovalService } from '../approvals/service.js';
 import { webhookNotifier } from '../approvals/webhook.js';
 import { HoldManager } from '../approvals/holds.js';
-import { loadOrCreateSigningKey } from '../evidence/signing-key.js';
+import { loadOrCreateSigningKey, type SigningKey } from '../evidence/signing-key.js';
+import { CheckpointWriter, checkpointingAudit, checkpointsPath } from '../evidence/checkpoints.js';
+import { auditVerifier } from '../evidence/audit-trust.js';
+import { LIFE_CYCLE_EVENTS } from '../evidence/record.js';
 import { recorderFactory } from '../recording/factory.js';
 import { ForwardRecording } from '../recording/forward-recorder.js';
 import { closeInterruptedSessions } from '../session/recovery.js';
@@ -36,6 +39,10 @@ export interface RunningBastion {
   /** What issued kubeconfigs point at: --public-url, else the bound address (wildcards as loopback). */
   readonly publicUrl: string;
   readonly controlUrl: string;
+  /** The key that signs evidence and audit checkpoints (published: serve banner, GET /v1/signing-key). */
+  readonly signingKey: Pick<SigningKey, 'keyId' | 'fingerprint' | 'publicKeyPem'>;
+  /** Signs the audit head into <dataDir>/audit-checkpoints.jsonl. */
+  readonly checkpoints: CheckpointWriter;
   /** A kubeconfig (YAML) for an agent token, pointing at the public URL. */
   agentKubeconfig(agentName: string, token: string): string;
   /** Graceful stop: requests in flight may finish for the configured grace period. */
@@ -84,15 +91,31 @@ export async function startBastion(config: ServeConfig, log: Logger, upstream: U
     });
 
     await closeInterruptedSessions(store, log);
+    const signingKey = loadOrCreateSigningKey(config.dataDir);
+    const checkpoints = new CheckpointWriter({
+      audit: store.audit,
+      key: signingKey,
+      file: checkpointsPath(config.dataDir),
+      ...(config.checkpointWebhookUrl ? { webhookUrl: config.checkpointWebhookUrl } : {}),
+      intervalMs: config.checkpointIntervalSeconds * 1000,
+      log,
+    });
+    await checkpoints.start();
+    // After the endpoints stop (they are put before it) and before the store closes: the last head.
+    cleanups.unshift(async () => void (await checkpoints.close()));
     const approvals = new SqliteApprovalService({
       approvals: store.approvals,
       agents: store.agents,
-      audit: store.audit,
       ownerMayApprove: config.ownerMayApprove,
       abandonGraceSeconds: config.abandonGraceSeconds,
       onError: (err) => log.error({ err }, 'approval service error'),
     });
     cleanups.push(async () => approvals.close());
+    // Every decision is signed into a checkpoint at once (waiter and use counts write no audit row).
+    const decisions = new Set<string>(LIFE_CYCLE_EVENTS);
+    approvals.on('changed', (_a, change) => {
+      if (decisions.has(change.event)) checkpoints.request('approval');
+    });
     // Held requests of an earlier run had their connections cut when it stopped: nobody waits on them.
     for (const pending of await approvals.list({ state: 'pending' })) await approvals.nobodyWaiting(pending.id);
     let controlUrl = '';
@@ -130,7 +153,7 @@ export async function startBastion(config: ServeConfig, log: Logger, upstream: U
       failureAudit: config.auditFailures,
       approvals,
       holds,
-      sessions: sessionRows(store),
+      sessions: sessionRows({ sessions: store.sessions, audit: checkpointingAudit(store.audit, checkpoints) }),
       sinks: (session) => [recorderFor(session)],
       recordConnection: (session, seq, port, startedAt) => new ForwardRecording({ dir: config.recordingsDir, approvalId: session.approvalId, sessionId: session.id, seq, port, startedAt }),
       metrics,
@@ -152,7 +175,15 @@ export async function startBastion(config: ServeConfig, log: Logger, upstream: U
         approvals,
         sessions: store.sessions,
         recordingsDir: config.recordingsDir,
-        signingKey: loadOrCreateSigningKey(config.dataDir),
+        signingKey,
+        checkpointsFile: checkpointsPath(config.dataDir),
+        verifyAudit: auditVerifier({
+          audit: store.audit,
+          approvals: store.approvals,
+          sessions: store.sessions,
+          checkpointsFile: checkpointsPath(config.dataDir),
+          publicKeyPem: () => signingKey.publicKeyPem,
+        }),
         users: store.users,
         audit: store.audit,
         policyVersions: store.policyVersions,
@@ -180,6 +211,8 @@ export async function startBastion(config: ServeConfig, log: Logger, upstream: U
       kubeUrl: kube.url,
       publicUrl,
       controlUrl: control.url,
+      signingKey,
+      checkpoints,
       agentKubeconfig,
       stop: () => (stopping ??= runCleanups(cleanups)),
     };

@@ -32,6 +32,10 @@ export interface ServeConfig {
   readonly maxPendingPerAgent: number;
   /** JSON POST here when an approval becomes pending. */
   readonly webhookUrl?: string;
+  /** Each signed audit checkpoint is also POSTed here (best effort). */
+  readonly checkpointWebhookUrl?: string;
+  /** Write an audit checkpoint at least this often while the head moves (seconds). */
+  readonly checkpointIntervalSeconds: number;
   /** Warn the agent this many seconds before its approval expires (0: no warning). */
   readonly expiryWarningSeconds: number;
   /** How long a stream session's setup may take: the agent opening its streams, the upstream dial. */
@@ -65,6 +69,10 @@ export const SERVE_USAGE = `usage: kube-bastion serve [options]
                                pending for one to come back before it ends abandoned (default 30)
   --max-pending-per-agent N    pending approvals one agent may have at once (default 5)
   --webhook URL                POST a JSON notice here when an approval becomes pending
+  --checkpoint-webhook URL     POST every signed audit checkpoint here too (a copy outside the data dir)
+  --checkpoint-interval SECONDS
+                               sign the audit head at least this often while it moves (default 60); also
+                               at every approval decision, session end, start and stop
   --expiry-warning SECONDS     tell the agent's terminal this long before its approval expires (default 0: off)
   --session-setup-timeout SECONDS
                                how long a session's setup may take (the client opening its streams, the
@@ -114,6 +122,8 @@ export function parseServeConfig(argv: string[], cwd = process.cwd()): ServeConf
       'abandon-grace': { type: 'string', default: '30' },
       'max-pending-per-agent': { type: 'string', default: '5' },
       webhook: { type: 'string' },
+      'checkpoint-webhook': { type: 'string' },
+      'checkpoint-interval': { type: 'string', default: '60' },
       'expiry-warning': { type: 'string', default: '0' },
       'session-setup-timeout': { type: 'string', default: '10' },
       'owner-may-approve': { type: 'string', default: 'nobody' },
@@ -138,7 +148,11 @@ export function parseServeConfig(argv: string[], cwd = process.cwd()): ServeConf
     perMinute: wholeNumber('--audit-failure-rate', values['audit-failure-rate'], 0, 600_000),
     intervalSeconds: wholeNumber('--audit-failure-interval', values['audit-failure-interval'], 1, 3600),
   };
-  if (values.webhook !== undefined && !/^https?:\/\/[^\s]+$/.test(values.webhook)) throw usage(`--webhook: expected an http:// or https:// URL, got "${values.webhook}"`);
+  for (const flag of ['webhook', 'checkpoint-webhook'] as const) {
+    const url = values[flag];
+    if (url !== undefined && !/^https?:\/\/[^\s]+$/.test(url)) throw usage(`--${flag}: expected an http:// or https:// URL, got "${url}"`);
+  }
+  const checkpointInterval = wholeNumber('--checkpoint-interval', values['checkpoint-interval'], 1, 60);
   if (Boolean(values['control-tls-cert']) !== Boolean(values['control-tls-key'])) throw usage('--control-tls-cert and --control-tls-key go together');
   if (!isLoopback(controlListen.host) && !values['control-tls-cert']) {
     throw usage(`--control-listen ${values['control-listen']}: the control endpoint may be plain HTTP only on loopback; give --control-tls-cert and --control-tls-key`);
@@ -184,6 +198,8 @@ export function parseServeConfig(argv: string[], cwd = process.cwd()): ServeConf
     abandonGraceSeconds: abandonGrace,
     maxPendingPerAgent: maxPending,
     ...(values.webhook ? { webhookUrl: values.webhook } : {}),
+    ...(values['checkpoint-webhook'] ? { checkpointWebhookUrl: values['checkpoint-webhook'] } : {}),
+    checkpointIntervalSeconds: checkpointInterval,
     expiryWarningSeconds: expiryWarning,
     sessionSetupSeconds: sessionSetup,
     ownerMayApprove,

@@ -53,7 +53,7 @@ describe('HoldManager', () => {
     store = openStore(tmp.dir);
     const a = (await store.agents.createAgent('bot-a')).agent;
     bot = { id: a.id, name: a.name };
-    svc = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit });
+    svc = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents });
     // Counts the holds watching an approval (the service's own watch, unchanged).
     watching = 0;
     const watch = svc.watch.bind(svc);
@@ -263,7 +263,7 @@ describe('HoldManager', () => {
 
   it('a pending approval nobody waits on ends abandoned after the grace; approving it then is refused saying nobody waits', async () => {
     svc.close();
-    svc = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit, abandonGraceSeconds: 1 });
+    svc = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, abandonGraceSeconds: 1 });
     const controller = new AbortController();
     const obtained = holds().obtain(bot, execOp(), request, SUBJECT, controller.signal, 'run-1');
     const pending = await pendingAnnounced(1);

@@ -24,7 +24,7 @@ describe('ApprovalLease', () => {
     store = openStore(tmp.dir);
     const a = (await store.agents.createAgent('bot-a')).agent;
     bot = { id: a.id, name: a.name };
-    svc = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit });
+    svc = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents });
   });
   afterEach(async () => {
     for (const l of leases.splice(0)) l.release();

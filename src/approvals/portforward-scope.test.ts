@@ -142,7 +142,7 @@ describe('approving a port-forward names its ports', () => {
     store = openStore(tmp.dir, { clock });
     const a = (await store.agents.createAgent('bot-a')).agent;
     bot = { id: a.id, name: a.name };
-    svc = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit, clock });
+    svc = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, clock });
   });
   afterEach(async () => {
     svc.close();

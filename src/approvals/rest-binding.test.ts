@@ -92,7 +92,7 @@ describe('REST approvals bound to the request', () => {
     store = openStore(tmp.dir);
     const a = (await store.agents.createAgent('bot')).agent;
     bot = { id: a.id, name: a.name };
-    svc = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit });
+    svc = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents });
   });
   afterEach(async () => {
     svc.close();

@@ -68,7 +68,7 @@ describe('approval service', () => {
     const b = (await store.agents.createAgent('bot-b')).agent;
     botA = { id: a.id, name: a.name };
     botB = { id: b.id, name: b.name };
-    svc = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit, clock });
+    svc = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, clock });
     changed = [];
     svc.on('changed', (x) => changed.push(x));
   });
@@ -280,7 +280,7 @@ describe('approval service', () => {
     async function ownedBy(owner: string, ownerMayApprove?: UserRole[]): Promise<{ agent: { id: string; name: string }; svc: SqliteApprovalService }> {
       if (!(await store.users.getUserByName(owner))) await store.users.createUser(owner, 'approver');
       const { agent } = await store.agents.createAgent(`bot-of-${owner}`, owner);
-      const owned = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit, clock, ...(ownerMayApprove ? { ownerMayApprove } : {}) });
+      const owned = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, clock, ...(ownerMayApprove ? { ownerMayApprove } : {}) });
       return { agent: { id: agent.id, name: agent.name }, svc: owned };
     }
 
@@ -658,7 +658,7 @@ describe('approval service', () => {
     });
 
     it('the grace is configurable and expiry before the grace ends wins', async () => {
-      const quick = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit, clock, abandonGraceSeconds: 5 });
+      const quick = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, clock, abandonGraceSeconds: 5 });
       try {
         const p = (await quick.requestOrJoin(held({ holdSeconds: 3 }))).approval;
         await quick.nobodyWaiting(p.id);
@@ -682,22 +682,40 @@ describe('approval service', () => {
     it("agentRevoked tells the agent's watchers even when ending one of its approvals fails (its audit row cannot be written)", async () => {
       const a = await grant();
       svc.close();
-      const failingAudit = Object.create(store.audit) as typeof store.audit;
-      failingAudit.append = (e) => (e.event === 'approval.revoked' ? Promise.reject(new Error('audit disk full')) : store.audit.append(e));
-      svc = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: failingAudit, clock, onError: () => {} });
+      // The audit row is written in the change's transaction: a failing append fails the change.
+      store.db.exec(`CREATE TEMP TRIGGER no_revoked_rows BEFORE INSERT ON audit_events WHEN NEW.event = 'approval.revoked'
+        BEGIN SELECT RAISE(ABORT, 'audit disk full'); END`);
+      svc = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, clock, onError: () => {} });
       const seen: string[] = [];
       svc.watch(a.id, (x) => seen.push(`approval:${x.state}`));
       svc.watchAgent(botA.id, (r) => seen.push(`agent:${r.agent.name}`));
       await expect(svc.agentRevoked(botA, ann, 'compromised')).rejects.toThrow('audit disk full');
-      // The approval's change was stored and told; the agent's own watchers (sessions and requests
-      // held without an approval) must be told too, at once, not at their next re-read.
-      expect(seen).toEqual(['approval:revoked', 'agent:bot-a']);
+      store.db.exec('DROP TRIGGER temp.no_revoked_rows');
+      // Nothing was stored without its row; the agent's own watchers (sessions and requests held
+      // without an approval) are told at once all the same, not at their next re-read.
+      expect((await store.approvals.get(a.id))?.state).toBe('approved');
+      expect(await store.audit.query({ event: 'approval.revoked' })).toEqual([]);
+      expect(seen).toEqual(['agent:bot-a']);
+    });
+
+    it('an approval change and its audit row are one transaction: a failed row leaves the approval as it was', async () => {
+      const p = (await svc.requestOrJoin(held())).approval;
+      store.db.exec(`CREATE TEMP TRIGGER no_rows BEFORE INSERT ON audit_events WHEN NEW.event = 'approval.approved'
+        BEGIN SELECT RAISE(ABORT, 'audit disk full'); END`);
+      await expect(svc.approve(p.id, ann)).rejects.toThrow('audit disk full');
+      store.db.exec('DROP TRIGGER temp.no_rows');
+      const stored = await store.approvals.get(p.id);
+      expect(stored).toMatchObject({ state: 'pending', decidedBy: null, decisions: [] });
+      const approved = await svc.approve(p.id, ann);
+      const [row] = await store.audit.query({ event: 'approval.approved' });
+      // The row carries the columns the bastion decides from, as stored.
+      expect(JSON.parse(row!.details!)).toMatchObject({ state: 'approved', expiresAt: approved.expiresAt, decidedBy: 'user:ann', scope: approved.scope });
     });
 
     it('a listener that throws neither fails the decision nor starves other listeners', async () => {
       const errors: unknown[] = [];
       svc.close();
-      svc = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit, clock, onError: (e) => errors.push(e) });
+      svc = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, clock, onError: (e) => errors.push(e) });
       const seen: string[] = [];
       svc.on('changed', () => {
         throw new Error('listener bug');
@@ -779,7 +797,7 @@ describe('approval service expiry timer', () => {
     tmp.cleanup();
   });
 
-  const make = (): SqliteApprovalService => new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit });
+  const make = (): SqliteApprovalService => new SqliteApprovalService({ approvals: store.approvals, agents: store.agents });
   const ann: Actor = { kind: 'user', name: 'ann', role: 'approver' };
 
   it('persists expiry at the deadline, emits changed at once and writes the audit row', async () => {

@@ -15,15 +15,16 @@
 //   approval went away (nobodyWaitingSince) and when one joins again; a pending approval nobody has
 //   waited on for `abandonGraceSeconds` IS abandoned on read, and the timer writes it
 //   (`approval.abandoned`). Approving it is refused, and the approve's compare-and-set loses to it.
-// - Every state change is a compare-and-set in the store, then one audit row, then 'changed'
-//   (emitted synchronously, listener by listener, so a held request or a live session reacts at
-//   once). If the audit append fails after the change was stored, 'changed' is still emitted (a
-//   revocation must cut sessions whatever happens) and the append's error is thrown.
+// - Every state change is a compare-and-set in the store with its one audit row in the same
+//   transaction (built from the approval as stored, so the row carries its state, scope and
+//   expiresAt: `audit verify` cross-checks the table against it), then 'changed' (emitted
+//   synchronously, listener by listener, so a held request or a live session reacts at once). If
+//   the audit row cannot be written, nothing changes and the error is thrown.
 import { EventEmitter } from 'node:events';
 import { DeadlineTimer } from './deadline-timer.js';
 import { MAX_AUTO_APPROVE_TTL_SECONDS } from '../policy/schema.js';
 import { BastionError, ErrorCode, isBastionError } from '../errors/index.js';
-import type { AgentStore, ApprovalStore, ApprovalTransition, AuditEventInput, AuditLog, Clock, NewApproval } from '../store/types.js';
+import type { AgentStore, ApprovalStore, ApprovalTransition, AuditEventInput, Clock, NewApproval } from '../store/types.js';
 import { canonicalScope, hasUsesLeft, scopeCovers, splitScopedResource, widenRestScope } from '../model/scope.js';
 import {
   actorId,
@@ -59,7 +60,6 @@ export const DEFAULT_ABANDON_GRACE_SECONDS = 30;
 export interface SqliteApprovalServiceOptions {
   approvals: ApprovalStore;
   agents: AgentStore;
-  audit: AuditLog;
   clock?: Clock;
   /** Validity of approvals created from held requests, until an approver says otherwise (default 900 s). */
   defaultTtlSeconds?: number;
@@ -152,7 +152,6 @@ function scopeAuditFields(scope: ApprovalScope): ScopeAuditFields {
 export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implements ApprovalService {
   private readonly approvals: ApprovalStore;
   private readonly agents: AgentStore;
-  private readonly audit: AuditLog;
   private readonly clock: Clock;
   private readonly defaultTtlSeconds: number;
   private readonly abandonGraceMs: number;
@@ -170,7 +169,6 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     super();
     this.approvals = opts.approvals;
     this.agents = opts.agents;
-    this.audit = opts.audit;
     this.clock = opts.clock ?? (() => new Date());
     this.defaultTtlSeconds = validateTtl(opts.defaultTtlSeconds ?? DEFAULT_APPROVAL_TTL_SECONDS, 'defaultTtlSeconds');
     this.ownerMayApprove = opts.ownerMayApprove ?? [];
@@ -210,8 +208,8 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
       expiresAt,
       request: null,
       decision: { kind: 'granted', by, at: now.toISOString(), reason, ttlSeconds, expiresAt },
-    });
-    return this.committed(approval, 'approval.granted', by, { scope, reason, ttlSeconds, expiresAt: approval.expiresAt }, now);
+    }, (a) => this.auditEvent('approval.granted', a, by, { reason, ttlSeconds }, now));
+    return this.committed(approval, 'approval.granted', by, now);
   }
 
   async requestOrJoin(held: HeldRequest): Promise<{ approval: Approval; created: boolean }> {
@@ -235,16 +233,16 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
       expiresAt: new Date(now.getTime() + holdSeconds * 1000).toISOString(),
       request,
     };
-    const { approval, created } = await this.approvals.createOrJoinPending(input, now.toISOString());
-    const details = { scope, request: auditedRequest(request), holdSeconds, expiresAt: approval.expiresAt };
+    const details = { request: auditedRequest(request), holdSeconds };
     // The row names the client of this request (a joining clone may come from another address).
     const source = { source: request.client ?? null };
-    if (created) {
-      return { approval: await this.committed(approval, 'approval.requested', input.requestedBy, details, now, source), created };
-    }
+    const { approval, created } = await this.approvals.createOrJoinPending(input, now.toISOString(), (a, isNew) => ({
+      ...this.auditEvent(isNew ? 'approval.requested' : 'approval.joined', a, input.requestedBy, details, now),
+      ...source,
+    }));
+    if (created) return { approval: this.committed(approval, 'approval.requested', input.requestedBy, now), created };
     // Joining changes no state: audited (the review record shows both attempts), not emitted.
     this.scheduleAt(approval.expiresAt);
-    await this.audit.append({ ...this.auditEvent('approval.joined', approval, `agent:${agent.name}`, details, now), ...source });
     return { approval: this.asOf(approval, now), created };
   }
 
@@ -264,15 +262,16 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     const by = actorId(actor);
     const changes = { decidedBy: by, decidedAt: now.toISOString(), expiresAt, ttlSeconds, ...(reason !== undefined ? { reason } : {}), ...(widened ? { scope: widened } : {}) };
     const decision = { kind: 'approved', by, at: now.toISOString(), reason: reason ?? null, ttlSeconds, expiresAt } as const;
+    const asked = widened ? { requestedScope: current.scope } : {};
+    const audit = (a: Approval): AuditEventInput => this.auditEvent('approval.approved', a, by, { ...asked, reason: reason ?? null, ttlSeconds }, now);
     // Loses to an abandonment that is due: nobody would receive what it lets through.
     const approval = await this.transition(
       current,
       'approve',
-      { from: 'pending', to: 'approved', ifUnexpiredAt: now.toISOString(), ifWaitedSince: this.unwaitedCutoff(now), set: changes, decision },
+      { from: 'pending', to: 'approved', ifUnexpiredAt: now.toISOString(), ifWaitedSince: this.unwaitedCutoff(now), set: changes, decision, audit },
       now,
     );
-    const asked = widened ? { requestedScope: current.scope } : {};
-    return this.committed(approval, 'approval.approved', by, { scope: approval.scope, ...asked, reason: reason ?? null, ttlSeconds, expiresAt }, now);
+    return this.committed(approval, 'approval.approved', by, now);
   }
 
   async deny(id: string, actor: Actor, reason: string): Promise<Approval> {
@@ -291,10 +290,11 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
         ifUnexpiredAt: now.toISOString(),
         set: { decidedBy: by, decidedAt: now.toISOString(), expiresAt: null, reason: why },
         decision: { kind: 'denied', by, at: now.toISOString(), reason: why, ttlSeconds: null, expiresAt: null },
+        audit: (a) => this.auditEvent('approval.denied', a, by, { reason: why }, now),
       },
       now,
     );
-    return this.committed(approval, 'approval.denied', by, { scope: approval.scope, reason: why }, now);
+    return this.committed(approval, 'approval.denied', by, now);
   }
 
   async revoke(id: string, actor: Actor, reason?: string): Promise<Approval> {
@@ -313,10 +313,11 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
         ifUnexpiredAt: now.toISOString(),
         set: { revokedAt: now.toISOString() },
         decision: { kind: 'revoked', by, at: now.toISOString(), reason: why ?? null, ttlSeconds: null, expiresAt: null },
+        audit: (a) => this.auditEvent('approval.revoked', a, by, { reason: why ?? null, sessionsStarted: a.sessionsStarted }, now),
       },
       now,
     );
-    return this.committed(approval, 'approval.revoked', by, { scope: approval.scope, reason: why ?? null, sessionsStarted: approval.sessionsStarted }, now);
+    return this.committed(approval, 'approval.revoked', by, now);
   }
 
   async autoApprove(held: Omit<HeldRequest, 'holdSeconds'>, rule: string, policyHash: string, ttlSeconds: number): Promise<Approval> {
@@ -346,12 +347,13 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
       expiresAt,
       request,
       decision: { kind: 'auto-approved', by, at: now.toISOString(), reason, ttlSeconds: ttl, expiresAt },
-    });
-    return this.committed(approval, 'approval.auto-approved', by, { scope, request: auditedRequest(request), reason, ttlSeconds: ttl, expiresAt: approval.expiresAt }, now, {
+    }, (a) => ({
+      ...this.auditEvent('approval.auto-approved', a, by, { request: auditedRequest(request), reason, ttlSeconds: ttl }, now),
       rule,
       policyHash,
       source: request.client ?? null,
-    });
+    }));
+    return this.committed(approval, 'approval.auto-approved', by, now);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -462,10 +464,14 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
             // Closed meanwhile (the store may be closing too): stop; the next start picks it up.
             if (this.closed) break;
             if (this.stateAt(due, now) === 'abandoned') {
-              const a = await this.approvals.transition(due.id, { from: 'pending', to: 'abandoned', ifUnwaitedSince: cutoff });
+              const a = await this.approvals.transition(due.id, {
+                from: 'pending',
+                to: 'abandoned',
+                ifUnwaitedSince: cutoff,
+                audit: (x) => this.auditEvent('approval.abandoned', x, 'system', { nobodyWaitingSince: x.nobodyWaitingSince, abandonGraceSeconds: this.abandonGraceMs / 1000 }, now),
+              });
               if (!a) continue; // decided, or a client came back, meanwhile
-              const details = { scope: a.scope, nobodyWaitingSince: a.nobodyWaitingSince, abandonGraceSeconds: this.abandonGraceMs / 1000 };
-              await this.committed(a, 'approval.abandoned', 'system', details, now);
+              this.committed(a, 'approval.abandoned', 'system', now);
               expired.push(a);
               continue;
             }
@@ -473,10 +479,10 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
               from: due.state,
               to: 'expired',
               ifExpiredAt: now.toISOString(),
+              audit: (x) => this.auditEvent('approval.expired', x, 'system', { previousState: due.state, sessionsStarted: x.sessionsStarted }, now),
             });
             if (!a) continue; // decided, revoked or extended meanwhile
-            const details = { scope: a.scope, previousState: due.state, expiresAt: a.expiresAt, sessionsStarted: a.sessionsStarted };
-            await this.committed(a, 'approval.expired', 'system', details, now);
+            this.committed(a, 'approval.expired', 'system', now);
             expired.push(a);
           }
         } while (this.sweepAgain && !this.closed);
@@ -644,28 +650,19 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     throw this.refuseState(after ?? current, after ? this.stateAt(after, this.clock()) : current.state, t.from, decision);
   }
 
-  /** After a stored change: audit, re-arm the expiry timer, emit 'changed'. Returns the approval as of `now`. */
-  private async committed(
-    a: Approval,
-    event: string,
-    actor: string,
-    details: Record<string, unknown>,
-    now: Date,
-    extra: Partial<AuditEventInput> = {},
-  ): Promise<Approval> {
+  /** After a stored (and audited) change: re-arm the expiry timer, emit 'changed'. Returns the approval as of `now`. */
+  private committed(a: Approval, event: string, actor: string, now: Date): Approval {
     this.scheduleAt(a.expiresAt);
     const out = this.asOf(a, now);
-    let auditError: unknown;
-    try {
-      await this.audit.append({ ...this.auditEvent(event, a, actor, details, now), ...extra });
-    } catch (err) {
-      auditError = err;
-    }
     this.emitChanged(out, { event, actor });
-    if (auditError !== undefined) throw auditError;
     return out;
   }
 
+  /**
+   * The audit row of a change, from the approval as the change stored it: every row carries the
+   * columns the bastion decides from (state, scope, expiresAt, decidedBy), so the chain alone says
+   * what the approvals table must hold.
+   */
   private auditEvent(event: string, a: Approval, actor: string, details: Record<string, unknown>, now: Date): AuditEventInput {
     return {
       event,
@@ -675,7 +672,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
       approvalId: a.id,
       ...scopeAuditFields(a.scope),
       ...(a.request ? { method: a.request.method, path: a.request.path } : {}),
-      details: { state: a.state, requestedBy: a.requestedBy, decidedBy: a.decidedBy, ...details },
+      details: { state: a.state, requestedBy: a.requestedBy, decidedBy: a.decidedBy, scope: a.scope, expiresAt: a.expiresAt, ...details },
     };
   }
 
@@ -690,7 +687,7 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
     }
     for (const listener of this.listeners('changed')) {
       try {
-        (listener as (a: Approval) => void).call(this, a);
+        (listener as (a: Approval, change: ApprovalChange) => void).call(this, a, change);
       } catch (err) {
         this.onError(err);
       }

@@ -9,6 +9,9 @@ import { parseArgs } from 'node:util';
 import { BastionError, ErrorCode, isBastionError } from '../errors/index.js';
 import { writeKubeconfig } from '../app/kubeconfig.js';
 import { openStore, isUserRole, USER_ROLES, type Agent, type User, type UserStore } from '../store/index.js';
+import { checkpointDataDir, checkpointLabel, checkpointsPath } from '../evidence/checkpoints.js';
+import { readCheckpointsText, verifyAuditTrust, type AuditTrustReport } from '../evidence/audit-trust.js';
+import { loadOrCreateSigningKey, signingKeyPaths } from '../evidence/signing-key.js';
 import { ApiFailure, client, formatTable } from './approvals.js';
 import { DEFAULT_CONTROL_URL, resolveControlTarget } from './control-target.js';
 
@@ -97,12 +100,18 @@ function commandUsage<K extends string>(synopses: Record<K, string>, help: Recor
   return `usage: kube-bastion ${synopses[command]}\n\n${help[command]}`;
 }
 
-export const AUDIT_USAGE = `usage: kube-bastion audit verify [--data-dir DIR]
+export const AUDIT_USAGE = `usage: kube-bastion audit verify [--data-dir DIR] [--checkpoints FILE] [-o json]
 
-Checks the audit log's hash chain. Exit status: 0 intact, 1 broken (the first bad row is named), 2 usage.
+Checks the audit log: its hash chain; that the chain still holds every head the bastion signed into
+its checkpoints (a truncation, a wipe or a rewrite is named with the checkpoint that covered it); and
+that every approval (state, scope, expiresAt, agent, decider) and session (approval, end) in the tables
+agrees with its audit rows. Exit status: 0 all good, 1 anything found (each finding is named), 2 usage.
 
 options:
-  --data-dir DIR   the bastion's data dir (default ./data)`;
+  --data-dir DIR       the bastion's data dir (default ./data)
+  --checkpoints FILE   the signed checkpoints to check against (default <data-dir>/audit-checkpoints.jsonl;
+                       give a copy kept elsewhere, e.g. what --checkpoint-webhook received)
+  -o, --output F       text (default) or json`;
 
 const HELP = { help: { type: 'boolean', short: 'h' } } as const;
 const API_FLAGS = { server: { type: 'string' }, token: { type: 'string' }, ca: { type: 'string' }, output: { type: 'string', short: 'o' }, ...HELP } as const;
@@ -189,6 +198,7 @@ async function agentAdd(argv: string[], text: string): Promise<number> {
     }
     const { agent, token } = created;
     await store.audit.append({ event: 'agent.created', actor: 'cli', agent: { id: agent.id, name: agent.name }, details: { owner } });
+    await checkpointDataDir(dataDir, store.audit);
     const out = resolve(values['kubeconfig-out']);
     await writeKubeconfig(out, { server: values.server.replace(/\/+$/, ''), caPem: await readFile(caPath, 'utf8'), token, name: `kube-bastion-${agent.name}` });
     process.stdout.write(`agent ${agent.name} (${agent.id}) created, owned by ${owner}\nkubeconfig: ${out}\n`);
@@ -238,10 +248,12 @@ async function userAdd(argv: string[], text: string): Promise<number> {
   const [name, ...rest] = positionals;
   if (!name || rest.length > 0) throw usage(text);
   if (!values.role || !isUserRole(values.role)) throw usage(`--role must be one of ${USER_ROLES.join(', ')}\n${text}`);
-  const store = openStore(resolve(values['data-dir']));
+  const dataDir = resolve(values['data-dir']);
+  const store = openStore(dataDir);
   try {
     const { user, token } = await store.users.createUser(name, values.role);
     await store.audit.append({ event: 'user.created', actor: 'cli', details: { user: user.name, role: user.role } });
+    await checkpointDataDir(dataDir, store.audit);
     // The token last, alone on its line, so scripts can take it with `tail -n 1`.
     process.stdout.write(`user ${user.name} (${user.role}) created; its token is shown once:\n${token}\n`);
     return 0;
@@ -286,21 +298,49 @@ function table(header: string[], rows: string[][], empty: string): string {
 }
 
 export async function runAudit(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { 'data-dir': { type: 'string', default: 'data' }, ...HELP } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: { 'data-dir': { type: 'string', default: 'data' }, checkpoints: { type: 'string' }, output: { type: 'string', short: 'o', default: 'text' }, ...HELP },
+  });
   if (helped(values, AUDIT_USAGE)) return 0;
   if (positionals.length !== 1 || positionals[0] !== 'verify') throw usage(AUDIT_USAGE);
+  if (values.output !== 'text' && values.output !== 'json') throw usage(`-o ${JSON.stringify(values.output)}: give text or json\n${AUDIT_USAGE}`);
   const dataDir = resolve(values['data-dir']);
   if (!existsSync(join(dataDir, 'kube-bastion.db'))) throw usage(`--data-dir ${dataDir}: no kube-bastion.db there`);
+  const checkpointsFile = values.checkpoints !== undefined ? resolve(values.checkpoints) : checkpointsPath(dataDir);
+  const text = await readCheckpointsText(checkpointsFile);
+  if (text === undefined && values.checkpoints !== undefined) throw usage(`--checkpoints ${checkpointsFile}: no such file`);
+  // The bastion's own key checks its checkpoints; without one nothing was ever signed here.
+  const hasKey = existsSync(signingKeyPaths(dataDir).privateKey);
   const store = openStore(dataDir);
   try {
-    const result = await store.audit.verify();
-    if (result.ok) {
-      process.stdout.write(`audit log OK: ${result.rows} rows, head ${result.head.headHash}\n`);
-      return 0;
-    }
-    process.stdout.write(`audit log BROKEN at row ${result.rowId} (${result.reason}): ${result.message}\n${result.rowsVerified} rows before it verified\n`);
-    return 1;
+    const report = await verifyAuditTrust({
+      audit: store.audit,
+      approvals: store.approvals,
+      sessions: store.sessions,
+      checkpoints: hasKey
+        ? { text, publicKeyPem: loadOrCreateSigningKey(dataDir).publicKeyPem, where: checkpointsFile }
+        : { text: undefined, publicKeyPem: '', where: checkpointsFile },
+    });
+    process.stdout.write(values.output === 'json' ? json(report) : auditReportText(report));
+    return report.ok ? 0 : 1;
   } finally {
     await store.close();
   }
+}
+
+/** The verdict for people: the chain's line first (as before checkpoints), then one line per finding. */
+export function auditReportText(r: AuditTrustReport): string {
+  const lines: string[] = [];
+  const c = r.chain;
+  if (!c.ok) lines.push(`audit log BROKEN at row ${c.rowId} (${c.reason}): ${c.message}`, `${c.rowsVerified} rows before it verified`);
+  else if (r.ok) lines.push(`audit log OK: ${c.rows} rows, head ${c.head.headHash}`);
+  else lines.push(`audit log BROKEN: ${r.findings.length} finding${r.findings.length === 1 ? '' : 's'} (the chain itself is intact: ${c.rows} rows)`);
+  for (const f of r.findings.slice(c.ok ? 0 : 1)) lines.push(`  ${f}`);
+  const latest = r.checkpoints.latest;
+  if (latest) lines.push(`  ${r.checkpoints.count} signed checkpoints; the latest, ${checkpointLabel(latest)}, covers rows 1..${latest.lastId}`);
+  lines.push(`  ${r.tables.approvals} approvals and ${r.tables.sessions} sessions checked against their audit rows: ${r.tables.disagreements.length} disagree`);
+  return `${lines.join('\n')}\n`;
 }

@@ -26,7 +26,7 @@ let rita: string;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'kb-approvals-cli-'));
   store = openStore(join(dir, 'data'));
-  approvals = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit });
+  approvals = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents });
   control = await startTestControl({ store, approvals });
   alice = (await store.users.createUser('alice', 'approver')).token;
   bob = (await store.users.createUser('bob', 'approver')).token;

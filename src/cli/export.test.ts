@@ -9,7 +9,9 @@ import type { ControlEndpoint } from '../api/control-endpoint.js';
 import { startTestControl } from '../api/test-support.js';
 import { BastionError } from '../errors/index.js';
 import { ProgressLine } from '../evidence/progress.js';
-import { signingKeyPaths } from '../evidence/signing-key.js';
+import { generateSigningKey, loadOrCreateSigningKey, signingKeyPaths } from '../evidence/signing-key.js';
+import { checkpointDataDir } from '../evidence/checkpoints.js';
+import { encodeManifest, signManifest, type Manifest } from '../evidence/manifest.js';
 import { fixture, sha, type Fixture } from '../evidence/test-support.js';
 import { parseTime, runExport, type ExportIo } from './export.js';
 import { runVerify } from './verify.js';
@@ -25,6 +27,8 @@ beforeAll(async () => {
   out = mkdtempSync(join(tmpdir(), 'kb-export-cli-out-'));
   control = await startTestControl({ store: f.store, approvals: f.approvals, recordingsDir: f.recordingsDir, dataDir: f.dataDir });
   rita = (await f.store.users.createUser('rita', 'reviewer')).token;
+  // The head as the bastion signs it: bundles carry the checkpoint.
+  await checkpointDataDir(f.dataDir, f.store.audit);
 });
 
 afterAll(async () => {
@@ -52,9 +56,12 @@ async function exportCmd(args: string[], io: Partial<ExportIo> = {}): Promise<Ru
   return { code, stdout, stderr };
 }
 
+/** The trust file of these tests (never the user's own). */
+const trustFile = (): string => join(out, 'config', 'kube-bastion', 'trusted-keys');
+
 async function verifyCmd(args: string[]): Promise<Run> {
   let stdout = '';
-  const code = await runVerify(args, { stdout: (t) => (stdout += t) });
+  const code = await runVerify(args, { stdout: (t) => (stdout += t) }, { XDG_CONFIG_HOME: join(out, 'config') });
   return { code, stdout, stderr: '' };
 }
 
@@ -76,14 +83,57 @@ describe('export through the control API, then verify', () => {
     const r = await exportCmd(['--approval', f.approval.id, '--out', target]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`^exported approval ${f.approval.id} to ${target}: 9 files, .+, signed by key [0-9a-f]{16}\\n$`));
+    expect(r.stdout).toMatch(new RegExp(`^exported approval ${f.approval.id} to ${target}: 10 files, .+, signed by key [0-9a-f]{16}\\n$`));
   });
 
   it('writes the evidence straight into --out (no top folder), and verify says OK', async () => {
-    expect(readdirSync(target).sort()).toEqual(['approval.json', 'audit.jsonl', 'manifest.json', 'manifest.sig', 'record.json', 'sessions']);
-    const keyId = /key ([0-9a-f]{16})/.exec((await verifyCmd([target])).stdout)![1];
-    expect(await verifyCmd([target])).toEqual({ code: 0, stdout: `OK: 9 files, signed by key ${keyId}\n`, stderr: '' });
-    expect(await verifyCmd([target, '--key', signingKeyPaths(f.dataDir).publicKey])).toMatchObject({ code: 0, stdout: `OK: 9 files, signed by key ${keyId} (pinned)\n` });
+    expect(readdirSync(target).sort()).toEqual(['approval.json', 'audit.jsonl', 'checkpoints.jsonl', 'manifest.json', 'manifest.sig', 'record.json', 'sessions']);
+    const key = loadOrCreateSigningKey(f.dataDir);
+    // Nothing pinned yet: a signature by the key the bundle carries proves nothing.
+    const unpinned = await verifyCmd([target]);
+    expect(unpinned.code).toBe(1);
+    expect(unpinned.stdout).toBe(
+      `UNTRUSTED KEY manifest.json: the bundle is signed by key ${key.fingerprint}, which only the bundle itself vouches for: no bastion key is pinned ` +
+        `(${trustFile()} has none); pin the bastion's key with --key FILE or --fingerprint SHA256:... (GET /v1/signing-key, the serve banner)\nFAILED: 1 problem in ${target}\n`,
+    );
+    // The first pinned verify writes the trust file; from then on no flag is needed.
+    expect(await verifyCmd([target, '--key', signingKeyPaths(f.dataDir).publicKey])).toEqual({
+      code: 0,
+      stdout:
+        `OK: 10 files, signed by key ${key.keyId} (${key.fingerprint}, pinned with --key); 1 signed audit checkpoint agrees with its audit rows\n` +
+        `pinned key ${key.fingerprint} in ${trustFile()}: verify needs no --key or --fingerprint from now on\n`,
+      stderr: '',
+    });
+    expect(readFileSync(trustFile(), 'utf8')).toMatch(new RegExp(`^${key.fingerprint.replace(/[+/]/g, '\\$&')} pinned `));
+    expect(await verifyCmd([target])).toMatchObject({ code: 0, stdout: `OK: 10 files, signed by key ${key.keyId} (${key.fingerprint}, pinned in ${trustFile()}); 1 signed audit checkpoint agrees with its audit rows\n` });
+    expect(await verifyCmd([target, '--fingerprint', key.fingerprint])).toMatchObject({ code: 0 });
+  });
+
+  it('a bundle whose cast was edited, its manifest re-hashed and re-signed with a new key, fails once the key is pinned: the key is not the bastion\'s', async () => {
+    const s1 = f.sessions[0]!.id;
+    const copy = dir();
+    cpSync(target, copy, { recursive: true });
+    const cast = join(copy, 'sessions', `${s1}.cast`);
+    writeFileSync(cast, readFileSync(cast, 'utf8').replace(/"o", "/, '"o", "forged '));
+    const manifest = JSON.parse(readFileSync(join(copy, 'manifest.json'), 'utf8')) as Manifest;
+    const forger = generateSigningKey();
+    const file = manifest.files.find((x) => x.path === `sessions/${s1}.cast`)!;
+    file.sha256 = sha(readFileSync(cast));
+    file.size = readFileSync(cast).length;
+    manifest.key = { id: forger.keyId, algorithm: 'Ed25519', publicKeyPem: forger.publicKeyPem };
+    const bytes = encodeManifest(manifest);
+    writeFileSync(join(copy, 'manifest.json'), bytes);
+    writeFileSync(join(copy, 'manifest.sig'), signManifest(bytes, forger));
+    const r = await verifyCmd([copy]);
+    expect(r.code).toBe(1);
+    const fingerprint = loadOrCreateSigningKey(f.dataDir).fingerprint;
+    expect(r.stdout).toContain(`UNTRUSTED KEY manifest.json: the bundle is signed by key ${forger.fingerprint} which is not the bastion's pinned key (pinned: ${fingerprint}, from ${trustFile()})`);
+    // The checkpoints it carries are the bastion's: they do not verify with the forger's key either.
+    expect(r.stdout).toContain(`BAD SIGNATURE checkpoints.jsonl: checkpoints.jsonl line 1: signed by key ${fingerprint}, not by key ${forger.fingerprint} it is checked with`);
+    // With the bastion's key given as --key, the same.
+    const mine = await verifyCmd([copy, '--key', signingKeyPaths(f.dataDir).publicKey]);
+    expect(mine.code).toBe(1);
+    expect(mine.stdout).toContain(`which is not the bastion's pinned key ${fingerprint}`);
   });
 
   it('verify names a changed cast, raw sidecar, session file, audit file, approval file, manifest and signature', async () => {

@@ -23,6 +23,7 @@ import { CAST_FORMATS } from '../model/vocabulary.js';
 import type { ErrorBody } from '../api/schemas.js';
 import { formatBytes, ProgressLine } from '../evidence/progress.js';
 import { loadOrCreateSigningKey } from '../evidence/signing-key.js';
+import { checkpointDataDir, checkpointsPath } from '../evidence/checkpoints.js';
 import { unpackEvidenceTar } from '../evidence/unpack.js';
 import { openStore } from '../store/index.js';
 
@@ -195,7 +196,7 @@ async function exportLocal(dataDirText: string, recordingsText: string, request:
     let plan;
     try {
       plan = await planEvidence(
-        { sessions: store.sessions, approvals: storeApprovals(store.approvals), audit: store.audit, policyVersions: store.policyVersions, recordingsDir, signingKey: () => loadOrCreateSigningKey(dataDir) },
+        { sessions: store.sessions, approvals: storeApprovals(store.approvals), audit: store.audit, policyVersions: store.policyVersions, recordingsDir, signingKey: () => loadOrCreateSigningKey(dataDir), checkpointsFile: checkpointsPath(dataDir) },
         request,
         (p) => progress?.update('reading', p.done, p.total),
       );
@@ -205,6 +206,7 @@ async function exportLocal(dataDirText: string, recordingsText: string, request:
     }
     await writeEvidenceDir(plan, tmp, (p) => progress?.update('writing', p.done, p.total));
     await store.audit.append(evidenceAuditEvent(plan, 'cli'));
+    await checkpointDataDir(dataDir, store.audit);
   } finally {
     await store.close();
   }

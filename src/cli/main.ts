@@ -21,8 +21,8 @@ commands:
   approvals ...         list, get (show), grant, approve, deny, revoke, watch approvals (kube-bastion approvals --help)
   record ID             an approval's review record: who acted, which rule, who decided, scope kept, what happened
   export ...            write a signed evidence directory (kube-bastion export --help)
-  verify DIR            check an evidence directory's hashes and signature
-  audit verify          check the audit log's hash chain
+  verify DIR            check an evidence directory's hashes, and its signature by the bastion's pinned key
+  audit verify          check the audit log's hash chain against its signed checkpoints, and the tables against it
   sim                   run the simulated cluster alone (kube-bastion sim --help)
 
 Every command answers --help; kube-bastion --version prints the version.`;

@@ -104,6 +104,8 @@ export async function runServe(argv: string[]): Promise<number> {
       `  Kubernetes endpoint: ${bastion.publicUrl}  (upstream: ${bastion.upstream.description})`,
       `  control API:         ${bastion.controlUrl}/v1   metrics: ${bastion.controlUrl}/metrics`,
       `  policy:              ${bastion.policy.current.origin} sha256:${bastion.policy.current.hash.slice(0, 12)} (SIGHUP reloads)`,
+      // Published so reviewers can pin it: kube-bastion verify DIR --fingerprint ...
+      `  signing key:         ${bastion.signingKey.fingerprint}  (evidence and audit checkpoints; ${bastion.controlUrl}/v1/signing-key)`,
       ...extra,
       '',
     ].join('\n'),

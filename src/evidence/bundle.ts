@@ -13,6 +13,8 @@
 //   audit.jsonl                   the audit rows, oldest first, exactly as stored (hash-chain fields
 //                                 included): every row of the approval (refused attempts too) and of
 //                                 its sessions; for a time range, every row in the range as well
+//   checkpoints.jsonl             the bastion's signed audit checkpoints (checkpoints.ts) that cover a
+//                                 row of audit.jsonl, and the latest: verify checks them against it
 //   manifest.json                 path, size and sha256 of every file above (see manifest.ts)
 //   manifest.sig                  base64 Ed25519 signature over manifest.json's exact bytes
 //
@@ -46,6 +48,8 @@ import { findConnectionRaw, findRecording, readPrefix, readPrefixBuffer, session
 import { resolveSigningKey, type SigningKeySource } from './signing-key.js';
 import { tarChunks, tarSize, type TarWriteEntry } from './tar.js';
 import { buildReviewRecord, type ReviewSources } from './record.js';
+import { readCheckpointsText } from './audit-trust.js';
+import { AUDIT_IN_BUNDLE, bundleCheckpointLines, CHECKPOINTS_IN_BUNDLE } from './bundle-checkpoints.js';
 
 /** Approval records: the ApprovalService (effective states), or the store through storeApprovals(). */
 export interface ApprovalSource {
@@ -70,6 +74,8 @@ export interface EvidenceSources {
   audit: AuditLog;
   recordingsDir: string;
   signingKey: SigningKeySource;
+  /** The data dir's audit-checkpoints.jsonl: the checkpoints covering the bundle's rows travel with it. */
+  checkpointsFile?: string;
   /** Policy versions, for the review records' rule text (without them, record.json is left out). */
   policyVersions?: ReviewSources['policyVersions'];
   clock?: () => Date;
@@ -258,7 +264,12 @@ export async function planEvidence(src: EvidenceSources, req: EvidenceRequest, o
       sources.push({ kind: 'file', path, file: found.path, recordedSha256: found.recordedSha256, ...(convertTo ? { convertTo } : {}) });
     }
   }
-  sources.push({ kind: 'memory', path: 'audit.jsonl', data: Buffer.from(subject.audit.map((r) => `${JSON.stringify(r)}\n`).join(''), 'utf8') });
+  sources.push({ kind: 'memory', path: AUDIT_IN_BUNDLE, data: Buffer.from(subject.audit.map((r) => `${JSON.stringify(r)}\n`).join(''), 'utf8') });
+  const checkpointsText = src.checkpointsFile === undefined ? undefined : await readCheckpointsText(src.checkpointsFile);
+  if (checkpointsText) {
+    const lines = bundleCheckpointLines(checkpointsText, new Set(subject.audit.map((r) => r.id)));
+    if (lines !== '') sources.push({ kind: 'memory', path: CHECKPOINTS_IN_BUNDLE, data: Buffer.from(lines, 'utf8') });
+  }
 
   // Pass 1: sizes and hashes.
   const sizes = await Promise.all(sources.map(async (s) => (s.kind === 'memory' ? s.data.length : (await stat(s.file)).size)));

@@ -276,13 +276,20 @@ describe('an approval export', () => {
     const bytes = encodeManifest(m);
     writeFileSync(join(d, MANIFEST_FILE), bytes);
     writeFileSync(join(d, SIGNATURE_FILE), signManifest(bytes, forger));
-    // Self-consistent without a pin; caught with one.
+    // Self-consistent without a pin (only kube-bastion verify insists on one); caught with one.
     expect((await verifyEvidenceDir(d)).ok).toBe(true);
+    expect(lines(await verifyEvidenceDir(d, { requirePinned: true }))).toEqual([
+      `UNTRUSTED KEY manifest.json: the bundle is signed by key ${forger.fingerprint}, which only the bundle itself vouches for: no bastion key is pinned; ` +
+        "pin the bastion's key with --key FILE or --fingerprint SHA256:... (GET /v1/signing-key, the serve banner)",
+    ]);
     const pinned = await verifyEvidenceDir(d, { publicKeyPem: key.publicKeyPem });
     expect(pinned.ok).toBe(false);
     expect(lines(pinned)).toEqual([
       `BAD SIGNATURE manifest.json: manifest.sig is not a signature of these bytes by key ${key.keyId} (the pinned key; the manifest names key ${forger.keyId})`,
-      `BAD SIGNATURE manifest.json: names key ${forger.keyId}, not the pinned key ${key.keyId}`,
+      `UNTRUSTED KEY manifest.json: the bundle is signed by key ${forger.fingerprint} which is not the bastion's pinned key ${key.fingerprint}`,
+    ]);
+    expect(lines(await verifyEvidenceDir(d, { trustedFingerprints: [key.fingerprint], trustedFrom: '--fingerprint' }))).toEqual([
+      `UNTRUSTED KEY manifest.json: the bundle is signed by key ${forger.fingerprint} which is not the bastion's pinned key (pinned: ${key.fingerprint}, from --fingerprint)`,
     ]);
   });
 });

@@ -5,7 +5,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { keyIdOf, publicKeyFromPem, verifySignature, type SigningKey } from './signing-key.js';
+import { fingerprintOf, keyIdOf, publicKeyFromPem, verifySignature, type SigningKey } from './signing-key.js';
+import { AUDIT_IN_BUNDLE, CHECKPOINTS_IN_BUNDLE, checkBundleCheckpoints } from './bundle-checkpoints.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const SIGNATURE_FILE = 'manifest.sig';
@@ -89,7 +90,7 @@ export function sha256Hex(data: Uint8Array | string): string {
 // ---------------------------------------------------------------------------------------------
 // Verification
 
-export type ProblemKind = 'MISMATCH' | 'MISSING' | 'UNEXPECTED' | 'BAD SIGNATURE' | 'INVALID';
+export type ProblemKind = 'MISMATCH' | 'MISSING' | 'UNEXPECTED' | 'BAD SIGNATURE' | 'UNTRUSTED KEY' | 'INVALID';
 
 export interface VerifyProblem {
   kind: ProblemKind;
@@ -104,6 +105,10 @@ export interface VerifyResult {
   files: number;
   /** The key the manifest names (undefined when it cannot be read). */
   keyId?: string;
+  /** Its fingerprint (`SHA256:...`), when there is a usable key. */
+  fingerprint?: string;
+  /** Signed audit checkpoints in the bundle that were checked against its audit rows. */
+  checkpoints?: number;
   manifest?: Manifest;
   problems: VerifyProblem[];
 }
@@ -111,6 +116,15 @@ export interface VerifyResult {
 export interface VerifyOptions {
   /** A pinned public key (SPKI PEM, or the bastion's ed25519.pub): the manifest must be signed by it. */
   publicKeyPem?: string;
+  /**
+   * Pinned fingerprints (`SHA256:...`): the key that signed the manifest must be one of them. With
+   * `requirePinned`, a bundle whose key nothing pins fails (it is only self-certified).
+   */
+  trustedFingerprints?: readonly string[];
+  /** Where the pins come from, for the message (`--fingerprint`, a trust file's path). */
+  trustedFrom?: string;
+  /** Fail unless `publicKeyPem` or `trustedFingerprints` vouch for the key (kube-bastion verify). */
+  requirePinned?: boolean;
 }
 
 /** One line per problem, e.g. `MISMATCH sessions/ses_x.cast: sha256 ab... (manifest: cd...)`. */
@@ -263,8 +277,12 @@ export async function verifyEvidenceDir(dir: string, opts: VerifyOptions = {}): 
     }
   }
   if (pinnedKeyId !== undefined && manifest && manifest.key.id !== pinnedKeyId) {
-    problems.push({ kind: 'BAD SIGNATURE', path: MANIFEST_FILE, message: `names key ${manifest.key.id}, not the pinned key ${pinnedKeyId}` });
+    const named = manifestKeyPem !== undefined && manifestKeyId !== undefined ? fingerprintOf(manifestKeyPem) : manifest.key.id;
+    problems.push({ kind: 'UNTRUSTED KEY', path: MANIFEST_FILE, message: `the bundle is signed by key ${named} which is not the bastion's pinned key ${fingerprintOf(opts.publicKeyPem!)}` });
   }
+  const fingerprint = keyPem !== undefined ? fingerprintOf(keyPem) : undefined;
+  const untrusted = trustProblem(fingerprint, opts);
+  if (untrusted) problems.push(untrusted);
   problems.push(...invalid);
 
   if (!manifest) return { ok: false, files: 0, ...(keyId !== undefined ? { keyId } : {}), problems };
@@ -294,6 +312,13 @@ export async function verifyEvidenceDir(dir: string, opts: VerifyOptions = {}): 
       problems.push({ kind: 'MISMATCH', path: f.path, message: parts.join(', ') });
     }
   }
+  // Signed audit checkpoints against the bundle's audit rows, with the key that signed the manifest.
+  let checkpoints: number | undefined;
+  if (keyPem !== undefined && listed.has(CHECKPOINTS_IN_BUNDLE)) {
+    const checked = await checkBundleCheckpoints(dir, keyPem, listed.has(AUDIT_IN_BUNDLE));
+    problems.push(...checked.problems);
+    checkpoints = checked.checkpoints;
+  }
   for (const rel of (await walk(dir)).sort()) {
     if (rel === MANIFEST_FILE || rel === SIGNATURE_FILE || listed.has(rel)) continue;
     problems.push({ kind: 'UNEXPECTED', path: rel, message: 'not listed in the manifest' });
@@ -303,5 +328,38 @@ export async function verifyEvidenceDir(dir: string, opts: VerifyOptions = {}): 
     const kind = p.kind === 'MISSING' ? 'MISSING' : 'MISMATCH';
     problems.push({ kind, path: String(p.path), message: `at export: ${String(p.message)}` });
   }
-  return { ok: problems.length === 0, files: manifest.files.length, keyId: keyId ?? manifest.key.id, manifest, problems };
+  return {
+    ok: problems.length === 0,
+    files: manifest.files.length,
+    keyId: keyId ?? manifest.key.id,
+    ...(fingerprint !== undefined ? { fingerprint } : {}),
+    ...(checkpoints !== undefined ? { checkpoints } : {}),
+    manifest,
+    problems,
+  };
+}
+
+/**
+ * A signature proves who signed only when the signer's key is known beforehand: a bundle re-signed
+ * with a new key carries that key and verifies against it. So the key must be pinned.
+ */
+function trustProblem(fingerprint: string | undefined, opts: VerifyOptions): VerifyProblem | undefined {
+  if (fingerprint === undefined || opts.publicKeyPem !== undefined) return undefined;
+  const pins = opts.trustedFingerprints ?? [];
+  if (pins.includes(fingerprint)) return undefined;
+  if (pins.length > 0) {
+    return {
+      kind: 'UNTRUSTED KEY',
+      path: MANIFEST_FILE,
+      message: `the bundle is signed by key ${fingerprint} which is not the bastion's pinned key (pinned: ${pins.join(', ')}${opts.trustedFrom ? `, from ${opts.trustedFrom}` : ''})`,
+    };
+  }
+  if (!opts.requirePinned) return undefined;
+  return {
+    kind: 'UNTRUSTED KEY',
+    path: MANIFEST_FILE,
+    message:
+      `the bundle is signed by key ${fingerprint}, which only the bundle itself vouches for: no bastion key is pinned${opts.trustedFrom ? ` (${opts.trustedFrom} has none)` : ''}; ` +
+      "pin the bastion's key with --key FILE or --fingerprint SHA256:... (GET /v1/signing-key, the serve banner)",
+  };
 }

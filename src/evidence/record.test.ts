@@ -13,7 +13,7 @@ let service: SqliteApprovalService;
 beforeEach(() => {
   dir = tempDataDir();
   store = openStore(dir.dir, { synchronous: 'NORMAL' });
-  service = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit });
+  service = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents });
 });
 afterEach(async () => {
   service.close();

@@ -31,7 +31,7 @@ export interface ReviewSources {
 const MAX_ROWS = 9_999;
 
 /** The approval's own life-cycle rows: only deciders and the bastion write them. */
-const LIFE_CYCLE_EVENTS = [
+export const LIFE_CYCLE_EVENTS = [
   'approval.requested',
   'approval.granted',
   'approval.approved',

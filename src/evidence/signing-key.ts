@@ -6,7 +6,8 @@
 //
 // Created on first use. Creation is race-free: the key is written to a temporary file and linked
 // into place, so two processes starting at once end up with the same key. The key id is the first
-// 16 hex characters of sha256 over the public key's SPKI DER.
+// 16 hex characters of sha256 over the public key's SPKI DER; the fingerprint, what people pin, is
+// `SHA256:` and the unpadded base64 of that whole digest (as ssh-keygen -l writes them).
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +22,8 @@ export interface SigningKey {
   readonly keyId: string;
   /** SPKI PEM. */
   readonly publicKeyPem: string;
+  /** `SHA256:<base64>` of the SPKI DER (see fingerprintOf). */
+  readonly fingerprint: string;
   /** Ed25519 signature (64 bytes) over exactly these bytes. */
   sign(data: Uint8Array): Buffer;
 }
@@ -55,6 +58,16 @@ export function keyIdOf(publicKey: KeyObject | string): string {
   return createHash('sha256').update(der).digest('hex').slice(0, 16);
 }
 
+/** `SHA256:` + unpadded base64 of sha256 over the SPKI DER: the form people compare and pin. */
+export function fingerprintOf(publicKey: KeyObject | string): string {
+  const key = typeof publicKey === 'string' ? publicKeyFromPem(publicKey) : publicKey;
+  const der = key.export({ type: 'spki', format: 'der' });
+  return `SHA256:${createHash('sha256').update(der).digest('base64').replace(/=+$/, '')}`;
+}
+
+/** `SHA256:` and 43 base64 characters. */
+export const FINGERPRINT_PATTERN = /^SHA256:[A-Za-z0-9+/]{43}$/;
+
 export function verifySignature(publicKey: KeyObject | string, data: Uint8Array, signature: Uint8Array): boolean {
   const key = typeof publicKey === 'string' ? publicKeyFromPem(publicKey) : publicKey;
   try {
@@ -69,7 +82,7 @@ export function signingKeyFrom(privateKey: KeyObject): SigningKey {
   if (privateKey.asymmetricKeyType !== 'ed25519') throw new BastionError(ErrorCode.CONFIG_INVALID, 'the signing key must be Ed25519');
   const publicKey = createPublicKey(privateKey);
   const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
-  return { keyId: keyIdOf(publicKey), publicKeyPem, sign: (data) => sign(null, data, privateKey) };
+  return { keyId: keyIdOf(publicKey), publicKeyPem, fingerprint: fingerprintOf(publicKey), sign: (data) => sign(null, data, privateKey) };
 }
 
 export function generateSigningKey(): SigningKey {

@@ -143,7 +143,7 @@ export async function fixture(prefix = 'kb-evidence-'): Promise<Fixture> {
   const recordingsDir = join(dir, 'recordings');
   mkdirSync(recordingsDir, { recursive: true });
   const store = openStore(dataDir);
-  const approvals = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, audit: store.audit });
+  const approvals = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents });
   const created = await store.agents.createAgent('claude');
   const agent = { id: created.agent.id, name: created.agent.name };
   const alice = { kind: 'user', name: 'alice', role: 'approver' } as const;

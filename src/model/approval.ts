@@ -85,8 +85,8 @@ export interface ApprovalFilter {
 }
 
 export interface ApprovalEvents {
-  /** Any state change (approved, denied, revoked, expired, abandoned), session count or waiter change. */
-  changed: [approval: Approval];
+  /** Any state change (approved, denied, revoked, expired, abandoned), session count or waiter change, and what it was. */
+  changed: [approval: Approval, change: ApprovalChange];
 }
 
 /** What changed an approval, as its audit row says: the event and who did it (`user:ann`, `system`). */

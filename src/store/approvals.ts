@@ -1,14 +1,18 @@
 // Approval records. This file stores and queries them; the life cycle (who may decide, which
 // transitions exist, audit, expiry timers) is src/approvals/service.ts. State changes are
 // compare-and-set updates, so two deciders (or a decider and the expiry timer) cannot both win,
-// and a trigger refuses any transition outside the life cycle.
+// and a trigger refuses any transition outside the life cycle. A change's audit row (built by the
+// caller from the approval as stored) is appended to the chain in the change's own transaction.
 import { randomBytes } from 'node:crypto';
 import { canonicalScope, scopeJson } from '../model/scope.js';
 import type { Approval, ApprovalDecision, ApprovalScope, ApprovalState } from '../model/approval.js';
 import { BastionError, ErrorCode } from '../errors/index.js';
 import type { Db } from './db.js';
+import { appendAuditEvent } from './audit.js';
 import type {
+  ApprovalAudit,
   ApprovalChanges,
+  AuditEventInput,
   ApprovalStore,
   ApprovalStoreFilter,
   ApprovalTransition,
@@ -131,8 +135,14 @@ export class SqliteApprovalStore implements ApprovalStore {
   private readonly nextUnwaitedAt;
   private readonly transitions = new Map<string, ReturnType<Db['prepare']>>();
 
-  /** Every time-dependent method takes its instant (`asOf`) from the caller: no clock here. */
-  constructor(private readonly db: Db) {
+  /**
+   * Every time-dependent method takes its instant (`asOf`) from the caller; `clock` only stamps an
+   * audit row that brings no time of its own.
+   */
+  constructor(
+    private readonly db: Db,
+    private readonly clock: () => Date = () => new Date(),
+  ) {
     this.byId = db.prepare<[string], ApprovalReadRow>(`SELECT ${COLUMNS} FROM approvals WHERE id = ?`);
     this.insertRow = db.prepare(
       `INSERT INTO approvals (${ROW_COLUMNS}) VALUES (@id, @state, @agent_id, @agent_name, @scope_kind, @scope, @max_sessions,
@@ -219,22 +229,29 @@ export class SqliteApprovalStore implements ApprovalStore {
     return toApproval(this.byId.get(row.id)!);
   }
 
-  async create(input: NewApproval): Promise<Approval> {
-    return this.db.transaction(() => this.insert(input)).immediate();
+  /** Inside the caller's transaction: a failure rolls the change back with it. */
+  private audited(approval: Approval, audit: ((a: Approval) => AuditEventInput) | undefined): Approval {
+    if (audit) appendAuditEvent(this.db, audit(approval), this.clock);
+    return approval;
+  }
+
+  async create(input: NewApproval, audit?: ApprovalAudit): Promise<Approval> {
+    return this.db.transaction(() => this.audited(this.insert(input), audit)).immediate();
   }
 
   async createOrJoinPending(
     input: NewApproval & { state: 'pending' },
     asOf: string,
+    audit?: (approval: Approval, created: boolean) => AuditEventInput,
   ): Promise<{ approval: Approval; created: boolean }> {
     const tx = this.db.transaction((): { approval: Approval; created: boolean } => {
       const existing = this.pendingFor.get(input.agentId, scopeJson(input.scope), asOf);
-      if (!existing) return { approval: this.insert(input), created: true };
+      if (!existing) return { approval: this.audited(this.insert(input), audit && ((a) => audit(a, true))), created: true };
       // The pending approval lasts as long as the longest hold waiting on it.
       if (input.expiresAt !== null) this.extendPending.run(input.expiresAt, existing.id, input.expiresAt);
       // Someone waits on it again.
       this.rewaited.run(existing.id);
-      return { approval: toApproval(this.byId.get(existing.id)!), created: false };
+      return { approval: this.audited(toApproval(this.byId.get(existing.id)!), audit && ((a) => audit(a, false))), created: false };
     });
     return tx.immediate();
   }
@@ -324,7 +341,7 @@ export class SqliteApprovalStore implements ApprovalStore {
       const changed = stmt.get(params) as { id: string } | undefined;
       if (!changed) return undefined;
       if (t.decision) this.recordDecision(id, t.decision);
-      return toApproval(this.byId.get(id)!);
+      return this.audited(toApproval(this.byId.get(id)!), t.audit);
     });
     return apply.immediate();
   }

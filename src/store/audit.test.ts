@@ -309,6 +309,39 @@ describe('audit log', () => {
       expect(await store.audit.verify()).toMatchObject({ ok: true, rows: 1000 });
       expect(failure(await store.audit.verify({ anchor }))).toMatchObject({ rowId: 1000, reason: 'anchor-mismatch' });
     });
+
+    it('several anchors: a rewrite is named at the earliest anchored row it changed, a truncation by the latest', async () => {
+      const rows = await store.audit.query({ limit: 10_000 });
+      const at = (id: number, label: string) => ({ lastId: id, headHash: rows[id - 1]!.hash, label });
+      const anchors = [at(100, 'checkpoint 1'), at(500, 'checkpoint 2'), at(1000, 'checkpoint 3')];
+      expect(await store.audit.verify({ anchors })).toMatchObject({ ok: true, rows: 1000 });
+      tamper(store, (raw) => {
+        const upd = raw.prepare('UPDATE audit_events SET decision = ?, prev_hash = ?, hash = ? WHERE id = ?');
+        let prev = rows[298]!.hash;
+        for (const r of rows.slice(299)) {
+          const edited = { ...r, decision: r.id === 300 ? ('allow' as const) : r.decision, prevHash: prev };
+          const hash = auditRecordHash(prev, edited);
+          upd.run(edited.decision, prev, hash, r.id);
+          prev = hash;
+        }
+      });
+      const rewritten = failure(await store.audit.verify({ anchors }));
+      expect(rewritten).toMatchObject({ rowId: 500, reason: 'anchor-mismatch', anchor: { label: 'checkpoint 2' } });
+      expect(rewritten.message).toMatch(/^rewrite: the head hash at row 500 is [0-9a-f]{64}, but checkpoint 2 recorded /);
+    });
+
+    it('a truncated tail and a wiped log are named against the latest anchor', async () => {
+      const rows = await store.audit.query({ limit: 10_000 });
+      const anchors = [{ lastId: 500, headHash: rows[499]!.hash, label: 'checkpoint 1' }, { lastId: 1000, headHash: rows[999]!.hash, label: 'checkpoint 2' }];
+      tamper(store, (raw) => raw.prepare('DELETE FROM audit_events WHERE id > 998').run());
+      const truncated = failure(await store.audit.verify({ anchors }));
+      expect(truncated).toMatchObject({ rowId: 1000, reason: 'truncated', anchor: { label: 'checkpoint 2' } });
+      expect(truncated.message).toBe('truncation: rows 999..1000 are missing after row 998, though checkpoint 2 covered them');
+      tamper(store, (raw) => raw.prepare('DELETE FROM audit_events').run());
+      const wiped = failure(await store.audit.verify({ anchors }));
+      expect(wiped).toMatchObject({ rowId: 1000, reason: 'wiped', rowsVerified: 0 });
+      expect(wiped.message).toMatch(/^wipe: the audit log has no rows, but checkpoint 2 covered 1000 rows/);
+    });
   });
 
   it('concurrent appends from two processes on the same file keep one valid chain', async () => {

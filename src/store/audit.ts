@@ -15,7 +15,8 @@
 // it at the first bad row. A truncated tail does not (the remaining rows are a valid chain), and
 // someone who can write the file can recompute every hash after an edit. Both are caught by
 // comparing with a head (row count, last id, head hash) recorded outside the database: `head()`
-// gives it, `verify({ anchor })` checks it. See docs/storage.md.
+// gives it, `verify({ anchors })` checks it (the bastion's signed checkpoints are such anchors:
+// src/evidence/checkpoints.ts). See docs/storage.md.
 import { createHash } from 'node:crypto';
 import type { KubeRequest, PolicyDecision } from '../model/request.js';
 import { BastionError, ErrorCode, invalidField } from '../errors/index.js';
@@ -404,7 +405,9 @@ export function verifyAuditChain(db: Db, opts: AuditVerifyOptions = {}): AuditVe
     let expectedId = 1;
     let prevHash = GENESIS_HASH;
     let rows = 0;
-    let anchorHash: string | undefined;
+    const anchors = [...(opts.anchors ?? []), ...(opts.anchor ? [opts.anchor] : [])].filter((a) => a.lastId > 0);
+    const anchorIds = new Set(anchors.map((a) => a.lastId));
+    const hashAt = new Map<number, string>();
     const fail = (rowId: number, reason: Extract<AuditVerifyResult, { ok: false }>['reason'], message: string) =>
       ({ ok: false, rowId, reason, message, rowsVerified: rows }) as const;
 
@@ -437,21 +440,36 @@ export function verifyAuditChain(db: Db, opts: AuditVerifyOptions = {}): AuditVe
       if (actual !== rec.hash) {
         return fail(rec.id, 'hash-mismatch', `audit row ${rec.id}: stored hash does not match its fields (the row was edited)`);
       }
-      if (opts.anchor && rec.id === opts.anchor.lastId) anchorHash = rec.hash;
+      if (anchorIds.has(rec.id)) hashAt.set(rec.id, rec.hash);
       prevHash = rec.hash;
       expectedId = rec.id + 1;
       rows++;
     }
 
     const head: AuditHead = { rows, lastId: expectedId - 1, headHash: prevHash };
-    if (opts.anchor && opts.anchor.lastId > 0) {
-      const { lastId, headHash } = opts.anchor;
-      if (anchorHash === undefined) {
-        return fail(lastId, 'truncated', `audit row ${lastId} (the anchored head) is missing: the log was truncated to ${head.lastId} rows`);
+    // A rewrite is named at the earliest anchored row it changed; a truncation by the latest anchor.
+    const byRow = [...anchors].sort((a, b) => a.lastId - b.lastId);
+    for (const anchor of byRow) {
+      const found = hashAt.get(anchor.lastId);
+      if (found !== undefined && found !== anchor.headHash) {
+        return {
+          ...fail(
+            anchor.lastId,
+            'anchor-mismatch',
+            `rewrite: the head hash at row ${anchor.lastId} is ${found}, but ${anchor.label ?? 'the anchor'} recorded ${anchor.headHash} (the chain was rewritten at or before row ${anchor.lastId})`,
+          ),
+          anchor,
+        };
       }
-      if (anchorHash !== headHash) {
-        return fail(lastId, 'anchor-mismatch', `audit row ${lastId} does not have the anchored hash: the chain was rewritten`);
+    }
+    const latest = byRow[byRow.length - 1];
+    if (latest && !hashAt.has(latest.lastId)) {
+      const name = latest.label ?? 'the anchor';
+      if (rows === 0) {
+        return { ...fail(latest.lastId, 'wiped', `wipe: the audit log has no rows, but ${name} covered ${latest.lastId} rows (head ${latest.headHash})`), anchor: latest };
       }
+      const missing = latest.lastId === head.lastId + 1 ? `row ${latest.lastId} is` : `rows ${head.lastId + 1}..${latest.lastId} are`;
+      return { ...fail(latest.lastId, 'truncated', `truncation: ${missing} missing after row ${head.lastId}, though ${name} covered them`), anchor: latest };
     }
     return { ok: true, rows, head };
   })();

@@ -1,5 +1,6 @@
 // The Store: the storage parts composed over one database. Callers use the interfaces in
-// types.ts; each part lives in its own file and knows nothing about the others.
+// types.ts; each part lives in its own file and knows nothing about the others, except that an
+// approval change appends its audit row in its own transaction (approvals.ts uses audit.ts).
 import { SqliteAgentStore } from './agents.js';
 import { SqliteApprovalStore } from './approvals.js';
 import { SqliteAuditLog } from './audit.js';
@@ -44,7 +45,7 @@ export function openStore(dataDir: string, opts: OpenStoreOptions = {}): SqliteS
     users: new SqliteUserStore(db, clock),
     policyVersions: new SqlitePolicyVersionStore(db, clock),
     audit: new SqliteAuditLog(db, clock),
-    approvals: new SqliteApprovalStore(db),
+    approvals: new SqliteApprovalStore(db, clock),
     sessions: new SqliteSessionStore(db, clock),
     close: async () => closeDatabase(db),
   };

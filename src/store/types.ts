@@ -275,6 +275,8 @@ export type AuditVerifyFailureReason =
   | 'malformed'
   /** The anchor's row is missing: the tail was truncated. */
   | 'truncated'
+  /** Every row is gone, though an anchor covered some. */
+  | 'wiped'
   /** The anchor's row exists but has a different hash: the chain was rewritten. */
   | 'anchor-mismatch';
 
@@ -288,11 +290,21 @@ export type AuditVerifyResult =
       message: string;
       /** Rows checked and found good before the first bad one. */
       rowsVerified: number;
+      /** For `truncated`, `wiped` and `anchor-mismatch`: the anchor that found it. */
+      anchor?: AuditAnchor;
     };
+
+/** A head recorded earlier, outside the database (a signed checkpoint): the chain must still contain it. */
+export interface AuditAnchor extends Pick<AuditHead, 'lastId' | 'headHash'> {
+  /** How messages name it, e.g. `checkpoint 12 (2025-06-01T09:00:00.000Z)`; default `the anchor`. */
+  label?: string;
+}
 
 export interface AuditVerifyOptions {
   /** A head recorded earlier (e.g. by an external anchor): the chain must still contain it. */
-  anchor?: Pick<AuditHead, 'lastId' | 'headHash'>;
+  anchor?: AuditAnchor;
+  /** Several heads recorded earlier: each must still be in the chain; the earliest that is not is named. */
+  anchors?: readonly AuditAnchor[];
 }
 
 export interface AuditLog {
@@ -314,6 +326,12 @@ export type NewApproval = Omit<Approval, 'id' | 'state' | 'revokedAt' | 'revoked
   /** The decision that created it approved (a grant, an auto-approval), recorded in the same transaction. */
   decision?: ApprovalDecision;
 };
+
+/**
+ * The audit row of an approval change, built from the approval as the change stored it; the store
+ * appends it in the change's own transaction, so neither is ever written without the other.
+ */
+export type ApprovalAudit = (approval: Approval) => AuditEventInput;
 
 /** The columns a transition may set (absent = unchanged). */
 export interface ApprovalChanges {
@@ -345,6 +363,8 @@ export interface ApprovalTransition {
   set?: ApprovalChanges;
   /** Appended to the approval's decision history in the same transaction, only if the change applies. */
   decision?: ApprovalDecision;
+  /** Its audit row, appended to the chain in the same transaction, only if the change applies. */
+  audit?: ApprovalAudit;
 }
 
 export interface ApprovalStoreFilter {
@@ -365,13 +385,19 @@ export interface ApprovalStoreFilter {
  * (the service computes the effective state). All instants are ISO 8601 UTC with milliseconds.
  */
 export interface ApprovalStore {
-  create(input: NewApproval): Promise<Approval>;
+  /** Inserts it, with its audit row (when given) in the same transaction. */
+  create(input: NewApproval, audit?: ApprovalAudit): Promise<Approval>;
   /**
    * Atomically: the pending approval for this agent with an identical scope that has not expired at
    * `asOf` (its expiresAt is moved to `input.expiresAt` if that is later, and its nobodyWaitingSince
-   * cleared: someone waits on it again), or else `input` inserted.
+   * cleared: someone waits on it again), or else `input` inserted; with the audit row `audit` builds
+   * (told which it was) in the same transaction.
    */
-  createOrJoinPending(input: NewApproval & { state: 'pending' }, asOf: string): Promise<{ approval: Approval; created: boolean }>;
+  createOrJoinPending(
+    input: NewApproval & { state: 'pending' },
+    asOf: string,
+    audit?: (approval: Approval, created: boolean) => AuditEventInput,
+  ): Promise<{ approval: Approval; created: boolean }>;
   get(id: string): Promise<Approval | undefined>;
   /** Newest first. */
   list(filter?: ApprovalStoreFilter): Promise<Approval[]>;

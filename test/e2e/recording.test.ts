@@ -12,6 +12,8 @@ import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
 import { outputText, parseCast, readRawSidecar, RawChannel } from '../../src/recording/index.js';
 import type { Approval } from '../../src/model/approval.js';
 import type { Session } from '../../src/store/index.js';
+import { generateSigningKey } from '../../src/evidence/signing-key.js';
+import { encodeManifest, signManifest, type Manifest } from '../../src/evidence/manifest.js';
 
 let b: TestBastion;
 let token: string;
@@ -154,10 +156,12 @@ describe('evidence export of a real session, with the built CLI', () => {
   it('export then verify passes; one changed byte in a cast or in the manifest is named', async () => {
     const { execFile } = await import('node:child_process');
     const { resolve } = await import('node:path');
+    // The reviewer's own trust file, where a first pinned verify records the bastion's key.
+    const config = mkdtempSync(join(tmpdir(), 'kb-config-'));
     // Asynchronous: the control endpoint runs in this process and must keep serving.
     const cli = (...args: string[]) =>
       new Promise<{ status: number; stdout: string; stderr: string }>((done) => {
-        execFile(process.execPath, [resolve('bin/kube-bastion.js'), ...args], { env: { ...process.env, KUBE_BASTION_URL: b.bastion.controlUrl, KUBE_BASTION_TOKEN: token } }, (err, stdout, stderr) =>
+        execFile(process.execPath, [resolve('bin/kube-bastion.js'), ...args], { env: { ...process.env, KUBE_BASTION_URL: b.bastion.controlUrl, KUBE_BASTION_TOKEN: token, XDG_CONFIG_HOME: config } }, (err, stdout, stderr) =>
           done({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
         );
       });
@@ -169,7 +173,16 @@ describe('evidence export of a real session, with the built CLI', () => {
     const exported = await cli('export', '--approval', approval.id, '--out', out, '--quiet');
     expect(exported.stderr).toBe('');
     expect(exported.status).toBe(0);
-    expect((await cli('verify', out)).stdout).toMatch(/^OK: \d+ files, signed by key [0-9a-f]{16}/);
+    // Nothing pinned: the bundle's own key vouches for nothing.
+    const unpinned = await cli('verify', out);
+    expect(unpinned.status).toBe(1);
+    expect(unpinned.stdout).toContain(`the bundle is signed by key ${b.bastion.signingKey.fingerprint}, which only the bundle itself vouches for`);
+    // The fingerprint the bastion publishes, pinned once (the trust file remembers it).
+    const published = (await (await fetch(`${b.bastion.controlUrl}/v1/signing-key`)).json()) as { fingerprint: string; keyId: string };
+    expect(published).toMatchObject({ fingerprint: b.bastion.signingKey.fingerprint, keyId: b.bastion.signingKey.keyId });
+    const pinned = await cli('verify', out, '--fingerprint', published.fingerprint);
+    expect(pinned.stdout).toMatch(/^OK: \d+ files, signed by key [0-9a-f]{16} \(SHA256:\S+, pinned with --fingerprint\); \d+ signed audit checkpoints? agrees? with its audit rows\npinned key /);
+    expect((await cli('verify', out)).stdout).toMatch(/^OK: \d+ files, signed by key [0-9a-f]{16} \(SHA256:\S+, pinned in /);
     const json = JSON.parse(readFileSync(join(out, 'sessions', `${session.id}.json`), 'utf8'));
     expect(json).toMatchObject({ id: session.id, approvalId: approval.id, agent: b.agentName, state: 'ended', endReason: 'completed', exitCode: 3 });
     const castFile = join(out, 'sessions', `${session.id}.cast`);
@@ -189,5 +202,22 @@ describe('evidence export of a real session, with the built CLI', () => {
     const forged = await cli('verify', out);
     expect(forged.status).toBe(1);
     expect(forged.stdout).toContain('manifest.json');
+    writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('"Version"', '"version"'));
+
+    // The cast edited, the manifest re-hashed and re-signed with a new key: self-consistent, and
+    // refused with no argument once the bastion's key is pinned.
+    const forger = generateSigningKey();
+    writeFileSync(castFile, flipped);
+    const m = JSON.parse(readFileSync(manifest, 'utf8')) as Manifest;
+    const entry = m.files.find((x) => x.path === `sessions/${session.id}.cast`)!;
+    entry.sha256 = createHash('sha256').update(flipped).digest('hex');
+    entry.size = flipped.length;
+    m.key = { id: forger.keyId, algorithm: 'Ed25519', publicKeyPem: forger.publicKeyPem };
+    const bytes = encodeManifest(m);
+    writeFileSync(manifest, bytes);
+    writeFileSync(join(out, 'manifest.sig'), signManifest(bytes, forger));
+    const resigned = await cli('verify', out);
+    expect(resigned.status).toBe(1);
+    expect(resigned.stdout).toContain(`UNTRUSTED KEY manifest.json: the bundle is signed by key ${forger.fingerprint} which is not the bastion's pinned key (pinned: ${b.bastion.signingKey.fingerprint}, from ${join(config, 'kube-bastion', 'trusted-keys')})`);
   });
 });

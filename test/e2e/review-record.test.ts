@@ -173,7 +173,7 @@ describe('the five answers, each from the record\'s own fields', () => {
   it('the CLI prints it, and the evidence bundle carries it as record.json', async () => {
     const cli = (...args: string[]) =>
       new Promise<{ code: number; stdout: string; stderr: string }>((done) =>
-        execFile(process.execPath, [resolve('bin/kube-bastion.js'), ...args], { env: { ...process.env, KUBE_BASTION_URL: b.bastion.controlUrl, KUBE_BASTION_TOKEN: ann } }, (err, stdout, stderr) =>
+        execFile(process.execPath, [resolve('bin/kube-bastion.js'), ...args], { env: { ...process.env, KUBE_BASTION_URL: b.bastion.controlUrl, KUBE_BASTION_TOKEN: ann, XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), 'kb-config-')) } }, (err, stdout, stderr) =>
           done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
         ),
       );
@@ -191,7 +191,8 @@ describe('the five answers, each from the record\'s own fields', () => {
     const bundled = ReviewRecordSchema.parse(JSON.parse(readFileSync(join(out, 'record.json'), 'utf8')));
     expect(bundled.answers.approvedBy).toBe(r.answers.approvedBy);
     expect(bundled.sessions.map((s) => s.id)).toEqual(r.sessions.map((s) => s.id));
-    const verified = await cli('verify', out);
+    const verified = await cli('verify', out, '--fingerprint', b.bastion.signingKey.fingerprint);
+    expect(verified.stdout).toContain(`signed by key ${b.bastion.signingKey.keyId} (${b.bastion.signingKey.fingerprint}, pinned with --fingerprint)`);
     expect(verified.code).toBe(0);
   });
 });

@@ -1,13 +1,15 @@
 // `kube-bastion serve` and the admin commands as an operator runs them (the built CLI), with real
 // kubectl: bootstrap output, metrics, agent/user creation, policy reload on SIGHUP, graceful
-// shutdown on SIGTERM, and `audit verify` catching an edited row.
+// shutdown on SIGTERM, and `audit verify` catching an edited row, a truncation, a wipe, a rewrite
+// with every later hash recomputed, and an approval table row the chain disagrees with.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_POLICY_YAML } from '../../src/policy/index.js';
+import { auditRecordHash, GENESIS_HASH, queryAudit } from '../../src/store/index.js';
 import { runKubectl } from '../helpers/kubectl.js';
 import { sample } from '../helpers/metrics.js';
 
@@ -150,10 +152,81 @@ describe('kube-bastion serve', () => {
     expect(stderr).toContain('"msg":"stopped"');
   });
 
-  it('audit verify passes on the untouched log and names the row someone edited', () => {
+  it('audit verify passes on the untouched log, every row covered by the checkpoint written at stop', () => {
     const ok = cli('audit', 'verify', '--data-dir', dataDir);
     expect(ok.stdout).toMatch(/^audit log OK: \d+ rows, head [0-9a-f]{64}$/m);
+    const rows = Number(/OK: (\d+) rows/.exec(ok.stdout)![1]);
+    expect(ok.stdout).toMatch(new RegExp(`the latest, checkpoint \\d+ \\(.+\\), covers rows 1\\.\\.${rows}\n`));
+    expect(ok.stdout).toMatch(/ [1-9]\d* approvals and \d+ sessions checked against their audit rows: 0 disagree\n$/);
     expect(ok.status).toBe(0);
+    expect(stdout).toMatch(/signing key: +SHA256:[A-Za-z0-9+/]{43} /);
+  });
+
+  describe('on a copy of the data dir, someone with the database file', () => {
+    /** A copy of the stopped bastion's data dir, changed by `sql` with the append-only triggers dropped. */
+    function tampered(sql: (db: Database.Database) => void): string {
+      const copy = join(mkdtempSync(join(tmpdir(), 'kb-tamper-')), 'data');
+      cpSync(dataDir, copy, { recursive: true });
+      const db = new Database(join(copy, 'kube-bastion.db'));
+      db.exec('DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete; DROP INDEX audit_events_prev_hash;');
+      db.transaction(() => sql(db))();
+      db.close();
+      return copy;
+    }
+    const lastId = (): number => {
+      const db = new Database(join(dataDir, 'kube-bastion.db'), { readonly: true });
+      try {
+        return (db.prepare('SELECT MAX(id) AS id FROM audit_events').get() as { id: number }).id;
+      } finally {
+        db.close();
+      }
+    };
+
+    it('deleting the last row is a truncation', () => {
+      const last = lastId();
+      const r = cli('audit', 'verify', '--data-dir', tampered((db) => db.prepare('DELETE FROM audit_events WHERE id = ?').run(last)));
+      expect(r.status).toBe(1);
+      expect(r.stdout).toMatch(new RegExp(`^audit log BROKEN at row ${last} \\(truncated\\): truncation: row ${last} is missing after row ${last - 1}, though checkpoint \\d+ \\(.+\\) covered them$`, 'm'));
+    });
+
+    it('deleting every row is a wipe', () => {
+      const r = cli('audit', 'verify', '--data-dir', tampered((db) => db.exec('DELETE FROM audit_events')));
+      expect(r.status).toBe(1);
+      expect(r.stdout).toMatch(new RegExp(`^audit log BROKEN at row ${lastId()} \\(wiped\\): wipe: the audit log has no rows, but checkpoint \\d+ \\(.+\\) covered ${lastId()} rows`, 'm'));
+    });
+
+    it('editing a middle row and recomputing every later hash is a rewrite', () => {
+      const copy = tampered((db) => {
+        const rows = (db.prepare('SELECT id FROM audit_events ORDER BY id').all() as { id: number }[]).map((r) => r.id);
+        const middle = rows[Math.floor(rows.length / 2)]!;
+        db.prepare("UPDATE audit_events SET actor = 'user:mallory' WHERE id = ?").run(middle);
+        const upd = db.prepare('UPDATE audit_events SET prev_hash = ?, hash = ? WHERE id = ?');
+        let prev = GENESIS_HASH;
+        for (const record of queryAudit(db, { limit: 10_000 })) {
+          const hash = auditRecordHash(prev, record);
+          upd.run(prev, hash, record.id);
+          prev = hash;
+        }
+      });
+      const r = cli('audit', 'verify', '--data-dir', copy);
+      expect(r.status).toBe(1);
+      expect(r.stdout).toMatch(/^audit log BROKEN at row \d+ \(anchor-mismatch\): rewrite: the head hash at row \d+ is [0-9a-f]{64}, but checkpoint \d+ \(.+\) recorded [0-9a-f]{64}/m);
+    });
+
+    it("changing an approval's expires_at is reported", () => {
+      let id = '';
+      const copy = tampered((db) => {
+        id = (db.prepare('SELECT id FROM approvals ORDER BY created_at LIMIT 1').get() as { id: string }).id;
+        db.prepare("UPDATE approvals SET expires_at = '2099-01-01T00:00:00.000Z' WHERE id = ?").run(id);
+      });
+      const r = cli('audit', 'verify', '--data-dir', copy);
+      expect(r.status).toBe(1);
+      expect(r.stdout).toMatch(/^audit log BROKEN: 1 finding \(the chain itself is intact: \d+ rows\)$/m);
+      expect(r.stdout).toMatch(new RegExp(`^  approval ${id}: expiresAt in the approvals table is "2099-01-01T00:00:00.000Z", but its audit rows \\(last: row \\d+\\) say "\\d{4}-`, 'm'));
+    });
+  });
+
+  it('audit verify names the row someone edited', () => {
     const db = new Database(join(dataDir, 'kube-bastion.db'));
     const row = db.prepare("SELECT id FROM audit_events WHERE event = 'request' AND decision = 'approval' ORDER BY id LIMIT 1").get() as { id: number };
     // Someone with the file in hand: the append-only triggers only stop honest mistakes.
