@@ -47,6 +47,11 @@ export interface SimOptions {
   runAs?: RunAs | 'self';
   /** Called for errors that are not a client's fault (logged by the CLI). */
   onError?: (err: unknown) => void;
+  /**
+   * Highest remote-command protocol version for exec/attach: 4 behaves like an API server older
+   * than 1.30 (v5 refused, the kubelet's v4 over WebSocket and SPDY). Default 5.
+   */
+  maxRemoteCommandVersion?: 4 | 5;
 }
 
 const UNAUTHORIZED = apiStatus(401, 'Unauthorized', 'Unauthorized');
@@ -209,7 +214,12 @@ export class SimCluster {
     }
     if (route.subresource === 'portforward') return this.portForward(req, socket, head, route.namespace, route.name, url.searchParams);
     await handleStreamUpgrade(
-      { store: this.store, runtime: this.runtime, onError: (err) => this.options.onError?.(err) },
+      {
+        store: this.store,
+        runtime: this.runtime,
+        onError: (err) => this.options.onError?.(err),
+        ...(this.options.maxRemoteCommandVersion ? { maxRemoteCommandVersion: this.options.maxRemoteCommandVersion } : {}),
+      },
       req,
       socket,
       head,

@@ -18,6 +18,11 @@ export function upgradeKind(req: IncomingMessage): TransportKind | undefined {
   return undefined;
 }
 
+export interface AcceptedProtocols {
+  websocket?: readonly string[];
+  spdy?: readonly string[];
+}
+
 export function acceptRemoteCommand(
   req: IncomingMessage,
   socket: Duplex,
@@ -25,12 +30,18 @@ export function acceptRemoteCommand(
   options: StreamOptions,
   /** How long a SPDY client may take to open its streams after the 101 (WebSocket needs none). */
   setupTimeoutMs?: number,
+  /** Protocol names accepted per transport (default: every one each transport implements). */
+  supported: AcceptedProtocols = {},
 ): Promise<ServerStreams> {
   switch (upgradeKind(req)) {
     case 'websocket':
-      return acceptWebSocketRemoteCommand(req, socket, head, { options });
+      return acceptWebSocketRemoteCommand(req, socket, head, { options, ...(supported.websocket ? { supported: supported.websocket } : {}) });
     case 'spdy':
-      return acceptSpdyRemoteCommand(req, socket, head, { options, ...(setupTimeoutMs !== undefined ? { streamSetupTimeoutMs: setupTimeoutMs } : {}) });
+      return acceptSpdyRemoteCommand(req, socket, head, {
+        options,
+        ...(setupTimeoutMs !== undefined ? { streamSetupTimeoutMs: setupTimeoutMs } : {}),
+        ...(supported.spdy ? { supported: supported.spdy } : {}),
+      });
     default:
       return Promise.reject(new BastionError(ErrorCode.UPGRADE_REQUIRED, 'Upgrade request required'));
   }

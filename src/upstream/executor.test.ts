@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
+import { SimCluster } from '../sim/cluster.js';
 import type { Readable } from 'node:stream';
 import { exitCodeOf, type Status } from '../protocol/status.js';
 import { isBastionError, UpstreamRefusal } from '../errors/index.js';
@@ -240,7 +241,7 @@ describe('dialUpstreamExec against the simulated cluster', () => {
     expect(entry?.headers['authorization']).toBe('<redacted>');
     expect(entry?.headers['impersonate-user']).toBe('agent:ci-bot');
     expect(entry?.headers['impersonate-extra-kube-bastion%2fsession']).toBe('abc');
-    expect(entry?.headers['sec-websocket-protocol']).toBe('v5.channel.k8s.io,v4.channel.k8s.io');
+    expect(entry?.headers['sec-websocket-protocol']).toBe('v5.channel.k8s.io');
     expect(entry?.headers['sec-websocket-extensions']).toBeUndefined();
   });
 
@@ -338,6 +339,44 @@ describe('dialUpstreamExec against the simulated cluster', () => {
     // high-water mark plus what one socket read can still deliver after pause().
     expect(maxBuffered).toBeGreaterThanOrEqual(OUTPUT_HIGH_WATER_MARK);
     expect(maxBuffered).toBeLessThanOrEqual(OUTPUT_HIGH_WATER_MARK + 512 * 1024);
+  });
+});
+
+describe('dialUpstreamExec against a cluster that refuses v5 (an API server older than 1.30)', () => {
+  let old: SimCluster;
+  let oldUpstream: UpstreamTarget;
+  beforeAll(async () => {
+    old = new SimCluster({ maxRemoteCommandVersion: 4 });
+    await old.start();
+    oldUpstream = upstreamFromCredentials(old.url, old.caPem, old.token, 'old sim');
+  });
+  afterAll(async () => {
+    await old?.stop();
+  });
+
+  it('falls back to SPDY v4: 4 MiB through cat come back, and stdin end() is the FIN that lets cat exit 0', async () => {
+    const from = old.requests.entries.length;
+    const session = await dialUpstreamExec(oldUpstream, { path: execPath(['cat'], { stdin: true }) });
+    expect(session.protocol).toBe('v4.channel.k8s.io over SPDY/3.1');
+    expect(session.canHalfCloseStdin).toBe(true);
+    const out = collect(session.stdout);
+    const input = randomBytes(4 * 1024 * 1024);
+    session.stdin!.end(input);
+    expect(await session.status).toEqual({ metadata: {}, status: 'Success' });
+    await session.closed;
+    expect(out().equals(input)).toBe(true);
+    expect(old.requests.entries.slice(from).filter((e) => e.upgrade).map((e) => e.method)).toEqual(['GET', 'POST']);
+  });
+
+  it('TTY over the fallback: the terminal size follows resize(), exit code 4 arrives as data', async () => {
+    const session = await dialUpstreamExec(oldUpstream, { path: execPath(['sh', '-c', 'read x; stty size; exit 4'], { stdin: true, tty: true, stderr: true }) });
+    session.resize({ width: 101, height: 33 });
+    const out = collect(session.stdout);
+    await new Promise((r) => setTimeout(r, 100));
+    session.stdin!.write('go\r');
+    const status = await session.status;
+    expect(exitCodeOf(status)).toBe(4);
+    expect(out().toString('utf8')).toContain('33 101');
   });
 });
 

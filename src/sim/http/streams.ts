@@ -5,7 +5,9 @@ import type { Duplex } from 'node:stream';
 import { isBastionError } from '../../errors/index.js';
 import { effectiveStreamOptions, parseRemoteCommandQuery } from '../../protocol/options.js';
 import { apiStatus } from '../../protocol/status.js';
-import { acceptRemoteCommand } from '../../transport/accept.js';
+import { ProtocolName } from '../../protocol/constants.js';
+import { acceptRemoteCommand, upgradeKind, type AcceptedProtocols } from '../../transport/accept.js';
+import { negotiateSubprotocol } from '../../transport/websocket/subprotocols.js';
 import { writeStatusToSocket } from '../../transport/http-response.js';
 import type { ObjectStore } from '../store.js';
 import { containerSpecs, ephemeralContainerSpecs, type PodRuntime } from '../runtime/pod-runtime.js';
@@ -17,6 +19,28 @@ export interface StreamContext {
   store: ObjectStore;
   runtime: PodRuntime;
   onError(err: unknown): void;
+  /**
+   * 4: streaming as through an API server older than 1.30 (no v5 translator): the request reaches
+   * the kubelet, which speaks v4 and older over both transports. Default 5.
+   */
+  maxRemoteCommandVersion?: 4 | 5;
+}
+
+/** The kubelet's own lists (its WebSocket handler and the CRI streaming server's SPDY defaults). */
+const KUBELET_PROTOCOLS: AcceptedProtocols = {
+  websocket: [ProtocolName.v4, ProtocolName.base64v4, ProtocolName.v1, ProtocolName.base64v1],
+  spdy: [ProtocolName.v4, ProtocolName.v3, ProtocolName.v2, ProtocolName.v1],
+};
+
+/**
+ * A kubelet's WebSocket handshake (golang.org/x/net/websocket) refuses an offer it cannot serve
+ * with a bare 403, no Status: what an old API server passes back for a v5-only offer.
+ */
+function refusedByKubelet(req: IncomingMessage, socket: Duplex): boolean {
+  if (upgradeKind(req) !== 'websocket') return false;
+  if (negotiateSubprotocol(req.headersDistinct['sec-websocket-protocol'], KUBELET_PROTOCOLS.websocket).ok) return false;
+  socket.end('HTTP/1.1 403 Forbidden\r\n\r\n');
+  return true;
 }
 
 /** Resolves the container name the API server would use, or throws the API server's error. */
@@ -57,9 +81,11 @@ export async function handleStreamUpgrade(
     return;
   }
 
+  const kubelet = ctx.maxRemoteCommandVersion === 4;
+  if (kubelet && refusedByKubelet(req, socket)) return;
   let streams;
   try {
-    streams = await acceptRemoteCommand(req, socket, head, effectiveStreamOptions(query));
+    streams = await acceptRemoteCommand(req, socket, head, effectiveStreamOptions(query), undefined, kubelet ? KUBELET_PROTOCOLS : {});
   } catch (err) {
     if (!isBastionError(err)) throw err;
     writeStatusToSocket(socket, err.toStatus());

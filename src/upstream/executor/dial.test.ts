@@ -120,7 +120,7 @@ describe('options and URL', () => {
 });
 
 describe('handshake', () => {
-  it('dials under the server path prefix with the bearer token and both protocols offered', async () => {
+  it('dials under the server path prefix with the bearer token, offering v5 only', async () => {
     onUpgrade = accept((o) => o[0]!, helloServer());
     const session = await dialUpstreamExec(target('/k8s/clusters/c-1'), { path: PATH });
     expect(session.protocol).toBe('v5.channel.k8s.io');
@@ -129,43 +129,38 @@ describe('handshake', () => {
     expect(out()).toBe('hello\n');
     expect(upgrades[0]!.url).toBe(`/k8s/clusters/c-1${PATH}`);
     expect(upgrades[0]!.headers.authorization).toBe('Bearer fake-token');
-    expect(offered(upgrades[0]!)).toEqual(['v5.channel.k8s.io', 'v4.channel.k8s.io']);
+    expect(offered(upgrades[0]!)).toEqual(['v5.channel.k8s.io']);
   });
 
-  it('falls back to v4 once when a kubelet-style handshake refuses v5 with a bare 403', async () => {
-    // What a kubelet behind a pre-1.30 API server does with an offer it cannot serve.
-    onUpgrade = (req, socket, head) => {
-      if (!offered(req).includes('v4.channel.k8s.io')) {
-        socket.end('HTTP/1.1 403 Forbidden\r\n\r\n');
-        return;
-      }
-      accept(() => 'v4.channel.k8s.io', helloServer('via v4\n', 2))(req, socket, head);
+  it('falls back to SPDY/3.1 (never WebSocket v4) when a kubelet-style handshake refuses v5 with a bare 403', async () => {
+    // What a kubelet behind a pre-1.30 API server does with an offer it cannot serve; the SPDY
+    // session itself is covered in spdy-session.test.ts.
+    onUpgrade = (req, socket) => {
+      if (req.headers.upgrade === 'websocket') socket.end('HTTP/1.1 403 Forbidden\r\n\r\n');
+      else socket.end('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v9\r\n\r\n');
     };
-    const session = await dialUpstreamExec(target(), { path: PATH, protocols: ['v5.channel.k8s.io'] });
-    expect(session.protocol).toBe('v4.channel.k8s.io');
-    expect(session.canHalfCloseStdin).toBe(false);
-    const out = collect(session.stdout);
-    expect((await session.status).reason).toBe('NonZeroExitCode');
-    expect(out()).toBe('via v4\n');
-    expect(upgrades.map(offered)).toEqual([['v5.channel.k8s.io'], ['v4.channel.k8s.io']]);
-  });
-
-  it('falls back to v4 once when upstream answers 101 without a subprotocol', async () => {
-    onUpgrade = accept((o) => (o.includes('v5.channel.k8s.io') ? false : 'v4.channel.k8s.io'), helloServer('v4 again\n'));
-    const session = await dialUpstreamExec(target(), { path: PATH });
-    expect(session.protocol).toBe('v4.channel.k8s.io');
-    const out = collect(session.stdout);
-    expect((await session.status).status).toBe('Success');
-    expect(out()).toBe('v4 again\n');
-    expect(upgrades).toHaveLength(2);
-  });
-
-  it('gives up with NO_COMMON_PROTOCOL when the fallback is refused too', async () => {
-    onUpgrade = accept(() => false, () => {});
     const err = await rejection(dialUpstreamExec(target(), { path: PATH }));
     expect(isBastionError(err, 'NO_COMMON_PROTOCOL')).toBe(true);
-    expect((err as { details: Record<string, unknown> }).details).toMatchObject({ offered: ['v4.channel.k8s.io'], fallbackFrom: ['v5.channel.k8s.io', 'v4.channel.k8s.io'] });
+    expect((err as { details: Record<string, unknown> }).details).toMatchObject({ transport: 'spdy', fallbackFrom: ['v5.channel.k8s.io'] });
+    expect(upgrades.map((u) => [u.method, u.headers.upgrade])).toEqual([['GET', 'websocket'], ['POST', 'SPDY/3.1']]);
+  });
+
+  it('falls back to SPDY when upstream answers 101 without a subprotocol', async () => {
+    onUpgrade = (req, socket, head) => {
+      if (req.headers.upgrade === 'websocket') return accept(() => false, () => {})(req, socket, head);
+      socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 2\r\n\r\nno');
+    };
+    const err = await rejection(dialUpstreamExec(target(), { path: PATH }));
+    expect(isBastionError(err, 'BAD_REQUEST')).toBe(true);
+    expect((err as Error).message).toBe('upstream refused the exec/attach upgrade: HTTP 400 Bad Request: no');
     expect(upgrades).toHaveLength(2);
+  });
+
+  it('an explicit offer without v5 is never retried', async () => {
+    onUpgrade = accept(() => false, () => {});
+    const err = await rejection(dialUpstreamExec(target(), { path: PATH, protocols: ['v4.channel.k8s.io'] }));
+    expect(isBastionError(err, 'NO_COMMON_PROTOCOL')).toBe(true);
+    expect(upgrades).toHaveLength(1);
   });
 
   it('never retries a refusal that carries a Status (RBAC 403), and keeps that Status as data', async () => {

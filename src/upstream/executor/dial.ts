@@ -1,17 +1,18 @@
 // Opens the upstream exec/attach WebSocket: builds ws client options from the UpstreamTarget's
 // TLS settings and credential headers, offers the subprotocols, turns refusals into BastionErrors
-// carrying upstream's Status, and falls back to v4 once when an old server rejects v5.
+// carrying upstream's Status, and falls back to SPDY/3.1 (spdy-dial.ts) when an old server rejects v5.
 import https from 'node:https';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { WebSocket, type ClientOptions } from 'ws';
 import { ProtocolName } from '../../protocol/constants.js';
-import { parseRemoteCommandQuery } from '../../protocol/options.js';
+import { effectiveStreamOptions, parseRemoteCommandQuery } from '../../protocol/options.js';
 import { BastionError, ErrorCode, isBastionError, UpstreamRefusal } from '../../errors/index.js';
 import { SUBPROTOCOLS } from '../../transport/websocket/subprotocols.js';
 import { upstreamPath } from '../rest-proxy.js';
 import type { UpstreamTarget } from '../upstream.js';
 import { classifyRefusal, readBoundedBody } from './refusal.js';
 import { WebSocketUpstreamSession } from './session.js';
+import { dialUpstreamSpdyExec } from './spdy-dial.js';
 import {
   DEFAULT_CLOSE_TIMEOUT_MS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -23,8 +24,8 @@ import {
 } from './types.js';
 
 /**
- * Dials upstream and resolves once the WebSocket is open (101 with one of the offered
- * subprotocols). Rejects only with a BastionError:
+ * Dials upstream and resolves once the session is open: a WebSocket 101 with one of the offered
+ * subprotocols, or (fallback) a SPDY/3.1 session with its streams. Rejects only with a BastionError:
  * - a non-101 answer: an UpstreamRefusal carrying upstream's metav1.Status (or one synthesised
  *   from the answer) and its HTTP status, with `details.offered`;
  * - 101 without one of the offered subprotocols (after the fallback): NO_COMMON_PROTOCOL;
@@ -32,13 +33,15 @@ import {
  * - an abort through `signal`: CONNECTION_CLOSED with `details.aborted = true`;
  * - a bad request (path not starting with '/', unknown subprotocol name): BAD_REQUEST / CONFIG_INVALID.
  *
- * v4 fallback: when the offer contains v5 and upstream rejects the subprotocol — 101 without a
+ * SPDY fallback: when the offer contains v5 and upstream rejects the subprotocol — 101 without a
  * subprotocol (or with one we did not offer), or a 400/403 whose body is not a metav1.Status
  * (a kubelet's handshake refusal when an API server older than 1.30, or with the
- * TranslateStreamCloseWebsocketRequests gate off, proxies the request raw) — the dial is retried
- * once offering only v4.channel.k8s.io. With the default offer [v5, v4] this rarely triggers (the
- * kubelet picks v4 from the same offer); it matters for offers without v4 and for intermediaries
- * that mishandle a list. A refusal carrying a Status (401, 403 RBAC, 404) is never retried.
+ * TranslateStreamCloseWebsocketRequests gate off, proxies the request raw) — the session is
+ * dialed once more over SPDY/3.1 offering v4, v3, v2 and channel.k8s.io, as kubectl 1.27 does.
+ * Not WebSocket v4: it has no way to half-close stdin (`cat` would never see EOF), while a FIN on
+ * the SPDY stdin stream is the half-close on every version. The session's `protocol` then reads
+ * e.g. 'v4.channel.k8s.io over SPDY/3.1'. A refusal carrying a Status (401, 403 RBAC, 404) is
+ * never retried.
  */
 export async function dialUpstreamExec(upstream: UpstreamTarget, req: UpstreamExecRequest): Promise<UpstreamSession> {
   const offer = validateOffer(req.protocols ?? [...DEFAULT_UPSTREAM_PROTOCOLS]);
@@ -47,7 +50,8 @@ export async function dialUpstreamExec(upstream: UpstreamTarget, req: UpstreamEx
   }
   throwIfAborted(req.signal);
   const url = upstreamUrl(upstream.server, req.path);
-  const wantsStdin = parseRemoteCommandQuery(new URLSearchParams(req.path.split('?')[1] ?? '')).stdin;
+  const query = parseRemoteCommandQuery(new URLSearchParams(req.path.split('?')[1] ?? ''));
+  const wantsStdin = query.stdin;
 
   let base: https.RequestOptions;
   try {
@@ -69,9 +73,18 @@ export async function dialUpstreamExec(upstream: UpstreamTarget, req: UpstreamEx
   const first = await attempt(ctx, offer);
   if (first.ok) return first.session;
   if (!first.protocolRejected || !offer.includes(ProtocolName.v5)) throw first.error;
-  const second = await attempt(ctx, [ProtocolName.v4], { fallbackFrom: offer, firstRefusal: first.error.message });
-  if (second.ok) return second.session;
-  throw second.error;
+  return dialUpstreamSpdyExec({
+    server: upstream.server,
+    base,
+    tls: tlsOptions(base),
+    path: req.path,
+    options: effectiveStreamOptions(query),
+    headers: req.headers,
+    signal: req.signal,
+    handshakeTimeoutMs: req.handshakeTimeoutMs,
+    keepAliveMs: ctx.keepAliveMs,
+    details: { fallbackFrom: offer, firstRefusal: first.error.message },
+  });
 }
 
 interface AttemptContext {

@@ -5,11 +5,12 @@ import type { TerminalSize } from '../../protocol/resize.js';
 import type { Status } from '../../protocol/status.js';
 
 /**
- * What the bastion offers upstream by default: v5 first (kube-apiserver ≥1.30 translates it and
- * gives us the CLOSE signal), then v4 (kubelets reached through an API server without the
- * translator pick it from the same offer).
+ * What the bastion offers upstream over WebSocket by default: v5 only (kube-apiserver ≥1.30
+ * translates it and gives us the CLOSE signal). A server that refuses it (a kubelet reached through
+ * an older API server) is dialed over SPDY/3.1 instead, never WebSocket v4, which cannot half-close
+ * stdin (see dial.ts).
  */
-export const DEFAULT_UPSTREAM_PROTOCOLS: readonly string[] = [ProtocolName.v5, ProtocolName.v4];
+export const DEFAULT_UPSTREAM_PROTOCOLS: readonly string[] = [ProtocolName.v5];
 
 /** ws's handshake timeout (TCP + TLS + HTTP upgrade answer). */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 30_000;
@@ -34,7 +35,8 @@ export interface UpstreamExecRequest {
    */
   path: string;
   /**
-   * Subprotocols to offer, most preferred first; default ['v5.channel.k8s.io', 'v4.channel.k8s.io'].
+   * Subprotocols to offer, most preferred first; default ['v5.channel.k8s.io'], with the SPDY/3.1
+   * fallback when upstream refuses an offer containing v5.
    * Any WebSocket remote-command subprotocol the transport knows may be named (v5, v4,
    * v4.base64, channel.k8s.io, base64.channel.k8s.io); anything else is refused (CONFIG_INVALID).
    */
@@ -63,9 +65,9 @@ export interface UpstreamExecRequest {
 }
 
 export interface UpstreamSession {
-  /** The negotiated subprotocol, e.g. 'v5.channel.k8s.io'. */
+  /** The negotiated subprotocol, e.g. 'v5.channel.k8s.io', or 'v4.channel.k8s.io over SPDY/3.1'. */
   readonly protocol: string;
-  /** True if stdin can be half-closed on its own (v5 CLOSE); false for v4 and older. */
+  /** True if stdin can be half-closed on its own (v5 CLOSE, SPDY FIN); false for WebSocket v4 and older. */
   readonly canHalfCloseStdin: boolean;
   /**
    * Once `status` resolved: true when upstream itself said how the session ended (a Status on the
@@ -76,8 +78,8 @@ export interface UpstreamSession {
   /**
    * Writes channel 0; null unless the request's query has stdin=true. Each write's callback fires
    * once its bytes reached the socket (bounded: about 32 KiB buffered plus 256 KiB in the socket).
-   * end(): v5 sends CLOSE `[255, 0]`, so upstream stdin sees EOF while output keeps flowing. Under
-   * v4 and older nothing can be half-closed: end() finishes the Writable locally and sends
+   * end(): v5 sends CLOSE `[255, 0]` (SPDY: a FIN on the stdin stream), so upstream stdin sees EOF
+   * while output keeps flowing. Under WebSocket v4 and older nothing can be half-closed: end() finishes the Writable locally and sends
    * nothing; upstream stdin stays open until the session closes (the process exits, or destroy()).
    * Destroyed (without an error) when the session closes.
    */
