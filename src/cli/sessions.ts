@@ -12,19 +12,27 @@ import { SESSION_STATES } from '../model/vocabulary.js';
 import { ApiFailure, client, formatArgv, formatTable } from './approvals.js';
 import { DEFAULT_CONTROL_URL, resolveControlTarget } from './control-target.js';
 
-export const SESSIONS_USAGE = `usage: kube-bastion sessions <command> [options]
+const SYNOPSES = {
+  list: `list [--approval ID] [--agent NAME] [--state ${SESSION_STATES.join('|')}]   newest first`,
+  show: `show ID     one session with every hash; a port-forward's connections
+              (port, times, outcome, bytes and sha256 each way)`,
+  get: 'get ID      the same as show',
+} as const;
 
-commands:
-  list [--approval ID] [--agent NAME] [--state ${SESSION_STATES.join('|')}]   newest first
-  show ID                              one session with every hash; a port-forward's connections
-                                       (port, times, outcome, bytes and sha256 each way)
-  get ID                               the same as show
-
-options:
+const SESSIONS_OPTIONS = `options:
   --server URL     control API (default $KUBE_BASTION_URL, else ${DEFAULT_CONTROL_URL})
   --token TOKEN    user token (default $KUBE_BASTION_TOKEN; kube-bastion user add NAME --role reviewer)
   --ca FILE        CA certificate for an https --server (default $KUBE_BASTION_CA)
   -o, --output F   table (default) or json`;
+
+export const SESSIONS_USAGE = `usage: kube-bastion sessions <command> [options]
+
+commands:
+${Object.values(SYNOPSES)
+  .map((l) => `  ${l}`)
+  .join('\n')}
+
+${SESSIONS_OPTIONS}`;
 
 export interface SessionsIo {
   stdout: (text: string) => void;
@@ -121,7 +129,8 @@ export async function runSessions(argv: string[], io: Partial<SessionsIo> = {}):
   const { values, positionals } = parsed;
   const [command, ...args] = positionals;
   if (values.help || command === 'help') {
-    out(`${SESSIONS_USAGE}\n`);
+    const one = command !== undefined && command in SYNOPSES ? SYNOPSES[command as keyof typeof SYNOPSES] : undefined;
+    out(`${one !== undefined ? `usage: kube-bastion sessions ${one}\n\n${SESSIONS_OPTIONS}` : SESSIONS_USAGE}\n`);
     return 0;
   }
   if (command !== 'list' && command !== 'show' && command !== 'get') throw usage(command === undefined ? 'give a command' : `unknown command ${JSON.stringify(command)}`);
