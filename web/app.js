@@ -25,6 +25,9 @@ import { APPROVAL_STATES, DECIDER_ROLES, MAX_REASON_LENGTH, MAX_TTL_SECONDS, SES
 /** @typedef {import('../src/api/schemas.js').ErrorBody} ErrorBody */
 /** @typedef {import('../src/api/schemas.js').ApiUser} User */
 /** @typedef {import('../src/api/schemas.js').ApiSession} Session */
+/** @typedef {import('../src/api/schemas.js').ApiSessionDetail} SessionDetail */
+/** @typedef {import('../src/model/forward.js').ForwardedConnection} ForwardedConnection */
+/** @typedef {import('../src/model/review-record-schema.js').ReviewConnection} ReviewConnection */
 /** @typedef {import('../src/api/schemas.js').ApprovalList} ApprovalList */
 /** @typedef {import('../src/api/schemas.js').SessionList} SessionList */
 /** @typedef {import('../src/model/review-record-schema.js').ReviewRecord} ReviewRecord */
@@ -250,7 +253,9 @@ function stateCell(a) {
 function scopeSummary(scope) {
   if (!scope || typeof scope !== 'object') return '—';
   if (scope.kind === 'stream') {
-    let s = `${(scope.verbs ?? []).join(',')} ${scope.pod} -c ${scope.container} -n ${scope.namespace}`;
+    // A port-forward reaches the pod (no container) and names its ports (none while its approver has not).
+    let s = `${(scope.verbs ?? []).join(',')} ${scope.pod}${scope.container !== undefined ? ` -c ${scope.container}` : ''} -n ${scope.namespace}`;
+    if (scope.verbs?.includes('portforward')) s += ` ports=${scope.ports ? scope.ports.join(',') : 'none'}`;
     if (scope.maxSessions) s += ` max-sessions=${scope.maxSessions}`;
     // The command itself, not a count (cut when long; the record lists every command whole).
     if (scope.commands?.length) {
@@ -285,9 +290,10 @@ function scopeDetails(scope) {
       ['Kind', 'stream (exec / attach / port-forward)'],
       ['Namespace', scope.namespace],
       ['Pod', scope.pod],
-      ['Container', scope.container],
+      ['Container', scope.container ?? 'none: a port-forward reaches the pod'],
       ['Verbs', (scope.verbs ?? []).join(', ')],
-      ['Commands', scope.commands ? h('ul', { class: 'plain' }, scope.commands.map((c) => h('li', {}, h('code', {}, argv(c))))) : 'any command'],
+      scope.verbs?.includes('exec') && ['Commands', scope.commands ? h('ul', { class: 'plain' }, scope.commands.map((c) => h('li', {}, h('code', {}, argv(c))))) : 'any command'],
+      scope.verbs?.includes('portforward') && ['Ports', scope.ports ? scope.ports.join(', ') : h('span', { class: 'warn' }, 'none named yet: its approver names them')],
       ['Max sessions', scope.maxSessions ?? 'unlimited until expiry'],
     ]);
   }
@@ -440,6 +446,8 @@ function openDecision(kind, a, opener) {
   const ttl = kind === 'approve' ? h('input', { id: ttlId, name: 'ttl', type: 'text', inputmode: 'text', autocomplete: 'off', placeholder: 'as requested', 'aria-describedby': ttlHintId }) : null;
   // A held REST request: approved for exactly that request, once, unless the approver widens it.
   const widen = kind === 'approve' && a.scope?.kind === 'rest' && a.scope.request ? widenFields() : null;
+  // A held port-forward: its approver names the pod ports (kubectl names them only inside the stream).
+  const ports = kind === 'approve' && a.scope?.kind === 'stream' && a.scope.verbs?.includes('portforward') ? portsField(a.scope.ports) : null;
   const reason = h('input', { id: reasonId, name: 'reason', type: 'text', autocomplete: 'off', maxlength: String(MAX_REASON_LENGTH), required: kind === 'deny', 'aria-required': kind === 'deny' ? 'true' : null });
   const confirm = h('button', { type: 'submit', class: kind }, spec.title);
   const cancel = h('button', { type: 'button', onclick: () => dialog.close() }, 'Cancel');
@@ -458,6 +466,7 @@ function openDecision(kind, a, opener) {
     kind === 'approve' && a.request?.risk ? riskList(a.request.risk) : null,
     kind === 'approve' && a.request?.body ? h('details', { class: 'body' }, h('summary', {}, 'Body'), bodyBlock(a.request.body)) : null,
     widen?.fields,
+    ports?.field,
     kind === 'revoke' ? h('p', { class: 'warn' }, 'Revoking cuts the sessions running under this approval at once.') : null,
     ttl && h('div', { class: 'field' }, h('label', { for: ttlId }, 'Valid for (optional)'), ttl, h('p', { class: 'hint', id: ttlHintId }, 'From now: 90s, 10m, 2h, 1h30m, 1d or seconds; at most 1d. Empty: the validity the request carried.')),
     h('div', { class: 'field' }, h('label', { for: reasonId }, kind === 'deny' ? 'Reason (required)' : 'Reason (optional)'), reason),
@@ -506,6 +515,16 @@ function openDecision(kind, a, opener) {
       if (w.scope) body.scope = w.scope;
       if (w.uses !== undefined) body.uses = w.uses;
     }
+    if (ports) {
+      const p = ports.read();
+      if (p.error !== undefined) {
+        error.textContent = p.error;
+        ports.input.setAttribute('aria-invalid', 'true');
+        ports.input.focus();
+        return;
+      }
+      body.ports = p.ports;
+    }
     confirm.disabled = true;
     cancel.disabled = true;
     try {
@@ -531,7 +550,34 @@ function openDecision(kind, a, opener) {
   });
   document.body.append(dialog);
   dialog.showModal();
-  (ttl ?? reason).focus();
+  (ports?.input ?? ttl ?? reason).focus();
+}
+
+/**
+ * The approve dialog's ports of a held port-forward, prefilled with the ports the request named.
+ * @param {number[] | undefined} requested
+ */
+function portsField(requested) {
+  const id = uid('ports');
+  const hintId = uid('ports-hint');
+  const input = h('input', { id, name: 'ports', type: 'text', inputmode: 'numeric', autocomplete: 'off', required: true, 'aria-required': 'true', placeholder: 'e.g. 8080, 5432', 'aria-describedby': hintId });
+  if (requested?.length) input.value = requested.join(', ');
+  const field = h(
+    'div',
+    { class: 'field' },
+    h('label', { for: id }, 'Pod ports (required)'),
+    input,
+    h('p', { class: 'hint', id: hintId }, 'The pod ports its connections may reach, separated by commas; a connection to any other port is refused and listed in the record.'),
+  );
+  const read = () => {
+    const parts = input.value.split(',').map((p) => p.trim()).filter((p) => p !== '');
+    if (parts.length === 0) return { error: 'Pod ports: name the pod ports this port-forward may reach.' };
+    if (parts.some((p) => !/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 65535)) return { error: 'Pod ports: give TCP ports from 1 to 65535, separated by commas.' };
+    const list = parts.map(Number);
+    if (new Set(list).size !== list.length) return { error: 'Pod ports: a port is named twice.' };
+    return { ports: list };
+  };
+  return { field, input, read };
 }
 
 /** The approve dialog's widening of a held REST request: its scope (exact request or shape) and uses. */
@@ -814,6 +860,49 @@ async function renderApprovals(query, opts) {
   });
 }
 
+/** `demo/web-0 -c app`; a port-forward reaches the pod. @param {Session} s */
+function sessionTarget(s) {
+  return s.operation === 'portforward' ? `${s.namespace}/${s.pod}` : `${s.namespace}/${s.pod} -c ${s.container}`;
+}
+
+/**
+ * A port-forward session's connections: port, times, outcome, bytes and sha256 each way, protocol;
+ * in the review, whether each was inside the approved ports and why (a refused one is outside).
+ * @param {Array<ForwardedConnection | ReviewConnection>} connections
+ * @param {string} caption
+ */
+function connectionsTable(connections, caption) {
+  if (connections.length === 0) return h('p', { class: 'empty' }, 'No connections were forwarded.');
+  const reviewed = connections.some((c) => 'why' in c);
+  const cols = ['#', 'Port', 'Started', 'Ended', 'Outcome', 'Bytes in / out', 'Protocol', 'sha256 in / out', ...(reviewed ? ['In scope', 'Why'] : ['Detail'])];
+  return h(
+    'table',
+    { class: 'connections' },
+    h('caption', { class: 'visually-hidden' }, caption),
+    h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, c)))),
+    h(
+      'tbody',
+      {},
+      connections.map((c) => {
+        const outside = 'inScope' in c ? !c.inScope : c.outcome === 'refused';
+        return h(
+          'tr',
+          { class: outside ? 'outside' : '' },
+          h('td', {}, String(c.seq)),
+          h('td', {}, String(c.port)),
+          h('td', {}, timeEl(c.startedAt)),
+          h('td', {}, c.endedAt ? timeEl(c.endedAt) : badge('open')),
+          h('td', {}, c.outcome ?? 'open'),
+          h('td', {}, `${c.bytesIn} / ${c.bytesOut}`),
+          h('td', {}, c.protocol ?? '—'),
+          h('td', {}, c.sha256In || c.sha256Out ? [h('code', { class: 'hash' }, c.sha256In ?? '—'), h('br'), h('code', { class: 'hash' }, c.sha256Out ?? '—')] : '—'),
+          ...('why' in c ? [h('td', {}, c.inScope ? 'yes' : 'no'), h('td', {}, c.why)] : [h('td', {}, c.outcome === 'refused' ? `refused, outside the approved ports: ${c.detail ?? '—'}` : (c.detail ?? '—'))]),
+        );
+      }),
+    ),
+  );
+}
+
 /** @param {Session[]} sessions */
 function sessionsTable(sessions) {
   if (!sessions.length) return h('p', { class: 'empty' }, 'No sessions under this approval.');
@@ -832,7 +921,7 @@ function sessionsTable(sessions) {
           h('td', {}, h('a', { href: href.session(s.id) }, s.id)),
           h('td', {}, s.operation ?? '—', s.tty ? ' (tty)' : ''),
           h('td', {}, s.command?.length ? h('code', {}, argv(s.command)) : h('span', { class: 'muted' }, '—')),
-          h('td', {}, `${s.namespace}/${s.pod} -c ${s.container}`),
+          h('td', {}, sessionTarget(s)),
           h('td', {}, timeEl(s.startedAt)),
           h('td', {}, s.state === 'open' ? badge('open') : timeEl(s.endedAt)),
           h('td', {}, s.endReason ?? '—'),
@@ -866,6 +955,12 @@ function reviewSection(r) {
       h('thead', {}, h('tr', {}, ['When', 'Event', 'By', 'Reason'].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, r.decisions.map((d) => h('tr', {}, h('td', {}, timeEl(d.at)), h('td', {}, d.event), h('td', {}, d.actor ?? '—'), h('td', {}, d.reason ?? '—')))),
     ),
+    ...r.sessions
+      .filter((s) => s.connections !== null)
+      .flatMap((s) => [
+        h('h3', {}, 'Connections forwarded by session ', h('a', { href: href.session(s.id) }, s.id)),
+        connectionsTable(s.connections ?? [], `Connections of session ${s.id}`),
+      ]),
     h('h3', {}, 'Attempts against the same target'),
     r.conformance.attempts.length === 0
       ? h('p', { class: 'empty' }, 'No requests against this target in the approval\'s window.')
@@ -981,7 +1076,7 @@ function sessionFacts(s) {
   return rows([
     ['State', badge(s.state)],
     ['Agent', [s.agent, ' ', h('span', { class: 'muted' }, `(${s.agentId})`)]],
-    ['Target', `${s.namespace}/${s.pod} -c ${s.container}`],
+    ['Target', sessionTarget(s)],
     ['Operation', [s.operation ?? '—', s.tty ? ' with a TTY' : '']],
     ['Command', s.command?.length ? h('code', {}, argv(s.command)) : null],
     ['Transport', `${s.transport} ${s.protocol}${s.upstreamProtocol ? ` → upstream ${s.upstreamProtocol}` : ''}`],
@@ -1073,7 +1168,7 @@ async function mountPlayer(s, box, seq) {
 /** @param {string} id */
 async function renderSession(id, opts) {
   const seq = viewSeq;
-  /** @type {Session} */
+  /** @type {SessionDetail} */
   let s;
   /** @type {Approval | null} */
   let a = null;
@@ -1101,20 +1196,26 @@ async function renderSession(id, opts) {
     h('h2', { id: 'approval-h' }, s.approvalId ? ['Approval ', h('a', { href: href.approval(s.approvalId) }, s.approvalId)] : 'Approval'),
     s.approvalId ? (a ? approvalRecord(a) : errorBox(approvalError)) : h('p', {}, 'None: a policy rule allowed this session without an approval.'),
   );
-  const playerBox = h('div', { class: 'player-box', role: 'region', 'aria-label': 'Recording player' }, h('p', { class: 'muted' }, 'Loading the recording…'));
+  // A port-forward has no terminal to replay: its record is its connections (their bytes are in the evidence archive).
+  const forward = s.operation === 'portforward';
+  const playerBox = forward
+    ? null
+    : h('div', { class: 'player-box', role: 'region', 'aria-label': 'Recording player' }, h('p', { class: 'muted' }, 'Loading the recording…'));
   const sid = encodeURIComponent(s.id);
   const replayPane = h(
     'section',
     { class: 'replay-pane', 'aria-labelledby': 'replay-h' },
-    h('h2', { id: 'replay-h' }, 'Replay'),
-    s.state === 'open' ? h('p', { class: 'warn' }, 'This session is still open: the recording so far.') : null,
+    h('h2', { id: 'replay-h' }, forward ? 'Forwarded connections' : 'Replay'),
+    s.state === 'open' ? h('p', { class: 'warn' }, forward ? 'This session is still open: the connections so far.' : 'This session is still open: the recording so far.') : null,
     playerBox,
+    forward ? connectionsTable(s.connections ?? [], `Connections of session ${s.id}`) : null,
+    forward ? h('p', { class: 'muted' }, 'The bytes of each connection, both ways, are in its raw sidecar: download the evidence archive.') : null,
     h(
       'div',
       { class: 'toolbar' },
       // As recorded (no format): the bytes the recorded sha256 is of.
-      downloadButton('Download recording (.cast)', `/v1/sessions/${sid}/recording`, `${safeFileName(s.id, 'session')}.cast`),
-      downloadButton('Download raw stream', `/v1/sessions/${sid}/raw`, `${safeFileName(s.id, 'session')}.raw`),
+      forward ? null : downloadButton('Download recording (.cast)', `/v1/sessions/${sid}/recording`, `${safeFileName(s.id, 'session')}.cast`),
+      forward ? null : downloadButton('Download raw stream', `/v1/sessions/${sid}/raw`, `${safeFileName(s.id, 'session')}.raw`),
       s.approvalId ? downloadButton('Download evidence archive (.tar)', `/v1/approvals/${encodeURIComponent(s.approvalId)}/evidence`, `${safeFileName(s.approvalId, 'approval')}-evidence.tar`) : null,
     ),
     h('h3', {}, 'Session'),
@@ -1128,7 +1229,7 @@ async function renderSession(id, opts) {
     heading('Session ', h('code', {}, s.id), ' ', badge(s.state)),
     h('div', { class: 'session-layout' }, approvalPane, replayPane),
   ], opts);
-  await mountPlayer(s, playerBox, seq);
+  if (playerBox) await mountPlayer(s, playerBox, seq);
 }
 
 function renderNotFound() {

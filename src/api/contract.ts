@@ -395,8 +395,27 @@ export const queryAudit = route({
 });
 
 /** What audit verify finds in the example world, whose rows were written without the chain: newest approval first. */
+/** What audit verify finds in the example world, whose rows were written straight into the tables. */
+const unauditedSession = (id: string, endReason: string) => [
+  {
+    table: 'sessions' as const,
+    id,
+    field: 'row',
+    stored: '"ended"',
+    audited: null,
+    message: `session ${id} is in the sessions table but no session.start audit row records it`,
+  },
+  {
+    table: 'sessions' as const,
+    id,
+    field: 'endReason',
+    stored: JSON.stringify(endReason),
+    audited: null,
+    message: `session ${id} ended (${endReason}) in the sessions table but no session.end audit row records its end`,
+  },
+];
 const UNAUDITED_WORLD = [
-  ...[PENDING_REST, REVOKED_REST, DENIED_REST, APPROVED_STREAM, PENDING_EXEC].map((a) => ({
+  ...[APPROVED_FORWARD, PENDING_FORWARD, PENDING_REST, REVOKED_REST, DENIED_REST, APPROVED_STREAM, PENDING_EXEC].map((a) => ({
     table: 'approvals' as const,
     id: a.id,
     field: 'row',
@@ -404,22 +423,8 @@ const UNAUDITED_WORLD = [
     audited: null,
     message: `approval ${a.id} (${a.state}) is in the approvals table but no audit row records it: it was written behind the bastion's back`,
   })),
-  {
-    table: 'sessions' as const,
-    id: ENDED_SESSION.id,
-    field: 'row',
-    stored: '"ended"',
-    audited: null,
-    message: `session ${ENDED_SESSION.id} is in the sessions table but no session.start audit row records it`,
-  },
-  {
-    table: 'sessions' as const,
-    id: ENDED_SESSION.id,
-    field: 'endReason',
-    stored: '"completed"',
-    audited: null,
-    message: `session ${ENDED_SESSION.id} ended (completed) in the sessions table but no session.end audit row records its end`,
-  },
+  ...unauditedSession(FORWARD_SESSION.id, FORWARD_SESSION.endReason),
+  ...unauditedSession(ENDED_SESSION.id, 'completed'),
 ];
 
 export const verifyAudit = route({
@@ -442,7 +447,7 @@ export const verifyAudit = route({
         ok: false,
         chain: { ok: true, rows: 0, head: { rows: 0, lastId: 0, headHash: '0'.repeat(64) } },
         checkpoints: { count: 0, latest: null, problems: [] },
-        tables: { approvals: 5, sessions: 1, disagreements: UNAUDITED_WORLD },
+        tables: { approvals: 7, sessions: 2, disagreements: UNAUDITED_WORLD },
         findings: UNAUDITED_WORLD.map((d) => d.message),
       },
     },

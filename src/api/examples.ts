@@ -305,7 +305,7 @@ export const FORWARD_SESSION = {
       bytesOut: EXAMPLE_FORWARD_OUT.length,
       sha256In: sha256Hex(EXAMPLE_FORWARD_IN),
       sha256Out: sha256Hex(EXAMPLE_FORWARD_OUT),
-      rawPath: 'apr_g2h3j4k5m6n7p2q3r4sa/ses_f2w3d4p5q6r7s2t3v4wz.1.raw',
+      rawPath: 'apr_g2h3j4k5m6n7p2q3r4sa/ses_f2w3d4p5q6r7s2t3v4wz.c1.raw',
       rawSha256: sha256Hex(EXAMPLE_FORWARD_RAW),
       protocol: 'http/1.x',
     },

@@ -121,6 +121,48 @@ describe('parseDuration and formatScope', () => {
     expect(formatScope({ ...scope, commands: [long] })).toBe('exec web-0 -c app -n demo -- tar cf - -C /var/lib/app/data/with/a/very/long/…');
     expect(formatScope({ ...scope, verbs: ['attach', 'exec'] })).toBe('attach,exec web-0 -c app -n demo');
   });
+
+  it('shows the ports of a port-forward scope (none while its approver has not named them), and no container', () => {
+    const forward: StreamScope = { kind: 'stream', namespace: 'demo', pod: 'web-0', verbs: ['portforward'] };
+    expect(formatScope(forward)).toBe('portforward web-0 -n demo ports=none');
+    expect(formatScope({ ...forward, ports: [7000, 8080] })).toBe('portforward web-0 -n demo ports=7000,8080');
+    expect(formatScope({ ...forward, container: 'app', verbs: ['exec', 'portforward'], ports: [8080], maxSessions: 1 })).toBe('exec,portforward web-0 -c app -n demo ports=8080 max-sessions=1');
+  });
+});
+
+describe('kube-bastion approvals and port-forwards', () => {
+  it('grant --verbs portforward --ports (no --container); without --ports the API refusal names --ports', async () => {
+    const args = ['grant', '--agent', 'claude', '--namespace', 'demo', '--pod', 'web-0', '--verbs', 'portforward', '--ttl', '10m', '--reason', 'INC-8'];
+    const refused = await run(args);
+    expect(refused).toEqual({ code: 1, stdout: '', stderr: 'kube-bastion approvals: ports is required: a port-forward grant names the pod ports it may reach (--ports)\n' });
+    const r = await run([...args, '--ports', '8080, 7000']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^approval apr_\S+ granted: portforward web-0 -n demo ports=7000,8080 for agent claude, expires /);
+    expect(await usageError([...args, '--ports', '8080;7000'])).toMatch(/^--ports "8080;7000": give pod ports separated by commas/);
+    // exec still needs its container.
+    expect(await usageError(['grant', '--agent', 'claude', '--namespace', 'demo', '--pod', 'web-0', '--verbs', 'exec,portforward', '--ports', '80', '--ttl', '1m', '--reason', 'x'])).toMatch(
+      /^--container CONTAINER is required/,
+    );
+  });
+
+  it('approve ID --ports names the ports of a held port-forward; get shows them; without them the refusal names --ports', async () => {
+    const pod = `forward-${++podCounter}`;
+    const { approval: held } = await approvals.requestOrJoin({
+      agent,
+      scope: { kind: 'stream', namespace: 'demo', pod, verbs: ['portforward'] },
+      request: { method: 'POST', path: `/api/v1/namespaces/demo/pods/${pod}/portforward` },
+      holdSeconds: 300,
+    });
+    expect((await run(['get', held.id])).stdout).toMatch(/\nPorts:\s+none named yet \(approve with --ports\)\n/);
+    expect(await run(['approve', held.id])).toEqual({ code: 1, stdout: '', stderr: 'kube-bastion approvals: ports is required: name the pod ports this port-forward may reach (--ports)\n' });
+    const r = await run(['approve', held.id, '--ports', '8080,5432', '--reason', 'db and app']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`approval ${held.id} approved: portforward ${pod} -n demo ports=5432,8080 for agent claude`);
+    expect((await run(['get', held.id])).stdout).toMatch(/\nPorts:\s+5432, 8080\n/);
+    // On an exec approval, --ports is the API's refusal.
+    const exec = await pending();
+    expect((await run(['approve', exec.id, '--ports', '80'])).stderr).toBe('kube-bastion approvals: ports names the pod ports a port-forward may reach; this approval is for exec (--ports)\n');
+  });
 });
 
 describe('kube-bastion approvals against the control API', () => {

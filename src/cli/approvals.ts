@@ -2,7 +2,7 @@
 //
 //   list [--state S] [--agent A]        get ID        watch [--agent A]
 //   grant --agent A (stream or REST scope) --ttl 10m --reason TEXT
-//   approve ID [--ttl 10m] [--reason T] [--uses N] [--scope request|shape]
+//   approve ID [--ttl 10m] [--reason T] [--uses N] [--scope request|shape] [--ports 8080,7000]
 //   deny ID --reason T  revoke ID [--reason T]
 //
 // Exit status: 0 done, 1 the API (or the network) refused, 2 usage (thrown as BastionError USAGE,
@@ -31,12 +31,15 @@ const SYNOPSES = {
   record: 'record ID                           the review record: the five questions answered (also: kube-bastion record ID)',
   grant: `grant --agent NAME --namespace NS --pod POD --container C --verbs ${VERBS_TEXT}
         --ttl DURATION --reason TEXT [--command '["argv","as","JSON"]' ...] [--max-sessions N]
+        [--ports PORT,...] (required with portforward; --container is left out when --verbs is
+        only portforward: a port-forward reaches the pod)
   grant --agent NAME --verb VERB --resource RESOURCE [--namespace NS] [--name NAME]
         --ttl DURATION --reason TEXT [--max-uses N]`,
-  approve: `approve ID [--ttl DURATION] [--reason TEXT] [--uses N] [--scope ${REST_APPROVAL_WIDTHS.join('|')}]
+  approve: `approve ID [--ttl DURATION] [--reason TEXT] [--uses N] [--scope ${REST_APPROVAL_WIDTHS.join('|')}] [--ports PORT,...]
         a held REST request is approved for that exact request, once; --uses N admits it N times,
         --scope shape any request of its verb, resource, namespace and name (any body; --uses N
-        limits it, else until expiry)`,
+        limits it, else until expiry); a held port-forward needs --ports, the pod ports its
+        connections may reach (kubectl names them only inside the stream)`,
   deny: 'deny ID --reason TEXT',
   revoke: 'revoke ID [--reason TEXT]',
   watch: 'watch [--agent NAME] [--interval DURATION]   print pending requests as they arrive (Ctrl-C stops)',
@@ -88,6 +91,7 @@ const OPTIONS = {
   verbs: { type: 'string' },
   command: { type: 'string', multiple: true },
   'max-sessions': { type: 'string' },
+  ports: { type: 'string' },
   'max-uses': { type: 'string' },
   uses: { type: 'string' },
   scope: { type: 'string' },
@@ -107,16 +111,16 @@ const COMMANDS: Record<string, { flags: readonly Flag[]; id: boolean }> = {
   show: { flags: [], id: true },
   record: { flags: [], id: true },
   grant: {
-    flags: ['agent', 'namespace', 'pod', 'container', 'verbs', 'command', 'max-sessions', 'verb', 'resource', 'name', 'max-uses', 'ttl', 'reason'],
+    flags: ['agent', 'namespace', 'pod', 'container', 'verbs', 'command', 'max-sessions', 'ports', 'verb', 'resource', 'name', 'max-uses', 'ttl', 'reason'],
     id: false,
   },
-  approve: { flags: ['ttl', 'reason', 'uses', 'scope'], id: true },
+  approve: { flags: ['ttl', 'reason', 'uses', 'scope', 'ports'], id: true },
   deny: { flags: ['reason'], id: true },
   revoke: { flags: ['reason'], id: true },
   watch: { flags: ['agent', 'interval'], id: false },
 };
 
-const STREAM_FLAGS: readonly Flag[] = ['pod', 'container', 'verbs', 'command', 'max-sessions'];
+const STREAM_FLAGS: readonly Flag[] = ['pod', 'container', 'verbs', 'command', 'max-sessions', 'ports'];
 const REST_FLAGS: readonly Flag[] = ['verb', 'resource', 'name', 'max-uses'];
 
 type ApprovalList = z.infer<typeof ApprovalListSchema>;
@@ -178,17 +182,25 @@ function briefCommands(commands: readonly (readonly string[])[]): string {
   return `-- ${shown}${commands.length > 1 ? ` (+${commands.length - 1} more)` : ''}`;
 }
 
+/** A port-forward's ports: `8080,7000`, or `none` while its approver has not named them. */
+export function formatPorts(ports: readonly number[] | undefined): string {
+  return ports === undefined ? 'none' : ports.join(',');
+}
+
 /**
- * The scope in a kubectl-like line: `exec web-0 -c app -n demo -- ls -l`, `delete namespaces demo`.
- * Cluster-scoped objects (namespace '') have no `-n`.
+ * The scope in a kubectl-like line: `exec web-0 -c app -n demo -- ls -l`, `portforward web-0 -n demo
+ * ports=8080`, `delete namespaces demo`. Cluster-scoped objects (namespace '') have no `-n`; a
+ * port-forward-only scope names no container.
  */
 export function formatScope(scope: ApprovalScope): string {
   if (scope.kind === 'stream') {
     const extra = [
+      ...(scope.verbs.includes('portforward') ? [`ports=${formatPorts(scope.ports)}`] : []),
       ...(scope.maxSessions !== undefined ? [`max-sessions=${scope.maxSessions}`] : []),
       ...(scope.commands ? [briefCommands(scope.commands)] : []),
     ];
-    return [`${scope.verbs.join(',')} ${scope.pod} -c ${scope.container} -n ${scope.namespace}`, ...extra].join(' ');
+    const container = scope.container !== undefined ? ` -c ${scope.container}` : '';
+    return [`${scope.verbs.join(',')} ${scope.pod}${container} -n ${scope.namespace}`, ...extra].join(' ');
   }
   const extra = [...(scope.request ? ['exact-request'] : []), ...(scope.maxUses !== undefined ? [`max-uses=${scope.maxUses}`] : [])];
   return [scope.verb, scope.resource, ...(scope.name ? [scope.name] : []), ...(scope.namespace ? [`-n ${scope.namespace}`] : []), ...extra].join(' ');
@@ -255,6 +267,9 @@ function details(a: Approval): string {
     ['Agent', `${a.agent} (${a.agentId})`],
     ['Scope', formatScope(a.scope)],
     ...(a.scope.kind === 'stream' && a.scope.commands ? a.scope.commands.map((argv, i): [string, string] => [i === 0 ? 'Commands' : '', JSON.stringify(argv)]) : []),
+    ...(a.scope.kind === 'stream' && a.scope.verbs.includes('portforward')
+      ? [['Ports', a.scope.ports ? a.scope.ports.join(', ') : `none named yet${a.state === 'pending' ? ' (approve with --ports)' : ''}`] as [string, string]]
+      : []),
     ['Requested by', a.requestedBy],
     ...(a.request ? [['Request', requestLine(a.request)] as [string, string]] : []),
     ...(a.scope.kind === 'rest' && a.scope.request ? [['Bound to', bindingLine(a.scope.request)] as [string, string]] : []),
@@ -361,13 +376,12 @@ function grantBody(values: ReturnType<typeof parse>['values']): GrantBody {
     throw usage(`--${rest[0]} is for REST grants and --${stream[0]} for stream grants: grant one kind of scope at a time`);
   }
   if (stream.length === 0 && rest.length === 0) {
-    throw usage(`grant needs a scope: --pod, --container and --verbs (${STREAM_OPERATIONS.join('/')}), or --verb and --resource (a REST call)`);
+    throw usage(`grant needs a scope: --pod, --container and --verbs (${STREAM_OPERATIONS.join('/')}; --ports for portforward), or --verb and --resource (a REST call)`);
   }
   const agent = nonEmpty(values, 'agent', 'NAME');
   if (stream.length > 0) {
     const namespace = nonEmpty(values, 'namespace', 'NS');
     const pod = nonEmpty(values, 'pod', 'POD');
-    const container = nonEmpty(values, 'container', 'CONTAINER');
     const verbs: StreamOperation[] = nonEmpty(values, 'verbs', VERBS_TEXT)
       .split(',')
       .map((v) => v.trim())
@@ -376,7 +390,10 @@ function grantBody(values: ReturnType<typeof parse>['values']): GrantBody {
         if (!isOneOf(STREAM_OPERATIONS, v)) throw usage(`--verbs: ${JSON.stringify(v)} is not one of ${STREAM_OPERATIONS.join(', ')}`);
         return v;
       });
-    const body: StreamGrant = { agent, namespace, pod, container, verbs, ttlSeconds: ttl(values), reason: nonEmpty(values, 'reason', 'TEXT') };
+    const body: StreamGrant = { agent, namespace, pod, verbs, ttlSeconds: ttl(values), reason: nonEmpty(values, 'reason', 'TEXT') };
+    // exec and attach run in a container; a port-forward reaches the pod (the API refuses a container on one).
+    if (verbs.some((v) => v !== 'portforward') || values.container !== undefined) body.container = nonEmpty(values, 'container', 'CONTAINER');
+    if (values.ports !== undefined) body.ports = parsePorts(values.ports);
     if (values.command) {
       body.commands = values.command.map((text) => {
         let argv: unknown;
@@ -405,6 +422,13 @@ function grantBody(values: ReturnType<typeof parse>['values']): GrantBody {
   if (values.name !== undefined) body.name = values.name;
   if (values['max-uses'] !== undefined) body.maxUses = positive(values['max-uses'], '--max-uses');
   return body;
+}
+
+/** `--ports 8080,7000`: whole numbers; their range and repeats are the API's to check (it names the field). */
+function parsePorts(text: string): number[] {
+  const parts = text.split(',').map((p) => p.trim());
+  if (parts.some((p) => !/^\d+$/.test(p))) throw usage(`--ports ${JSON.stringify(text)}: give pod ports separated by commas, e.g. --ports 8080,7000`);
+  return parts.map(Number);
 }
 
 function positive(text: string, flag: string): number {
@@ -476,6 +500,7 @@ export async function runApprovals(argv: string[], io: Partial<ApprovalsIo> = {}
         ...(values.reason !== undefined ? { reason: values.reason } : {}),
         ...(values.uses !== undefined ? { uses: positive(values.uses, '--uses') } : {}),
         ...(width !== undefined ? { scope: width } : {}),
+        ...(values.ports !== undefined ? { ports: parsePorts(values.ports) } : {}),
       };
       request = () => api.call('POST', `${path}/approve`, body);
       break;
@@ -531,7 +556,9 @@ function failed(e: unknown, err: (t: string) => void): number {
   if (!(e instanceof ApiFailure)) throw e;
   const base = e.field?.replace(/[[.].*$/, '');
   const flag = base !== undefined ? (FIELD_FLAGS as Record<string, string | undefined>)[base] : undefined;
-  err(`kube-bastion approvals: ${e.message}${flag ? ` (${flag})` : e.field ? ` (field ${e.field})` : ''}\n`);
+  // The flag once: a message may already name it.
+  const hint = flag ? (e.message.includes(`(${flag})`) ? '' : ` (${flag})`) : e.field ? ` (field ${e.field})` : '';
+  err(`kube-bastion approvals: ${e.message}${hint}\n`);
   return 1;
 }
 

@@ -4,6 +4,7 @@ import { isBastionError } from '../errors/index.js';
 import { runSim } from './sim.js';
 import { runServe } from './serve.js';
 import { runApprovals } from './approvals.js';
+import { runSessions } from './sessions.js';
 import { runExport } from './export.js';
 import { runVerify } from './verify.js';
 import { runAgent, runAudit, runUser } from './admin.js';
@@ -19,6 +20,7 @@ commands:
                         create a control-endpoint user (approver, reviewer, admin); list users,
                         disable one, or rotate a token
   approvals ...         list, get (show), grant, approve, deny, revoke, watch approvals (kube-bastion approvals --help)
+  sessions list|show    recorded sessions; one with every hash and a port-forward's connections (kube-bastion sessions --help)
   record ID             an approval's review record: who acted, which rule, who decided, scope kept, what happened
   export ...            write a signed evidence directory (kube-bastion export --help)
   verify DIR            check an evidence directory's hashes, and its signature by the bastion's pinned key
@@ -46,6 +48,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runUser(rest);
       case 'approvals':
         return await runApprovals(rest);
+      case 'sessions':
+        return await runSessions(rest);
       case 'record':
         return await runApprovals(['record', ...rest]);
       case 'export':

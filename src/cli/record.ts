@@ -1,11 +1,20 @@
 // `kube-bastion record ID` (= `approvals record ID`): the review record as text, the five answers
 // first, then the evidence behind each. `-o json` prints the API's document as it is.
-import type { ReviewRecord } from '../model/review-record-schema.js';
+import type { ReviewConnection, ReviewRecord } from '../model/review-record-schema.js';
 
 const time = (iso: string | null): string => (iso === null ? '-' : iso.replace(/\.\d+Z$/, 'Z'));
 
 function section(title: string, lines: string[]): string {
   return `${title}\n${lines.map((l) => `  ${l}`).join('\n')}\n`;
+}
+
+/** One forwarded connection of a port-forward session: port, times, outcome, bytes, protocol, hashes, and why it was in or out. */
+function connectionLine(c: ReviewConnection): string {
+  const hashes = c.sha256In !== null || c.sha256Out !== null ? `  sha256 in ${c.sha256In?.slice(0, 12) ?? '-'} out ${c.sha256Out?.slice(0, 12) ?? '-'}` : '';
+  return (
+    `connection ${c.seq} port ${c.port}  ${time(c.startedAt)} .. ${time(c.endedAt)}  ${c.outcome ?? 'open'}  in ${c.bytesIn} B / out ${c.bytesOut} B` +
+    `${c.protocol ? `  ${c.protocol}` : ''}${hashes}\n        ${c.inScope ? 'in ' : 'OUT'} ${c.why}`
+  );
 }
 
 export function formatRecord(r: ReviewRecord): string {
@@ -30,9 +39,10 @@ export function formatRecord(r: ReviewRecord): string {
       a.happened,
       ...r.sessions.map(
         (s) =>
-          `${s.id}  ${s.operation ?? '-'} ${JSON.stringify(s.command)} from ${s.client ?? '-'}  ${time(s.startedAt)} .. ${time(s.endedAt)}  ${s.endReason ?? 'open'}` +
+          `${s.id}  ${s.operation ?? '-'}${s.connections !== null ? '' : ` ${JSON.stringify(s.command)}`} from ${s.client ?? '-'}  ${time(s.startedAt)} .. ${time(s.endedAt)}  ${s.endReason ?? 'open'}` +
           `  in ${s.bytesIn ?? '-'} B / out ${s.bytesOut ?? '-'} B${s.recording ? `  recording ${s.recording}` : ''}` +
-          (s.files && s.files.length > 0 ? `\n      files: ${s.files.map((f) => `${f.name} (${f.size} B, sha256 ${f.sha256.slice(0, 12)})`).join(', ')}` : ''),
+          (s.files && s.files.length > 0 ? `\n      files: ${s.files.map((f) => `${f.name} (${f.size} B, sha256 ${f.sha256.slice(0, 12)})`).join(', ')}` : '') +
+          (s.connections ?? []).map((c) => `\n      ${connectionLine(c)}`).join(''),
       ),
     ]),
   ];

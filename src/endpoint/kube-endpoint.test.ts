@@ -333,14 +333,12 @@ describe.each<Transport>(['spdy', 'websocket'])('upgrade refusals over %s', (tra
     expect(upstream.requests).toEqual([]);
   });
 
-  it('port-forward: 403 Status saying it is not relayed; audited deny; upstream never asked', async () => {
-    const r = await send('/api/v1/namespaces/demo/pods/web-0/portforward?ports=8080');
-    expect(r.statusLine).toBe('HTTP/1.1 403 Forbidden');
-    expect(statusOf(r)).toEqual(
-      apiStatus(403, 'Forbidden', 'pods "web-0" is forbidden: kube-bastion does not relay port-forward sessions yet (it never runs a session it cannot record)'),
-    );
-    expect(await onlyAuditRow()).toMatchObject({ decision: 'deny', rule: 'allow-all', status: 403, request: expect.objectContaining({ stream: 'portforward' }) });
-    expect(upstream.requests).toEqual([]);
+  it("port-forward to an unknown pod: upstream's 404 Status before any upgrade; the pod lookup is all upstream saw", async () => {
+    const r = await send('/api/v1/namespaces/demo/pods/nope/portforward?ports=8080');
+    expect(r.statusLine).toBe('HTTP/1.1 404 Not Found');
+    expect(statusOf(r)).toEqual(apiStatus(404, 'NotFound', 'pods "nope" not found', { name: 'nope', kind: 'pods' }));
+    expect(upstream.requests).toEqual([{ method: 'GET', url: '/api/v1/namespaces/demo/pods/nope', authorization: 'Bearer upstream-credential' }]);
+    expect(await onlyAuditRow()).toMatchObject({ decision: 'allow', status: 404, request: expect.objectContaining({ stream: 'portforward', name: 'nope' }) });
   });
 
   it('exec without a command: 400 Status, before any pod lookup', async () => {

@@ -23,6 +23,7 @@ describe('ForwardRecording', () => {
     const rec = new ForwardRecording({ dir, approvalId: 'a1', sessionId: 's1', seq: 2, port: 8080, startedAt: new Date() });
     expect(rec.path).toBe(forwardRecordingPath(dir, 'a1', 's1', 2));
     expect(rec.path).toBe(join(dir, 'a1', 's1.c2.raw'));
+    expect(rec.relativePath).toBe(join('a1', 's1.c2.raw'));
     rec.toPod(Buffer.from('GET / HT'));
     rec.toPod(Buffer.from('TP/1.1\r\n\r\n'));
     rec.fromPod(Buffer.from('HTTP/1.1 200 OK\r\n\r\nhi'));

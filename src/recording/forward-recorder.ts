@@ -3,7 +3,7 @@
 // pod, 1 the bytes back, 3 the text the agent received on the connection's error stream. Every
 // append is written before the bytes are relayed and throws on failure (the session then cuts the
 // connection). Hashes of each direction and what the traffic plainly is come with the end.
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import type { ForwardProtocol } from '../model/vocabulary.js';
 import { AppendFile } from './append-file.js';
 import { RawChannel, RawSidecarWriter } from './raw-sidecar.js';
@@ -42,6 +42,8 @@ export function forwardRecordingPath(dir: string, approvalId: string | null, ses
 
 export class ForwardRecording {
   readonly path: string;
+  /** The path relative to the recordings directory, as the store keeps it. */
+  readonly relativePath: string;
   private readonly file: AppendFile;
   private readonly writer: RawSidecarWriter;
   private readonly t0: bigint;
@@ -57,6 +59,7 @@ export class ForwardRecording {
   /** Creates the sidecar; throws a RecordingError when it cannot (the connection is then refused). */
   constructor(private readonly opts: ForwardRecordingOptions) {
     this.path = forwardRecordingPath(opts.dir, opts.approvalId, opts.sessionId, opts.seq);
+    this.relativePath = relative(opts.dir, this.path);
     this.fsyncIntervalMs = opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS;
     this.t0 = process.hrtime.bigint();
     try {

@@ -299,7 +299,7 @@ class PortForwardRun {
       return;
     }
     try {
-      await ctx.sessions.connectionStarted({ ...base, rawPath: recording.path });
+      await ctx.sessions.connectionStarted({ ...base, rawPath: recording.relativePath });
     } catch (err) {
       recording.abandon();
       await refuseConnection('cut', 'kube-bastion could not record this connection');

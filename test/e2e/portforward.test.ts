@@ -4,6 +4,7 @@
 // on the simulated cluster (demo/web-0: HTTP on 8080, an echo on 7000).
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Approval } from '../../src/model/approval.js';
@@ -49,6 +50,11 @@ async function sessionOf(approvalId: string) {
 
 async function connectionsOf(sessionId: string): Promise<ForwardedConnection[]> {
   return b.bastion.store.sessions.listConnections(sessionId);
+}
+
+/** A recording's path on disk: the store keeps it relative to the recordings directory. */
+function onDisk(rawPath: string): string {
+  return join(b.dir, 'recordings', rawPath);
 }
 
 /** The bytes of a raw sidecar's channel. */
@@ -106,12 +112,12 @@ describe.each(CLIENTS)('kubectl $label port-forward demo/web-0 through the basti
       sha256Out: sha256(input),
     });
     // The raw sidecar reproduces the bytes each way, and its own hash matches the row.
-    expect(sha256(channelBytes(echo.rawPath!, 0))).toBe(sha256(input));
-    expect(sha256(channelBytes(echo.rawPath!, 1))).toBe(sha256(input));
-    expect(sha256(readFileSync(echo.rawPath!))).toBe(echo.rawSha256);
+    expect(sha256(channelBytes(onDisk(echo.rawPath!), 0))).toBe(sha256(input));
+    expect(sha256(channelBytes(onDisk(echo.rawPath!), 1))).toBe(sha256(input));
+    expect(sha256(readFileSync(onDisk(echo.rawPath!)))).toBe(echo.rawSha256);
     const http = connections[0]!;
-    expect(channelBytes(http.rawPath!, 0).toString()).toMatch(new RegExp(`^GET /through-the-bastion-1\\.${client.minor} HTTP/1\\.1\\r\\n`));
-    expect(channelBytes(http.rawPath!, 1).toString()).toContain(`hello from demo/web-0 (container app, port 8080): GET /through-the-bastion-1.${client.minor}\n`);
+    expect(channelBytes(onDisk(http.rawPath!), 0).toString()).toMatch(new RegExp(`^GET /through-the-bastion-1\\.${client.minor} HTTP/1\\.1\\r\\n`));
+    expect(channelBytes(onDisk(http.rawPath!), 1).toString()).toContain(`hello from demo/web-0 (container app, port 8080): GET /through-the-bastion-1.${client.minor}\n`);
   });
 });
 
@@ -175,7 +181,7 @@ describe('the approval ends', () => {
     expect(conn).toMatchObject({ port: 7000, outcome: 'cut', detail: expect.stringContaining('expired') });
     // Every recorded byte (each direction is recorded before it is relayed) is from before the deadline.
     const start = Date.parse(conn!.startedAt);
-    const records = readRawSidecar(readFileSync(conn!.rawPath!)).records.filter((r) => r.channel === 0 || r.channel === 1);
+    const records = readRawSidecar(readFileSync(onDisk(conn!.rawPath!))).records.filter((r) => r.channel === 0 || r.channel === 1);
     expect(records.length).toBeGreaterThan(0);
     for (const r of records) expect(start + Number(r.timeUs) / 1000).toBeLessThanOrEqual(deadline + 5);
   });
