@@ -24,10 +24,18 @@ import { impersonationHeaders, type UpstreamIdentity } from '../upstream/headers
 import { leaseEndDetail, outcome, raceSetup, STATUS_GRACE_MS, type SessionOutcome } from './setup.js';
 import type { SessionRowPort } from './stream-session.js';
 
+/** Who and what a connection's audit row names. */
+export interface ForwardedConnectionAbout {
+  port: number;
+  approvalId: string | null;
+  agent: { id: string; name: string };
+}
+
 /** The store's record of each forwarded connection. */
 export interface ForwardRowPort {
   connectionStarted(start: ForwardedConnectionStart): Promise<void>;
-  connectionEnded(sessionId: string, seq: number, end: ForwardedConnectionEnd, port: number): Promise<void>;
+  /** `about`: what the connection's audit row names besides its end. */
+  connectionEnded(sessionId: string, seq: number, end: ForwardedConnectionEnd, about: ForwardedConnectionAbout): Promise<void>;
 }
 
 export interface PortForwardSessionContext {
@@ -55,6 +63,16 @@ export interface PortForwardSessionContext {
   portRefused(port: number): string;
   setupTimeoutMs: number;
   log: Logger;
+}
+
+/** How long connections still being set up at a cut may take to refuse themselves before the agent is closed. */
+const SETUP_DRAIN_MS = 2000;
+
+/** Resolves when every job has settled, or after `ms`. */
+async function settled(jobs: Iterable<Promise<unknown>>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.allSettled([...jobs]), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }
 
 /** How long upstream may take to say how a connection ended once its data has. */
@@ -114,6 +132,8 @@ class PortForwardRun {
   private bytesIn = 0;
   private bytesOut = 0;
   private cutRequest: { reason: EndReason; detail?: string } | undefined;
+  /** Connections told on their error stream that the bastion cut them. */
+  private told = 0;
   private wake: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
 
@@ -127,8 +147,11 @@ class PortForwardRun {
     const { ctx, agent } = this;
     const { lease, log } = ctx;
     const refuse = async (reason: EndReason, detail: string | undefined, recorded: boolean, dialed = false): Promise<SessionOutcome> => {
-      agent.destroy();
       const status = ctx.cutStatus(reason, detail);
+      // Connections the agent opened meanwhile (kubectl announces its ports at the upgrade), and
+      // any whose streams are still on their way, hear why before the connection closes.
+      agent.onConnection((stream) => stream.fail(status.message ?? reason));
+      await this.closeAgent(true);
       if (recorded) await this.endSinks({ reason, exitCode: null, status, bytesIn: 0, bytesOut: 0 });
       if (this.sessionId) await ctx.sessions.end(this.sessionId, { reason, exitCode: null, status, bytesIn: 0, bytesOut: 0 }).catch((err: unknown) => log.error({ err }, 'ending the session row failed'));
       return outcome({ reason, ...(detail ? { detail } : {}), status: 101, upgraded: true, sessionId: this.sessionId || null, dialed });
@@ -222,16 +245,15 @@ class PortForwardRun {
       agent.onConnection((stream) => this.track(this.connection(stream)));
       const stopped = new Promise<void>((resolve) => (this.wake = resolve));
       const which = await Promise.race([agent.closed.then(() => 'agent' as const), upstream!.closed.then(() => 'upstream' as const), stopped.then(() => 'cut' as const)]);
-      if (which === 'cut' && this.cutRequest) {
+      if (which === 'upstream' && !this.cutRequest) this.cut('upstream-closed', 'the upstream API server closed the port-forward');
+      if (which === 'agent' && !this.cutRequest && agent.failure) this.cut('error', `the client broke the port-forward protocol: ${agent.failure.message}`);
+      if (this.cutRequest) {
         reason = this.cutRequest.reason;
         detail = this.cutRequest.detail;
-        const told = await this.endAll('cut', ctx.cutStatus(reason, detail).message ?? reason);
-        await this.closeAgent(told);
-      } else if (which === 'upstream') {
-        reason = 'upstream-closed';
-        detail = 'the upstream API server closed the port-forward';
-        const told = await this.endAll('cut', ctx.cutStatus(reason, detail).message ?? reason);
-        await this.closeAgent(told);
+        await this.endAll('cut', this.cutText());
+        // Connections still being set up refuse themselves with the same text; let them, then close.
+        await settled(this.pending, SETUP_DRAIN_MS);
+        await this.closeAgent(this.told > 0);
       } else {
         // The agent ended the session (kubectl exits, or every channel-protocol port is done).
         await this.endAll('closed', null);
@@ -271,6 +293,18 @@ class PortForwardRun {
     return d !== undefined && Date.now() >= d;
   }
 
+  /** Whether the session is cut, cutting it now if its deadline has passed (a late timer). */
+  private cutNow(): boolean {
+    if (!this.cutRequest && this.pastDeadline()) this.cut('expired');
+    return this.cutRequest !== undefined;
+  }
+
+  /** The text a connection's error stream carries when the session is cut. */
+  private cutText(): string {
+    const c = this.cutRequest ?? { reason: 'expired' as const };
+    return this.ctx.cutStatus(c.reason, c.detail).message ?? c.reason;
+  }
+
   /** One forwarded connection, from its check to its row's end. */
   private async connection(stream: ForwardStream): Promise<void> {
     const { ctx } = this;
@@ -279,13 +313,14 @@ class PortForwardRun {
     const base = { sessionId: this.sessionId, seq, port: stream.port, startedAt: startedAt.toISOString() };
     const refuseConnection = async (outcomeName: ForwardOutcome, text: string): Promise<void> => {
       stream.fail(text);
+      if (outcomeName === 'cut') this.told += 1;
       this.observe((sink) => sink.marker?.(`connection ${seq}: port ${stream.port} ${outcomeName}: ${text}`));
       await ctx.sessions.connectionStarted({ ...base, rawPath: null }).catch(() => {});
       await ctx.sessions
-        .connectionEnded(this.sessionId, seq, { endedAt: new Date().toISOString(), outcome: outcomeName, detail: text, bytesIn: 0, bytesOut: 0, sha256In: null, sha256Out: null, rawSha256: null, protocol: null }, stream.port)
+        .connectionEnded(this.sessionId, seq, { endedAt: new Date().toISOString(), outcome: outcomeName, detail: text, bytesIn: 0, bytesOut: 0, sha256In: null, sha256Out: null, rawSha256: null, protocol: null }, this.about(stream.port))
         .catch((err: unknown) => ctx.log.error({ err, sessionId: this.sessionId, seq }, 'recording the refused connection failed'));
     };
-    if (this.cutRequest || this.pastDeadline()) return refuseConnection('cut', ctx.cutStatus(this.cutRequest?.reason ?? 'expired', this.cutRequest?.detail).message ?? 'cut');
+    if (this.cutNow()) return refuseConnection('cut', this.cutText());
     const approval = ctx.lease.approval;
     if (approval && !portAllowed(approval.scope, stream.port)) return refuseConnection('refused', ctx.portRefused(stream.port));
 
@@ -294,23 +329,18 @@ class PortForwardRun {
     try {
       recording = ctx.recordConnection(this.info, seq, stream.port, startedAt);
     } catch (err) {
-      await refuseConnection('cut', 'kube-bastion could not record this connection');
       this.cut('recording-failed', (err as Error).message);
+      await refuseConnection('cut', this.cutText());
       return;
     }
     try {
       await ctx.sessions.connectionStarted({ ...base, rawPath: recording.relativePath });
     } catch (err) {
+      ctx.log.error({ err, sessionId: this.sessionId, seq }, 'writing the connection row failed; the connection is not run');
       recording.abandon();
-      await refuseConnection('cut', 'kube-bastion could not record this connection');
-      this.cut('error', 'the connection could not be recorded');
+      this.cut('error', 'a connection could not be recorded');
+      await refuseConnection('cut', this.cutText());
       return;
-    }
-    // The lease may have ended while the row was written.
-    const cutMeanwhile = this.cutRequest as { reason: EndReason; detail?: string } | undefined;
-    if (cutMeanwhile) {
-      recording.finish();
-      return refuseConnection('cut', ctx.cutStatus(cutMeanwhile.reason, cutMeanwhile.detail).message ?? 'cut');
     }
     this.observe((sink) => sink.marker?.(`connection ${seq}: port ${stream.port} opened`));
     let finished: Promise<void> | undefined;
@@ -321,6 +351,9 @@ class PortForwardRun {
       end: (outcomeName, detail) => (finished ??= this.endConnection(conn, outcomeName, detail)),
     };
     this.open.set(seq, conn);
+    // The lease may have ended (or its deadline passed) while the row was written: nothing is
+    // dialed, and the row ends with the sidecar's hashes.
+    if (this.cutNow()) return conn.end('cut', this.cutText());
     try {
       conn.upstream = this.upstream!.open(stream.port, String(seq - 1));
     } catch (err) {
@@ -328,6 +361,10 @@ class PortForwardRun {
       return;
     }
     await this.pipe(conn);
+  }
+
+  private about(port: number): ForwardedConnectionAbout {
+    return { port, approvalId: this.info.approvalId, agent: this.ctx.agent };
   }
 
   /** Copies both ways with backpressure, recording each chunk before it moves; resolves when the connection has ended. */
@@ -363,24 +400,30 @@ class PortForwardRun {
     // Over when upstream says so (its error stream), or either side's data is gone.
     const errorText = up.error.then((text) => ({ kind: 'error' as const, text }));
     const first = await Promise.race([errorText, gone(up.data).then(() => ({ kind: 'upstream' as const })), gone(stream.data).then(() => ({ kind: 'agent' as const }))]);
+    // A cut ends the connection with its reason, whatever else happened first.
+    if (this.cutRequest) return conn.end('cut', this.cutText());
     if (first.kind === 'agent') {
       // The agent reset or lost the connection: nobody reads the rest.
       up.data.destroy();
-      await conn.end('closed', null);
-      return;
+      return conn.end('closed', null);
     }
     let text = first.kind === 'error' ? first.text : '';
     if (first.kind === 'upstream') {
       // Data is done; the kubelet ends the error stream right after, with a message on failure.
       text = await Promise.race([up.error, new Promise<string>((r) => setTimeout(() => r(''), ERROR_STREAM_GRACE_MS).unref())]);
     }
-    if (text !== '') await conn.end('failed', text);
-    else {
-      // Let what the pod sent drain to the agent before its error stream says the connection is
-      // over; kubectl resets its data stream once it has read the pod's end.
-      await Promise.race([gone(up.data), gone(stream.data)]);
-      await conn.end('closed', null);
+    if (this.cutRequest) return conn.end('cut', this.cutText());
+    if (text !== '') return conn.end('failed', text);
+    if (!this.upstream!.isOpen || (first.kind === 'upstream' && !up.data.readableEnded)) {
+      // Upstream's data stream went away without its end (reset), or the whole connection was
+      // lost: not the pod closing, and the agent is told so.
+      return conn.end('cut', this.ctx.cutStatus('upstream-closed', 'the upstream API server ended the connection').message ?? 'upstream-closed');
     }
+    // Let what the pod sent drain to the agent before its error stream says the connection is
+    // over; kubectl resets its data stream once it has read the pod's end.
+    await Promise.race([gone(up.data), gone(stream.data)]);
+    if (this.cutRequest) return conn.end('cut', this.cutText());
+    return conn.end('closed', null);
   }
 
   private async endConnection(conn: Connection, outcomeName: ForwardOutcome, detail: string | null): Promise<void> {
@@ -398,6 +441,7 @@ class PortForwardRun {
     }
     if (detail !== null) conn.stream.fail(detail);
     else conn.stream.done();
+    if (outcomeName === 'cut') this.told += 1;
     this.observe((sink) => sink.marker?.(`connection ${conn.seq}: port ${conn.stream.port} ${outcomeName}${detail ? `: ${detail}` : ''}`));
     await ctx.sessions
       .connectionEnded(this.sessionId, conn.seq, {
@@ -410,7 +454,7 @@ class PortForwardRun {
         sha256Out: result?.sha256Out ?? null,
         rawSha256: result?.rawSha256 ?? null,
         protocol: result?.protocol ?? null,
-      }, conn.stream.port)
+      }, this.about(conn.stream.port))
       .catch((err: unknown) => ctx.log.error({ err, sessionId: this.sessionId, seq: conn.seq }, 'ending the connection row failed'));
   }
 

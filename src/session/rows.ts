@@ -38,13 +38,15 @@ export function sessionRows(store: { sessions: SessionStore; audit: AuditLog }):
     },
     connectionStarted: (start) => store.sessions.connectionStarted(start),
     // Each connection's end is in the chain: its port, outcome and hashes cannot be quietly changed.
-    connectionEnded: async (sessionId, seq, end, port) => {
+    connectionEnded: async (sessionId, seq, end, about) => {
       await store.sessions.connectionEnded(sessionId, seq, end);
       await store.audit.append({
         event: 'session.connection',
         actor: 'system',
         sessionId,
-        details: { seq, port, ...end },
+        approvalId: about.approvalId,
+        agent: about.agent,
+        details: { seq, port: about.port, ...end },
       });
     },
   };

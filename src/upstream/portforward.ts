@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import { BastionError, ErrorCode, isBastionError } from '../errors/index.js';
 import { Header, ProtocolName, SPDY_UPGRADE, StreamType } from '../protocol/constants.js';
 import { SpdyConnection, type SpdyStream } from '../transport/spdy/index.js';
+import { PORT_FORWARD_SPDY_LIMITS } from '../transport/portforward/index.js';
 import { tlsOptions } from './executor/dial.js';
 import { classifyRefusal, readBoundedBody } from './executor/refusal.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS } from './executor/types.js';
@@ -40,6 +41,8 @@ export interface UpstreamPortForward {
   open(port: number, requestId: string): UpstreamForward;
   /** Resolves when the connection is gone. */
   readonly closed: Promise<void>;
+  /** False once the connection is closing or gone. */
+  readonly isOpen: boolean;
   close(): Promise<void>;
   destroy(): void;
 }
@@ -109,7 +112,7 @@ export async function dialUpstreamPortForward(upstream: UpstreamTarget, req: Ups
       request.setTimeout(0);
       socket.setTimeout(0);
       socket.setNoDelay(true);
-      resolve(new SpdyUpstreamPortForward(new SpdyConnection(socket, { role: 'client', head })));
+      resolve(new SpdyUpstreamPortForward(new SpdyConnection(socket, { role: 'client', head, limits: PORT_FORWARD_SPDY_LIMITS })));
     });
     request.end();
   });
@@ -128,6 +131,10 @@ class SpdyUpstreamPortForward implements UpstreamPortForward {
     // Upstream never opens streams on a port-forward connection; openStream refuses them.
     conn.on('stream', (stream) => stream.cancel());
     this.closed = conn.closed;
+  }
+
+  get isOpen(): boolean {
+    return this.conn.isOpen;
   }
 
   open(port: number, requestId: string): UpstreamForward {

@@ -4,6 +4,7 @@
 // bastion's own dependencies (the store and the recordings folder, failing in-process). The pod's
 // ports here are listeners the test owns on the pod's own address, so "no byte reached the pod"
 // is counted where it would land, not inferred.
+import { MAX_FORWARDED_CONNECTIONS } from '../../src/transport/portforward/index.js';
 import { createHash } from 'node:crypto';
 import https from 'node:https';
 import { existsSync, readFileSync, renameSync, statSync, symlinkSync } from 'node:fs';
@@ -251,17 +252,23 @@ function channelBytes(path: string, channel: number): Buffer {
   return Buffer.concat(readRawSidecar(readFileSync(path)).records.filter((r) => r.channel === channel).map((r) => Buffer.from(r.data)));
 }
 
+/** A connection's sidecar on disk: the store keeps its path relative to the recordings directory. */
+function onDisk(rawPath: string, recordingsDir = b.bastion.config.recordingsDir): string {
+  return join(recordingsDir, rawPath);
+}
+
 /** The store's row agrees with its raw sidecar on disk: file hash, and each direction's bytes and hash. */
-function expectRowMatchesSidecar(row: ForwardedConnection): void {
+function expectRowMatchesSidecar(row: ForwardedConnection, recordingsDir?: string): void {
   if (row.rawPath === null) {
     expect(row.rawSha256).toBeNull();
     return;
   }
-  expect(existsSync(row.rawPath)).toBe(true);
+  const path = onDisk(row.rawPath, recordingsDir);
+  expect(existsSync(path)).toBe(true);
   expect(row.rawSha256, `connection ${row.seq} names ${row.rawPath} but no hash of it`).not.toBeNull();
-  expect(sha256(readFileSync(row.rawPath))).toBe(row.rawSha256);
-  const toPod = channelBytes(row.rawPath, 0);
-  const fromPod = channelBytes(row.rawPath, 1);
+  expect(sha256(readFileSync(path))).toBe(row.rawSha256);
+  const toPod = channelBytes(path, 0);
+  const fromPod = channelBytes(path, 1);
   expect({ bytesIn: row.bytesIn, bytesOut: row.bytesOut }).toEqual({ bytesIn: toPod.length, bytesOut: fromPod.length });
   expect({ sha256In: row.sha256In, sha256Out: row.sha256Out }).toEqual({ sha256In: sha256(toPod), sha256Out: sha256(fromPod) });
 }
@@ -492,9 +499,9 @@ describe('a client that never reads', () => {
       });
       // Let the pod push for a while; the bastion must stop taking bytes well short of 48 MiB.
       await new Promise((r) => setTimeout(r, 2000));
-      const recorded1 = statSync(row!.rawPath!).size;
+      const recorded1 = statSync(onDisk(row!.rawPath!)).size;
       await new Promise((r) => setTimeout(r, 1000));
-      const recorded2 = statSync(row!.rawPath!).size;
+      const recorded2 = statSync(onDisk(row!.rawPath!)).size;
       expect(recorded2).toBeLessThan(8 * 1024 * 1024);
       expect(recorded2 - recorded1).toBeLessThan(256 * 1024);
       // Now the agent reads: every byte arrives, and the record has all of them.
@@ -543,7 +550,8 @@ describe('a client that never reads', () => {
     try {
       const approval = await grantForward([target.port]);
       const fwd = await rawForward();
-      for (let i = 0; i < 200; i++) fwd.open(target.port, `flood-${i}`);
+      // Each connection is two streams; past MAX_FORWARDED_CONNECTIONS open at once the SPDY stream limit trips.
+      for (let i = 0; i < MAX_FORWARDED_CONNECTIONS + 8; i++) fwd.open(target.port, `flood-${i}`);
       await within(fwd.closed, 'the connection to be cut', 10_000);
       const session = await endedSession(approval.id);
       const rows = await connections(session.id);
@@ -801,7 +809,7 @@ describe('failures under a live port-forward', () => {
       expect(session.endReason).toBe('upstream-closed');
       const [row] = await endedConnections(session.id, 1);
       expectRowMatchesSidecar(row!);
-      expect(channelBytes(row!.rawPath!, 1).toString()).toBe('before the crash');
+      expect(channelBytes(onDisk(row!.rawPath!), 1).toString()).toBe('before the crash');
       // The pod did not end this connection: the record and the agent say it was cut, and why.
       expect({ outcome: row!.outcome, detail: row!.detail }).toEqual({ outcome: 'cut', detail: expect.stringContaining('the upstream API server closed') });
       expect(text).toContain('the upstream API server closed');
@@ -819,7 +827,8 @@ describe('failures under a live port-forward', () => {
       vi.spyOn(b.bastion.store.sessions, 'connectionStarted').mockRejectedValue(new Error('SQLITE_IOERR: disk I/O error'));
       const c = fwd.open(target.port);
       c.data.write('must not arrive');
-      expect(await within(c.errorText, 'the refusal')).toBe('kube-bastion could not record this connection');
+      // Nothing runs that cannot be recorded: the session ends, and the connection is told why.
+      expect(await within(c.errorText, 'the refusal')).toBe(`pods "web-0" is forbidden: kube-bastion ended the session under approval ${approval.id}: a connection could not be recorded`);
       expect(target.accepted).toEqual([]);
       const session = await endedSession(approval.id);
       expect(session.endReason).toBe('error');
@@ -842,7 +851,7 @@ describe('failures under a live port-forward', () => {
       symlinkSync('/proc/self/fdinfo', folder);
       const c2 = fwd.open(target.port);
       c2.data.write('second');
-      expect(await within(c2.errorText, 'the refusal')).toBe('kube-bastion could not record this connection');
+      expect(await within(c2.errorText, 'the refusal')).toContain(`approval ${approval.id}: the recording could not be written (cannot create `);
       expect(await within(c1.errorText, 'the cut')).toContain('the recording could not be written');
       expect(target.accepted).toHaveLength(1);
       const session = await endedSession(approval.id);
@@ -877,7 +886,7 @@ describe('failures under a live port-forward', () => {
       expect(session.endReason).toBe('recording-failed');
       const [row] = await endedConnections(session.id, 1);
       expectRowMatchesSidecar(row!);
-      expect(sha256(c.received())).toBe(sha256(channelBytes(row!.rawPath!, 1)));
+      expect(sha256(c.received())).toBe(sha256(channelBytes(onDisk(row!.rawPath!), 1)));
     } finally {
       await flood.close();
     }
@@ -909,7 +918,7 @@ describe('shutdown', () => {
         expect(s!.endReason).toBe('shutdown');
         const [row] = await store.sessions.listConnections(sessionId);
         expect(row!.outcome).toBe('cut');
-        expectRowMatchesSidecar(row!);
+        expectRowMatchesSidecar(row!, own.bastion.config.recordingsDir);
       } finally {
         await store.close();
       }

@@ -15,7 +15,7 @@ import { writeSwitchingProtocols } from '../spdy/upgrade.js';
 import { ChannelPortForwardServer, CHANNEL_SUBPROTOCOLS, acceptChannels, chooseChannelProtocol, parsePorts } from './channels.js';
 import { SpdyPortForwardServer } from './spdy-pairs.js';
 import { PORT_FORWARD_TUNNEL_PROTOCOL, TUNNEL_PREFIX, acceptTunnel, isTunnelRequest, offeredSubprotocols } from './tunnel.js';
-import type { PortForwardServer } from './types.js';
+import { PORT_FORWARD_SPDY_LIMITS, type PortForwardServer } from './types.js';
 
 export interface AcceptPortForwardOptions {
   /** How long a SPDY client has to open both streams of a connection (default 30 s, the kubelet's). */
@@ -61,7 +61,7 @@ function acceptSpdy(req: IncomingMessage, socket: Duplex, head: Buffer, opts: Ac
   }
   writeSwitchingProtocols(socket, ProtocolName.portForward);
   (socket as Partial<Socket>).setNoDelay?.(true);
-  return new SpdyPortForwardServer(new SpdyConnection(socket, { role: 'server', head }), 'spdy', 'spdy', ProtocolName.portForward, opts.streamCreationTimeoutMs);
+  return new SpdyPortForwardServer(new SpdyConnection(socket, { role: 'server', head, limits: PORT_FORWARD_SPDY_LIMITS }), 'spdy', 'spdy', ProtocolName.portForward, opts.streamCreationTimeoutMs);
 }
 
 async function acceptTunnelled(req: IncomingMessage, socket: Duplex, head: Buffer, opts: AcceptPortForwardOptions): Promise<PortForwardServer> {
@@ -77,7 +77,7 @@ async function acceptTunnelled(req: IncomingMessage, socket: Duplex, head: Buffe
   }
   const tunnel = await acceptTunnel(req, socket, head);
   if (!tunnel) throw new BastionError(ErrorCode.BAD_STREAM_REQUEST, 'invalid WebSocket handshake');
-  return new SpdyPortForwardServer(new SpdyConnection(tunnel, { role: 'server' }), 'websocket', 'tunnel', PORT_FORWARD_TUNNEL_PROTOCOL, opts.streamCreationTimeoutMs);
+  return new SpdyPortForwardServer(new SpdyConnection(tunnel, { role: 'server', limits: PORT_FORWARD_SPDY_LIMITS }), 'websocket', 'tunnel', PORT_FORWARD_TUNNEL_PROTOCOL, opts.streamCreationTimeoutMs);
 }
 
 async function acceptChannelProtocol(req: IncomingMessage, socket: Duplex, head: Buffer, query: URLSearchParams): Promise<PortForwardServer> {

@@ -72,6 +72,7 @@ export class ChannelPortForwardServer implements PortForwardServer {
   readonly transport = 'websocket' as const;
   readonly form = 'channels' as const;
   readonly closed: Promise<void>;
+  failure: Error | undefined;
   private readonly streams: ChannelDataStream[];
   private readonly forwards: ForwardStream[];
   private delivered = false;
@@ -86,7 +87,7 @@ export class ChannelPortForwardServer implements PortForwardServer {
     this.closed = new Promise((resolve) => ws.once('close', () => resolve()));
     ws.on('message', (raw: RawData, isBinary: boolean) => this.onMessage(raw, isBinary));
     ws.on('close', () => this.streams.forEach((s) => s.remoteGone()));
-    ws.on('error', () => undefined);
+    ws.on('error', (err) => (this.failure ??= err));
     // The port prefix on every channel comes first, as the kubelet sends it.
     ports.forEach((port, i) => {
       const prefix = Buffer.alloc(2);
@@ -151,6 +152,7 @@ export class ChannelPortForwardServer implements PortForwardServer {
     if (!stream) return;
     const payload = this.encoding === 'base64' ? decodeBase64Strict(message.subarray(1)) : message.subarray(1);
     if (payload === undefined) {
+      this.failure ??= new Error('invalid base64 payload');
       this.ws.close(1007, 'invalid base64 payload');
       return;
     }
@@ -176,6 +178,9 @@ class ChannelDataStream extends DuplexStream {
   }
 
   receive(payload: Buffer): void {
+    // A channel whose connection has ended (refused, failed, done) drops what still arrives, as the
+    // kubelet does; pushing into it would pause the WebSocket for every other port.
+    if (this.isFinished || this.readableEnded || this.destroyed) return;
     if (payload.length > 0 && !this.push(payload)) this.ws.pause();
   }
 

@@ -44,6 +44,10 @@ export class SpdyPortForwardServer implements PortForwardServer {
     });
   }
 
+  get failure(): Error | undefined {
+    return this.conn.error;
+  }
+
   onConnection(listener: (stream: ForwardStream) => void): void {
     this.listener = listener;
     for (const stream of this.ready.splice(0)) listener(stream);

@@ -43,7 +43,17 @@ export interface PortForwardServer {
   destroy(): void;
   /** Resolves when the client's connection is gone. */
   readonly closed: Promise<void>;
+  /** Why the connection failed (the client broke the protocol, the socket failed), once it has; undefined for a clean end. */
+  readonly failure: Error | undefined;
 }
+
+/**
+ * Connections one port-forward session may have open at once. Each is two SPDY streams; a browser
+ * behind a forwarded port opens a dozen or more, and each stream's buffer is bounded.
+ */
+export const MAX_FORWARDED_CONNECTIONS = 512;
+/** The SPDY stream limit that allows MAX_FORWARDED_CONNECTIONS (an error and a data stream each). */
+export const PORT_FORWARD_SPDY_LIMITS = { maxConcurrentStreams: 2 * MAX_FORWARDED_CONNECTIONS } as const;
 
 /** The kubelet's wording for an unusable port header or parameter (cri-streaming portforward). */
 export function portProblem(text: string): string | undefined {
