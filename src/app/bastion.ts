@@ -90,7 +90,7 @@ export async function startBastion(config: ServeConfig, log: Logger, upstream: U
       log.error({ code: err.code, message: err.message }, 'policy reload rejected; the previous version stays active');
     });
 
-    await closeInterruptedSessions(store, log);
+    await closeInterruptedSessions(store, log, config.recordingsDir);
     const signingKey = loadOrCreateSigningKey(config.dataDir);
     const checkpoints = new CheckpointWriter({
       audit: store.audit,

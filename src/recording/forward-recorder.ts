@@ -6,10 +6,11 @@
 import { join, relative } from 'node:path';
 import type { ForwardProtocol } from '../model/vocabulary.js';
 import { AppendFile } from './append-file.js';
-import { RawChannel, RawSidecarWriter } from './raw-sidecar.js';
+import { RawChannel, RawSidecarWriter, scanRawSidecarFile } from './raw-sidecar.js';
 import { recordingPaths, RecordingError } from './recorder.js';
 import { RECOGNITION_WINDOW, recogniseForward } from './forward-protocol.js';
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, truncateSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 
 export interface ForwardRecordingOptions {
   dir: string;
@@ -138,4 +139,27 @@ export class ForwardRecording {
       throw new RecordingError(`cannot write ${this.path}: ${(err as Error).message}`);
     }
   }
+}
+
+/**
+ * After a crash: makes a connection's sidecar whole (a partial last record cut off) and reads back
+ * what it holds, for the connection's row. Throws when the file is not a sidecar.
+ */
+export function recoverForwardRecording(path: string): Omit<ForwardRecordingResult, 'protocol'> {
+  let bytesIn = 0;
+  let bytesOut = 0;
+  const scan = scanRawSidecarFile(path, (r) => {
+    if (r.channel === RawChannel.stdin) bytesIn += r.data.length;
+    else if (r.channel === RawChannel.stdout) bytesOut += r.data.length;
+  });
+  if (scan.truncated) truncateSync(path, scan.validLength);
+  const file = createHash('sha256');
+  const fd = openSync(path, 'r');
+  try {
+    const chunk = Buffer.allocUnsafe(1024 * 1024);
+    for (let n = readSync(fd, chunk); n > 0; n = readSync(fd, chunk)) file.update(chunk.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return { bytesIn, bytesOut, sha256In: scan.channelSha256['stdin']!, sha256Out: scan.channelSha256['stdout']!, rawSha256: file.digest('hex') };
 }

@@ -1,8 +1,9 @@
 // Session rows with their audit events: every session start and end is a row in the sessions
 // table and an event in the hash-chained audit log, written before the relay goes on.
-import type { AuditLog, SessionStore } from '../store/types.js';
+import type { AuditEventInput, AuditLog, SessionStore } from '../store/types.js';
 import type { SessionRowPort } from './stream-session.js';
-import type { ForwardRowPort } from './portforward-session.js';
+import type { ForwardedConnectionAbout, ForwardRowPort } from './portforward-session.js';
+import type { ForwardedConnectionEnd } from '../model/forward.js';
 
 export function sessionRows(store: { sessions: SessionStore; audit: AuditLog }): SessionRowPort & ForwardRowPort {
   return {
@@ -37,18 +38,15 @@ export function sessionRows(store: { sessions: SessionStore; audit: AuditLog }):
       return session;
     },
     connectionStarted: (start) => store.sessions.connectionStarted(start),
-    // Each connection's end is in the chain: its port, outcome and hashes cannot be quietly changed.
     connectionEnded: async (sessionId, seq, end, about) => {
       await store.sessions.connectionEnded(sessionId, seq, end);
-      await store.audit.append({
-        event: 'session.connection',
-        actor: 'system',
-        sessionId,
-        approvalId: about.approvalId,
-        agent: about.agent,
-        details: { seq, port: about.port, ...end },
-      });
+      await store.audit.append(connectionEndEvent(sessionId, seq, end, about));
     },
   };
 }
 
+
+/** A forwarded connection's end in the audit chain: its port, outcome and hashes cannot be quietly changed. */
+export function connectionEndEvent(sessionId: string, seq: number, end: ForwardedConnectionEnd, about: ForwardedConnectionAbout): AuditEventInput {
+  return { event: 'session.connection', actor: 'system', sessionId, approvalId: about.approvalId, agent: about.agent, details: { seq, port: about.port, ...end } };
+}

@@ -9,6 +9,9 @@ import { freshHome, kubectlPath } from '../helpers/kubectl.js';
 import { createApprover } from '../helpers/control.js';
 import { INTERRUPTED_MARKER, parseCast } from '../../src/recording/index.js';
 import { openStore } from '../../src/store/index.js';
+import { INTERRUPTED_CONNECTION } from '../../src/session/recovery.js';
+import { kubectlPortForward, sha256, stopForward } from '../helpers/portforward.js';
+import { connect } from 'node:net';
 
 const BIN = resolve('bin/kube-bastion.js');
 const children: ChildProcess[] = [];
@@ -35,29 +38,53 @@ afterAll(() => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
 });
 
-describe('a bastion killed during a session', () => {
-  it('marks the session interrupted after restart, and its cast parses', async () => {
-    expect(existsSync('dist/cli/main.js'), 'run `npm run build` first').toBe(true);
-    const dir = mkdtempSync(join(tmpdir(), 'kb-crash-'));
-    const simConfig = join(dir, 'sim.kubeconfig');
-    await start(['sim', '--listen', '127.0.0.1:0', '--kubeconfig-out', simConfig, '--work-dir', join(dir, 'pods')], /kubeconfig:/);
-    const serveArgs = ['serve', '--data-dir', join(dir, 'data'), '--recordings', join(dir, 'rec'), '--listen', '127.0.0.1:0', '--control-listen', '127.0.0.1:0', '--upstream-kubeconfig', simConfig];
-    const first = await start(serveArgs, /admin token/);
-    const control = /control API:\s+(http:\/\/\S+)\/v1/.exec(first.out())![1]!;
-    const admin = /admin token[^:]*: (kbu_\S+)/.exec(first.out())![1]!;
-    const url = /Kubernetes endpoint: (https:\/\/\S+)/.exec(first.out())![1]!;
-    const agentConfig = join(dir, 'agent.kubeconfig');
-    const add = spawn(process.execPath, [BIN, 'agent', 'add', 'crashy', '--data-dir', join(dir, 'data'), '--server', url, '--kubeconfig-out', agentConfig]);
-    expect(await new Promise((r) => add.on('exit', r))).toBe(0);
-    // The admin owns the agent it made and may not grant to it: another approver grants.
-    const approverToken = await createApprover(control, admin);
-    const grant = await fetch(`${control}/v1/approvals`, {
+interface Pair {
+  dir: string;
+  serveArgs: string[];
+  first: { child: ChildProcess; out: () => string };
+  agentConfig: string;
+  /** Grants `body` (plus agent, ttl and reason) to the agent; returns the approval id. */
+  grant(body: Record<string, unknown>): Promise<string>;
+}
+
+/** A sim in its own process, a bastion in front of it, an agent `crashy` and an approver. */
+async function startPair(): Promise<Pair> {
+  expect(existsSync('dist/cli/main.js'), 'run `npm run build` first').toBe(true);
+  const dir = mkdtempSync(join(tmpdir(), 'kb-crash-'));
+  const simConfig = join(dir, 'sim.kubeconfig');
+  await start(['sim', '--listen', '127.0.0.1:0', '--kubeconfig-out', simConfig, '--work-dir', join(dir, 'pods')], /kubeconfig:/);
+  const serveArgs = ['serve', '--data-dir', join(dir, 'data'), '--recordings', join(dir, 'rec'), '--listen', '127.0.0.1:0', '--control-listen', '127.0.0.1:0', '--upstream-kubeconfig', simConfig];
+  const first = await start(serveArgs, /admin token/);
+  const control = /control API:\s+(http:\/\/\S+)\/v1/.exec(first.out())![1]!;
+  const admin = /admin token[^:]*: (kbu_\S+)/.exec(first.out())![1]!;
+  const url = /Kubernetes endpoint: (https:\/\/\S+)/.exec(first.out())![1]!;
+  const agentConfig = join(dir, 'agent.kubeconfig');
+  const add = spawn(process.execPath, [BIN, 'agent', 'add', 'crashy', '--data-dir', join(dir, 'data'), '--server', url, '--kubeconfig-out', agentConfig]);
+  expect(await new Promise((r) => add.on('exit', r))).toBe(0);
+  // The admin owns the agent it made and may not grant to it: another approver grants.
+  const approverToken = await createApprover(control, admin);
+  const grant = async (body: Record<string, unknown>): Promise<string> => {
+    const res = await fetch(`${control}/v1/approvals`, {
       method: 'POST',
       headers: { Authorization: `Bearer ${approverToken}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ agent: 'crashy', namespace: 'demo', pod: 'web-0', container: 'app', verbs: ['exec'], ttlSeconds: 300, reason: 'crash test' }),
+      body: JSON.stringify({ agent: 'crashy', ttlSeconds: 300, reason: 'crash test', ...body }),
     });
-    expect(grant.status).toBe(201);
-    const approvalId = ((await grant.json()) as { id: string }).id;
+    expect(res.status).toBe(201);
+    return ((await res.json()) as { id: string }).id;
+  };
+  return { dir, serveArgs, first, agentConfig, grant };
+}
+
+async function killFirst(pair: Pair): Promise<void> {
+  pair.first.child.kill('SIGKILL');
+  await new Promise((r) => pair.first.child.on('exit', r));
+}
+
+describe('a bastion killed during a session', () => {
+  it('marks the session interrupted after restart, and its cast parses', async () => {
+    const pair = await startPair();
+    const { dir, serveArgs, agentConfig } = pair;
+    const approvalId = await pair.grant({ namespace: 'demo', pod: 'web-0', container: 'app', verbs: ['exec'] });
 
     const kubectl = spawn(kubectlPath(33), ['--kubeconfig', agentConfig, 'exec', '-n', 'demo', 'web-0', '--', 'sh', '-c', 'while :; do echo tick; sleep 0.05; done'], {
       env: { PATH: process.env.PATH ?? '', HOME: freshHome() },
@@ -67,8 +94,7 @@ describe('a bastion killed during a session', () => {
     kubectl.stdout.on('data', (d: Buffer) => (ticks += d.toString()));
     await expect.poll(() => ticks.split('tick').length, { timeout: 15_000 }).toBeGreaterThan(5);
 
-    first.child.kill('SIGKILL');
-    await new Promise((r) => first.child.on('exit', r));
+    await killFirst(pair);
     await new Promise((r) => kubectl.on('exit', r));
 
     const second = await start(serveArgs, /kube-bastion is serving/);
@@ -80,6 +106,46 @@ describe('a bastion killed during a session', () => {
       expect(cast.events.some((e) => e.code === 'o' && e.data.includes('tick'))).toBe(true);
       expect(cast.events.at(-1)).toMatchObject({ code: 'm', data: INTERRUPTED_MARKER });
       expect(session!.castSha256).toMatch(/^[0-9a-f]{64}$/);
+    } finally {
+      await store.close();
+      second.child.kill('SIGTERM');
+    }
+  });
+
+  it('a port-forward: its open connection ends cut as interrupted, with the bytes and hashes its sidecar holds', async () => {
+    const pair = await startPair();
+    const approvalId = await pair.grant({ namespace: 'demo', pod: 'web-0', verbs: ['portforward'], ports: [7000] });
+    const fwd = await kubectlPortForward({ minor: 33, kubeconfig: pair.agentConfig, ports: [7000] });
+    children.push(fwd.child);
+    const socket = connect({ host: '127.0.0.1', port: fwd.local.get(7000)! });
+    socket.on('error', () => {});
+    let echoed = '';
+    socket.on('data', (d: Buffer) => (echoed += d.toString()));
+    socket.write('before the crash');
+    await expect.poll(() => echoed, { timeout: 15_000 }).toBe('before the crash');
+
+    await killFirst(pair);
+    socket.destroy();
+    await stopForward(fwd);
+
+    const second = await start(pair.serveArgs, /kube-bastion is serving/);
+    const store = openStore(join(pair.dir, 'data'));
+    try {
+      const [session] = await store.sessions.list({ approvalId });
+      expect(session).toMatchObject({ state: 'ended', endReason: 'interrupted', operation: 'portforward' });
+      const [conn] = await store.sessions.listConnections(session!.id);
+      expect(conn).toMatchObject({
+        port: 7000,
+        outcome: 'cut',
+        detail: INTERRUPTED_CONNECTION,
+        bytesIn: 16,
+        bytesOut: 16,
+        sha256In: sha256(Buffer.from('before the crash')),
+        sha256Out: sha256(Buffer.from('before the crash')),
+      });
+      expect(conn!.rawSha256).toBe(sha256(readFileSync(join(pair.dir, 'rec', conn!.rawPath!))));
+      const audit = await store.audit.query({ event: 'session.connection', sessionId: session!.id });
+      expect(audit.map((r) => (JSON.parse(r.details ?? '{}') as { outcome: string }).outcome)).toEqual(['cut']);
     } finally {
       await store.close();
       second.child.kill('SIGTERM');
