@@ -35,7 +35,8 @@ afterAll(async () => {
 
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    execFile(process.execPath, [resolve('bin/kube-bastion.js'), ...args], { env: { ...process.env, KUBE_BASTION_URL: b.bastion.controlUrl, KUBE_BASTION_TOKEN: ann } }, (err, stdout, stderr) =>
+    // The trust file (pinned keys) lives in a config directory of this test's own.
+    execFile(process.execPath, [resolve('bin/kube-bastion.js'), ...args], { env: { ...process.env, KUBE_BASTION_URL: b.bastion.controlUrl, KUBE_BASTION_TOKEN: ann, XDG_CONFIG_HOME: join(b.dir, 'config') } }, (err, stdout, stderr) =>
       done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
@@ -110,7 +111,7 @@ describe('port-forward approvals and records through the CLI', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'kb-forward-')), 'evidence');
     expect((await cli('export', '--approval', held.id, '--out', out, '--quiet')).code).toBe(0);
     expect(readFileSync(join(out, 'sessions', session.id, '1.raw'), 'utf8')).toBe(sent + got);
-    expect((await cli('verify', out)).code).toBe(0);
+    expect((await cli('verify', out, '--fingerprint', b.bastion.signingKey.fingerprint)).code).toBe(0);
     // One changed byte of the connection's sidecar: verify names it.
     appendFileSync(join(out, 'sessions', session.id, '1.raw'), 'x');
     const bad = await cli('verify', out);

@@ -9,6 +9,7 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Approval } from '../../src/model/approval.js';
 import type { ForwardedConnection } from '../../src/model/forward.js';
+import type { ReviewRecord } from '../../src/model/review-record-schema.js';
 import { readRawSidecar } from '../../src/recording/raw-sidecar.js';
 import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
 import { approvalIds, controlApi, newPending } from '../helpers/control.js';
@@ -139,6 +140,16 @@ describe('the approval names the ports', () => {
     expect(row).toMatchObject({ bytesIn: 0, bytesOut: 0, rawPath: null, detail: expect.stringContaining('allows port-forward to port(s) 8080 only') });
     // Upstream saw one port-forward session and, inside it, nothing for 7000 (the sim's pod logs no echo connection).
     expect(upstreamForwardsSince(before)).toEqual(['POST spdy']);
+    // The approval's review record lists the refused connection as outside the approved ports.
+    const record = await controlApi<ReviewRecord>(b, approver, 'GET', `/v1/approvals/${approval.id}/record`);
+    expect(record.status).toBe(200);
+    const connections = record.json.sessions[0]!.connections!;
+    expect(connections.map((c) => [c.port, c.outcome, c.inScope])).toEqual([
+      [8080, 'closed', true],
+      [7000, 'refused', false],
+    ]);
+    expect(connections[1]!.why).toContain('outside the approved ports');
+    expect(record.json.conformance.refused).toBeGreaterThanOrEqual(1);
   });
 
   it('approving a held port-forward without ports is refused: the approver must name them', async () => {
