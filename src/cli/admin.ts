@@ -13,7 +13,7 @@ import { checkpointDataDir, checkpointLabel, checkpointsPath } from '../evidence
 import { readCheckpointsText, verifyAuditTrust, type AuditTrustReport } from '../evidence/audit-trust.js';
 import { loadOrCreateSigningKey, signingKeyPaths } from '../evidence/signing-key.js';
 import { ApiFailure, client, formatTable } from './approvals.js';
-import { DEFAULT_CONTROL_URL, resolveControlTarget } from './control-target.js';
+import { DEFAULT_CONTROL_URL, resolveControlTarget, CONTROL_API_FLAGS } from './control-target.js';
 
 function usage(message: string): BastionError {
   return new BastionError(ErrorCode.USAGE, message);
@@ -114,7 +114,7 @@ options:
   -o, --output F       text (default) or json`;
 
 const HELP = { help: { type: 'boolean', short: 'h' } } as const;
-const API_FLAGS = { server: { type: 'string' }, token: { type: 'string' }, ca: { type: 'string' }, output: { type: 'string', short: 'o' }, ...HELP } as const;
+const API_FLAGS = CONTROL_API_FLAGS;
 
 /** Prints the usage when -h/--help was given; true when it did. */
 function helped(values: { help?: boolean | undefined }, text: string): boolean {

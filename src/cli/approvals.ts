@@ -7,7 +7,7 @@
 //
 // Exit status: 0 done, 1 the API (or the network) refused, 2 usage (thrown as BastionError USAGE,
 // which main prints).
-import { DEFAULT_CONTROL_URL, resolveControlTarget } from './control-target.js';
+import { DEFAULT_CONTROL_URL, resolveControlTarget, CONTROL_API_FLAGS } from './control-target.js';
 import http from 'node:http';
 import https from 'node:https';
 import { parseArgs } from 'node:util';
@@ -78,11 +78,7 @@ export interface ApprovalsIo {
 }
 
 const OPTIONS = {
-  server: { type: 'string' },
-  token: { type: 'string' },
-  ca: { type: 'string' },
-  output: { type: 'string', short: 'o' },
-  help: { type: 'boolean', short: 'h' },
+  ...CONTROL_API_FLAGS,
   state: { type: 'string' },
   agent: { type: 'string' },
   namespace: { type: 'string' },

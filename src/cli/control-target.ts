@@ -5,6 +5,15 @@ import { BastionError, ErrorCode } from '../errors/index.js';
 
 export const DEFAULT_CONTROL_URL = 'http://127.0.0.1:8080';
 
+/** The flags every control-API command takes (parseArgs options): where, as whom, how to print, help. */
+export const CONTROL_API_FLAGS = {
+  server: { type: 'string' },
+  token: { type: 'string' },
+  ca: { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 export interface ControlTarget {
   server: URL;
   token: string;

@@ -10,7 +10,7 @@
 // Exit status: 0 exported and verified, 1 the API, the network or the verification failed,
 // 2 usage (thrown as BastionError USAGE, which main prints).
 import { DEFAULT_CONTROL_URL, resolveControlTarget } from './control-target.js';
-import { existsSync, readFileSync, statSync, readdirSync } from 'node:fs';
+import { existsSync, statSync, readdirSync } from 'node:fs';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';

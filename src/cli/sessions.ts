@@ -10,7 +10,7 @@ import { BastionError, ErrorCode } from '../errors/index.js';
 import type { ForwardedConnection } from '../model/forward.js';
 import { SESSION_STATES } from '../model/vocabulary.js';
 import { ApiFailure, client, formatArgv, formatTable } from './approvals.js';
-import { DEFAULT_CONTROL_URL, resolveControlTarget } from './control-target.js';
+import { DEFAULT_CONTROL_URL, resolveControlTarget, CONTROL_API_FLAGS } from './control-target.js';
 
 const SYNOPSES = {
   list: `list [--approval ID] [--agent NAME] [--state ${SESSION_STATES.join('|')}]   newest first`,
@@ -41,11 +41,7 @@ export interface SessionsIo {
 }
 
 const OPTIONS = {
-  server: { type: 'string' },
-  token: { type: 'string' },
-  ca: { type: 'string' },
-  output: { type: 'string', short: 'o' },
-  help: { type: 'boolean', short: 'h' },
+  ...CONTROL_API_FLAGS,
   approval: { type: 'string' },
   agent: { type: 'string' },
   state: { type: 'string' },

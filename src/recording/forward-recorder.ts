@@ -58,7 +58,7 @@ export class ForwardRecording {
   private result: ForwardRecordingResult | undefined;
 
   /** Creates the sidecar; throws a RecordingError when it cannot (the connection is then refused). */
-  constructor(private readonly opts: ForwardRecordingOptions) {
+  constructor(opts: ForwardRecordingOptions) {
     this.path = forwardRecordingPath(opts.dir, opts.approvalId, opts.sessionId, opts.seq);
     this.relativePath = relative(opts.dir, this.path);
     this.fsyncIntervalMs = opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS;

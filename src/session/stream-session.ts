@@ -15,7 +15,7 @@ import type { Status } from '../protocol/status.js';
 import type { ServerStreams, TransportKind } from '../protocol/streams.js';
 import { acceptRemoteCommand } from '../transport/accept.js';
 import type { StreamOperation } from '../model/request.js';
-import type { ApprovalLease, LeaseEnd } from '../approvals/lease.js';
+import type { ApprovalLease } from '../approvals/lease.js';
 import { dialUpstreamExec } from '../upstream/executor.js';
 import type { UpstreamSession } from '../upstream/executor/types.js';
 import type { UpstreamTarget } from '../upstream/upstream.js';

@@ -5,7 +5,7 @@
 import https from 'node:https';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
-import { BastionError, ErrorCode, isBastionError } from '../errors/index.js';
+import { BastionError, ErrorCode } from '../errors/index.js';
 import { Header, ProtocolName, SPDY_UPGRADE, StreamType } from '../protocol/constants.js';
 import { SpdyConnection, type SpdyStream } from '../transport/spdy/index.js';
 import { PORT_FORWARD_SPDY_LIMITS } from '../transport/portforward/index.js';
@@ -13,7 +13,7 @@ import { tlsOptions } from './executor/dial.js';
 import { classifyRefusal, readBoundedBody } from './executor/refusal.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS } from './executor/types.js';
 import { upstreamPath } from './rest-proxy.js';
-import type { UpstreamTarget } from './upstream.js';
+import { upstreamRequestOptions, type UpstreamTarget } from './upstream.js';
 
 /** Longest error-stream text kept from upstream (the kubelet's messages are a few hundred bytes). */
 const MAX_ERROR_TEXT = 64 * 1024;
@@ -53,13 +53,7 @@ export interface UpstreamPortForward {
  * and credential failures or a 101 for another protocol; CONNECTION_CLOSED when aborted.
  */
 export async function dialUpstreamPortForward(upstream: UpstreamTarget, req: UpstreamPortForwardRequest): Promise<UpstreamPortForward> {
-  let base: https.RequestOptions;
-  try {
-    base = await upstream.requestOptions();
-  } catch (err) {
-    if (isBastionError(err)) throw err;
-    throw new BastionError(ErrorCode.UPSTREAM_UNAVAILABLE, `could not obtain upstream credentials: ${(err as Error)?.message ?? String(err)}`, undefined, { cause: err });
-  }
+  const base = await upstreamRequestOptions(upstream);
   if (req.signal?.aborted) throw aborted(req.signal);
   const target = new URL(upstream.server);
   const headers: OutgoingHttpHeaders = { ...((base.headers as OutgoingHttpHeaders | undefined) ?? {}), ...(req.headers ?? {}) };

@@ -78,7 +78,6 @@ export function upstreamFromCredentials(server: string, caPem: string, token: st
   return new KubeConfigUpstream(kc, description);
 }
 
-/** The upstream API server could not be reached (network, TLS, credentials): one wording for every caller. */
 /**
  * The upstream request options, or UPSTREAM_UNAVAILABLE when its credentials cannot be obtained
  * (an exec plugin or a token file failing): answered and audited like an unreachable upstream.
@@ -92,6 +91,7 @@ export async function upstreamRequestOptions(upstream: UpstreamTarget): Promise<
   }
 }
 
+/** The upstream API server could not be reached (network, TLS, credentials): one wording for every caller. */
 export function upstreamUnreachable(cause: Error): BastionError {
   return new BastionError(ErrorCode.UPSTREAM_UNAVAILABLE, `kube-bastion could not reach the upstream API server: ${cause.message}`, undefined, { cause });
 }

@@ -6,10 +6,10 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { WebSocket, type ClientOptions } from 'ws';
 import { ProtocolName } from '../../protocol/constants.js';
 import { effectiveStreamOptions, parseRemoteCommandQuery } from '../../protocol/options.js';
-import { BastionError, ErrorCode, isBastionError, UpstreamRefusal } from '../../errors/index.js';
+import { BastionError, ErrorCode, UpstreamRefusal } from '../../errors/index.js';
 import { SUBPROTOCOLS } from '../../transport/websocket/subprotocols.js';
 import { upstreamPath } from '../rest-proxy.js';
-import type { UpstreamTarget } from '../upstream.js';
+import { upstreamRequestOptions, type UpstreamTarget } from '../upstream.js';
 import { classifyRefusal, readBoundedBody } from './refusal.js';
 import { WebSocketUpstreamSession } from './session.js';
 import { dialUpstreamSpdyExec } from './spdy-dial.js';
@@ -53,13 +53,7 @@ export async function dialUpstreamExec(upstream: UpstreamTarget, req: UpstreamEx
   const query = parseRemoteCommandQuery(new URLSearchParams(req.path.split('?')[1] ?? ''));
   const wantsStdin = query.stdin;
 
-  let base: https.RequestOptions;
-  try {
-    base = await upstream.requestOptions();
-  } catch (err) {
-    if (isBastionError(err)) throw err;
-    throw new BastionError(ErrorCode.UPSTREAM_UNAVAILABLE, `could not obtain upstream credentials: ${(err as Error)?.message ?? String(err)}`, undefined, { cause: err });
-  }
+  const base = await upstreamRequestOptions(upstream);
   throwIfAborted(req.signal);
   const options = clientOptions(base, req);
   const ctx: AttemptContext = {
