@@ -550,8 +550,9 @@ describe('a client that never reads', () => {
     try {
       const approval = await grantForward([target.port]);
       const fwd = await rawForward();
-      // Each connection is two streams; past MAX_FORWARDED_CONNECTIONS open at once the SPDY stream limit trips.
-      for (let i = 0; i < MAX_FORWARDED_CONNECTIONS + 8; i++) fwd.open(target.port, `flood-${i}`);
+      // Each connection is two streams; past 2 × MAX_FORWARDED_CONNECTIONS streams open at once the
+      // SPDY stream limit trips. Error streams alone (never paired) reach it without relaying anything.
+      for (let i = 0; i < 2 * MAX_FORWARDED_CONNECTIONS + 8; i++) fwd.openErrorOnly(target.port, `flood-${i}`);
       await within(fwd.closed, 'the connection to be cut', 10_000);
       const session = await endedSession(approval.id);
       const rows = await connections(session.id);

@@ -143,8 +143,10 @@ describe('kube-bastion serve', () => {
 
   it('stops on SIGTERM within the grace period, ending an open watch, and exits 0', async () => {
     const kubeconfig = join(dataDir, 'agents', 'demo.kubeconfig');
-    const watch = runKubectl({ minor: 33, kubeconfig, args: ['get', 'pods', '-n', 'demo', '-w'], timeoutMs: 30_000 });
-    await new Promise((r) => setTimeout(r, 1500));
+    let printed = '';
+    const watch = runKubectl({ minor: 33, kubeconfig, args: ['get', 'pods', '-n', 'demo', '-w'], timeoutMs: 30_000, onStdout: (d) => (printed += d.toString()) });
+    // The watch is open once kubectl has printed the list it watches.
+    await expect.poll(() => printed, { timeout: 20_000 }).toContain('web-0');
     serve.kill('SIGTERM');
     expect(await exited).toBe(0);
     const w = await watch;

@@ -37,6 +37,8 @@ export interface KubectlRun {
   stdin?: Buffer | string;
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** Sees stdout as it arrives (e.g. to act once a watch has printed). */
+  onStdout?: (chunk: Buffer) => void;
 }
 
 /** A fresh HOME per run, so no discovery cache from another run hides requests. */
@@ -53,7 +55,10 @@ export function runKubectl(run: KubectlRun): Promise<KubectlResult> {
     const out: Buffer[] = [];
     // Decoded once at the end: a multi-byte character may straddle two chunks.
     const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stdout.on('data', (d: Buffer) => {
+      out.push(d);
+      run.onStdout?.(d);
+    });
     child.stderr.on('data', (d: Buffer) => err.push(d));
     const timer = setTimeout(() => child.kill('SIGKILL'), run.timeoutMs ?? 45_000);
     child.on('error', reject);
