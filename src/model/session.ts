@@ -1,5 +1,5 @@
 // Sinks observe a session's traffic as it is relayed: the recorder, live viewers, metrics.
-// A sink that throws cuts the session (fail closed: nothing flows that was not recorded).
+// A sink that throws, or reports a failure through onFailure, cuts the session (fail closed).
 import type { TerminalSize } from '../protocol/resize.js';
 import type { Status } from '../protocol/status.js';
 import type { TransportKind } from '../protocol/streams.js';
@@ -22,6 +22,16 @@ export interface SessionSink {
   stderr?(chunk: Buffer): void;
   resize?(size: TerminalSize): void;
   marker?(label: string): void;
+  /**
+   * Sinks that batch their writes: undefined while they can take more; otherwise a promise that
+   * settles once they can (the relay stops reading the stream the chunk came from until then).
+   */
+  ready?(): Promise<void> | undefined;
+  /**
+   * Sinks that write after a call has returned (batches): `listener` is called if such a write
+   * fails, and the relay cuts the session (fail closed).
+   */
+  onFailure?(listener: (err: Error) => void): void;
   /** The session is over; flush and close. */
   end?(end: SessionEnd): void | Promise<void>;
 }

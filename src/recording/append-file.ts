@@ -1,7 +1,8 @@
-// A synchronous, append-only output file: every write goes straight to the kernel (no user-space
-// buffer, so a process crash loses nothing already written) and a failure throws at once, into
-// the caller; in the recorder that caller is the relay, which then cuts the session. The SHA-256
-// of the file is accumulated as it is written, so closing needs no re-read.
+// An append-only output file. `write` is synchronous: it goes straight to the kernel and a failure
+// throws at once into the caller (the port-forward recorder, whose caller is the relay). `append`
+// writes one large batch off the event loop (libuv's thread pool) and rejects on failure (the
+// exec recorder, which then cuts the session). The SHA-256 of the file is accumulated as it is
+// written, so closing needs no re-read.
 import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 
@@ -18,6 +19,18 @@ export const nodeSyncIo: SyncIo = {
   writeSync: (fd, buffer, offset, length) => fs.writeSync(fd, buffer, offset, length),
   fsyncSync: (fd) => fs.fsyncSync(fd),
   closeSync: (fd) => fs.closeSync(fd),
+};
+
+/** Asynchronous calls for batched writes (tests inject failures and slow disks through this). */
+export interface FileIo extends SyncIo {
+  write(fd: number, buffer: Uint8Array, offset: number, length: number): Promise<number>;
+  fsync(fd: number): Promise<void>;
+}
+
+export const nodeFileIo: FileIo = {
+  ...nodeSyncIo,
+  write: (fd, buffer, offset, length) => new Promise((resolve, reject) => fs.write(fd, buffer, offset, length, null, (err, n) => (err ? reject(err) : resolve(n)))),
+  fsync: (fd) => new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve()))),
 };
 
 export class AppendFile {
@@ -57,6 +70,32 @@ export class AppendFile {
     this.dirty = true;
   }
 
+  /**
+   * Writes all of `parts` in order, off the event loop, looping over short writes; rejects on the
+   * first failure. The caller must not start another append (or close) before this one settled.
+   */
+  async append(parts: readonly Uint8Array[], io: FileIo): Promise<void> {
+    for (const data of parts) {
+      if (this.fd === null) throw new Error(`${this.path} is closed`);
+      let off = 0;
+      while (off < data.length) {
+        const n = await io.write(this.fd, data, off, data.length - off);
+        if (n <= 0) throw new Error(`short write to ${this.path}`);
+        off += n;
+      }
+      this.hash.update(data);
+      this.bytes += data.length;
+      this.dirty = true;
+    }
+  }
+
+  /** fsync off the event loop if anything was written since the last one. */
+  async syncAsync(io: FileIo): Promise<void> {
+    if (this.fd === null || !this.dirty) return;
+    this.dirty = false;
+    await io.fsync(this.fd);
+  }
+
   /** fsync if anything was written since the last one. */
   sync(): void {
     if (this.fd === null || !this.dirty) return;
@@ -73,6 +112,20 @@ export class AppendFile {
       } finally {
         this.fd = null;
         this.io.closeSync(fd);
+      }
+    }
+    return this.sha256();
+  }
+
+  /** fsync (off the event loop) and close; returns the SHA-256 (hex). No append may be running. */
+  async closeAsync(io: FileIo): Promise<string> {
+    if (this.fd !== null) {
+      const fd = this.fd;
+      try {
+        await this.syncAsync(io);
+      } finally {
+        this.fd = null;
+        io.closeSync(fd);
       }
     }
     return this.sha256();

@@ -40,7 +40,12 @@ export class AsciicastV2Encoder {
   }
 
   event(e: RecordingEvent): string {
-    return eventLine(formatV2Time(e.timeUs), e.code, e.data);
+    return eventLine(this.time(e.timeUs), e.code, e.data);
+  }
+
+  /** The time field of the next event (for lines built from bytes, see utf8EventLine). */
+  time(timeUs: number): string {
+    return formatV2Time(timeUs);
   }
 }
 

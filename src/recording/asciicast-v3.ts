@@ -40,10 +40,15 @@ export class AsciicastV3Encoder {
   }
 
   event(e: RecordingEvent): string {
-    const ms = Math.max(this.prevMs, Math.round(e.timeUs / 1000));
+    return eventLine(this.time(e.timeUs), e.code, e.data);
+  }
+
+  /** The time field of the next event (advances the encoder; see utf8EventLine). */
+  time(timeUs: number): string {
+    const ms = Math.max(this.prevMs, Math.round(timeUs / 1000));
     const interval = ms - this.prevMs;
     this.prevMs = ms;
-    return eventLine(formatV3Interval(interval), e.code, e.data);
+    return formatV3Interval(interval);
   }
 
   /** A `#` comment line (never the first line of a file). Newlines in the text are flattened. */

@@ -39,7 +39,7 @@ describe('asciinema cat (Debian asciinema 2.x) prints the recorded bytes', () =>
     '\u001b]0;title\u0007\u001b[?2004h$ ';
   const stderrText = 'warning: ошибка ✗\n';
 
-  function record(format: 'v2' | 'v3', name: string): { castPath: string; expected: Buffer } {
+  async function record(format: 'v2' | 'v3', name: string): Promise<{ castPath: string; expected: Buffer }> {
     const rec = createRecorder({
       dir: join(dir, name),
       approvalId: 'apr_interop',
@@ -64,18 +64,18 @@ describe('asciinema cat (Debian asciinema 2.x) prints the recorded bytes', () =>
     }
     rec.marker('warning: approval expires in 60s');
     rec.resize({ width: 80, height: 24 });
-    rec.end({ reason: 'completed', exitCode: 0, status: exitCodeStatus(0), bytesIn: 3, bytesOut: out.length + err.length });
+    await rec.end({ reason: 'completed', exitCode: 0, status: exitCodeStatus(0), bytesIn: 3, bytesOut: out.length + err.length });
     return { castPath: rec.castPath, expected: Buffer.concat(expected) };
   }
 
-  it('v2 recorded by the bastion', () => {
-    const { castPath, expected } = record('v2', 'v2');
+  it('v2 recorded by the bastion', async () => {
+    const { castPath, expected } = await record('v2', 'v2');
     const printed = asciinemaCat(castPath, join(dir, 'v2.out'));
     expect(printed.toString('hex')).toBe(expected.toString('hex'));
   });
 
-  it('v3 recorded by the bastion, exported to v2 by the converter', () => {
-    const { castPath, expected } = record('v3', 'v3');
+  it('v3 recorded by the bastion, exported to v2 by the converter', async () => {
+    const { castPath, expected } = await record('v3', 'v3');
     const v2Path = join(dir, 'converted.cast');
     writeFileSync(v2Path, convertCast(readFileSync(castPath, 'utf8'), 'v2'));
     const printed = asciinemaCat(v2Path, join(dir, 'v3.out'));

@@ -82,6 +82,56 @@ export function encodeRawRecord(channel: number, timeUs: number, data: Uint8Arra
   return buf;
 }
 
+/**
+ * Raw records batched in memory for one large write: each record is encoded straight into a big
+ * segment (one copy of the payload, no per-record allocation but a view), and `take()` hands the
+ * filled segments over to be written. The payload view each `append` returns stays valid until the
+ * batch has been written (segments are never reused).
+ */
+export class RawRecordBatch {
+  private segments: Buffer[] = [];
+  private cur: Buffer = Buffer.alloc(0);
+  private used = 0;
+  /** Bytes batched (headers included) since the last take(). */
+  bytes = 0;
+
+  constructor(private readonly segmentBytes = 1024 * 1024) {}
+
+  append(channel: number, timeUs: number, data: Uint8Array): Buffer {
+    if (data.length > MAX_RECORD_BYTES) throw new RangeError(`raw record too large (${data.length} bytes)`);
+    const need = RECORD_HEADER_BYTES + data.length;
+    if (this.cur.length - this.used < need) {
+      if (this.used > 0) this.segments.push(this.cur.subarray(0, this.used));
+      this.cur = Buffer.allocUnsafeSlow(Math.max(this.segmentBytes, need));
+      this.used = 0;
+    }
+    const b = this.cur;
+    const at = this.used;
+    const t = Math.max(0, Math.round(timeUs));
+    b[at] = channel;
+    // u64 as two u32 halves: no BigInt per record.
+    b.writeUInt32BE(Math.floor(t / 0x1_0000_0000), at + 1);
+    b.writeUInt32BE(t >>> 0, at + 5);
+    b.writeUInt32BE(data.length, at + 9);
+    b.set(data, at + RECORD_HEADER_BYTES);
+    this.used += need;
+    this.bytes += need;
+    return b.subarray(at + RECORD_HEADER_BYTES, at + need);
+  }
+
+  /** The batched bytes, in order, as a few large buffers; the batch starts empty again. */
+  take(): Buffer[] {
+    const out = this.segments;
+    if (this.used > 0) out.push(this.cur.subarray(0, this.used));
+    // The rest of the current segment keeps being filled; the part taken is never written again.
+    this.cur = this.cur.subarray(this.used);
+    this.used = 0;
+    this.segments = [];
+    this.bytes = 0;
+    return out;
+  }
+}
+
 /** Accumulates one SHA-256 per hashed channel (an unused channel hashes the empty string). */
 export class ChannelHashes {
   private readonly hashes = new Map<HashedChannel, Hash>();

@@ -10,7 +10,7 @@ import { v5 } from '../protocol/versions/index.js';
 import type { ServerStreams } from '../protocol/streams.js';
 import { Relay, type UpstreamStreams } from '../session/relay.js';
 import type { SessionEnd } from '../model/session.js';
-import { nodeSyncIo, type SyncIo } from './append-file.js';
+import { nodeFileIo, type FileIo } from './append-file.js';
 import { parseCast } from './cast-reader.js';
 import { outputText } from './events.js';
 import { readRawSidecar } from './raw-sidecar.js';
@@ -74,9 +74,9 @@ describe('recorder: asciicast v2 (default)', () => {
     const out = Buffer.from('файл.txt  🙂 done\r\n', 'utf8');
     clock = 30_000;
     rec.stdout(out.subarray(0, 3)); // splits the second Cyrillic letter
-    clock = 30_100;
+    clock = 40_000; // 10 ms later: an event of its own (closer chunks share one)
     rec.stdout(out.subarray(3, 14)); // splits the emoji
-    clock = 30_200;
+    clock = 50_000;
     rec.stdout(out.subarray(14));
     clock = 1_500_000;
     rec.resize({ width: 100, height: 30 });
@@ -111,8 +111,8 @@ describe('recorder: asciicast v2 (default)', () => {
       { timeUs: 0, code: 'm', data: `session ${SES} started under approval ${APR}` },
       { timeUs: 20_000, code: 'i', data: 'ls\r' },
       { timeUs: 30_000, code: 'o', data: 'ф' },
-      { timeUs: 30_100, code: 'o', data: 'айл.txt  ' },
-      { timeUs: 30_200, code: 'o', data: '🙂 done\r\n' },
+      { timeUs: 40_000, code: 'o', data: 'айл.txt  ' },
+      { timeUs: 50_000, code: 'o', data: '🙂 done\r\n' },
       { timeUs: 1_500_000, code: 'r', data: '100x30' },
       { timeUs: 2_000_000, code: 'm', data: 'warning: approval expires in 60s' },
       { timeUs: 2_500_000, code: 'm', data: 'exit status 0' },
@@ -173,7 +173,7 @@ describe('recorder: asciicast v2 (default)', () => {
     }
   });
 
-  it('writes the header at once without a TTY (80x24) and flushes an incomplete character as U+FFFD at the end', async () => {
+  it('writes the header at once without a TTY (80x24) and marks an incomplete character at the end as binary', async () => {
     const rec = createRecorder(options({}, { tty: false, command: ['cat', '/etc/motd'] }));
     const early = parseCast(readFileSync(rec.castPath, 'utf8'), 'v2');
     expect(early.header).toMatchObject({ cols: 80, rows: 24, command: 'cat /etc/motd' });
@@ -185,7 +185,7 @@ describe('recorder: asciicast v2 (default)', () => {
     expect(cast.events.map((e) => [e.code, e.data])).toEqual([
       ['m', `session ${SES} started under approval ${APR}`],
       ['o', 'a'],
-      ['o', '\ufffd'],
+      ['m', `binary output on stdout: 2 bytes, kept in ${SES}.raw`],
       ['m', 'exit status 1'],
     ]);
   });
@@ -285,24 +285,32 @@ describe('recorder: fail closed', () => {
     expect(() => createRecorder(options({ approvalId: '..' }))).toThrow(/unsafe approval id/);
   });
 
-  it('throws from the sink method when a write fails, and from every call after it', async () => {
-    let budget = Infinity;
-    const io: SyncIo = {
-      ...nodeSyncIo,
-      writeSync: (fd, buf, off, len) => {
-        if (budget-- <= 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-        return nodeSyncIo.writeSync(fd, buf, off, len);
-      },
+  it('a failed batch write is reported through onFailure, and every sink call after it throws', async () => {
+    let fail = false;
+    const io: FileIo = {
+      ...nodeFileIo,
+      write: (fd, buf, off, len) => (fail ? Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })) : nodeFileIo.write(fd, buf, off, len)),
     };
     let finishedWith: RecordingResult | undefined;
     const rec = createRecorder(options({ io, onFinished: (r) => (finishedWith = r) }, { tty: false }));
+    const failures: Error[] = [];
+    rec.onFailure((err) => failures.push(err));
     rec.stdout(Buffer.from('fine\n'));
-    budget = 0;
-    expect(() => rec.stdout(Buffer.from('lost\n'))).toThrow(/ENOSPC/);
-    budget = Infinity;
+    await rec.flush();
+    fail = true;
+    rec.stdout(Buffer.from('lost\n')); // batched: the failure comes with its write
+    expect(failures).toEqual([]);
+    await rec.flush();
+    expect(failures.map((e) => e.message)).toEqual([expect.stringMatching(/cannot write apr_abcdefghijklmnopqrst\/ses_abcdefghijklmnopqrst\.raw: ENOSPC/)]);
+    expect(failures[0]).toBeInstanceOf(RecordingError);
+    fail = false;
     expect(() => rec.stdout(Buffer.from('after\n'))).toThrow(RecordingError);
     expect(() => rec.marker('cutoff: recording-failed')).toThrow(RecordingError);
-    rec.end(end(null, 'recording-failed'));
+    // a listener registered after the failure hears of it at once
+    let late: Error | undefined;
+    rec.onFailure((err) => (late = err));
+    expect(late?.message).toMatch(/ENOSPC/);
+    await rec.end(end(null, 'recording-failed'));
     const result = await rec.finished;
     expect(result.error).toMatch(/cannot write apr_abcdefghijklmnopqrst\/ses_abcdefghijklmnopqrst\.raw: ENOSPC/);
     expect(finishedWith).toBe(result);
@@ -311,32 +319,162 @@ describe('recorder: fail closed', () => {
     expect(outputText(cast.events)).toBe('fine\n');
   });
 
-  it('a failed write cuts the session in the relay before the bytes reach the agent', async () => {
+  it('a failed batch write cuts the session in the relay: nothing relayed after the failing batch', async () => {
     let failWrites = false;
-    const io: SyncIo = {
-      ...nodeSyncIo,
-      writeSync: (fd, buf, off, len) => {
-        if (failWrites) throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
-        return nodeSyncIo.writeSync(fd, buf, off, len);
-      },
+    const io: FileIo = {
+      ...nodeFileIo,
+      write: (fd, buf, off, len) => (failWrites ? Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' })) : nodeFileIo.write(fd, buf, off, len)),
     };
-    const rec = createRecorder(options({ io }, { tty: false }));
+    const rec = createRecorder(options({ io, batchWindowMs: 5 }, { tty: false }));
     const { agent, upstream, agentOut } = fakeSession();
     const relay = new Relay({ agent, upstream, sinks: [rec], cutStatus: (reason, detail) => apiStatus(403, 'Forbidden', `cut: ${reason}${detail ? ` (${detail})` : ''}`) });
     const done = relay.run();
     upstream.stdout.write(Buffer.from('first\n'));
-    await new Promise((r) => setImmediate(r));
+    await until(() => agentOut.length === 1);
+    await rec.flush();
     failWrites = true;
+    // Within the batch window: relayed, then its write fails and the session is cut at once.
     upstream.stdout.write(Buffer.from('second\n'));
+    await until(() => agentOut.length === 2);
     const sessionEnd = await done;
+    upstream.stdout.write(Buffer.from('third\n'));
     expect(sessionEnd.reason).toBe('recording-failed');
     expect(sessionEnd.status.message).toMatch(/recording-failed \(cannot write .*EIO/);
-    expect(Buffer.concat(agentOut).toString()).toBe('first\n');
+    expect(Buffer.concat(agentOut).toString()).toBe('first\nsecond\n');
     const result = await rec.finished;
     expect(result.error).toMatch(/EIO/);
     expect(outputText(parseCast(readFileSync(rec.castPath, 'utf8'), 'v2').events)).toBe('first\n');
   });
 });
+
+describe('recorder: batching', () => {
+  /** Counts write calls and lets a test hold them (a slow disk). */
+  function countingIo(): { io: FileIo; writes: number[]; hold(): void; release(): void } {
+    const writes: number[] = [];
+    let gate: Promise<void> | undefined;
+    let open: (() => void) | undefined;
+    const io: FileIo = {
+      ...nodeFileIo,
+      write: async (fd, buf, off, len) => {
+        writes.push(len);
+        if (gate) await gate;
+        return nodeFileIo.write(fd, buf, off, len);
+      },
+    };
+    return {
+      io,
+      writes,
+      hold: () => (gate = new Promise((r) => (open = r))),
+      release: () => {
+        gate = undefined;
+        open?.();
+      },
+    };
+  }
+
+  it('writes many chunks in one write per file within the window, not one per chunk', async () => {
+    const { io, writes } = countingIo();
+    const rec = createRecorder(options({ io, batchWindowMs: 20 }, { tty: false }));
+    for (let i = 0; i < 100; i++) rec.stdout(Buffer.from(`line ${i}\n`));
+    expect(writes).toEqual([]); // nothing written on the relay's path
+    await new Promise((r) => setTimeout(r, 60));
+    expect(writes.length).toBe(2); // one write of the sidecar, one of the cast
+    const cast = parseCast(readFileSync(rec.castPath, 'utf8'), 'v2');
+    // the chunks arrived within 10 ms of each other: one event
+    expect(cast.events.filter((e) => e.code === 'o')).toHaveLength(1);
+    expect(outputText(cast.events)).toBe(Array.from({ length: 100 }, (_, i) => `line ${i}\n`).join(''));
+    expect(readRawSidecar(readFileSync(rec.rawPath)).records).toHaveLength(100);
+    await rec.end(end(0));
+  });
+
+  it('writes at once when the batch reaches batchBytes', async () => {
+    const { io, writes } = countingIo();
+    const rec = createRecorder(options({ io, batchWindowMs: 60_000, batchBytes: 1000 }, { tty: false }));
+    rec.stdout(Buffer.alloc(600, 0x61));
+    expect(writes).toEqual([]);
+    rec.stdout(Buffer.alloc(600, 0x62));
+    await until(() => writes.length >= 2);
+    expect(writes[0]).toBe(2 * (13 + 600));
+    await rec.end(end(0));
+  });
+
+  it('holds the relay (ready) while more than maxUnwrittenBytes are unwritten, and lets it go once written', async () => {
+    const disk = countingIo();
+    const rec = createRecorder(options({ io: disk.io, batchBytes: 1000, maxUnwrittenBytes: 4000 }, { tty: false }));
+    disk.hold();
+    rec.stdout(Buffer.alloc(1500, 0x61)); // starts a write the disk holds
+    expect(rec.ready()).toBeUndefined();
+    rec.stdout(Buffer.alloc(1500, 0x62));
+    expect(rec.ready()).toBeUndefined();
+    rec.stdout(Buffer.alloc(1500, 0x63)); // 4539 unwritten
+    const held = rec.ready();
+    expect(held).toBeInstanceOf(Promise);
+    let released = false;
+    void held!.then(() => (released = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(released).toBe(false);
+    disk.release();
+    await held;
+    await rec.end(end(0));
+    const raw = readRawSidecar(readFileSync(rec.rawPath));
+    expect(Buffer.concat(raw.records.filter((r) => r.name === 'stdout').map((r) => r.data)).toString()).toBe('a'.repeat(1500) + 'b'.repeat(1500) + 'c'.repeat(1500));
+  });
+
+  it('the relay stops reading a stream while the recorder holds it, and relays everything once the disk catches up', async () => {
+    const disk = countingIo();
+    const rec = createRecorder(options({ io: disk.io, batchBytes: 1000, maxUnwrittenBytes: 2000 }, { tty: false }));
+    const { agent, upstream, agentOut, finishStatus } = fakeSession();
+    const relay = new Relay({ agent, upstream, sinks: [rec], cutStatus: () => apiStatus(403, 'Forbidden', 'cut') });
+    const done = relay.run();
+    disk.hold();
+    for (let i = 0; i < 10; i++) upstream.stdout.write(Buffer.alloc(1000, 0x30 + i));
+    await new Promise((r) => setTimeout(r, 30));
+    // relayed no further than the bound (plus the chunk that crossed it)
+    const relayed = agentOut.reduce((n, c) => n + c.length, 0);
+    expect(relayed).toBeLessThanOrEqual(3000);
+    expect(relayed).toBeGreaterThan(0);
+    disk.release();
+    upstream.stdout.end();
+    upstream.stderr.end();
+    finishStatus(exitCodeStatus(0));
+    expect((await done).reason).toBe('completed');
+    expect(agentOut.reduce((n, c) => n + c.length, 0)).toBe(10_000);
+    const cast = parseCast(readFileSync((await rec.finished).castPath, 'utf8'), 'v2');
+    expect(outputText(cast.events)).toBe(Array.from({ length: 10 }, (_, i) => String.fromCharCode(0x30 + i).repeat(1000)).join(''));
+  });
+
+  it('output that is not valid UTF-8 is one marker in the cast, its bytes exact in the sidecar', async () => {
+    const rec = createRecorder(options({}, { tty: false }));
+    const bin = Buffer.from([0x00, 0xff, 0xfe, 0x80, 0x41, 0xc3]);
+    clock = 100;
+    rec.stdout(Buffer.from('text\n'));
+    clock = 50_000;
+    rec.stdout(bin);
+    rec.stdout(bin);
+    clock = 100_000;
+    rec.stdout(Buffer.from('é\n'));
+    await rec.end(end(0));
+    const cast = parseCast(readFileSync(rec.castPath, 'utf8'), 'v2');
+    expect(cast.events.map((e) => [e.timeUs, e.code, e.data])).toEqual([
+      [0, 'm', `session ${SES} started under approval ${APR}`],
+      [100, 'o', 'text\n'],
+      [50_000, 'm', `binary output on stdout: 12 bytes, kept in ${SES}.raw`],
+      [100_000, 'o', 'é\n'],
+      [100_000, 'm', 'exit status 0'],
+    ]);
+    const raw = readRawSidecar(readFileSync(rec.rawPath));
+    expect(Buffer.concat(raw.records.filter((r) => r.name === 'stdout').map((r) => r.data)).equals(Buffer.concat([Buffer.from('text\n'), bin, bin, Buffer.from('é\n')]))).toBe(true);
+  });
+});
+
+/** Polls until `cond` holds (fails the test after 2 s). */
+async function until(cond: () => boolean): Promise<void> {
+  const stop = Date.now() + 2000;
+  while (!cond()) {
+    if (Date.now() > stop) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
 
 describe('recorder: through the relay', () => {
   it('records a whole session the relay runs, with the exit status', async () => {
@@ -360,12 +498,14 @@ describe('recorder: through the relay', () => {
 });
 
 describe('recorder: crash safety', () => {
-  it('leaves a cast the v2 parser reads when end() is never called', () => {
+  it('leaves a cast the v2 parser reads when end() is never called', async () => {
     const rec = createRecorder(options());
     rec.resize({ width: 80, height: 24 });
+    clock = 20_000;
     rec.stdout(Buffer.from('partial session\r\n'));
     rec.stdin(Buffer.from('x'));
-    // no end(): the bastion "crashed"; everything written is already in the files
+    await rec.flush();
+    // no end(): the bastion "crashed"; everything written (up to the last batch) is in the files
     const cast = parseCast(readFileSync(rec.castPath, 'utf8'), 'v2');
     expect(cast.truncatedTail).toBe(false);
     expect(cast.events.map((e) => e.code)).toEqual(['m', 'o', 'i']);

@@ -1,9 +1,12 @@
 // The recorder: one more SessionSink of the session. It writes, as the session runs,
 //   recordings/<approval-id | _none>/<session-id>.cast   asciicast v2 (default) or v3
 //   recordings/<approval-id | _none>/<session-id>.raw    the exact bytes of every channel
-// one event per line, each written with a synchronous write() straight to the kernel, so a crash
-// of the bastion loses nothing already relayed and a failed write throws into the relay, which
-// cuts the session before the bytes move (fail closed). See docs/recording.md.
+// On the relay's path a chunk costs only its sidecar record, copied into an in-memory batch, and
+// its channel's SHA-256. The batch is written in large writes off the event loop (at 1 MiB, or
+// 100 ms after its first byte), the cast derived from the same batch at that moment (cast-batch.ts),
+// with one fsync of both files at most once a second. A failed write cuts the session through
+// onFailure (fail closed: the relay has relayed at most the unwritten window); a batch the disk
+// cannot keep up with makes ready() hold the relay (backpressure). See docs/recording.md.
 import { BastionError } from '../errors/index.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,14 +16,14 @@ import { encodeStatus } from '../protocol/status.js';
 import type { SessionEnd, SessionSink } from '../model/session.js';
 import type { StreamOperation } from '../model/vocabulary.js';
 import type { SessionRecordingInput } from '../store/types.js';
-import { AppendFile, nodeSyncIo, type SyncIo } from './append-file.js';
+import { AppendFile, nodeFileIo, type FileIo } from './append-file.js';
 import { AsciicastV2Encoder } from './asciicast-v2.js';
 import { AsciicastV3Encoder } from './asciicast-v3.js';
 import { exitMarkerLabel } from './convert.js';
 import { HEADER_EXTRA_KEY, resizeData, shellJoin, wellFormed, type CastFormat, type CastHeader, type EventCode } from './events.js';
-import { RawChannel, RawSidecarWriter, type RawChannelId, type RawSidecarMeta } from './raw-sidecar.js';
+import { CastBatch, type TextChannel } from './cast-batch.js';
+import { RawChannel, RawRecordBatch, RawSidecarWriter, type RawChannelId, type RawSidecarMeta } from './raw-sidecar.js';
 import { detectTarTransfer, TarLister, type TarFileEntry, type TarListStatus, type TarTransfer } from './tar-listing.js';
-import { ChannelDecoders } from './utf8-decoder.js';
 
 export interface RecorderHeaderInfo {
   /** Agent name. */
@@ -57,14 +60,20 @@ export interface RecorderOptions {
   onFinished?(result: RecordingResult): void;
   /** fsync both files at most this often while the session runs (0: only at the end). Default 1000. */
   fsyncIntervalMs?: number;
+  /** Write the batch this long after its first unwritten byte at the latest. Default 100. */
+  batchWindowMs?: number;
+  /** Write the batch as soon as it holds this many bytes. Default 1 MiB. */
+  batchBytes?: number;
+  /** Relayed but not yet written bytes above which ready() holds the relay. Default 4 MiB. */
+  maxUnwrittenBytes?: number;
   /** kubectl cp: files listed (row and markers) at most; later ones are only counted. Default 10,000. */
   maxListedFiles?: number;
   /** Monotonic clock in microseconds (tests). */
   clockUs?: () => number;
   /** Wall clock for the header timestamp (tests). */
   now?: () => Date;
-  /** File-system calls (tests inject failures). */
-  io?: SyncIo;
+  /** File-system calls (tests inject failures and slow disks). */
+  io?: FileIo;
 }
 
 export interface RecordingTarSummary extends TarTransfer {
@@ -101,9 +110,16 @@ export interface RecorderSink extends SessionSink {
   resize(size: TerminalSize): void;
   /** Same as writeMarker (the relay calls it for warnings and the cutoff). */
   marker(label: string): void;
-  /** Adds an `m` event now; throws if it cannot be written. */
+  /** Adds an `m` event now (batched like every event); throws if the recording has failed. */
   writeMarker(label: string): void;
-  end(end: SessionEnd): void;
+  /** Undefined while the batch is within its bound; else settles once it is (or the recording failed). */
+  ready(): Promise<void> | undefined;
+  /** `listener` is called once if a batched write fails (at once if it already has). */
+  onFailure(listener: (err: Error) => void): void;
+  /** Writes what is batched now; resolves once no write is running (a failure is reported as for any write). */
+  flush(): Promise<void>;
+  /** Writes what is batched, closes the files; settles with `finished`. */
+  end(end: SessionEnd): Promise<void>;
   readonly castPath: string;
   readonly rawPath: string;
   /** Resolves with the result once end() has closed the files. Never rejects. */
@@ -139,7 +155,11 @@ export function startMarkerLabel(sessionId: string, approvalId: string | null): 
 
 const defaultClockUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
-type DecodedChannel = 'stdin' | 'stdout' | 'stderr';
+/** What the cast is derived from, in the order the sink saw it (the bytes are views into the batch). */
+type Entry =
+  | { kind: 'data'; channel: TextChannel; t: number; data: Buffer; list: boolean }
+  | { kind: 'resize'; t: number; size: TerminalSize }
+  | { kind: 'marker'; t: number; label: string };
 
 /**
  * Creates the directory and both files and returns the sink. Throws RecordingError when they
@@ -159,23 +179,35 @@ class Recorder implements RecorderSink {
   private readonly cast: AppendFile;
   private readonly rawFile: AppendFile;
   private readonly raw: RawSidecarWriter;
-  private readonly encoder: AsciicastV2Encoder | AsciicastV3Encoder;
-  private readonly decoders = new ChannelDecoders<DecodedChannel>();
+  private readonly castBatch: CastBatch;
   private readonly clockUs: () => number;
   private readonly startUs: number;
   private readonly startedAt: Date;
-  private readonly io: SyncIo;
+  private readonly io: FileIo;
   private readonly castName: string;
   private readonly rawName: string;
   private readonly headerBase: CastHeader;
-  private headerWritten = false;
   private lastUs = 0;
-  private lastSyncUs: number;
+  private lastSyncUs = 0;
   private readonly fsyncIntervalUs: number;
-  private eventCount = 0;
   private failure: string | undefined;
+  private readonly failureListeners: Array<(err: Error) => void> = [];
   private ended = false;
-  private result: RecordingResult | undefined;
+
+  // The batch: raw records (written as they are) and the entries the cast is derived from.
+  private readonly batch = new RawRecordBatch();
+  private entries: Entry[] = [];
+  /** Bytes held for the tar lister only (kubectl cp into the pod with stdin not recorded). */
+  private listOnlyBytes = 0;
+  private readonly batchWindowMs: number;
+  private readonly batchBytes: number;
+  private readonly maxUnwrittenBytes: number;
+  private timer: NodeJS.Timeout | undefined;
+  /** The write in progress (never rejects: a failure is recorded in `failure`). */
+  private writing: Promise<void> | undefined;
+  private inFlightBytes = 0;
+  private flushWanted = false;
+  private waiters: Array<() => void> = [];
 
   private readonly transfer: TarTransfer | null;
   private readonly lister: TarLister | undefined;
@@ -185,11 +217,13 @@ class Recorder implements RecorderSink {
   constructor(private readonly opts: RecorderOptions) {
     this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
     this.format = opts.format ?? 'v2';
-    this.io = opts.io ?? nodeSyncIo;
+    this.io = opts.io ?? nodeFileIo;
     this.clockUs = opts.clockUs ?? defaultClockUs;
     this.startUs = this.clockUs();
-    this.lastSyncUs = 0;
     this.fsyncIntervalUs = (opts.fsyncIntervalMs ?? 1000) * 1000;
+    this.batchWindowMs = opts.batchWindowMs ?? 100;
+    this.batchBytes = opts.batchBytes ?? 1024 * 1024;
+    this.maxUnwrittenBytes = opts.maxUnwrittenBytes ?? 4 * 1024 * 1024;
     this.startedAt = (opts.now ?? (() => new Date()))();
     const paths = recordingPaths(opts.dir, opts.approvalId, opts.sessionId);
     this.castPath = paths.castPath;
@@ -197,7 +231,7 @@ class Recorder implements RecorderSink {
     const rel = opts.approvalId ?? NO_APPROVAL_DIR;
     this.castName = `${rel}/${opts.sessionId}.cast`;
     this.rawName = `${rel}/${opts.sessionId}.raw`;
-    this.encoder = this.format === 'v2' ? new AsciicastV2Encoder() : new AsciicastV3Encoder();
+    this.castBatch = new CastBatch(this.format === 'v2' ? new AsciicastV2Encoder() : new AsciicastV3Encoder(), `${opts.sessionId}.raw`);
     this.transfer = detectTarTransfer(opts.header.command, opts.header.tty);
     this.lister = this.transfer && !this.transfer.compressed ? new TarLister({ maxFiles: opts.maxListedFiles ?? 10_000 }) : undefined;
 
@@ -260,8 +294,14 @@ class Recorder implements RecorderSink {
       throw new RecordingError(`cannot create ${this.rawName}: ${(err as Error).message}`);
     }
     // Without a TTY there is no resize to wait for; with one, the header waits for the first resize
-    // (kubectl sends it before any output) or the first other event, whichever comes first.
-    if (!h.tty || (h.width !== undefined && h.height !== undefined)) this.guard(() => this.writeHeader());
+    // (kubectl sends it before any output) or the first other event, whichever comes first. A header
+    // known now is written now (synchronously, once), so the cast is never empty without reason.
+    if (!h.tty || (h.width !== undefined && h.height !== undefined)) {
+      this.guard(() => {
+        this.writeHeader();
+        for (const part of this.castBatch.take()) this.write(this.cast, this.castName, part);
+      });
+    }
   }
 
   // ---- SessionSink -------------------------------------------------------------------------
@@ -271,41 +311,36 @@ class Recorder implements RecorderSink {
       if (chunk.length === 0) return;
       const t = this.now();
       if (this.transfer?.channel === 'stdin') {
-        if (this.opts.recordStdin) this.rawAppend(RawChannel.stdin, t, chunk);
-        this.list(chunk, t);
-        return;
+        if (this.opts.recordStdin) {
+          const data = this.rawAppend(RawChannel.stdin, t, chunk);
+          if (this.lister) this.entries.push({ kind: 'data', channel: 'stdin', t, data, list: true });
+        } else if (this.lister) {
+          // Listed, never stored: the lister needs the bytes, the sidecar must not have them.
+          this.entries.push({ kind: 'data', channel: 'stdin', t, data: Buffer.from(chunk), list: true });
+          this.listOnlyBytes += chunk.length;
+        }
+      } else {
+        if (!this.opts.recordStdin) return;
+        this.entries.push({ kind: 'data', channel: 'stdin', t, data: this.rawAppend(RawChannel.stdin, t, chunk), list: false });
       }
-      if (!this.opts.recordStdin) return;
-      this.rawAppend(RawChannel.stdin, t, chunk);
-      this.text('stdin', chunk, t);
+      this.schedule();
     });
   }
 
   stdout(chunk: Buffer): void {
-    this.guard(() => {
-      if (chunk.length === 0) return;
-      const t = this.now();
-      this.rawAppend(RawChannel.stdout, t, chunk);
-      if (this.transfer?.channel === 'stdout') this.list(chunk, t);
-      else this.text('stdout', chunk, t);
-    });
+    this.output('stdout', RawChannel.stdout, chunk);
   }
 
   stderr(chunk: Buffer): void {
-    this.guard(() => {
-      if (chunk.length === 0) return;
-      const t = this.now();
-      this.rawAppend(RawChannel.stderr, t, chunk);
-      this.text('stderr', chunk, t);
-    });
+    this.output('stderr', RawChannel.stderr, chunk);
   }
 
   resize(size: TerminalSize): void {
     this.guard(() => {
       const t = this.now();
       this.rawAppend(RawChannel.resize, t, encodeResize(size));
-      if (!this.headerWritten) this.writeHeader(size);
-      else this.event(t, 'r', resizeData(size.width, size.height));
+      this.entries.push({ kind: 'resize', t, size });
+      this.schedule();
     });
   }
 
@@ -314,17 +349,41 @@ class Recorder implements RecorderSink {
   }
 
   writeMarker(label: string): void {
-    this.guard(() => this.mark(this.now(), label));
+    this.guard(() => {
+      const t = this.now();
+      const text = wellFormed(label);
+      this.rawAppend(RawChannel.marker, t, Buffer.from(text, 'utf8'));
+      this.entries.push({ kind: 'marker', t, label: text });
+      this.schedule();
+    });
   }
 
-  end(end: SessionEnd): void {
-    if (this.ended) return;
+  ready(): Promise<void> | undefined {
+    if (this.failure !== undefined || this.ended || this.unwritten() < this.maxUnwrittenBytes) return undefined;
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  onFailure(listener: (err: Error) => void): void {
+    if (this.failure !== undefined) listener(new RecordingError(this.failure));
+    else this.failureListeners.push(listener);
+  }
+
+  async flush(): Promise<void> {
+    this.startFlush();
+    while (this.writing) await this.writing;
+  }
+
+  end(end: SessionEnd): Promise<void> {
+    if (this.ended) return this.finished.then(() => undefined);
     this.ended = true;
+    clearTimeout(this.timer);
     if (this.failure === undefined) {
       try {
         const t = this.now();
-        // A character still incomplete at the end is written as U+FFFD (its bytes are in the sidecar).
-        for (const { channel, text } of this.decoders.flushAll()) this.event(t, channel === 'stdin' ? 'i' : 'o', text);
+        this.derive();
+        // Bytes of a character still incomplete at the end are marked as binary (they are in the sidecar).
+        if (!this.castBatch.headerWritten) this.writeHeader();
+        this.castBatch.endText(t);
         this.finishListing(t);
         if (end.exitCode !== null) {
           if (this.format === 'v3') this.event(t, 'x', String(end.exitCode));
@@ -337,19 +396,131 @@ class Recorder implements RecorderSink {
         this.fail(err);
       }
     }
+    return this.close();
+  }
+
+  // ---- batching ----------------------------------------------------------------------------
+
+  private unwritten(): number {
+    return this.batch.bytes + this.listOnlyBytes + this.inFlightBytes;
+  }
+
+  /** After a chunk was batched: write now when the batch is large, else within the window. */
+  private schedule(): void {
+    if (this.batch.bytes + this.listOnlyBytes >= this.batchBytes) this.startFlush();
+    else if (this.timer === undefined) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.startFlush();
+      }, this.batchWindowMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Starts writing the batch (one write at a time: a flush asked for during one follows it). */
+  private startFlush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.failure !== undefined || this.ended) return;
+    if (this.writing) {
+      this.flushWanted = true;
+      return;
+    }
+    let parts: { raw: Buffer[]; cast: Buffer[] };
+    try {
+      parts = this.takeBatch();
+    } catch (err) {
+      return this.failAsync(err);
+    }
+    if (parts.raw.length === 0 && parts.cast.length === 0) return;
+    this.inFlightBytes = parts.raw.reduce((n, b) => n + b.length, 0);
+    this.writing = this.writeOut(parts.raw, parts.cast).then(
+      () => {
+        this.writing = undefined;
+        this.inFlightBytes = 0;
+        this.release();
+        if (this.flushWanted || this.batch.bytes + this.listOnlyBytes >= this.batchBytes) {
+          this.flushWanted = false;
+          this.startFlush();
+        } else if (this.entries.length > 0 || this.batch.bytes > 0) this.schedule();
+      },
+      (err: unknown) => {
+        this.writing = undefined;
+        this.inFlightBytes = 0;
+        this.failAsync(err);
+      },
+    );
+  }
+
+  /** Derives the cast from the entries, then hands over both files' bytes. */
+  private takeBatch(): { raw: Buffer[]; cast: Buffer[] } {
+    this.derive();
+    this.listOnlyBytes = 0;
+    return { cast: this.castBatch.take(), raw: this.batch.take() };
+  }
+
+  private async writeOut(raw: Buffer[], cast: Buffer[], final = false): Promise<void> {
+    try {
+      await this.rawFile.append(raw, this.io);
+    } catch (err) {
+      throw new RecordingError(`cannot write ${this.rawName}: ${(err as Error).message}`);
+    }
+    try {
+      await this.cast.append(cast, this.io);
+    } catch (err) {
+      throw new RecordingError(`cannot write ${this.castName}: ${(err as Error).message}`);
+    }
+    const t = this.clockUs() - this.startUs;
+    if (final || this.fsyncIntervalUs <= 0 || t - this.lastSyncUs < this.fsyncIntervalUs) return;
+    this.lastSyncUs = t;
+    try {
+      await Promise.all([this.cast.syncAsync(this.io), this.rawFile.syncAsync(this.io)]);
+    } catch (err) {
+      throw new RecordingError(`cannot sync ${this.castName}: ${(err as Error).message}`);
+    }
+  }
+
+  /** Lets a held relay go on once the unwritten bytes are within bounds again (or nothing more will be written). */
+  private release(): void {
+    if (this.failure === undefined && !this.ended && this.unwritten() >= this.maxUnwrittenBytes) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** A failure outside a sink call: the session is cut through the listeners. */
+  private failAsync(err: unknown): void {
+    this.fail(err);
+    const error = new RecordingError(this.failure!);
+    const listeners = this.failureListeners.splice(0);
+    for (const l of listeners) {
+      try {
+        l(error);
+      } catch {
+        // a listener's own failure changes nothing here
+      }
+    }
+    this.release();
+  }
+
+  private async close(): Promise<void> {
+    await this.writing;
     let castSha256 = this.cast.sha256();
     let rawSha256 = this.rawFile.sha256();
     if (this.failure === undefined) {
       try {
-        castSha256 = this.cast.close();
-        rawSha256 = this.rawFile.close();
+        const { raw, cast } = this.takeBatch();
+        await this.writeOut(raw, cast, true);
+        castSha256 = await this.castClose();
+        rawSha256 = await this.rawClose();
       } catch (err) {
         this.fail(err);
       }
     }
+    this.release();
     this.cast.abandon();
     this.rawFile.abandon();
-    this.result = {
+    const result: RecordingResult = {
       format: this.format,
       castPath: this.castPath,
       castSha256,
@@ -357,15 +528,31 @@ class Recorder implements RecorderSink {
       rawSha256,
       channelSha256: this.raw.channels.digests(this.opts.recordStdin ? [] : ['stdin']),
       ...(this.transfer ? { files: [...this.files], tar: this.tarSummary() } : {}),
-      eventCount: this.eventCount,
+      eventCount: this.castBatch.eventCount,
       ...(this.failure !== undefined ? { error: this.failure } : {}),
     };
     try {
-      this.opts.onFinished?.(this.result);
+      this.opts.onFinished?.(result);
     } catch {
       // documented: must not throw; the recording itself is complete
     }
-    this.resolveFinished(this.result);
+    this.resolveFinished(result);
+  }
+
+  private async castClose(): Promise<string> {
+    try {
+      return await this.cast.closeAsync(this.io);
+    } catch (err) {
+      throw new RecordingError(`cannot close ${this.castName}: ${(err as Error).message}`);
+    }
+  }
+
+  private async rawClose(): Promise<string> {
+    try {
+      return await this.rawFile.closeAsync(this.io);
+    } catch (err) {
+      throw new RecordingError(`cannot close ${this.rawName}: ${(err as Error).message}`);
+    }
   }
 
   // ---- internals ---------------------------------------------------------------------------
@@ -376,7 +563,18 @@ class Recorder implements RecorderSink {
     return t;
   }
 
-  /** Runs a write step; the first failure disables the recorder and every call after it throws. */
+  private output(channel: 'stdout' | 'stderr', id: RawChannelId, chunk: Buffer): void {
+    this.guard(() => {
+      if (chunk.length === 0) return;
+      const t = this.now();
+      const data = this.rawAppend(id, t, chunk);
+      const list = this.transfer?.channel === channel;
+      if (!list || this.lister) this.entries.push({ kind: 'data', channel, t, data, list });
+      this.schedule();
+    });
+  }
+
+  /** Runs a sink step; after the first failure every call throws (the relay then cuts). */
   private guard(step: () => void): void {
     if (this.failure !== undefined) throw new RecordingError(this.failure);
     if (this.ended) throw new RecordingError(`recording ${this.castName} has already ended`);
@@ -388,11 +586,10 @@ class Recorder implements RecorderSink {
     }
   }
 
+  /** Records the first failure. The files are closed in close(), once no write is running. */
   private fail(err: unknown): void {
     if (this.failure !== undefined) return;
     this.failure = err instanceof RecordingError ? err.message : `recording failed: ${(err as Error).message}`;
-    this.cast.abandon();
-    this.rawFile.abandon();
   }
 
   private write(file: AppendFile, name: string, data: Uint8Array): void {
@@ -403,47 +600,51 @@ class Recorder implements RecorderSink {
     }
   }
 
-  private rawAppend(channel: RawChannelId, t: number, data: Uint8Array): void {
-    try {
-      this.raw.append(channel, t, data);
-    } catch (err) {
-      throw new RecordingError(`cannot write ${this.rawName}: ${(err as Error).message}`);
+  /** The chunk's record into the batch and its channel hash: the only per-byte work on the relay's path. */
+  private rawAppend(channel: RawChannelId, t: number, data: Uint8Array): Buffer {
+    const view = this.batch.append(channel, t, data);
+    this.raw.channels.update(channel, data);
+    return view;
+  }
+
+  /** The cast events of every batched entry, in order. */
+  private derive(): void {
+    const entries = this.entries;
+    this.entries = [];
+    for (const e of entries) {
+      if (e.kind === 'resize') {
+        if (!this.castBatch.headerWritten) this.writeHeader(e.size);
+        else this.event(e.t, 'r', resizeData(e.size.width, e.size.height));
+        continue;
+      }
+      if (!this.castBatch.headerWritten) this.writeHeader();
+      if (e.kind === 'marker') this.event(e.t, 'm', e.label);
+      else if (e.list) this.list(e.data, e.t);
+      else this.castBatch.text(e.channel, e.t, e.data);
     }
   }
 
   private writeHeader(size?: TerminalSize): void {
-    if (this.headerWritten) return;
-    const header = size ? { ...this.headerBase, cols: size.width, rows: size.height } : this.headerBase;
-    this.write(this.cast, this.castName, Buffer.from(this.encoder.header(header), 'utf8'));
-    this.headerWritten = true;
-    this.event(0, 'm', startMarkerLabel(this.opts.sessionId, this.opts.approvalId));
-    if (this.transfer) this.event(0, 'm', this.transferLabel());
+    if (this.castBatch.headerWritten) return;
+    this.castBatch.header(size ? { ...this.headerBase, cols: size.width, rows: size.height } : this.headerBase);
+    this.castBatch.event(0, 'm', startMarkerLabel(this.opts.sessionId, this.opts.approvalId));
+    if (this.transfer) this.castBatch.event(0, 'm', this.transferLabel());
   }
 
   private event(t: number, code: EventCode, data: string): void {
-    if (!this.headerWritten) this.writeHeader();
-    this.write(this.cast, this.castName, Buffer.from(this.encoder.event({ timeUs: t, code, data }), 'utf8'));
-    this.eventCount += 1;
-    if (this.fsyncIntervalUs > 0 && t - this.lastSyncUs >= this.fsyncIntervalUs) {
-      this.lastSyncUs = t;
-      try {
-        this.cast.sync();
-        this.rawFile.sync();
-      } catch (err) {
-        throw new RecordingError(`cannot sync ${this.castName}: ${(err as Error).message}`);
-      }
-    }
+    if (!this.castBatch.headerWritten) this.writeHeader();
+    this.castBatch.event(t, code, data);
   }
 
+  /**
+   * A marker the recorder derives itself (kubectl cp files, the end). Its sidecar record is
+   * batched now, so its time there is the latest time seen (sidecar times never go backwards);
+   * the cast event keeps `t`.
+   */
   private mark(t: number, label: string): void {
     const text = wellFormed(label);
-    this.rawAppend(RawChannel.marker, t, Buffer.from(text, 'utf8'));
+    this.rawAppend(RawChannel.marker, this.lastUs, Buffer.from(text, 'utf8'));
     this.event(t, 'm', text);
-  }
-
-  private text(channel: DecodedChannel, chunk: Buffer, t: number): void {
-    const text = this.decoders.push(channel, chunk);
-    if (text) this.event(t, channel === 'stdin' ? 'i' : 'o', text);
   }
 
   private transferLabel(): string {

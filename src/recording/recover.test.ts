@@ -31,12 +31,13 @@ function opts(over: Partial<RecorderOptions> = {}, tty = false): RecorderOptions
 }
 
 describe('recoverRecording (after a crash)', () => {
-  it('closes an interrupted v2 cast with a marker at the last event time and returns the hashes', () => {
+  it('closes an interrupted v2 cast with a marker at the last event time and returns the hashes', async () => {
     const rec = createRecorder(opts());
     clock = 1_250_000;
     rec.stdout(Buffer.from('still running\n'));
     clock = 2_000_000;
     rec.stdin(Buffer.from('q'));
+    await rec.flush();
     // crash: no end()
     const r = recoverRecording({ castPath: rec.castPath, rawPath: rec.rawPath });
     expect(r.interruptedMarkerWritten).toBe(true);
@@ -52,9 +53,10 @@ describe('recoverRecording (after a crash)', () => {
     expect(again.castSha256).toBe(r.castSha256);
   });
 
-  it('removes a torn last line and a torn last record', () => {
+  it('removes a torn last line and a torn last record', async () => {
     const rec = createRecorder(opts());
     rec.stdout(Buffer.from('ok\n'));
+    await rec.flush();
     appendFileSync(rec.castPath, '[1.5, "o", "half a li');
     appendFileSync(rec.rawPath, Buffer.from([1, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 50, 0x41]));
     expect(parseCast(readFileSync(rec.castPath, 'utf8'), 'v2').truncatedTail).toBe(true);

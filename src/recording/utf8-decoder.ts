@@ -46,3 +46,20 @@ export class ChannelDecoders<C extends string = string> {
     return out;
   }
 }
+
+/**
+ * Length of the prefix of `bytes` that does not end inside a multi-byte character: an incomplete
+ * sequence at the end (at most 3 bytes) is left for the next chunk of the channel. Says nothing
+ * about validity (see `isUtf8` from node:buffer).
+ */
+export function completeUtf8Length(bytes: Uint8Array): number {
+  const n = bytes.length;
+  for (let i = n - 1; i >= 0 && i >= n - 3; i--) {
+    const b = bytes[i]!;
+    if (b < 0x80) return n;
+    if ((b & 0xc0) === 0x80) continue;
+    const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+    return n - i < need ? i : n;
+  }
+  return n;
+}

@@ -71,6 +71,16 @@ export class Relay {
     }
   }
 
+  /** Undefined when every sink can take more now; else when all of them can. */
+  private sinksReady(): Promise<unknown> | undefined {
+    let waits: Promise<void>[] | undefined;
+    for (const sink of this.opts.sinks) {
+      const w = sink.ready?.();
+      if (w) (waits ??= []).push(w);
+    }
+    return waits && Promise.all(waits);
+  }
+
   /** Forwards one readable into one writable, checking the cut and the deadline per chunk. */
   private forward(from: Readable, to: Writable | null, record: (chunk: Buffer) => void, count: (n: number) => void): Promise<void> {
     return new Promise((resolve) => {
@@ -82,9 +92,12 @@ export class Relay {
         }
         if (!this.observe(() => record(chunk))) return;
         count(chunk.length);
-        if (to && !to.write(chunk)) {
+        const drained = to && !to.write(chunk) ? new Promise<void>((resolve) => to.once('drain', resolve)) : undefined;
+        // A sink whose unwritten batch is full holds this stream like a slow receiver does.
+        const recorded = this.sinksReady();
+        if (drained || recorded) {
           from.pause();
-          to.once('drain', () => from.resume());
+          void Promise.all([drained, recorded]).then(() => from.resume());
         }
       });
       from.once('end', resolve);
@@ -95,6 +108,8 @@ export class Relay {
 
   async run(): Promise<SessionEnd> {
     const { agent, upstream, sinks } = this.opts;
+    // A batched write that fails after its chunks were relayed cuts the session at that moment.
+    for (const sink of sinks) sink.onFailure?.((err) => this.cut('recording-failed', err.message));
     if (this.opts.deadline !== undefined) {
       const arm = (): void => {
         const left = this.opts.deadline! - Date.now();
