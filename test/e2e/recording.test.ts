@@ -3,7 +3,7 @@
 // list of kubectl cp, and a recordings directory that cannot be written.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -111,6 +111,15 @@ describe.each([
     expect(stdout.equals(r.stdout)).toBe(true);
     expect(session.channelSha256!.stdout).toBe(sha256(r.stdout));
     expect(session.rawSha256).toBe(sha256(readFileSync(session.rawPath!)));
+    // The cast does not carry the bytes as text: binary markers count them, the sidecar has them.
+    const cast = parseCast(readFileSync(session.castPath!, 'utf8'), 'v2');
+    const binary = cast.events.filter((e) => e.code === 'm' && e.data.startsWith('binary output on stdout: '));
+    expect(binary.length).toBeGreaterThan(0);
+    expect(binary.every((e) => e.data.endsWith(`bytes, kept in ${session.id}.raw`))).toBe(true);
+    const marked = binary.reduce((n, e) => n + Number(/: (\d+) bytes/.exec(e.data)![1]), 0);
+    // Random bytes can hold a valid UTF-8 stretch: what is not marked is exactly the o text.
+    expect(marked + Buffer.byteLength(outputText(cast.events))).toBe(r.stdout.length);
+    expect(statSync(session.castPath!).size).toBeLessThan(r.stdout.length / 4);
   });
 });
 
