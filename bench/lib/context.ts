@@ -6,6 +6,8 @@ export const BENCH_NAMESPACE = 'bench';
 
 export interface Sizes {
   rounds: number;
+  /** rounds of the exec throughput measure (a bastion round of 256 MiB each way takes ~30 s here) */
+  execRounds: number;
   /** exec throughput payload, each way */
   execBytes: number;
   echoSamples: number;
@@ -23,6 +25,7 @@ export interface Sizes {
 
 export const FULL: Sizes = {
   rounds: 3,
+  execRounds: 2,
   execBytes: 256 * 2 ** 20,
   echoSamples: 2000,
   sessions: 1000,
@@ -38,6 +41,7 @@ export const FULL: Sizes = {
 
 export const SMOKE: Sizes = {
   rounds: 1,
+  execRounds: 1,
   execBytes: 2 ** 20,
   echoSamples: 40,
   sessions: 20,

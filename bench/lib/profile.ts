@@ -18,8 +18,8 @@ interface Profile {
 }
 
 function where(url: string): string {
-  const m = /\/(src\/[^/]+)\/([^/?]+)/.exec(url);
-  if (m) return `${m[1]}/${m[2]}`;
+  const m = /\/(src\/[^?]+)/.exec(url);
+  if (m) return m[1]!;
   if (url.includes('node_modules/')) return url.replace(/.*node_modules\//, '').split('/').slice(0, 1).join('/');
   if (url.startsWith('node:')) return url;
   return url === '' ? '' : url.split('/').slice(-1)[0]!;

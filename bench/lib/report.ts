@@ -8,7 +8,12 @@ export function quantile(xs: number[], q: number): number {
   return s[i]!;
 }
 
-export const median = (xs: number[]): number => quantile(xs, 0.5);
+/** The middle value; the mean of the two middle ones for an even count (two rounds: their mean). */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
 
 /** A value with its spread over rounds (or samples). */
 export interface Spread {

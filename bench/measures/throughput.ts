@@ -43,12 +43,12 @@ export async function measureThroughput(ctx: Ctx): Promise<Row[]> {
   const diskPerByte: number[] = [];
   clearRecordings(ctx.bastion.recordings);
 
-  for (let round = 0; round < ctx.sizes.rounds; round++) {
+  for (let round = 0; round < ctx.sizes.execRounds; round++) {
     for (const c of CASES) {
       const key = `${c.client}.${c.transport}`;
       mibps[key] ??= {};
       for (const ep of rotated(ctx.targets, round)) {
-        ctx.progress(`throughput round ${round + 1}/${ctx.sizes.rounds}: ${c.label} ${ep.label}`);
+        ctx.progress(`throughput round ${round + 1}/${ctx.sizes.execRounds}: ${c.label} ${ep.label}`);
         const cpu0 = totalCpu(ep.pids());
         const r: TransferResult = c.client === 'kubectl' ? await catWithKubectl(ep, c.transport, input) : await catWithClient(ep, c.transport, input);
         if (r.sha256 !== want || r.outBytes !== size) throw new Error(`${ep.label} ${c.label}: output differs from input (${r.outBytes} bytes)`);
