@@ -74,6 +74,17 @@ const nginxPath = values['no-nginx'] ? undefined : nginxBinary();
 const nginxVersion = nginxPath ? versionOf(nginxPath, ['-v']) : 'absent';
 const mach = machine(nginxVersion, `${versionOf(kubectlPath(27), ['version', '--client'])}; ${versionOf(kubectlPath(33), ['version', '--client'])}`);
 const dir = mkdtempSync(join(tmpdir(), 'kb-bench-'));
+function writeJson(extra: Record<string, unknown> = {}): void {
+  mkdirSync(dirname(outPath), { recursive: true });
+  writeFileSync(outPath, `${JSON.stringify({ machine: mach, mode: values.smoke ? 'smoke' : 'full', sizes, nginx: nginxPath ? nginxVersion : 'absent, skipped', ...extra, rows, raw }, null, 2)}\n`);
+}
+// Interrupted: stop the servers (nginx is not our child's child and would outlive us).
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    for (const s of servers) s.child.kill('SIGKILL');
+    process.exit(130);
+  });
+}
 const servers: Array<Server<unknown>> = [];
 const rows: Row[] = [];
 const raw: Record<string, unknown> = {};
@@ -112,6 +123,9 @@ try {
     if (!only.includes(m)) continue;
     progress(`measure: ${m}`);
     rows.push(...(await MEASURES[m]!(ctx)));
+    // What is measured so far survives a later failure.
+    writeJson({ partial: true });
+    progress(`\n${renderTable(rows)}`);
   }
   if (profileDir) {
     await bastionProc.stop();
@@ -139,8 +153,7 @@ const header = [
 process.stdout.write(`${header.join('\n')}\n\n${renderTable(rows)}\n`);
 for (const r of rows.filter((x) => x.note)) process.stdout.write(`note (${r.id}): ${r.note}\n`);
 if (profileText) process.stdout.write(`\nbastion CPU profile (--profile):\n${profileText}\n`);
-mkdirSync(dirname(outPath), { recursive: true });
-writeFileSync(outPath, `${JSON.stringify({ machine: mach, mode: values.smoke ? 'smoke' : 'full', sizes, nginx: nginxPath ? nginxVersion : 'absent, skipped', rows, raw }, null, 2)}\n`);
+writeJson();
 process.stdout.write(`\nJSON: ${outPath}\n`);
 // Keep-alive sockets and timers of the clients must not hold the process.
 process.exit(0);

@@ -21,13 +21,17 @@ function pctSpread(xs: number[]): Spread & { p99: number } {
   return { median: quantile(xs, 0.5), min: Math.min(...xs), max: Math.max(...xs), n: xs.length, p99: quantile(xs, 0.99) };
 }
 
-async function openTracked(ctx: Ctx, deadline: () => number): Promise<{ tracked: Tracked[]; failed: number }> {
+/**
+ * Opens up to cutoffSessions sessions, but none later than 3 s before `openUntil` (a session opened
+ * after its approval ended would be held for a new approval instead).
+ */
+async function openTracked(ctx: Ctx, deadline: () => number, openUntil = Infinity): Promise<{ tracked: Tracked[]; failed: number }> {
   const tracked: Tracked[] = [];
   let failed = 0;
   let next = 0;
   await Promise.all(
     Array.from({ length: 16 }, async () => {
-      while (next < ctx.sizes.cutoffSessions) {
+      while (next < ctx.sizes.cutoffSessions && Date.now() < openUntil - 3000) {
         next++;
         try {
           const session = await openExec(ctx.bastion, 'websocket', { namespace: 'demo', pod: 'web-0', container: 'sidecar', command: ['cat'] });
@@ -76,8 +80,8 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
   const a = await approve(ctx, 'web-0', 'sidecar', ctx.sizes.cutoffTtlSeconds);
   const deadline = Date.parse(a.expiresAt);
   ctx.progress(`cutoff: opening ${ctx.sizes.cutoffSessions} sessions expiring at ${a.expiresAt}`);
-  const { tracked, failed } = await openTracked(ctx, () => deadline);
-  if (Date.now() >= deadline) throw new Error(`cutoff: opening ${ctx.sizes.cutoffSessions} sessions took past the deadline; raise cutoffTtlSeconds`);
+  const { tracked, failed } = await openTracked(ctx, () => deadline, deadline);
+  ctx.progress(`cutoff: ${tracked.length} sessions open, ${failed} failed; waiting for the deadline`);
   const e = await outcome(tracked, deadline);
 
   // Revocation (from the old bench/relay.ts): the same sessions, cut by a revoke call instead.
@@ -92,7 +96,7 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
 
   ctx.raw.cutoff = {
     sendEveryMs: SEND_EVERY_MS,
-    expiry: { sessions: tracked.length, failed, notClosedWithin5s: e.notClosed, deadline: a.expiresAt, lastByteMs: e.last, closeMs: e.closed, bytesAfterDeadline: e.afterBytes },
+    expiry: { wanted: ctx.sizes.cutoffSessions, sessions: tracked.length, failed, notClosedWithin5s: e.notClosed, deadline: a.expiresAt, lastByteMs: e.last, closeMs: e.closed, bytesAfterDeadline: e.afterBytes },
     revocation: { sessions: rev.tracked.length, failed: rev.failed, notClosedWithin5s: v.notClosed, revokedAt: revoked.revokedAt, lastByteMs: v.last, closeMs: v.closed, bytesAfterRevokedAt: v.afterBytes },
   };
   const n = tracked.length;
@@ -102,9 +106,9 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
       measure: `${n} sessions expiring at once: last byte at the client - deadline`,
       unit: 'ms',
       bastion: e.lastS,
-      derived: `p99 ${fmt(e.lastS.p99)}; ${e.afterBytes} bytes after the deadline${failed ? `; ${failed} failed to open` : ''}`,
+      derived: `p99 ${fmt(e.lastS.p99)}; ${e.afterBytes} bytes after the deadline${failed ? `; ${failed} failed to open` : ''}${n < ctx.sizes.cutoffSessions ? `; only ${n} of ${ctx.sizes.cutoffSessions} opened in time` : ''}`,
       target: 'no byte after the deadline',
-      verdict: verdict(e.afterBytes === 0 && failed === 0),
+      verdict: verdict(e.afterBytes === 0 && failed === 0 && n === ctx.sizes.cutoffSessions),
     },
     {
       id: 'cutoff.close',
