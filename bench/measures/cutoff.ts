@@ -17,7 +17,10 @@ interface Tracked {
   timer: NodeJS.Timeout;
 }
 
-function pctSpread(xs: number[]): Spread & { p99: number } {
+/** Over the sessions that saw a byte (a session cut before its first echo has none). */
+function pctSpread(all: number[]): Spread & { p99: number } {
+  const xs = all.filter((x) => !Number.isNaN(x));
+  if (xs.length === 0) return { median: NaN, min: NaN, max: NaN, n: 0, p99: NaN };
   return { median: quantile(xs, 0.5), min: Math.min(...xs), max: Math.max(...xs), n: xs.length, p99: quantile(xs, 0.99) };
 }
 
