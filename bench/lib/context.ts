@@ -1,0 +1,92 @@
+// What every measure gets: the endpoints of this run, the sizes for the mode, the control API.
+import type { BastionEndpoint, Endpoint } from './procs.js';
+
+/** Where the sim's extra pod objects (for the REST LIST) live. */
+export const BENCH_NAMESPACE = 'bench';
+
+export interface Sizes {
+  rounds: number;
+  /** rounds of the exec throughput measure (a bastion round of 256 MiB each way takes ~30 s here) */
+  execRounds: number;
+  /** exec throughput payload, each way */
+  execBytes: number;
+  echoSamples: number;
+  /** concurrency: the main level, then the ramp's levels up to the cap */
+  sessions: number;
+  rampLevels: number[];
+  loadEchoSamples: number;
+  loadWindowMs: number;
+  cutoffSessions: number;
+  cutoffTtlSeconds: number;
+  restPods: number;
+  restWindowMs: number;
+  approvalRounds: number;
+}
+
+export const FULL: Sizes = {
+  rounds: 3,
+  execRounds: 2,
+  execBytes: 256 * 2 ** 20,
+  echoSamples: 2000,
+  sessions: 1000,
+  rampLevels: [1500],
+  loadEchoSamples: 500,
+  loadWindowMs: 10_000,
+  cutoffSessions: 200,
+  cutoffTtlSeconds: 75,
+  restPods: 1000,
+  restWindowMs: 2000,
+  approvalRounds: 3,
+};
+
+export const SMOKE: Sizes = {
+  rounds: 1,
+  execRounds: 1,
+  execBytes: 2 ** 20,
+  echoSamples: 40,
+  sessions: 20,
+  rampLevels: [30],
+  loadEchoSamples: 20,
+  loadWindowMs: 1000,
+  cutoffSessions: 10,
+  cutoffTtlSeconds: 8,
+  restPods: 100,
+  restWindowMs: 300,
+  approvalRounds: 1,
+};
+
+export interface Ctx {
+  sizes: Sizes;
+  smoke: boolean;
+  direct: Endpoint;
+  nginx: Endpoint | undefined;
+  bastion: BastionEndpoint;
+  bastionPid: number;
+  /** direct, nginx (when present), bastion */
+  targets: Endpoint[];
+  api<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T>;
+  progress(msg: string): void;
+  /** Raw numbers for the JSON, by measure. */
+  raw: Record<string, unknown>;
+}
+
+/** The targets in a different order each round, so no endpoint always runs first (or warm). */
+export function rotated<T>(xs: T[], round: number): T[] {
+  const k = round % xs.length;
+  return [...xs.slice(k), ...xs.slice(0, k)];
+}
+
+export async function approve(ctx: Ctx, pod: string, container: string, ttlSeconds: number): Promise<{ id: string; expiresAt: string }> {
+  const namespace = pod === 'busybox' ? 'default' : 'demo';
+  const a = await ctx.api<{ id: string; expiresAt: string }>('POST', '/v1/approvals', {
+    agent: ctx.bastion.agent,
+    namespace,
+    pod,
+    container,
+    verbs: ['exec'],
+    ttlSeconds,
+    reason: 'bench',
+  });
+  if (!a.id) throw new Error(`approval refused: ${JSON.stringify(a)}`);
+  return a;
+}

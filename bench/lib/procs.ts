@@ -1,0 +1,241 @@
+// The processes a bench run measures: the sim, the bastion, nginx; their CPU time and RSS from /proc.
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createLoopbackServingMaterial } from '../../src/tls/ca.js';
+import { writeKubeconfig } from '../../src/app/kubeconfig.js';
+
+export interface Endpoint {
+  label: 'direct' | 'nginx' | 'bastion';
+  url: string;
+  caPem: string;
+  token: string;
+  kubeconfig: string;
+  /** Processes whose CPU time is this endpoint's cost (none for direct: the sim serves every endpoint). */
+  pids: () => number[];
+}
+
+export interface BastionEndpoint extends Endpoint {
+  controlUrl: string;
+  approverToken: string;
+  agent: string;
+  recordings: string;
+}
+
+export interface Server<T> {
+  info: T;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+const SERVERS = fileURLToPath(new URL('../servers.ts', import.meta.url));
+
+async function forkServer<T>(args: string[], nodeFlags: string[] = []): Promise<Server<T>> {
+  // process.execArgv carries tsx's loader, so the child runs the TypeScript sources too.
+  const child = fork(SERVERS, args, { execArgv: [...process.execArgv, ...nodeFlags], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const info = await new Promise<T>((resolve, reject) => {
+    child.once('message', (m: { ready?: T }) => (m.ready ? resolve(m.ready) : reject(new Error(`unexpected message ${JSON.stringify(m)}`))));
+    child.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code} before it was ready`)));
+  });
+  return {
+    info,
+    child,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        child.once('exit', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        child.send('stop');
+      }),
+  };
+}
+
+export function startSim(dir: string, pods: number) {
+  return forkServer<{ url: string; caPem: string; token: string; kubeconfig: string }>(['sim', dir, String(pods)]);
+}
+
+export function startBastionProcess(dir: string, upstreamKubeconfig: string, cpuProfDir?: string) {
+  const flags = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : [];
+  return forkServer<Omit<BastionEndpoint, 'label' | 'pids'>>(['bastion', dir, upstreamKubeconfig], flags);
+}
+
+/** utime + stime of a process in seconds (0 once it is gone). */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return 0;
+  }
+}
+
+export function totalCpu(pids: number[]): number {
+  return pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+}
+
+/** Resident set size in bytes. */
+export function rssBytes(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+export function openFds(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return 0;
+  }
+}
+
+/** Children of a process (nginx's workers). */
+export function childPids(parent: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent) out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** Bytes of every file below a directory. */
+export function diskBytes(dir: string): number {
+  let total = 0;
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  for (const name of entries) {
+    const path = join(dir, name);
+    const st = statSync(path, { throwIfNoEntry: false });
+    if (!st) continue;
+    total += st.isDirectory() ? diskBytes(path) : st.size;
+  }
+  return total;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export function nginxBinary(): string | undefined {
+  for (const path of ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx']) {
+    if (spawnSync(path, ['-v']).status === 0) return path;
+  }
+  const which = spawnSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' });
+  return which.status === 0 && which.stdout.trim() ? which.stdout.trim() : undefined;
+}
+
+/**
+ * nginx as a plain TLS reverse proxy in front of the sim: HTTP/1.1 upstream with keep-alive,
+ * any Upgrade (WebSocket and SPDY/3.1) passed through, no buffering either way, one worker (the
+ * bastion is one event loop too), no access log.
+ */
+export async function startNginx(binary: string, dir: string, sim: { url: string; token: string }): Promise<Server<Endpoint>> {
+  const root = join(dir, 'nginx');
+  mkdirSync(root, { recursive: true });
+  chmodSync(root, 0o777);
+  const tls = await createLoopbackServingMaterial('kube-bastion bench nginx CA');
+  writeFileSync(join(root, 'cert.pem'), tls.serving.cert);
+  writeFileSync(join(root, 'key.pem'), tls.serving.key, { mode: 0o600 });
+  const port = await freePort();
+  const upstream = new URL(sim.url);
+  const conf = `
+worker_processes 1;
+daemon off;
+pid ${root}/nginx.pid;
+error_log ${root}/error.log warn;
+${process.getuid?.() === 0 ? 'user root;' : ''}
+worker_rlimit_nofile 30000;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  client_body_temp_path ${root}/body;
+  proxy_temp_path ${root}/proxy;
+  fastcgi_temp_path ${root}/fastcgi;
+  uwsgi_temp_path ${root}/uwsgi;
+  scgi_temp_path ${root}/scgi;
+  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
+  upstream sim { server ${upstream.host}; keepalive 128; }
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${root}/cert.pem;
+    ssl_certificate_key ${root}/key.pem;
+    client_max_body_size 0;
+    location / {
+      proxy_pass https://sim;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_buffering off;
+      proxy_request_buffering off;
+      proxy_read_timeout 3600s;
+      proxy_send_timeout 3600s;
+      proxy_ssl_server_name off;
+      proxy_ssl_session_reuse on;
+    }
+  }
+}
+`;
+  writeFileSync(join(root, 'nginx.conf'), conf);
+  const child = spawn(binary, ['-p', root, '-c', join(root, 'nginx.conf')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const url = `https://127.0.0.1:${port}`;
+  // Ready once it accepts TLS and answers for the sim.
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`nginx exited with ${child.exitCode}: ${readFileSync(join(root, 'error.log'), 'utf8').slice(-2000)}`);
+    try {
+      const res = await fetchWithCa(`${url}/healthz`, tls.ca.cert);
+      if (res === 200) break;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error('nginx did not become ready in 10 s');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const kubeconfig = join(dir, 'nginx.kubeconfig');
+  await writeKubeconfig(kubeconfig, { server: url, caPem: tls.ca.cert, token: sim.token, name: 'nginx' });
+  return {
+    info: { label: 'nginx', url, caPem: tls.ca.cert, token: sim.token, kubeconfig, pids: () => childPids(child.pid!) },
+    child,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGQUIT');
+        setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+      }),
+  };
+}
+
+async function fetchWithCa(url: string, ca: string): Promise<number> {
+  const https = await import('node:https');
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { ca }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.setTimeout(2000, () => req.destroy(new Error('timeout')));
+  });
+}

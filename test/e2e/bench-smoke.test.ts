@@ -1,0 +1,65 @@
+// `npm run bench -- --smoke` keeps the benchmark suite from rotting: it runs every measure with tiny
+// sizes against a real sim, bastion (and nginx when installed) and real kubectl, prints a table with
+// every row and writes JSON. No timing is asserted: this machine's numbers mean nothing in smoke mode.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const ROWS = [
+  'approval.firstbyte',
+  'echo.p50',
+  'echo.p99',
+  'exec.kubectl.spdy',
+  'exec.kubectl.websocket',
+  'exec.client.spdy',
+  'exec.client.websocket',
+  'recording.cpu',
+  'recording.disk',
+  ...['get', 'list'].flatMap((op) => ['c1', 'c64'].flatMap((c) => ['rps', 'p50', 'p99'].map((m) => `rest.${op}.${c}.${m}`))),
+  'cutoff.lastbyte',
+  'cutoff.close',
+  'cutoff.revoke.lastbyte',
+  'cutoff.revoke.close',
+  'concurrency.rss',
+  'concurrency.cpu',
+  'concurrency.echo',
+  'concurrency.held',
+];
+
+interface BenchJson {
+  machine: { cores: number; loadAvgStart: number[]; node: string; date: string };
+  mode: string;
+  nginx: string;
+  rows: Array<{ id: string; measure: string; target: string; verdict: string; bastion?: { median: number } }>;
+}
+
+describe('npm run bench -- --smoke', () => {
+  it('prints a table with every row and writes JSON that parses', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'kb-bench-smoke-')), 'bench.json');
+    const child = spawn('npm', ['run', 'bench', '--silent', '--', '--smoke', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code, `bench failed:\n${stderr.slice(-3000)}`).toBe(0);
+
+    const json = JSON.parse(readFileSync(out, 'utf8')) as BenchJson;
+    expect(json.mode).toBe('smoke');
+    expect(json.machine.cores).toBeGreaterThan(0);
+    expect(json.machine.loadAvgStart).toHaveLength(3);
+    expect(json.rows.map((r) => r.id).sort()).toEqual([...ROWS].sort());
+    for (const row of json.rows) {
+      // Each row is a line of the printed table, with its target and a verdict.
+      const line = stdout.split('\n').find((l) => l.startsWith(`| ${row.measure} `));
+      expect(line, `row ${row.id} missing from the table`).toBeDefined();
+      expect(line).toContain(row.target);
+      expect(['pass', 'FAIL', 'n/a']).toContain(row.verdict);
+      expect(Number.isFinite(row.bastion?.median), `row ${row.id} has no bastion value`).toBe(true);
+    }
+    expect(stdout).toMatch(/machine: \d+ cores .* load average/);
+    expect(stdout).toContain(json.nginx === 'absent, skipped' ? 'nginx: absent, skipped' : 'nginx: nginx version');
+  }, 300_000);
+});
