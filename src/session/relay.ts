@@ -42,6 +42,7 @@ export class Relay {
   private warningTimer: NodeJS.Timeout | undefined;
   private cutRequest: { reason: EndReason; detail?: string } | undefined;
   private wake: (() => void) | undefined;
+  private sinksEnded = false;
 
   constructor(private readonly opts: RelayOptions) {}
 
@@ -173,6 +174,9 @@ export class Relay {
       const status = lost ? this.opts.cutStatus('upstream-closed', winner.status.message) : winner.status;
       end = { reason: lost ? 'upstream-closed' : 'completed', exitCode: code, status, bytesIn: this.bytesIn, bytesOut: this.bytesOut };
       if (lost) this.observe((s) => s.marker?.(`cutoff: upstream-closed (${winner.status.message ?? 'no Status'})`));
+      // The command is over: its recording is complete and on disk before the agent hears how it
+      // ended. (A cut tells the agent first: its close must not wait for a flush.)
+      await this.endSinks(end);
       await this.finishAgent(status);
     } else if (winner.kind === 'client') {
       this.open = false;
@@ -188,14 +192,21 @@ export class Relay {
       end = { reason, exitCode: null, status, bytesIn: this.bytesIn, bytesOut: this.bytesOut };
       await this.finishAgent(status);
     }
-    for (const sink of sinks) {
+    await this.endSinks(end);
+    return end;
+  }
+
+  /** Ends every sink once (the first call wins). */
+  private async endSinks(end: SessionEnd): Promise<void> {
+    if (this.sinksEnded) return;
+    this.sinksEnded = true;
+    for (const sink of this.opts.sinks) {
       try {
         await sink.end?.(end);
       } catch {
         // The session is over; a sink that fails to close is reported by the sink itself.
       }
     }
-    return end;
   }
 
   private async finishAgent(status: Status): Promise<void> {
