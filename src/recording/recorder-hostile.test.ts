@@ -223,7 +223,7 @@ describe('recorder (hostile): failures mid-session', () => {
     expect(() => rec.resize({ width: 10, height: 10 })).toThrow(RecordingError);
     expect(rec.ready()).toBeUndefined();
     disk.state.failWrite = undefined;
-    await rec.end(sessionEnd(null, 'recording-failed'));
+    await expect(rec.end(sessionEnd(null, 'recording-failed'))).rejects.toThrow(RecordingError);
     const raw = readRawSidecar(readFileSync(rec.rawPath));
     expect(raw.records.filter((r) => r.name === 'marker')).toEqual([]);
     expect(raw.records.filter((r) => r.name === 'status')).toEqual([]);
@@ -251,7 +251,7 @@ describe('recorder (hostile): failures at the end of a completed command', () =>
     const rec = createRecorder(options({ io: disk.io, fsyncIntervalMs: 0 }));
     rec.stdout(Buffer.from('out\n'));
     disk.state.failFsync = true;
-    await rec.end(sessionEnd(0));
+    await expect(rec.end(sessionEnd(0))).rejects.toThrow(/EIO/);
     const result = await rec.finished;
     expect(result.error).toMatch(/EIO/);
   });
@@ -263,7 +263,7 @@ describe('recorder (hostile): failures at the end of a completed command', () =>
     rec.onFailure((e) => failures.push(e));
     rec.stdout(Buffer.from('out\n'));
     disk.state.failFsync = true;
-    await rec.end(sessionEnd(0));
+    await expect(rec.end(sessionEnd(0))).rejects.toThrow(/EIO/);
     expect(failures.map((e) => e.message)).toEqual([expect.stringMatching(/EIO/)]);
   });
 
@@ -421,7 +421,7 @@ describe('recorder (hostile): end() during a write', () => {
     disk.state.failWrite = () => true;
     const ended = rec.end(sessionEnd(0));
     disk.release();
-    await ended;
+    await expect(ended).rejects.toThrow(/ENOSPC/);
     const result = await rec.finished;
     expect(result.error).toMatch(/ENOSPC/);
     expect(failures).toHaveLength(1);

@@ -310,7 +310,7 @@ describe('recorder: fail closed', () => {
     let late: Error | undefined;
     rec.onFailure((err) => (late = err));
     expect(late?.message).toMatch(/ENOSPC/);
-    await rec.end(end(null, 'recording-failed'));
+    await expect(rec.end(end(null, 'recording-failed'))).rejects.toThrow(/ENOSPC/);
     const result = await rec.finished;
     expect(result.error).toMatch(/cannot write apr_abcdefghijklmnopqrst\/ses_abcdefghijklmnopqrst\.raw: ENOSPC/);
     expect(finishedWith).toBe(result);

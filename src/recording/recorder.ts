@@ -66,6 +66,8 @@ export interface RecorderOptions {
   batchBytes?: number;
   /** Relayed but not yet written bytes above which ready() holds the relay. Default 4 MiB. */
   maxUnwrittenBytes?: number;
+  /** How long end() waits for a write still in flight (a hung disk) before failing. Default 1000. */
+  endTimeoutMs?: number;
   /** kubectl cp: files listed (row and markers) at most; later ones are only counted. Default 10,000. */
   maxListedFiles?: number;
   /** Monotonic clock in microseconds (tests). */
@@ -119,6 +121,7 @@ export interface RecorderSink extends SessionSink {
   /** Writes what is batched now; resolves once no write is running (a failure is reported as for any write). */
   flush(): Promise<void>;
   /** Writes what is batched, closes the files; settles with `finished`. */
+  /** Completes the files; rejects (after `finished` settles) when the recording failed or cannot be completed. */
   end(end: SessionEnd): Promise<void>;
   readonly castPath: string;
   readonly rawPath: string;
@@ -203,6 +206,8 @@ class Recorder implements RecorderSink {
   private readonly batchBytes: number;
   private readonly maxUnwrittenBytes: number;
   private timer: NodeJS.Timeout | undefined;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private readonly endTimeoutMs: number;
   /** The write in progress (never rejects: a failure is recorded in `failure`). */
   private writing: Promise<void> | undefined;
   private inFlightBytes = 0;
@@ -221,6 +226,7 @@ class Recorder implements RecorderSink {
     this.clockUs = opts.clockUs ?? defaultClockUs;
     this.startUs = this.clockUs();
     this.fsyncIntervalUs = (opts.fsyncIntervalMs ?? 1000) * 1000;
+    this.endTimeoutMs = opts.endTimeoutMs ?? 1000;
     this.batchWindowMs = opts.batchWindowMs ?? 100;
     this.batchBytes = opts.batchBytes ?? 1024 * 1024;
     this.maxUnwrittenBytes = opts.maxUnwrittenBytes ?? 4 * 1024 * 1024;
@@ -374,7 +380,7 @@ class Recorder implements RecorderSink {
   }
 
   end(end: SessionEnd): Promise<void> {
-    if (this.ended) return this.finished.then(() => undefined);
+    if (this.ended) return this.finished.then(rejectOnError);
     this.ended = true;
     clearTimeout(this.timer);
     if (this.failure === undefined) {
@@ -393,10 +399,10 @@ class Recorder implements RecorderSink {
         }
         this.rawAppend(RawChannel.status, t, encodeStatus(end.status));
       } catch (err) {
-        this.fail(err);
+        this.failAsync(err);
       }
     }
-    return this.close();
+    return this.close().then(() => this.finished.then(rejectOnError));
   }
 
   // ---- batching ----------------------------------------------------------------------------
@@ -471,13 +477,48 @@ class Recorder implements RecorderSink {
       throw new RecordingError(`cannot write ${this.castName}: ${(err as Error).message}`);
     }
     const t = this.clockUs() - this.startUs;
-    if (final || this.fsyncIntervalUs <= 0 || t - this.lastSyncUs < this.fsyncIntervalUs) return;
+    if (final || this.fsyncIntervalUs <= 0) return;
+    if (t - this.lastSyncUs < this.fsyncIntervalUs) {
+      // Too soon to sync again; an idle session still gets it once the interval is over.
+      this.armIdleSync((this.fsyncIntervalUs - (t - this.lastSyncUs)) / 1000);
+      return;
+    }
     this.lastSyncUs = t;
     try {
       await Promise.all([this.cast.syncAsync(this.io), this.rawFile.syncAsync(this.io)]);
     } catch (err) {
       throw new RecordingError(`cannot sync ${this.castName}: ${(err as Error).message}`);
     }
+  }
+
+  /**
+   * Syncs both files after `ms` unless a write synced them meanwhile: what was written is on disk
+   * within the fsync interval even when no later write comes. Runs as a write does (one at a time).
+   */
+  private armIdleSync(ms: number): void {
+    if (this.syncTimer !== undefined) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      if (this.failure !== undefined || this.ended) return;
+      if (this.writing) return this.armIdleSync(this.fsyncIntervalUs / 1000);
+      const t = this.clockUs() - this.startUs;
+      if (t - this.lastSyncUs < this.fsyncIntervalUs) return this.armIdleSync((this.fsyncIntervalUs - (t - this.lastSyncUs)) / 1000);
+      this.lastSyncUs = t;
+      this.writing = Promise.all([this.cast.syncAsync(this.io), this.rawFile.syncAsync(this.io)]).then(
+        () => {
+          this.writing = undefined;
+          if (this.flushWanted) {
+            this.flushWanted = false;
+            this.startFlush();
+          }
+        },
+        (err: unknown) => {
+          this.writing = undefined;
+          this.failAsync(new RecordingError(`cannot sync ${this.castName}: ${(err as Error).message}`));
+        },
+      );
+    }, Math.max(1, ms));
+    this.syncTimer.unref();
   }
 
   /** Lets a held relay go on once the unwritten bytes are within bounds again (or nothing more will be written). */
@@ -504,22 +545,40 @@ class Recorder implements RecorderSink {
   }
 
   private async close(): Promise<void> {
-    await this.writing;
-    let castSha256 = this.cast.sha256();
-    let rawSha256 = this.rawFile.sha256();
+    clearTimeout(this.syncTimer);
+    // A write still in flight is waited for, but not forever: a hung disk fails the recording.
+    let stuck = false;
+    if (this.writing) {
+      let timer: NodeJS.Timeout | undefined;
+      const settled = await Promise.race([
+        this.writing.then(() => true, () => true),
+        new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), this.endTimeoutMs))),
+      ]);
+      clearTimeout(timer);
+      if (!settled) {
+        stuck = true;
+        this.failAsync(new RecordingError(`the recording disk did not finish a write within ${this.endTimeoutMs} ms`));
+      }
+    }
     if (this.failure === undefined) {
       try {
         const { raw, cast } = this.takeBatch();
         await this.writeOut(raw, cast, true);
-        castSha256 = await this.castClose();
-        rawSha256 = await this.rawClose();
+        await this.castClose();
+        await this.rawClose();
       } catch (err) {
-        this.fail(err);
+        this.failAsync(err);
       }
     }
+    // The hashes of what the files hold, whether or not the end was written.
+    const castSha256 = this.cast.sha256();
+    const rawSha256 = this.rawFile.sha256();
     this.release();
-    this.cast.abandon();
-    this.rawFile.abandon();
+    // Under a write that never returned, the descriptors stay open rather than closed beneath it.
+    if (!stuck) {
+      this.cast.abandon();
+      this.rawFile.abandon();
+    }
     const result: RecordingResult = {
       format: this.format,
       castPath: this.castPath,
@@ -680,4 +739,9 @@ class Recorder implements RecorderSink {
     const s = this.lister?.end() ?? { status: 'not-tar' as const, files: 0, omitted: 0, bytes: 0 };
     return { ...this.transfer!, status: s.status, fileCount: s.files, omitted: s.omitted };
   }
+}
+
+/** end()'s answer: the recording's own failure, as a rejection. */
+function rejectOnError(result: RecordingResult): void {
+  if (result.error !== undefined) throw new RecordingError(result.error);
 }

@@ -537,6 +537,9 @@ describe('Relay: a sink that throws', () => {
     const run = relay.run();
     upstream.exit(successStatus());
     const end = await run;
-    expect(second.ends).toEqual([end]);
+    // The other sink ended; the session did not complete: its recording could not be finished.
+    expect(second.ends.map((e) => e.reason)).toEqual(['completed']);
+    expect({ reason: end.reason, exitCode: end.exitCode }).toEqual({ reason: 'recording-failed', exitCode: null });
+    expect(end.status.message).toContain('flush failed');
   });
 });

@@ -30,9 +30,14 @@ export interface RelayOptions {
   sinks: SessionSink[];
   /** How long the final Status may take to reach a client that does not read, before the socket is dropped. */
   finishTimeoutMs?: number;
+  /** How long the sinks may take to end (default 2 s): a recording that cannot be completed by then has failed. */
+  sinkEndTimeoutMs?: number;
   /** Before the deadline, tell the agent's terminal (stderr, or stdout with a TTY) and mark the recording. */
   warning?: { at: number; message: string };
 }
+
+/** The recorder's own wait for a hung write is 1 s (recorder.ts endTimeoutMs); this bounds the whole end. */
+const DEFAULT_SINK_END_TIMEOUT_MS = 2000;
 
 export class Relay {
   private open = true;
@@ -43,11 +48,17 @@ export class Relay {
   private cutRequest: { reason: EndReason; detail?: string } | undefined;
   private wake: (() => void) | undefined;
   private sinksEnded = false;
+  /** Set while a completed command's recording is being completed: a cut then still reaches the agent. */
+  private lateCut: ((cut: { reason: EndReason; detail?: string }) => void) | undefined;
 
   constructor(private readonly opts: RelayOptions) {}
 
   /** Cuts the session now (revocation, shutdown, failed sink). Idempotent; the first reason wins. */
   cut(reason: EndReason, detail?: string): void {
+    if (!this.open) {
+      this.lateCut?.({ reason, ...(detail ? { detail } : {}) });
+      return;
+    }
     if (!this.open) return;
     this.open = false;
     this.cutRequest = { reason, ...(detail ? { detail } : {}) };
@@ -175,8 +186,17 @@ export class Relay {
       end = { reason: lost ? 'upstream-closed' : 'completed', exitCode: code, status, bytesIn: this.bytesIn, bytesOut: this.bytesOut };
       if (lost) this.observe((s) => s.marker?.(`cutoff: upstream-closed (${winner.status.message ?? 'no Status'})`));
       // The command is over: its recording is complete and on disk before the agent hears how it
-      // ended. (A cut tells the agent first: its close must not wait for a flush.)
-      await this.endSinks(end);
+      // ended. (A cut tells the agent first: its close must not wait for a flush.) A recording that
+      // cannot be completed, or a cut that comes while it is, is what the agent hears instead.
+      const flushed = await this.endSinksCuttable(end);
+      if (flushed.kind !== 'ok') {
+        const reason: EndReason = flushed.kind === 'cut' ? flushed.reason : 'recording-failed';
+        const cutStatus = this.opts.cutStatus(reason, flushed.detail);
+        end = { ...end, reason, exitCode: null, status: cutStatus };
+        await this.finishAgent(cutStatus);
+        if (flushed.kind === 'cut') await this.endSinks(end);
+        return end;
+      }
       await this.finishAgent(status);
     } else if (winner.kind === 'client') {
       this.open = false;
@@ -196,17 +216,37 @@ export class Relay {
     return end;
   }
 
-  /** Ends every sink once (the first call wins). */
-  private async endSinks(end: SessionEnd): Promise<void> {
-    if (this.sinksEnded) return;
+  /**
+   * Ends every sink once (the first call wins), waiting at most `sinkEndTimeoutMs` (a disk that
+   * never answers must not keep the session from ending). Resolves with the first failure, if any.
+   */
+  private async endSinks(end: SessionEnd): Promise<string | undefined> {
+    if (this.sinksEnded) return undefined;
     this.sinksEnded = true;
-    for (const sink of this.opts.sinks) {
-      try {
-        await sink.end?.(end);
-      } catch {
-        // The session is over; a sink that fails to close is reported by the sink itself.
+    let failure: string | undefined;
+    const all = (async () => {
+      for (const sink of this.opts.sinks) {
+        try {
+          await sink.end?.(end);
+        } catch (err) {
+          failure ??= (err as Error).message;
+        }
       }
-    }
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const timeoutMs = this.opts.sinkEndTimeoutMs ?? DEFAULT_SINK_END_TIMEOUT_MS;
+    const done = await Promise.race([all.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)))]);
+    clearTimeout(timer);
+    return done ? failure : `the recording was not completed within ${timeoutMs} ms`;
+  }
+
+  /** endSinks on the completed path, where a cut (revocation, expiry, shutdown) may still come. */
+  private async endSinksCuttable(end: SessionEnd): Promise<{ kind: 'ok' } | { kind: 'failed'; detail: string } | { kind: 'cut'; reason: EndReason; detail?: string }> {
+    const cut = new Promise<{ reason: EndReason; detail?: string }>((resolve) => (this.lateCut = resolve));
+    const result = await Promise.race([this.endSinks(end).then((failure) => ({ failure })), cut.then((c) => ({ cut: c }))]);
+    this.lateCut = undefined;
+    if ('cut' in result) return { kind: 'cut', reason: result.cut.reason, ...(result.cut.detail ? { detail: result.cut.detail } : {}) };
+    return result.failure === undefined ? { kind: 'ok' } : { kind: 'failed', detail: result.failure };
   }
 
   private async finishAgent(status: Status): Promise<void> {
