@@ -6,14 +6,13 @@
 // is counted where it would land, not inferred.
 import { MAX_FORWARDED_CONNECTIONS } from '../../src/transport/portforward/index.js';
 import { createHash } from 'node:crypto';
-import https from 'node:https';
 import { existsSync, readFileSync, renameSync, statSync, symlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { startTestBastion, type TestBastion } from '../helpers/bastion.js';
-import { api, requestRows, revoke, startHoldingProxy, until, within, type HoldingProxy } from '../helpers/faults.js';
+import { api, requestRows, revoke, spdyUpgrade, startHoldingProxy, until, within, type HoldingProxy } from '../helpers/faults.js';
 import { startSim, type StartedSim } from '../helpers/sim.js';
 import { kubectlPortForward, stopForward } from '../helpers/portforward.js';
 import { SpdyConnection } from '../../src/transport/spdy/connection.js';
@@ -126,69 +125,41 @@ function textOf(stream: SpdyStream): Promise<string> {
 }
 
 /** POST .../portforward with SPDY/3.1; resolves once the 101 arrived (a held request waits). */
-function rawForward(opts: { bastion?: TestBastion; pod?: string; token?: string } = {}): Promise<RawForward> {
+async function rawForward(opts: { bastion?: TestBastion; pod?: string; token?: string } = {}): Promise<RawForward> {
   const on = opts.bastion ?? b;
-  const pod = opts.pod ?? 'web-0';
-  const token = opts.token ?? on.agentToken;
-  const url = new URL(on.bastion.kubeUrl);
-  return new Promise((resolve, reject) => {
-    const req = https.request({
-      host: url.hostname,
-      port: url.port,
-      method: 'POST',
-      path: `/api/v1/namespaces/demo/pods/${pod}/portforward`,
-      ca: on.bastion.tls.caPem,
-      headers: {
-        Authorization: `Bearer ${token}`,
-        Connection: 'Upgrade',
-        Upgrade: 'SPDY/3.1',
-        'X-Stream-Protocol-Version': 'portforward.k8s.io',
-        'Content-Length': '0',
-      },
-    });
-    req.on('response', (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => reject(new Error(`no upgrade: ${res.statusCode} ${body}`)));
-    });
-    req.on('error', reject);
-    req.on('upgrade', (_res, socket, head) => {
-      socket.on('error', () => {});
-      const conn = new SpdyConnection(socket, { role: 'client', head, limits: { maxConcurrentStreams: 10_000 } });
-      conn.on('error', () => {});
-      conn.on('stream', (s) => s.cancel());
-      let next = 0;
-      const headersFor = (type: 'error' | 'data', port: number | string | undefined, requestId: string): Record<string, string> => ({
-        streamtype: type,
-        ...(port !== undefined ? { port: String(port) } : {}),
-        requestid: requestId,
-      });
-      resolve({
-        conn,
-        open: (port, requestId = String(next++), opts = {}) => {
-          const error = conn.openStream(headersFor('error', port, requestId));
-          error.on('error', () => {});
-          error.end();
-          const errorText = textOf(error);
-          const data = conn.openStream(headersFor('data', port, requestId));
-          data.on('error', () => {});
-          const chunks: Buffer[] = [];
-          if (opts.readData !== false) data.on('data', (d: Buffer) => chunks.push(d));
-          const dataClosed = new Promise<void>((r) => (data.destroyed ? r() : data.once('close', () => r())));
-          return { data, error, errorText, received: () => Buffer.concat(chunks), dataClosed };
-        },
-        openErrorOnly: (port, requestId) => {
-          const error = conn.openStream(headersFor('error', port, requestId));
-          error.on('error', () => {});
-          error.end();
-          return error;
-        },
-        closed: conn.closed,
-        destroy: () => conn.destroy(),
-      });
-    });
-    req.end();
+  const { socket, head } = await spdyUpgrade(on, `/api/v1/namespaces/demo/pods/${opts.pod ?? 'web-0'}/portforward`, 'portforward.k8s.io', opts.token ?? on.agentToken);
+  const conn = new SpdyConnection(socket, { role: 'client', head, limits: { maxConcurrentStreams: 10_000 } });
+  conn.on('error', () => {});
+  conn.on('stream', (s) => s.cancel());
+  let next = 0;
+  const headersFor = (type: 'error' | 'data', port: number | string | undefined, requestId: string): Record<string, string> => ({
+    streamtype: type,
+    ...(port !== undefined ? { port: String(port) } : {}),
+    requestid: requestId,
   });
+  return {
+    conn,
+    open: (port, requestId = String(next++), opts = {}) => {
+      const error = conn.openStream(headersFor('error', port, requestId));
+      error.on('error', () => {});
+      error.end();
+      const errorText = textOf(error);
+      const data = conn.openStream(headersFor('data', port, requestId));
+      data.on('error', () => {});
+      const chunks: Buffer[] = [];
+      if (opts.readData !== false) data.on('data', (d: Buffer) => chunks.push(d));
+      const dataClosed = new Promise<void>((r) => (data.destroyed ? r() : data.once('close', () => r())));
+      return { data, error, errorText, received: () => Buffer.concat(chunks), dataClosed };
+    },
+    openErrorOnly: (port, requestId) => {
+      const error = conn.openStream(headersFor('error', port, requestId));
+      error.on('error', () => {});
+      error.end();
+      return error;
+    },
+    closed: conn.closed,
+    destroy: () => conn.destroy(),
+  };
 }
 
 // ---- the agent's side: the WebSocket channel protocol ---------------------------------------------

@@ -344,8 +344,11 @@ export interface RawSpdy {
   destroy(): void;
 }
 
-/** A SPDY/3.1 exec upgrade to the bastion; resolves once the 101 arrived (no streams are opened). */
-export function rawSpdyUpgrade(b: TestBastion, path: string): Promise<RawSpdy> {
+/**
+ * POST `path` to the bastion asking for a SPDY/3.1 upgrade to `protocol`; resolves with the
+ * upgraded socket and the bytes that came with the 101, rejects with the answer when refused.
+ */
+export function spdyUpgrade(b: TestBastion, path: string, protocol: string, token = b.agentToken): Promise<{ socket: Duplex; head: Buffer }> {
   const url = new URL(b.bastion.kubeUrl);
   return new Promise((resolve, reject) => {
     const req = https.request({
@@ -355,10 +358,10 @@ export function rawSpdyUpgrade(b: TestBastion, path: string): Promise<RawSpdy> {
       path,
       ca: b.bastion.tls.caPem,
       headers: {
-        Authorization: `Bearer ${b.agentToken}`,
+        Authorization: `Bearer ${token}`,
         Connection: 'Upgrade',
         Upgrade: 'SPDY/3.1',
-        'X-Stream-Protocol-Version': 'v4.channel.k8s.io',
+        'X-Stream-Protocol-Version': protocol,
         'Content-Length': '0',
       },
     });
@@ -368,37 +371,43 @@ export function rawSpdyUpgrade(b: TestBastion, path: string): Promise<RawSpdy> {
       res.on('end', () => reject(new Error(`no upgrade: ${res.statusCode} ${body}`)));
     });
     req.on('error', reject);
-    req.on('upgrade', (_res, socket, head) => {
+    req.on('upgrade', (_res, socket: Duplex, head: Buffer) => {
       socket.on('error', () => {});
-      const raw: Buffer[] = [head];
-      socket.on('data', (d: Buffer) => raw.push(d));
-      const conn = new SpdyConnection(socket, { role: 'client', head });
-      conn.on('error', () => {});
-      const got = { error: [] as Buffer[], stdout: [] as Buffer[], stderr: [] as Buffer[] };
-      const closed = new Promise<void>((r) => socket.once('close', () => r()));
-      resolve({
-        rawAfterUpgrade: () => Buffer.concat(raw),
-        openStreams: async () => {
-          for (const type of ['error', 'stdout', 'stderr'] as const) {
-            let stream: SpdyStream;
-            try {
-              stream = conn.openStream({ streamtype: type });
-            } catch {
-              return;
-            }
-            stream.on('error', () => {});
-            stream.on('data', (c: Buffer) => got[type].push(c));
-          }
-        },
-        error: () => Buffer.concat(got.error),
-        stdout: () => Buffer.concat(got.stdout),
-        stderr: () => Buffer.concat(got.stderr),
-        closed,
-        destroy: () => socket.destroy(),
-      });
+      resolve({ socket, head });
     });
     req.end();
   });
+}
+
+/** A SPDY/3.1 exec upgrade to the bastion; resolves once the 101 arrived (no streams are opened). */
+export async function rawSpdyUpgrade(b: TestBastion, path: string): Promise<RawSpdy> {
+  const { socket, head } = await spdyUpgrade(b, path, 'v4.channel.k8s.io');
+  const raw: Buffer[] = [head];
+  socket.on('data', (d: Buffer) => raw.push(d));
+  const conn = new SpdyConnection(socket, { role: 'client', head });
+  conn.on('error', () => {});
+  const got = { error: [] as Buffer[], stdout: [] as Buffer[], stderr: [] as Buffer[] };
+  const closed = new Promise<void>((r) => socket.once('close', () => r()));
+  return {
+    rawAfterUpgrade: () => Buffer.concat(raw),
+    openStreams: async () => {
+      for (const type of ['error', 'stdout', 'stderr'] as const) {
+        let stream: SpdyStream;
+        try {
+          stream = conn.openStream({ streamtype: type });
+        } catch {
+          return;
+        }
+        stream.on('error', () => {});
+        stream.on('data', (c: Buffer) => got[type].push(c));
+      }
+    },
+    error: () => Buffer.concat(got.error),
+    stdout: () => Buffer.concat(got.stdout),
+    stderr: () => Buffer.concat(got.stderr),
+    closed,
+    destroy: () => socket.destroy(),
+  };
 }
 
 /** A raw HTTPS upgrade request with the given headers; resolves with the status line and body (or 101). */
