@@ -10,7 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { isBastionError, UpstreamRefusal } from '../errors/index.js';
 import type { Logger } from '../observability/log.js';
-import { apiStatus, type Status } from '../protocol/status.js';
+import { successStatus, type Status } from '../protocol/status.js';
 import { acceptPortForward, type ForwardStream, type PortForwardServer } from '../transport/portforward/index.js';
 import type { ApprovalLease } from '../approvals/lease.js';
 import { portAllowed } from '../model/scope.js';
@@ -78,7 +78,6 @@ async function settled(jobs: Iterable<Promise<unknown>>, ms: number): Promise<vo
 /** How long upstream may take to say how a connection ended once its data has. */
 const ERROR_STREAM_GRACE_MS = 1000;
 
-const COMPLETED: Status = apiStatus(200, '', '');
 
 export async function runPortForwardSession(ctx: PortForwardSessionContext): Promise<SessionOutcome> {
   const { lease } = ctx;
@@ -263,7 +262,7 @@ class PortForwardRun {
       offLease();
       upstream!.destroy();
       await Promise.all(this.pending);
-      const status = reason === 'completed' ? COMPLETED : ctx.cutStatus(reason, detail);
+      const status = reason === 'completed' ? successStatus() : ctx.cutStatus(reason, detail);
       const end: SessionEnd = { reason, exitCode: null, status, bytesIn: this.bytesIn, bytesOut: this.bytesOut };
       await this.endSinks(end);
       await ctx.sessions.end(this.sessionId, end).catch((err: unknown) => log.error({ err, sessionId: this.sessionId }, 'ending the session row failed'));

@@ -99,6 +99,9 @@ describe.each(CLIENTS)('kubectl $label port-forward demo/web-0 through the basti
     expect({ transport: session.transport, protocol: session.protocol, operation: session.operation }).toEqual({ transport: client.transport, protocol: client.protocol, operation: 'portforward' });
     expect(upstreamForwardsSince(before)).toEqual(['POST spdy']);
     await expect.poll(async () => (await b.bastion.store.sessions.get(session.id))?.endedAt ?? null, { timeout: 10_000 }).not.toBeNull();
+    // The agent ended it: a completed port-forward, whose recorded Status is a Success.
+    const ended = (await b.bastion.store.sessions.get(session.id))!;
+    expect({ endReason: ended.endReason, status: ended.status }).toEqual({ endReason: 'completed', status: expect.objectContaining({ status: 'Success' }) });
 
     const connections = await connectionsOf(session.id);
     expect(connections.map((c) => ({ seq: c.seq, port: c.port, outcome: c.outcome, protocol: c.protocol }))).toEqual([
