@@ -90,12 +90,14 @@ describe('a bastion killed during a session', () => {
       env: { PATH: process.env.PATH ?? '', HOME: freshHome() },
     });
     children.push(kubectl);
+    // Listened for now: kubectl may exit while the bastion's own exit is awaited.
+    const kubectlExited = new Promise((r) => kubectl.once('exit', r));
     let ticks = '';
     kubectl.stdout.on('data', (d: Buffer) => (ticks += d.toString()));
     await expect.poll(() => ticks.split('tick').length, { timeout: 15_000 }).toBeGreaterThan(5);
 
     await killFirst(pair);
-    await new Promise((r) => kubectl.on('exit', r));
+    await kubectlExited;
 
     const second = await start(serveArgs, /kube-bastion is serving/);
     const store = openStore(join(dir, 'data'));
