@@ -543,3 +543,32 @@ describe('Relay: a sink that throws', () => {
     expect(end.status.message).toContain('flush failed');
   });
 });
+
+describe('Relay: backpressure from a sink', () => {
+  it('a sink whose batch is full holds the stream until it can take more; then every byte follows in order', async () => {
+    const { agent, upstream, sink, relay } = setup();
+    let release!: () => void;
+    let full = true;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    sink.ready = () => (full ? gate : undefined);
+    const run = relay.run();
+    upstream.stdout.write('first,');
+    await settle();
+    expect(agent.seenStdout.text()).toBe('first,');
+    // The chunk that filled the batch was relayed; the stream is held from there on.
+    expect(upstream.stdout.isPaused()).toBe(true);
+    upstream.stdout.write('second');
+    await settle();
+    expect(agent.seenStdout.text()).toBe('first,');
+    full = false;
+    release();
+    await settle();
+    expect(upstream.stdout.isPaused()).toBe(false);
+    expect(agent.seenStdout.text()).toBe('first,second');
+    upstream.exit(successStatus());
+    const end = await run;
+    expect(end.reason).toBe('completed');
+    expect(end.bytesOut).toBe('first,second'.length);
+    expect(sink.events.filter((e) => e.startsWith('stdout:')).join('')).toBe('stdout:first,stdout:second');
+  });
+});

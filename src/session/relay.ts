@@ -36,6 +36,9 @@ export interface RelayOptions {
   warning?: { at: number; message: string };
 }
 
+/** The sink method each relayed stream's chunks go to. */
+type DataChannel = 'stdin' | 'stdout' | 'stderr';
+
 /** The recorder's own wait for a hung write is 1 s (recorder.ts endTimeoutMs); this bounds the whole end. */
 const DEFAULT_SINK_END_TIMEOUT_MS = 2000;
 
@@ -83,6 +86,17 @@ export class Relay {
     }
   }
 
+  /** observe() for one relayed chunk, without a closure per chunk (this runs for every chunk). */
+  private record(channel: DataChannel, chunk: Buffer): boolean {
+    try {
+      for (const sink of this.opts.sinks) sink[channel]?.(chunk);
+      return true;
+    } catch (err) {
+      this.cut('recording-failed', (err as Error).message);
+      return false;
+    }
+  }
+
   /** Undefined when every sink can take more now; else when all of them can. */
   private sinksReady(): Promise<unknown> | undefined {
     let waits: Promise<void>[] | undefined;
@@ -93,23 +107,39 @@ export class Relay {
     return waits && Promise.all(waits);
   }
 
-  /** Forwards one readable into one writable, checking the cut and the deadline per chunk. */
-  private forward(from: Readable, to: Writable | null, record: (chunk: Buffer) => void, count: (n: number) => void): Promise<void> {
+  /**
+   * Forwards one readable into one writable, checking the cut and the deadline per chunk. The
+   * source is paused while the writable or a sink is full, and resumed once neither is; per chunk
+   * that costs a counter, not a promise.
+   */
+  private forward(from: Readable, to: Writable | null, channel: DataChannel): Promise<void> {
     return new Promise((resolve) => {
+      let holds = 0;
+      const release = (): void => {
+        if (--holds === 0) from.resume();
+      };
+      const hold = (): void => {
+        if (holds++ === 0) from.pause();
+      };
       from.on('data', (chunk: Buffer) => {
         if (!this.open) return;
         if (this.pastDeadline()) {
           this.cut('expired');
           return;
         }
-        if (!this.observe(() => record(chunk))) return;
-        count(chunk.length);
-        const drained = to && !to.write(chunk) ? new Promise<void>((resolve) => to.once('drain', resolve)) : undefined;
-        // A sink whose unwritten batch is full holds this stream like a slow receiver does.
+        if (!this.record(channel, chunk)) return;
+        if (channel === 'stdin') this.bytesIn += chunk.length;
+        else this.bytesOut += chunk.length;
+        if (to && !to.write(chunk)) {
+          hold();
+          to.once('drain', release);
+        }
+        // A sink whose unwritten batch is full holds this stream like a slow receiver does (a
+        // sink that fails cuts the session through onFailure; resuming then relays nothing).
         const recorded = this.sinksReady();
-        if (drained || recorded) {
-          from.pause();
-          void Promise.all([drained, recorded]).then(() => from.resume());
+        if (recorded) {
+          hold();
+          recorded.then(release, release);
         }
       });
       from.once('end', resolve);
@@ -150,14 +180,14 @@ export class Relay {
     });
     // stdin runs on its own; its end (the client's half-close) is passed upstream while the session is open.
     if (agent.stdin) {
-      void this.forward(agent.stdin, upstream.stdin, (c) => sinks.forEach((s) => s.stdin?.(c)), (n) => (this.bytesIn += n)).then(() => {
+      void this.forward(agent.stdin, upstream.stdin, 'stdin').then(() => {
         if (this.open) upstream.stdin?.end();
       });
     }
     const outputs = Promise.all([
-      this.forward(upstream.stdout, agent.stdout, (c) => sinks.forEach((s) => s.stdout?.(c)), (n) => (this.bytesOut += n)),
+      this.forward(upstream.stdout, agent.stdout, 'stdout'),
       // With a TTY the agent has no stderr stream; upstream sends none either.
-      this.forward(upstream.stderr, agent.stderr ?? agent.stdout, (c) => sinks.forEach((s) => s.stderr?.(c)), (n) => (this.bytesOut += n)),
+      this.forward(upstream.stderr, agent.stderr ?? agent.stdout, 'stderr'),
     ]);
 
     const cutSignal = new Promise<'cut'>((resolve) => {

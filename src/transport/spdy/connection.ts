@@ -11,6 +11,7 @@ import { BastionError, ErrorCode } from '../../errors/index.js';
 import { FrameWriter } from './frame-writer.js';
 import {
   encodeData,
+  encodeDataHeader,
   encodeGoAway,
   encodePing,
   encodeRstStream,
@@ -472,7 +473,8 @@ export class SpdyConnection extends EventEmitter {
         // turns into a large queue of copied frames.
         for (let offset = 0; offset < data.length && !this.writer.isClosed; offset += size) {
           const end = Math.min(offset + size, data.length);
-          await this.writer.write(encodeData(stream.id, data.subarray(offset, end), fin && end === data.length));
+          const payload = data.subarray(offset, end);
+          await this.writer.write([encodeDataHeader(stream.id, payload.length, fin && end === data.length), payload]);
         }
       },
       sendReply: (stream, headers, fin) => {

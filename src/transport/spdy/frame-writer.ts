@@ -5,8 +5,11 @@
 import type { Duplex } from 'node:stream';
 import { BastionError, ErrorCode } from '../../errors/index.js';
 
+/** One frame: whole, in parts written together (a DATA header and its payload), or still being built. */
+export type QueuedFrame = Buffer | readonly Buffer[] | Promise<Buffer>;
+
 interface Item {
-  frame: Buffer | Promise<Buffer>;
+  frame: QueuedFrame;
   done: () => void;
 }
 
@@ -38,10 +41,10 @@ export class FrameWriter {
   }
 
   /** Queues a frame. Never rejects: a frame that cannot be written any more is dropped. */
-  write(frame: Buffer | Promise<Buffer>): Promise<void> {
+  write(frame: QueuedFrame): Promise<void> {
     if (this.closed || this.endRequested) {
       // A promised frame must still be observed, or its rejection would go unhandled.
-      if (!Buffer.isBuffer(frame)) frame.catch(() => undefined);
+      if (isPromise(frame)) frame.catch(() => undefined);
       return Promise.resolve();
     }
     return new Promise<void>((done) => {
@@ -78,7 +81,7 @@ export class FrameWriter {
     this.closed = true;
     if (this.backlogged) this.setBacklogged(false);
     for (const item of this.queue.splice(0)) {
-      if (!Buffer.isBuffer(item.frame)) item.frame.catch(() => undefined);
+      if (isPromise(item.frame)) item.frame.catch(() => undefined);
       item.done();
     }
     for (const resolve of this.endRequested?.splice(0) ?? []) resolve();
@@ -101,7 +104,7 @@ export class FrameWriter {
         if (this.endRequested) this.finishEnd();
         return;
       }
-      if (!Buffer.isBuffer(item.frame)) {
+      if (isPromise(item.frame)) {
         this.waiting = true;
         item.frame.then(
           (buf: Buffer) => {
@@ -125,12 +128,22 @@ export class FrameWriter {
         item.done();
         return;
       }
-      if (this.socket.write(item.frame)) {
+      if (this.writeFrame(item.frame)) {
         item.done();
         continue;
       }
       this.waitForDrain(item.done);
     }
+  }
+
+  /** Writes one frame; false when the socket is over its buffer. Parts go out corked, as one writev. */
+  private writeFrame(frame: Buffer | readonly Buffer[]): boolean {
+    if (Buffer.isBuffer(frame)) return this.socket.write(frame);
+    this.socket.cork();
+    let ok = true;
+    for (const part of frame) ok = this.socket.write(part);
+    this.socket.uncork();
+    return ok;
   }
 
   private waitForDrain(done: () => void): void {
@@ -164,4 +177,8 @@ export class FrameWriter {
     this.socket.once('close', resolveAll);
     this.socket.end(resolveAll);
   }
+}
+
+function isPromise(frame: QueuedFrame): frame is Promise<Buffer> {
+  return !Buffer.isBuffer(frame) && !Array.isArray(frame);
 }

@@ -168,11 +168,20 @@ function checkId(id: number, name = 'stream id'): number {
 }
 
 export function encodeData(streamId: number, data: Buffer, fin = false): Buffer {
-  checkLength(data.length);
-  const header = Buffer.alloc(FRAME_HEADER_SIZE);
-  header.writeUInt32BE(checkId(streamId), 0);
-  header.writeUInt32BE(flagsAndLength(fin ? Flag.FIN : 0, data.length), 4);
+  const header = encodeDataHeader(streamId, data.length, fin);
   return data.length === 0 ? header : Buffer.concat([header, data], FRAME_HEADER_SIZE + data.length);
+}
+
+/**
+ * The 8 bytes before a DATA frame's payload. The relay writes them and the payload as two buffers
+ * (one writev), so payloads are not copied into a frame.
+ */
+export function encodeDataHeader(streamId: number, length: number, fin = false): Buffer {
+  checkLength(length);
+  const header = Buffer.allocUnsafe(FRAME_HEADER_SIZE);
+  header.writeUInt32BE(checkId(streamId), 0);
+  header.writeUInt32BE(flagsAndLength(fin ? Flag.FIN : 0, length), 4);
+  return header;
 }
 
 export function encodeSynStream(frame: Omit<SynStreamFrame, 'kind'>): Buffer {

@@ -4,14 +4,15 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { successStatus } from '../../protocol/status.js';
 import { DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_MESSAGE_BYTES } from './sender.js';
+import { STDIN_MAX_BUFFERED } from './session.js';
 import { TestClient, startHarness, type Harness } from './test-support.js';
 
 const TOTAL = 8 * 1024 * 1024;
 const CHUNK = 32 * 1024;
 /** Output queued in userland: the sender's bound, plus the message that crossed it, plus slack for pongs. */
 const OUT_BOUND = DEFAULT_MAX_BUFFERED_BYTES + 2 * (DEFAULT_MAX_MESSAGE_BYTES + 1) + 1024;
-/** Input queued in stdin: its 64 KiB mark plus what one socket read (64 KiB) can still deliver after a pause. */
-const IN_BOUND = 256 * 1024;
+/** Input queued in stdin: the bound at which the socket pauses, plus what one socket read (64 KiB, one message more) can still deliver after it. */
+const IN_BOUND = STDIN_MAX_BUFFERED + 64 * 1024 + CHUNK + 1;
 
 let h: Harness;
 beforeAll(async () => {
@@ -113,4 +114,56 @@ it('finish() closes cleanly even while stdin backpressure has the socket paused'
   } finally {
     await slowClose.close();
   }
+});
+
+it('a client that pings while nobody reads stdin still gets pongs; stdin stays bounded and exact', { timeout: 20_000 }, async () => {
+  const client = await TestClient.open(h.url('stdin=true&stdout=true'), 'v5.channel.k8s.io');
+  const { streams, socket } = await h.nextSession();
+  const stdin = streams.stdin!;
+  stdin.pause();
+  const sent: Buffer[] = [];
+  const send = (n: number): void => {
+    for (let i = 0; i < n; i++) {
+      const chunk = randomBytes(CHUNK);
+      sent.push(chunk);
+      client.send(Buffer.concat([Buffer.from([0]), chunk]));
+    }
+  };
+  const until = (cond: () => boolean): Promise<void> =>
+    new Promise((resolve) => {
+      const poll = setInterval(() => {
+        if (!cond()) return;
+        clearInterval(poll);
+        resolve();
+      }, 1);
+    });
+  let maxIn = 0;
+  const sampler = setInterval(() => (maxIn = Math.max(maxIn, stdin.readableLength)), 1);
+
+  // 256 KiB nobody reads: stdin is over its 64 KiB mark (the container is not reading), yet the
+  // ping sent after it is read and answered. Before, the socket paused at the mark and the pong
+  // never came (kubectl gives up after 61 s).
+  send(8);
+  await until(() => stdin.readableLength >= 8 * CHUNK);
+  const pong = new Promise<Buffer>((resolve) => client.ws.once('pong', resolve));
+  client.ws.ping(Buffer.from('still there?'));
+  expect((await pong).toString()).toBe('still there?');
+  expect(socket.isPaused()).toBe(false);
+
+  // A client that keeps writing: the socket pauses at the bound, and what is held stays bounded.
+  send(128);
+  await until(() => socket.isPaused());
+  expect(stdin.readableLength).toBeGreaterThanOrEqual(STDIN_MAX_BUFFERED);
+  client.send([255, 0]);
+
+  // Once the container reads, every byte arrives in order.
+  const received: Buffer[] = [];
+  stdin.on('data', (c: Buffer) => received.push(c));
+  stdin.resume();
+  await new Promise((resolve) => stdin.once('end', resolve));
+  clearInterval(sampler);
+  expect(maxIn).toBeLessThanOrEqual(IN_BOUND);
+  expect(Buffer.concat(received).equals(Buffer.concat(sent))).toBe(true);
+  await streams.finish(successStatus());
+  expect((await client.closed).code).toBe(1000);
 });

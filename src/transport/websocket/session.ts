@@ -24,8 +24,16 @@ export interface SessionOptions {
   limits?: Partial<SenderLimits>;
 }
 
-/** stdin buffer before the socket is paused; a bit above kubectl's 32 KiB writes. */
+/** stdin buffer above which the consumer is told to slow down (push() returns false); a bit above kubectl's 32 KiB writes. */
 const STDIN_HIGH_WATER_MARK = 64 * 1024;
+/**
+ * stdin buffer above which the socket itself is paused. Between the mark and this bound the socket
+ * is still read, so ws keeps answering the client's pings (kubectl drops a session after 61 s
+ * without a pong) and sees its close frame while the container does not read stdin. Past the bound
+ * the client's writes block in TCP, as they would against the kubelet. The most buffered is this
+ * plus what one socket read already handed to ws.
+ */
+export const STDIN_MAX_BUFFERED = 512 * 1024;
 /** Sizes kept for the first onResize subscriber (kubectl attach sends two at once: W+1xH+1, WxH). */
 const MAX_EARLY_SIZES = 8;
 
@@ -236,8 +244,9 @@ class WebSocketSession implements WebSocketServerStreams {
   private pushStdin(data: Buffer): void {
     const stdin = this.stdin;
     if (stdin === null || this.stdinEnded || stdin.destroyed) return;
-    // A full stdin buffer pauses the socket; the Readable's read() resumes it.
-    if (!stdin.push(data)) this.ws.pause();
+    // Over the mark the consumer is asked to wait; only over the bound is the socket paused (see
+    // STDIN_MAX_BUFFERED). The Readable's read() resumes it.
+    if (!stdin.push(data) && stdin.readableLength >= STDIN_MAX_BUFFERED) this.ws.pause();
   }
 
   private resumeInput(): void {
