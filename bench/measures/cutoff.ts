@@ -63,7 +63,15 @@ async function openTracked(ctx: Ctx, deadline: () => number, openUntil = Infinit
   const openOne = async (): Promise<UpstreamSession | undefined> => {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await dialUpstreamExec(target, { path, protocols: [ProtocolName.v5], keepAliveMs: 0, signal: giveUp.signal });
+        // The signal is the dial's alone: an executor session keeps listening to it once open.
+        const dialing = new AbortController();
+        const stop = (): void => dialing.abort();
+        giveUp.signal.addEventListener('abort', stop, { once: true });
+        try {
+          return await dialUpstreamExec(target, { path, protocols: [ProtocolName.v5], keepAliveMs: 0, signal: dialing.signal });
+        } finally {
+          giveUp.signal.removeEventListener('abort', stop);
+        }
       } catch (err) {
         if (giveUp.signal.aborted) {
           out.late++;
