@@ -2,10 +2,13 @@
 // streaming a small chunk through `cat` every 20 ms. For each session, when its last byte arrived
 // at the client and when the client saw the session close, relative to the approval's expiresAt.
 // Arrival at the client is an upper bound of when the bastion relayed the byte.
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { UpstreamSession } from '../../src/upstream/executor.js';
 import { dialUpstreamExec } from '../../src/upstream/executor.js';
 import { upstreamFromCredentials } from '../../src/upstream/upstream.js';
 import { ProtocolName } from '../../src/protocol/constants.js';
+import { scanRawSidecarFile, RawChannel } from '../../src/recording/raw-sidecar.js';
 import { execPath, nowMs } from '../lib/clients.js';
 import { approve, type Ctx } from '../lib/context.js';
 import { fmt, quantile, verdict, type Row, type Spread } from '../lib/report.js';
@@ -111,6 +114,33 @@ async function openTracked(ctx: Ctx, deadline: () => number, openUntil = Infinit
   return out;
 }
 
+/**
+ * What the bastion itself passed after `at`: every data record (stdin, stdout, stderr) in the raw
+ * sidecars of the approval's sessions, at its recorded time (the sidecar's startedAt plus the
+ * record's µs). The relay records a chunk just before it writes it on, so this is the relay-side
+ * measure the client's arrival times only bound. startedAt has millisecond resolution: a record
+ * counts as after `at` when its time is more than 1 ms past it.
+ */
+function recordedAfter(ctx: Ctx, approvalId: string, at: number): { sessions: number; bytes: number; lastMs: number } {
+  const dir = join(ctx.bastion.recordings, approvalId);
+  const out = { sessions: 0, bytes: 0, lastMs: -Infinity };
+  if (!existsSync(dir)) return out;
+  for (const f of readdirSync(dir).filter((name) => name.endsWith('.raw'))) {
+    const data: Array<{ us: number; n: number }> = [];
+    const { meta } = scanRawSidecarFile(join(dir, f), (r) => {
+      if (r.channel === RawChannel.stdin || r.channel === RawChannel.stdout || r.channel === RawChannel.stderr) data.push({ us: r.timeUs, n: r.data.length });
+    });
+    out.sessions++;
+    const start = Date.parse(meta.startedAt);
+    for (const d of data) {
+      const ms = start + d.us / 1000 - at;
+      out.lastMs = Math.max(out.lastMs, ms);
+      if (ms > 1) out.bytes += d.n;
+    }
+  }
+  return out;
+}
+
 /** Until every session closed, or 5 s past the deadline; then what each saw relative to it. */
 async function outcome(tracked: Tracked[], deadline: number) {
   while (Date.now() < deadline + 5000 && (Date.now() < deadline || tracked.some((t) => Number.isNaN(t.closedAt)))) await new Promise((r) => setTimeout(r, 50));
@@ -151,11 +181,15 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
   const revoked = await ctx.api<{ revokedAt: string }>('POST', `/v1/approvals/${r.id}/revoke`, { reason: 'bench' });
   revokedAt = Date.parse(revoked.revokedAt);
   const v = await outcome(rev.tracked, revokedAt);
+  // The recordings are complete once every session ended (their final flush precedes the session row).
+  await new Promise((res) => setTimeout(res, 2000));
+  const eRec = recordedAfter(ctx, a.id, deadline);
+  const vRec = recordedAfter(ctx, r.id, revokedAt);
 
   ctx.raw.cutoff = {
     sendEveryMs: SEND_EVERY_MS,
-    expiry: { wanted: ctx.sizes.cutoffSessions, sessions: tracked.length, failed, retried: opened.retried, late: opened.late, openFailures: opened.reasons, notClosedWithin5s: e.notClosed, deadline: a.expiresAt, lastByteMs: e.last, closeMs: e.closed, bytesAfterDeadline: e.afterBytes },
-    revocation: { sessions: rev.tracked.length, failed: rev.failed, retried: rev.retried, openFailures: rev.reasons, notClosedWithin5s: v.notClosed, revokedAt: revoked.revokedAt, lastByteMs: v.last, closeMs: v.closed, bytesAfterRevokedAt: v.afterBytes },
+    expiry: { wanted: ctx.sizes.cutoffSessions, sessions: tracked.length, failed, retried: opened.retried, late: opened.late, openFailures: opened.reasons, notClosedWithin5s: e.notClosed, deadline: a.expiresAt, lastByteMs: e.last, closeMs: e.closed, bytesAfterDeadline: e.afterBytes, recorded: eRec },
+    revocation: { sessions: rev.tracked.length, failed: rev.failed, retried: rev.retried, openFailures: rev.reasons, notClosedWithin5s: v.notClosed, revokedAt: revoked.revokedAt, lastByteMs: v.last, closeMs: v.closed, bytesAfterRevokedAt: v.afterBytes, recorded: vRec },
   };
   const n = tracked.length;
   return [
@@ -164,9 +198,10 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
       measure: `${n} sessions expiring at once: last byte at the client - deadline`,
       unit: 'ms',
       bastion: e.lastS,
-      derived: `p99 ${fmt(e.lastS.p99)}; ${e.afterBytes} bytes after the deadline${failed ? `; ${failed} failed to open` : ''}${opened.retried ? `; ${opened.retried} opens retried` : ''}${opened.late ? `; ${opened.late} still opening at the deadline` : ''}${n < ctx.sizes.cutoffSessions ? `; only ${n} of ${ctx.sizes.cutoffSessions} opened in time` : ''}`,
+      derived: `p99 ${fmt(e.lastS.p99)}; ${e.afterBytes} bytes arrived after the deadline, ${eRec.bytes} relayed after it (recordings, last ${fmt(eRec.lastMs)} ms)${failed ? `; ${failed} failed to open` : ''}${opened.retried ? `; ${opened.retried} opens retried` : ''}${opened.late ? `; ${opened.late} still opening at the deadline` : ''}${n < ctx.sizes.cutoffSessions ? `; only ${n} of ${ctx.sizes.cutoffSessions} opened in time` : ''}`,
       target: 'no byte after the deadline',
-      verdict: verdict(e.afterBytes === 0 && failed === 0 && n === ctx.sizes.cutoffSessions),
+      // Judged on what the bastion relayed (its recordings); arrival at a client on a loaded machine trails it.
+      verdict: verdict(eRec.bytes === 0 && failed === 0 && n === ctx.sizes.cutoffSessions),
     },
     {
       id: 'cutoff.close',
@@ -182,9 +217,9 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
       measure: `${rev.tracked.length} sessions revoked at once: last byte at the client - revokedAt`,
       unit: 'ms',
       bastion: v.lastS,
-      derived: `p99 ${fmt(v.lastS.p99)}; ${v.afterBytes} bytes after revokedAt`,
+      derived: `p99 ${fmt(v.lastS.p99)}; ${v.afterBytes} bytes arrived after revokedAt, ${vRec.bytes} relayed after it (recordings, last ${fmt(vRec.lastMs)} ms)`,
       target: '<= 100 ms (relay.ts goal)',
-      verdict: verdict(rev.failed === 0 && v.lastS.max <= 100),
+      verdict: verdict(rev.failed === 0 && vRec.bytes === 0 && v.lastS.max <= 100),
     },
     {
       id: 'cutoff.revoke.close',
