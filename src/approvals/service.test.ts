@@ -170,6 +170,26 @@ describe('approval service', () => {
       expect(changed.filter((c) => c.state === 'revoked').map((c) => c.id)).toEqual([r1.id, r2.id, r3.id]);
     });
 
+    it('revokedAt is stamped in the same run of the event loop that tells the watchers: nothing can be relayed in between', async () => {
+      // Each clock read notes whether the loop has turned since (an I/O callback, a relayed chunk, could run there).
+      const reads: Array<{ turned: boolean }> = [];
+      const stamping = (): Date => {
+        const read = { turned: false };
+        setImmediate(() => (read.turned = true));
+        reads.push(read);
+        return clock();
+      };
+      const timed = new SqliteApprovalService({ approvals: store.approvals, agents: store.agents, clock: stamping });
+      const a = await grant();
+      t += 1000;
+      const seen: Array<{ state: string; revokedAt: string | null; loopTurnedSinceStamp: boolean }> = [];
+      timed.watch(a.id, (x) => seen.push({ state: x.state, revokedAt: x.revokedAt, loopTurnedSinceStamp: reads.at(-1)!.turned }));
+      const r = await timed.revoke(a.id, bob, 'stop now');
+      timed.close();
+      expect(seen).toEqual([{ state: 'revoked', revokedAt: iso(T0 + 1000), loopTurnedSinceStamp: false }]);
+      expect(r.revokedAt).toBe(iso(T0 + 1000));
+    });
+
     it('refuses every transition outside the life cycle, naming the current state', async () => {
       const pending = (await svc.requestOrJoin(held())).approval;
       const approved = await grant();

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { auditRecordHash, GENESIS_HASH, openStore } from '../store/index.js';
 import { auditVerifier } from './audit-trust.js';
-import { CheckpointWriter, checkpointsPath, readCheckpointLines } from './checkpoints.js';
+import { CheckpointWriter, checkpointingAudit, checkpointsPath, readCheckpointLines } from './checkpoints.js';
 import { generateSigningKey, loadOrCreateSigningKey } from './signing-key.js';
 import { fixture, type Fixture } from './test-support.js';
 
@@ -62,6 +62,37 @@ describe('checkpoints', () => {
     const r = readCheckpointLines(readFileSync(checkpointsPath(f.dataDir), 'utf8'), loadOrCreateSigningKey(f.dataDir).publicKeyPem);
     expect(r.checkpoints.map((c) => c.seq)).toEqual([1, 2]);
     expect(r.problems).toEqual(['audit-checkpoints.jsonl line 2: not JSON']);
+  });
+});
+
+describe('a burst of session ends shares one checkpoint', () => {
+  const lines = () => readCheckpointLines(readFileSync(checkpointsPath(f.dataDir), 'utf8'), loadOrCreateSigningKey(f.dataDir).publicKeyPem);
+  const ended = (i: number) => ({ event: 'session.end', actor: 'system', sessionId: `ses_${i}`, details: { endReason: 'expired' } });
+
+  it('200 session.end rows in one window: one signed line, covering the last of them', async () => {
+    const w = new CheckpointWriter({ audit: f.store.audit, key: loadOrCreateSigningKey(f.dataDir), file: checkpointsPath(f.dataDir), coalesceMs: 20 });
+    const audit = checkpointingAudit(f.store.audit, w);
+    for (let i = 0; i < 200; i++) await audit.append(ended(i));
+    const head = await f.store.audit.head();
+    await new Promise((r) => setTimeout(r, 80));
+    const r = lines();
+    expect(r.problems).toEqual([]);
+    expect(r.checkpoints).toHaveLength(2);
+    expect(r.checkpoints[1]).toMatchObject({ seq: 2, reason: 'session-end', rows: head.rows, lastId: head.lastId, headHash: head.headHash });
+    // A later end is signed in its own window: every session end is covered within it.
+    await audit.append(ended(200));
+    await new Promise((r) => setTimeout(r, 80));
+    expect(lines().checkpoints.map((c) => [c.seq, c.lastId])).toEqual([[1, r.checkpoints[0]!.lastId], [2, head.lastId], [3, head.lastId + 1]]);
+  });
+
+  it('a checkpoint written while a request waits covers it: the request writes nothing more', async () => {
+    const w = new CheckpointWriter({ audit: f.store.audit, key: loadOrCreateSigningKey(f.dataDir), file: checkpointsPath(f.dataDir), coalesceMs: 20 });
+    const audit = checkpointingAudit(f.store.audit, w);
+    await audit.append(ended(1));
+    const stop = await w.close();
+    expect(stop).toMatchObject({ seq: 2, reason: 'stop', lastId: (await f.store.audit.head()).lastId });
+    await new Promise((r) => setTimeout(r, 80));
+    expect(lines().checkpoints.map((c) => c.reason)).toEqual(['approval', 'stop']);
   });
 });
 

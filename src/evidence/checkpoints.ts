@@ -8,6 +8,10 @@
 //
 //   <dataDir>/audit-checkpoints.jsonl     {"checkpoint":{...},"signature":"<base64>"}
 //
+// A decision or a session end requests one, written within DEFAULT_CHECKPOINT_COALESCE_MS; the
+// requests of a burst (200 sessions cut at one deadline) share it, since it signs the head that
+// already holds all their rows.
+//
 // (optionally also POSTing each line to a webhook, best effort). `audit verify` checks the chain
 // against these: a row a checkpoint covered that is gone (truncation, wipe) or has another hash
 // (rewrite) is named. The signature covers JSON.stringify of the checkpoint with its keys in the
@@ -25,6 +29,12 @@ export const CHECKPOINTS_FILE = 'audit-checkpoints.jsonl';
 export const CHECKPOINT_FORMAT = 'kube-bastion-audit-checkpoint';
 /** At least this often while the head moves (ms). */
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 60_000;
+/**
+ * A requested checkpoint (a decision, a session end) is written within this many ms, and every
+ * request in that window shares it: 200 sessions ending together cost one signature and one fsync,
+ * not 200, on the event loop that is closing their connections.
+ */
+export const DEFAULT_CHECKPOINT_COALESCE_MS = 50;
 
 /** Why a checkpoint was written. */
 export type CheckpointReason = 'start' | 'stop' | 'interval' | 'approval' | 'session-end' | 'cli';
@@ -223,6 +233,8 @@ export interface CheckpointWriterOptions {
   log?: CheckpointLog;
   /** Default 60 s. */
   intervalMs?: number;
+  /** How long request() may wait so that a burst shares one checkpoint (default 50 ms; 0: the next turn of the loop). */
+  coalesceMs?: number;
   clock?: () => Date;
 }
 
@@ -236,6 +248,8 @@ export class CheckpointWriter {
   private torn: boolean;
   private queue: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
+  /** A request() waiting for its window: later requests join it, checkpoint() takes it over. */
+  private due: { reason: CheckpointReason; timer: NodeJS.Timeout } | undefined;
   private readonly clock: () => Date;
 
   constructor(private readonly opts: CheckpointWriterOptions) {
@@ -253,14 +267,27 @@ export class CheckpointWriter {
 
   /** Signs and appends the head, unless it is the one the last line holds. Serialised. */
   checkpoint(reason: CheckpointReason): Promise<Checkpoint | undefined> {
+    // A request still waiting for its window is covered by this one: its rows are already in the head.
+    if (this.due) clearTimeout(this.due.timer);
+    this.due = undefined;
     const run = this.queue.then(() => this.write(reason));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  /** checkpoint() without waiting; a failure is logged. */
+  /**
+   * checkpoint() within the coalescing window, without waiting; a failure is logged. Requests made
+   * while one is due join it (the head it signs includes their rows), so a burst of session ends
+   * is one checkpoint, reason the first request's.
+   */
   request(reason: CheckpointReason): void {
-    this.checkpoint(reason).catch((err: unknown) => this.opts.log?.error({ err, reason }, 'writing an audit checkpoint failed'));
+    if (this.due) return;
+    const timer = setTimeout(() => {
+      if (this.due?.timer !== timer) return;
+      this.due = undefined;
+      this.checkpoint(reason).catch((err: unknown) => this.opts.log?.error({ err, reason }, 'writing an audit checkpoint failed'));
+    }, this.opts.coalesceMs ?? DEFAULT_CHECKPOINT_COALESCE_MS);
+    this.due = { reason, timer };
   }
 
   /** Stops the interval and writes the final checkpoint. */
@@ -293,7 +320,7 @@ export class CheckpointWriter {
 
 /**
  * The audit log, with a checkpoint requested after every `session.end` row: a session's end is
- * signed at once, whichever part wrote it.
+ * signed within the coalescing window, whichever part wrote it.
  */
 export function checkpointingAudit(audit: AuditLog, writer: Pick<CheckpointWriter, 'request'>): AuditLog {
   return {

@@ -400,12 +400,12 @@ describe('Relay: cuts', () => {
     await settle();
     expect(agent.seenStdout.text()).toBe('file-a\n');
     relay.cut('revoked');
-    expect(upstream.destroyCalls).toBe(1);
     agent.stdin.write('rm -rf /\n');
     upstream.stdout.write('file-b\n');
     upstream.stderr.write('oops\n');
     const end = await run;
     await settle();
+    expect(upstream.destroyCalls).toBe(1);
     expect(end).toEqual({ reason: 'revoked', exitCode: null, status: cutStatus('revoked'), bytesIn: 3, bytesOut: 7 });
     expect(cutCalls).toEqual([['revoked', undefined]]);
     expect(agent.finished).toEqual([cutStatus('revoked')]);
@@ -415,6 +415,30 @@ describe('Relay: cuts', () => {
     expect(agent.seenStderr!.text()).toBe('');
     expect(sink.events).toEqual(['stdin:ls\n', 'stdout:file-a\n', 'marker:cutoff: revoked']);
     expect(sink.ends).toEqual([end]);
+  });
+
+  it('200 relays cut in one synchronous run: every agent has its Status before any upstream is torn down, then all are', async () => {
+    const all = Array.from({ length: 200 }, () => setup());
+    const order: string[] = [];
+    for (const [i, { agent, upstream }] of all.entries()) {
+      const finish = agent.finish.bind(agent);
+      agent.finish = (status) => (order.push(`status:${i}`), finish(status));
+      const destroy = upstream.destroy.bind(upstream);
+      upstream.destroy = () => (order.push(`destroy:${i}`), destroy());
+    }
+    const runs = all.map(({ relay }) => relay.run());
+    await settle();
+    // The lease's listeners run one after another in one turn of the loop, as at a deadline.
+    for (const { relay } of all) relay.cut('expired');
+    // Nothing passes once cut, though upstream is still there for a moment.
+    all[0]!.upstream.stdout.write('late');
+    const ends = await Promise.all(runs);
+    await settle();
+    expect(ends.every((e) => e.reason === 'expired' && e.bytesOut === 0)).toBe(true);
+    expect(all[0]!.agent.seenStdout.text()).toBe('');
+    expect(order.slice(0, 200).every((o) => o.startsWith('status:'))).toBe(true);
+    expect(order.slice(200).sort()).toEqual(all.map((_, i) => `destroy:${i}`).sort());
+    expect(all.every(({ upstream }) => upstream.destroyCalls === 1)).toBe(true);
   });
 
   it('the first cut reason wins; later cuts change nothing', async () => {

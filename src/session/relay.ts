@@ -62,13 +62,23 @@ export class Relay {
       this.lateCut?.({ reason, ...(detail ? { detail } : {}) });
       return;
     }
-    if (!this.open) return;
     this.open = false;
     this.cutRequest = { reason, ...(detail ? { detail } : {}) };
     clearTimeout(this.timer);
     clearTimeout(this.warningTimer);
-    this.opts.upstream.destroy();
+    // Nothing passes from here on (every chunk checks `open`). The agent's Status goes first and
+    // upstream is torn down on the loop's next turn (or once the Status is out, if sooner): a
+    // deadline that cuts 200 sessions at once sends 200 Statuses before 200 teardowns.
+    setImmediate(() => this.destroyUpstream());
     this.wake?.();
+  }
+
+  private upstreamDestroyed = false;
+
+  private destroyUpstream(): void {
+    if (this.upstreamDestroyed) return;
+    this.upstreamDestroyed = true;
+    this.opts.upstream.destroy();
   }
 
   private pastDeadline(): boolean {
@@ -241,6 +251,7 @@ export class Relay {
       this.observe((s) => s.marker?.(`cutoff: ${reason}${detail ? ` (${detail})` : ''}`));
       end = { reason, exitCode: null, status, bytesIn: this.bytesIn, bytesOut: this.bytesOut };
       await this.finishAgent(status);
+      this.destroyUpstream();
     }
     await this.endSinks(end);
     return end;

@@ -26,26 +26,35 @@ export async function getPod(upstream: UpstreamTarget, namespace: string, name: 
   const base = await upstreamRequestOptions(upstream);
   const target = new URL(upstream.server);
   const path = upstreamPath(upstream.server, `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`);
-  const { code, body } = await new Promise<{ code: number; body: Buffer }>((resolve, reject) => {
-    const req = https.request(
-      { ...base, protocol: 'https:', hostname: target.hostname.replace(/^\[|\]$/g, ''), port: target.port || 443, method: 'GET', path, headers: { ...(base.headers ?? {}), Accept: 'application/json' } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > MAX_POD_BYTES) req.destroy(new Error('pod object too large'));
-          else chunks.push(c);
-        });
-        res.on('end', () => resolve({ code: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  }).catch((err: Error) => {
-    throw upstreamUnreachable(err);
-  });
+  const once = (): Promise<{ code: number; body: Buffer }> =>
+    new Promise((resolve, reject) => {
+      const req = https.request(
+        { ...base, protocol: 'https:', hostname: target.hostname.replace(/^\[|\]$/g, ''), port: target.port || 443, method: 'GET', path, headers: { ...(base.headers ?? {}), Accept: 'application/json' } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > MAX_POD_BYTES) req.destroy(new Error('pod object too large'));
+            else chunks.push(c);
+          });
+          res.on('end', () => resolve({ code: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+          res.on('error', reject);
+        },
+      );
+      req.on('error', (err: NodeJS.ErrnoException) => reject(Object.assign(err, { reusedSocket: req.reusedSocket })));
+      req.end();
+    });
+  // A kept-alive connection the server closed just as it was reused fails before any answer (a
+  // race a busy event loop widens): the lookup is a GET, so it is tried once more on a new one.
+  const { code, body } = await once()
+    .catch((err: NodeJS.ErrnoException & { reusedSocket?: boolean }) => {
+      if (err.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.message === 'socket hang up')) return once();
+      throw err;
+    })
+    .catch((err: Error) => {
+      throw upstreamUnreachable(err);
+    });
   if (code !== 200) {
     try {
       return { ok: false, httpStatus: code, status: { ...decodeStatus(body), code } };
