@@ -65,11 +65,13 @@ interface Level {
   rssBytes: number;
   fds: number;
   cpuPerSessionMsPerS: number;
+  /** sessions opened per second while growing to this level (DIAL_PARALLEL in flight) */
+  openPerS: number;
   echoP50: number;
   echoP99: number;
 }
 
-async function observe(ctx: Ctx, pool: SessionPool, probe: EchoProbe, target: number): Promise<Level> {
+async function observe(ctx: Ctx, pool: SessionPool, probe: EchoProbe, target: number, openPerS: number): Promise<Level> {
   await new Promise((r) => setTimeout(r, 1000)); // let setup traffic pass
   const cpu0 = cpuSeconds(ctx.bastionPid);
   const t0 = performance.now();
@@ -95,6 +97,7 @@ async function observe(ctx: Ctx, pool: SessionPool, probe: EchoProbe, target: nu
     rssBytes: rssBytes(ctx.bastionPid),
     fds: openFds(ctx.bastionPid),
     cpuPerSessionMsPerS: ((cpu / seconds) * 1000) / Math.max(1, open),
+    openPerS,
     echoP50: quantile(samples, 0.5),
     echoP99: quantile(samples, 0.99),
   };
@@ -110,10 +113,13 @@ export async function measureConcurrency(ctx: Ctx): Promise<Row[]> {
   try {
     for (const target of [ctx.sizes.sessions, ...ctx.sizes.rampLevels]) {
       ctx.progress(`concurrency: opening sessions up to ${target}`);
+      const before = pool.held.length;
+      const t0 = performance.now();
       await pool.growTo(target);
-      const level = await observe(ctx, pool, probe, target);
+      const openPerS = (pool.held.length - before) / ((performance.now() - t0) / 1000);
+      const level = await observe(ctx, pool, probe, target, openPerS);
       levels.push(level);
-      ctx.progress(`concurrency: ${level.open} open, ${level.failed} failed, p99 echo ${fmt(level.echoP99)} ms, RSS ${fmt(level.rssBytes / 2 ** 20)} MiB`);
+      ctx.progress(`concurrency: ${level.open} open (${fmt(openPerS)} per second), ${level.failed} failed, p99 echo ${fmt(level.echoP99)} ms, RSS ${fmt(level.rssBytes / 2 ** 20)} MiB`);
       if (level.failed > 0 || level.open < target || level.echoP99 >= 50) break;
     }
   } finally {
@@ -136,7 +142,7 @@ export async function measureConcurrency(ctx: Ctx): Promise<Row[]> {
       measure: `${main.sessions} sessions (10% streaming): bastion added RSS`,
       unit: 'MB',
       bastion: one(addedMb),
-      derived: `${fmt(((main.rssBytes - rss0) / main.sessions) / 1024, 0)} KiB and ${fmt((main.fds - fds0) / main.sessions, 1)} fds per session; ${main.open} open, ${main.failed} failed`,
+      derived: `${fmt(((main.rssBytes - rss0) / main.sessions) / 1024, 0)} KiB and ${fmt((main.fds - fds0) / main.sessions, 1)} fds per session; ${main.open} open, ${main.failed} failed; opened at ${fmt(main.openPerS)} per second (${DIAL_PARALLEL} in flight)`,
       target: '<= 100 MB at 1,000',
       verdict: verdict(mainOk && addedMb <= 100),
     },
