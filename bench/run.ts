@@ -2,7 +2,7 @@
 // (a plain TLS proxy in front of the same sim, when installed) vs the bastion (recording on), in
 // one run, interleaved rounds. Prints a table with each target's verdict and writes JSON.
 //
-//   npm run bench [-- --smoke] [--out FILE] [--rounds N] [--only m1,m2] [--ramp-cap N] [--mib N] [--profile DIR] [--no-nginx]
+//   npm run bench [-- --smoke] [--out FILE] [--rounds N] [--only m1,m2] [--ramp-cap N] [--sessions N] [--mib N] [--profile DIR] [--no-nginx]
 //
 // The sim, the bastion and nginx each run in their own process (bench/servers.ts) so their CPU and
 // RSS are read apart from the clients'. See bench/README.md for what each measure does.
@@ -40,6 +40,7 @@ const { values } = parseArgs({
     rounds: { type: 'string' },
     only: { type: 'string' },
     'ramp-cap': { type: 'string' },
+    sessions: { type: 'string' },
     mib: { type: 'string' },
     profile: { type: 'string' },
     'no-nginx': { type: 'boolean', default: false },
@@ -50,6 +51,7 @@ function sizesFromFlags(): Sizes {
   const s: Sizes = { ...(values.smoke ? SMOKE : FULL) };
   if (values.rounds) s.rounds = s.execRounds = Number(values.rounds);
   if (values.mib) s.execBytes = Number(values.mib) * 2 ** 20;
+  if (values.sessions) s.sessions = Number(values.sessions);
   if (values['ramp-cap']) {
     const cap = Number(values['ramp-cap']);
     s.rampLevels = s.rampLevels.filter((l) => l <= cap);

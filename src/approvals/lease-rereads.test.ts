@@ -1,6 +1,6 @@
 // The lease's own re-reads: confirm() never rejects (a store that cannot be read ends the lease with
 // `error`), and the periodic re-read ends a lease whose approval changed without an event reaching it.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ApprovalLease, type LeaseDeps, type LeaseEnd } from './lease.js';
 import type { Approval } from '../model/approval.js';
 
@@ -91,5 +91,34 @@ describe('ApprovalLease re-reads', () => {
     expect(reads).toBeGreaterThan(0);
     await new Promise((r) => setTimeout(r, 40));
     expect(d.reads).toBe(reads);
+  });
+
+  it('leases on the same approval and agent share each round of re-reads', async () => {
+    vi.useFakeTimers();
+    try {
+      let agentReads = 0;
+      const d = deps({ agentActive: async () => (agentReads++, true), recheckMs: 1000 });
+      // Different deps objects over the same sources, as the endpoint builds one per request.
+      const leases = Array.from({ length: 50 }, () => new ApprovalLease({ ...d, approvals: d.approvals }, agent, approval()));
+      await vi.advanceTimersByTimeAsync(1000);
+      expect({ approvalReads: d.reads, agentReads }).toEqual({ approvalReads: 1, agentReads: 1 });
+      await vi.advanceTimersByTimeAsync(1000);
+      expect({ approvalReads: d.reads, agentReads }).toEqual({ approvalReads: 2, agentReads: 2 });
+      for (const l of leases) l.release();
+      await vi.advanceTimersByTimeAsync(3000);
+      expect({ approvalReads: d.reads, agentReads }).toEqual({ approvalReads: 2, agentReads: 2 });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a revocation read in a shared round ends every lease on that approval', async () => {
+    let current = approval();
+    const d = deps({ get: async () => current, recheckMs: 10 });
+    const leases = Array.from({ length: 5 }, () => new ApprovalLease(d, agent, approval()));
+    const at = new Date().toISOString();
+    current = approval({ state: 'revoked', revokedAt: at, revokedBy: 'user:bob', decisions: [{ kind: 'revoked', by: 'user:bob', at, reason: 'done', ttlSeconds: null, expiresAt: null }] });
+    const ends = await Promise.all(leases.map(ended));
+    expect(ends.map((e) => [e.reason, e.by, e.why])).toEqual(Array(5).fill(['revoked', 'user:bob', 'done']));
   });
 });

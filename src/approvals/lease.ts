@@ -33,12 +33,72 @@ export interface LeaseDeps {
 /** Default interval of the lease's own re-read of the stored state. */
 export const LEASE_RECHECK_MS = 1000;
 
+/**
+ * Reads shared by the leases re-checked in one round: each source (an approval service, an
+ * agent-state reader) is asked about each id once, however many leases hold it. Same instant, same
+ * answer: sharing changes nothing a lease sees, only how often the store is read.
+ */
+class SharedReads {
+  private readonly bySource = new Map<object, Map<string, Promise<unknown>>>();
+
+  once<T>(source: object, id: string, read: () => Promise<T>): Promise<T> {
+    let reads = this.bySource.get(source);
+    if (!reads) this.bySource.set(source, (reads = new Map()));
+    let p = reads.get(id) as Promise<T> | undefined;
+    if (!p) reads.set(id, (p = read()));
+    return p;
+  }
+}
+
+/**
+ * One timer per interval for every live lease (not one per lease): at 1,000 sessions, per-lease
+ * timers re-read the same approval and agent 2,000 times a second on the event loop; a round reads
+ * each once.
+ */
+class RecheckClock {
+  private readonly leases = new Set<ApprovalLease>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly every: number,
+    private readonly onIdle: () => void,
+  ) {}
+
+  add(lease: ApprovalLease): () => void {
+    this.leases.add(lease);
+    if (!this.timer) {
+      this.timer = setInterval(() => this.round(), this.every);
+      this.timer.unref();
+    }
+    return () => {
+      this.leases.delete(lease);
+      if (this.leases.size > 0) return;
+      clearInterval(this.timer);
+      this.timer = undefined;
+      this.onIdle();
+    };
+  }
+
+  private round(): void {
+    const reads = new SharedReads();
+    for (const lease of [...this.leases]) lease.recheck(reads);
+  }
+}
+
+const clocks = new Map<number, RecheckClock>();
+
+function joinRecheck(every: number, lease: ApprovalLease): () => void {
+  let clock = clocks.get(every);
+  if (!clock) clocks.set(every, (clock = new RecheckClock(every, () => clocks.delete(every))));
+  return clock.add(lease);
+}
+
 export class ApprovalLease {
   private end: LeaseEnd | undefined;
   private readonly listeners = new Set<(end: LeaseEnd) => void>();
   private readonly unsubscribe: Array<() => void> = [];
   private timer: NodeJS.Timeout | undefined;
-  private recheckTimer: NodeJS.Timeout | undefined;
+  private leaveRecheck = (): void => {};
   private checking = false;
   /** Epoch ms after which nothing may pass (the approval's expiry); undefined without an approval. */
   readonly deadline: number | undefined;
@@ -55,10 +115,7 @@ export class ApprovalLease {
     }
     this.unsubscribe.push(deps.approvals.watchAgent(agent.id, (r) => this.onAgentRevoked(r)));
     const every = deps.recheckMs ?? LEASE_RECHECK_MS;
-    if (every > 0) {
-      this.recheckTimer = setInterval(() => this.recheck(), every);
-      this.recheckTimer.unref();
-    }
+    if (every > 0) this.leaveRecheck = joinRecheck(every, this);
   }
 
   /**
@@ -86,12 +143,20 @@ export class ApprovalLease {
    * since the gate decided. Never rejects: a store that cannot be read ends the lease (`error`).
    */
   async confirm(): Promise<LeaseEnd | undefined> {
+    return this.check(undefined);
+  }
+
+  /** confirm(), with the reads of a recheck round shared among the leases in it. */
+  private async check(shared: SharedReads | undefined): Promise<LeaseEnd | undefined> {
     if (this.end) return this.end;
+    const { approvals, agentActive } = this.deps;
     try {
-      if (!(await this.deps.agentActive(this.agent.id))) {
+      const active = shared ? shared.once(agentActive, this.agent.id, () => agentActive(this.agent.id)) : agentActive(this.agent.id);
+      if (!(await active)) {
         this.finish({ reason: 'agent-revoked', approval: this.approval, by: 'system', why: `agent "${this.agent.name}" is revoked`, at: new Date().toISOString() });
       } else if (this.approval) {
-        const current = await this.deps.approvals.get(this.approval.id);
+        const id = this.approval.id;
+        const current = await (shared ? shared.once(approvals, id, () => approvals.get(id)) : approvals.get(id));
         if (!current) this.finish({ reason: 'revoked', approval: this.approval, by: 'system', why: 'the approval no longer exists', at: new Date().toISOString() });
         else this.onApproval(current, { event: 'approval.read', actor: 'system' });
       }
@@ -106,15 +171,17 @@ export class ApprovalLease {
   /** Stops watching. Idempotent. */
   release(): void {
     clearTimeout(this.timer);
-    clearInterval(this.recheckTimer);
+    this.leaveRecheck();
+    this.leaveRecheck = () => {};
     for (const off of this.unsubscribe.splice(0)) off();
     this.listeners.clear();
   }
 
-  private recheck(): void {
+  /** The periodic re-read (RecheckClock); skipped while the previous one is still running. */
+  recheck(shared: SharedReads): void {
     if (this.checking || this.end) return;
     this.checking = true;
-    void this.confirm().finally(() => {
+    void this.check(shared).finally(() => {
       this.checking = false;
     });
   }

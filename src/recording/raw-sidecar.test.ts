@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AppendFile } from './append-file.js';
 import {
+  encodeRawRecord,
+  MIN_SEGMENT_BYTES,
   RawChannel,
+  RawRecordBatch,
   RawSidecarFormatError,
   RawSidecarParser,
   RawSidecarWriter,
@@ -123,5 +126,42 @@ describe('raw sidecar', () => {
   it('rejects a file that is not a sidecar', () => {
     expect(() => readRawSidecar(Buffer.from('{"version":2}\n'))).toThrow(RawSidecarFormatError);
     expect(() => readRawSidecar(Buffer.from('KBR'))).toThrow(/incomplete/);
+  });
+});
+
+describe('RawRecordBatch segments', () => {
+  const concat = (parts: Buffer[]): Buffer => Buffer.concat(parts);
+
+  it('holds a small segment for light traffic and grows to the cap for bulk, bytes unchanged', () => {
+    const batch = new RawRecordBatch(1024 * 1024);
+    const expected: Buffer[] = [];
+    const written: Buffer[] = [];
+    // Light traffic: 1 KiB each way per batch, as an interactive or mostly idle session.
+    for (let i = 0; i < 50; i++) {
+      const a = randomBytes(1024);
+      const b = randomBytes(1024);
+      const va = batch.append(RawChannel.stdin, i * 1000, a);
+      batch.append(RawChannel.stdout, i * 1000 + 1, b);
+      expect(va.buffer.byteLength).toBeLessThanOrEqual(MIN_SEGMENT_BYTES);
+      expected.push(encodeRawRecord(RawChannel.stdin, i * 1000, a), encodeRawRecord(RawChannel.stdout, i * 1000 + 1, b));
+      written.push(...batch.take());
+    }
+    // Bulk: 256 KiB chunks; segments grow, never past the cap (a larger record gets its own).
+    let largest = 0;
+    for (let i = 0; i < 16; i++) {
+      const c = randomBytes(256 * 1024);
+      largest = Math.max(largest, batch.append(RawChannel.stdout, 1e6 + i, c).buffer.byteLength);
+      expected.push(encodeRawRecord(RawChannel.stdout, 1e6 + i, c));
+      if (i % 4 === 3) written.push(...batch.take());
+    }
+    expect(largest).toBeGreaterThan(256 * 1024);
+    expect(largest).toBeLessThanOrEqual(1024 * 1024 + RECORD_HEADER_BYTES + 256 * 1024);
+    // Light again: the big segment is let go at the next take.
+    written.push(...batch.take());
+    const v = batch.append(RawChannel.stdin, 2e6, Buffer.from('x'));
+    expected.push(encodeRawRecord(RawChannel.stdin, 2e6, Buffer.from('x')));
+    written.push(...batch.take());
+    expect(v.buffer.byteLength).toBeLessThanOrEqual(MIN_SEGMENT_BYTES);
+    expect(concat(written).equals(concat(expected))).toBe(true);
   });
 });

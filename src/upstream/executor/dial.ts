@@ -13,6 +13,7 @@ import { upstreamRequestOptions, type UpstreamTarget } from '../upstream.js';
 import { classifyRefusal, readBoundedBody } from './refusal.js';
 import { WebSocketUpstreamSession } from './session.js';
 import { dialUpstreamSpdyExec } from './spdy-dial.js';
+import { sharedSecureContext } from './tls-context.js';
 import {
   DEFAULT_CLOSE_TIMEOUT_MS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -232,6 +233,12 @@ export function tlsOptions(base: https.RequestOptions): Record<string, unknown> 
   for (const key of TLS_OPTION_KEYS) {
     const value = (base as Record<string, unknown>)[key] ?? agentOptions?.[key];
     if (value !== undefined) options[key] = value;
+  }
+  // tls.connect uses this instead of building a context from the PEMs for every connection.
+  try {
+    options['secureContext'] = sharedSecureContext(options);
+  } catch {
+    // Unusable material: tls.connect fails on it as it always did, as the connection's error.
   }
   return options;
 }
