@@ -281,9 +281,9 @@ function hintsJson(h: UntrustedClientHints | null | undefined): string | null {
   return Object.keys(out).length === 0 ? null : JSON.stringify(out);
 }
 
-type Fields = Omit<AuditRecord, 'id' | 'chainVersion' | 'time' | 'prevHash' | 'hash'>;
+export type AuditFields = Omit<AuditRecord, 'id' | 'chainVersion' | 'time' | 'prevHash' | 'hash'>;
 
-function normalise(input: AuditEventInput): Fields {
+function normalise(input: AuditEventInput): AuditFields {
   if (typeof input.event !== 'string' || input.event.length === 0) throw badField('event', 'is required');
   if (input.decision != null && !(AUDIT_DECISIONS as readonly string[]).includes(input.decision)) {
     throw badField('decision', `must be one of ${AUDIT_DECISIONS.join(', ')}`);
@@ -363,31 +363,91 @@ function stmts(db: Db): Statements {
 // Operations on a connection
 
 /**
- * Appends one event. The last row is read and the new one written in one IMMEDIATE transaction, so
- * concurrent appenders (other connections, other processes) are serialised by SQLite's write lock.
+ * Writes one row chained to the last one. Call inside an IMMEDIATE transaction: the last row is
+ * read under the write lock, so concurrent appenders (other connections, other processes) are
+ * serialised by SQLite and cannot fork the chain.
+ */
+function insertChained(s: Statements, fields: AuditFields, time: string): AuditRecord {
+  const last = s.last.get();
+  // Ids come from the AUTOINCREMENT sequence, never reused: after a truncated tail the next row
+  // leaves a visible gap.
+  const seq = s.seq.get()?.seq ?? 0;
+  const id = Math.max(seq, last?.id ?? 0) + 1;
+  const prevHash = last?.hash ?? GENESIS_HASH;
+  const hashed: HashedRecord = { id, chainVersion: AUDIT_CHAIN_VERSION, time, ...fields };
+  const record: AuditRecord = { ...hashed, prevHash, hash: auditRecordHash(prevHash, hashed) };
+  s.insert.run(...RECORD_KEYS.map((k) => record[k]));
+  return record;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows accepted but not yet committed (audit-batch.ts): they are chained and written, in the order
+// they were accepted, by the next commit on their connection, whether the batch's own or a durable
+// append's. Nothing else may write a row before them, so the chain's order is the acceptance order.
+
+/** A row accepted for a later commit: its fields already normalised, its time already taken. */
+export interface PendingAuditRow {
+  fields: AuditFields;
+  time: string;
+  committed(record: AuditRecord): void;
+}
+
+const pendingByDb = new WeakMap<Db, PendingAuditRow[]>();
+
+/** The queue of rows accepted on this connection and not yet committed (one per connection). */
+export function pendingAuditRows(db: Db): PendingAuditRow[] {
+  let q = pendingByDb.get(db);
+  if (!q) pendingByDb.set(db, (q = []));
+  return q;
+}
+
+/** Normalises an event as append does, throwing on a bad field, and stamps its time now. */
+export function prepareAuditRow(input: AuditEventInput, clock: Clock, committed: (r: AuditRecord) => void): PendingAuditRow {
+  const fields = normalise(input);
+  const time = input.time === undefined ? clock().toISOString() : toIso('time', input.time);
+  return { fields, time, committed };
+}
+
+/**
+ * Commits the pending rows and then `extra` (if any) in one IMMEDIATE transaction. On failure
+ * nothing is committed and the pending rows stay queued, in order, for the next attempt.
+ */
+function commitWithPending(db: Db, extra?: { fields: AuditFields; time: string }): AuditRecord | undefined {
+  const s = stmts(db);
+  const queue = pendingByDb.get(db);
+  const batch = queue && queue.length > 0 ? queue.slice() : [];
+  if (batch.length > 0 && db.inTransaction) {
+    // Inside a caller's transaction these rows would be rolled back with it while counted as
+    // committed: the caller must commit them first (commitPendingAudit).
+    throw new BastionError(ErrorCode.INTERNAL, `${batch.length} accepted audit rows must be committed before an append inside a transaction`);
+  }
+  const tx = db.transaction((): { rows: AuditRecord[]; extra: AuditRecord | undefined } => ({
+    rows: batch.map((p) => insertChained(s, p.fields, p.time)),
+    extra: extra ? insertChained(s, extra.fields, extra.time) : undefined,
+  }));
+  const done = tx.immediate();
+  // Committed (better-sqlite3 is synchronous: nothing was accepted meanwhile).
+  queue?.splice(0, batch.length);
+  batch.forEach((p, i) => p.committed(done.rows[i]!));
+  return done.extra;
+}
+
+/** Commits the rows accepted on this connection (no-op when there are none). Throws when it cannot. */
+export function commitPendingAudit(db: Db): number {
+  const n = pendingByDb.get(db)?.length ?? 0;
+  if (n > 0) commitWithPending(db);
+  return n;
+}
+
+/**
+ * Appends one event durably: committed (with every row accepted before it) when this returns. The
+ * last row is read and the new one written in one IMMEDIATE transaction, so concurrent appenders
+ * are serialised by SQLite's write lock.
  */
 export function appendAuditEvent(db: Db, input: AuditEventInput, clock: Clock = () => new Date()): AuditRecord {
   const fields = normalise(input);
-  const explicitTime = input.time === undefined ? undefined : toIso('time', input.time);
-  const s = stmts(db);
-  const tx = db.transaction((): AuditRecord => {
-    const last = s.last.get();
-    // Ids come from the AUTOINCREMENT sequence, never reused: after a truncated tail the next row
-    // leaves a visible gap.
-    const seq = s.seq.get()?.seq ?? 0;
-    const id = Math.max(seq, last?.id ?? 0) + 1;
-    const prevHash = last?.hash ?? GENESIS_HASH;
-    const hashed: HashedRecord = {
-      id,
-      chainVersion: AUDIT_CHAIN_VERSION,
-      time: explicitTime ?? clock().toISOString(),
-      ...fields,
-    };
-    const record: AuditRecord = { ...hashed, prevHash, hash: auditRecordHash(prevHash, hashed) };
-    s.insert.run(...RECORD_KEYS.map((k) => record[k]));
-    return record;
-  });
-  return tx.immediate();
+  const time = input.time === undefined ? clock().toISOString() : toIso('time', input.time);
+  return commitWithPending(db, { fields, time })!;
 }
 
 export function auditHead(db: Db): AuditHead {
