@@ -362,21 +362,31 @@ function stmts(db: Db): Statements {
 // ---------------------------------------------------------------------------------------------
 // Operations on a connection
 
+/** Where the next row goes: the id it takes and the hash it chains to. */
+interface ChainTip {
+  nextId: number;
+  prevHash: string;
+}
+
 /**
- * Writes one row chained to the last one. Call inside an IMMEDIATE transaction: the last row is
- * read under the write lock, so concurrent appenders (other connections, other processes) are
- * serialised by SQLite and cannot fork the chain.
+ * The tip of the chain. Read inside an IMMEDIATE transaction: under the write lock, so concurrent
+ * appenders (other connections, other processes) are serialised by SQLite and cannot fork it.
  */
-function insertChained(s: Statements, fields: AuditFields, time: string): AuditRecord {
+function chainTip(s: Statements): ChainTip {
   const last = s.last.get();
   // Ids come from the AUTOINCREMENT sequence, never reused: after a truncated tail the next row
   // leaves a visible gap.
   const seq = s.seq.get()?.seq ?? 0;
-  const id = Math.max(seq, last?.id ?? 0) + 1;
-  const prevHash = last?.hash ?? GENESIS_HASH;
-  const hashed: HashedRecord = { id, chainVersion: AUDIT_CHAIN_VERSION, time, ...fields };
-  const record: AuditRecord = { ...hashed, prevHash, hash: auditRecordHash(prevHash, hashed) };
+  return { nextId: Math.max(seq, last?.id ?? 0) + 1, prevHash: last?.hash ?? GENESIS_HASH };
+}
+
+/** Writes one row at `tip` and moves the tip past it (rows of one transaction chain in memory). */
+function insertChained(s: Statements, tip: ChainTip, fields: AuditFields, time: string): AuditRecord {
+  const hashed: HashedRecord = { id: tip.nextId, chainVersion: AUDIT_CHAIN_VERSION, time, ...fields };
+  const record: AuditRecord = { ...hashed, prevHash: tip.prevHash, hash: auditRecordHash(tip.prevHash, hashed) };
   s.insert.run(...RECORD_KEYS.map((k) => record[k]));
+  tip.nextId = record.id + 1;
+  tip.prevHash = record.hash;
   return record;
 }
 
@@ -421,10 +431,13 @@ function commitWithPending(db: Db, extra?: { fields: AuditFields; time: string }
     // committed: the caller must commit them first (commitPendingAudit).
     throw new BastionError(ErrorCode.INTERNAL, `${batch.length} accepted audit rows must be committed before an append inside a transaction`);
   }
-  const tx = db.transaction((): { rows: AuditRecord[]; extra: AuditRecord | undefined } => ({
-    rows: batch.map((p) => insertChained(s, p.fields, p.time)),
-    extra: extra ? insertChained(s, extra.fields, extra.time) : undefined,
-  }));
+  const tx = db.transaction((): { rows: AuditRecord[]; extra: AuditRecord | undefined } => {
+    const tip = chainTip(s);
+    return {
+      rows: batch.map((p) => insertChained(s, tip, p.fields, p.time)),
+      extra: extra ? insertChained(s, tip, extra.fields, extra.time) : undefined,
+    };
+  });
   const done = tx.immediate();
   // Committed (better-sqlite3 is synchronous: nothing was accepted meanwhile).
   queue?.splice(0, batch.length);
