@@ -1,8 +1,8 @@
 // REST: a GET of one pod and a LIST of the namespace's 1,000 pods, at concurrency 1 and 64, for a
 // fixed window per endpoint, endpoints interleaved per round (keep-alive connections, bodies read
 // in full, not parsed).
-import type https from 'node:https';
-import { restAgent, restGet } from '../lib/clients.js';
+import https from 'node:https';
+import { restGet } from '../lib/clients.js';
 import { BENCH_NAMESPACE, rotated, type Ctx } from '../lib/context.js';
 import type { Endpoint } from '../lib/procs.js';
 import { fmt, quantile, ratio, spread, verdict, type Row } from '../lib/report.js';
@@ -14,6 +14,16 @@ function ops(pods: number) {
   ] as const;
 }
 const CONCURRENCY = [1, 64] as const;
+
+/**
+ * Keep-alive connections for one endpoint and concurrency. Idle ones are closed by the client after
+ * 3 s: the servers (sim and bastion, Node's default keepAliveTimeout of 5 s) close them after 5, and
+ * a request sent on one the server is closing just then failed the run with ECONNRESET (seen in the
+ * LIST c=64 window, its connections idle since the GET c=64 window).
+ */
+function restAgent(ep: Endpoint, maxSockets: number): https.Agent {
+  return new https.Agent({ keepAlive: true, maxSockets, ca: ep.caPem, timeout: 3000 });
+}
 
 async function window(ep: Endpoint, agent: https.Agent, path: string, concurrency: number, ms: number): Promise<{ rps: number; latencies: number[]; bytes: number }> {
   const latencies: number[] = [];

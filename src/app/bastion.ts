@@ -76,7 +76,13 @@ export async function startBastion(config: ServeConfig, log: Logger, upstream: U
   await mkdir(config.recordingsDir, { recursive: true });
   const metrics = createBastionMetrics();
   const policy = new PolicyHolder(config.policyFile ? { path: config.policyFile } : {});
-  const store = openStore(config.dataDir);
+  const store = openStore(config.dataDir, {
+    auditBatch: {
+      // Loud, and fail closed: the endpoint forwards nothing until a retry commits the queued rows.
+      onFailure: (err, queued) => log.error({ err, queued }, 'audit batch commit failed; refusing requests until the audit log can commit'),
+      onRecovered: (committed) => log.warn({ committed }, 'audit batch committed again; serving requests'),
+    },
+  });
   const cleanups: Array<() => Promise<void>> = [async () => store.close(), async () => policy.close()];
   try {
     await recordPolicy(store, policy.current, log);
@@ -103,6 +109,15 @@ export async function startBastion(config: ServeConfig, log: Logger, upstream: U
     await checkpoints.start();
     // After the endpoints stop (they are put before it) and before the store closes: the last head.
     cleanups.unshift(async () => void (await checkpoints.close()));
+    // Before that last head: the rows of the last batch are committed (and so covered by it).
+    cleanups.unshift(async () => {
+      const queued = store.auditBatch.queued;
+      try {
+        store.auditBatch.close();
+      } catch (err) {
+        log.error({ err, lost: queued }, 'audit rows could not be committed at shutdown');
+      }
+    });
     const approvals = new SqliteApprovalService({
       approvals: store.approvals,
       agents: store.agents,
@@ -148,6 +163,8 @@ export async function startBastion(config: ServeConfig, log: Logger, upstream: U
       policy: { decide: (req, ctx) => decideFor(policy.current, req, ctx) },
       audit: {
         record: (row) => store.audit.append(requestAuditEvent(row)).then(() => undefined),
+        recordBatched: (row) => store.auditBatch.append(requestAuditEvent(row)).then(() => undefined),
+        accepting: () => store.auditBatch.healthy,
         recordAggregate: (aggregate) => store.audit.append(aggregateAuditEvent(aggregate)).then(() => undefined),
       },
       failureAudit: config.auditFailures,

@@ -143,11 +143,14 @@ interface Started {
   endpoint: KubeEndpoint;
   port: number;
   audit: RequestAuditRecord[];
+  /** The rows handed to recordBatched (also in `audit`). */
+  batched: RequestAuditRecord[];
   held: Held[];
 }
 
 async function startEndpoint(material: ServingMaterial, upstream: UpstreamTarget, over: Partial<KubeEndpointOptions> = {}): Promise<Started> {
   const audit: RequestAuditRecord[] = [];
+  const batched: RequestAuditRecord[] = [];
   const held: Held[] = [];
   const opts: KubeEndpointOptions = {
     host: '127.0.0.1',
@@ -160,6 +163,11 @@ async function startEndpoint(material: ServingMaterial, upstream: UpstreamTarget
       record: async (row) => {
         audit.push(row);
       },
+      recordBatched: async (row) => {
+        audit.push(row);
+        batched.push(row);
+      },
+      accepting: () => true,
       recordAggregate: async () => {},
     },
     // Every failure gets its own row here (the limits have their own tests).
@@ -187,7 +195,7 @@ async function startEndpoint(material: ServingMaterial, upstream: UpstreamTarget
   };
   const endpoint = new KubeEndpoint(opts);
   await endpoint.listen();
-  return { endpoint, port: Number(new URL(endpoint.url).port), audit, held };
+  return { endpoint, port: Number(new URL(endpoint.url).port), audit, batched, held };
 }
 
 // ---- raw HTTPS upgrade requests ---------------------------------------------------------------
@@ -511,6 +519,66 @@ describe('a failure nobody foresaw while a request is handled (the approval stor
     await expect.poll(() => broken.audit.length, { timeout: 5000 }).toBe(1);
     expect(broken.audit[0]).toMatchObject({ method: 'DELETE', decision: 'error', status: 500, outcome: 'error' });
     expect(upstream.requests.filter((q) => q.url.includes('/gated/'))).toEqual([]);
+  });
+});
+
+describe('audit durability of REST rows', () => {
+  it('an allowed GET is handed to the group commit; a write and a denied read are recorded durably', async () => {
+    e.audit.length = 0;
+    e.batched.length = 0;
+    // Forwarded (the fake upstream knows no configmaps: its 404 is passed through).
+    expect((await restOnce(e.port, 'GET', '/api/v1/namespaces/demo/configmaps/read')).code).toBe(404);
+    expect((await restOnce(e.port, 'DELETE', '/api/v1/namespaces/demo/configmaps/write')).code).toBe(404);
+    expect((await restOnce(e.port, 'GET', '/api/v1/namespaces/locked/configmaps/x')).code).toBe(403);
+    await expect.poll(() => e.audit.length, { timeout: 5000 }).toBe(3);
+    expect(e.batched.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /api/v1/namespaces/demo/configmaps/read']);
+  });
+});
+
+describe('the audit log cannot commit (a batch commit failed)', () => {
+  let failing: Started;
+  const rows: RequestAuditRecord[] = [];
+  beforeAll(async () => {
+    failing = await startEndpoint(material, upstreamTarget(upstream.url, upstream.caPem), {
+      audit: {
+        record: async (row) => void rows.push(row),
+        recordBatched: async (row) => void rows.push(row),
+        accepting: () => false,
+        recordAggregate: async () => {},
+      },
+    });
+  });
+  afterAll(async () => {
+    await failing?.endpoint.close(0);
+  });
+
+  it('a REST request is refused with a 503 Status and never reaches upstream; its row says why', async () => {
+    const before = upstream.requests.length;
+    const r = await restOnce(failing.port, 'GET', '/api/v1/namespaces/demo/configmaps/closed');
+    expect(r.code).toBe(503);
+    expect(JSON.parse(r.body)).toEqual({
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message: 'kube-bastion cannot write its audit log; requests are refused until it can',
+      reason: 'ServiceUnavailable',
+      code: 503,
+    });
+    await expect.poll(() => rows.length, { timeout: 5000 }).toBe(1);
+    expect(rows[0]).toMatchObject({ decision: 'error', status: 503, outcome: 'audit-unavailable', rule: 'allow-all' });
+    expect(upstream.requests.length).toBe(before);
+  });
+
+  it('an upgrade is refused with a 503 Status before any pod lookup', async () => {
+    rows.length = 0;
+    const before = upstream.requests.length;
+    const r = await upgrade(failing.port, material.ca.cert, upgradeHead('websocket', EXEC_LS));
+    expect(r.code).toBe(503);
+    expect(statusOf(r)).toMatchObject({ kind: 'Status', code: 503, reason: 'ServiceUnavailable' });
+    await expect.poll(() => rows.length, { timeout: 5000 }).toBe(1);
+    expect(rows[0]).toMatchObject({ decision: 'error', status: 503, outcome: 'audit-unavailable' });
+    expect(upstream.requests.length).toBe(before);
   });
 });
 

@@ -22,6 +22,7 @@ import { isBastionError } from '../errors/index.js';
 import { restOperation, scopeFor, shapeScope, streamOperation } from '../approvals/operation.js';
 import type { Approval, ApprovalService, Operation } from '../model/approval.js';
 import type { HeldRequestInfo } from '../model/approval-schema.js';
+import { READ_VERBS } from '../model/vocabulary.js';
 import { describeHeldBody, duplicateJsonKey } from '../model/held-body.js';
 import { readBoundedBody } from './request-body.js';
 import { runStreamSession, type SessionRowPort } from '../session/stream-session.js';
@@ -73,6 +74,8 @@ interface AuditResult {
   /** What the outcome alone does not say (a refused handshake's error, who revoked). */
   outcomeDetail?: string;
   sessionId?: string;
+  /** An allowed read whose response is complete: its row may be group-committed (RequestAuditor.recordBatched). */
+  batched?: boolean;
 }
 
 /**
@@ -82,6 +85,11 @@ interface AuditResult {
  */
 function isWatch(req: KubeRequest): boolean {
   return req.verb === 'watch';
+}
+
+/** A request that changes nothing (get, list, watch). */
+function isRead(req: KubeRequest): boolean {
+  return (READ_VERBS as readonly string[]).includes(req.verb);
 }
 
 /**
@@ -224,8 +232,9 @@ export class KubeEndpoint {
       this.opts.log.debug(logged, 'request (aggregated)');
       return;
     }
-    // The response is already on its way; an audit failure is loud in the log.
-    this.opts.audit.record(record).catch((err: unknown) => this.opts.log.error({ err }, 'audit write failed'));
+    // The response is already on its way; an audit failure is loud in the log (a batched row that
+    // cannot be committed stays queued and stops the endpoint forwarding: RequestAuditor.accepting).
+    (result.batched ? this.opts.audit.recordBatched(record) : this.opts.audit.record(record)).catch((err: unknown) => this.opts.log.error({ err }, 'audit write failed'));
     this.opts.log.info(logged, 'request');
   }
 
@@ -321,6 +330,14 @@ export class KubeEndpoint {
       this.finish(req, c, start, { decision: 'deny', ...policy, status: 400, bytesIn: 0, bytesOut: 0 });
       return;
     }
+    // Fail closed: nothing is forwarded while the audit log cannot commit what it would record.
+    if (!this.opts.audit.accepting()) {
+      req.resume();
+      const status = refusals.auditUnavailable();
+      writeStatusResponse(res, status);
+      this.finish(req, c, start, { decision: 'error', ...policy, status: status.code ?? 503, bytesIn: 0, bytesOut: 0, outcome: 'audit-unavailable' });
+      return;
+    }
     let approval: Approval | null = null;
     let body: Buffer | undefined;
     if (c.outcome === 'approval') {
@@ -364,6 +381,8 @@ export class KubeEndpoint {
         bytesOut: outcome.bytesOut,
         approvalId: approval?.id ?? null,
         outcome: outcome.cut ? lease.ended!.reason : unreachable ? 'upstream-unavailable' : outcome.error ? 'client-closed' : 'completed',
+        // Only a read allowed outright: a request under an approval used it durably and is recorded so.
+        batched: c.outcome === 'forward' && !unreachable && isRead(request),
       });
     } finally {
       offLease();
@@ -448,6 +467,7 @@ export class KubeEndpoint {
     };
     if (c.outcome === 'refuse') return refuse(c.status, c.audit);
     const policy = { rule: c.decision.rule, policyHash: c.decision.policyHash };
+    if (!this.opts.audit.accepting()) return refuse(refusals.auditUnavailable(), { decision: 'error', ...policy, outcome: 'audit-unavailable' });
     if (c.request.kind !== 'resource' || !c.request.stream) {
       return refuse(refusals.notAStreamUpgrade(), { decision: 'deny', ...policy });
     }

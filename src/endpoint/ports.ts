@@ -46,7 +46,15 @@ export interface RequestAuditRecord {
 }
 
 export interface RequestAuditor {
+  /** Commits the row (and every row accepted before it) durably. */
   record(row: RequestAuditRecord): Promise<void>;
+  /**
+   * An allowed read's row, once its response is complete: accepted in order and group-committed
+   * within the store's durability window (docs/storage.md); settles when committed.
+   */
+  recordBatched(row: RequestAuditRecord): Promise<void>;
+  /** False while the audit log cannot commit: the endpoint then forwards nothing (fail closed). */
+  accepting(): boolean;
   /** One row for the failures of one address over one interval (see failure-audit.ts). */
   recordAggregate(aggregate: FailureAggregate): Promise<void>;
 }

@@ -171,6 +171,11 @@ export function shuttingDown(): Status {
   return statusFor('SHUTTING_DOWN', 'kube-bastion is shutting down');
 }
 
+/** The audit log cannot commit rows: nothing is forwarded that it could not record. */
+export function auditUnavailable(): Status {
+  return statusFor('AUDIT_UNAVAILABLE', 'kube-bastion cannot write its audit log; requests are refused until it can');
+}
+
 /** Upstream could not be reached (network, TLS, credentials): the error says how. */
 export function upstreamUnavailable(err: BastionError): Status {
   return statusFor('UPSTREAM_UNAVAILABLE', err.message);

@@ -60,6 +60,8 @@ export const ERROR_CODES = {
   POLICY_DENIED: { http: 403, reason: 'Forbidden' },
   APPROVAL_REQUIRED: { http: 403, reason: 'Forbidden' },
   SHUTTING_DOWN: { http: 503, reason: 'ServiceUnavailable' },
+  // The audit log cannot commit: nothing is forwarded until it can (fail closed).
+  AUDIT_UNAVAILABLE: { http: 503, reason: 'ServiceUnavailable' },
   // Control API bodies and queries
   UNSUPPORTED_MEDIA_TYPE: { http: 415, reason: 'UnsupportedMediaType' },
   BODY_TOO_LARGE: { http: 413, reason: 'RequestEntityTooLarge' },

@@ -35,6 +35,9 @@ export const REPEATABLE_QUERY_PARAMS = ['command', 'ports', 'dryRun'] as const;
 export const RESOURCE_VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'] as const;
 export type ResourceVerb = (typeof RESOURCE_VERBS)[number];
 
+/** The verbs that change nothing: an allowed one's audit row may be group-committed (docs/storage.md). */
+export const READ_VERBS = ['get', 'list', 'watch'] as const satisfies readonly ResourceVerb[];
+
 /** What a policy rule decides for a request. */
 export const POLICY_ACTIONS = ['allow', 'approval', 'deny'] as const;
 export type PolicyAction = (typeof POLICY_ACTIONS)[number];

@@ -17,6 +17,8 @@ interface AgentRow {
 
 const COLUMNS = 'id, name, token_hash, created_at, revoked_at, owner';
 
+const MAX_CACHED_DIGESTS = 1024;
+
 function toAgent(row: AgentRow): Agent {
   return { id: row.id, name: row.name, owner: row.owner, createdAt: row.created_at, revokedAt: row.revoked_at };
 }
@@ -34,6 +36,12 @@ export class SqliteAgentStore implements AgentStore {
   private readonly insert;
   private readonly setRevoked;
   private readonly ownerRow;
+  /**
+   * Presented token -> its SHA-256, so a token is hashed once, not per request. The digest is a
+   * pure function of the exact token, so this never changes who is authenticated; the row (and its
+   * revocation) is still read on every request. Bounded: emptied when full.
+   */
+  private readonly digests = new Map<string, string>();
 
   constructor(
     private readonly db: Db,
@@ -83,10 +91,16 @@ export class SqliteAgentStore implements AgentStore {
 
   async authenticateAgent(token: string): Promise<Agent | undefined> {
     if (!looksLikeToken(token, AGENT_TOKEN_PREFIX)) return undefined;
-    const digest = hashToken(token);
+    const cached = this.digests.get(token);
+    const digest = cached ?? hashToken(token);
     const row = this.byTokenHash.get(digest);
-    if (!row || !digestsEqual(row.token_hash, digest) || row.revoked_at !== null) return undefined;
-    return toAgent(row);
+    if (!row || !digestsEqual(row.token_hash, digest)) return undefined;
+    // Only tokens of an agent are kept (unknown ones would let a client fill the map).
+    if (cached === undefined) {
+      if (this.digests.size >= MAX_CACHED_DIGESTS) this.digests.clear();
+      this.digests.set(token, digest);
+    }
+    return row.revoked_at === null ? toAgent(row) : undefined;
   }
 
   async listAgents(): Promise<Agent[]> {

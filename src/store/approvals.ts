@@ -8,7 +8,7 @@ import { canonicalScope, scopeJson } from '../model/scope.js';
 import type { Approval, ApprovalDecision, ApprovalScope, ApprovalState } from '../model/approval.js';
 import { BastionError, ErrorCode } from '../errors/index.js';
 import type { Db } from './db.js';
-import { appendAuditEvent } from './audit.js';
+import { appendAuditEvent, commitPendingAudit } from './audit.js';
 import type {
   ApprovalAudit,
   ApprovalChanges,
@@ -236,6 +236,9 @@ export class SqliteApprovalStore implements ApprovalStore {
   }
 
   async create(input: NewApproval, audit?: ApprovalAudit): Promise<Approval> {
+    // Rows accepted for a group commit go first (the chain's order), and a change never takes
+    // effect when they cannot be committed.
+    commitPendingAudit(this.db);
     return this.db.transaction(() => this.audited(this.insert(input), audit)).immediate();
   }
 
@@ -253,6 +256,7 @@ export class SqliteApprovalStore implements ApprovalStore {
       this.rewaited.run(existing.id);
       return { approval: this.audited(toApproval(this.byId.get(existing.id)!), audit && ((a) => audit(a, false))), created: false };
     });
+    commitPendingAudit(this.db);
     return tx.immediate();
   }
 
@@ -343,6 +347,7 @@ export class SqliteApprovalStore implements ApprovalStore {
       if (t.decision) this.recordDecision(id, t.decision);
       return this.audited(toApproval(this.byId.get(id)!), t.audit);
     });
+    if (t.audit) commitPendingAudit(this.db);
     return apply.immediate();
   }
 

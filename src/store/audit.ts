@@ -281,9 +281,9 @@ function hintsJson(h: UntrustedClientHints | null | undefined): string | null {
   return Object.keys(out).length === 0 ? null : JSON.stringify(out);
 }
 
-type Fields = Omit<AuditRecord, 'id' | 'chainVersion' | 'time' | 'prevHash' | 'hash'>;
+export type AuditFields = Omit<AuditRecord, 'id' | 'chainVersion' | 'time' | 'prevHash' | 'hash'>;
 
-function normalise(input: AuditEventInput): Fields {
+function normalise(input: AuditEventInput): AuditFields {
   if (typeof input.event !== 'string' || input.event.length === 0) throw badField('event', 'is required');
   if (input.decision != null && !(AUDIT_DECISIONS as readonly string[]).includes(input.decision)) {
     throw badField('decision', `must be one of ${AUDIT_DECISIONS.join(', ')}`);
@@ -362,32 +362,105 @@ function stmts(db: Db): Statements {
 // ---------------------------------------------------------------------------------------------
 // Operations on a connection
 
+/** Where the next row goes: the id it takes and the hash it chains to. */
+interface ChainTip {
+  nextId: number;
+  prevHash: string;
+}
+
 /**
- * Appends one event. The last row is read and the new one written in one IMMEDIATE transaction, so
- * concurrent appenders (other connections, other processes) are serialised by SQLite's write lock.
+ * The tip of the chain. Read inside an IMMEDIATE transaction: under the write lock, so concurrent
+ * appenders (other connections, other processes) are serialised by SQLite and cannot fork it.
+ */
+function chainTip(s: Statements): ChainTip {
+  const last = s.last.get();
+  // Ids come from the AUTOINCREMENT sequence, never reused: after a truncated tail the next row
+  // leaves a visible gap.
+  const seq = s.seq.get()?.seq ?? 0;
+  return { nextId: Math.max(seq, last?.id ?? 0) + 1, prevHash: last?.hash ?? GENESIS_HASH };
+}
+
+/** Writes one row at `tip` and moves the tip past it (rows of one transaction chain in memory). */
+function insertChained(s: Statements, tip: ChainTip, fields: AuditFields, time: string): AuditRecord {
+  const hashed: HashedRecord = { id: tip.nextId, chainVersion: AUDIT_CHAIN_VERSION, time, ...fields };
+  const record: AuditRecord = { ...hashed, prevHash: tip.prevHash, hash: auditRecordHash(tip.prevHash, hashed) };
+  s.insert.run(...RECORD_KEYS.map((k) => record[k]));
+  tip.nextId = record.id + 1;
+  tip.prevHash = record.hash;
+  return record;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows accepted but not yet committed (audit-batch.ts): they are chained and written, in the order
+// they were accepted, by the next commit on their connection, whether the batch's own or a durable
+// append's. Nothing else may write a row before them, so the chain's order is the acceptance order.
+
+/** A row accepted for a later commit: its fields already normalised, its time already taken. */
+export interface PendingAuditRow {
+  fields: AuditFields;
+  time: string;
+  committed(record: AuditRecord): void;
+}
+
+const pendingByDb = new WeakMap<Db, PendingAuditRow[]>();
+
+/** The queue of rows accepted on this connection and not yet committed (one per connection). */
+export function pendingAuditRows(db: Db): PendingAuditRow[] {
+  let q = pendingByDb.get(db);
+  if (!q) pendingByDb.set(db, (q = []));
+  return q;
+}
+
+/** Normalises an event as append does, throwing on a bad field, and stamps its time now. */
+export function prepareAuditRow(input: AuditEventInput, clock: Clock, committed: (r: AuditRecord) => void): PendingAuditRow {
+  const fields = normalise(input);
+  const time = input.time === undefined ? clock().toISOString() : toIso('time', input.time);
+  return { fields, time, committed };
+}
+
+/**
+ * Commits the pending rows and then `extra` (if any) in one IMMEDIATE transaction. On failure
+ * nothing is committed and the pending rows stay queued, in order, for the next attempt.
+ */
+function commitWithPending(db: Db, extra?: { fields: AuditFields; time: string }): AuditRecord | undefined {
+  const s = stmts(db);
+  const queue = pendingByDb.get(db);
+  const batch = queue && queue.length > 0 ? queue.slice() : [];
+  if (batch.length > 0 && db.inTransaction) {
+    // Inside a caller's transaction these rows would be rolled back with it while counted as
+    // committed: the caller must commit them first (commitPendingAudit).
+    throw new BastionError(ErrorCode.INTERNAL, `${batch.length} accepted audit rows must be committed before an append inside a transaction`);
+  }
+  const tx = db.transaction((): { rows: AuditRecord[]; extra: AuditRecord | undefined } => {
+    const tip = chainTip(s);
+    return {
+      rows: batch.map((p) => insertChained(s, tip, p.fields, p.time)),
+      extra: extra ? insertChained(s, tip, extra.fields, extra.time) : undefined,
+    };
+  });
+  const done = tx.immediate();
+  // Committed (better-sqlite3 is synchronous: nothing was accepted meanwhile).
+  queue?.splice(0, batch.length);
+  batch.forEach((p, i) => p.committed(done.rows[i]!));
+  return done.extra;
+}
+
+/** Commits the rows accepted on this connection (no-op when there are none). Throws when it cannot. */
+export function commitPendingAudit(db: Db): number {
+  const n = pendingByDb.get(db)?.length ?? 0;
+  if (n > 0) commitWithPending(db);
+  return n;
+}
+
+/**
+ * Appends one event durably: committed (with every row accepted before it) when this returns. The
+ * last row is read and the new one written in one IMMEDIATE transaction, so concurrent appenders
+ * are serialised by SQLite's write lock.
  */
 export function appendAuditEvent(db: Db, input: AuditEventInput, clock: Clock = () => new Date()): AuditRecord {
   const fields = normalise(input);
-  const explicitTime = input.time === undefined ? undefined : toIso('time', input.time);
-  const s = stmts(db);
-  const tx = db.transaction((): AuditRecord => {
-    const last = s.last.get();
-    // Ids come from the AUTOINCREMENT sequence, never reused: after a truncated tail the next row
-    // leaves a visible gap.
-    const seq = s.seq.get()?.seq ?? 0;
-    const id = Math.max(seq, last?.id ?? 0) + 1;
-    const prevHash = last?.hash ?? GENESIS_HASH;
-    const hashed: HashedRecord = {
-      id,
-      chainVersion: AUDIT_CHAIN_VERSION,
-      time: explicitTime ?? clock().toISOString(),
-      ...fields,
-    };
-    const record: AuditRecord = { ...hashed, prevHash, hash: auditRecordHash(prevHash, hashed) };
-    s.insert.run(...RECORD_KEYS.map((k) => record[k]));
-    return record;
-  });
-  return tx.immediate();
+  const time = input.time === undefined ? clock().toISOString() : toIso('time', input.time);
+  return commitWithPending(db, { fields, time })!;
 }
 
 export function auditHead(db: Db): AuditHead {

@@ -4,6 +4,7 @@
 import { SqliteAgentStore } from './agents.js';
 import { SqliteApprovalStore } from './approvals.js';
 import { SqliteAuditLog } from './audit.js';
+import { AuditBatcher, type AuditBatchOptions } from './audit-batch.js';
 import { closeDatabase, databasePath, openDatabase, type Db, type OpenDatabaseOptions } from './db.js';
 import { SqlitePolicyVersionStore } from './policy-versions.js';
 import { SqliteSessionStore } from './sessions.js';
@@ -27,17 +28,25 @@ export interface Store {
 export interface OpenStoreOptions extends OpenDatabaseOptions {
   /** Time source for created/loaded/audit timestamps (tests). */
   clock?: Clock;
+  /** The group commit of rows with a bounded durability window (audit-batch.ts). */
+  auditBatch?: AuditBatchOptions;
 }
 
 /** The SQLite store: `<dataDir>/kube-bastion.db`, created and migrated as needed. */
 export interface SqliteStore extends Store {
   /** The underlying connection, for the CLI's `audit verify` and for tests. */
   readonly db: Db;
+  /**
+   * Group commits for rows whose crash loss is bounded (an allowed read's row): committed within
+   * the batch window, and always before any row appended after them. Flushed by close().
+   */
+  readonly auditBatch: AuditBatcher;
 }
 
 export function openStore(dataDir: string, opts: OpenStoreOptions = {}): SqliteStore {
   const db = openDatabase(dataDir, opts);
   const clock = opts.clock ?? (() => new Date());
+  const auditBatch = new AuditBatcher(db, clock, opts.auditBatch);
   return {
     db,
     location: databasePath(dataDir),
@@ -47,7 +56,15 @@ export function openStore(dataDir: string, opts: OpenStoreOptions = {}): SqliteS
     audit: new SqliteAuditLog(db, clock),
     approvals: new SqliteApprovalStore(db, clock),
     sessions: new SqliteSessionStore(db, clock),
-    close: async () => closeDatabase(db),
+    auditBatch,
+    close: async () => {
+      if (!db.open) return;
+      try {
+        auditBatch.close();
+      } finally {
+        closeDatabase(db);
+      }
+    },
   };
 }
 
@@ -66,12 +83,14 @@ export {
   auditHead,
   auditRecordHash,
   canonicalAuditJson,
+  commitPendingAudit,
   decisionAuditFields,
   queryAudit,
   requestAuditFields,
   SqliteAuditLog,
   verifyAuditChain,
 } from './audit.js';
+export { AUDIT_BATCH_DEFAULTS, AuditBatcher, type AuditBatchOptions } from './audit-batch.js';
 export { DB_FILE_NAME, MIGRATIONS, closeDatabase, databasePath, migrate, openDatabase, schemaVersion } from './db.js';
 export type { Db, Migration, OpenDatabaseOptions } from './db.js';
 export { AGENT_TOKEN_PREFIX, USER_TOKEN_PREFIX, hashToken, validateName } from './tokens.js';

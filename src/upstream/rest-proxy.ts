@@ -122,7 +122,12 @@ export async function proxyRest(
     upstreamReq.once('response', resolve);
     upstreamReq.once('error', reject);
   });
-  const sending = body !== undefined ? sendBuffered(upstreamReq, body, inCounter) : pipeline(req, inCounter, upstreamReq).catch(() => {});
+  const sending =
+    body !== undefined
+      ? sendBuffered(upstreamReq, body, inCounter)
+      : hasNoBody(req)
+        ? sendEmpty(req, upstreamReq)
+        : pipeline(req, inCounter, upstreamReq).catch(() => {});
   const done = (o: ProxyOutcome): ProxyOutcome => {
     res.off('close', abort);
     cut?.signal.removeEventListener('abort', onCut);
@@ -153,8 +158,9 @@ export async function proxyRest(
     if (value !== undefined && !RESPONSE_HOP_BY_HOP.has(name)) responseHeaders[name] = value;
   }
   res.writeHead(status, upstreamRes.statusMessage, responseHeaders);
-  // Watches and log follows must reach the client as they happen.
-  res.flushHeaders();
+  // Watches and log follows must reach the client as they happen. An answer of known length goes
+  // out with its first bytes instead: one socket write (a TLS record, a syscall) less per request.
+  if (upstreamRes.headers['content-length'] === undefined) res.flushHeaders();
   const error = await relayBody(upstreamRes, res, outCounter, cutNow);
   await sending;
   if (cutNow()) {
@@ -169,6 +175,24 @@ export async function proxyRest(
   if (!error) res.end();
   else res.destroy();
   return done({ status, bytesIn: inCounter.bytes, bytesOut: outCounter.bytes, ...(error ? { error } : {}) });
+}
+
+/**
+ * A request that declares no body (no Content-Length or a zero one, no Transfer-Encoding: most
+ * GETs): upstream gets none, without a stream pipeline per request (its AbortController, a Transform
+ * and their events were a measured share of a GET's cost).
+ */
+function hasNoBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] === undefined || req.headers['content-length'] === '0');
+}
+
+function sendEmpty(req: IncomingMessage, upstreamReq: ReturnType<typeof https.request>): Promise<void> {
+  // Node's parser ends such a request at once; resume() lets it emit 'end' and be reused.
+  req.resume();
+  return new Promise((resolve) => {
+    upstreamReq.once('error', () => resolve());
+    upstreamReq.end(() => resolve());
+  });
 }
 
 /** Sends a body read earlier, counting it like a streamed one. */

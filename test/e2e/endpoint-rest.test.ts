@@ -153,3 +153,26 @@ describe('raw requests', () => {
     expect(b.sim.requests.entries.slice(since)).toEqual([]);
   });
 });
+
+describe('every allowed read audited (its row group-committed within the window)', () => {
+  it('N kubectl GETs of a pod give N audit rows, each with its status and bytes, and the chain verifies', async () => {
+    const since = await b.auditCount();
+    const N = 6;
+    for (let i = 0; i < N; i++) {
+      const r = await runKubectl({ minor: 33, kubeconfig: b.agentKubeconfig, args: ['get', 'pod', '-n', 'demo', 'web-0', '-o', 'name'] });
+      expect(r.stdout.toString()).toBe('pod/web-0\n');
+      expect(r.code).toBe(0);
+    }
+    const reads = async () => (await b.auditSince(since)).filter((r) => r.event === 'request' && r.path === '/api/v1/namespaces/demo/pods/web-0');
+    // Committed within the window (50 ms): polled, not waited for.
+    await expect.poll(async () => (await reads()).length, { timeout: 5000 }).toBe(N);
+    await new Promise((r) => setTimeout(r, 200));
+    const rows = await reads();
+    expect(rows).toHaveLength(N);
+    for (const row of rows) {
+      expect(row).toMatchObject({ method: 'GET', verb: 'get', decision: 'allow', statusCode: 200, agentName: b.agentName });
+      expect(row.bytesOut).toBeGreaterThan(0);
+    }
+    expect(await b.bastion.store.audit.verify()).toMatchObject({ ok: true });
+  });
+});
