@@ -1,5 +1,6 @@
-// The cast derived from a batch of recorded chunks, off the relay's path: the recorder hands each
-// batch here when it writes it (see recorder.ts), never a chunk at a time.
+// The cast derived from a batch of recorded chunks, off the relay's path: it runs in the cast
+// worker thread (cast-worker.ts), which gets each batch when the recorder writes it, never a chunk
+// at a time.
 //
 // Output chunks of one channel that follow each other within RUN_SPAN_US become ONE event (the
 // time of the first), so a bulk transfer costs one line per ~10 ms, while typing and prompts keep

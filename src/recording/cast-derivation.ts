@@ -63,7 +63,7 @@ export class CastWorkerPool {
     return new Promise((resolve, reject) => {
       state.waiters.push({ resolve, reject });
       if (this.outstanding++ === 0) worker.ref();
-      const msg: ToCastWorker = { kind: 'derive', session: id, seq: 0, ops, data };
+      const msg: ToCastWorker = { kind: 'derive', session: id, ops, data };
       this.post(worker, msg, data.byteLength > 0 ? [data.buffer as ArrayBuffer] : []);
     });
   }

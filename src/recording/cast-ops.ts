@@ -14,12 +14,12 @@ export type CastOp =
 
 export type ToCastWorker =
   | { kind: 'open'; session: number; format: CastFormat; rawName: string }
-  | { kind: 'derive'; session: number; seq: number; ops: CastOp[]; data: Uint8Array }
+  | { kind: 'derive'; session: number; ops: CastOp[]; data: Uint8Array }
   | { kind: 'drop'; session: number };
 
 export type FromCastWorker =
-  | { kind: 'cast'; session: number; seq: number; cast: Uint8Array; eventCount: number }
-  | { kind: 'failed'; session: number; seq: number; error: string };
+  | { kind: 'cast'; session: number; cast: Uint8Array; eventCount: number }
+  | { kind: 'failed'; session: number; error: string };
 
 export function newCastBatch(format: CastFormat, rawName: string): CastBatch {
   return new CastBatch(format === 'v2' ? new AsciicastV2Encoder() : new AsciicastV3Encoder(), rawName);

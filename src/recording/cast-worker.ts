@@ -19,10 +19,10 @@ port.on('message', (m: ToCastWorker) => {
     try {
       if (!batch) throw new Error('no such session in the cast worker');
       const cast = applyCastOps(batch, m.ops, m.data);
-      reply = { kind: 'cast', session: m.session, seq: m.seq, cast, eventCount: batch.eventCount };
+      reply = { kind: 'cast', session: m.session, cast, eventCount: batch.eventCount };
     } catch (err) {
       sessions.delete(m.session);
-      reply = { kind: 'failed', session: m.session, seq: m.seq, error: (err as Error).message };
+      reply = { kind: 'failed', session: m.session, error: (err as Error).message };
     }
     // A buffer that owns its memory is handed over; a view into a pool is copied.
     const own = reply.kind === 'cast' && reply.cast.byteOffset === 0 && reply.cast.buffer.byteLength === reply.cast.byteLength;

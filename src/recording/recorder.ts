@@ -3,8 +3,8 @@
 //   recordings/<approval-id | _none>/<session-id>.raw    the exact bytes of every channel
 // On the relay's path a chunk costs only its sidecar record, copied into an in-memory batch, and
 // its channel's SHA-256. The batch is written in large writes off the event loop (at 1 MiB, or
-// 100 ms after its first byte), the cast derived from the same batch at that moment (cast-batch.ts),
-// with one fsync of both files at most once a second. A failed write cuts the session through
+// 100 ms after its first byte), the cast derived from the same batch at that moment in the shared
+// cast worker thread (cast-derivation.ts), with one fsync of both files at most once a second. A failed write cuts the session through
 // onFailure (fail closed: the relay has relayed at most the unwritten window); a batch the disk
 // cannot keep up with makes ready() hold the relay (backpressure). See docs/recording.md.
 import { BastionError } from '../errors/index.js';
