@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { TextChannel } from './cast-batch.js';
-import type { CastOp, FromCastWorker, ToCastWorker } from './cast-ops.js';
+import { REUSED_TEXT_BUFFER, type CastOp, type FromCastWorker, type ToCastWorker } from './cast-ops.js';
 import type { CastFormat, CastHeader, EventCode } from './events.js';
 
 interface Waiter {
@@ -38,6 +38,17 @@ export class CastWorkerPool {
   private readonly open = new Map<number, Open>();
   private nextId = 1;
   private outstanding = 0;
+  /** Text buffers handed back by the thread, to be filled again (a few, shared by all sessions). */
+  private readonly spares: ArrayBuffer[] = [];
+
+  /** @internal A buffer for `bytes` of a batch's text: a spare when it is large, else a new one. */
+  textBuffer(bytes: number): Buffer {
+    if (bytes < REUSED_TEXT_BUFFER) return Buffer.allocUnsafeSlow(bytes);
+    const i = this.spares.findIndex((b) => b.byteLength >= bytes);
+    if (i >= 0) return Buffer.from(this.spares.splice(i, 1)[0]!, 0, bytes);
+    // Rounded up to a MiB so that it fits most later batches too.
+    return Buffer.from(new ArrayBuffer(Math.ceil(bytes / 2 ** 20) * 2 ** 20), 0, bytes);
+  }
 
   /** A session's derivation; `rawName` names the sidecar in binary markers. */
   session(format: CastFormat, rawName: string): CastDerivation {
@@ -98,6 +109,7 @@ export class CastWorkerPool {
       state.failure = `the cast could not be derived: ${m.error}`;
       return waiter.reject(new Error(state.failure));
     }
+    if (m.spare && this.spares.length < 4) this.spares.push(m.spare);
     state.eventCount = m.eventCount;
     waiter.resolve(Buffer.from(m.cast.buffer, m.cast.byteOffset, m.cast.byteLength));
   }
@@ -160,7 +172,7 @@ export class CastDerivation {
   take(): Promise<Buffer> {
     const ops = this.ops;
     if (ops.length === 0) return Promise.resolve(Buffer.alloc(0));
-    const data = Buffer.allocUnsafeSlow(this.textBytes);
+    const data = this.pool.textBuffer(this.textBytes);
     let at = 0;
     for (const t of this.texts) {
       data.set(t, at);

@@ -18,8 +18,11 @@ export type ToCastWorker =
   | { kind: 'drop'; session: number };
 
 export type FromCastWorker =
-  | { kind: 'cast'; session: number; cast: Uint8Array; eventCount: number }
+  | { kind: 'cast'; session: number; cast: Uint8Array; eventCount: number; spare?: ArrayBuffer }
   | { kind: 'failed'; session: number; error: string };
+
+/** Text buffers at least this large are handed back with the reply and reused (no fresh pages per batch). */
+export const REUSED_TEXT_BUFFER = 64 * 1024;
 
 export function newCastBatch(format: CastFormat, rawName: string): CastBatch {
   return new CastBatch(format === 'v2' ? new AsciicastV2Encoder() : new AsciicastV3Encoder(), rawName);

@@ -4,7 +4,7 @@
 // the thread fails every open session (the client sees the exit).
 import { parentPort } from 'node:worker_threads';
 import type { CastBatch } from './cast-batch.js';
-import { applyCastOps, newCastBatch, type FromCastWorker, type ToCastWorker } from './cast-ops.js';
+import { applyCastOps, newCastBatch, REUSED_TEXT_BUFFER, type FromCastWorker, type ToCastWorker } from './cast-ops.js';
 
 const port = parentPort;
 if (!port) throw new Error('cast-worker.ts runs as a worker thread');
@@ -19,13 +19,19 @@ port.on('message', (m: ToCastWorker) => {
     try {
       if (!batch) throw new Error('no such session in the cast worker');
       const cast = applyCastOps(batch, m.ops, m.data);
-      reply = { kind: 'cast', session: m.session, cast, eventCount: batch.eventCount };
+      // The text buffer goes back to be filled again (the cast holds no view into it).
+      const spare = m.data.buffer.byteLength >= REUSED_TEXT_BUFFER ? (m.data.buffer as ArrayBuffer) : undefined;
+      reply = { kind: 'cast', session: m.session, cast, eventCount: batch.eventCount, ...(spare ? { spare } : {}) };
     } catch (err) {
       sessions.delete(m.session);
       reply = { kind: 'failed', session: m.session, error: (err as Error).message };
     }
     // A buffer that owns its memory is handed over; a view into a pool is copied.
-    const own = reply.kind === 'cast' && reply.cast.byteOffset === 0 && reply.cast.buffer.byteLength === reply.cast.byteLength;
-    port.postMessage(reply, own && reply.kind === 'cast' ? [reply.cast.buffer as ArrayBuffer] : []);
+    const transfer: ArrayBuffer[] = [];
+    if (reply.kind === 'cast') {
+      if (reply.cast.byteOffset === 0 && reply.cast.buffer.byteLength === reply.cast.byteLength) transfer.push(reply.cast.buffer as ArrayBuffer);
+      if (reply.spare) transfer.push(reply.spare);
+    }
+    port.postMessage(reply, transfer);
   }
 });
