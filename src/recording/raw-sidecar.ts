@@ -84,7 +84,8 @@ export function encodeRawRecord(channel: number, timeUs: number, data: Uint8Arra
 
 /**
  * Raw records batched in memory for one large write: each record is encoded straight into a big
- * segment (one copy of the payload, no per-record allocation but a view), and `take()` hands the
+ * segment (one copy of the payload, no per-record allocation but a view; segments start at 16 KiB
+ * and double, so a quiet session holds little), and `take()` hands the
  * filled segments over to be written. The payload view each `append` returns stays valid until the
  * batch has been written (segments are never reused).
  */
@@ -94,6 +95,8 @@ export class RawRecordBatch {
   private used = 0;
   /** Bytes batched (headers included) since the last take(). */
   bytes = 0;
+  /** The next segment's size: small for a session that writes little, doubling up to segmentBytes. */
+  private nextSegment = 16 * 1024;
 
   constructor(private readonly segmentBytes = 1024 * 1024) {}
 
@@ -102,7 +105,8 @@ export class RawRecordBatch {
     const need = RECORD_HEADER_BYTES + data.length;
     if (this.cur.length - this.used < need) {
       if (this.used > 0) this.segments.push(this.cur.subarray(0, this.used));
-      this.cur = Buffer.allocUnsafeSlow(Math.max(this.segmentBytes, need));
+      this.cur = Buffer.allocUnsafeSlow(Math.max(Math.min(this.nextSegment, this.segmentBytes), need));
+      this.nextSegment *= 2;
       this.used = 0;
     }
     const b = this.cur;
