@@ -60,6 +60,11 @@ export class CastWorkerPool {
     return new CastDerivation(this, id, state);
   }
 
+  /** Starts the thread now (the bastion's start), so that the first session does not wait for it. */
+  start(): void {
+    this.ensure();
+  }
+
   /** Stops the thread (tests: a worker that dies mid-session); open sessions fail. */
   async terminate(): Promise<void> {
     const w = this.worker;
