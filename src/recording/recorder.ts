@@ -4,9 +4,10 @@
 // On the relay's path a chunk costs only its sidecar record, copied into an in-memory batch, and
 // its channel's SHA-256. The batch is written in large writes off the event loop (at 1 MiB, or
 // 100 ms after its first byte), the cast derived from the same batch at that moment in the shared
-// cast worker thread (cast-derivation.ts), with one fsync of both files at most once a second. A failed write cuts the session through
-// onFailure (fail closed: the relay has relayed at most the unwritten window); a batch the disk
-// cannot keep up with makes ready() hold the relay (backpressure). See docs/recording.md.
+// cast worker thread (cast-derivation.ts), with one fsync of both files at most once a second. A
+// failed write (or a failed worker) cuts the session through onFailure (fail closed: the relay has
+// relayed at most the unwritten window); a batch the disk or the worker cannot keep up with makes
+// ready() hold the relay (backpressure). See docs/recording.md.
 import { BastionError } from '../errors/index.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
