@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AsciicastV2Encoder, encodeAsciicastV2, formatV2Time } from './asciicast-v2.js';
 import { AsciicastV3Encoder, encodeAsciicastV3, formatV3Interval } from './asciicast-v3.js';
+import { eventLine, utf8EventLine } from './cast-lines.js';
 import { CastParseError, parseCast } from './cast-reader.js';
 import { convertCast, encodeCast } from './convert.js';
 import { outputText, parseResizeData, shellJoin, type CastHeader, type RecordingEvent } from './events.js';
@@ -174,5 +175,17 @@ describe('helpers', () => {
     expect(parseResizeData('100x50')).toEqual({ cols: 100, rows: 50 });
     expect(parseResizeData('100 x 50')).toBeUndefined();
     expect(shellJoin(['sh', '-c', "echo 'hi' there"])).toBe(`sh -c 'echo '\\''hi'\\'' there'`);
+  });
+});
+
+describe('event lines from bytes (utf8EventLine)', () => {
+  it('writes exactly what eventLine writes for the decoded text, across escape pieces, NUL runs and parts split mid-character', () => {
+    const text = `${'\0'.repeat(40_000)}é"\\\n\t\x01\x7f\u2028 日本 ${'\0x'.repeat(9_000)}😀${'a'.repeat(20_000)}\0`;
+    const bytes = Buffer.from(text, 'utf8');
+    const want = eventLine('1.5', 'o', text);
+    for (const cut of [0, 1, 16_384, 40_001, 40_002, bytes.length - 3]) {
+      const parts = [bytes.subarray(0, cut), bytes.subarray(cut)].filter((p) => p.length > 0);
+      expect(Buffer.concat(utf8EventLine('1.5', 'o', parts)).toString('utf8')).toBe(want);
+    }
   });
 });

@@ -1,5 +1,6 @@
-// The cast derived from a batch of recorded chunks, off the relay's path: the recorder hands each
-// batch here when it writes it (see recorder.ts), never a chunk at a time.
+// The cast derived from a batch of recorded chunks, off the relay's path: it runs in the cast
+// worker thread (cast-worker.ts), which gets each batch when the recorder writes it, never a chunk
+// at a time.
 //
 // Output chunks of one channel that follow each other within RUN_SPAN_US become ONE event (the
 // time of the first), so a bulk transfer costs one line per ~10 ms, while typing and prompts keep
@@ -14,7 +15,7 @@ import type { AsciicastV2Encoder } from './asciicast-v2.js';
 import type { AsciicastV3Encoder } from './asciicast-v3.js';
 import { utf8EventLine } from './cast-lines.js';
 import type { CastHeader, EventCode } from './events.js';
-import { completeUtf8Length } from './utf8-decoder.js';
+import { completeUtf8Length, utf8SequenceLength } from './utf8-decoder.js';
 
 export type TextChannel = 'stdin' | 'stdout' | 'stderr';
 
@@ -75,30 +76,66 @@ export class CastBatch {
     this.carry.clear();
   }
 
-  /** The cast bytes derived so far (for one write); empty when there are none. */
+  /** The cast bytes derived so far, joined for one write; empty when there are none. */
   take(): Buffer[] {
     this.closeRun();
     const out = this.out;
     this.out = [];
-    return out;
+    return out.length > 1 ? [Buffer.concat(out)] : out;
   }
 
   private closeRun(): void {
     const run = this.run;
     if (!run) return;
     this.run = undefined;
-    const held = this.carry.get(run.channel);
-    const parts = held ? [held, ...run.parts] : run.parts;
-    const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-    const complete = completeUtf8Length(bytes);
-    const body = bytes.subarray(0, complete);
-    this.carry.delete(run.channel);
-    // Binary takes its incomplete tail with it: held back, it would spoil the next text.
-    if (!isUtf8(body)) return this.binary(run.channel, run.timeUs, bytes.length);
-    if (complete < bytes.length) this.carry.set(run.channel, Buffer.from(bytes.subarray(complete)));
-    if (complete === 0) return;
-    this.out.push(utf8EventLine(this.encoder.time(run.timeUs), run.channel === 'stdin' ? 'i' : 'o', body));
+    const text = this.validText(run);
+    if (text === undefined) return;
+    if (text.length === 0) return;
+    this.out.push(...utf8EventLine(this.encoder.time(run.timeUs), run.channel === 'stdin' ? 'i' : 'o', text));
     this.eventCount += 1;
+  }
+
+  /**
+   * The run's bytes (with the channel's held-back character first) as valid UTF-8 pieces, in
+   * order, without joining them (a copy of every byte): each part is checked alone, and a
+   * character split between parts is joined (a few bytes) and checked whole. An incomplete
+   * character at the end is held back for the channel's next run. Undefined when the run is not
+   * valid UTF-8: then it was written as a binary marker (its incomplete tail with it: held back,
+   * it would spoil the next text).
+   */
+  private validText(run: Run): Buffer[] | undefined {
+    let carry = this.carry.get(run.channel);
+    this.carry.delete(run.channel);
+    const pieces: Buffer[] = [];
+    let total = carry?.length ?? 0;
+    let valid = true;
+    for (let part of run.parts) {
+      total += part.length;
+      if (!valid) continue;
+      if (carry) {
+        const need = utf8SequenceLength(carry[0]!) - carry.length;
+        if (part.length < need) {
+          carry = Buffer.concat([carry, part]);
+          continue;
+        }
+        const joined = Buffer.concat([carry, part.subarray(0, need)]);
+        carry = undefined;
+        if (!isUtf8(joined)) valid = false;
+        else pieces.push(joined);
+        part = part.subarray(need);
+      }
+      const complete = completeUtf8Length(part);
+      const body = part.subarray(0, complete);
+      if (!isUtf8(body)) valid = false;
+      else if (body.length > 0) pieces.push(body);
+      if (complete < part.length) carry = part.subarray(complete);
+    }
+    if (!valid) {
+      this.binary(run.channel, run.timeUs, total);
+      return undefined;
+    }
+    if (carry) this.carry.set(run.channel, Buffer.from(carry));
+    return pieces;
   }
 
   private binary(channel: TextChannel, timeUs: number, bytes: number): void {

@@ -6,6 +6,7 @@ import type { Logger } from '../observability/log.js';
 import type { SessionInfo, SessionSink } from '../model/session.js';
 import type { CastFormat } from './events.js';
 import type { SessionRecordingInput } from '../store/types.js';
+import { sharedCastWorker } from './cast-derivation.js';
 import { createRecorder, recordingPaths, toSessionRecording, type RecordingResult } from './recorder.js';
 
 export interface RecorderFactoryOptions {
@@ -18,6 +19,9 @@ export interface RecorderFactoryOptions {
 
 export function recorderFactory(opts: RecorderFactoryOptions): (session: SessionInfo) => SessionSink {
   const { log } = opts;
+  // Started with the bastion: a thread's start can take longer than a short session (and its end
+  // waits at most endTimeoutMs for a batch in flight).
+  sharedCastWorker().start();
   return (session) => {
     const settings = opts.settings();
     const saved = (result: RecordingResult): void => {

@@ -13,6 +13,7 @@ import type { ServerStreams } from '../protocol/streams.js';
 import { v5 } from '../protocol/versions/index.js';
 import { Relay, type UpstreamStreams } from '../session/relay.js';
 import { nodeFileIo, type FileIo } from './append-file.js';
+import { CastWorkerPool } from './cast-derivation.js';
 import { parseCast } from './cast-reader.js';
 import { outputText } from './events.js';
 import { readRawSidecar } from './raw-sidecar.js';
@@ -242,6 +243,43 @@ describe('recorder (hostile): failures mid-session', () => {
     expect(end).not.toBe('timeout');
     expect((end as SessionEnd).reason).toBe('recording-failed');
     expect((end as SessionEnd).status.message).toMatch(/cannot sync .*EIO/);
+  });
+});
+
+describe('recorder (hostile): the cast worker fails', () => {
+  it('the worker thread dies mid-session: the session is cut with recording-failed, the sidecar still has what the agent got', async () => {
+    const pool = new CastWorkerPool();
+    const rec = createRecorder(options({ castWorker: pool, batchWindowMs: 5 }));
+    const failures: Error[] = [];
+    rec.onFailure((e) => failures.push(e));
+    const s = fakeSession();
+    const relay = new Relay({ agent: s.agent, upstream: s.upstream, sinks: [rec], cutStatus });
+    const done = relay.run();
+    s.upstream.stdout.write('before\n');
+    await until(() => readFileSync(rec.castPath, 'utf8').includes('before'), 15_000); // the thread's start (through tsx here)
+    await pool.terminate();
+    s.upstream.stdout.write('after\n');
+    const end = await within(done, 3000);
+    expect(end).not.toBe('timeout');
+    expect((end as SessionEnd).reason).toBe('recording-failed');
+    expect((end as SessionEnd).status.message).toMatch(/recording-failed \(cannot derive .*\.cast: the cast worker exited/);
+    expect(failures).toHaveLength(1);
+    expect((await rec.finished).error).toMatch(/cast worker exited/);
+    // what the agent got is in the sidecar (written before the cast of the same batch)
+    expect(sidecarStdout(rec.rawPath).toString()).toBe(s.relayed().toString());
+    expect(outputText(parseCast(readFileSync(rec.castPath, 'utf8'), 'v2').events)).toBe('before\n');
+  });
+
+  it('a session opened after the worker died gets a new one and records normally', async () => {
+    const pool = new CastWorkerPool();
+    const first = createRecorder(options({ castWorker: pool, sessionId: 'ses_first000000000000000' }));
+    await pool.terminate();
+    await expect(first.end(sessionEnd(0))).rejects.toThrow(/cast worker exited/);
+    const rec = createRecorder(options({ castWorker: pool }));
+    rec.stdout(Buffer.from('fine\n'));
+    await rec.end(sessionEnd(0));
+    expect(outputText(parseCast(readFileSync(rec.castPath, 'utf8'), 'v2').events)).toBe('fine\n');
+    await pool.terminate();
   });
 });
 

@@ -3,10 +3,11 @@
 //   recordings/<approval-id | _none>/<session-id>.raw    the exact bytes of every channel
 // On the relay's path a chunk costs only its sidecar record, copied into an in-memory batch, and
 // its channel's SHA-256. The batch is written in large writes off the event loop (at 1 MiB, or
-// 100 ms after its first byte), the cast derived from the same batch at that moment (cast-batch.ts),
-// with one fsync of both files at most once a second. A failed write cuts the session through
-// onFailure (fail closed: the relay has relayed at most the unwritten window); a batch the disk
-// cannot keep up with makes ready() hold the relay (backpressure). See docs/recording.md.
+// 100 ms after its first byte), the cast derived from the same batch at that moment in the shared
+// cast worker thread (cast-derivation.ts), with one fsync of both files at most once a second. A
+// failed write (or a failed worker) cuts the session through onFailure (fail closed: the relay has
+// relayed at most the unwritten window); a batch the disk or the worker cannot keep up with makes
+// ready() hold the relay (backpressure). See docs/recording.md.
 import { BastionError } from '../errors/index.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,11 +18,11 @@ import type { SessionEnd, SessionSink } from '../model/session.js';
 import type { StreamOperation } from '../model/vocabulary.js';
 import type { SessionRecordingInput } from '../store/types.js';
 import { AppendFile, nodeFileIo, type FileIo } from './append-file.js';
-import { AsciicastV2Encoder } from './asciicast-v2.js';
-import { AsciicastV3Encoder } from './asciicast-v3.js';
 import { exitMarkerLabel } from './convert.js';
 import { HEADER_EXTRA_KEY, resizeData, shellJoin, wellFormed, type CastFormat, type CastHeader, type EventCode } from './events.js';
-import { CastBatch, type TextChannel } from './cast-batch.js';
+import type { TextChannel } from './cast-batch.js';
+import { sharedCastWorker, type CastDerivation, type CastWorkerPool } from './cast-derivation.js';
+import { newCastBatch } from './cast-ops.js';
 import { RawChannel, RawRecordBatch, RawSidecarWriter, type RawChannelId, type RawSidecarMeta } from './raw-sidecar.js';
 import { detectTarTransfer, TarLister, type TarFileEntry, type TarListStatus, type TarTransfer } from './tar-listing.js';
 
@@ -76,6 +77,8 @@ export interface RecorderOptions {
   now?: () => Date;
   /** File-system calls (tests inject failures and slow disks). */
   io?: FileIo;
+  /** Where the cast is derived (tests inject a worker that fails). Default: the process's shared worker. */
+  castWorker?: CastWorkerPool;
 }
 
 export interface RecordingTarSummary extends TarTransfer {
@@ -182,7 +185,10 @@ class Recorder implements RecorderSink {
   private readonly cast: AppendFile;
   private readonly rawFile: AppendFile;
   private readonly raw: RawSidecarWriter;
-  private readonly castBatch: CastBatch;
+  private readonly castDerivation: CastDerivation;
+  private headerWritten = false;
+  /** Events of a header written at creation (not by the worker). */
+  private headerEvents = 0;
   private readonly clockUs: () => number;
   private readonly startUs: number;
   private readonly startedAt: Date;
@@ -237,7 +243,6 @@ class Recorder implements RecorderSink {
     const rel = opts.approvalId ?? NO_APPROVAL_DIR;
     this.castName = `${rel}/${opts.sessionId}.cast`;
     this.rawName = `${rel}/${opts.sessionId}.raw`;
-    this.castBatch = new CastBatch(this.format === 'v2' ? new AsciicastV2Encoder() : new AsciicastV3Encoder(), `${opts.sessionId}.raw`);
     this.transfer = detectTarTransfer(opts.header.command, opts.header.tty);
     this.lister = this.transfer && !this.transfer.compressed ? new TarLister({ maxFiles: opts.maxListedFiles ?? 10_000 }) : undefined;
 
@@ -304,10 +309,14 @@ class Recorder implements RecorderSink {
     // known now is written now (synchronously, once), so the cast is never empty without reason.
     if (!h.tty || (h.width !== undefined && h.height !== undefined)) {
       this.guard(() => {
-        this.writeHeader();
-        for (const part of this.castBatch.take()) this.write(this.cast, this.castName, part);
+        // Its events are all at time 0, where a CastBatch of our own encodes exactly what the worker would.
+        const local = newCastBatch(this.format, `${opts.sessionId}.raw`);
+        this.writeHeader(local);
+        for (const part of local.take()) this.write(this.cast, this.castName, part);
+        this.headerEvents = local.eventCount;
       });
     }
+    this.castDerivation = (opts.castWorker ?? sharedCastWorker()).session(this.format, `${opts.sessionId}.raw`);
   }
 
   // ---- SessionSink -------------------------------------------------------------------------
@@ -388,8 +397,8 @@ class Recorder implements RecorderSink {
         const t = this.now();
         this.derive();
         // Bytes of a character still incomplete at the end are marked as binary (they are in the sidecar).
-        if (!this.castBatch.headerWritten) this.writeHeader();
-        this.castBatch.endText(t);
+        if (!this.headerWritten) this.writeHeader();
+        this.castDerivation.endText(t);
         this.finishListing(t);
         if (end.exitCode !== null) {
           if (this.format === 'v3') this.event(t, 'x', String(end.exitCode));
@@ -432,13 +441,13 @@ class Recorder implements RecorderSink {
       this.flushWanted = true;
       return;
     }
-    let parts: { raw: Buffer[]; cast: Buffer[] };
+    let parts: { raw: Buffer[]; cast: Promise<Buffer> | undefined };
     try {
       parts = this.takeBatch();
     } catch (err) {
       return this.failAsync(err);
     }
-    if (parts.raw.length === 0 && parts.cast.length === 0) return;
+    if (parts.raw.length === 0 && parts.cast === undefined) return;
     this.inFlightBytes = parts.raw.reduce((n, b) => n + b.length, 0);
     this.writing = this.writeOut(parts.raw, parts.cast).then(
       () => {
@@ -458,21 +467,33 @@ class Recorder implements RecorderSink {
     );
   }
 
-  /** Derives the cast from the entries, then hands over both files' bytes. */
-  private takeBatch(): { raw: Buffer[]; cast: Buffer[] } {
+  /**
+   * Hands the batch's entries to the cast worker (their text copied there, before the sidecar's
+   * bytes are written) and the sidecar's bytes over; undefined cast: nothing to derive.
+   */
+  private takeBatch(): { raw: Buffer[]; cast: Promise<Buffer> | undefined } {
     this.derive();
     this.listOnlyBytes = 0;
-    return { cast: this.castBatch.take(), raw: this.batch.take() };
+    const cast = this.castDerivation.queued ? this.castDerivation.take() : undefined;
+    // Awaited after the sidecar's write; a rejection meanwhile is not "unhandled".
+    cast?.catch(() => undefined);
+    return { cast, raw: this.batch.take() };
   }
 
-  private async writeOut(raw: Buffer[], cast: Buffer[], final = false): Promise<void> {
+  private async writeOut(raw: Buffer[], castBytes: Promise<Buffer> | undefined, final = false): Promise<void> {
     try {
       await this.rawFile.append(raw, this.io);
     } catch (err) {
       throw new RecordingError(`cannot write ${this.rawName}: ${(err as Error).message}`);
     }
+    let cast: Buffer;
     try {
-      await this.cast.append(cast, this.io);
+      cast = (await castBytes) ?? Buffer.alloc(0);
+    } catch (err) {
+      throw new RecordingError(`cannot derive ${this.castName}: ${(err as Error).message}`);
+    }
+    try {
+      if (cast.length > 0) await this.cast.append([cast], this.io);
     } catch (err) {
       throw new RecordingError(`cannot write ${this.castName}: ${(err as Error).message}`);
     }
@@ -570,6 +591,7 @@ class Recorder implements RecorderSink {
         this.failAsync(err);
       }
     }
+    this.castDerivation.close();
     // The hashes of what the files hold, whether or not the end was written.
     const castSha256 = this.cast.sha256();
     const rawSha256 = this.rawFile.sha256();
@@ -587,7 +609,7 @@ class Recorder implements RecorderSink {
       rawSha256,
       channelSha256: this.raw.channels.digests(this.opts.recordStdin ? [] : ['stdin']),
       ...(this.transfer ? { files: [...this.files], tar: this.tarSummary() } : {}),
-      eventCount: this.castBatch.eventCount,
+      eventCount: this.headerEvents + this.castDerivation.eventCount,
       ...(this.failure !== undefined ? { error: this.failure } : {}),
     };
     try {
@@ -666,33 +688,37 @@ class Recorder implements RecorderSink {
     return view;
   }
 
-  /** The cast events of every batched entry, in order. */
+  /**
+   * The cast events of every batched entry, in order, queued for the worker (the kubectl cp
+   * listing runs here: its markers go into the sidecar too).
+   */
   private derive(): void {
     const entries = this.entries;
     this.entries = [];
     for (const e of entries) {
       if (e.kind === 'resize') {
-        if (!this.castBatch.headerWritten) this.writeHeader(e.size);
+        if (!this.headerWritten) this.writeHeader(this.castDerivation, e.size);
         else this.event(e.t, 'r', resizeData(e.size.width, e.size.height));
         continue;
       }
-      if (!this.castBatch.headerWritten) this.writeHeader();
+      if (!this.headerWritten) this.writeHeader();
       if (e.kind === 'marker') this.event(e.t, 'm', e.label);
       else if (e.list) this.list(e.data, e.t);
-      else this.castBatch.text(e.channel, e.t, e.data);
+      else this.castDerivation.text(e.channel, e.t, e.data);
     }
   }
 
-  private writeHeader(size?: TerminalSize): void {
-    if (this.castBatch.headerWritten) return;
-    this.castBatch.header(size ? { ...this.headerBase, cols: size.width, rows: size.height } : this.headerBase);
-    this.castBatch.event(0, 'm', startMarkerLabel(this.opts.sessionId, this.opts.approvalId));
-    if (this.transfer) this.castBatch.event(0, 'm', this.transferLabel());
+  private writeHeader(to: Pick<CastDerivation, 'header' | 'event'> = this.castDerivation, size?: TerminalSize): void {
+    if (this.headerWritten) return;
+    this.headerWritten = true;
+    to.header(size ? { ...this.headerBase, cols: size.width, rows: size.height } : this.headerBase);
+    to.event(0, 'm', startMarkerLabel(this.opts.sessionId, this.opts.approvalId));
+    if (this.transfer) to.event(0, 'm', this.transferLabel());
   }
 
   private event(t: number, code: EventCode, data: string): void {
-    if (!this.castBatch.headerWritten) this.writeHeader();
-    this.castBatch.event(t, code, data);
+    if (!this.headerWritten) this.writeHeader();
+    this.castDerivation.event(t, code, data);
   }
 
   /**

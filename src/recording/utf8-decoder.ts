@@ -58,8 +58,12 @@ export function completeUtf8Length(bytes: Uint8Array): number {
     const b = bytes[i]!;
     if (b < 0x80) return n;
     if ((b & 0xc0) === 0x80) continue;
-    const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
-    return n - i < need ? i : n;
+    return n - i < utf8SequenceLength(b) ? i : n;
   }
   return n;
+}
+
+/** The length of the sequence a lead byte announces (1 for ASCII and for bytes that cannot lead). */
+export function utf8SequenceLength(lead: number): number {
+  return lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
 }

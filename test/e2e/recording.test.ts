@@ -121,6 +121,32 @@ describe.each([
     expect(marked + Buffer.byteLength(outputText(cast.events))).toBe(r.stdout.length);
     expect(statSync(session.castPath!).size).toBeLessThan(r.stdout.length / 4);
   });
+  it('text, binary and NUL bytes in one session: the cast (text events and binary markers, in order) with the sidecar gives back exactly what kubectl received', async () => {
+    const approval = await grant('web-0', 'app');
+    const script = "printf 'hello\\n'; sleep 0.05; head -c 8192 /dev/urandom; sleep 0.05; printf 'nul:\\000\\000\\001 end\\n'";
+    const r = await runKubectl({ minor, kubeconfig: b.agentKubeconfig, args: ['exec', '-n', 'demo', 'web-0', '--', 'sh', '-c', script] });
+    expect(r.code).toBe(0);
+    const session = await endedSession(approval.id, (argv) => argv[2] === script);
+    const sidecar = Buffer.concat(readRawSidecar(readFileSync(session.rawPath!)).records.filter((rec) => rec.channel === RawChannel.stdout).map((rec) => rec.data));
+    expect(sidecar.equals(r.stdout)).toBe(true);
+    // docs/recording.md: an o event's text is its bytes; a binary marker stands for the next N bytes of the channel in the sidecar.
+    const cast = parseCast(readFileSync(session.castPath!, 'utf8'), 'v2');
+    const rebuilt: Buffer[] = [];
+    let at = 0;
+    for (const e of cast.events) {
+      const bin = e.code === 'm' ? /^binary output on stdout: (\d+) bytes, kept in /.exec(e.data) : null;
+      const part = e.code === 'o' ? Buffer.from(e.data, 'utf8') : bin ? sidecar.subarray(at, at + Number(bin[1])) : undefined;
+      if (!part) continue;
+      if (e.code === 'o') expect(sidecar.subarray(at, at + part.length).equals(part)).toBe(true);
+      rebuilt.push(part);
+      at += part.length;
+    }
+    expect(Buffer.concat(rebuilt).equals(r.stdout)).toBe(true);
+    // the NUL and SOH bytes are text (valid UTF-8), escaped in the cast, not binary
+    expect(outputText(cast.events)).toContain('nul:\u0000\u0000\u0001 end\n');
+    expect(readFileSync(session.castPath!, 'latin1')).toContain('nul:\\u0000\\u0000\\u0001 end\\n"]');
+    expect(cast.events.some((e) => e.code === 'm' && e.data.startsWith('binary output on stdout: '))).toBe(true);
+  });
 });
 
 describe('kubectl cp through the bastion', () => {

@@ -1,0 +1,204 @@
+// The cast is derived off the relay's event loop: every session's CastBatch lives in ONE worker
+// thread shared by the whole process (cast-worker.ts; a thread per session would cost megabytes
+// each). The recorder calls a session's CastDerivation as it would a CastBatch; the calls are only
+// queued, and take() sends them with the batch's text bytes (copied once into a buffer that is
+// handed over, not cloned) and resolves with the cast bytes to write. Replies come in the order
+// the batches were sent. If the thread fails or exits, every take() of every session it held
+// rejects (those recordings fail and their sessions are cut); the next session starts a new thread.
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { TextChannel } from './cast-batch.js';
+import { REUSED_TEXT_BUFFER, type CastOp, type FromCastWorker, type ToCastWorker } from './cast-ops.js';
+import type { CastFormat, CastHeader, EventCode } from './events.js';
+
+interface Waiter {
+  resolve(cast: Buffer): void;
+  reject(err: Error): void;
+}
+
+interface Open {
+  waiters: Waiter[];
+  eventCount: number;
+  failure: string | undefined;
+}
+
+/** Starts the worker: the built .js, or the .ts through tsx's loader when running from the sources (tests, the bench). */
+function startWorker(): Worker {
+  const self = import.meta.url;
+  if (!self.endsWith('.ts')) return new Worker(new URL('./cast-worker.js', self));
+  const tsx = pathToFileURL(createRequire(self).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
+  const entry = new URL('./cast-worker.ts', self).href;
+  const code = `import { register } from ${JSON.stringify(tsx)}; register(); await import(${JSON.stringify(entry)});`;
+  return new Worker(new URL(`data:text/javascript,${encodeURIComponent(code)}`));
+}
+
+export class CastWorkerPool {
+  private worker: Worker | undefined;
+  private readonly open = new Map<number, Open>();
+  private nextId = 1;
+  private outstanding = 0;
+  /** Text buffers handed back by the thread, to be filled again (a few, shared by all sessions). */
+  private readonly spares: ArrayBuffer[] = [];
+
+  /** @internal A buffer for `bytes` of a batch's text: a spare when it is large, else a new one. */
+  textBuffer(bytes: number): Buffer {
+    if (bytes < REUSED_TEXT_BUFFER) return Buffer.allocUnsafeSlow(bytes);
+    const i = this.spares.findIndex((b) => b.byteLength >= bytes);
+    if (i >= 0) return Buffer.from(this.spares.splice(i, 1)[0]!, 0, bytes);
+    // Rounded up to a MiB so that it fits most later batches too.
+    return Buffer.from(new ArrayBuffer(Math.ceil(bytes / 2 ** 20) * 2 ** 20), 0, bytes);
+  }
+
+  /** A session's derivation; `rawName` names the sidecar in binary markers. */
+  session(format: CastFormat, rawName: string): CastDerivation {
+    const worker = this.ensure();
+    const id = this.nextId++;
+    const state: Open = { waiters: [], eventCount: 0, failure: undefined };
+    this.open.set(id, state);
+    this.post(worker, { kind: 'open', session: id, format, rawName });
+    return new CastDerivation(this, id, state);
+  }
+
+  /** Starts the thread now (the bastion's start), so that the first session does not wait for it. */
+  start(): void {
+    this.ensure();
+  }
+
+  /** Stops the thread (tests: a worker that dies mid-session); open sessions fail. */
+  async terminate(): Promise<void> {
+    const w = this.worker;
+    if (w) await w.terminate();
+  }
+
+  /** @internal */
+  send(id: number, state: Open, ops: CastOp[], data: Buffer): Promise<Buffer> {
+    if (state.failure !== undefined) return Promise.reject(new Error(state.failure));
+    const worker = this.worker;
+    if (!worker) return Promise.reject(new Error('the cast worker is not running'));
+    return new Promise((resolve, reject) => {
+      state.waiters.push({ resolve, reject });
+      if (this.outstanding++ === 0) worker.ref();
+      const msg: ToCastWorker = { kind: 'derive', session: id, ops, data };
+      this.post(worker, msg, data.byteLength > 0 ? [data.buffer as ArrayBuffer] : []);
+    });
+  }
+
+  /** @internal */
+  drop(id: number): void {
+    if (!this.open.delete(id)) return;
+    if (this.worker) this.post(this.worker, { kind: 'drop', session: id });
+  }
+
+  private post(worker: Worker, msg: ToCastWorker, transfer: ArrayBuffer[] = []): void {
+    worker.postMessage(msg, transfer);
+  }
+
+  private ensure(): Worker {
+    if (this.worker) return this.worker;
+    const worker = startWorker();
+    worker.unref(); // referenced only while a batch is out (see send)
+    worker.on('message', (m: FromCastWorker) => this.reply(m));
+    worker.on('error', (err) => this.lost(worker, `the cast worker failed: ${err.message}`));
+    worker.on('exit', (code) => this.lost(worker, `the cast worker exited (code ${code})`));
+    this.worker = worker;
+    return worker;
+  }
+
+  private reply(m: FromCastWorker): void {
+    const state = this.open.get(m.session);
+    const waiter = state?.waiters.shift();
+    if (--this.outstanding === 0) this.worker?.unref();
+    if (!state || !waiter) return;
+    if (m.kind === 'failed') {
+      state.failure = `the cast could not be derived: ${m.error}`;
+      return waiter.reject(new Error(state.failure));
+    }
+    if (m.spare && this.spares.length < 4) this.spares.push(m.spare);
+    state.eventCount = m.eventCount;
+    waiter.resolve(Buffer.from(m.cast.buffer, m.cast.byteOffset, m.cast.byteLength));
+  }
+
+  /** The thread is gone: every session it held fails, now or at its next take(). */
+  private lost(worker: Worker, why: string): void {
+    if (this.worker !== worker) return;
+    this.worker = undefined;
+    this.outstanding = 0;
+    for (const [id, state] of this.open) {
+      state.failure = why;
+      for (const w of state.waiters.splice(0)) w.reject(new Error(why));
+      this.open.delete(id);
+    }
+  }
+}
+
+/** One session's cast, derived in the worker: CastBatch's calls, queued until take(). */
+export class CastDerivation {
+  private ops: CastOp[] = [];
+  private texts: Buffer[] = [];
+  private textBytes = 0;
+
+  constructor(
+    private readonly pool: CastWorkerPool,
+    private readonly id: number,
+    private readonly state: Open,
+  ) {}
+
+  header(header: CastHeader): void {
+    this.ops.push({ op: 'header', header });
+  }
+
+  /** `data` may be a view into the recorder's batch: it is copied at take(), before that is written. */
+  text(channel: TextChannel, timeUs: number, data: Buffer): void {
+    this.ops.push({ op: 'text', channel, timeUs, offset: this.textBytes, length: data.length });
+    this.texts.push(data);
+    this.textBytes += data.length;
+  }
+
+  event(timeUs: number, code: EventCode, data: string): void {
+    this.ops.push({ op: 'event', timeUs, code, data });
+  }
+
+  endText(timeUs: number): void {
+    this.ops.push({ op: 'endText', timeUs });
+  }
+
+  /** Calls are queued since the last take(). */
+  get queued(): boolean {
+    return this.ops.length > 0;
+  }
+
+  /** Events written by the worker so far (as of the last take that resolved). */
+  get eventCount(): number {
+    return this.state.eventCount;
+  }
+
+  /** Sends the queued calls; resolves with the cast bytes they make (rejects if the worker failed). */
+  take(): Promise<Buffer> {
+    const ops = this.ops;
+    if (ops.length === 0) return Promise.resolve(Buffer.alloc(0));
+    const data = this.pool.textBuffer(this.textBytes);
+    let at = 0;
+    for (const t of this.texts) {
+      data.set(t, at);
+      at += t.length;
+    }
+    this.ops = [];
+    this.texts = [];
+    this.textBytes = 0;
+    return this.pool.send(this.id, this.state, ops, data);
+  }
+
+  /** The session is over (or failed): the worker forgets it. */
+  close(): void {
+    this.pool.drop(this.id);
+  }
+}
+
+let shared: CastWorkerPool | undefined;
+
+/** The process's one cast worker (started with the first recorded session). */
+export function sharedCastWorker(): CastWorkerPool {
+  shared ??= new CastWorkerPool();
+  return shared;
+}
