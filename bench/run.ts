@@ -117,7 +117,7 @@ try {
     });
     return (await res.json()) as T;
   };
-  const ctx: Ctx = { sizes, smoke: values.smoke!, direct, nginx, bastion, bastionPid: bastionProc.child.pid!, targets: [direct, ...(nginx ? [nginx] : []), bastion], api, progress, raw };
+  const ctx: Ctx = { sizes, smoke: values.smoke!, direct, nginx, bastion, bastionPid: bastionProc.child.pid!, simPid: sim.child.pid!, targets: [direct, ...(nginx ? [nginx] : []), bastion], api, progress, raw };
   // The sessions every measure but cutoff and approval runs under.
   await approve(ctx, 'web-0', 'app', 3600);
   await approve(ctx, 'shell-0', 'main', 3600);

@@ -62,6 +62,8 @@ export interface Ctx {
   nginx: Endpoint | undefined;
   bastion: BastionEndpoint;
   bastionPid: number;
+  /** The sim's process (its CPU per request is the direct path's server cost). */
+  simPid: number;
   /** direct, nginx (when present), bastion */
   targets: Endpoint[];
   api<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T>;

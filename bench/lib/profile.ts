@@ -40,14 +40,25 @@ export interface ProfileSummary {
   folders: Array<{ folder: string; ms: number; share: number }>;
 }
 
-export function summariseProfile(path: string, top = 20): ProfileSummary {
+/** A stretch of time in the profile's clock (monotonic µs, as process.hrtime on Linux). */
+export interface ProfileWindow {
+  startUs: number;
+  endUs: number;
+}
+
+/** `windows`: count only samples taken inside one of them (e.g. the REST GET windows of a run). */
+export function summariseProfile(path: string, top = 20, windows?: ProfileWindow[]): ProfileSummary {
   const p = JSON.parse(readFileSync(path, 'utf8')) as Profile;
+  const inside = (t: number): boolean => windows === undefined || windows.some((w) => t >= w.startUs && t < w.endUs);
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   // Time per sample: its own delta (the next sample's timeDelta), as DevTools does.
   const selfMs = new Map<number, number>();
+  let t = p.startTime;
   for (let i = 0; i < p.samples.length; i++) {
+    t += p.timeDeltas[i] ?? 0;
+    if (!inside(t)) continue;
     const dt = (p.timeDeltas[i + 1] ?? 0) / 1000;
     selfMs.set(p.samples[i]!, (selfMs.get(p.samples[i]!) ?? 0) + dt);
   }

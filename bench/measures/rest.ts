@@ -4,7 +4,7 @@
 import https from 'node:https';
 import { restGet } from '../lib/clients.js';
 import { BENCH_NAMESPACE, rotated, type Ctx } from '../lib/context.js';
-import type { Endpoint } from '../lib/procs.js';
+import { cpuSeconds, type Endpoint } from '../lib/procs.js';
 import { fmt, quantile, ratio, spread, verdict, type Row } from '../lib/report.js';
 
 function ops(pods: number) {
@@ -25,9 +25,30 @@ function restAgent(ep: Endpoint, maxSockets: number): https.Agent {
   return new https.Agent({ keepAlive: true, maxSockets, ca: ep.caPem, timeout: 3000 });
 }
 
-async function window(ep: Endpoint, agent: https.Agent, path: string, concurrency: number, ms: number): Promise<{ rps: number; latencies: number[]; bytes: number }> {
+/** Monotonic µs, the clock V8's --cpu-prof timestamps use on Linux: windows can be cut out of the bastion's profile. */
+const monoUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
+interface WindowResult {
+  rps: number;
+  latencies: number[];
+  bytes: number;
+  /** Window start and end in monotonic µs (see monoUs). */
+  startUs: number;
+  endUs: number;
+  /** CPU (utime + stime) of the sim and the bastion over the window, µs per request (10 ms /proc resolution). */
+  simCpuUsPerReq: number;
+  bastionCpuUsPerReq: number;
+  /** The bench's own client (this process) over the window, µs per request. */
+  clientCpuUsPerReq: number;
+}
+
+async function window(ctx: Ctx, ep: Endpoint, agent: https.Agent, path: string, concurrency: number, ms: number): Promise<WindowResult> {
   const latencies: number[] = [];
   let bytes = 0;
+  const client0 = process.cpuUsage();
+  const sim0 = cpuSeconds(ctx.simPid);
+  const bastion0 = cpuSeconds(ctx.bastionPid);
+  const startUs = monoUs();
   const t0 = performance.now();
   const until = t0 + ms;
   await Promise.all(
@@ -39,7 +60,19 @@ async function window(ep: Endpoint, agent: https.Agent, path: string, concurrenc
       }
     }),
   );
-  return { rps: latencies.length / ((performance.now() - t0) / 1000), latencies, bytes };
+  const endUs = monoUs();
+  const client = process.cpuUsage(client0);
+  const perReq = (cpu: number) => (cpu * 1e6) / Math.max(1, latencies.length);
+  return {
+    rps: latencies.length / ((performance.now() - t0) / 1000),
+    latencies,
+    bytes,
+    startUs,
+    endUs,
+    simCpuUsPerReq: perReq(cpuSeconds(ctx.simPid) - sim0),
+    clientCpuUsPerReq: perReq((client.user + client.system) / 1e6),
+    bastionCpuUsPerReq: perReq(cpuSeconds(ctx.bastionPid) - bastion0),
+  };
 }
 
 export async function measureRest(ctx: Ctx): Promise<Row[]> {
@@ -47,6 +80,7 @@ export async function measureRest(ctx: Ctx): Promise<Row[]> {
   const rps: Record<string, Record<string, number[]>> = {};
   const lat: Record<string, Record<string, number[]>> = {};
   const bodyBytes: Record<string, number> = {};
+  const windows: Array<Record<string, unknown>> = [];
   const agents = new Map<string, https.Agent>();
   const agentFor = (ep: Endpoint, c: number): https.Agent => {
     const key = `${ep.label}.${c}`;
@@ -54,7 +88,7 @@ export async function measureRest(ctx: Ctx): Promise<Row[]> {
     return agents.get(key)!;
   };
   // Warm-up: connections, JIT, the bastion's pod cache.
-  for (const ep of ctx.targets) for (const o of OPS) await window(ep, agentFor(ep, 1), o.path, 1, 100);
+  for (const ep of ctx.targets) for (const o of OPS) await window(ctx, ep, agentFor(ep, 1), o.path, 1, 100);
 
   for (let round = 0; round < ctx.sizes.rounds; round++) {
     for (const o of OPS) {
@@ -64,7 +98,8 @@ export async function measureRest(ctx: Ctx): Promise<Row[]> {
         lat[key] ??= {};
         for (const ep of rotated(ctx.targets, round)) {
           ctx.progress(`rest round ${round + 1}/${ctx.sizes.rounds}: ${o.label} c=${c} ${ep.label}`);
-          const w = await window(ep, agentFor(ep, c), o.path, c, ctx.sizes.restWindowMs);
+          const w = await window(ctx, ep, agentFor(ep, c), o.path, c, ctx.sizes.restWindowMs);
+          windows.push({ op: o.op, concurrency: c, endpoint: ep.label, round, requests: w.latencies.length, startUs: w.startUs, endUs: w.endUs, simCpuUsPerReq: Math.round(w.simCpuUsPerReq), bastionCpuUsPerReq: Math.round(w.bastionCpuUsPerReq), clientCpuUsPerReq: Math.round(w.clientCpuUsPerReq) });
           (rps[key]![ep.label] ??= []).push(w.rps);
           (lat[key]![ep.label] ??= []).push(...w.latencies);
           bodyBytes[o.op] = w.bytes;
@@ -74,7 +109,7 @@ export async function measureRest(ctx: Ctx): Promise<Row[]> {
   }
   for (const a of agents.values()) a.destroy();
   const pcts = (xs: number[] | undefined) => (xs ? { p50: quantile(xs, 0.5), p99: quantile(xs, 0.99), n: xs.length } : undefined);
-  ctx.raw.rest = { bodyBytes, rps, latency: Object.fromEntries(Object.entries(lat).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([e, xs]) => [e, pcts(xs)]))])) };
+  ctx.raw.rest = { bodyBytes, windows, rps, latency: Object.fromEntries(Object.entries(lat).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([e, xs]) => [e, pcts(xs)]))])) };
 
   const rows: Row[] = [];
   for (const o of OPS) {

@@ -235,7 +235,11 @@ export class KubeEndpoint {
     // The response is already on its way; an audit failure is loud in the log (a batched row that
     // cannot be committed stays queued and stops the endpoint forwarding: RequestAuditor.accepting).
     (result.batched ? this.opts.audit.recordBatched(record) : this.opts.audit.record(record)).catch((err: unknown) => this.opts.log.error({ err }, 'audit write failed'));
-    this.opts.log.info(logged, 'request');
+    // An allowed read's line is at debug: its audit row holds all of it, and a line per read (a
+    // synchronous write when stderr is a file or pipe) was a measured share of a GET's cost.
+    // Everything else (denials, approvals, sessions, errors) stays at info.
+    if (result.batched) this.opts.log.debug(logged, 'request');
+    else this.opts.log.info(logged, 'request');
   }
 
   /** Writes the ending interval's aggregate rows (one per address and failure class). */

@@ -1,4 +1,5 @@
-// Structured JSON logs: one line per request and per session event.
+// Structured JSON logs: one line per request (an allowed read's at debug: its audit row has it all)
+// and per session event.
 import { pino, type Logger } from 'pino';
 
 export type { Logger } from 'pino';

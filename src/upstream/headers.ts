@@ -46,17 +46,14 @@ export function hasImpersonation(headers: IncomingHttpHeaders): boolean {
  * makes them hop-by-hop), ready to receive the upstream credentials.
  */
 export function forwardableHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const named = new Set(
-    String(headers.connection ?? '')
-      .split(',')
-      .map((t) => t.trim().toLowerCase())
-      .filter((t) => t !== ''),
-  );
+  // Node gives header names in lower case; a request's own headers are looked up by the short
+  // allow-list, not walked (this runs per request).
+  const named = headers.connection === undefined ? undefined : new Set(headers.connection.split(',').map((t) => t.trim().toLowerCase()));
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    const n = name.toLowerCase();
-    if (value === undefined || !FORWARDED_REQUEST_HEADERS.has(n) || named.has(n)) continue;
-    out[n] = value;
+  for (const name of FORWARDED_REQUEST_HEADERS.keys()) {
+    const value = headers[name];
+    if (value === undefined || named?.has(name)) continue;
+    out[name] = value;
   }
   return out;
 }

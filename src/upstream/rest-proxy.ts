@@ -53,10 +53,30 @@ class ByteCounter extends Transform {
   }
 }
 
+/** Where an upstream server URL points: parsed once per server, not per request. */
+interface ServerAddress {
+  hostname: string;
+  port: number | string;
+  /** The server's own path prefix, without a trailing slash ('' for none). */
+  prefix: string;
+}
+
+/** Keyed by the server URL; a bastion has one upstream (tests a few), so this stays tiny. */
+const addresses = new Map<string, ServerAddress>();
+
+function serverAddress(server: string): ServerAddress {
+  let a = addresses.get(server);
+  if (a === undefined) {
+    const url = new URL(server);
+    a = { hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port || 443, prefix: url.pathname.replace(/\/+$/, '') };
+    addresses.set(server, a);
+  }
+  return a;
+}
+
 /** Joins the upstream server's own path prefix (if any) with the request-target. */
 export function upstreamPath(server: string, requestTarget: string): string {
-  const prefix = new URL(server).pathname.replace(/\/+$/, '');
-  return `${prefix}${requestTarget}`;
+  return `${serverAddress(server).prefix}${requestTarget}`;
 }
 
 export async function proxyRest(
@@ -80,23 +100,21 @@ export async function proxyRest(
     if (!res.headersSent && !res.destroyed) writeStatusResponse(res, cut?.unreachable(error) ?? error.toStatus());
     return { status: 502, bytesIn: 0, bytesOut: 0, error };
   }
-  const target = new URL(upstream.server);
-  const headers: OutgoingHttpHeaders = {
-    ...forwardableHeaders(req.headers),
-    ...(base.headers as OutgoingHttpHeaders | undefined),
-    ...(identity ? impersonationHeaders(identity, ids) : {}),
-    // The client may have sent it chunked: upstream gets the length of what was read.
-    ...(body !== undefined && (body.length > 0 || req.headers['content-length'] !== undefined) ? { 'content-length': String(body.length) } : {}),
-  };
-  const upstreamReq = https.request({
-    ...base,
-    protocol: 'https:',
-    hostname: target.hostname.replace(/^\[|\]$/g, ''),
-    port: target.port || 443,
-    method: req.method,
-    path: upstreamPath(upstream.server, req.url ?? '/'),
-    headers,
-  });
+  const target = serverAddress(upstream.server);
+  // Built in place (the credentials after the client's headers, so they win): no spread copies per request.
+  const headers = forwardableHeaders(req.headers);
+  Object.assign(headers, base.headers);
+  if (identity) Object.assign(headers, impersonationHeaders(identity, ids));
+  // The client may have sent it chunked: upstream gets the length of what was read.
+  if (body !== undefined && (body.length > 0 || req.headers['content-length'] !== undefined)) headers['content-length'] = String(body.length);
+  base.protocol = 'https:';
+  base.hostname = target.hostname;
+  base.port = target.port;
+  base.method = req.method;
+  base.path = target.prefix + (req.url ?? '/');
+  base.headers = headers;
+  // `base` is this request's own copy (UpstreamTarget.requestOptions).
+  const upstreamReq = https.request(base);
   const inCounter = new ByteCounter();
   // The response is copied by hand (relayBody), so its count is a plain number.
   const outCounter = { bytes: 0 };

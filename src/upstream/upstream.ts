@@ -1,8 +1,10 @@
 // The real API server the bastion forwards to, and the credentials it uses there. Loaded with
 // @kubernetes/client-node so every kubeconfig form works (CA data, client certs, tokens, exec plugins).
 import https from 'node:https';
+import type { SecureContext } from 'node:tls';
 import { KubeConfig } from '@kubernetes/client-node';
 import { BastionError, ErrorCode, isBastionError } from '../errors/index.js';
+import { sharedSecureContext } from './executor/tls-context.js';
 
 export interface UpstreamTarget {
   /** e.g. https://10.0.0.1:6443 (no trailing slash) */
@@ -11,7 +13,8 @@ export interface UpstreamTarget {
   readonly description: string;
   /**
    * TLS options and credential headers for one request. Called per request, so rotating
-   * credentials (exec plugins, expiring tokens) stay fresh.
+   * credentials (exec plugins, expiring tokens) stay fresh; static ones are built once. A new
+   * object (and `headers` object) per call: the caller completes it for its request.
    */
   requestOptions(): Promise<https.RequestOptions>;
 }
@@ -19,6 +22,14 @@ export interface UpstreamTarget {
 class KubeConfigUpstream implements UpstreamTarget {
   readonly server: string;
   private agent: https.Agent | undefined;
+  /**
+   * The options of a user whose credentials cannot change while the bastion runs (a token or
+   * client certificate in the kubeconfig, no exec plugin or auth provider): built on first use.
+   * Rebuilding them per request (CA decoded, files read, authenticators asked) was a measured
+   * share of a REST GET. The TLS settings were frozen in the agent at first use anyway.
+   */
+  private fixed: https.RequestOptions | undefined;
+  private readonly rotates: boolean;
 
   constructor(
     private readonly kc: KubeConfig,
@@ -30,22 +41,46 @@ class KubeConfigUpstream implements UpstreamTarget {
       throw new BastionError(ErrorCode.CONFIG_INVALID, `${description}: upstream server ${cluster.server} is not https://; the bastion only speaks TLS upstream`);
     }
     this.server = cluster.server.replace(/\/+$/, '');
+    const user = kc.getCurrentUser();
+    this.rotates = user?.exec !== undefined || user?.authProvider !== undefined;
   }
 
   async requestOptions(): Promise<https.RequestOptions> {
+    if (this.rotates) return this.build();
+    this.fixed ??= await this.build();
+    // A copy: callers add their own fields and headers.
+    return { ...this.fixed, headers: { ...this.fixed.headers } };
+  }
+
+  private async build(): Promise<https.RequestOptions> {
     const opts: https.RequestOptions = {};
     await this.kc.applyToHTTPSOptions(opts);
-    // One keep-alive agent for REST; its TLS settings come from the kubeconfig.
-    this.agent ??= new https.Agent({
-      keepAlive: true,
-      maxSockets: 256,
+    // One keep-alive agent for REST; its TLS settings come from the kubeconfig. Its connections
+    // share one SecureContext (see tls-context.ts): each new one (64 at once for 64 concurrent
+    // requests) otherwise parsed the same PEMs again.
+    const material = {
       ...(opts.ca ? { ca: opts.ca } : {}),
       ...(opts.cert ? { cert: opts.cert } : {}),
       ...(opts.key ? { key: opts.key } : {}),
+    };
+    this.agent ??= new https.Agent({
+      keepAlive: true,
+      maxSockets: 256,
+      ...material,
+      ...contextFor(material),
       ...(opts.servername ? { servername: opts.servername } : {}),
       rejectUnauthorized: opts.rejectUnauthorized !== false,
     });
     return { ...opts, agent: this.agent };
+  }
+}
+
+/** The shared context, or nothing when the material is unusable (each connection then fails on it as before). */
+function contextFor(material: Record<string, unknown>): { secureContext?: SecureContext } {
+  try {
+    return { secureContext: sharedSecureContext(material) };
+  } catch {
+    return {};
   }
 }
 

@@ -1,5 +1,5 @@
 // One TLS SecureContext per distinct set of upstream TLS material, shared by every upstream
-// connection the dialers open. Without it each connection (two per stream session: none is a
+// connection the dialers and the REST agent (upstream.ts) open. Without it each connection (two per stream session: none is a
 // keep-alive REST socket) made its own context from the same PEM: measured here 1.2 ms of CPU on
 // the event loop and 25 KiB of native memory per context, held for the connection's life.
 // Verification is unchanged: the context holds the same CA, client certificate and key; the
