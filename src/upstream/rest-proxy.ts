@@ -114,7 +114,7 @@ export async function proxyRest(
   base.path = target.prefix + (req.url ?? '/');
   base.headers = headers;
   // `base` is this request's own copy (UpstreamTarget.requestOptions).
-  const upstreamReq = https.request(base);
+  let upstreamReq = https.request(base);
   const inCounter = new ByteCounter();
   // The response is copied by hand (relayBody), so its count is a plain number.
   const outCounter = { bytes: 0 };
@@ -136,16 +136,15 @@ export async function proxyRest(
   cut?.signal.addEventListener('abort', onCut, { once: true });
   const cutNow = (): boolean => cut !== undefined && (cut.signal.aborted || (cut.deadline !== undefined && Date.now() >= cut.deadline));
 
-  const response = new Promise<IncomingMessage>((resolve, reject) => {
-    upstreamReq.once('response', resolve);
-    upstreamReq.once('error', reject);
+  const noBody = body === undefined && hasNoBody(req);
+  const send = (r: typeof upstreamReq): { response: Promise<IncomingMessage>; sending: Promise<void> } => ({
+    response: new Promise<IncomingMessage>((resolve, reject) => {
+      r.once('response', resolve);
+      r.once('error', reject);
+    }),
+    sending: body !== undefined ? sendBuffered(r, body, inCounter) : noBody ? sendEmpty(req, r) : pipeline(req, inCounter, r).catch(() => {}),
   });
-  const sending =
-    body !== undefined
-      ? sendBuffered(upstreamReq, body, inCounter)
-      : hasNoBody(req)
-        ? sendEmpty(req, upstreamReq)
-        : pipeline(req, inCounter, upstreamReq).catch(() => {});
+  let { response, sending } = send(upstreamReq);
   const done = (o: ProxyOutcome): ProxyOutcome => {
     res.off('close', abort);
     cut?.signal.removeEventListener('abort', onCut);
@@ -158,15 +157,25 @@ export async function proxyRest(
     if (!res.headersSent && !res.destroyed) writeStatusResponse(res, status);
     return done({ status: status.code ?? 403, bytesIn: inCounter.bytes, bytesOut: 0, cut: true });
   };
-  try {
-    upstreamRes = await response;
-  } catch (err) {
-    if (cutNow()) return refuseCut();
-    // The client left first (its leaving destroyed the upstream request): not upstream's failure.
-    if (clientGone) return done({ status: 499, bytesIn: inCounter.bytes, bytesOut: 0, error: new BastionError(ErrorCode.CONNECTION_CLOSED, 'the client closed the request before upstream answered') });
-    const error = upstreamUnreachable(err as Error);
-    if (!res.headersSent && !res.destroyed) writeStatusResponse(res, cut?.unreachable(error) ?? error.toStatus());
-    return done({ status: 502, bytesIn: inCounter.bytes, bytesOut: 0, error });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      upstreamRes = await response;
+      break;
+    } catch (err) {
+      if (cutNow()) return refuseCut();
+      // The client left first (its leaving destroyed the upstream request): not upstream's failure.
+      if (clientGone) return done({ status: 499, bytesIn: inCounter.bytes, bytesOut: 0, error: new BastionError(ErrorCode.CONNECTION_CLOSED, 'the client closed the request before upstream answered') });
+      // A kept-alive connection the server closed (idle) just as this request went out on it: the
+      // server never read the request, so a read without a body is sent once more on a new one.
+      if (attempt === 0 && retriableOnNewConnection(upstreamReq, req.method, noBody, err as NodeJS.ErrnoException)) {
+        upstreamReq = https.request(base);
+        ({ response, sending } = send(upstreamReq));
+        continue;
+      }
+      const error = upstreamUnreachable(err as Error);
+      if (!res.headersSent && !res.destroyed) writeStatusResponse(res, cut?.unreachable(error) ?? error.toStatus());
+      return done({ status: 502, bytesIn: inCounter.bytes, bytesOut: 0, error });
+    }
   }
   // An answer that arrives once the exchange is cut (its deadline passed in a stalled turn) is not relayed.
   if (cutNow()) return refuseCut();
@@ -193,6 +202,18 @@ export async function proxyRest(
   if (!error) res.end();
   else res.destroy();
   return done({ status, bytesIn: inCounter.bytes, bytesOut: outCounter.bytes, ...(error ? { error } : {}) });
+}
+
+/** Methods that are safe to send twice when the first try never reached the server. */
+const RETRIABLE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * True for the one failure worth a second try: a request without a body, of a safe method, that
+ * failed on a reused keep-alive connection with a reset before any answer (the server had closed
+ * the idle connection as it was picked). Node marks such requests `reusedSocket` for this purpose.
+ */
+function retriableOnNewConnection(r: ReturnType<typeof https.request>, method: string | undefined, noBody: boolean, err: NodeJS.ErrnoException): boolean {
+  return noBody && r.reusedSocket && RETRIABLE_METHODS.has(method ?? '') && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
 }
 
 /**

@@ -169,7 +169,8 @@ function get(agent: https.Agent, a: ReturnType<typeof agentOf>, path: string): P
   return new Promise((resolveGet, reject) => {
     const req = https.get(`${a.server}${path}`, { agent, ca: a.ca, headers: { Authorization: `Bearer ${a.token}` } }, (res) => {
       res.resume();
-      res.on('end', () => resolveGet(res.statusCode ?? 0));
+      // A bastion killed mid-answer ends the response without 'end': only 'close' tells.
+      res.on('close', () => (res.complete ? resolveGet(res.statusCode ?? 0) : reject(new Error('the answer was cut off'))));
     });
     req.on('error', reject);
   });
