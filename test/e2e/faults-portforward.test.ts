@@ -916,6 +916,60 @@ describe('a failing recording disk under a live connection', () => {
       await flood.close();
     }
   });
+
+  it('the sidecar\'s disk hangs: the relay stops within maxUnwrittenBytes of what is written; once the disk answers, everything flows and the record is whole', async () => {
+    const flood = await podPort((s) => {
+      const chunk = Buffer.alloc(64 * 1024, 0x7a);
+      const pump = (): void => {
+        while (!s.destroyed && s.write(chunk));
+        if (!s.destroyed) s.once('drain', pump);
+      };
+      s.on('error', () => {});
+      pump();
+    });
+    try {
+      const approval = await grantForward([flood.port]);
+      const fwd = await rawForward();
+      const c = fwd.open(flood.port);
+      await until('some bytes', () => c.received().length > 64 * 1024);
+      const session = await theSession(approval.id);
+      const sidecar = `${session.id}.c1.raw`;
+      // This connection's sidecar writes hang (and only them) until the gate opens.
+      let open!: () => void;
+      const gate = new Promise<void>((r) => (open = r));
+      const write = nodeFileIo.write;
+      vi.spyOn(nodeFileIo, 'write').mockImplementation((fd, buf, off, len) => {
+        let path = '';
+        try {
+          path = readlinkSync(`/proc/self/fd/${fd}`);
+        } catch {
+          // not ours
+        }
+        return path.endsWith(sidecar) ? gate.then(() => write(fd, buf, off, len)) : write(fd, buf, off, len);
+      });
+      const [row] = await connections(session.id);
+      const path = onDisk(row!.rawPath!);
+      await new Promise((r) => setTimeout(r, 1500));
+      const got1 = c.received().length;
+      await new Promise((r) => setTimeout(r, 500));
+      const got2 = c.received().length;
+      const written = channelBytes(path, 1).length;
+      // Held: nothing more reaches the agent, and what it got beyond the disk is within the bound.
+      expect(got2).toBe(got1);
+      expect(got2 - written).toBeLessThanOrEqual(4 * 1024 * 1024 + 2 * 64 * 1024);
+      open();
+      await until('the flow to resume', () => c.received().length > got2 + 8 * 1024 * 1024, 20_000);
+      fwd.destroy();
+      const [done] = await endedConnections(session.id, 1);
+      expectRowMatchesSidecar(done!);
+      const onDiskOut = channelBytes(path, 1);
+      const received = c.received();
+      expect(onDiskOut.length).toBeGreaterThanOrEqual(received.length);
+      expect(onDiskOut.subarray(0, received.length).equals(received)).toBe(true);
+    } finally {
+      await flood.close();
+    }
+  }, 45_000);
 });
 
 // ---- (4) shutdown, on a bastion of its own -----------------------------------------------------
