@@ -1,7 +1,7 @@
 // An append-only output file. `write` is synchronous: it goes straight to the kernel and a failure
-// throws at once into the caller (the port-forward recorder, whose caller is the relay). `append`
-// writes one large batch off the event loop (libuv's thread pool) and rejects on failure (the
-// exec recorder, which then cuts the session). The SHA-256 of the file is accumulated as it is
+// throws at once into the caller (file headers at creation, before a session or connection runs).
+// `append` writes one large batch off the event loop (libuv's thread pool) and rejects on failure
+// (both recorders, through batch-writer.ts, which then cut the session). The SHA-256 of the file is accumulated as it is
 // written, so closing needs no re-read.
 import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';

@@ -1,18 +1,23 @@
 // The recording of one forwarded connection of a port-forward session: a raw sidecar of its own
 // (`<session-id>.c<seq>.raw` beside the session's cast), channel 0 the bytes from the agent to the
-// pod, 1 the bytes back, 3 the text the agent received on the connection's error stream. Every
-// append is written before the bytes are relayed and throws on failure (the session then cuts the
-// connection). Hashes of each direction and what the traffic plainly is come with the end.
+// pod, 1 the bytes back, 3 the text the agent received on the connection's error stream. Batched
+// like the exec recorder (batch-writer.ts): each chunk costs its record copied into an in-memory
+// batch and its direction's SHA-256, before it is relayed; the batch is written off the event loop
+// (1 MiB, or 100 ms after its first byte) with group fsync. A full batch makes ready() hold the
+// relay; a failed write is reported through onFailure (the session then cuts the connection); every
+// append after a failure throws. Hashes of each direction and what the traffic plainly is come
+// with end(), once the sidecar is complete.
 import { join, relative } from 'node:path';
 import type { ForwardProtocol } from '../model/vocabulary.js';
-import { AppendFile } from './append-file.js';
-import { RawChannel, RawSidecarWriter, scanRawSidecarFile } from './raw-sidecar.js';
-import { recordingPaths, RecordingError } from './recorder.js';
+import { AppendFile, nodeFileIo, type FileIo } from './append-file.js';
+import { BatchWriter, RecordingError, type BatchJob, type BatchTiming } from './batch-writer.js';
+import { ChannelHashes, encodeRawFileHeader, RawChannel, RawRecordBatch, scanRawSidecarFile, type RawChannelId } from './raw-sidecar.js';
+import { recordingPaths } from './recorder.js';
 import { RECOGNITION_WINDOW, recogniseForward } from './forward-protocol.js';
 import { closeSync, mkdirSync, openSync, readSync, truncateSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 
-export interface ForwardRecordingOptions {
+export interface ForwardRecordingOptions extends BatchTiming {
   dir: string;
   approvalId: string | null;
   sessionId: string;
@@ -20,8 +25,8 @@ export interface ForwardRecordingOptions {
   port: number;
   /** When the connection started (time 0 of its records). */
   startedAt: Date;
-  /** fsync at most this often while data flows (ms); the end always syncs. */
-  fsyncIntervalMs?: number;
+  /** File-system calls (tests inject failing and hung disks). */
+  io?: FileIo;
 }
 
 export interface ForwardRecordingResult {
@@ -32,8 +37,6 @@ export interface ForwardRecordingResult {
   rawSha256: string;
   protocol: ForwardProtocol | null;
 }
-
-const DEFAULT_FSYNC_INTERVAL_MS = 1000;
 
 /** The sidecar's path for connection `seq` of a session. */
 export function forwardRecordingPath(dir: string, approvalId: string | null, sessionId: string, seq: number): string {
@@ -46,57 +49,72 @@ export class ForwardRecording {
   /** The path relative to the recordings directory, as the store keeps it. */
   readonly relativePath: string;
   private readonly file: AppendFile;
-  private readonly writer: RawSidecarWriter;
-  private readonly t0: bigint;
+  private readonly io: FileIo;
+  private readonly channels = new ChannelHashes();
+  private readonly batch = new RawRecordBatch();
+  private readonly writer: BatchWriter;
+  private readonly clockUs: () => number;
+  private readonly t0: number;
+  private lastUs = 0;
   private bytesIn = 0;
   private bytesOut = 0;
   private first: Buffer[] = [];
   private firstLength = 0;
   private recognised: ForwardProtocol | undefined;
-  private lastSync = Date.now();
-  private readonly fsyncIntervalMs: number;
-  private result: ForwardRecordingResult | undefined;
+  private ending: Promise<ForwardRecordingResult> | undefined;
 
-  /** Creates the sidecar; throws a RecordingError when it cannot (the connection is then refused). */
+  /** Creates the sidecar (its header written at once); throws a RecordingError when it cannot (the connection is then refused). */
   constructor(opts: ForwardRecordingOptions) {
     this.path = forwardRecordingPath(opts.dir, opts.approvalId, opts.sessionId, opts.seq);
     this.relativePath = relative(opts.dir, this.path);
-    this.fsyncIntervalMs = opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS;
-    this.t0 = process.hrtime.bigint();
+    this.io = opts.io ?? nodeFileIo;
+    this.clockUs = opts.clockUs ?? ((): number => Number(process.hrtime.bigint() / 1000n));
+    this.t0 = this.clockUs();
     try {
       mkdirSync(recordingPaths(opts.dir, opts.approvalId, opts.sessionId).dir, { recursive: true, mode: 0o750 });
-      this.file = new AppendFile(this.path);
-      this.writer = new RawSidecarWriter(this.file, {
-        kind: 'kube-bastion-raw',
-        session: opts.sessionId,
-        approval: opts.approvalId,
-        startedAt: opts.startedAt.toISOString(),
-        cast: `${opts.sessionId}.cast`,
-        castFormat: 'v2',
-        stdinRecorded: true,
-        operation: 'portforward',
-        connection: opts.seq,
-        port: opts.port,
-        channels: { 0: 'agent to pod', 1: 'pod to agent', 3: 'error stream text sent to the agent' },
-      });
+      this.file = new AppendFile(this.path, this.io);
     } catch (err) {
       throw new RecordingError(`cannot create ${this.path}: ${(err as Error).message}`);
     }
+    try {
+      this.file.write(
+        encodeRawFileHeader({
+          kind: 'kube-bastion-raw',
+          session: opts.sessionId,
+          approval: opts.approvalId,
+          startedAt: opts.startedAt.toISOString(),
+          cast: `${opts.sessionId}.cast`,
+          castFormat: 'v2',
+          stdinRecorded: true,
+          operation: 'portforward',
+          connection: opts.seq,
+          port: opts.port,
+          channels: { 0: 'agent to pod', 1: 'pod to agent', 3: 'error stream text sent to the agent' },
+        }),
+      );
+    } catch (err) {
+      this.file.abandon();
+      throw new RecordingError(`cannot create ${this.path}: ${(err as Error).message}`);
+    }
+    this.writer = new BatchWriter(
+      { batchedBytes: () => this.batch.bytes, hasBatched: () => this.batch.bytes > 0, take: () => this.takeJob(), sync: () => this.sync() },
+      { ...opts, clockUs: this.clockUs },
+    );
   }
 
-  /** Bytes from the agent, recorded before they go upstream. */
+  /** Bytes from the agent, accepted into the batch before they go upstream; throws once the recording has failed. */
   toPod(chunk: Buffer): void {
     this.append(RawChannel.stdin, chunk);
     this.bytesIn += chunk.length;
     if (this.recognised === undefined && this.firstLength < RECOGNITION_WINDOW) {
-      this.first.push(chunk.subarray(0, RECOGNITION_WINDOW - this.firstLength));
+      this.first.push(Buffer.from(chunk.subarray(0, RECOGNITION_WINDOW - this.firstLength)));
       this.firstLength = Math.min(RECOGNITION_WINDOW, this.firstLength + chunk.length);
       this.recognised = recogniseForward(Buffer.concat(this.first), false);
       if (this.recognised !== undefined) this.first = [];
     }
   }
 
-  /** Bytes from the pod, recorded before they reach the agent. */
+  /** Bytes from the pod, accepted into the batch before they reach the agent. */
   fromPod(chunk: Buffer): void {
     this.append(RawChannel.stdout, chunk);
     this.bytesOut += chunk.length;
@@ -107,36 +125,93 @@ export class ForwardRecording {
     this.append(RawChannel.status, Buffer.from(text, 'utf8'));
   }
 
-  /** Syncs and closes; idempotent. Throws a RecordingError when the file cannot be completed. */
-  finish(): ForwardRecordingResult {
-    if (this.result) return this.result;
-    let rawSha256: string;
-    try {
-      rawSha256 = this.file.close();
-    } catch (err) {
-      throw new RecordingError(`cannot complete ${this.path}: ${(err as Error).message}`);
-    }
-    const digests = this.writer.channels.digests();
-    const protocol = this.recognised ?? (this.firstLength > 0 ? recogniseForward(Buffer.concat(this.first), true) ?? 'unrecognised' : this.bytesOut > 0 ? 'unrecognised' : null);
-    this.result = { bytesIn: this.bytesIn, bytesOut: this.bytesOut, sha256In: digests['stdin']!, sha256Out: digests['stdout']!, rawSha256, protocol };
-    return this.result;
+  /** Undefined while the unwritten bytes are within their bound; else settles once they are (hold the source meanwhile). */
+  ready(): Promise<void> | undefined {
+    return this.writer.ready();
   }
 
-  /** Closes without syncing after a failure. */
+  /** `listener` is called once if a batched write fails (at once if one already has). */
+  onFailure(listener: (err: Error) => void): void {
+    this.writer.onFailure(listener);
+  }
+
+  /** Writes what is batched now; resolves once no write is running. */
+  flush(): Promise<void> {
+    return this.writer.flush();
+  }
+
+  /**
+   * Writes the last batch, syncs and closes; resolves with the hashes once the sidecar is complete.
+   * Rejects with a RecordingError when it failed or cannot be completed (a hung write: after
+   * endTimeoutMs). Idempotent.
+   */
+  end(): Promise<ForwardRecordingResult> {
+    this.ending ??= this.complete();
+    return this.ending;
+  }
+
+  /** Closes without syncing (the connection never ran, or its recording failed). */
   abandon(): void {
+    this.writer.stop();
     this.file.abandon();
   }
 
-  private append(channel: (typeof RawChannel)[keyof typeof RawChannel], chunk: Buffer): void {
-    const timeUs = Number((process.hrtime.bigint() - this.t0) / 1000n);
-    try {
-      this.writer.append(channel, timeUs, chunk);
-      if (Date.now() - this.lastSync >= this.fsyncIntervalMs) {
-        this.lastSync = Date.now();
-        this.file.sync();
+  private async complete(): Promise<ForwardRecordingResult> {
+    this.writer.stop();
+    const stuck = await this.writer.drain();
+    if (this.writer.failure === undefined) {
+      try {
+        await this.file.append(this.batch.take(), this.io);
+        await this.file.closeAsync(this.io);
+      } catch (err) {
+        this.writer.failAsync(new RecordingError(`cannot complete ${this.path}: ${(err as Error).message}`));
       }
+    }
+    this.writer.release();
+    // Under a write that never returned, the descriptor stays open rather than closed beneath it.
+    if (!stuck) this.file.abandon();
+    const failure = this.writer.failure;
+    if (failure !== undefined) throw new RecordingError(failure);
+    const digests = this.channels.digests();
+    const protocol = this.recognised ?? (this.firstLength > 0 ? recogniseForward(Buffer.concat(this.first), true) ?? 'unrecognised' : this.bytesOut > 0 ? 'unrecognised' : null);
+    return { bytesIn: this.bytesIn, bytesOut: this.bytesOut, sha256In: digests['stdin']!, sha256Out: digests['stdout']!, rawSha256: this.file.sha256(), protocol };
+  }
+
+  private append(channel: RawChannelId, chunk: Buffer): void {
+    const failure = this.writer.failure;
+    if (failure !== undefined) throw new RecordingError(failure);
+    if (this.writer.isEnded) throw new RecordingError(`the recording ${this.path} has already ended`);
+    if (chunk.length === 0) return;
+    // Sidecar times never go backwards.
+    this.lastUs = Math.max(this.lastUs, this.clockUs() - this.t0);
+    try {
+      this.batch.append(channel, this.lastUs, chunk);
+    } catch (err) {
+      throw new RecordingError(this.writer.fail(err));
+    }
+    this.channels.update(channel, chunk);
+    this.writer.schedule();
+  }
+
+  private takeJob(): BatchJob | undefined {
+    if (this.batch.bytes === 0) return undefined;
+    const parts = this.batch.take();
+    return { bytes: parts.reduce((n, b) => n + b.length, 0), write: () => this.writeParts(parts) };
+  }
+
+  private async writeParts(parts: Buffer[]): Promise<void> {
+    try {
+      await this.file.append(parts, this.io);
     } catch (err) {
       throw new RecordingError(`cannot write ${this.path}: ${(err as Error).message}`);
+    }
+  }
+
+  private async sync(): Promise<void> {
+    try {
+      await this.file.syncAsync(this.io);
+    } catch (err) {
+      throw new RecordingError(`cannot sync ${this.path}: ${(err as Error).message}`);
     }
   }
 }

@@ -8,7 +8,6 @@
 // failed write (or a failed worker) cuts the session through onFailure (fail closed: the relay has
 // relayed at most the unwritten window); a batch the disk or the worker cannot keep up with makes
 // ready() hold the relay (backpressure). See docs/recording.md.
-import { BastionError } from '../errors/index.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_TERMINAL } from '../protocol/constants.js';
@@ -18,6 +17,7 @@ import type { SessionEnd, SessionSink } from '../model/session.js';
 import type { StreamOperation } from '../model/vocabulary.js';
 import type { SessionRecordingInput } from '../store/types.js';
 import { AppendFile, nodeFileIo, type FileIo } from './append-file.js';
+import { BatchWriter, RecordingError, type BatchJob } from './batch-writer.js';
 import { exitMarkerLabel } from './convert.js';
 import { HEADER_EXTRA_KEY, resizeData, shellJoin, wellFormed, type CastFormat, type CastHeader, type EventCode } from './events.js';
 import type { TextChannel } from './cast-batch.js';
@@ -132,12 +132,7 @@ export interface RecorderSink extends SessionSink {
   readonly finished: Promise<RecordingResult>;
 }
 
-export class RecordingError extends BastionError {
-  override readonly name = 'RecordingError';
-  constructor(message: string) {
-    super('RECORDING_FAILED', message);
-  }
-}
+export { RecordingError };
 
 /** Ids become path components: allow only what the store generates (and nothing like `..`). */
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
@@ -197,28 +192,14 @@ class Recorder implements RecorderSink {
   private readonly rawName: string;
   private readonly headerBase: CastHeader;
   private lastUs = 0;
-  private lastSyncUs = 0;
-  private readonly fsyncIntervalUs: number;
-  private failure: string | undefined;
-  private readonly failureListeners: Array<(err: Error) => void> = [];
-  private ended = false;
+  /** When the batch is written and synced, backpressure, failure (shared with the port-forward recorder). */
+  private readonly writer: BatchWriter;
 
   // The batch: raw records (written as they are) and the entries the cast is derived from.
   private readonly batch = new RawRecordBatch();
   private entries: Entry[] = [];
   /** Bytes held for the tar lister only (kubectl cp into the pod with stdin not recorded). */
   private listOnlyBytes = 0;
-  private readonly batchWindowMs: number;
-  private readonly batchBytes: number;
-  private readonly maxUnwrittenBytes: number;
-  private timer: NodeJS.Timeout | undefined;
-  private syncTimer: NodeJS.Timeout | undefined;
-  private readonly endTimeoutMs: number;
-  /** The write in progress (never rejects: a failure is recorded in `failure`). */
-  private writing: Promise<void> | undefined;
-  private inFlightBytes = 0;
-  private flushWanted = false;
-  private waiters: Array<() => void> = [];
 
   private readonly transfer: TarTransfer | null;
   private readonly lister: TarLister | undefined;
@@ -231,11 +212,15 @@ class Recorder implements RecorderSink {
     this.io = opts.io ?? nodeFileIo;
     this.clockUs = opts.clockUs ?? defaultClockUs;
     this.startUs = this.clockUs();
-    this.fsyncIntervalUs = (opts.fsyncIntervalMs ?? 1000) * 1000;
-    this.endTimeoutMs = opts.endTimeoutMs ?? 1000;
-    this.batchWindowMs = opts.batchWindowMs ?? 100;
-    this.batchBytes = opts.batchBytes ?? 1024 * 1024;
-    this.maxUnwrittenBytes = opts.maxUnwrittenBytes ?? 4 * 1024 * 1024;
+    this.writer = new BatchWriter(
+      {
+        batchedBytes: () => this.batch.bytes + this.listOnlyBytes,
+        hasBatched: () => this.entries.length > 0 || this.batch.bytes > 0,
+        take: () => this.takeJob(),
+        sync: () => this.syncFiles(),
+      },
+      { ...(opts.fsyncIntervalMs !== undefined ? { fsyncIntervalMs: opts.fsyncIntervalMs } : {}), ...(opts.batchWindowMs !== undefined ? { batchWindowMs: opts.batchWindowMs } : {}), ...(opts.batchBytes !== undefined ? { batchBytes: opts.batchBytes } : {}), ...(opts.maxUnwrittenBytes !== undefined ? { maxUnwrittenBytes: opts.maxUnwrittenBytes } : {}), ...(opts.endTimeoutMs !== undefined ? { endTimeoutMs: opts.endTimeoutMs } : {}), clockUs: this.clockUs },
+    );
     this.startedAt = (opts.now ?? (() => new Date()))();
     const paths = recordingPaths(opts.dir, opts.approvalId, opts.sessionId);
     this.castPath = paths.castPath;
@@ -338,7 +323,7 @@ class Recorder implements RecorderSink {
         if (!this.opts.recordStdin) return;
         this.entries.push({ kind: 'data', channel: 'stdin', t, data: this.rawAppend(RawChannel.stdin, t, chunk), list: false });
       }
-      this.schedule();
+      this.writer.schedule();
     });
   }
 
@@ -355,7 +340,7 @@ class Recorder implements RecorderSink {
       const t = this.now();
       this.rawAppend(RawChannel.resize, t, encodeResize(size));
       this.entries.push({ kind: 'resize', t, size });
-      this.schedule();
+      this.writer.schedule();
     });
   }
 
@@ -369,30 +354,26 @@ class Recorder implements RecorderSink {
       const text = wellFormed(label);
       this.rawAppend(RawChannel.marker, t, Buffer.from(text, 'utf8'));
       this.entries.push({ kind: 'marker', t, label: text });
-      this.schedule();
+      this.writer.schedule();
     });
   }
 
   ready(): Promise<void> | undefined {
-    if (this.failure !== undefined || this.ended || this.unwritten() < this.maxUnwrittenBytes) return undefined;
-    return new Promise((resolve) => this.waiters.push(resolve));
+    return this.writer.ready();
   }
 
   onFailure(listener: (err: Error) => void): void {
-    if (this.failure !== undefined) listener(new RecordingError(this.failure));
-    else this.failureListeners.push(listener);
+    this.writer.onFailure(listener);
   }
 
-  async flush(): Promise<void> {
-    this.startFlush();
-    while (this.writing) await this.writing;
+  flush(): Promise<void> {
+    return this.writer.flush();
   }
 
   end(end: SessionEnd): Promise<void> {
-    if (this.ended) return this.finished.then(rejectOnError);
-    this.ended = true;
-    clearTimeout(this.timer);
-    if (this.failure === undefined) {
+    if (this.writer.isEnded) return this.finished.then(rejectOnError);
+    this.writer.stop();
+    if (this.writer.failure === undefined) {
       try {
         const t = this.now();
         this.derive();
@@ -408,63 +389,19 @@ class Recorder implements RecorderSink {
         }
         this.rawAppend(RawChannel.status, t, encodeStatus(end.status));
       } catch (err) {
-        this.failAsync(err);
+        this.writer.failAsync(err);
       }
     }
     return this.close().then(() => this.finished.then(rejectOnError));
   }
 
-  // ---- batching ----------------------------------------------------------------------------
+  // ---- batching (when: batch-writer.ts; what: here) ---------------------------------------
 
-  private unwritten(): number {
-    return this.batch.bytes + this.listOnlyBytes + this.inFlightBytes;
-  }
-
-  /** After a chunk was batched: write now when the batch is large, else within the window. */
-  private schedule(): void {
-    if (this.batch.bytes + this.listOnlyBytes >= this.batchBytes) this.startFlush();
-    else if (this.timer === undefined) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        this.startFlush();
-      }, this.batchWindowMs);
-      this.timer.unref();
-    }
-  }
-
-  /** Starts writing the batch (one write at a time: a flush asked for during one follows it). */
-  private startFlush(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.failure !== undefined || this.ended) return;
-    if (this.writing) {
-      this.flushWanted = true;
-      return;
-    }
-    let parts: { raw: Buffer[]; cast: Promise<Buffer> | undefined };
-    try {
-      parts = this.takeBatch();
-    } catch (err) {
-      return this.failAsync(err);
-    }
-    if (parts.raw.length === 0 && parts.cast === undefined) return;
-    this.inFlightBytes = parts.raw.reduce((n, b) => n + b.length, 0);
-    this.writing = this.writeOut(parts.raw, parts.cast).then(
-      () => {
-        this.writing = undefined;
-        this.inFlightBytes = 0;
-        this.release();
-        if (this.flushWanted || this.batch.bytes + this.listOnlyBytes >= this.batchBytes) {
-          this.flushWanted = false;
-          this.startFlush();
-        } else if (this.entries.length > 0 || this.batch.bytes > 0) this.schedule();
-      },
-      (err: unknown) => {
-        this.writing = undefined;
-        this.inFlightBytes = 0;
-        this.failAsync(err);
-      },
-    );
+  /** The batch as one write: the sidecar's bytes, then the cast the worker derives from the same entries. */
+  private takeJob(): BatchJob | undefined {
+    const { raw, cast } = this.takeBatch();
+    if (raw.length === 0 && cast === undefined) return undefined;
+    return { bytes: raw.reduce((n, b) => n + b.length, 0), write: () => this.writeOut(raw, cast) };
   }
 
   /**
@@ -480,7 +417,7 @@ class Recorder implements RecorderSink {
     return { cast, raw: this.batch.take() };
   }
 
-  private async writeOut(raw: Buffer[], castBytes: Promise<Buffer> | undefined, final = false): Promise<void> {
+  private async writeOut(raw: Buffer[], castBytes: Promise<Buffer> | undefined): Promise<void> {
     try {
       await this.rawFile.append(raw, this.io);
     } catch (err) {
@@ -497,14 +434,9 @@ class Recorder implements RecorderSink {
     } catch (err) {
       throw new RecordingError(`cannot write ${this.castName}: ${(err as Error).message}`);
     }
-    const t = this.clockUs() - this.startUs;
-    if (final || this.fsyncIntervalUs <= 0) return;
-    if (t - this.lastSyncUs < this.fsyncIntervalUs) {
-      // Too soon to sync again; an idle session still gets it once the interval is over.
-      this.armIdleSync((this.fsyncIntervalUs - (t - this.lastSyncUs)) / 1000);
-      return;
-    }
-    this.lastSyncUs = t;
+  }
+
+  private async syncFiles(): Promise<void> {
     try {
       await Promise.all([this.cast.syncAsync(this.io), this.rawFile.syncAsync(this.io)]);
     } catch (err) {
@@ -512,95 +444,30 @@ class Recorder implements RecorderSink {
     }
   }
 
-  /**
-   * Syncs both files after `ms` unless a write synced them meanwhile: what was written is on disk
-   * within the fsync interval even when no later write comes. Runs as a write does (one at a time).
-   */
-  private armIdleSync(ms: number): void {
-    if (this.syncTimer !== undefined) return;
-    this.syncTimer = setTimeout(() => {
-      this.syncTimer = undefined;
-      if (this.failure !== undefined || this.ended) return;
-      if (this.writing) return this.armIdleSync(this.fsyncIntervalUs / 1000);
-      const t = this.clockUs() - this.startUs;
-      if (t - this.lastSyncUs < this.fsyncIntervalUs) return this.armIdleSync((this.fsyncIntervalUs - (t - this.lastSyncUs)) / 1000);
-      this.lastSyncUs = t;
-      this.writing = Promise.all([this.cast.syncAsync(this.io), this.rawFile.syncAsync(this.io)]).then(
-        () => {
-          this.writing = undefined;
-          if (this.flushWanted) {
-            this.flushWanted = false;
-            this.startFlush();
-          }
-        },
-        (err: unknown) => {
-          this.writing = undefined;
-          this.failAsync(new RecordingError(`cannot sync ${this.castName}: ${(err as Error).message}`));
-        },
-      );
-    }, Math.max(1, ms));
-    this.syncTimer.unref();
-  }
-
-  /** Lets a held relay go on once the unwritten bytes are within bounds again (or nothing more will be written). */
-  private release(): void {
-    if (this.failure === undefined && !this.ended && this.unwritten() >= this.maxUnwrittenBytes) return;
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
-  }
-
-  /** A failure outside a sink call: the session is cut through the listeners. */
-  private failAsync(err: unknown): void {
-    this.fail(err);
-    const error = new RecordingError(this.failure!);
-    const listeners = this.failureListeners.splice(0);
-    for (const l of listeners) {
-      try {
-        l(error);
-      } catch {
-        // a listener's own failure changes nothing here
-      }
-    }
-    this.release();
-  }
-
   private async close(): Promise<void> {
-    clearTimeout(this.syncTimer);
     // A write still in flight is waited for, but not forever: a hung disk fails the recording.
-    let stuck = false;
-    if (this.writing) {
-      let timer: NodeJS.Timeout | undefined;
-      const settled = await Promise.race([
-        this.writing.then(() => true, () => true),
-        new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), this.endTimeoutMs))),
-      ]);
-      clearTimeout(timer);
-      if (!settled) {
-        stuck = true;
-        this.failAsync(new RecordingError(`the recording disk did not finish a write within ${this.endTimeoutMs} ms`));
-      }
-    }
-    if (this.failure === undefined) {
+    const stuck = await this.writer.drain();
+    if (this.writer.failure === undefined) {
       try {
         const { raw, cast } = this.takeBatch();
-        await this.writeOut(raw, cast, true);
+        await this.writeOut(raw, cast);
         await this.castClose();
         await this.rawClose();
       } catch (err) {
-        this.failAsync(err);
+        this.writer.failAsync(err);
       }
     }
     this.castDerivation.close();
     // The hashes of what the files hold, whether or not the end was written.
     const castSha256 = this.cast.sha256();
     const rawSha256 = this.rawFile.sha256();
-    this.release();
+    this.writer.release();
     // Under a write that never returned, the descriptors stay open rather than closed beneath it.
     if (!stuck) {
       this.cast.abandon();
       this.rawFile.abandon();
     }
+    const failure = this.writer.failure;
     const result: RecordingResult = {
       format: this.format,
       castPath: this.castPath,
@@ -610,7 +477,7 @@ class Recorder implements RecorderSink {
       channelSha256: this.raw.channels.digests(this.opts.recordStdin ? [] : ['stdin']),
       ...(this.transfer ? { files: [...this.files], tar: this.tarSummary() } : {}),
       eventCount: this.headerEvents + this.castDerivation.eventCount,
-      ...(this.failure !== undefined ? { error: this.failure } : {}),
+      ...(failure !== undefined ? { error: failure } : {}),
     };
     try {
       this.opts.onFinished?.(result);
@@ -651,26 +518,21 @@ class Recorder implements RecorderSink {
       const data = this.rawAppend(id, t, chunk);
       const list = this.transfer?.channel === channel;
       if (!list || this.lister) this.entries.push({ kind: 'data', channel, t, data, list });
-      this.schedule();
+      this.writer.schedule();
     });
   }
 
   /** Runs a sink step; after the first failure every call throws (the relay then cuts). */
   private guard(step: () => void): void {
-    if (this.failure !== undefined) throw new RecordingError(this.failure);
-    if (this.ended) throw new RecordingError(`recording ${this.castName} has already ended`);
+    const failure = this.writer.failure;
+    if (failure !== undefined) throw new RecordingError(failure);
+    if (this.writer.isEnded) throw new RecordingError(`recording ${this.castName} has already ended`);
     try {
       step();
     } catch (err) {
-      this.fail(err);
-      throw new RecordingError(this.failure ?? (err as Error).message);
+      // The files are closed in close(), once no write is running.
+      throw new RecordingError(this.writer.fail(err));
     }
-  }
-
-  /** Records the first failure. The files are closed in close(), once no write is running. */
-  private fail(err: unknown): void {
-    if (this.failure !== undefined) return;
-    this.failure = err instanceof RecordingError ? err.message : `recording failed: ${(err as Error).message}`;
   }
 
   private write(file: AppendFile, name: string, data: Uint8Array): void {

@@ -341,6 +341,9 @@ class PortForwardRun {
       await refuseConnection('cut', this.cutText());
       return;
     }
+    // A batched write that fails cuts the session, as a failed append does: every open connection
+    // then hears the recording-failed reason on its error stream.
+    recording.onFailure((err) => this.cut('recording-failed', err.message));
     this.observe((sink) => sink.marker?.(`connection ${seq}: port ${stream.port} opened`));
     let finished: Promise<void> | undefined;
     const conn: Connection = {
@@ -366,11 +369,25 @@ class PortForwardRun {
     return { port, approvalId: this.info.approvalId, agent: this.ctx.agent };
   }
 
-  /** Copies both ways with backpressure, recording each chunk before it moves; resolves when the connection has ended. */
+  /**
+   * Copies both ways, each chunk accepted into the recording's batch before it moves. A side is
+   * paused while its receiver is full or the recording's unwritten bytes are over their bound
+   * (backpressure, never an unbounded buffer); resolves when the connection has ended.
+   */
   private async pipe(conn: Connection): Promise<void> {
     const { stream, recording } = conn;
     const up = conn.upstream!;
     const copy = (from: Duplex, to: Duplex, record: (chunk: Buffer) => void, count: (n: number) => void): void => {
+      // Reasons the source is paused (the receiver's drain, the recording's ready()); resumed when none is left.
+      let holds = 0;
+      const hold = (until: Promise<void>): void => {
+        holds += 1;
+        from.pause();
+        void until.then(() => {
+          holds -= 1;
+          if (holds === 0 && !this.cutRequest) from.resume();
+        });
+      };
       from.on('data', (chunk: Buffer) => {
         if (this.cutRequest) return;
         if (this.pastDeadline()) {
@@ -384,10 +401,9 @@ class PortForwardRun {
           return;
         }
         count(chunk.length);
-        if (!to.write(chunk)) {
-          from.pause();
-          to.once('drain', () => from.resume());
-        }
+        if (!to.write(chunk)) hold(new Promise<void>((resolve) => to.once('drain', resolve)));
+        const ready = recording.ready();
+        if (ready) hold(ready);
       });
       from.once('end', () => {
         if (!this.cutRequest && !to.writableEnded && !to.destroyed) to.end();
@@ -429,10 +445,11 @@ class PortForwardRun {
     const { ctx } = this;
     this.open.delete(conn.seq);
     conn.upstream?.data.destroy();
+    // The row gets the hashes only once the sidecar is complete (written, synced, closed).
     let result: ForwardRecordingResult | undefined;
     try {
       if (detail !== null) conn.recording.errorText(detail);
-      result = conn.recording.finish();
+      result = await conn.recording.end();
     } catch (err) {
       conn.recording.abandon();
       ctx.log.error({ err, sessionId: this.sessionId, seq: conn.seq }, 'completing the connection recording failed');

@@ -1,7 +1,7 @@
 // kill -9 of `serve` during a live session: after a restart the session is marked interrupted and
 // its recording is whole and parses. The cluster runs as its own process so only the bastion dies.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import { freshHome, kubectlPath } from '../helpers/kubectl.js';
 import { createApprover } from '../helpers/control.js';
 import { INTERRUPTED_MARKER, parseCast } from '../../src/recording/index.js';
 import { openStore } from '../../src/store/index.js';
+import { readRawSidecar } from '../../src/recording/raw-sidecar.js';
 import { INTERRUPTED_CONNECTION } from '../../src/session/recovery.js';
 import { kubectlPortForward, sha256, stopForward } from '../helpers/portforward.js';
 import { connect } from 'node:net';
@@ -128,6 +129,11 @@ describe('a bastion killed during a session', () => {
     socket.on('data', (d: Buffer) => (echoed += d.toString()));
     socket.write('before the crash');
     await expect.poll(() => echoed, { timeout: 15_000 }).toBe('before the crash');
+    // The connection's sidecar is written in batches: within the batch window (100 ms) of being
+    // relayed, the bytes are in the file (what a kill -9 cannot lose; an fsync is for power loss).
+    const sidecar = join(pair.dir, 'rec', approvalId, readdirSync(join(pair.dir, 'rec', approvalId)).find((f) => f.endsWith('.c1.raw'))!);
+    const held = (ch: number): string => Buffer.concat(readRawSidecar(readFileSync(sidecar)).records.filter((r) => r.channel === ch).map((r) => r.data)).toString();
+    await expect.poll(() => [held(0), held(1)], { timeout: 2_000, interval: 20 }).toEqual(['before the crash', 'before the crash']);
 
     await killFirst(pair);
     socket.destroy();

@@ -6,7 +6,7 @@
 // is counted where it would land, not inferred.
 import { MAX_FORWARDED_CONNECTIONS } from '../../src/transport/portforward/index.js';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, renameSync, statSync, symlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -19,6 +19,7 @@ import { SpdyConnection } from '../../src/transport/spdy/connection.js';
 import type { SpdyStream } from '../../src/transport/spdy/stream.js';
 import { readRawSidecar } from '../../src/recording/raw-sidecar.js';
 import { ForwardRecording } from '../../src/recording/forward-recorder.js';
+import { nodeFileIo } from '../../src/recording/append-file.js';
 import type { Approval } from '../../src/model/approval.js';
 import type { ForwardedConnection } from '../../src/model/forward.js';
 
@@ -863,6 +864,112 @@ describe('failures under a live port-forward', () => {
       await flood.close();
     }
   });
+});
+
+describe('a failing recording disk under a live connection', () => {
+  it('the sidecar\'s batched write fails (ENOSPC): the connection is cut with the reason on its error stream; the disk holds a prefix of what the agent got, within the bound; the row has no hashes of an incomplete sidecar', async () => {
+    const flood = await podPort((s) => {
+      let n = 0;
+      const timer = setInterval(() => {
+        if (s.destroyed) return clearInterval(timer);
+        s.write(Buffer.alloc(4096, 0x41 + (n++ % 26)));
+      }, 2);
+      s.on('close', () => clearInterval(timer));
+    });
+    try {
+      const approval = await grantForward([flood.port]);
+      const fwd = await rawForward();
+      const c = fwd.open(flood.port);
+      await until('some bytes', () => c.received().length > 64 * 1024);
+      const session = await theSession(approval.id);
+      const sidecar = `${session.id}.c1.raw`;
+      // A first batch is on disk (within the batch window).
+      const [started] = await connections(session.id);
+      await until('a batch on disk', () => existsSync(onDisk(started!.rawPath!)) && channelBytes(onDisk(started!.rawPath!), 1).length > 0);
+      // From now on the disk refuses this connection's sidecar (and only it): the batched write fails.
+      const write = nodeFileIo.write;
+      vi.spyOn(nodeFileIo, 'write').mockImplementation((fd, buf, off, len) => {
+        let path = '';
+        try {
+          path = readlinkSync(`/proc/self/fd/${fd}`);
+        } catch {
+          // not ours
+        }
+        return path.endsWith(sidecar) ? Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })) : write(fd, buf, off, len);
+      });
+      const told = await within(c.errorText, 'the cut');
+      expect(told).toContain('the recording could not be written');
+      expect(told).toContain('ENOSPC');
+      await within(fwd.closed, 'the agent connection to close');
+      const ended = await endedSession(approval.id);
+      expect(ended.endReason).toBe('recording-failed');
+      const [row] = await endedConnections(session.id, 1);
+      expect(row).toMatchObject({ outcome: 'cut', sha256In: null, sha256Out: null, rawSha256: null });
+      // Fail closed within the documented window: what the disk has is a prefix of what the agent
+      // got, and the agent got at most maxUnwrittenBytes (4 MiB) plus a chunk beyond it.
+      const onDiskOut = channelBytes(onDisk(row!.rawPath!), 1);
+      const got = c.received();
+      expect(onDiskOut.length).toBeGreaterThan(0);
+      expect(got.subarray(0, onDiskOut.length).equals(onDiskOut)).toBe(true);
+      expect(got.length - onDiskOut.length).toBeLessThanOrEqual(4 * 1024 * 1024 + 64 * 1024);
+    } finally {
+      await flood.close();
+    }
+  });
+
+  it('the sidecar\'s disk hangs: the relay stops within maxUnwrittenBytes of what is written; once the disk answers, everything flows and the record is whole', async () => {
+    const flood = await podPort((s) => {
+      const chunk = Buffer.alloc(64 * 1024, 0x7a);
+      const pump = (): void => {
+        while (!s.destroyed && s.write(chunk));
+        if (!s.destroyed) s.once('drain', pump);
+      };
+      s.on('error', () => {});
+      pump();
+    });
+    try {
+      const approval = await grantForward([flood.port]);
+      const fwd = await rawForward();
+      const c = fwd.open(flood.port);
+      await until('some bytes', () => c.received().length > 64 * 1024);
+      const session = await theSession(approval.id);
+      const sidecar = `${session.id}.c1.raw`;
+      // This connection's sidecar writes hang (and only them) until the gate opens.
+      let open!: () => void;
+      const gate = new Promise<void>((r) => (open = r));
+      const write = nodeFileIo.write;
+      vi.spyOn(nodeFileIo, 'write').mockImplementation((fd, buf, off, len) => {
+        let path = '';
+        try {
+          path = readlinkSync(`/proc/self/fd/${fd}`);
+        } catch {
+          // not ours
+        }
+        return path.endsWith(sidecar) ? gate.then(() => write(fd, buf, off, len)) : write(fd, buf, off, len);
+      });
+      const [row] = await connections(session.id);
+      const path = onDisk(row!.rawPath!);
+      await new Promise((r) => setTimeout(r, 1500));
+      const got1 = c.received().length;
+      await new Promise((r) => setTimeout(r, 500));
+      const got2 = c.received().length;
+      const written = channelBytes(path, 1).length;
+      // Held: nothing more reaches the agent, and what it got beyond the disk is within the bound.
+      expect(got2).toBe(got1);
+      expect(got2 - written).toBeLessThanOrEqual(4 * 1024 * 1024 + 2 * 64 * 1024);
+      open();
+      await until('the flow to resume', () => c.received().length > got2 + 8 * 1024 * 1024, 20_000);
+      fwd.destroy();
+      const [done] = await endedConnections(session.id, 1);
+      expectRowMatchesSidecar(done!);
+      const onDiskOut = channelBytes(path, 1);
+      const received = c.received();
+      expect(onDiskOut.length).toBeGreaterThanOrEqual(received.length);
+      expect(onDiskOut.subarray(0, received.length).equals(received)).toBe(true);
+    } finally {
+      await flood.close();
+    }
+  }, 45_000);
 });
 
 // ---- (4) shutdown, on a bastion of its own -----------------------------------------------------

@@ -1,0 +1,252 @@
+// When a recording's in-memory batch is written, shared by the exec recorder (recorder.ts: sidecar
+// and cast) and each port-forward connection's recorder (forward-recorder.ts: its sidecar). The
+// owner batches records on the relay's path and calls schedule(); this writes the batch off the
+// event loop at `batchBytes` or `batchWindowMs` after its first byte (one write at a time), fsyncs
+// at most once per `fsyncIntervalMs` (and once more when the interval is over if the recording went
+// idle), makes ready() hold the relay above `maxUnwrittenBytes`, and reports the first failure to
+// onFailure listeners (the relay then cuts). What is written, and how, is the owner's (BatchSource).
+import { BastionError, isBastionError } from '../errors/index.js';
+
+export class RecordingError extends BastionError {
+  override readonly name = 'RecordingError';
+  constructor(message: string) {
+    super('RECORDING_FAILED', message);
+  }
+}
+
+/** One batch taken for writing. */
+export interface BatchJob {
+  /** Relayed bytes it carries (counted as unwritten until it settles). */
+  bytes: number;
+  /** Writes it; rejects (preferably with a RecordingError naming the file) on failure. */
+  write(): Promise<void>;
+}
+
+/** What the owner batches, and how it is written and synced. */
+export interface BatchSource {
+  /** Bytes batched and not yet taken: what counts toward `batchBytes` and the backpressure bound. */
+  batchedBytes(): number;
+  /** Whether anything waits to be taken (bytes, or work such as cast events). */
+  hasBatched(): boolean;
+  /** Takes the batch; undefined: nothing to write. A throw fails the recording. */
+  take(): BatchJob | undefined;
+  /** fsyncs what was written (rejects on failure). */
+  sync(): Promise<void>;
+}
+
+export interface BatchTiming {
+  /** fsync at most this often while the recording runs (0: only at the end). Default 1000. */
+  fsyncIntervalMs?: number;
+  /** Write the batch this long after its first unwritten byte at the latest. Default 100. */
+  batchWindowMs?: number;
+  /** Write the batch as soon as it holds this many bytes. Default 1 MiB. */
+  batchBytes?: number;
+  /** Relayed but not yet written bytes above which ready() holds the relay. Default 4 MiB. */
+  maxUnwrittenBytes?: number;
+  /** How long the end waits for a write still in flight (a hung disk) before failing. Default 1000. */
+  endTimeoutMs?: number;
+  /** Monotonic clock in microseconds (tests). */
+  clockUs?: () => number;
+}
+
+const defaultClockUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
+export class BatchWriter {
+  private failureText: string | undefined;
+  private ended = false;
+  private readonly listeners: Array<(err: Error) => void> = [];
+  private waiters: Array<() => void> = [];
+  private timer: NodeJS.Timeout | undefined;
+  private syncTimer: NodeJS.Timeout | undefined;
+  /** The write (or idle sync) in progress; never rejects (a failure is recorded). */
+  private writing: Promise<void> | undefined;
+  private inFlightBytes = 0;
+  private flushWanted = false;
+  private readonly clockUs: () => number;
+  private lastSyncUs: number;
+  private readonly fsyncIntervalUs: number;
+  private readonly batchWindowMs: number;
+  private readonly batchBytes: number;
+  private readonly maxUnwrittenBytes: number;
+  private readonly endTimeoutMs: number;
+
+  constructor(
+    private readonly source: BatchSource,
+    timing: BatchTiming = {},
+  ) {
+    this.clockUs = timing.clockUs ?? defaultClockUs;
+    this.lastSyncUs = this.clockUs();
+    this.fsyncIntervalUs = (timing.fsyncIntervalMs ?? 1000) * 1000;
+    this.batchWindowMs = timing.batchWindowMs ?? 100;
+    this.batchBytes = timing.batchBytes ?? 1024 * 1024;
+    this.maxUnwrittenBytes = timing.maxUnwrittenBytes ?? 4 * 1024 * 1024;
+    this.endTimeoutMs = timing.endTimeoutMs ?? 1000;
+  }
+
+  /** The first failure's message, if the recording failed. */
+  get failure(): string | undefined {
+    return this.failureText;
+  }
+
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  /** Relayed bytes the disk does not have yet. */
+  unwritten(): number {
+    return this.source.batchedBytes() + this.inFlightBytes;
+  }
+
+  /** After something was batched: write now when the batch is large, else within the window. */
+  schedule(): void {
+    if (this.source.batchedBytes() >= this.batchBytes) this.startFlush();
+    else if (this.timer === undefined) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.startFlush();
+      }, this.batchWindowMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Undefined while the unwritten bytes are within their bound; else settles once they are (or the recording failed or ended). */
+  ready(): Promise<void> | undefined {
+    if (this.failureText !== undefined || this.ended || this.unwritten() < this.maxUnwrittenBytes) return undefined;
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** `listener` is called once if a write fails (at once if one already has). */
+  onFailure(listener: (err: Error) => void): void {
+    if (this.failureText !== undefined) listener(new RecordingError(this.failureText));
+    else this.listeners.push(listener);
+  }
+
+  /** Writes what is batched now; resolves once no write is running. */
+  async flush(): Promise<void> {
+    this.startFlush();
+    while (this.writing) await this.writing;
+  }
+
+  /** Records the first failure (a sink call that threw: its caller hears it) and returns its message. */
+  fail(err: unknown): string {
+    this.failureText ??= isBastionError(err) && err.code === 'RECORDING_FAILED' ? err.message : `recording failed: ${(err as Error).message}`;
+    return this.failureText;
+  }
+
+  /** A failure outside a sink call: the relay hears it through the listeners. */
+  failAsync(err: unknown): void {
+    const error = new RecordingError(this.fail(err));
+    for (const l of this.listeners.splice(0)) {
+      try {
+        l(error);
+      } catch {
+        // a listener's own failure changes nothing here
+      }
+    }
+    this.release();
+  }
+
+  /** Nothing more is scheduled: the owner writes its last batch itself after drain(). */
+  stop(): void {
+    this.ended = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /**
+   * After stop(): waits for a write still in flight, but not forever (a hung disk fails the
+   * recording). True when one is left hanging: its descriptors must stay open beneath it.
+   */
+  async drain(): Promise<boolean> {
+    clearTimeout(this.syncTimer);
+    if (!this.writing) return false;
+    let timer: NodeJS.Timeout | undefined;
+    const settled = await Promise.race([this.writing.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), this.endTimeoutMs)))]);
+    clearTimeout(timer);
+    if (settled) return false;
+    this.failAsync(new RecordingError(`the recording disk did not finish a write within ${this.endTimeoutMs} ms`));
+    return true;
+  }
+
+  /** Lets a held relay go on once the unwritten bytes are within bounds again (or nothing more will be written). */
+  release(): void {
+    if (this.failureText === undefined && !this.ended && this.unwritten() >= this.maxUnwrittenBytes) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Starts writing the batch (one write at a time: a flush asked for during one follows it). */
+  private startFlush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.failureText !== undefined || this.ended) return;
+    if (this.writing) {
+      this.flushWanted = true;
+      return;
+    }
+    let job: BatchJob | undefined;
+    try {
+      job = this.source.take();
+    } catch (err) {
+      return this.failAsync(err);
+    }
+    if (!job) return;
+    this.inFlightBytes = job.bytes;
+    this.writing = job
+      .write()
+      .then(() => this.groupSync())
+      .then(
+        () => {
+          this.writing = undefined;
+          this.inFlightBytes = 0;
+          this.release();
+          if (this.flushWanted || this.source.batchedBytes() >= this.batchBytes) {
+            this.flushWanted = false;
+            this.startFlush();
+          } else if (this.source.hasBatched()) this.schedule();
+        },
+        (err: unknown) => {
+          this.writing = undefined;
+          this.inFlightBytes = 0;
+          this.failAsync(err);
+        },
+      );
+  }
+
+  /** fsync after a write when the interval is over; else once it is, if no later write does it. */
+  private async groupSync(): Promise<void> {
+    if (this.fsyncIntervalUs <= 0) return;
+    const since = this.clockUs() - this.lastSyncUs;
+    if (since < this.fsyncIntervalUs) return this.armIdleSync((this.fsyncIntervalUs - since) / 1000);
+    this.lastSyncUs = this.clockUs();
+    await this.source.sync();
+  }
+
+  /** Syncs after `ms` unless a write synced meanwhile; runs as a write does (one at a time). */
+  private armIdleSync(ms: number): void {
+    if (this.syncTimer !== undefined) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      if (this.failureText !== undefined || this.ended) return;
+      if (this.writing) return this.armIdleSync(this.fsyncIntervalUs / 1000);
+      const since = this.clockUs() - this.lastSyncUs;
+      if (since < this.fsyncIntervalUs) return this.armIdleSync((this.fsyncIntervalUs - since) / 1000);
+      this.lastSyncUs = this.clockUs();
+      this.writing = this.source.sync().then(
+        () => {
+          this.writing = undefined;
+          if (this.flushWanted) {
+            this.flushWanted = false;
+            this.startFlush();
+          }
+        },
+        (err: unknown) => {
+          this.writing = undefined;
+          this.failAsync(err);
+        },
+      );
+    }, Math.max(1, ms));
+    this.syncTimer.unref();
+  }
+}
