@@ -395,11 +395,18 @@ function insertChained(s: Statements, tip: ChainTip, fields: AuditFields, time: 
 // they were accepted, by the next commit on their connection, whether the batch's own or a durable
 // append's. Nothing else may write a row before them, so the chain's order is the acceptance order.
 
-/** A row accepted for a later commit: its fields already normalised, its time already taken. */
+/**
+ * A row accepted for a later commit: its fields already normalised, its time already taken. It may
+ * carry a table write that belongs with it (a session's end row), run in the same transaction just
+ * before the row; a write-only item (`fields` null) has no audit row. A write must not fail for
+ * anything but the store itself (its inputs are checked when it is accepted): it is retried with
+ * its group until it commits.
+ */
 export interface PendingAuditRow {
-  fields: AuditFields;
+  fields: AuditFields | null;
   time: string;
-  committed(record: AuditRecord): void;
+  write?: () => void;
+  committed(record: AuditRecord | undefined): void;
 }
 
 const pendingByDb = new WeakMap<Db, PendingAuditRow[]>();
@@ -431,17 +438,20 @@ function commitWithPending(db: Db, extra?: { fields: AuditFields; time: string }
     // committed: the caller must commit them first (commitPendingAudit).
     throw new BastionError(ErrorCode.INTERNAL, `${batch.length} accepted audit rows must be committed before an append inside a transaction`);
   }
-  const tx = db.transaction((): { rows: AuditRecord[]; extra: AuditRecord | undefined } => {
+  const tx = db.transaction((): { rows: (AuditRecord | undefined)[]; extra: AuditRecord | undefined } => {
     const tip = chainTip(s);
     return {
-      rows: batch.map((p) => insertChained(s, tip, p.fields, p.time)),
+      rows: batch.map((p) => {
+        p.write?.();
+        return p.fields === null ? undefined : insertChained(s, tip, p.fields, p.time);
+      }),
       extra: extra ? insertChained(s, tip, extra.fields, extra.time) : undefined,
     };
   });
   const done = tx.immediate();
   // Committed (better-sqlite3 is synchronous: nothing was accepted meanwhile).
   queue?.splice(0, batch.length);
-  batch.forEach((p, i) => p.committed(done.rows[i]!));
+  batch.forEach((p, i) => p.committed(done.rows[i]));
   return done.extra;
 }
 
