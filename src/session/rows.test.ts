@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../observability/log.js';
+import { successStatus } from '../protocol/status.js';
 import { recorderFactory } from '../recording/factory.js';
 import { recordingPaths } from '../recording/recorder.js';
 import type { SessionInfo } from '../model/session.js';
@@ -84,7 +85,7 @@ describe('session rows', () => {
     const settled: string[] = [];
     for (const id of ids) {
       void store.sessions.setRecording(id, { castSha256: 'a'.repeat(64), rawSha256: 'b'.repeat(64) }, { grouped: true });
-      void rows.end(id, { reason: 'completed', exitCode: 0, status: null, bytesIn: 1, bytesOut: 2 }).then(() => settled.push(id));
+      void rows.end(id, { reason: 'completed', exitCode: 0, status: successStatus(), bytesIn: 1, bytesOut: 2 }).then(() => settled.push(id));
     }
     await new Promise((r) => setImmediate(r));
     expect(settled).toEqual([]);
@@ -109,7 +110,7 @@ describe('session rows', () => {
     const { id } = await rows.start(startInput('127.0.0.1:1'));
     const recorder = recorderFactory({ dir: recDir, settings: () => ({ format: 'v2', stdin: true }), sessions: store.sessions, log })(info(id));
     recorder.stdout!(Buffer.from('hello from the pod\n'));
-    const end = { reason: 'completed' as const, exitCode: 0, status: null, bytesIn: 0, bytesOut: 19 };
+    const end = { reason: 'completed' as const, exitCode: 0, status: successStatus(), bytesIn: 0, bytesOut: 19 };
     await recorder.end!(end); // the recording is complete on disk; its hashes are queued
     void rows.end(id, end); // queued: never committed
     expect(store.auditBatch.queued).toBe(2);

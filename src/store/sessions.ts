@@ -9,7 +9,7 @@ import { BastionError, ErrorCode, invalidField } from '../errors/index.js';
 import type { Status } from '../protocol/status.js';
 import { randomId } from './approvals.js';
 import type { Db } from './db.js';
-import { appendAuditEvent, commitPendingAudit } from './audit.js';
+import { commitWriteWithAudit } from './audit.js';
 import type { AuditBatcher } from './audit-batch.js';
 import {
   SESSION_END_REASONS,
@@ -294,14 +294,10 @@ export class SqliteSessionStore implements SessionStore {
       cast_path: optionalString('castPath', input.castPath),
       raw_path: optionalString('rawPath', input.rawPath),
     };
-    commitPendingAudit(this.db);
-    const tx = this.db.transaction((): Session => {
-      this.insertRow.run(row);
-      const session = toSession(this.byId.get(row.id)!);
-      if (audit) appendAuditEvent(this.db, audit(session), this.clock);
-      return session;
-    });
-    return tx.immediate();
+    // The audit row is built from the row as it will be stored (checked before anything is written).
+    const stored = toSession({ ...row, ended_at: null, end_reason: null, exit_code: null, status: null, bytes_in: null, bytes_out: null, cast_sha256: null, raw_sha256: null, channel_sha256: null, files: null });
+    commitWriteWithAudit(this.db, () => this.insertRow.run(row), audit?.(stored), this.clock);
+    return toSession(this.byId.get(row.id)!);
   }
 
   async end(id: string, input: SessionEndInput, opts: SessionWriteOptions & { audit?: (session: Session) => AuditEventInput } = {}): Promise<Session> {
@@ -324,24 +320,15 @@ export class SqliteSessionStore implements SessionStore {
       bytes_in: byteCount('bytesIn', input.bytesIn),
       bytes_out: byteCount('bytesOut', input.bytesOut),
     };
-    if (opts.grouped && this.batch) {
-      // Checked now, written with the group: the UPDATE itself cannot fail but for the store, and
-      // changes nothing if the session has ended meanwhile (the first end wins).
-      const row = this.byId.get(id);
-      if (!row) throw new BastionError(ErrorCode.NOT_FOUND, `session ${JSON.stringify(id)} not found`, { id });
-      await this.batch.write(() => this.endRow.run(params), opts.audit?.(toSession(row)));
-      return toSession(this.byId.get(id)!);
-    }
-    commitPendingAudit(this.db);
-    const tx = this.db.transaction((): Session => {
-      const row = this.byId.get(id);
-      if (!row) throw new BastionError(ErrorCode.NOT_FOUND, `session ${JSON.stringify(id)} not found`, { id });
-      // Already ended: the first end wins, this one changes nothing.
-      if (row.ended_at === null) this.endRow.run(params);
-      if (opts.audit) appendAuditEvent(this.db, opts.audit(toSession(row)), this.clock);
-      return toSession(this.byId.get(id)!);
-    });
-    return tx.immediate();
+    const row = this.byId.get(id);
+    if (!row) throw new BastionError(ErrorCode.NOT_FOUND, `session ${JSON.stringify(id)} not found`, { id });
+    // Already ended (now or by the time it is written): the first end wins, the UPDATE changes
+    // nothing. It cannot fail but for the store, so it may wait in the group.
+    const write = (): void => void this.endRow.run(params);
+    const audit = opts.audit?.(toSession(row));
+    if (opts.grouped && this.batch) await this.batch.write(write, audit);
+    else commitWriteWithAudit(this.db, write, audit, this.clock);
+    return toSession(this.byId.get(id)!);
   }
 
   async setRecording(id: string, input: SessionRecordingInput, opts: SessionWriteOptions = {}): Promise<Session> {
