@@ -2,6 +2,8 @@
 // row, written once its response is complete): they are accepted in order, chained and committed
 // together, at most `maxDelayMs` after the first of a group or as soon as `maxRows` wait, in one
 // transaction (one fsync) instead of one each. See docs/storage.md, "Durability of audit rows".
+// A session's end rows (its table writes with their audit row) ride the same group (`write`), see
+// "Durability of session rows".
 //
 // Order: an accepted row is committed before any row appended after it on the same connection
 // (audit.ts chains the pending rows first in every durable append's own transaction), so the
