@@ -17,7 +17,7 @@ import { SqliteApprovalService } from '../approvals/service.js';
 import { webhookNotifier } from '../approvals/webhook.js';
 import { HoldManager } from '../approvals/holds.js';
 import { loadOrCreateSigningKey, type SigningKey } from '../evidence/signing-key.js';
-import { CheckpointWriter, checkpointingAudit, checkpointsPath } from '../evidence/checkpoints.js';
+import { CheckpointWriter, checkpointsPath } from '../evidence/checkpoints.js';
 import { auditVerifier } from '../evidence/audit-trust.js';
 import { LIFE_CYCLE_EVENTS } from '../evidence/record.js';
 import { recorderFactory } from '../recording/factory.js';
@@ -170,7 +170,8 @@ export async function startBastion(config: ServeConfig, log: Logger, upstream: U
       failureAudit: config.auditFailures,
       approvals,
       holds,
-      sessions: sessionRows({ sessions: store.sessions, audit: checkpointingAudit(store.audit, checkpoints) }),
+      // A burst of session ends shares one checkpoint (requested once each end's rows commit).
+      sessions: sessionRows({ sessions: store.sessions, audit: store.audit }, { recordingsDir: config.recordingsDir, ended: () => checkpoints.request('session-end') }),
       sinks: (session) => [recorderFor(session)],
       recordConnection: (session, seq, port, startedAt) => new ForwardRecording({ dir: config.recordingsDir, approvalId: session.approvalId, sessionId: session.id, seq, port, startedAt }),
       metrics,

@@ -74,7 +74,11 @@ interface AuditResult {
   /** What the outcome alone does not say (a refused handshake's error, who revoked). */
   outcomeDetail?: string;
   sessionId?: string;
-  /** An allowed read whose response is complete: its row may be group-committed (RequestAuditor.recordBatched). */
+  /**
+   * The row may be group-committed (RequestAuditor.recordBatched): an allowed read whose response
+   * is complete, or an upgrade whose session row exists (its start was committed before it ran,
+   * and its end rows are group-committed too).
+   */
   batched?: boolean;
 }
 
@@ -572,7 +576,7 @@ export class KubeEndpoint {
         approvalId: approval?.id ?? null,
         outcome: result.reason,
         ...(result.detail ? { outcomeDetail: result.detail } : {}),
-        ...(result.sessionId ? { sessionId: result.sessionId } : {}),
+        ...(result.sessionId ? { sessionId: result.sessionId, batched: true } : {}),
       });
     } finally {
       lease.release();

@@ -97,10 +97,12 @@ export class CastWorkerPool {
   private ensure(): Worker {
     if (this.worker) return this.worker;
     const worker = startWorker();
-    worker.unref(); // referenced only while a batch is out (see send)
     worker.on('message', (m: FromCastWorker) => this.reply(m));
     worker.on('error', (err) => this.lost(worker, `the cast worker failed: ${err.message}`));
     worker.on('exit', (code) => this.lost(worker, `the cast worker exited (code ${code})`));
+    // Referenced only while a batch is out (see send), so an idle thread never keeps the process
+    // alive. After the listeners: adding a 'message' listener references the worker's port again.
+    worker.unref();
     this.worker = worker;
     return worker;
   }

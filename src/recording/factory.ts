@@ -1,19 +1,20 @@
 // Builds the recorder for each session the relay starts: files under
-// `<dir>/<approval-id>/<session-id>.{cast,raw}` in the format the policy asks for, with the
-// session row told where they are from the start (so a crash leaves them findable) and given their
-// hashes and kubectl-cp file list at the end.
+// `<dir>/<approval-id>/<session-id>.{cast,raw}` (recordingPaths) in the format the policy asks for.
+// The session row names those paths from its start's own transaction (session/rows.ts), so a crash
+// leaves them findable; here it is given their hashes and kubectl-cp file list at the end, with the
+// session's end rows in the store's group commit.
 import type { Logger } from '../observability/log.js';
 import type { SessionInfo, SessionSink } from '../model/session.js';
 import type { CastFormat } from './events.js';
 import type { SessionRecordingInput } from '../store/types.js';
 import { sharedCastWorker } from './cast-derivation.js';
-import { createRecorder, recordingPaths, toSessionRecording, type RecordingResult } from './recorder.js';
+import { createRecorder, toSessionRecording, type RecordingResult } from './recorder.js';
 
 export interface RecorderFactoryOptions {
   dir: string;
   /** Read per session, so a policy reload applies to the next session. */
   settings(): { format: CastFormat; stdin: boolean };
-  sessions: { setRecording(id: string, input: SessionRecordingInput): Promise<unknown> };
+  sessions: { setRecording(id: string, input: SessionRecordingInput, opts?: { grouped?: boolean }): Promise<unknown> };
   log: Logger;
 }
 
@@ -28,7 +29,7 @@ export function recorderFactory(opts: RecorderFactoryOptions): (session: Session
       if (result.error) log.error({ sessionId: session.id, error: result.error }, 'recording failed; the session was cut');
       const files = result.files?.map((f) => ({ name: f.name, size: f.size, sha256: f.sha256 }));
       opts.sessions
-        .setRecording(session.id, { ...toSessionRecording(result), ...(files ? { files } : {}) })
+        .setRecording(session.id, { ...toSessionRecording(result), ...(files ? { files } : {}) }, { grouped: true })
         .catch((err: unknown) => log.error({ err, sessionId: session.id }, 'storing the recording hashes failed'));
     };
     // Throws when the files cannot be created: the session is then cut before a byte flows.
@@ -53,8 +54,6 @@ export function recorderFactory(opts: RecorderFactoryOptions): (session: Session
       },
       onFinished: saved,
     });
-    const paths = recordingPaths(opts.dir, session.approvalId, session.id);
-    opts.sessions.setRecording(session.id, { castPath: paths.castPath, rawPath: paths.rawPath }).catch((err: unknown) => log.error({ err }, 'storing recording paths failed'));
     return recorder;
   };
 }

@@ -2,6 +2,8 @@
 // row, written once its response is complete): they are accepted in order, chained and committed
 // together, at most `maxDelayMs` after the first of a group or as soon as `maxRows` wait, in one
 // transaction (one fsync) instead of one each. See docs/storage.md, "Durability of audit rows".
+// A session's end rows (its table writes with their audit row) ride the same group (`write`), see
+// "Durability of session rows".
 //
 // Order: an accepted row is committed before any row appended after it on the same connection
 // (audit.ts chains the pending rows first in every durable append's own transaction), so the
@@ -72,12 +74,33 @@ export class AuditBatcher {
     return new Promise<AuditRecord>((resolve, reject) => {
       const row = prepareAuditRow(input, this.clock, (record) => {
         this.waiters.delete(row);
-        resolve(record);
+        resolve(record!);
       });
-      this.waiters.set(row, { reject });
-      this.queue.push(row);
-      this.schedule();
+      this.accept(row, reject);
     });
+  }
+
+  /**
+   * Accepts a table write (and, if given, the audit row that goes with it) for the next group
+   * commit: both in one transaction, in acceptance order with every other row. Resolves once
+   * committed. The write's inputs must be checked before (see PendingAuditRow).
+   */
+  write(write: () => void, input?: AuditEventInput): Promise<AuditRecord | undefined> {
+    if (this.closed) return Promise.reject(new BastionError(ErrorCode.INTERNAL, 'the audit batcher is closed'));
+    return new Promise<AuditRecord | undefined>((resolve, reject) => {
+      const done = (record: AuditRecord | undefined): void => {
+        this.waiters.delete(row);
+        resolve(record);
+      };
+      const row: PendingAuditRow = input ? { ...prepareAuditRow(input, this.clock, done), write } : { fields: null, time: '', write, committed: done };
+      this.accept(row, reject);
+    });
+  }
+
+  private accept(row: PendingAuditRow, reject: (err: unknown) => void): void {
+    this.waiters.set(row, { reject });
+    this.queue.push(row);
+    this.schedule();
   }
 
   /** Commits what is queued now; throws (keeping the rows queued) when the store cannot. */

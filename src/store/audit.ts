@@ -395,11 +395,18 @@ function insertChained(s: Statements, tip: ChainTip, fields: AuditFields, time: 
 // they were accepted, by the next commit on their connection, whether the batch's own or a durable
 // append's. Nothing else may write a row before them, so the chain's order is the acceptance order.
 
-/** A row accepted for a later commit: its fields already normalised, its time already taken. */
+/**
+ * A row accepted for a later commit: its fields already normalised, its time already taken. It may
+ * carry a table write that belongs with it (a session's end row), run in the same transaction just
+ * before the row; a write-only item (`fields` null) has no audit row. A write must not fail for
+ * anything but the store itself (its inputs are checked when it is accepted): it is retried with
+ * its group until it commits.
+ */
 export interface PendingAuditRow {
-  fields: AuditFields;
+  fields: AuditFields | null;
   time: string;
-  committed(record: AuditRecord): void;
+  write?: () => void;
+  committed(record: AuditRecord | undefined): void;
 }
 
 const pendingByDb = new WeakMap<Db, PendingAuditRow[]>();
@@ -419,10 +426,11 @@ export function prepareAuditRow(input: AuditEventInput, clock: Clock, committed:
 }
 
 /**
- * Commits the pending rows and then `extra` (if any) in one IMMEDIATE transaction. On failure
- * nothing is committed and the pending rows stay queued, in order, for the next attempt.
+ * Commits the pending rows and then `extra` (if any: its table write, then its row) in one
+ * IMMEDIATE transaction. On failure nothing is committed and the pending rows stay queued, in
+ * order, for the next attempt.
  */
-function commitWithPending(db: Db, extra?: { fields: AuditFields; time: string }): AuditRecord | undefined {
+function commitWithPending(db: Db, extra?: { fields: AuditFields | null; time: string; write?: () => void }): AuditRecord | undefined {
   const s = stmts(db);
   const queue = pendingByDb.get(db);
   const batch = queue && queue.length > 0 ? queue.slice() : [];
@@ -431,18 +439,35 @@ function commitWithPending(db: Db, extra?: { fields: AuditFields; time: string }
     // committed: the caller must commit them first (commitPendingAudit).
     throw new BastionError(ErrorCode.INTERNAL, `${batch.length} accepted audit rows must be committed before an append inside a transaction`);
   }
-  const tx = db.transaction((): { rows: AuditRecord[]; extra: AuditRecord | undefined } => {
+  const tx = db.transaction((): { rows: (AuditRecord | undefined)[]; extra: AuditRecord | undefined } => {
     const tip = chainTip(s);
     return {
-      rows: batch.map((p) => insertChained(s, tip, p.fields, p.time)),
-      extra: extra ? insertChained(s, tip, extra.fields, extra.time) : undefined,
+      rows: batch.map((p) => writeThenInsert(s, tip, p)),
+      extra: extra ? writeThenInsert(s, tip, extra) : undefined,
     };
   });
   const done = tx.immediate();
   // Committed (better-sqlite3 is synchronous: nothing was accepted meanwhile).
   queue?.splice(0, batch.length);
-  batch.forEach((p, i) => p.committed(done.rows[i]!));
+  batch.forEach((p, i) => p.committed(done.rows[i]));
   return done.extra;
+}
+
+function writeThenInsert(s: Statements, tip: ChainTip, item: { fields: AuditFields | null; time: string; write?: () => void }): AuditRecord | undefined {
+  item.write?.();
+  return item.fields === null ? undefined : insertChained(s, tip, item.fields, item.time);
+}
+
+/**
+ * A table write and (if given) its audit row, committed durably in one IMMEDIATE transaction with
+ * every row accepted before them, in that order: one fsync for all. `write` runs first, so a
+ * failing write (a constraint) commits nothing, pending rows included (they stay queued).
+ */
+export function commitWriteWithAudit(db: Db, write: () => void, input: AuditEventInput | undefined, clock: Clock = () => new Date()): AuditRecord | undefined {
+  if (!input) return commitWithPending(db, { fields: null, time: '', write });
+  const fields = normalise(input);
+  const time = input.time === undefined ? clock().toISOString() : toIso('time', input.time);
+  return commitWithPending(db, { fields, time, write });
 }
 
 /** Commits the rows accepted on this connection (no-op when there are none). Throws when it cannot. */

@@ -55,7 +55,7 @@ export function openStore(dataDir: string, opts: OpenStoreOptions = {}): SqliteS
     policyVersions: new SqlitePolicyVersionStore(db, clock),
     audit: new SqliteAuditLog(db, clock),
     approvals: new SqliteApprovalStore(db, clock),
-    sessions: new SqliteSessionStore(db, clock),
+    sessions: new SqliteSessionStore(db, clock, auditBatch),
     auditBatch,
     close: async () => {
       if (!db.open) return;

@@ -9,6 +9,8 @@ import { BastionError, ErrorCode, invalidField } from '../errors/index.js';
 import type { Status } from '../protocol/status.js';
 import { randomId } from './approvals.js';
 import type { Db } from './db.js';
+import { commitWriteWithAudit } from './audit.js';
+import type { AuditBatcher } from './audit-batch.js';
 import {
   SESSION_END_REASONS,
   SESSION_TRANSPORTS,
@@ -22,6 +24,8 @@ import {
   type SessionStartInput,
   type SessionStore,
   type SessionTransport,
+  type SessionWriteOptions,
+  type AuditEventInput,
 } from './types.js';
 
 export const SESSION_ID_PREFIX = 'ses_';
@@ -208,13 +212,15 @@ export class SqliteSessionStore implements SessionStore {
   constructor(
     private readonly db: Db,
     private readonly clock: Clock = () => new Date(),
+    /** The group commit for `grouped` writes; without it they are committed at once. */
+    private readonly batch?: AuditBatcher,
   ) {
     this.byId = db.prepare<[string], SessionRow>(`SELECT ${COLUMNS} FROM sessions WHERE id = ?`);
     this.insertRow = db.prepare(
       `INSERT INTO sessions (id, approval_id, agent_id, agent_name, operation, transport, protocol, upstream_protocol,
-         namespace, pod, container, command, tty, started_at, client)
+         namespace, pod, container, command, tty, started_at, client, cast_path, raw_path)
        VALUES (@id, @approval_id, @agent_id, @agent_name, @operation, @transport, @protocol, @upstream_protocol,
-         @namespace, @pod, @container, @command, @tty, @started_at, @client)`,
+         @namespace, @pod, @container, @command, @tty, @started_at, @client, @cast_path, @raw_path)`,
     );
     this.endRow = db.prepare(
       `UPDATE sessions SET ended_at = @ended_at, end_reason = @end_reason, exit_code = @exit_code, status = @status,
@@ -239,7 +245,12 @@ export class SqliteSessionStore implements SessionStore {
     this.connections = db.prepare<[string], ConnectionRow>(`SELECT ${CONNECTION_COLUMNS} FROM forwarded_connections WHERE session_id = ? ORDER BY seq`);
   }
 
-  async start(input: SessionStartInput): Promise<Session> {
+  /**
+   * The row, its recording paths and (given `audit`) its `session.start` audit row in one
+   * transaction: one fsync, all or nothing. Rows the batch holds are committed first (the chain's
+   * order), so a start never takes effect when they cannot be.
+   */
+  async start(input: SessionStartInput, audit?: (session: Session) => AuditEventInput): Promise<Session> {
     const agent = input.agent as { id?: unknown; name?: unknown } | undefined;
     if (!agent || typeof agent.id !== 'string' || typeof agent.name !== 'string') {
       throw bad('agent', 'must have a string id and name');
@@ -280,12 +291,16 @@ export class SqliteSessionStore implements SessionStore {
       tty: input.tty ? 1 : 0,
       started_at: this.clock().toISOString(),
       client: optionalString('client', input.client),
+      cast_path: optionalString('castPath', input.castPath),
+      raw_path: optionalString('rawPath', input.rawPath),
     };
-    this.insertRow.run(row);
+    // The audit row is built from the row as it will be stored (checked before anything is written).
+    const stored = toSession({ ...row, ended_at: null, end_reason: null, exit_code: null, status: null, bytes_in: null, bytes_out: null, cast_sha256: null, raw_sha256: null, channel_sha256: null, files: null });
+    commitWriteWithAudit(this.db, () => this.insertRow.run(row), audit?.(stored), this.clock);
     return toSession(this.byId.get(row.id)!);
   }
 
-  async end(id: string, input: SessionEndInput): Promise<Session> {
+  async end(id: string, input: SessionEndInput, opts: SessionWriteOptions & { audit?: (session: Session) => AuditEventInput } = {}): Promise<Session> {
     const endReason = 'endReason' in input ? input.endReason : input.reason;
     if (!(SESSION_END_REASONS as readonly string[]).includes(endReason)) {
       throw bad('endReason', `must be one of ${SESSION_END_REASONS.join(', ')}`);
@@ -305,17 +320,18 @@ export class SqliteSessionStore implements SessionStore {
       bytes_in: byteCount('bytesIn', input.bytesIn),
       bytes_out: byteCount('bytesOut', input.bytesOut),
     };
-    const tx = this.db.transaction((): Session => {
-      const row = this.byId.get(id);
-      if (!row) throw new BastionError(ErrorCode.NOT_FOUND, `session ${JSON.stringify(id)} not found`, { id });
-      // Already ended: the first end wins, this one changes nothing.
-      if (row.ended_at === null) this.endRow.run(params);
-      return toSession(this.byId.get(id)!);
-    });
-    return tx.immediate();
+    const row = this.byId.get(id);
+    if (!row) throw new BastionError(ErrorCode.NOT_FOUND, `session ${JSON.stringify(id)} not found`, { id });
+    // Already ended (now or by the time it is written): the first end wins, the UPDATE changes
+    // nothing. It cannot fail but for the store, so it may wait in the group.
+    const write = (): void => void this.endRow.run(params);
+    const audit = opts.audit?.(toSession(row));
+    if (opts.grouped && this.batch) await this.batch.write(write, audit);
+    else commitWriteWithAudit(this.db, write, audit, this.clock);
+    return toSession(this.byId.get(id)!);
   }
 
-  async setRecording(id: string, input: SessionRecordingInput): Promise<Session> {
+  async setRecording(id: string, input: SessionRecordingInput, opts: SessionWriteOptions = {}): Promise<Session> {
     const sets: string[] = [];
     const params: Record<string, unknown> = { id };
     const put = (column: string, value: string | null): void => {
@@ -345,19 +361,29 @@ export class SqliteSessionStore implements SessionStore {
       });
       put('files', files === undefined ? null : JSON.stringify(files));
     }
+    const update = sets.length > 0 ? this.db.prepare(`UPDATE sessions SET ${sets.join(', ')} WHERE id = @id`) : undefined;
+    return this.write(id, () => update?.run(params), opts);
+  }
+
+  async setUpstreamProtocol(id: string, protocol: string, opts: SessionWriteOptions = {}): Promise<Session> {
+    const value = optionalString('upstreamProtocol', protocol);
+    const update = this.db.prepare(`UPDATE sessions SET upstream_protocol = @value WHERE id = @id`);
+    return this.write(id, () => update.run({ id, value }), opts);
+  }
+
+  /** An update of an existing row (NOT_FOUND at once), committed now or with the group. */
+  private async write(id: string, update: () => void, opts: SessionWriteOptions): Promise<Session> {
+    if (opts.grouped && this.batch) {
+      if (!this.byId.get(id)) throw new BastionError(ErrorCode.NOT_FOUND, `session ${JSON.stringify(id)} not found`, { id });
+      await this.batch.write(update);
+      return toSession(this.byId.get(id)!);
+    }
     const tx = this.db.transaction((): Session => {
       if (!this.byId.get(id)) throw new BastionError(ErrorCode.NOT_FOUND, `session ${JSON.stringify(id)} not found`, { id });
-      if (sets.length > 0) this.db.prepare(`UPDATE sessions SET ${sets.join(', ')} WHERE id = @id`).run(params);
+      update();
       return toSession(this.byId.get(id)!);
     });
     return tx.immediate();
-  }
-
-  async setUpstreamProtocol(id: string, protocol: string): Promise<Session> {
-    const value = optionalString('upstreamProtocol', protocol);
-    const result = this.db.prepare(`UPDATE sessions SET upstream_protocol = @value WHERE id = @id`).run({ id, value });
-    if (result.changes === 0) throw new BastionError(ErrorCode.NOT_FOUND, `session ${JSON.stringify(id)} not found`, { id });
-    return (await this.get(id))!;
   }
 
   async get(id: string): Promise<Session | undefined> {

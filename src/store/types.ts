@@ -494,6 +494,19 @@ export interface SessionStartInput {
   tty: boolean;
   /** The client's address and port (`ip:port`). */
   client?: string | null;
+  /** Where the recording's files will be (so a crash leaves them findable), in the start's own transaction. */
+  castPath?: string | null;
+  rawPath?: string | null;
+}
+
+/**
+ * How a session write is committed. By default before the call returns (one fsync each); `grouped`
+ * joins the store's group commit (store.auditBatch: within its window, 50 ms, always before any
+ * later durable write), for the writes at a session's end and after its upstream dial, whose loss
+ * in a crash crash recovery makes good (docs/storage.md, "Durability of session rows").
+ */
+export interface SessionWriteOptions {
+  grouped?: boolean;
 }
 
 interface SessionEndFields {
@@ -534,13 +547,17 @@ export interface SessionFilter {
 
 export interface SessionStore {
   /** Opens a session row. A port-forward's names no container ('') and no command ([]); every other names its container. */
-  start(input: SessionStartInput): Promise<Session>;
-  /** Ends an open session. Idempotent: the first end wins and later calls return it unchanged. Unknown id: NOT_FOUND. */
-  end(id: string, input: SessionEndInput): Promise<Session>;
+  start(input: SessionStartInput, audit?: (session: Session) => AuditEventInput): Promise<Session>;
+  /**
+   * Ends an open session, with its audit row (`opts.audit`, built from the row as it was) in the
+   * same transaction. Idempotent: the first end wins and later calls return it unchanged (their
+   * audit row is still written). Unknown id: NOT_FOUND (at once, also when grouped).
+   */
+  end(id: string, input: SessionEndInput, opts?: SessionWriteOptions & { audit?: (session: Session) => AuditEventInput }): Promise<Session>;
   /** The upstream subprotocol, once dialed (the row is written before upstream is). Unknown id: NOT_FOUND. */
-  setUpstreamProtocol(id: string, protocol: string): Promise<Session>;
+  setUpstreamProtocol(id: string, protocol: string, opts?: SessionWriteOptions): Promise<Session>;
   /** Records the recording's files and hashes (given fields only). Unknown id: NOT_FOUND. */
-  setRecording(id: string, input: SessionRecordingInput): Promise<Session>;
+  setRecording(id: string, input: SessionRecordingInput, opts?: SessionWriteOptions): Promise<Session>;
   get(id: string): Promise<Session | undefined>;
   /** Newest first. */
   list(filter?: SessionFilter): Promise<Session[]>;

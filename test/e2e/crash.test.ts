@@ -118,6 +118,46 @@ describe('a bastion killed during a session', () => {
     }
   });
 
+  it('killed as sessions end (their end rows are group-committed): each is ended, completed or interrupted, with hashes equal to its files, and audit verify passes', async () => {
+    const pair = await startPair();
+    const { dir, serveArgs, agentConfig } = pair;
+    const approvalId = await pair.grant({ namespace: 'demo', pod: 'web-0', container: 'app', verbs: ['exec'] });
+    // Several sessions that end together: the kill lands as their end rows wait for the group commit.
+    const runs = Array.from({ length: 6 }, () => {
+      const k = spawn(kubectlPath(33), ['--kubeconfig', agentConfig, 'exec', '-n', 'demo', 'web-0', '--', 'sh', '-c', 'echo started; sleep 2; echo done'], { env: { PATH: process.env.PATH ?? '', HOME: freshHome() } });
+      children.push(k);
+      let out = '';
+      k.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      return { out: () => out, exited: new Promise<void>((r) => k.once('exit', () => r())) };
+    });
+    await expect.poll(() => runs.every((r) => r.out().includes('started')), { timeout: 20_000 }).toBe(true);
+    await Promise.race(runs.map((r) => r.exited));
+    await killFirst(pair);
+    await Promise.all(runs.map((r) => r.exited));
+
+    const second = await start(serveArgs, /kube-bastion is serving/);
+    second.child.kill('SIGTERM');
+    await new Promise((r) => second.child.once('exit', r));
+    const store = openStore(join(dir, 'data'));
+    try {
+      const sessions = await store.sessions.list({ approvalId });
+      expect(sessions).toHaveLength(6);
+      for (const session of sessions) {
+        expect(session.state).toBe('ended');
+        expect(['completed', 'interrupted']).toContain(session.endReason);
+        expect(session.castSha256).toBe(sha256(readFileSync(session.castPath!)));
+        expect(session.rawSha256).toBe(sha256(readFileSync(session.rawPath!)));
+        const ends = await store.audit.query({ event: 'session.end', sessionId: session.id });
+        expect(ends.map((r) => (JSON.parse(r.details ?? '{}') as { endReason: string }).endReason)).toEqual([session.endReason]);
+      }
+    } finally {
+      await store.close();
+    }
+    const verified = auditVerify(join(dir, 'data'));
+    expect(verified.stdout).toMatch(/^audit log OK/m);
+    expect(verified.status).toBe(0);
+  });
+
   it('a port-forward: its open connection ends cut as interrupted, with the bytes and hashes its sidecar holds', async () => {
     const pair = await startPair();
     const approvalId = await pair.grant({ namespace: 'demo', pod: 'web-0', verbs: ['portforward'], ports: [7000] });
