@@ -2,7 +2,7 @@
 // (a plain TLS proxy in front of the same sim, when installed) vs the bastion (recording on), in
 // one run, interleaved rounds. Prints a table with each target's verdict and writes JSON.
 //
-//   npm run bench [-- --smoke] [--out FILE] [--rounds N] [--only m1,m2] [--ramp-cap N] [--sessions N] [--mib N] [--profile DIR] [--no-nginx]
+//   npm run bench [-- --smoke] [--out FILE] [--rounds N] [--only m1,m2] [--ramp-cap N] [--sessions N] [--mib N] [--profile DIR] [--no-nginx] [--keep]
 //
 // The sim, the bastion and nginx each run in their own process (bench/servers.ts) so their CPU and
 // RSS are read apart from the clients'. See bench/README.md for what each measure does.
@@ -44,6 +44,7 @@ const { values } = parseArgs({
     mib: { type: 'string' },
     profile: { type: 'string' },
     'no-nginx': { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
   },
 });
 
@@ -143,7 +144,9 @@ try {
   }
 } finally {
   for (const s of servers.reverse()) await s.stop().catch(() => undefined);
-  rmSync(dir, { recursive: true, force: true });
+  // --keep leaves the logs, the database and the recordings for a look afterwards.
+  if (values.keep) progress(`kept ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
 }
 
 mach.loadAvgEnd = loadavg().map((x) => Math.round(x * 100) / 100);

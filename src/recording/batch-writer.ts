@@ -51,6 +51,20 @@ export interface BatchTiming {
 
 const defaultClockUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
+/**
+ * When any recording's write or fsync in this process last completed (epoch ms). A write still
+ * queued behind others (a thousand sessions ending at once share libuv's few threads) is not a
+ * hung disk: drain() keeps waiting while writes complete somewhere, and fails only when none has
+ * for endTimeoutMs, or after DRAIN_PATIENCE such intervals in all.
+ */
+let lastDiskProgressAt = 0;
+const diskProgressed = (): void => {
+  lastDiskProgressAt = Date.now();
+};
+
+/** How many endTimeoutMs intervals drain() waits at most while the disk is making progress. */
+export const DRAIN_PATIENCE = 10;
+
 export class BatchWriter {
   private failureText: string | undefined;
   private ended = false;
@@ -159,11 +173,17 @@ export class BatchWriter {
    */
   async drain(): Promise<boolean> {
     clearTimeout(this.syncTimer);
-    if (!this.writing) return false;
-    let timer: NodeJS.Timeout | undefined;
-    const settled = await Promise.race([this.writing.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), this.endTimeoutMs)))]);
-    clearTimeout(timer);
-    if (settled) return false;
+    const started = Date.now();
+    for (;;) {
+      const writing = this.writing;
+      if (!writing) return false;
+      let timer: NodeJS.Timeout | undefined;
+      const settled = await Promise.race([writing.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), this.endTimeoutMs)))]);
+      clearTimeout(timer);
+      if (settled) continue;
+      const now = Date.now();
+      if (now - lastDiskProgressAt >= this.endTimeoutMs || now - started >= this.endTimeoutMs * DRAIN_PATIENCE) break;
+    }
     this.failAsync(new RecordingError(`the recording disk did not finish a write within ${this.endTimeoutMs} ms`));
     return true;
   }
@@ -195,9 +215,13 @@ export class BatchWriter {
     this.inFlightBytes = job.bytes;
     this.writing = job
       .write()
-      .then(() => this.groupSync())
+      .then(() => {
+        diskProgressed();
+        return this.groupSync();
+      })
       .then(
         () => {
+          diskProgressed();
           this.writing = undefined;
           this.inFlightBytes = 0;
           this.release();
@@ -235,6 +259,7 @@ export class BatchWriter {
       this.lastSyncUs = this.clockUs();
       this.writing = this.source.sync().then(
         () => {
+          diskProgressed();
           this.writing = undefined;
           if (this.flushWanted) {
             this.flushWanted = false;

@@ -30,7 +30,7 @@ export interface RelayOptions {
   sinks: SessionSink[];
   /** How long the final Status may take to reach a client that does not read, before the socket is dropped. */
   finishTimeoutMs?: number;
-  /** How long the sinks may take to end (default 2 s): a recording that cannot be completed by then has failed. */
+  /** How long the sinks may take to end (default 12 s): a recording that cannot be completed by then has failed. */
   sinkEndTimeoutMs?: number;
   /** Before the deadline, tell the agent's terminal (stderr, or stdout with a TTY) and mark the recording. */
   warning?: { at: number; message: string };
@@ -39,8 +39,12 @@ export interface RelayOptions {
 /** The sink method each relayed stream's chunks go to. */
 type DataChannel = 'stdin' | 'stdout' | 'stderr';
 
-/** The recorder's own wait for a hung write is 1 s (recorder.ts endTimeoutMs); this bounds the whole end. */
-const DEFAULT_SINK_END_TIMEOUT_MS = 2000;
+/**
+ * Bounds the whole end of the sinks. The recorder bounds its own wait: it fails a write in flight
+ * after 1 s without any recording write completing in the process (a hung disk), and waits at most
+ * 10 s while writes complete (a queue: many sessions ending at once; batch-writer.ts drain()).
+ */
+const DEFAULT_SINK_END_TIMEOUT_MS = 12_000;
 
 export class Relay {
   private open = true;

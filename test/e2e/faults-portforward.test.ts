@@ -1030,8 +1030,8 @@ describe('the audit chain', () => {
       const details = audit.map((r) => JSON.parse(r.details!) as Record<string, unknown>);
       expect(details.map((d) => [d['seq'], d['port'], d['outcome'], d['sha256In'] ?? null, d['rawSha256'] ?? null])).toEqual(rows.map((r) => [r.seq, r.port, r.outcome, r.sha256In, r.rawSha256]));
       expect((await b.bastion.store.audit.verify()).ok).toBe(true);
-      // The request's own audit row names the session.
-      const [req] = await requestRows(b, { approvalId: approval.id });
+      // The request's own audit row names the session (group-committed once the upgrade ends: polled).
+      const req = await until('the request row', async () => (await requestRows(b, { approvalId: approval.id }))[0]);
       expect(req).toMatchObject({ sessionId: session.id });
       // An auditor filtering by approval or agent finds the connections too.
       for (const r of audit) expect({ approvalId: r.approvalId, agent: r.agentName }).toEqual({ approvalId: approval.id, agent: b.agentName });
