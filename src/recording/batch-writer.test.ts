@@ -19,7 +19,7 @@ function source(write: () => Promise<void>): BatchSource {
   };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('BatchWriter drain', () => {
   it('a slow write while other recordings complete theirs is waited for: the recording does not fail', async () => {
