@@ -5,7 +5,7 @@ import type { Logger } from '../observability/log.js';
 import { recoverRecording } from '../recording/recover.js';
 import { join } from 'node:path';
 import type { AuditLog, Session, SessionStore } from '../store/types.js';
-import { connectionEndEvent } from './rows.js';
+import { connectionEndEvent, sessionEndEvent } from './rows.js';
 import { recoverForwardRecording, type ForwardRecordingResult } from '../recording/forward-recorder.js';
 
 export async function closeInterruptedSessions(store: { sessions: SessionStore; audit: AuditLog }, log: Logger, recordingsDir?: string): Promise<number> {
@@ -22,15 +22,7 @@ export async function closeInterruptedSessions(store: { sessions: SessionStore; 
         log.error({ err, sessionId: session.id }, 'could not recover the recording of an interrupted session');
       }
     }
-    await store.audit.append({
-      event: 'session.end',
-      actor: 'system',
-      source: session.client,
-      sessionId: session.id,
-      approvalId: session.approvalId,
-      agent: { id: session.agentId, name: session.agent },
-      details: { endReason: 'interrupted', ...recovered },
-    });
+    await store.audit.append(sessionEndEvent(session, { endReason: 'interrupted', ...recovered }));
     log.warn({ sessionId: session.id }, 'session left open by a previous run marked interrupted');
   }
   return open.length;

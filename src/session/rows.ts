@@ -44,7 +44,7 @@ export function sessionRows(store: { sessions: SessionStore; audit: AuditLog }, 
       const session = await store.sessions.end(
         id,
         { reason: end.reason, exitCode: end.exitCode, status: end.status, bytesIn: end.bytesIn, bytesOut: end.bytesOut },
-        { grouped: true, audit: (row) => sessionEndEvent(row, end) },
+        { grouped: true, audit: (row) => sessionEndEvent(row, { endReason: end.reason, exitCode: end.exitCode, bytesIn: end.bytesIn, bytesOut: end.bytesOut }) },
       );
       opts.ended?.(session);
       return session;
@@ -63,8 +63,8 @@ export function connectionEndEvent(sessionId: string, seq: number, end: Forwarde
   return { event: 'session.connection', actor: 'system', sessionId, approvalId: about.approvalId, agent: about.agent, details: { seq, port: about.port, ...end } };
 }
 
-/** A session's end in the audit chain (verify compares it with the row's end). */
-function sessionEndEvent(session: Session, end: { reason: string; exitCode: number | null; bytesIn: number; bytesOut: number }): AuditEventInput {
+/** A session's end in the audit chain (verify compares it with the row's end); also crash recovery's. */
+export function sessionEndEvent(session: Session, details: Record<string, unknown>): AuditEventInput {
   return {
     event: 'session.end',
     actor: 'system',
@@ -72,6 +72,6 @@ function sessionEndEvent(session: Session, end: { reason: string; exitCode: numb
     sessionId: session.id,
     approvalId: session.approvalId,
     agent: { id: session.agentId, name: session.agent },
-    details: { endReason: end.reason, exitCode: end.exitCode, bytesIn: end.bytesIn, bytesOut: end.bytesOut },
+    details,
   };
 }
