@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { StreamScope } from '../model/approval.js';
-import { openStore, type AuditRecord, type SqliteStore } from './index.js';
+import { auditHead, openStore, type AuditRecord, type SqliteStore } from './index.js';
 import { tempDataDir } from './test-support.js';
 
 const scope: StreamScope = { kind: 'stream', namespace: 'demo', pod: 'web-0', container: 'app', verbs: ['exec'], commands: [['ls']], maxSessions: 1 };
@@ -44,15 +44,24 @@ describe('audit batcher (group commits with a bounded window)', () => {
     tmp.cleanup();
   });
 
+  it('a read through the store (the API, an export, verify, a checkpoint) commits what is queued first: it sees every accepted row', async () => {
+    void store.auditBatch.append(read(1));
+    void store.auditBatch.append(read(2));
+    expect(store.auditBatch.queued).toBe(2);
+    expect((await store.audit.query({ order: 'asc' })).map((r) => r.source)).toEqual(['read-1', 'read-2']);
+    expect(store.auditBatch.queued).toBe(0);
+    expect(committed(tmp.dir).map((r) => r.source)).toEqual(['read-1', 'read-2']);
+  });
+
   it('commits a group no later than the window after its first row, in one transaction, in order', async () => {
     const settled: AuditRecord[] = [];
     void store.auditBatch.append(read(1)).then((r) => settled.push(r));
     await vi.advanceTimersByTimeAsync(20);
     void store.auditBatch.append(read(2)).then((r) => settled.push(r));
     await vi.advanceTimersByTimeAsync(29);
-    // 49 ms after the first row: nothing committed, nothing visible to another process or a checkpoint.
+    // 49 ms after the first row: nothing committed, nothing visible to another process.
     expect(committed(tmp.dir)).toEqual([]);
-    expect((await store.audit.head()).rows).toBe(0);
+    expect(auditHead(store.db).rows).toBe(0);
     expect(store.auditBatch.queued).toBe(2);
     await vi.advanceTimersByTimeAsync(1);
     expect(committed(tmp.dir).map((r) => r.source)).toEqual(['read-1', 'read-2']);

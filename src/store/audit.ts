@@ -647,15 +647,20 @@ export class SqliteAuditLog implements AuditLog {
     return appendAuditEvent(this.db, input, this.clock);
   }
 
+  // Reads commit the queued rows first: a reader (the API, an export, verify, a checkpoint's head)
+  // sees every row accepted so far; the group window matters only to a crash.
   async query(q?: AuditQuery): Promise<AuditRecord[]> {
+    commitPendingAudit(this.db);
     return queryAudit(this.db, q);
   }
 
   async head(): Promise<AuditHead> {
+    commitPendingAudit(this.db);
     return auditHead(this.db);
   }
 
   async verify(opts?: AuditVerifyOptions): Promise<AuditVerifyResult> {
+    commitPendingAudit(this.db);
     return verifyAuditChain(this.db, opts);
   }
 }

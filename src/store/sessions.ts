@@ -9,7 +9,7 @@ import { BastionError, ErrorCode, invalidField } from '../errors/index.js';
 import type { Status } from '../protocol/status.js';
 import { randomId } from './approvals.js';
 import type { Db } from './db.js';
-import { commitWriteWithAudit } from './audit.js';
+import { commitPendingAudit, commitWriteWithAudit } from './audit.js';
 import type { AuditBatcher } from './audit-batch.js';
 import {
   SESSION_END_REASONS,
@@ -386,12 +386,16 @@ export class SqliteSessionStore implements SessionStore {
     return tx.immediate();
   }
 
+  // Reads commit what is queued first (group-committed ends, hashes, protocols): a reader sees
+  // every write the bastion accepted; the group window matters only to a crash.
   async get(id: string): Promise<Session | undefined> {
+    commitPendingAudit(this.db);
     const row = this.byId.get(id);
     return row && toSession(row);
   }
 
   async list(filter: SessionFilter = {}): Promise<Session[]> {
+    commitPendingAudit(this.db);
     const where: string[] = [];
     const params: unknown[] = [];
     if (filter.approvalId !== undefined) {
@@ -456,6 +460,7 @@ export class SqliteSessionStore implements SessionStore {
   }
 
   async listConnections(sessionId: string): Promise<ForwardedConnection[]> {
+    commitPendingAudit(this.db);
     return this.connections.all(sessionId).map(toConnection);
   }
 
