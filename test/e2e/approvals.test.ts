@@ -85,8 +85,9 @@ describe.each(CLIENTS)('held exec with kubectl $label', (client) => {
     expect(r.stdout.toString()).toBe(`approved-${40 + client.minor}\n`);
     expect(r.code).toBe(0);
     expect((await allApprovalIds()).size).toBe(known.size + 1);
-    const rows = (await b.auditSince(since)).filter((row) => row.event === 'request' && row.path?.includes('/exec'));
-    expect(rows.map((row) => `${row.method} ${row.approvalId}`)).toEqual(client.upgrades.map((m) => `${m} ${pending.id}`));
+    // The upgrade's request row is written once its session has ended (group-committed): polled.
+    const upgrades = async () => (await b.auditSince(since)).filter((row) => row.event === 'request' && row.path?.includes('/exec')).map((row) => `${row.method} ${row.approvalId}`);
+    await expect.poll(upgrades, { timeout: 5000 }).toEqual(client.upgrades.map((m) => `${m} ${pending.id}`));
   });
 
   it('denied: kubectl prints the Status naming the approval and exits non-zero; one pending approval per run', async () => {

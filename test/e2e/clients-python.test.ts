@@ -65,8 +65,9 @@ describe('python3-kubernetes exec through the bastion (WebSocket v4)', () => {
     const r = await runPython({ command: SCRIPT_CMD, stdin, tty });
     expect(r).toEqual({ stdout: 'out é\n', stderr: 'err\n', returncode: 3, error: null });
     // The client spells booleans the Python way; the audit row keeps the request as sent.
-    const rows = await b.auditSince(before);
-    const exec = rows.find((row) => row.path?.includes('/exec'));
+    // The upgrade's request row is written once its session has ended (group-committed): polled.
+    await expect.poll(async () => (await b.auditSince(before)).some((row) => row.path?.includes('/exec')), { timeout: 5000 }).toBe(true);
+    const exec = (await b.auditSince(before)).find((row) => row.path?.includes('/exec'));
     expect(exec?.path).toContain(`stdin=${stdin ? 'True' : 'False'}`);
     expect(exec?.path).toContain('tty=False');
   });
