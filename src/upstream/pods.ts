@@ -1,7 +1,7 @@
 // Reads a pod from upstream with the bastion's credentials, to resolve the container before any
 // scope check: explicit name, else the default-container annotation, else the first container.
 import https from 'node:https';
-import { upstreamRequestOptions, upstreamUnreachable } from './upstream.js';
+import { droppedReusedConnection, upstreamRequestOptions, upstreamUnreachable } from './upstream.js';
 import { decodeStatus, type Status } from '../protocol/status.js';
 import { upstreamPath } from './rest-proxy.js';
 import type { UpstreamTarget } from './upstream.js';
@@ -49,7 +49,7 @@ export async function getPod(upstream: UpstreamTarget, namespace: string, name: 
   // race a busy event loop widens): the lookup is a GET, so it is tried once more on a new one.
   const { code, body } = await once()
     .catch((err: NodeJS.ErrnoException & { reusedSocket?: boolean }) => {
-      if (err.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.message === 'socket hang up')) return once();
+      if (droppedReusedConnection(err.reusedSocket, err)) return once();
       throw err;
     })
     .catch((err: Error) => {

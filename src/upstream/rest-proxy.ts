@@ -10,7 +10,7 @@ import { BastionError, ErrorCode, isBastionError } from '../errors/index.js';
 import type { Status } from '../protocol/status.js';
 import { writeStatusResponse } from '../transport/http-response.js';
 import { forwardableHeaders, impersonationHeaders, type RequestIds, type UpstreamIdentity } from './headers.js';
-import { upstreamRequestOptions, upstreamUnreachable, type UpstreamTarget } from './upstream.js';
+import { droppedReusedConnection, upstreamRequestOptions, upstreamUnreachable, type UpstreamTarget } from './upstream.js';
 
 export interface ProxyOutcome {
   /** HTTP status sent to the client (502 when upstream could not be reached). */
@@ -207,13 +207,9 @@ export async function proxyRest(
 /** Methods that are safe to send twice when the first try never reached the server. */
 const RETRIABLE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-/**
- * True for the one failure worth a second try: a request without a body, of a safe method, that
- * failed on a reused keep-alive connection with a reset before any answer (the server had closed
- * the idle connection as it was picked). Node marks such requests `reusedSocket` for this purpose.
- */
+/** The one failure worth a second try: a safe request without a body on a dropped reused connection. */
 function retriableOnNewConnection(r: ReturnType<typeof https.request>, method: string | undefined, noBody: boolean, err: NodeJS.ErrnoException): boolean {
-  return noBody && r.reusedSocket && RETRIABLE_METHODS.has(method ?? '') && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+  return noBody && RETRIABLE_METHODS.has(method ?? '') && droppedReusedConnection(r.reusedSocket, err);
 }
 
 /**

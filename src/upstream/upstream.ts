@@ -127,6 +127,15 @@ export async function upstreamRequestOptions(upstream: UpstreamTarget): Promise<
 }
 
 /** The upstream API server could not be reached (network, TLS, credentials): one wording for every caller. */
+/**
+ * A request that failed because the kept-alive connection it was sent on had just been closed by
+ * the server (idle), before any answer: the server never read it. Node marks a request sent on a
+ * reused connection `reusedSocket` for exactly this. Callers send a safe request once more.
+ */
+export function droppedReusedConnection(reusedSocket: boolean | undefined, err: NodeJS.ErrnoException): boolean {
+  return reusedSocket === true && (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.message === 'socket hang up');
+}
+
 export function upstreamUnreachable(cause: Error): BastionError {
   return new BastionError(ErrorCode.UPSTREAM_UNAVAILABLE, `kube-bastion could not reach the upstream API server: ${cause.message}`, undefined, { cause });
 }
