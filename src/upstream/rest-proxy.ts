@@ -137,14 +137,15 @@ export async function proxyRest(
   const cutNow = (): boolean => cut !== undefined && (cut.signal.aborted || (cut.deadline !== undefined && Date.now() >= cut.deadline));
 
   const noBody = body === undefined && hasNoBody(req);
-  const send = (r: typeof upstreamReq): { response: Promise<IncomingMessage>; sending: Promise<void> } => ({
+  const send = (r: typeof upstreamReq): { response: Promise<IncomingMessage>; sending: Promise<void>; heard: () => boolean } => ({
     response: new Promise<IncomingMessage>((resolve, reject) => {
       r.once('response', resolve);
       r.once('error', reject);
     }),
     sending: body !== undefined ? sendBuffered(r, body, inCounter) : noBody ? sendEmpty(req, r) : pipeline(req, inCounter, r).catch(() => {}),
+    heard: heardBack(r),
   });
-  let { response, sending } = send(upstreamReq);
+  let { response, sending, heard } = send(upstreamReq);
   const done = (o: ProxyOutcome): ProxyOutcome => {
     res.off('close', abort);
     cut?.signal.removeEventListener('abort', onCut);
@@ -167,9 +168,9 @@ export async function proxyRest(
       if (clientGone) return done({ status: 499, bytesIn: inCounter.bytes, bytesOut: 0, error: new BastionError(ErrorCode.CONNECTION_CLOSED, 'the client closed the request before upstream answered') });
       // A kept-alive connection the server closed (idle) just as this request went out on it: the
       // server never read the request, so a read without a body is sent once more on a new one.
-      if (attempt === 0 && retriableOnNewConnection(upstreamReq, req.method, noBody, err as NodeJS.ErrnoException)) {
+      if (attempt === 0 && !heard() && retriableOnNewConnection(upstreamReq, req.method, req.url, noBody, err as NodeJS.ErrnoException)) {
         upstreamReq = https.request(base);
-        ({ response, sending } = send(upstreamReq));
+        ({ response, sending, heard } = send(upstreamReq));
         continue;
       }
       const error = upstreamUnreachable(err as Error);
@@ -207,9 +208,38 @@ export async function proxyRest(
 /** Methods that are safe to send twice when the first try never reached the server. */
 const RETRIABLE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-/** The one failure worth a second try: a safe request without a body on a dropped reused connection. */
-function retriableOnNewConnection(r: ReturnType<typeof https.request>, method: string | undefined, noBody: boolean, err: NodeJS.ErrnoException): boolean {
-  return noBody && RETRIABLE_METHODS.has(method ?? '') && droppedReusedConnection(r.reusedSocket, err);
+/**
+ * The one failure worth a second try: a safe request without a body on a dropped reused connection.
+ * Never through a proxy subresource (`pods/x/proxy/...`, `services/x/proxy/...`): the API server
+ * passes those on to an application whose GET may well have an effect, and a connection dropped
+ * after upstream read the request looks the same as one dropped before. Any path segment `proxy`
+ * counts (a resource named so loses only the retry).
+ */
+function retriableOnNewConnection(r: ReturnType<typeof https.request>, method: string | undefined, url: string | undefined, noBody: boolean, err: NodeJS.ErrnoException): boolean {
+  return noBody && RETRIABLE_METHODS.has(method ?? '') && !throughProxy(url ?? '') && droppedReusedConnection(r.reusedSocket, err);
+}
+
+function throughProxy(url: string): boolean {
+  const q = url.indexOf('?');
+  return (q < 0 ? url : url.slice(0, q)).split('/').includes('proxy');
+}
+
+/**
+ * Whether any byte of an answer came back on the request's connection (a status line, headers):
+ * then upstream read and ran the request, and it is not sent again. A TLS close alert carries no
+ * data, so the idle-close race still counts as unanswered.
+ */
+function heardBack(r: ReturnType<typeof https.request>): () => boolean {
+  let heard = false;
+  r.once('socket', (socket) => {
+    const onData = (): void => {
+      heard = true;
+    };
+    socket.on('data', onData);
+    // The connection goes back to the pool (or away) with the request: stop listening then.
+    r.once('close', () => socket.off('data', onData));
+  });
+  return () => heard;
 }
 
 /**
