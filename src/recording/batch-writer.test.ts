@@ -2,7 +2,7 @@
 // once share libuv's few threads) is waited for while writes complete; a disk on which nothing
 // completes is a hung disk and fails the recording after endTimeoutMs.
 import { describe, expect, it } from 'vitest';
-import { BatchWriter, type BatchSource } from './batch-writer.js';
+import { BatchWriter, DRAIN_PATIENCE, type BatchSource } from './batch-writer.js';
 
 /** A source whose single batch is written by `write` (the test decides when it settles). */
 function source(write: () => Promise<void>): BatchSource {
@@ -54,5 +54,75 @@ describe('BatchWriter drain', () => {
     expect(hanging).toBe(true);
     expect(Date.now() - t0).toBeLessThan(300 * 3);
     expect(hung.failure).toBe('the recording disk did not finish a write within 300 ms');
+  });
+});
+
+/** A source that has a small batch whenever the test adds one (typing), each written by `write`. */
+function typing(write: () => Promise<void>): BatchSource & { type(): void } {
+  let batched = 0;
+  return {
+    type: () => void (batched += 3),
+    batchedBytes: () => batched,
+    hasBatched: () => batched > 0,
+    take: () => {
+      if (batched === 0) return undefined;
+      const bytes = batched;
+      batched = 0;
+      return { bytes, write };
+    },
+    sync: () => Promise.resolve(),
+  };
+}
+
+describe('BatchWriter while the recording runs', () => {
+  // "Unrecordable -> not run": a hung disk must cut a running session, not only fail its end. A
+  // session typing a few bytes at a time never reaches maxUnwrittenBytes, so backpressure never
+  // holds it; other sessions' completed writes must not keep it alive either.
+  it('a write that never completes fails the recording within DRAIN_PATIENCE x endTimeoutMs, though other recordings complete theirs', async () => {
+    const endTimeoutMs = 30;
+    const src = typing(() => new Promise<void>(() => {}));
+    const w = new BatchWriter(src, { endTimeoutMs, fsyncIntervalMs: 0, batchWindowMs: 5 });
+    const failures: string[] = [];
+    w.onFailure((err) => failures.push(err.message));
+    let busy = true;
+    const others = (async () => {
+      while (busy) {
+        const o = new BatchWriter(source(() => sleep(10)), { fsyncIntervalMs: 0, batchWindowMs: 1 });
+        o.schedule();
+        await sleep(15);
+      }
+    })();
+    const t0 = Date.now();
+    while (failures.length === 0 && Date.now() - t0 < endTimeoutMs * DRAIN_PATIENCE * 4) {
+      src.type();
+      w.schedule();
+      expect(w.ready()).toBeUndefined(); // far below the backpressure bound: nothing holds the relay
+      await sleep(20);
+    }
+    busy = false;
+    await others;
+    expect(failures).toEqual([`the recording disk did not finish a write within ${endTimeoutMs * DRAIN_PATIENCE} ms`]);
+    expect(Date.now() - t0).toBeLessThan(endTimeoutMs * DRAIN_PATIENCE * 3);
+  });
+
+  it('a slow disk that completes each write within that bound does not fail the recording', async () => {
+    const endTimeoutMs = 30;
+    let writes = 0;
+    const src = typing(async () => {
+      await sleep(endTimeoutMs * 4); // slower than endTimeoutMs, and nothing else completes meanwhile
+      writes++;
+    });
+    const w = new BatchWriter(src, { endTimeoutMs, fsyncIntervalMs: 0, batchWindowMs: 5 });
+    const failures: string[] = [];
+    w.onFailure((err) => failures.push(err.message));
+    for (let i = 0; i < 40; i++) {
+      src.type();
+      w.schedule();
+      await sleep(20);
+    }
+    await w.flush();
+    expect(writes).toBeGreaterThanOrEqual(4);
+    expect(failures).toEqual([]);
+    expect(w.failure).toBeUndefined();
   });
 });

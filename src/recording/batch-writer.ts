@@ -3,7 +3,8 @@
 // owner batches records on the relay's path and calls schedule(); this writes the batch off the
 // event loop at `batchBytes` or `batchWindowMs` after its first byte (one write at a time), fsyncs
 // at most once per `fsyncIntervalMs` (and once more when the interval is over if the recording went
-// idle), makes ready() hold the relay above `maxUnwrittenBytes`, and reports the first failure to
+// idle), makes ready() hold the relay above `maxUnwrittenBytes`, fails a write in flight too long (a
+// hung disk), and reports the first failure to
 // onFailure listeners (the relay then cuts). What is written, and how, is the owner's (BatchSource).
 import { BastionError, isBastionError } from '../errors/index.js';
 
@@ -213,6 +214,7 @@ export class BatchWriter {
     }
     if (!job) return;
     this.inFlightBytes = job.bytes;
+    const watchdog = this.watchdog();
     this.writing = job
       .write()
       .then(() => {
@@ -221,6 +223,7 @@ export class BatchWriter {
       })
       .then(
         () => {
+          clearTimeout(watchdog);
           diskProgressed();
           this.writing = undefined;
           this.inFlightBytes = 0;
@@ -231,11 +234,29 @@ export class BatchWriter {
           } else if (this.source.hasBatched()) this.schedule();
         },
         (err: unknown) => {
+          clearTimeout(watchdog);
           this.writing = undefined;
           this.inFlightBytes = 0;
           this.failAsync(err);
         },
       );
+  }
+
+  /**
+   * While the recording runs, a write (or fsync) that has not completed within DRAIN_PATIENCE
+   * endTimeoutMs intervals is a hung disk: the recording fails and the relay cuts the session.
+   * Without it a hung disk failed a recording only at its end; a session relaying less than
+   * maxUnwrittenBytes (typing) ran on for as long as it lasted with nothing reaching the disk.
+   * Other sessions' progress does not extend it, and a slow disk has that long for one batch.
+   */
+  private watchdog(): NodeJS.Timeout {
+    const ms = this.endTimeoutMs * DRAIN_PATIENCE;
+    const timer = setTimeout(() => {
+      if (this.ended || this.failureText !== undefined) return;
+      this.failAsync(new RecordingError(`the recording disk did not finish a write within ${ms} ms`));
+    }, ms);
+    timer.unref();
+    return timer;
   }
 
   /** fsync after a write when the interval is over; else once it is, if no later write does it. */
@@ -257,8 +278,10 @@ export class BatchWriter {
       const since = this.clockUs() - this.lastSyncUs;
       if (since < this.fsyncIntervalUs) return this.armIdleSync((this.fsyncIntervalUs - since) / 1000);
       this.lastSyncUs = this.clockUs();
+      const watchdog = this.watchdog();
       this.writing = this.source.sync().then(
         () => {
+          clearTimeout(watchdog);
           diskProgressed();
           this.writing = undefined;
           if (this.flushWanted) {
@@ -267,6 +290,7 @@ export class BatchWriter {
           }
         },
         (err: unknown) => {
+          clearTimeout(watchdog);
           this.writing = undefined;
           this.failAsync(err);
         },

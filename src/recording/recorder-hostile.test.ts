@@ -414,6 +414,36 @@ describe('recorder (hostile): a hung disk', () => {
   });
 });
 
+describe('recorder (hostile): a disk that hangs while a session types', () => {
+  // A few bytes at a time never reach maxUnwrittenBytes, so backpressure never holds the relay:
+  // only a bound on the write in flight stops a session whose recording reaches no disk.
+  it('the session is cut with recording-failed within DRAIN_PATIENCE x endTimeoutMs; the agent hears the Status', async () => {
+    const disk = controlledDisk();
+    const endTimeoutMs = 30;
+    const rec = createRecorder(options({ io: disk.io, batchWindowMs: 5, endTimeoutMs }));
+    const s = fakeSession();
+    const relay = new Relay({ agent: s.agent, upstream: s.upstream, sinks: [rec], cutStatus });
+    const done = relay.run();
+    s.upstream.stdout.write('$ ');
+    await until(() => s.agentOut.length === 1);
+    disk.state.hang = true;
+    const t0 = Date.now();
+    let typed = 0;
+    while (s.finished.length === 0 && Date.now() - t0 < 3000) {
+      s.upstream.stdout.write('x');
+      typed++;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(typed).toBeGreaterThan(3);
+    expect(s.finished).toHaveLength(1);
+    expect(s.finished[0]!.message).toBe(`cut: recording-failed (the recording disk did not finish a write within ${endTimeoutMs * 10} ms)`);
+    expect(Date.now() - t0).toBeLessThan(endTimeoutMs * 10 * 4);
+    const end = await within(done, 3000);
+    expect(end).not.toBe('timeout');
+    expect((end as SessionEnd).reason).toBe('recording-failed');
+  });
+});
+
 describe('recorder (hostile): end() during a write', () => {
   it('end() while a batch write is in flight: everything batched before and after is written, once, in order', async () => {
     const disk = controlledDisk();
