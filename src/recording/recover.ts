@@ -2,8 +2,8 @@
 // session row would have received at the end. The recorder writes whole lines and whole records
 // with one write() each, so a process crash leaves complete files; a power loss or a full disk can
 // leave a partial last line / record, which the parsers already ignore and which this removes.
-// For the lead's startup path: SessionStore.markOpenAsInterrupted() -> recoverRecording() ->
-// setRecording().
+// For the startup path (session/recovery.ts): each open session: recoverRecording() -> setRecording()
+// -> SessionStore.interrupt() with its session.end row.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { encodeV2Header, formatV2Time } from './asciicast-v2.js';

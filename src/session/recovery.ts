@@ -9,7 +9,9 @@ import { connectionEndEvent, sessionEndEvent } from './rows.js';
 import { recoverForwardRecording, type ForwardRecordingResult } from '../recording/forward-recorder.js';
 
 export async function closeInterruptedSessions(store: { sessions: SessionStore; audit: AuditLog }, log: Logger, recordingsDir?: string): Promise<number> {
-  const open = await store.sessions.markOpenAsInterrupted();
+  // Oldest first. Each session's end and its session.end row are one transaction (interrupt): a
+  // recovery cut short leaves the rest open for the next start, never ended without their row.
+  const open = (await store.sessions.list({ state: 'open' })).reverse();
   for (const session of open) {
     if (session.operation === 'portforward' && recordingsDir !== undefined) await endOpenConnections(store, session, recordingsDir, log);
     let recovered: Record<string, unknown> = {};
@@ -22,7 +24,7 @@ export async function closeInterruptedSessions(store: { sessions: SessionStore; 
         log.error({ err, sessionId: session.id }, 'could not recover the recording of an interrupted session');
       }
     }
-    await store.audit.append(sessionEndEvent(session, { endReason: 'interrupted', ...recovered }));
+    await store.sessions.interrupt(session.id, (row) => sessionEndEvent(row, { endReason: 'interrupted', ...recovered }));
     log.warn({ sessionId: session.id }, 'session left open by a previous run marked interrupted');
   }
   return open.length;

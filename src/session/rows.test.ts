@@ -12,6 +12,7 @@ import { recorderFactory } from '../recording/factory.js';
 import { recordingPaths } from '../recording/recorder.js';
 import type { SessionInfo } from '../model/session.js';
 import { auditHead, openStore, type SqliteStore } from '../store/index.js';
+import { crossCheckSessions } from '../evidence/audit-trust.js';
 import { closeInterruptedSessions } from './recovery.js';
 import { sessionRows } from './rows.js';
 
@@ -134,5 +135,32 @@ describe('session rows', () => {
     const endRow = (await store.audit.query({ sessionId: id, event: 'session.end' }))[0]!;
     expect(JSON.parse(endRow.details!)).toMatchObject({ endReason: 'interrupted', castSha256: s.castSha256, rawSha256: s.rawSha256 });
     expect(await store.audit.verify()).toMatchObject({ ok: true });
+  });
+  // Recovery itself can be cut short (a second kill, a disk failing at startup). Each session it
+  // ends must end with its session.end row, all or nothing: a session ended in the table with no
+  // session.end row is a disagreement `audit verify` reports for ever (recovery looks only at open ones).
+  it('a kill during crash recovery: the next start still ends the session with its session.end row, and the tables agree with the chain', async () => {
+    const recDir = join(dir, 'rec');
+    const rows = sessionRows({ sessions: store.sessions, audit: store.audit }, { recordingsDir: recDir });
+    const { id } = await rows.start(startInput('127.0.0.1:1'));
+    const recorder = recorderFactory({ dir: recDir, settings: () => ({ format: 'v2', stdin: true }), sessions: store.sessions, log })(info(id));
+    recorder.stdout!(Buffer.from('hello from the pod\n'));
+    await recorder.end!({ reason: 'completed', exitCode: 0, status: successStatus(), bytesIn: 0, bytesOut: 19 });
+    store.db.close(); // kill -9 with the hashes (and the end) still queued
+
+    // The first restart dies as recovery writes its first session.end row.
+    store = open();
+    // (the store refuses the session.end row, as a process that dies before writing it would)
+    store.db.exec(`CREATE TEMP TRIGGER dies BEFORE INSERT ON audit_events WHEN NEW.event = 'session.end' BEGIN SELECT RAISE(ABORT, 'killed'); END`);
+    await expect(closeInterruptedSessions(store, log, recDir)).rejects.toThrow('killed');
+    store.db.close();
+
+    store = open();
+    await closeInterruptedSessions(store, log, recDir);
+    const s = (await store.sessions.get(id))!;
+    expect(s).toMatchObject({ state: 'ended', endReason: 'interrupted' });
+    expect(await events(store, id)).toEqual(['session.start', 'session.end']);
+    expect(crossCheckSessions(await store.sessions.list(), await store.audit.query({ sessionId: id }))).toEqual([]);
+    expect((await store.audit.verify()).ok).toBe(true);
   });
 });

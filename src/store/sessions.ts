@@ -202,6 +202,7 @@ export class SqliteSessionStore implements SessionStore {
   private readonly endRow;
   private readonly open;
   private readonly interruptOpen;
+  private readonly interruptOne;
   private readonly approvalExists;
   private readonly agentExists;
   private readonly insertConnection;
@@ -231,6 +232,7 @@ export class SqliteSessionStore implements SessionStore {
     this.interruptOpen = db.prepare<[string]>(
       `UPDATE sessions SET ended_at = ?, end_reason = 'interrupted' WHERE ended_at IS NULL`,
     );
+    this.interruptOne = db.prepare<[string, string]>(`UPDATE sessions SET ended_at = ?, end_reason = 'interrupted' WHERE id = ? AND ended_at IS NULL`);
     this.approvalExists = db.prepare<[string], { agent_id: string }>('SELECT agent_id FROM approvals WHERE id = ?');
     this.agentExists = db.prepare<[string], { name: string }>('SELECT name FROM agents WHERE id = ?');
     this.insertConnection = db.prepare(
@@ -462,6 +464,19 @@ export class SqliteSessionStore implements SessionStore {
   async listConnections(sessionId: string): Promise<ForwardedConnection[]> {
     commitPendingAudit(this.db);
     return this.connections.all(sessionId).map(toConnection);
+  }
+
+  /**
+   * Crash recovery, one session: ends it as `interrupted` and appends its audit row (`audit`, from
+   * the row before the end) in one transaction, so a recovery cut short leaves it open (and the
+   * next start ends it) rather than ended with no `session.end` row. Undefined when it is not open.
+   */
+  async interrupt(id: string, audit?: (session: Session) => AuditEventInput): Promise<Session | undefined> {
+    const row = this.byId.get(id);
+    if (!row || row.ended_at !== null) return undefined;
+    const endedAt = this.clock().toISOString();
+    commitWriteWithAudit(this.db, () => void this.interruptOne.run(endedAt, id), audit?.(toSession(row)), this.clock);
+    return toSession(this.byId.get(id)!);
   }
 
   async markOpenAsInterrupted(): Promise<Session[]> {

@@ -564,6 +564,11 @@ export interface SessionStore {
   /** Crash recovery at startup: ends every open session as `interrupted`; returns them. */
   markOpenAsInterrupted(): Promise<Session[]>;
   /**
+   * Crash recovery, one session: ends it as `interrupted` with its audit row in one transaction
+   * (all or nothing). Undefined when it is unknown or already ended.
+   */
+  interrupt(id: string, audit?: (session: Session) => AuditEventInput): Promise<Session | undefined>;
+  /**
    * A forwarded connection of port-forward session `start.sessionId` began (written before any
    * byte is relayed). INVALID_FIELD when the session is unknown or not a port-forward (`sessionId`),
    * or its `seq` was started already (`seq`).
