@@ -4,6 +4,7 @@
 // Arrival at the client is an upper bound of when the bastion relayed the byte.
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { UpstreamSession } from '../../src/upstream/executor.js';
 import { dialUpstreamExec } from '../../src/upstream/executor.js';
 import { upstreamFromCredentials } from '../../src/upstream/upstream.js';
@@ -121,17 +122,21 @@ async function openTracked(ctx: Ctx, deadline: () => number, openUntil = Infinit
  * measure the client's arrival times only bound. startedAt has millisecond resolution: a record
  * counts as after `at` when its time is more than 1 ms past it.
  */
-function recordedAfter(ctx: Ctx, approvalId: string, at: number): { sessions: number; bytes: number; lastMs: number } {
+function recordedAfter(ctx: Ctx, approvalId: string, at: number): { sessions: number; bytes: number; lastMs: number; cutMs: number[] } {
   const dir = join(ctx.bastion.recordings, approvalId);
-  const out = { sessions: 0, bytes: 0, lastMs: -Infinity };
+  const out = { sessions: 0, bytes: 0, lastMs: -Infinity, cutMs: [] as number[] };
   if (!existsSync(dir)) return out;
   for (const f of readdirSync(dir).filter((name) => name.endsWith('.raw'))) {
     const data: Array<{ us: number; n: number }> = [];
+    let cutUs: number | undefined;
     const { meta } = scanRawSidecarFile(join(dir, f), (r) => {
       if (r.channel === RawChannel.stdin || r.channel === RawChannel.stdout || r.channel === RawChannel.stderr) data.push({ us: r.timeUs, n: r.data.length });
+      // The relay records its cutoff marker just before it writes the agent's Status.
+      else if (r.channel === RawChannel.marker && cutUs === undefined && r.data.toString('utf8').startsWith('cutoff: ')) cutUs = r.timeUs;
     });
     out.sessions++;
     const start = Date.parse(meta.startedAt);
+    if (cutUs !== undefined) out.cutMs.push(start + cutUs / 1000 - at);
     for (const d of data) {
       const ms = start + d.us / 1000 - at;
       out.lastMs = Math.max(out.lastMs, ms);
@@ -139,6 +144,30 @@ function recordedAfter(ctx: Ctx, approvalId: string, at: number): { sessions: nu
     }
   }
   return out;
+}
+
+/**
+ * How late the driver's own event loop is around `at`: a timer due at `at` and the loop delay
+ * histogram from 1 s before it to 2 s after. The clients' close times include this lag.
+ */
+function watchDriverLag(at: () => number): { stop(): { timerLagMs: number; loopP99Ms: number } } {
+  const h = monitorEventLoopDelay({ resolution: 5 });
+  let timerLagMs = NaN;
+  const timer = setInterval(() => {
+    const due = at();
+    if (!Number.isFinite(due) || Date.now() < due - 1000) return;
+    clearInterval(timer);
+    h.enable();
+    setTimeout(() => (timerLagMs = Date.now() - due), Math.max(0, due - Date.now()));
+    setTimeout(() => h.disable(), Math.max(0, due + 2000 - Date.now()));
+  }, 20);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      h.disable();
+      return { timerLagMs, loopP99Ms: h.count > 0 ? h.percentile(99) / 1e6 : NaN };
+    },
+  };
 }
 
 /** Until every session closed, or 5 s past the deadline; then what each saw relative to it. */
@@ -161,26 +190,38 @@ async function outcome(tracked: Tracked[], deadline: number) {
   };
 }
 
+/** Where the close time goes: when the bastion cut (its recordings) and how late the driver's loop ran. */
+function sentText(cutMs: number[], driver: { timerLagMs: number; loopP99Ms: number }): string {
+  const c = pctSpread(cutMs);
+  return `bastion cut (recordings) p50 ${fmt(c.median)}, p99 ${fmt(c.p99)} ms; driver loop late ${fmt(driver.timerLagMs)} ms at the instant, p99 delay ${fmt(driver.loopP99Ms)} ms`;
+}
+
 export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
   // A container no other measure uses, so these sessions fall under this approval alone.
   const a = await approve(ctx, 'web-0', 'sidecar', ctx.sizes.cutoffTtlSeconds);
   const deadline = Date.parse(a.expiresAt);
   ctx.progress(`cutoff: opening ${ctx.sizes.cutoffSessions} sessions expiring at ${a.expiresAt}`);
+  const eLag = watchDriverLag(() => deadline);
   const opened = await openTracked(ctx, () => deadline, deadline, ctx.sizes.cutoffTtlSeconds * 1000);
   const { tracked, failed } = opened;
   ctx.progress(`cutoff: ${tracked.length} sessions open, ${failed} failed, ${opened.retried} retried, ${opened.late} too late; waiting for the deadline`);
   const e = await outcome(tracked, deadline);
+  const eDriver = eLag.stop();
 
   // Revocation (from the old bench/relay.ts): the same sessions, cut by a revoke call instead.
   const r = await approve(ctx, 'web-0', 'sidecar', 600);
   let revokedAt = Infinity;
+  let revokeAt = Infinity;
+  const vLag = watchDriverLag(() => revokeAt);
   ctx.progress(`cutoff: opening ${ctx.sizes.cutoffSessions} sessions to revoke`);
   const rev = await openTracked(ctx, () => revokedAt);
   ctx.progress(`cutoff: ${rev.tracked.length} sessions open, ${rev.failed} failed, ${rev.retried} retried; revoking in 1 s`);
+  revokeAt = Date.now() + 1000;
   await new Promise((res) => setTimeout(res, 1000));
   const revoked = await ctx.api<{ revokedAt: string }>('POST', `/v1/approvals/${r.id}/revoke`, { reason: 'bench' });
   revokedAt = Date.parse(revoked.revokedAt);
   const v = await outcome(rev.tracked, revokedAt);
+  const vDriver = vLag.stop();
   // The recordings are complete once every session ended (their final flush precedes the session row).
   await new Promise((res) => setTimeout(res, 2000));
   const eRec = recordedAfter(ctx, a.id, deadline);
@@ -188,6 +229,7 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
 
   ctx.raw.cutoff = {
     sendEveryMs: SEND_EVERY_MS,
+    driverLag: { expiry: eDriver, revocation: vDriver },
     expiry: { wanted: ctx.sizes.cutoffSessions, sessions: tracked.length, failed, retried: opened.retried, late: opened.late, openFailures: opened.reasons, notClosedWithin5s: e.notClosed, deadline: a.expiresAt, lastByteMs: e.last, closeMs: e.closed, bytesAfterDeadline: e.afterBytes, recorded: eRec },
     revocation: { sessions: rev.tracked.length, failed: rev.failed, retried: rev.retried, openFailures: rev.reasons, notClosedWithin5s: v.notClosed, revokedAt: revoked.revokedAt, lastByteMs: v.last, closeMs: v.closed, bytesAfterRevokedAt: v.afterBytes, recorded: vRec },
   };
@@ -208,7 +250,7 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
       measure: `${n} sessions expiring at once: client sees the close - deadline`,
       unit: 'ms',
       bastion: e.closeS,
-      derived: `p99 ${fmt(e.closeS.p99)}${e.notClosed ? `; ${e.notClosed} not closed within 5 s` : ''}`,
+      derived: `p99 ${fmt(e.closeS.p99)}${e.notClosed ? `; ${e.notClosed} not closed within 5 s` : ''}; ${sentText(eRec.cutMs, eDriver)}`,
       target: 'p99 <= 50 ms',
       verdict: verdict(e.notClosed === 0 && failed === 0 && e.closeS.p99 <= 50),
     },
@@ -226,7 +268,7 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
       measure: `${rev.tracked.length} sessions revoked at once: client sees the close - revokedAt`,
       unit: 'ms',
       bastion: v.closeS,
-      derived: `p99 ${fmt(v.closeS.p99)}${v.notClosed ? `; ${v.notClosed} not closed within 5 s` : ''}`,
+      derived: `p99 ${fmt(v.closeS.p99)}${v.notClosed ? `; ${v.notClosed} not closed within 5 s` : ''}; ${sentText(vRec.cutMs, vDriver)}`,
       target: 'p99 <= 50 ms',
       verdict: verdict(v.notClosed === 0 && rev.failed === 0 && v.closeS.p99 <= 50),
     },

@@ -65,6 +65,18 @@ describe('SpdyConnection (server role)', () => {
     expect(server.openStreamCount).toBe(0); // both sides closed
   });
 
+  it('joins the small writes queued behind one in flight into one DATA frame, in order', async () => {
+    const { server, tap, peer, send } = serverWithPeer();
+    const got = nextStream(server);
+    send(await peer.synStream(1, { streamtype: 'stdout' }));
+    const stream = await got;
+    stream.write('a');
+    for (const s of ['bb', 'ccc', 'dddd']) stream.write(s);
+    stream.end();
+    await tap.until((f) => f.some((x) => x.kind === 'DATA' && x.flags === 1));
+    expect(tap.frames.slice(1).map(summary)).toEqual(['DATA 1 "a"', 'DATA 1 "bbcccdddd"', 'DATA 1 flags=1 ""']);
+  });
+
   it('echoes the peer’s PINGs unchanged and ignores unsolicited replies to its own parity', async () => {
     const { tap, peer, send } = serverWithPeer();
     send(peer.ping(1));

@@ -2,6 +2,7 @@
 // sends ours. Both sides half-close independently (FIN); RST_STREAM closes both at once.
 import { Duplex } from 'node:stream';
 import { RstStatus } from './frames.js';
+import { joinSmall } from '../coalesce.js';
 import { emptyHeaders, type HeaderInput, type HeaderMap } from './header-block.js';
 
 /** What a stream needs from its connection; kept narrow so the stream cannot reach the rest. */
@@ -41,6 +42,9 @@ export interface SpdyStream {
   once(event: 'reply', listener: (headers: HeaderMap) => void): this;
   once(event: string | symbol, listener: (...args: any[]) => void): this;
 }
+
+/** Queued chunks are joined up to one DATA frame's worth (kubectl's own frames are 32 KiB). */
+const JOIN_LIMIT = 32 * 1024;
 
 export class SpdyStream extends Duplex {
   readonly id: number;
@@ -179,6 +183,26 @@ export class SpdyStream extends Duplex {
     }
     this.reply();
     this.host.sendData(this, chunk, false).then(() => callback());
+  }
+
+  /** Chunks queued while a write was in flight: small ones go out joined, as one DATA frame. */
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    if (this.localClosed) {
+      callback();
+      return;
+    }
+    this.reply();
+    const joined = joinSmall(
+      chunks.map((c) => c.chunk),
+      JOIN_LIMIT,
+    );
+    // One after the other: sendData frames a payload as the socket takes it, so two at once would interleave.
+    void (async () => {
+      for (const data of joined) {
+        if (this.localClosed) break;
+        await this.host.sendData(this, data, false);
+      }
+    })().then(() => callback());
   }
 
   override _final(callback: (error?: Error | null) => void): void {

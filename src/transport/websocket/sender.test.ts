@@ -30,6 +30,27 @@ class FakeSink implements MessageSink {
 }
 
 describe('ChannelSender', () => {
+  it('joins the small chunks a Writable queued behind an unfinished write into one message, in order', async () => {
+    const sink = new FakeSink();
+    const sender = new ChannelSender(sink, 'binary', { maxMessageBytes: 1000, maxBufferedBytes: 1_000_000 });
+    const out = sender.createWritable(1);
+    out.write(Buffer.from('a'));
+    // Queued while the first write is in flight (the sink has not completed it).
+    for (const s of ['bb', 'ccc', 'dddd']) out.write(Buffer.from(s));
+    out.write(Buffer.alloc(1500, 0x65));
+    expect(sink.sent.length).toBe(1);
+    sink.flushAll();
+    await new Promise((r) => setImmediate(r));
+    sink.flushAll();
+    await new Promise((r) => setImmediate(r));
+    sink.flushAll();
+    const messages = sink.sent.map((m) => (m as Buffer).toString('latin1'));
+    // 'a' alone; the three small ones as one message; the large chunk split at 1000 as it would be alone.
+    expect(messages.slice(0, 2)).toEqual(['\x01a', '\x01bbcccdddd']);
+    expect(messages.slice(2).map((m) => m.length)).toEqual([1001, 501]);
+    expect(Buffer.concat(sink.sent.map((m) => (m as Buffer).subarray(1))).toString('latin1')).toBe('abbcccdddd' + 'e'.repeat(1500));
+  });
+
   it('splits a large write into bounded messages and calls back after the last one is written', () => {
     const sink = new FakeSink();
     const sender = new ChannelSender(sink, 'binary', { maxMessageBytes: 1000, maxBufferedBytes: 1_000_000 });

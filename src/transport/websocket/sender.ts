@@ -2,6 +2,7 @@
 import { Writable } from 'node:stream';
 import { BastionError, ErrorCode } from '../../errors/index.js';
 import { encodeMessage, type Encoding } from './subprotocols.js';
+import { joinSmall } from '../coalesce.js';
 
 /** The part of a ws WebSocket the sender needs (kept narrow so tests can fake it). */
 export interface MessageSink {
@@ -83,11 +84,28 @@ export class ChannelSender {
     next();
   }
 
+  /**
+   * write() for the chunks a Writable queued while its previous write was in flight: small ones
+   * are joined into one payload, so a peer (or a loop) that fell behind costs one message and one
+   * socket write per batch instead of one per chunk. Large chunks go on as they are (no copy).
+   */
+  writeQueued(channel: number, chunks: readonly Buffer[], cb: Callback): void {
+    const joined = joinSmall(chunks, this.limits.maxMessageBytes);
+    let i = 0;
+    const next = (err?: Error | null): void => {
+      if (err) return cb(err);
+      if (i >= joined.length) return cb();
+      this.write(channel, joined[i++]!, next);
+    };
+    next();
+  }
+
   /** A Writable for one output channel; its write callback fires when the data reached the socket. */
   createWritable(channel: number): Writable {
     return new Writable({
       highWaterMark: this.limits.maxMessageBytes,
       write: (chunk: Buffer, _encoding, cb) => this.write(channel, chunk, cb),
+      writev: (chunks, cb) => this.writeQueued(channel, chunks.map((c) => c.chunk as Buffer), cb),
     });
   }
 
@@ -115,3 +133,4 @@ export class ChannelSender {
     return done;
   }
 }
+

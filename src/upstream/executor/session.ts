@@ -299,6 +299,7 @@ export class WebSocketUpstreamSession implements UpstreamSession {
     return new Writable({
       highWaterMark: DEFAULT_MAX_MESSAGE_BYTES,
       write: (chunk: Buffer, _encoding, cb) => this.sender.write(Channel.stdin, chunk, cb),
+      writev: (chunks, cb) => this.sender.writeQueued(Channel.stdin, chunks.map((c) => c.chunk as Buffer), cb),
       final: (cb) => {
         // v4 and older cannot half-close: upstream stdin stays open until the session closes.
         if (!halfClose || this.gone || this.destroyedByUs) return cb();
