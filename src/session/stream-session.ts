@@ -185,7 +185,12 @@ async function runAccepted(ctx: StreamSessionContext, agent: ServerStreams, dead
   };
   const refuseRecorded = async (reason: EndReason, detail: string | undefined, status?: Status): Promise<SessionOutcome> => {
     const sent = status ?? ctx.cutStatus(reason, detail);
+    // The agent hears first, as from a cut in the relay: its Status does not wait for the
+    // recording's last write and fsync (nothing ran upstream; the sidecar records the same Status).
+    const told = finishQuietly(agent, sent);
     await endSinks({ reason, exitCode: null, status: sent, bytesIn: 0, bytesOut: 0 });
+    await told;
+    // finish() is idempotent: refuse() only waits for the same Status again and writes the row.
     return refuse(reason, detail, sessionId, sent);
   };
 

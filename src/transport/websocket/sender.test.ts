@@ -51,17 +51,23 @@ describe('ChannelSender', () => {
     expect(Buffer.concat(sink.sent.map((m) => (m as Buffer).subarray(1))).toString('latin1')).toBe('abbcccdddd' + 'e'.repeat(1500));
   });
 
-  it('splits a large write into bounded messages and calls back after the last one is written', () => {
+  it('splits a large write into bounded messages; calls back at once below the bound, after the socket took it above', async () => {
     const sink = new FakeSink();
-    const sender = new ChannelSender(sink, 'binary', { maxMessageBytes: 1000, maxBufferedBytes: 1_000_000 });
-    const payload = Buffer.alloc(2500, 7);
-    let done = false;
-    sender.write(1, payload, () => (done = true));
+    const sender = new ChannelSender(sink, 'binary', { maxMessageBytes: 1000, maxBufferedBytes: 3000 });
+    let first = false;
+    sender.write(1, Buffer.alloc(2500, 7), () => (first = true));
     expect(sink.sent.map((m) => m.length)).toEqual([1001, 1001, 501]);
     expect(sink.sent.every((m) => Buffer.isBuffer(m) && m[0] === 1)).toBe(true);
-    expect(done).toBe(false);
+    // 2503 bytes unsent, under the bound: handed over is enough.
+    await new Promise((r) => process.nextTick(r));
+    expect(first).toBe(true);
+    // The next one crosses the bound: its callback waits for the socket.
+    let second = false;
+    sender.write(1, Buffer.alloc(600, 8), () => (second = true));
+    await new Promise((r) => setImmediate(r));
+    expect(second).toBe(false);
     sink.flushAll();
-    expect(done).toBe(true);
+    expect(second).toBe(true);
   });
 
   it('waits for the socket once bufferedAmount reaches the bound', () => {
@@ -103,9 +109,9 @@ describe('ChannelSender', () => {
     expect(errors.every((e) => e instanceof BastionError && e.code === ErrorCode.CONNECTION_CLOSED)).toBe(true);
   });
 
-  it('gives stdout-style Writables their callback only when the data reached the sink', async () => {
+  it('gives stdout-style Writables their callback only once the sink took the data, when it holds the bound', async () => {
     const sink = new FakeSink();
-    const sender = new ChannelSender(sink, 'binary', { maxMessageBytes: 4 });
+    const sender = new ChannelSender(sink, 'binary', { maxMessageBytes: 4, maxBufferedBytes: 6 });
     const w = sender.createWritable(1);
     let called = false;
     w.write(Buffer.from('abcdefgh'), () => (called = true));

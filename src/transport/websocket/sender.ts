@@ -53,7 +53,10 @@ export class ChannelSender {
 
   /**
    * Sends `payload` split into messages of at most maxMessageBytes. `cb` fires once the last
-   * message has been written to the socket (so a Writable built on this has real backpressure).
+   * message is handed to ws while the socket holds less than maxBufferedBytes unsent, else once it
+   * has been written to the socket: a Writable built on this has real backpressure at that bound,
+   * without waiting a turn of the loop per chunk (a TLS socket completes every write a turn later;
+   * a session ending behind a queue of such waits kept its client waiting for its Status).
    * Between pieces the writer waits for the socket whenever bufferedAmount is above the bound, so
    * one large write never queues more than about maxBufferedBytes + one message.
    */
@@ -68,8 +71,10 @@ export class ChannelSender {
         const message = encodeMessage(this.encoding, channel, payload.subarray(offset, end));
         offset = end;
         if (offset >= payload.length) {
-          this.sink.send(message, { binary: this.binary }, done);
-          return;
+          if (this.sink.bufferedAmount + message.length >= this.limits.maxBufferedBytes) return this.sink.send(message, { binary: this.binary }, done);
+          // A failure after this still fails the session (close() fails every later write).
+          this.sink.send(message, { binary: this.binary }, (e) => e && done(e));
+          return process.nextTick(done);
         }
         if (this.sink.bufferedAmount + message.length >= this.limits.maxBufferedBytes) {
           this.sink.send(message, { binary: this.binary }, next);

@@ -105,6 +105,7 @@ export function acceptWebSocketRemoteCommand(
       createWebSocketStreams(upgraded, subprotocol, {
         options: opts.options,
         closeTimeoutMs: opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS,
+        socket,
         ...(opts.limits ? { limits: opts.limits } : {}),
       }),
     );

@@ -1,6 +1,6 @@
 // Turns one upgraded WebSocket into the transport-neutral ServerStreams: stdin/stdout/stderr
 // streams, resize events, and the protocol's way of ending a session.
-import { Readable, Writable, finished } from 'node:stream';
+import { Readable, Writable, finished, type Duplex } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import { Channel } from '../../protocol/constants.js';
 import type { TerminalSize } from '../../protocol/resize.js';
@@ -22,6 +22,8 @@ export interface SessionOptions {
   /** How long a close (finish or protocol failure) waits for the client's close frame before cutting the socket. */
   closeTimeoutMs: number;
   limits?: Partial<SenderLimits>;
+  /** The upgraded socket under `ws`: ended right after our close frame (see close()). */
+  socket?: Duplex;
 }
 
 /** stdin buffer above which the consumer is told to slow down (push() returns false); a bit above kubectl's 32 KiB writes. */
@@ -72,6 +74,7 @@ class WebSocketSession implements WebSocketServerStreams {
   /** Sizes that arrived while nobody was subscribed (kubectl sends the first one at once). */
   private earlySizes: TerminalSize[] = [];
   private readonly closeTimeoutMs: number;
+  private readonly socket: Duplex | undefined;
   private failureError: BastionError | undefined;
   private finishing: Promise<void> | undefined;
   private closing = false;
@@ -87,6 +90,7 @@ class WebSocketSession implements WebSocketServerStreams {
     this.protocol = subprotocol.protocol;
     this.protocolName = subprotocol.name;
     this.closeTimeoutMs = opts.closeTimeoutMs;
+    this.socket = opts.socket;
     // With a TTY stderr is merged into stdout; the kubelet drops a stderr request the same way.
     this.options = { ...opts.options, stderr: opts.options.stderr && !opts.options.tty };
     this.sender = new ChannelSender(ws, subprotocol.encoding, opts.limits);
@@ -160,9 +164,20 @@ class WebSocketSession implements WebSocketServerStreams {
     if (!this.connectionGone && !this.closing) {
       // v1-v3 say "success" with an empty error channel, so there may be nothing to send.
       const bytes = this.protocol.encodeError(status);
-      if (bytes.length > 0) await new Promise<void>((resolve) => this.sender.sendMessage(Channel.error, bytes, () => resolve()));
-      // Only a 1000 close becomes EOF for kubectl; any other code is reported as an error.
-      this.close(CloseCode.normal, '');
+      // The close frame follows the Status in the same turn: ws writes frames to the socket in
+      // order, so waiting for the Status's write to complete first would only add a turn of a
+      // loop that, in a cut of many sessions, is busy ending all of them. Corked, the Status and
+      // the close frame leave as one TLS write.
+      const socket = this.socket;
+      socket?.cork();
+      try {
+        if (bytes.length > 0) this.sender.sendMessage(Channel.error, bytes, ignore);
+        // Only a 1000 close becomes EOF for kubectl; any other code is reported as an error.
+        this.close(CloseCode.normal, '');
+      } finally {
+        // end() in close() uncorked already; this covers a close that did not get that far.
+        if (socket && socket.writableCorked > 0) socket.uncork();
+      }
     }
     await this.closed;
   }
@@ -171,6 +186,12 @@ class WebSocketSession implements WebSocketServerStreams {
     if (this.closing || this.connectionGone) return;
     this.closing = true;
     this.ws.close(code, reason);
+    // Our side is done once the close frame is out: end the socket now (FIN after the frame)
+    // rather than when the client's answering close frame has been read, a round trip through
+    // both event loops. The client still sees the close frame first and may answer it (the
+    // socket is only half-closed); a cut of 200 sessions then reaches every client without
+    // waiting for this loop to read 200 replies.
+    this.socket?.end();
     // A socket paused for stdin backpressure would never read the client's close frame.
     this.resumeInput();
     // ws would wait 30 s for the client's close frame; a client that never answers is cut sooner.

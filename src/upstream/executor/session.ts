@@ -58,6 +58,7 @@ export class WebSocketUpstreamSession implements UpstreamSession {
   readonly protocol: string;
   readonly canHalfCloseStdin: boolean;
   statusFromUpstream = false;
+  statusArrivedAt: number | undefined;
   readonly stdin: Writable | null;
   readonly stdout: OutputStream;
   readonly stderr: OutputStream;
@@ -192,6 +193,7 @@ export class WebSocketUpstreamSession implements UpstreamSession {
   }
 
   private collectError(payload: Buffer): void {
+    this.statusArrivedAt ??= Date.now();
     if (this.errorLength + payload.length > MAX_ERROR_CHANNEL_BYTES) this.errorOverflow = true;
     else {
       this.errorChunks.push(payload);

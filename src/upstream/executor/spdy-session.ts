@@ -30,6 +30,7 @@ export class SpdyUpstreamSession implements UpstreamSession {
   /** A FIN on the stdin stream is the half-close, on every version. */
   readonly canHalfCloseStdin = true;
   statusFromUpstream = false;
+  statusArrivedAt: number | undefined;
   readonly stdin: Writable | null;
   readonly stdout: OutputStream;
   readonly stderr: OutputStream;
@@ -139,6 +140,7 @@ export class SpdyUpstreamSession implements UpstreamSession {
     this.pending.add(stream);
     stream.on('data', (chunk: Buffer) => {
       this.heard();
+      this.statusArrivedAt ??= Date.now();
       if (this.errorLength + chunk.length > MAX_ERROR_CHANNEL_BYTES) this.errorOverflow = true;
       else {
         this.errorChunks.push(chunk);

@@ -76,8 +76,14 @@ export interface UpstreamSession {
    */
   readonly statusFromUpstream: boolean;
   /**
+   * When (Date.now()) upstream's first Status bytes arrived on the error channel; undefined until
+   * then. The moment a client learns how the session ended, ahead of the close that resolves `status`.
+   */
+  readonly statusArrivedAt: number | undefined;
+  /**
    * Writes channel 0; null unless the request's query has stdin=true. Each write's callback fires
-   * once its bytes reached the socket (bounded: about 32 KiB buffered plus 256 KiB in the socket).
+   * once its bytes are handed to the socket while it holds less than 256 KiB unsent, else once they
+   * reached it (bounded: about 32 KiB buffered plus 256 KiB in the socket).
    * end(): v5 sends CLOSE `[255, 0]` (SPDY: a FIN on the stdin stream), so upstream stdin sees EOF
    * while output keeps flowing. Under WebSocket v4 and older nothing can be half-closed: end() finishes the Writable locally and sends
    * nothing; upstream stdin stays open until the session closes (the process exits, or destroy()).
