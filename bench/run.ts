@@ -21,6 +21,7 @@ import { measureApproval } from './measures/approval.js';
 import { measureConcurrency } from './measures/concurrency.js';
 import { measureCutoff } from './measures/cutoff.js';
 import { measureEcho } from './measures/echo.js';
+import { measureFloor } from './measures/floor.js';
 import { measureRest } from './measures/rest.js';
 import { measureThroughput } from './measures/throughput.js';
 
@@ -28,6 +29,8 @@ const MEASURES: Record<string, (ctx: Ctx) => Promise<Row[]>> = {
   approval: measureApproval,
   echo: measureEcho,
   throughput: measureThroughput,
+  // After throughput: its rows quote the bastion's and nginx's CPU per GiB from it.
+  floor: measureFloor,
   rest: measureRest,
   cutoff: measureCutoff,
   concurrency: measureConcurrency,
@@ -118,7 +121,7 @@ try {
     });
     return (await res.json()) as T;
   };
-  const ctx: Ctx = { sizes, smoke: values.smoke!, direct, nginx, bastion, bastionPid: bastionProc.child.pid!, simPid: sim.child.pid!, targets: [direct, ...(nginx ? [nginx] : []), bastion], api, progress, raw };
+  const ctx: Ctx = { sizes, smoke: values.smoke!, direct, nginx, bastion, bastionPid: bastionProc.child.pid!, simPid: sim.child.pid!, targets: [direct, ...(nginx ? [nginx] : []), bastion], api, progress, dir, raw };
   // The sessions every measure but cutoff and approval runs under.
   await approve(ctx, 'web-0', 'app', 3600);
   await approve(ctx, 'shell-0', 'main', 3600);

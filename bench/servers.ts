@@ -1,20 +1,20 @@
-// The bench's server processes, one per process so each one's CPU and RSS can be read apart from
-// the clients': `sim` (the simulated cluster, plus BENCH_PODS extra pod objects in namespace
-// `bench` for the REST LIST) and `bastion` (the bastion as `serve` runs it, info log to a file,
-// recording on, upstream = that sim through its kubeconfig). Forked by bench/lib/procs.ts; each
-// sends one 'ready' message with what the driver needs, and exits (writing a --cpu-prof profile
-// if asked) on a 'stop' message.
-import { createWriteStream } from 'node:fs';
+// The bench's server processes, one per process so each one's CPU and RSS are read from /proc apart
+// from the clients': `sim` (the simulated cluster, plus BENCH_PODS extra pod objects in namespace
+// `bench` for the REST LIST), `bastion` (the bastion as `serve` runs it, info log to a file,
+// recording on, upstream = that sim through its kubeconfig), and the floor measure's `tls-echo` (a
+// TLS server on the port it is given, writing back every byte it reads, like `cat`) and
+// `tls-relay` (a TLS server piping each connection to a TLS connection to that echo; with `hash`,
+// one SHA-256 per direction over every relayed byte). Forked by bench/lib/procs.ts; each sends one
+// 'ready' message with what the driver needs, and exits (writing a --cpu-prof profile if asked) on
+// a 'stop' message. Each role imports what it needs when it starts: the floor's processes must not
+// load (and carry the heap of) the bastion, and so start in a fraction of the time.
+import { createHash } from 'node:crypto';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SimCluster } from '../src/sim/cluster.js';
+import tls from 'node:tls';
+import type { SimCluster } from '../src/sim/cluster.js';
 import type { KubeObject } from '../src/sim/store.js';
-import { writeKubeconfig } from '../src/app/kubeconfig.js';
-import { startBastion } from '../src/app/bastion.js';
-import { parseServeConfig } from '../src/app/config.js';
-import { createLogger } from '../src/observability/log.js';
-import { upstreamFromKubeconfigFile } from '../src/upstream/upstream.js';
-import { BENCH_NAMESPACE } from './lib/context.js';
-
+import { BENCH_NAMESPACE, FLOOR_TLS_FILES } from './lib/context.js';
 
 /** Pod objects only (no processes): the store is the sim's own, so LIST sees them like any pod. */
 function seedPods(sim: SimCluster, count: number): void {
@@ -30,6 +30,8 @@ function seedPods(sim: SimCluster, count: number): void {
 }
 
 async function runSim(dir: string, pods: number): Promise<() => Promise<void>> {
+  const { SimCluster } = await import('../src/sim/cluster.js');
+  const { writeKubeconfig } = await import('../src/app/kubeconfig.js');
   const sim = new SimCluster({ host: '127.0.0.1', port: 0, onError: (err) => process.stderr.write(`sim: ${String(err)}\n`) });
   await sim.start();
   seedPods(sim, pods);
@@ -40,6 +42,11 @@ async function runSim(dir: string, pods: number): Promise<() => Promise<void>> {
 }
 
 async function runBastion(dir: string, upstreamKubeconfig: string): Promise<() => Promise<void>> {
+  const { writeKubeconfig } = await import('../src/app/kubeconfig.js');
+  const { startBastion } = await import('../src/app/bastion.js');
+  const { parseServeConfig } = await import('../src/app/config.js');
+  const { createLogger } = await import('../src/observability/log.js');
+  const { upstreamFromKubeconfigFile } = await import('../src/upstream/upstream.js');
   const config = parseServeConfig(
     ['--data-dir', join(dir, 'data'), '--recordings', join(dir, 'recordings'), '--listen', '127.0.0.1:0', '--control-listen', '127.0.0.1:0', '--upstream-kubeconfig', upstreamKubeconfig, '--hold-timeout', '60'],
     dir,
@@ -58,8 +65,88 @@ async function runBastion(dir: string, upstreamKubeconfig: string): Promise<() =
   return () => bastion.stop();
 }
 
-const [role, dir, arg] = process.argv.slice(2);
-const stop = role === 'sim' ? await runSim(dir!, Number(arg ?? 0)) : await runBastion(dir!, arg!);
+/** The floor's TLS material, written by the driver (bench/lib/procs.ts startFloorServers): one CA for both legs. */
+function floorTls(dir: string): { ca: string; cert: string; key: string } {
+  const read = (name: string): string => readFileSync(join(dir, name), 'utf8');
+  return { ca: read(FLOOR_TLS_FILES.ca), cert: read(FLOOR_TLS_FILES.cert), key: read(FLOOR_TLS_FILES.key) };
+}
+
+/** Listens on a loopback port (0: any free one); resolves with it. */
+function listen(server: tls.Server, port = 0): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
+  });
+}
+
+function closeServer(server: tls.Server, sockets: Set<tls.TLSSocket>): () => Promise<void> {
+  return () =>
+    new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    });
+}
+
+/** Writes back every byte it reads, like `cat`; Node's default TLS settings. Listens on `port`. */
+async function runTlsEcho(dir: string, port: number): Promise<() => Promise<void>> {
+  const { cert, key } = floorTls(dir);
+  const sockets = new Set<tls.TLSSocket>();
+  const server = tls.createServer({ cert, key, allowHalfOpen: true }, (c) => {
+    sockets.add(c);
+    c.on('close', () => sockets.delete(c));
+    c.on('error', () => c.destroy());
+    c.pipe(c);
+  });
+  await listen(server, port);
+  process.send!({ ready: { port } });
+  return closeServer(server, sockets);
+}
+
+/**
+ * The least a TLS relay of this design does: terminate TLS from the client, open a TLS connection
+ * to the echo (verified against the CA, default settings, like the bastion's upstream leg) and pipe
+ * both ways; no framing, no recording. With `hash`, one SHA-256 per direction over every relayed
+ * byte, the least a recorder must do.
+ */
+async function runTlsRelay(dir: string, echoPort: number, variant: string): Promise<() => Promise<void>> {
+  if (variant !== 'plain' && variant !== 'hash') throw new Error(`tls-relay: variant plain or hash, not ${variant}`);
+  const { ca, cert, key } = floorTls(dir);
+  const sockets = new Set<tls.TLSSocket>();
+  const server = tls.createServer({ cert, key, allowHalfOpen: true }, (c) => {
+    const u = tls.connect({ host: '127.0.0.1', port: echoPort, ca });
+    for (const s of [c, u]) {
+      sockets.add(s);
+      s.on('error', () => s.destroy());
+    }
+    // One end gone takes the other with it.
+    c.on('close', () => (sockets.delete(c), u.destroy()));
+    u.on('close', () => (sockets.delete(u), c.destroy()));
+    if (variant === 'hash') {
+      const toEcho = createHash('sha256');
+      const toClient = createHash('sha256');
+      c.on('data', (d: Buffer) => toEcho.update(d));
+      u.on('data', (d: Buffer) => toClient.update(d));
+      c.once('end', () => toEcho.digest());
+      u.once('end', () => toClient.digest());
+    }
+    c.pipe(u);
+    u.pipe(c);
+  });
+  const port = await listen(server);
+  process.send!({ ready: { port } });
+  return closeServer(server, sockets);
+}
+
+const [role, dir, arg, arg2] = process.argv.slice(2);
+const ROLES: Record<string, () => Promise<() => Promise<void>>> = {
+  sim: () => runSim(dir!, Number(arg ?? 0)),
+  bastion: () => runBastion(dir!, arg!),
+  'tls-echo': () => runTlsEcho(dir!, Number(arg)),
+  'tls-relay': () => runTlsRelay(dir!, Number(arg), arg2 ?? 'plain'),
+};
+const start = ROLES[role!];
+if (!start) throw new Error(`unknown role ${role}; one of ${Object.keys(ROLES).join(', ')}`);
+const stop = await start();
 process.on('message', (m) => {
   if (m !== 'stop') return;
   void stop()

@@ -4,6 +4,9 @@ import type { BastionEndpoint, Endpoint } from './procs.js';
 /** Where the sim's extra pod objects (for the REST LIST) live. */
 export const BENCH_NAMESPACE = 'bench';
 
+/** The floor measure's TLS material in its directory (servers.ts reads what procs.ts writes). */
+export const FLOOR_TLS_FILES = { ca: 'ca.pem', cert: 'cert.pem', key: 'key.pem' } as const;
+
 export interface Sizes {
   rounds: number;
   /** rounds of the exec throughput measure (a bastion round of 256 MiB each way takes ~30 s here) */
@@ -68,7 +71,9 @@ export interface Ctx {
   targets: Endpoint[];
   api<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T>;
   progress(msg: string): void;
-  /** Raw numbers for the JSON, by measure. */
+  /** The run's scratch directory (removed at the end unless --keep). */
+  dir: string;
+  /** Raw numbers for the JSON, by measure (a measure may read what an earlier one left here). */
   raw: Record<string, unknown>;
 }
 

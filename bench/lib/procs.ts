@@ -1,4 +1,5 @@
-// The processes a bench run measures: the sim, the bastion, nginx; their CPU time and RSS from /proc.
+// The processes a bench run measures: the sim, the bastion, nginx, the floor's TLS echo and relays;
+// their CPU time and RSS from /proc.
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -6,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLoopbackServingMaterial } from '../../src/tls/ca.js';
 import { writeKubeconfig } from '../../src/app/kubeconfig.js';
+import { FLOOR_TLS_FILES } from './context.js';
 
 export interface Endpoint {
   label: 'direct' | 'nginx' | 'bastion';
@@ -64,15 +66,56 @@ export function startBastionProcess(dir: string, upstreamKubeconfig: string, cpu
   return forkServer<Omit<BastionEndpoint, 'label' | 'pids'>>(['bastion', dir, upstreamKubeconfig], flags);
 }
 
-/** utime + stime of a process in seconds (0 once it is gone). */
-export function cpuSeconds(pid: number): number {
+export type FloorVariant = 'plain' | 'hash';
+
+export interface FloorServers {
+  /** CA of the relays' (and the echo's) serving certificate. */
+  caPem: string;
+  echo: Server<{ port: number }>;
+  relays: Record<FloorVariant, Server<{ port: number }>>;
+}
+
+/**
+ * The floor measure's processes: one TLS echo, and one TLS relay per variant in front of it (a
+ * process per variant, so whatever a connection leaves behind, GC or teardown, is billed to its
+ * own variant). TLS material as the sim and the bastion make their own: a loopback CA and cert.
+ */
+export async function startFloorServers(dir: string): Promise<FloorServers> {
+  const root = join(dir, 'floor');
+  mkdirSync(root, { recursive: true });
+  const tls = await createLoopbackServingMaterial('kube-bastion bench floor CA');
+  writeFileSync(join(root, FLOOR_TLS_FILES.ca), tls.ca.cert);
+  writeFileSync(join(root, FLOOR_TLS_FILES.cert), tls.serving.cert);
+  writeFileSync(join(root, FLOOR_TLS_FILES.key), tls.serving.key, { mode: 0o600 });
+  // All three start at once (the smoke run's floor must take seconds): the echo's port is chosen here.
+  const echoPort = await freePort();
+  const started = await Promise.allSettled([
+    forkServer<{ port: number }>(['tls-echo', root, String(echoPort)]),
+    ...(['plain', 'hash'] as const).map((v) => forkServer<{ port: number }>(['tls-relay', root, String(echoPort), v])),
+  ]);
+  const [echo, plain, hash] = started.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
+  if (!echo || !plain || !hash) {
+    await Promise.all([echo, plain, hash].map((s) => s?.stop()));
+    throw (started.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason;
+  }
+  return { caPem: tls.ca.cert, echo, relays: { plain, hash } };
+}
+
+/** utime and stime of a process in seconds (0 once it is gone). */
+export function cpuTimes(pid: number): { user: number; sys: number } {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
+    return { user: Number(fields[11]) / 100, sys: Number(fields[12]) / 100 }; // USER_HZ is 100 on Linux
   } catch {
-    return 0;
+    return { user: 0, sys: 0 };
   }
+}
+
+/** utime + stime of a process in seconds (0 once it is gone). */
+export function cpuSeconds(pid: number): number {
+  const t = cpuTimes(pid);
+  return t.user + t.sys;
 }
 
 export function totalCpu(pids: number[]): number {

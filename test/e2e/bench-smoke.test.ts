@@ -17,6 +17,8 @@ const ROWS = [
   'exec.client.websocket',
   'recording.cpu',
   'recording.disk',
+  'floor.plain',
+  'floor.hash',
   ...['get', 'list'].flatMap((op) => ['c1', 'c64'].flatMap((c) => ['rps', 'p50', 'p99'].map((m) => `rest.${op}.${c}.${m}`))),
   'cutoff.lastbyte',
   'cutoff.close',
@@ -33,6 +35,7 @@ interface BenchJson {
   mode: string;
   nginx: string;
   rows: Array<{ id: string; measure: string; target: string; verdict: string; bastion?: { median: number } }>;
+  raw: { floor?: Record<'plain' | 'hash', { cpuPerGib: number[]; mibps: number[] }> };
 }
 
 describe('npm run bench -- --smoke', () => {
@@ -58,6 +61,15 @@ describe('npm run bench -- --smoke', () => {
       expect(line).toContain(row.target);
       expect(['pass', 'FAIL', 'n/a']).toContain(row.verdict);
       expect(Number.isFinite(row.bastion?.median), `row ${row.id} has no bastion value`).toBe(true);
+    }
+    // The floor (a bare Node TLS relay, plain and hashing) is a reference: CPU per GiB in the
+    // relay's column, its MiB/s and the bastion's target beside it, no verdict.
+    for (const id of ['floor.plain', 'floor.hash'] as const) {
+      const row = json.rows.find((r) => r.id === id)!;
+      const line = stdout.split('\n').find((l) => l.startsWith(`| ${row.measure} `))!;
+      expect(line).toMatch(/^\| [^|]+ \| CPU-s\/GiB +\| - +\| - +\| [\d.]+[^|]* \| MiB\/s [\d.]+.*bastion target 4.* \| \(reference\) +\| n\/a +\|$/);
+      const raw = json.raw.floor![id === 'floor.plain' ? 'plain' : 'hash'];
+      expect(raw.cpuPerGib.every(Number.isFinite) && raw.mibps.every((x) => x > 0)).toBe(true);
     }
     expect(stdout).toMatch(/machine: \d+ cores .* load average/);
     expect(stdout).toContain(json.nginx === 'absent, skipped' ? 'nginx: absent, skipped' : 'nginx: nginx version');
