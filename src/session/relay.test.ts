@@ -568,6 +568,41 @@ describe('Relay: a sink that throws', () => {
   });
 });
 
+describe('Relay: a cut while a completed command is being recorded', () => {
+  it('the agent hears the cut at once, but run() ends only once the recording has (its hashes precede the row)', async () => {
+    let finishRecording!: () => void;
+    const recordingDone = new Promise<void>((r) => (finishRecording = r));
+    let recordingEnded = false;
+    const { agent, upstream, relay } = setup({
+      sinks: [
+        {
+          end: async () => {
+            await recordingDone;
+            recordingEnded = true;
+          },
+        },
+      ],
+    });
+    let runEnded = false;
+    const run = relay.run().then((end) => {
+      runEnded = true;
+      return end;
+    });
+    upstream.exit(successStatus());
+    await settle();
+    relay.cut('revoked');
+    await settle();
+    // Told at once...
+    expect(agent.finished.map((st) => st.message)).toEqual(['cut: revoked']);
+    // ...but the session is not over while its recording is still being completed.
+    expect(runEnded).toBe(false);
+    finishRecording();
+    const end = await run;
+    expect(recordingEnded).toBe(true);
+    expect(end.reason).toBe('revoked');
+  });
+});
+
 describe('Relay: backpressure from a sink', () => {
   it('a sink whose batch is full holds the stream until it can take more; then every byte follows in order', async () => {
     const { agent, upstream, sink, relay } = setup();

@@ -54,7 +54,7 @@ export class Relay {
   private warningTimer: NodeJS.Timeout | undefined;
   private cutRequest: { reason: EndReason; detail?: string } | undefined;
   private wake: (() => void) | undefined;
-  private sinksEnded = false;
+  private sinksEnding: Promise<string | undefined> | undefined;
   /** Set while a completed command's recording is being completed: a cut then still reaches the agent. */
   private lateCut: ((cut: { reason: EndReason; detail?: string }) => void) | undefined;
 
@@ -265,9 +265,14 @@ export class Relay {
    * Ends every sink once (the first call wins), waiting at most `sinkEndTimeoutMs` (a disk that
    * never answers must not keep the session from ending). Resolves with the first failure, if any.
    */
-  private async endSinks(end: SessionEnd): Promise<string | undefined> {
-    if (this.sinksEnded) return undefined;
-    this.sinksEnded = true;
+  private endSinks(end: SessionEnd): Promise<string | undefined> {
+    // A second call (a cut that came while a completed command's recording was being completed)
+    // waits for the same end: the session's row must not be ended before its recording's hashes.
+    this.sinksEnding ??= this.endSinksOnce(end);
+    return this.sinksEnding;
+  }
+
+  private async endSinksOnce(end: SessionEnd): Promise<string | undefined> {
     let failure: string | undefined;
     const all = (async () => {
       for (const sink of this.opts.sinks) {
