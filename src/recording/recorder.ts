@@ -98,7 +98,7 @@ export interface RecordingResult {
   castSha256: string;
   rawPath: string;
   rawSha256: string;
-  /** SHA-256 (hex) of each channel's bytes: stdout, stderr, resize, and stdin when recorded. */
+  /** SHA-256 (hex) of each channel's bytes: stdout, stderr, resize, and stdin when recorded (computed in the cast worker; {} when it failed). */
   channelSha256: Record<string, string>;
   /** Present when the exec carried a tar archive (kubectl cp): the regular files in it. */
   files?: TarFileEntry[];
