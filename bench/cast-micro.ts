@@ -9,7 +9,8 @@
 // this thread's only (process.cpuUsage on the main thread of an otherwise idle process), so the
 // figure is what the work costs wherever it runs (on the relay's event loop or in a worker).
 // --worker: the same batches through the recorder's path to the shared cast worker
-// (cast-derivation.ts): then the CPU is the whole process's (both threads), and "loop-s/GiB" is
+// (cast-derivation.ts), where the text is also hashed (the channel SHA-256s): then the CPU is the
+// whole process's (both threads), and "loop-s/GiB" is
 // the CPU the calling thread (the relay's event loop) spent in the calls (queueing, the copy of the
 // text, the hand-over), read while the worker is idle (each batch is awaited before the next).
 import { randomBytes } from 'node:crypto';

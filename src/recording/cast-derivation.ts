@@ -3,7 +3,9 @@
 // each). The recorder calls a session's CastDerivation as it would a CastBatch; the calls are only
 // queued, and take() sends them with the batch's text bytes (copied once into a buffer that is
 // handed over, not cloned) and resolves with the cast bytes to write. Replies come in the order
-// the batches were sent. If the thread fails or exits, every take() of every session it held
+// the batches were sent. The thread also hashes each channel's bytes (the text it gets anyway, and
+// the bytes hash() hands it in the same buffer), so the channel SHA-256s cost the relay's loop
+// nothing; finish() sends the last batch and resolves with the digests too. If the thread fails or exits, every take() of every session it held
 // rejects (those recordings fail and their sessions are cut); the next session starts a new thread.
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
@@ -11,9 +13,16 @@ import { Worker } from 'node:worker_threads';
 import type { TextChannel } from './cast-batch.js';
 import { REUSED_TEXT_BUFFER, type CastOp, type FromCastWorker, type ToCastWorker } from './cast-ops.js';
 import type { CastFormat, CastHeader, EventCode } from './events.js';
+import type { HashedChannel } from './raw-sidecar.js';
+
+/** What the worker answers for a batch: its cast bytes, and after the last batch the channel digests. */
+export interface Derived {
+  cast: Buffer;
+  digests?: Record<HashedChannel, string>;
+}
 
 interface Waiter {
-  resolve(cast: Buffer): void;
+  resolve(d: Derived): void;
   reject(err: Error): void;
 }
 
@@ -72,14 +81,14 @@ export class CastWorkerPool {
   }
 
   /** @internal */
-  send(id: number, state: Open, ops: CastOp[], data: Buffer): Promise<Buffer> {
+  send(id: number, state: Open, ops: CastOp[], data: Buffer, final = false): Promise<Derived> {
     if (state.failure !== undefined) return Promise.reject(new Error(state.failure));
     const worker = this.worker;
     if (!worker) return Promise.reject(new Error('the cast worker is not running'));
     return new Promise((resolve, reject) => {
       state.waiters.push({ resolve, reject });
       if (this.outstanding++ === 0) worker.ref();
-      const msg: ToCastWorker = { kind: 'derive', session: id, ops, data };
+      const msg: ToCastWorker = { kind: 'derive', session: id, ops, data, ...(final ? { final } : {}) };
       this.post(worker, msg, data.byteLength > 0 ? [data.buffer as ArrayBuffer] : []);
     });
   }
@@ -118,7 +127,8 @@ export class CastWorkerPool {
     }
     if (m.spare && this.spares.length < 4) this.spares.push(m.spare);
     state.eventCount = m.eventCount;
-    waiter.resolve(Buffer.from(m.cast.buffer, m.cast.byteOffset, m.cast.byteLength));
+    const cast = Buffer.from(m.cast.buffer, m.cast.byteOffset, m.cast.byteLength);
+    waiter.resolve(m.digests ? { cast, digests: m.digests } : { cast });
   }
 
   /** The thread is gone: every session it held fails, now or at its next take(). */
@@ -161,6 +171,14 @@ export class CastDerivation {
     this.ops.push({ op: 'event', timeUs, code, data });
   }
 
+  /** Bytes of `channel` that are not cast text, hashed in the worker in order with its text (copied at take(), like text). */
+  hash(channel: HashedChannel, data: Buffer): void {
+    if (data.length === 0) return;
+    this.ops.push({ op: 'hash', channel, offset: this.textBytes, length: data.length });
+    this.texts.push(data);
+    this.textBytes += data.length;
+  }
+
   endText(timeUs: number): void {
     this.ops.push({ op: 'endText', timeUs });
   }
@@ -177,8 +195,24 @@ export class CastDerivation {
 
   /** Sends the queued calls; resolves with the cast bytes they make (rejects if the worker failed). */
   take(): Promise<Buffer> {
+    if (this.ops.length === 0) return Promise.resolve(Buffer.alloc(0));
+    return this.send(false).then((d) => d.cast);
+  }
+
+  /**
+   * Sends the last batch (maybe empty); resolves with its cast bytes and the SHA-256 (hex) of every
+   * byte of each hashed channel sent since the start (`omit`: left out); rejects if the worker failed.
+   */
+  async finish(omit: readonly HashedChannel[] = []): Promise<{ cast: Buffer; digests: Record<string, string> }> {
+    const d = await this.send(true);
+    if (!d.digests) throw new Error('the cast worker sent no channel digests');
+    const digests: Record<string, string> = { ...d.digests };
+    for (const name of omit) delete digests[name];
+    return { cast: d.cast, digests };
+  }
+
+  private send(final: boolean): Promise<Derived> {
     const ops = this.ops;
-    if (ops.length === 0) return Promise.resolve(Buffer.alloc(0));
     const data = this.pool.textBuffer(this.textBytes);
     let at = 0;
     for (const t of this.texts) {
@@ -188,7 +222,7 @@ export class CastDerivation {
     this.ops = [];
     this.texts = [];
     this.textBytes = 0;
-    return this.pool.send(this.id, this.state, ops, data);
+    return this.pool.send(this.id, this.state, ops, data, final);
   }
 
   /** The session is over (or failed): the worker forgets it. */

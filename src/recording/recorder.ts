@@ -1,10 +1,11 @@
 // The recorder: one more SessionSink of the session. It writes, as the session runs,
 //   recordings/<approval-id | _none>/<session-id>.cast   asciicast v2 (default) or v3
 //   recordings/<approval-id | _none>/<session-id>.raw    the exact bytes of every channel
-// On the relay's path a chunk costs only its sidecar record, copied into an in-memory batch, and
-// its channel's SHA-256. The batch is written in large writes off the event loop (at 1 MiB, or
-// 100 ms after its first byte), the cast derived from the same batch at that moment in the shared
-// cast worker thread (cast-derivation.ts), with one fsync of both files at most once a second. A
+// On the relay's path a chunk costs only its sidecar record, copied into an in-memory batch. The
+// batch is written in large writes off the event loop (at 1 MiB, or 100 ms after its first byte),
+// the cast derived from the same batch at that moment in the shared cast worker thread
+// (cast-derivation.ts), which also hashes each channel's bytes (their digests come back with the
+// last batch), with one fsync of both files at most once a second. A
 // failed write (or a failed worker) cuts the session through onFailure (fail closed: the relay has
 // relayed at most the unwritten window); a batch the disk or the worker cannot keep up with makes
 // ready() hold the relay (backpressure). See docs/recording.md.
@@ -23,7 +24,7 @@ import { HEADER_EXTRA_KEY, resizeData, shellJoin, wellFormed, type CastFormat, t
 import type { TextChannel } from './cast-batch.js';
 import { sharedCastWorker, type CastDerivation, type CastWorkerPool } from './cast-derivation.js';
 import { newCastBatch } from './cast-ops.js';
-import { RawChannel, RawRecordBatch, RawSidecarWriter, type RawChannelId, type RawSidecarMeta } from './raw-sidecar.js';
+import { RawChannel, RawRecordBatch, RawSidecarWriter, type HashedChannel, type RawChannelId, type RawSidecarMeta } from './raw-sidecar.js';
 import { detectTarTransfer, TarLister, type TarFileEntry, type TarListStatus, type TarTransfer } from './tar-listing.js';
 
 export interface RecorderHeaderInfo {
@@ -97,7 +98,7 @@ export interface RecordingResult {
   castSha256: string;
   rawPath: string;
   rawSha256: string;
-  /** SHA-256 (hex) of each channel's bytes: stdout, stderr, resize, and stdin when recorded. */
+  /** SHA-256 (hex) of each channel's bytes: stdout, stderr, resize, and stdin when recorded (computed in the cast worker; {} when it failed). */
   channelSha256: Record<string, string>;
   /** Present when the exec carried a tar archive (kubectl cp): the regular files in it. */
   files?: TarFileEntry[];
@@ -156,11 +157,16 @@ export function startMarkerLabel(sessionId: string, approvalId: string | null): 
 
 const defaultClockUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
-/** What the cast is derived from, in the order the sink saw it (the bytes are views into the batch). */
+/**
+ * What the cast and the channel hashes are derived from, in the order the sink saw it (the bytes
+ * are views into the batch). `hashed`: the bytes are in the sidecar, so in their channel's hash.
+ */
 type Entry =
-  | { kind: 'data'; channel: TextChannel; t: number; data: Buffer; list: boolean }
-  | { kind: 'resize'; t: number; size: TerminalSize }
-  | { kind: 'marker'; t: number; label: string };
+  | { kind: 'data'; channel: TextChannel; t: number; data: Buffer; list: boolean; hashed: boolean }
+  | { kind: 'resize'; t: number; size: TerminalSize; data: Buffer }
+  | { kind: 'marker'; t: number; label: string }
+  /** Hashed only: a tar stream nobody lists (compressed). */
+  | { kind: 'hash'; channel: TextChannel; data: Buffer };
 
 /**
  * Creates the directory and both files and returns the sink. Throws RecordingError when they
@@ -313,15 +319,15 @@ class Recorder implements RecorderSink {
       if (this.transfer?.channel === 'stdin') {
         if (this.opts.recordStdin) {
           const data = this.rawAppend(RawChannel.stdin, t, chunk);
-          if (this.lister) this.entries.push({ kind: 'data', channel: 'stdin', t, data, list: true });
+          this.entries.push(this.lister ? { kind: 'data', channel: 'stdin', t, data, list: true, hashed: true } : { kind: 'hash', channel: 'stdin', data });
         } else if (this.lister) {
           // Listed, never stored: the lister needs the bytes, the sidecar must not have them.
-          this.entries.push({ kind: 'data', channel: 'stdin', t, data: Buffer.from(chunk), list: true });
+          this.entries.push({ kind: 'data', channel: 'stdin', t, data: Buffer.from(chunk), list: true, hashed: false });
           this.listOnlyBytes += chunk.length;
         }
       } else {
         if (!this.opts.recordStdin) return;
-        this.entries.push({ kind: 'data', channel: 'stdin', t, data: this.rawAppend(RawChannel.stdin, t, chunk), list: false });
+        this.entries.push({ kind: 'data', channel: 'stdin', t, data: this.rawAppend(RawChannel.stdin, t, chunk), list: false, hashed: true });
       }
       this.writer.schedule();
     });
@@ -338,8 +344,8 @@ class Recorder implements RecorderSink {
   resize(size: TerminalSize): void {
     this.guard(() => {
       const t = this.now();
-      this.rawAppend(RawChannel.resize, t, encodeResize(size));
-      this.entries.push({ kind: 'resize', t, size });
+      const data = this.rawAppend(RawChannel.resize, t, encodeResize(size));
+      this.entries.push({ kind: 'resize', t, size, data });
       this.writer.schedule();
     });
   }
@@ -399,22 +405,50 @@ class Recorder implements RecorderSink {
 
   /** The batch as one write: the sidecar's bytes, then the cast the worker derives from the same entries. */
   private takeJob(): BatchJob | undefined {
-    const { raw, cast } = this.takeBatch();
+    const { raw, cast } = this.takeBatch(false);
     if (raw.length === 0 && cast === undefined) return undefined;
     return { bytes: raw.reduce((n, b) => n + b.length, 0), write: () => this.writeOut(raw, cast) };
   }
 
   /**
-   * Hands the batch's entries to the cast worker (their text copied there, before the sidecar's
-   * bytes are written) and the sidecar's bytes over; undefined cast: nothing to derive.
+   * Hands the batch's entries to the cast worker (their text and hashed bytes copied there, before
+   * the sidecar's bytes are written) and the sidecar's bytes over; undefined cast: nothing to
+   * derive. `final`: the last batch, always sent; `digests` resolves with the channel digests.
    */
-  private takeBatch(): { raw: Buffer[]; cast: Promise<Buffer> | undefined } {
+  private takeBatch(final: boolean): { raw: Buffer[]; cast: Promise<Buffer> | undefined; digests?: Promise<Record<string, string>> } {
     this.derive();
     this.listOnlyBytes = 0;
+    const raw = this.batch.take();
+    if (final) {
+      const done = this.castDerivation.finish(this.omittedChannels());
+      const cast = done.then((d) => d.cast);
+      const digests = done.then((d) => d.digests);
+      // Awaited later; a rejection meanwhile is not "unhandled".
+      cast.catch(() => undefined);
+      digests.catch(() => undefined);
+      return { raw, cast, digests };
+    }
     const cast = this.castDerivation.queued ? this.castDerivation.take() : undefined;
     // Awaited after the sidecar's write; a rejection meanwhile is not "unhandled".
     cast?.catch(() => undefined);
-    return { cast, raw: this.batch.take() };
+    return { cast, raw };
+  }
+
+  private omittedChannels(): HashedChannel[] {
+    return this.opts.recordStdin ? [] : ['stdin'];
+  }
+
+  /**
+   * The channel digests after a failure: what is still batched is sent to the worker (hashed, its
+   * cast discarded) so that they cover every byte relayed, as without a failure. Empty when the
+   * worker itself failed: the hashes it held are lost (the recording's error says why).
+   */
+  private async digestsAfterFailure(): Promise<Record<string, string>> {
+    try {
+      return (await this.takeBatch(true).digests) ?? {};
+    } catch {
+      return {};
+    }
   }
 
   private async writeOut(raw: Buffer[], castBytes: Promise<Buffer> | undefined): Promise<void> {
@@ -447,9 +481,11 @@ class Recorder implements RecorderSink {
   private async close(): Promise<void> {
     // A write still in flight is waited for, but not forever: a hung disk fails the recording.
     const stuck = await this.writer.drain();
+    let digests: Promise<Record<string, string>> | undefined;
     if (this.writer.failure === undefined) {
       try {
-        const { raw, cast } = this.takeBatch();
+        const { raw, cast, digests: d } = this.takeBatch(true);
+        digests = d;
         await this.writeOut(raw, cast);
         await this.castClose();
         await this.rawClose();
@@ -457,6 +493,7 @@ class Recorder implements RecorderSink {
         this.writer.failAsync(err);
       }
     }
+    const channelSha256 = (digests ? await digests.catch(() => undefined) : undefined) ?? (await this.digestsAfterFailure());
     this.castDerivation.close();
     // The hashes of what the files hold, whether or not the end was written.
     const castSha256 = this.cast.sha256();
@@ -474,7 +511,7 @@ class Recorder implements RecorderSink {
       castSha256,
       rawPath: this.rawPath,
       rawSha256,
-      channelSha256: this.raw.channels.digests(this.opts.recordStdin ? [] : ['stdin']),
+      channelSha256,
       ...(this.transfer ? { files: [...this.files], tar: this.tarSummary() } : {}),
       eventCount: this.headerEvents + this.castDerivation.eventCount,
       ...(failure !== undefined ? { error: failure } : {}),
@@ -517,7 +554,7 @@ class Recorder implements RecorderSink {
       const t = this.now();
       const data = this.rawAppend(id, t, chunk);
       const list = this.transfer?.channel === channel;
-      if (!list || this.lister) this.entries.push({ kind: 'data', channel, t, data, list });
+      this.entries.push(!list || this.lister ? { kind: 'data', channel, t, data, list, hashed: true } : { kind: 'hash', channel, data });
       this.writer.schedule();
     });
   }
@@ -543,30 +580,39 @@ class Recorder implements RecorderSink {
     }
   }
 
-  /** The chunk's record into the batch and its channel hash: the only per-byte work on the relay's path. */
+  /**
+   * The chunk's record into the batch: the only per-byte work on the relay's path (its channel's
+   * SHA-256 is computed in the cast worker, from the entry that carries the returned view).
+   */
   private rawAppend(channel: RawChannelId, t: number, data: Uint8Array): Buffer {
-    const view = this.batch.append(channel, t, data);
-    this.raw.channels.update(channel, data);
-    return view;
+    return this.batch.append(channel, t, data);
   }
 
   /**
-   * The cast events of every batched entry, in order, queued for the worker (the kubectl cp
-   * listing runs here: its markers go into the sidecar too).
+   * The cast events and channel-hash bytes of every batched entry, in order, queued for the
+   * worker (the kubectl cp listing runs here: its markers go into the sidecar too).
    */
   private derive(): void {
     const entries = this.entries;
     this.entries = [];
     for (const e of entries) {
+      if (e.kind === 'hash') {
+        this.castDerivation.hash(e.channel, e.data);
+        continue;
+      }
       if (e.kind === 'resize') {
+        this.castDerivation.hash('resize', e.data);
         if (!this.headerWritten) this.writeHeader(this.castDerivation, e.size);
         else this.event(e.t, 'r', resizeData(e.size.width, e.size.height));
         continue;
       }
       if (!this.headerWritten) this.writeHeader();
       if (e.kind === 'marker') this.event(e.t, 'm', e.label);
-      else if (e.list) this.list(e.data, e.t);
-      else this.castDerivation.text(e.channel, e.t, e.data);
+      else if (!e.list) this.castDerivation.text(e.channel, e.t, e.data);
+      else {
+        if (e.hashed) this.castDerivation.hash(e.channel, e.data);
+        this.list(e.data, e.t);
+      }
     }
   }
 
