@@ -175,8 +175,7 @@ class WebSocketSession implements WebSocketServerStreams {
         // Only a 1000 close becomes EOF for kubectl; any other code is reported as an error.
         this.close(CloseCode.normal, '');
       } finally {
-        // end() in close() uncorked already; this covers a close that did not get that far.
-        if (socket && socket.writableCorked > 0) socket.uncork();
+        socket?.uncork();
       }
     }
     await this.closed;
@@ -186,12 +185,13 @@ class WebSocketSession implements WebSocketServerStreams {
     if (this.closing || this.connectionGone) return;
     this.closing = true;
     this.ws.close(code, reason);
-    // Our side is done once the close frame is out: end the socket now (FIN after the frame)
-    // rather than when the client's answering close frame has been read, a round trip through
-    // both event loops. The client still sees the close frame first and may answer it (the
-    // socket is only half-closed); a cut of 200 sessions then reaches every client without
-    // waiting for this loop to read 200 replies.
-    this.socket?.end();
+    // Our side is done once the close frame is out: end the socket on the loop's next turn (FIN
+    // after the frame) rather than when the client's answering close frame has been read, a round
+    // trip through both event loops. The client still sees the close frame first and may answer
+    // it (the socket is only half-closed). On the next turn, not now: a cut of 200 sessions sends
+    // every Status and close frame first, then the 200 TLS shutdowns.
+    const socket = this.socket;
+    if (socket) setImmediate(() => socket.end());
     // A socket paused for stdin backpressure would never read the client's close frame.
     this.resumeInput();
     // ws would wait 30 s for the client's close frame; a client that never answers is cut sooner.
