@@ -3,6 +3,7 @@
 import { Duplex } from 'node:stream';
 import { RstStatus } from './frames.js';
 import { joinSmall } from '../coalesce.js';
+import { DEFAULT_LIMITS } from './limits.js';
 import { emptyHeaders, type HeaderInput, type HeaderMap } from './header-block.js';
 
 /** What a stream needs from its connection; kept narrow so the stream cannot reach the rest. */
@@ -42,9 +43,6 @@ export interface SpdyStream {
   once(event: 'reply', listener: (headers: HeaderMap) => void): this;
   once(event: string | symbol, listener: (...args: any[]) => void): this;
 }
-
-/** Queued chunks are joined up to one DATA frame's worth (kubectl's own frames are 32 KiB). */
-const JOIN_LIMIT = 32 * 1024;
 
 export class SpdyStream extends Duplex {
   readonly id: number;
@@ -194,7 +192,8 @@ export class SpdyStream extends Duplex {
     this.reply();
     const joined = joinSmall(
       chunks.map((c) => c.chunk),
-      JOIN_LIMIT,
+      // Up to one DATA frame's worth (a connection may split larger ones).
+      DEFAULT_LIMITS.outboundDataFrameSize,
     );
     // One after the other: sendData frames a payload as the socket takes it, so two at once would interleave.
     void (async () => {
