@@ -77,6 +77,28 @@ describe('SpdyConnection (server role)', () => {
     expect(tap.frames.slice(1).map(summary)).toEqual(['DATA 1 "a"', 'DATA 1 "bbcccdddd"', 'DATA 1 flags=1 ""']);
   });
 
+  it('review: a reset while queued chunks are being written stops them; every write still calls back and ends', async () => {
+    const { server, tap, peer, send } = serverWithPeer({ outboundDataFrameSize: 1024 });
+    const got = nextStream(server);
+    send(await peer.synStream(1, { streamtype: 'stdout' }));
+    const stream = await got;
+    stream.on('error', () => {});
+    let called = 0;
+    stream.write(Buffer.alloc(64 * 1024, 0x61), () => called++);
+    for (let i = 0; i < 8; i++) stream.write(Buffer.alloc(i % 2 ? 10 : 20 * 1024, 0x62 + i), () => called++);
+    stream.write(Buffer.alloc(0), () => called++);
+    await tap.until((f) => f.some((x) => x.kind === 'DATA'));
+    send(peer.rst(1, RstStatus.CANCEL));
+    send(peer.ping(3));
+    await tap.until((f) => f.some((x) => x.kind === 'PING'));
+    stream.end();
+    await new Promise<void>((resolve) => stream.once('finish', () => resolve()).once('close', () => resolve()));
+    expect(called).toBe(10);
+    const dataBytes = tap.frames.filter((f) => f.kind === 'DATA').length * 1024;
+    expect(dataBytes).toBeLessThan(64 * 1024 + 8 * 20 * 1024);
+    expect(server.isOpen).toBe(true);
+  });
+
   it('echoes the peer’s PINGs unchanged and ignores unsolicited replies to its own parity', async () => {
     const { tap, peer, send } = serverWithPeer();
     send(peer.ping(1));
