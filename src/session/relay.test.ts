@@ -7,7 +7,7 @@ import type { TerminalSize } from '../protocol/resize.js';
 import { apiStatus, exitCodeStatus, successStatus, type Status } from '../protocol/status.js';
 import type { ServerStreams } from '../protocol/streams.js';
 import { v5 } from '../protocol/versions/index.js';
-import { Relay, type RelayOptions, type UpstreamStreams } from './relay.js';
+import { endSinksWithin, Relay, type RelayOptions, type UpstreamStreams } from './relay.js';
 
 /** Collects everything written into a PassThrough (the far side of a relayed stream). */
 function collect(stream: PassThrough): { text: () => string; bytes: () => Buffer; ended: () => boolean } {
@@ -565,6 +565,43 @@ describe('Relay: a sink that throws', () => {
     expect(second.ends.map((e) => e.reason)).toEqual(['completed']);
     expect({ reason: end.reason, exitCode: end.exitCode }).toEqual({ reason: 'recording-failed', exitCode: null });
     expect(end.status.message).toContain('flush failed');
+  });
+});
+
+describe('endSinksWithin (the relay and a refusal before the relay)', () => {
+  it('a sink whose end never settles is given up after the bound; the sinks before it ended, with their failure kept', async () => {
+    const ended: string[] = [];
+    const sinks = [
+      { end: () => void ended.push('first') },
+      {
+        end: () => {
+          ended.push('second');
+          throw new Error('second failed');
+        },
+      },
+      { end: () => new Promise<void>(() => {}) },
+    ];
+    const t0 = Date.now();
+    const failure = await endSinksWithin(sinks, { reason: 'expired', exitCode: null, status: cutStatus('expired'), bytesIn: 0, bytesOut: 0 }, 50);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(ended).toEqual(['first', 'second']);
+    expect(failure).toBe('the recording was not completed within 50 ms');
+  });
+
+  it('resolves with the first failure once every sink ended', async () => {
+    const failure = await endSinksWithin(
+      [
+        {
+          end: () => {
+            throw new Error('disk full');
+          },
+        },
+        { end: async () => {} },
+      ],
+      { reason: 'completed', exitCode: 0, status: cutStatus('expired'), bytesIn: 0, bytesOut: 0 },
+      1000,
+    );
+    expect(failure).toBe('disk full');
   });
 });
 

@@ -272,22 +272,8 @@ export class Relay {
     return this.sinksEnding;
   }
 
-  private async endSinksOnce(end: SessionEnd): Promise<string | undefined> {
-    let failure: string | undefined;
-    const all = (async () => {
-      for (const sink of this.opts.sinks) {
-        try {
-          await sink.end?.(end);
-        } catch (err) {
-          failure ??= (err as Error).message;
-        }
-      }
-    })();
-    let timer: NodeJS.Timeout | undefined;
-    const timeoutMs = this.opts.sinkEndTimeoutMs ?? DEFAULT_SINK_END_TIMEOUT_MS;
-    const done = await Promise.race([all.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)))]);
-    clearTimeout(timer);
-    return done ? failure : `the recording was not completed within ${timeoutMs} ms`;
+  private endSinksOnce(end: SessionEnd): Promise<string | undefined> {
+    return endSinksWithin(this.opts.sinks, end, this.opts.sinkEndTimeoutMs);
   }
 
   /** endSinks on the completed path, where a cut (revocation, expiry, shutdown) may still come. */
@@ -313,4 +299,25 @@ export class Relay {
     ]);
     clearTimeout(timer);
   }
+}
+
+/**
+ * Ends every sink in order, waiting at most `timeoutMs` in all: a disk that never answers must not
+ * keep a session (or a refusal) from ending. Resolves with the first failure, if any.
+ */
+export async function endSinksWithin(sinks: readonly SessionSink[], end: SessionEnd, timeoutMs = DEFAULT_SINK_END_TIMEOUT_MS): Promise<string | undefined> {
+  let failure: string | undefined;
+  const all = (async () => {
+    for (const sink of sinks) {
+      try {
+        await sink.end?.(end);
+      } catch (err) {
+        failure ??= (err as Error).message;
+      }
+    }
+  })();
+  let timer: NodeJS.Timeout | undefined;
+  const done = await Promise.race([all.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)))]);
+  clearTimeout(timer);
+  return done ? failure : `the recording was not completed within ${timeoutMs} ms`;
 }

@@ -20,7 +20,7 @@ import { dialUpstreamExec } from '../upstream/executor.js';
 import type { UpstreamSession } from '../upstream/executor/types.js';
 import type { UpstreamTarget } from '../upstream/upstream.js';
 import { impersonationHeaders, type UpstreamIdentity } from '../upstream/headers.js';
-import { Relay } from './relay.js';
+import { endSinksWithin, Relay } from './relay.js';
 import { leaseEndDetail, outcome, raceSetup, STATUS_GRACE_MS, type SessionOutcome } from './setup.js';
 
 export { leaseEndDetail, type SessionOutcome } from './setup.js';
@@ -180,8 +180,9 @@ async function runAccepted(ctx: StreamSessionContext, agent: ServerStreams, dead
   } catch (err) {
     return refuse('recording-failed', (err as Error).message, sessionId);
   }
+  // Bounded as in the relay: a disk that hangs on the last write must not keep a refusal's row open.
   const endSinks = async (end: SessionEnd): Promise<void> => {
-    for (const sink of sinks) await Promise.resolve(sink.end?.(end)).catch(() => {});
+    await endSinksWithin(sinks, end);
   };
   const refuseRecorded = async (reason: EndReason, detail: string | undefined, status?: Status): Promise<SessionOutcome> => {
     const sent = status ?? ctx.cutStatus(reason, detail);
