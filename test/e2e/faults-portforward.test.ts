@@ -220,6 +220,39 @@ async function endedConnections(sessionId: string, n: number): Promise<Forwarded
   });
 }
 
+/** A forward of `port` under a new approval, once more than 64 KiB came through it. */
+async function flowing(port: number) {
+  const approval = await grantForward([port]);
+  const fwd = await rawForward();
+  const c = fwd.open(port);
+  await until('some bytes', () => c.received().length > 64 * 1024);
+  return { approval, fwd, c };
+}
+
+/** A pod port that writes 4 KiB (A, B, C, ...) every 2 ms to each connection until it closes. */
+function drip(s: Socket): void {
+  let n = 0;
+  const timer = setInterval(() => {
+    if (s.destroyed) return clearInterval(timer);
+    s.write(Buffer.alloc(4096, 0x41 + (n++ % 26)));
+  }, 2);
+  s.on('close', () => clearInterval(timer));
+}
+
+/** From now on the recording's writes to the file named `sidecar` (and only those) go through `how`; `write` does the real one. */
+function onSidecarWrite(sidecar: string, how: (write: () => Promise<number>) => Promise<number>): void {
+  const write = nodeFileIo.write;
+  vi.spyOn(nodeFileIo, 'write').mockImplementation((fd, buf, off, len) => {
+    let path = '';
+    try {
+      path = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      // not ours
+    }
+    return path.endsWith(sidecar) ? how(() => write(fd, buf, off, len)) : write(fd, buf, off, len);
+  });
+}
+
 function channelBytes(path: string, channel: number): Buffer {
   return Buffer.concat(readRawSidecar(readFileSync(path)).records.filter((r) => r.channel === channel).map((r) => Buffer.from(r.data)));
 }
@@ -835,19 +868,9 @@ describe('failures under a live port-forward', () => {
   });
 
   it('a sidecar write fails mid-connection: the bytes not recorded are not relayed; what the agent got is exactly what is recorded', async () => {
-    let sent = 0;
-    const flood = await podPort((s) => {
-      const timer = setInterval(() => {
-        if (s.destroyed) return clearInterval(timer);
-        s.write(Buffer.alloc(4096, 0x41 + (sent++ % 26)));
-      }, 2);
-      s.on('close', () => clearInterval(timer));
-    });
+    const flood = await podPort(drip);
     try {
-      const approval = await grantForward([flood.port]);
-      const fwd = await rawForward();
-      const c = fwd.open(flood.port);
-      await until('some bytes', () => c.received().length > 64 * 1024);
+      const { approval, fwd, c } = await flowing(flood.port);
       // From now on every write of the pod's bytes to the sidecar fails (the disk filled up).
       vi.spyOn(ForwardRecording.prototype, 'fromPod').mockImplementation(() => {
         throw new Error('ENOSPC: no space left on device, write');
@@ -868,35 +891,16 @@ describe('failures under a live port-forward', () => {
 
 describe('a failing recording disk under a live connection', () => {
   it('the sidecar\'s batched write fails (ENOSPC): the connection is cut with the reason on its error stream; the disk holds a prefix of what the agent got, within the bound; the row has no hashes of an incomplete sidecar', async () => {
-    const flood = await podPort((s) => {
-      let n = 0;
-      const timer = setInterval(() => {
-        if (s.destroyed) return clearInterval(timer);
-        s.write(Buffer.alloc(4096, 0x41 + (n++ % 26)));
-      }, 2);
-      s.on('close', () => clearInterval(timer));
-    });
+    const flood = await podPort(drip);
     try {
-      const approval = await grantForward([flood.port]);
-      const fwd = await rawForward();
-      const c = fwd.open(flood.port);
-      await until('some bytes', () => c.received().length > 64 * 1024);
+      const { approval, fwd, c } = await flowing(flood.port);
       const session = await theSession(approval.id);
       const sidecar = `${session.id}.c1.raw`;
       // A first batch is on disk (within the batch window).
       const [started] = await connections(session.id);
       await until('a batch on disk', () => existsSync(onDisk(started!.rawPath!)) && channelBytes(onDisk(started!.rawPath!), 1).length > 0);
       // From now on the disk refuses this connection's sidecar (and only it): the batched write fails.
-      const write = nodeFileIo.write;
-      vi.spyOn(nodeFileIo, 'write').mockImplementation((fd, buf, off, len) => {
-        let path = '';
-        try {
-          path = readlinkSync(`/proc/self/fd/${fd}`);
-        } catch {
-          // not ours
-        }
-        return path.endsWith(sidecar) ? Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })) : write(fd, buf, off, len);
-      });
+      onSidecarWrite(sidecar, () => Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })));
       const told = await within(c.errorText, 'the cut');
       expect(told).toContain('the recording could not be written');
       expect(told).toContain('ENOSPC');
@@ -928,25 +932,13 @@ describe('a failing recording disk under a live connection', () => {
       pump();
     });
     try {
-      const approval = await grantForward([flood.port]);
-      const fwd = await rawForward();
-      const c = fwd.open(flood.port);
-      await until('some bytes', () => c.received().length > 64 * 1024);
+      const { approval, fwd, c } = await flowing(flood.port);
       const session = await theSession(approval.id);
       const sidecar = `${session.id}.c1.raw`;
       // This connection's sidecar writes hang (and only them) until the gate opens.
       let open!: () => void;
       const gate = new Promise<void>((r) => (open = r));
-      const write = nodeFileIo.write;
-      vi.spyOn(nodeFileIo, 'write').mockImplementation((fd, buf, off, len) => {
-        let path = '';
-        try {
-          path = readlinkSync(`/proc/self/fd/${fd}`);
-        } catch {
-          // not ours
-        }
-        return path.endsWith(sidecar) ? gate.then(() => write(fd, buf, off, len)) : write(fd, buf, off, len);
-      });
+      onSidecarWrite(sidecar, (write) => gate.then(write));
       const [row] = await connections(session.id);
       const path = onDisk(row!.rawPath!);
       await new Promise((r) => setTimeout(r, 1500));
