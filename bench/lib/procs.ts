@@ -62,7 +62,7 @@ export function startSim(dir: string, pods: number) {
 }
 
 export function startBastionProcess(dir: string, upstreamKubeconfig: string, cpuProfDir?: string) {
-  const flags = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : [];
+  const flags = [...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []), ...(process.env.BENCH_BASTION_FLAGS ? process.env.BENCH_BASTION_FLAGS.split(' ') : [])];
   return forkServer<Omit<BastionEndpoint, 'label' | 'pids'>>(['bastion', dir, upstreamKubeconfig], flags);
 }
 

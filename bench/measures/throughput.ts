@@ -11,12 +11,13 @@ import { fmt, ratio, spread, verdict, type Row } from '../lib/report.js';
 
 const GIB = 2 ** 30;
 type Client = 'kubectl' | 'client';
-const CASES: Array<{ transport: Transport; client: Client; label: string }> = [
+const ALL_CASES: Array<{ transport: Transport; client: Client; label: string }> = [
   { transport: 'spdy', client: 'kubectl', label: 'kubectl 1.27 SPDY' },
   { transport: 'websocket', client: 'kubectl', label: 'kubectl 1.33 WebSocket' },
   { transport: 'spdy', client: 'client', label: 'Node client SPDY' },
   { transport: 'websocket', client: 'client', label: 'Node client WebSocket v5' },
 ];
+const CASES = ALL_CASES.filter((c) => !process.env.BENCH_CASES || process.env.BENCH_CASES.split(',').includes(`${c.client}.${c.transport}`));
 
 /** Waits until the recordings stop growing (the session's files are closed after the client sees its end). */
 async function settledDisk(dir: string): Promise<number> {

@@ -161,7 +161,12 @@ export class ForwardRecording {
     const stuck = await this.writer.drain();
     if (this.writer.failure === undefined) {
       try {
-        await this.file.append(this.batch.take(), this.io);
+        const parts = this.batch.take();
+        try {
+          await this.file.append(parts, this.io);
+        } finally {
+          this.batch.release(parts);
+        }
         await this.file.closeAsync(this.io);
       } catch (err) {
         this.writer.failAsync(new RecordingError(`cannot complete ${this.path}: ${(err as Error).message}`));
@@ -204,6 +209,8 @@ export class ForwardRecording {
       await this.file.append(parts, this.io);
     } catch (err) {
       throw new RecordingError(`cannot write ${this.path}: ${(err as Error).message}`);
+    } finally {
+      this.batch.release(parts);
     }
   }
 

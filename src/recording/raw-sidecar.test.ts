@@ -14,6 +14,7 @@ import {
   RawSidecarWriter,
   RECORD_HEADER_BYTES,
   readRawSidecar,
+  SegmentPool,
   scanRawSidecarFile,
   type RawChannelId,
   type RawSidecarMeta,
@@ -163,5 +164,48 @@ describe('RawRecordBatch segments', () => {
     written.push(...batch.take());
     expect(v.buffer.byteLength).toBeLessThanOrEqual(MIN_SEGMENT_BYTES);
     expect(concat(written).equals(concat(expected))).toBe(true);
+  });
+});
+
+describe('SegmentPool', () => {
+  it('a batch reuses the segments of a written batch, not of one still being written, and the bytes stay exact', () => {
+    const pool = new SegmentPool();
+    const batch = new RawRecordBatch(64 * 1024, pool);
+    const a = randomBytes(40_000);
+    const b = randomBytes(40_000);
+    const c = randomBytes(40_000);
+    batch.append(RawChannel.stdout, 1, a);
+    const first = batch.take();
+    // Not given back yet (its write is in flight): the next batch gets another segment.
+    batch.append(RawChannel.stdout, 2, b);
+    const second = batch.take();
+    expect(second[0]!.buffer).not.toBe(first[0]!.buffer);
+    const written = Buffer.concat(first); // what the disk got
+    batch.release(first);
+    batch.append(RawChannel.stdout, 3, c);
+    const third = batch.take();
+    expect(third[0]!.buffer).toBe(first[0]!.buffer);
+    expect(written.equals(encodeRawRecord(RawChannel.stdout, 1, a))).toBe(true);
+    expect(Buffer.concat(second).equals(encodeRawRecord(RawChannel.stdout, 2, b))).toBe(true);
+    expect(Buffer.concat(third).equals(encodeRawRecord(RawChannel.stdout, 3, c))).toBe(true);
+    expect(pool.created).toBe(2);
+  });
+
+  it('ignores buffers it did not make, a second release, and sizes it does not keep; holds at most maxBytes', () => {
+    const pool = new SegmentPool(64 * 1024);
+    pool.release([Buffer.allocUnsafeSlow(MIN_SEGMENT_BYTES), Buffer.alloc(10)]);
+    expect(pool.heldBytes).toBe(0);
+    const seg = pool.acquire(32 * 1024);
+    pool.release([seg.subarray(0, 10)]);
+    pool.release([seg]);
+    expect(pool.heldBytes).toBe(32 * 1024);
+    // A record larger than any segment size gets a buffer of its own, never kept.
+    const odd = pool.acquire(100_000);
+    pool.release([odd]);
+    expect(pool.heldBytes).toBe(32 * 1024);
+    const more = [pool.acquire(32 * 1024), pool.acquire(32 * 1024), pool.acquire(32 * 1024)];
+    expect(more[0]!.buffer).toBe(seg.buffer);
+    pool.release(more);
+    expect(pool.heldBytes).toBe(64 * 1024);
   });
 });

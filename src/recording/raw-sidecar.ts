@@ -82,37 +82,95 @@ export function encodeRawRecord(channel: number, timeUs: number, data: Uint8Arra
   return buf;
 }
 
-/** The smallest segment: what a mostly idle session holds (see RawRecordBatch). */
+/** The smallest segment: what a batch of a mostly idle session is written from (see RawRecordBatch). */
 export const MIN_SEGMENT_BYTES = 16 * 1024;
+
+/**
+ * Batch segments handed back once written, for any session's next batch. A segment lives from its
+ * first record until its batch is on disk (100 ms or more), long enough for V8 to promote it to
+ * the old generation, where only a full GC frees it; a new 1 MiB segment per batch made the
+ * bastion run 5-9 full GCs a second while relaying (a third of its CPU, found with `perf`,
+ * 2026-12-07). Only segments of the power-of-two sizes the batch asks for are kept, up to
+ * `maxBytes` in all; a segment is taken back only if this pool made it and it is out (a view of
+ * anything else, or a second release, is ignored).
+ */
+export class SegmentPool {
+  private readonly free = new Map<number, ArrayBuffer[]>();
+  private readonly out = new WeakSet<ArrayBuffer>();
+  private freeBytes = 0;
+  /** Segments made (not reused) so far. */
+  created = 0;
+
+  constructor(private readonly maxBytes = 16 * 1024 * 1024) {}
+
+  /** A segment of `size` bytes (contents undefined): a free one of that size, else a new one. */
+  acquire(size: number): Buffer {
+    const ab = this.free.get(size)?.pop();
+    if (ab) this.freeBytes -= size;
+    else this.created++;
+    const buf = ab ? Buffer.from(ab) : Buffer.allocUnsafeSlow(size);
+    if (isPooledSize(size)) this.out.add(buf.buffer as ArrayBuffer);
+    return buf;
+  }
+
+  /** Takes back the segments under `parts` (views of acquired segments), once nothing reads them. */
+  release(parts: readonly Uint8Array[]): void {
+    for (const p of parts) {
+      const ab = p.buffer as ArrayBuffer;
+      if (!this.out.delete(ab)) continue;
+      if (this.freeBytes + ab.byteLength > this.maxBytes) continue;
+      let list = this.free.get(ab.byteLength);
+      if (!list) this.free.set(ab.byteLength, (list = []));
+      list.push(ab);
+      this.freeBytes += ab.byteLength;
+    }
+  }
+
+  /** Bytes held free (tests). */
+  get heldBytes(): number {
+    return this.freeBytes;
+  }
+}
+
+const isPooledSize = (n: number): boolean => n >= MIN_SEGMENT_BYTES && (n & (n - 1)) === 0;
+
+/** The process's pool, shared by every recording's batch. */
+export const sharedSegmentPool = new SegmentPool();
 
 /**
  * Raw records batched in memory for one large write: each record is encoded straight into a big
  * segment (one copy of the payload, no per-record allocation but a view), and `take()` hands the
  * filled segments over to be written. The payload view each `append` returns stays valid until the
- * batch has been written (segments are never reused).
+ * batch is given back with `release()` (the owner does, once it is written and nothing reads it).
  *
- * Segments are sized to the traffic: from MIN_SEGMENT_BYTES, twice the last batch, up to
- * `segmentBytes`. A fixed 1 MiB segment per session cost 1 MiB of V8 external memory per session
- * (1 GiB at 1,000 sessions, which drives V8 into back-to-back full GCs) and up to 1 MiB of RSS
- * once filled, since the part already written stays alive as long as the rest is being filled.
+ * Segments come from a SegmentPool, sized to the traffic: from MIN_SEGMENT_BYTES, twice the last
+ * batch, up to `segmentBytes`. Between batches a session holds none: a fixed 1 MiB segment per
+ * session cost 1 MiB of V8 external memory per session (1 GiB at 1,000 sessions, which drives V8
+ * into back-to-back full GCs).
  */
 export class RawRecordBatch {
   private segments: Buffer[] = [];
-  private cur: Buffer = Buffer.alloc(0);
+  private cur: Buffer = EMPTY;
   private used = 0;
   /** Size of the next segment. */
   private next = MIN_SEGMENT_BYTES;
   /** Bytes batched (headers included) since the last take(). */
   bytes = 0;
 
-  constructor(private readonly segmentBytes = 1024 * 1024) {}
+  constructor(
+    private readonly segmentBytes = 1024 * 1024,
+    private readonly pool: SegmentPool = sharedSegmentPool,
+  ) {}
 
   append(channel: number, timeUs: number, data: Uint8Array): Buffer {
     if (data.length > MAX_RECORD_BYTES) throw new RangeError(`raw record too large (${data.length} bytes)`);
     const need = RECORD_HEADER_BYTES + data.length;
     if (this.cur.length - this.used < need) {
       if (this.used > 0) this.segments.push(this.cur.subarray(0, this.used));
-      this.cur = Buffer.allocUnsafeSlow(Math.max(this.next, need));
+      // A record larger than the segment a batch grows to gets a buffer of its own (not pooled);
+      // a smaller one a segment of the next size up.
+      const cap = Math.max(this.segmentBytes, MIN_SEGMENT_BYTES);
+      this.cur = this.pool.acquire(need <= this.next ? this.next : need <= cap ? 2 ** Math.ceil(Math.log2(need)) : need);
       // A batch that outgrows its segment asks for bigger ones.
       this.next = Math.min(this.next * 2, Math.max(this.segmentBytes, MIN_SEGMENT_BYTES));
       this.used = 0;
@@ -131,21 +189,30 @@ export class RawRecordBatch {
     return b.subarray(at + RECORD_HEADER_BYTES, at + need);
   }
 
-  /** The batched bytes, in order, as a few large buffers; the batch starts empty again. */
+  /**
+   * The batched bytes, in order, as a few large buffers; the batch starts empty again (its next
+   * record takes a new segment). Give them back with release() once written.
+   */
   take(): Buffer[] {
     const out = this.segments;
     if (this.used > 0) out.push(this.cur.subarray(0, this.used));
+    else if (this.cur !== EMPTY) this.pool.release([this.cur]);
     // Room for about two batches like this one.
     this.next = Math.min(Math.max(MIN_SEGMENT_BYTES, 2 ** Math.ceil(Math.log2(Math.max(1, 2 * this.bytes)))), Math.max(this.segmentBytes, MIN_SEGMENT_BYTES));
-    // The rest of the current segment keeps being filled (the part taken is never written again),
-    // unless it is much larger than the traffic needs: its memory stays alive as long as it is.
-    this.cur = this.cur.buffer.byteLength > 2 * this.next ? Buffer.alloc(0) : this.cur.subarray(this.used);
+    this.cur = EMPTY;
     this.used = 0;
     this.segments = [];
     this.bytes = 0;
     return out;
   }
+
+  /** Gives taken segments back for reuse: nothing may read them (or the views append returned) after this. */
+  release(parts: readonly Uint8Array[]): void {
+    this.pool.release(parts);
+  }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** Accumulates one SHA-256 per hashed channel (an unused channel hashes the empty string). */
 export class ChannelHashes {

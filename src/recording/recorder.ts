@@ -445,7 +445,9 @@ class Recorder implements RecorderSink {
    */
   private async digestsAfterFailure(): Promise<Record<string, string>> {
     try {
-      return (await this.takeBatch(true).digests) ?? {};
+      const { raw, digests } = this.takeBatch(true);
+      this.batch.release(raw); // never written: the worker has its copy
+      return (await digests) ?? {};
     } catch {
       return {};
     }
@@ -456,6 +458,10 @@ class Recorder implements RecorderSink {
       await this.rawFile.append(raw, this.io);
     } catch (err) {
       throw new RecordingError(`cannot write ${this.rawName}: ${(err as Error).message}`);
+    } finally {
+      // Written (and hashed) or failed: either way no write of them is in flight any more, and the
+      // cast worker got its copy when the batch was taken.
+      this.batch.release(raw);
     }
     let cast: Buffer;
     try {
