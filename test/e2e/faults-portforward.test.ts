@@ -1019,7 +1019,8 @@ describe('the audit chain', () => {
         const r = await b.bastion.store.audit.query({ event: 'session.connection', sessionId: session.id });
         return r.length === 2 ? r : undefined;
       });
-      const details = audit.map((r) => JSON.parse(r.details!) as Record<string, unknown>);
+      // In the order the connections ended (the refusal may come first): compared by seq.
+      const details = audit.map((r) => JSON.parse(r.details!) as Record<string, unknown>).sort((x, y) => Number(x['seq']) - Number(y['seq']));
       expect(details.map((d) => [d['seq'], d['port'], d['outcome'], d['sha256In'] ?? null, d['rawSha256'] ?? null])).toEqual(rows.map((r) => [r.seq, r.port, r.outcome, r.sha256In, r.rawSha256]));
       expect((await b.bastion.store.audit.verify()).ok).toBe(true);
       // The request's own audit row names the session (group-committed once the upgrade ends: polled).

@@ -54,7 +54,9 @@ describe('kubectl cp with the default policy: one decision, made while kubectl w
     let exited = false;
     const run = runKubectl({ minor, kubeconfig: b.agentKubeconfig, args: ['cp', ...args, '-c', 'app'], timeoutMs: 60_000 }).finally(() => (exited = true));
     const pending = await pendingFor(heldArgv);
-    await sleep(Date.parse(pending.createdAt) + 15_000 - Date.now());
+    // A timer may fire a millisecond early by Date.now(): wait until the wall clock says 15 s.
+    const decideAt = Date.parse(pending.createdAt) + 15_000;
+    while (Date.now() < decideAt) await sleep(decideAt - Date.now());
     const waitedMs = Date.now() - Date.parse(pending.createdAt);
     const stillWaiting = !exited;
     const approved = await api<Approval>(b, alice, 'POST', `/v1/approvals/${pending.id}/approve`, { ttlSeconds: 60, reason: `cp for 1.${minor}` });
