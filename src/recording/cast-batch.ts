@@ -78,10 +78,16 @@ export class CastBatch {
 
   /** The cast bytes derived so far, joined for one write; empty when there are none. */
   take(): Buffer[] {
+    const out = this.takeParts();
+    return out.length > 1 ? [Buffer.concat(out)] : out;
+  }
+
+  /** The cast bytes derived so far, in order, not joined (the caller joins them where it likes). */
+  takeParts(): Buffer[] {
     this.closeRun();
     const out = this.out;
     this.out = [];
-    return out.length > 1 ? [Buffer.concat(out)] : out;
+    return out;
   }
 
   private closeRun(): void {

@@ -49,6 +49,15 @@ export class CastWorkerPool {
   private outstanding = 0;
   /** Text buffers handed back by the thread, to be filled again (a few, shared by all sessions). */
   private readonly spares: ArrayBuffer[] = [];
+  /** Cast buffers written by their recorders, to go back to the thread with the next batch. */
+  private castSpares: ArrayBuffer[] = [];
+
+  /** @internal A cast the thread made, written now and read by nothing: its buffer goes back to be filled again. */
+  recycleCast(cast: Buffer): void {
+    const ab = cast.buffer as ArrayBuffer;
+    // Once only: a buffer listed twice in one transfer fails the whole message.
+    if (ab.byteLength >= REUSED_TEXT_BUFFER && this.castSpares.length < 4 && !this.castSpares.includes(ab)) this.castSpares.push(ab);
+  }
 
   /** @internal A buffer for `bytes` of a batch's text: a spare when it is large, else a new one. */
   textBuffer(bytes: number): Buffer {
@@ -88,8 +97,10 @@ export class CastWorkerPool {
     return new Promise((resolve, reject) => {
       state.waiters.push({ resolve, reject });
       if (this.outstanding++ === 0) worker.ref();
-      const msg: ToCastWorker = { kind: 'derive', session: id, ops, data, ...(final ? { final } : {}) };
-      this.post(worker, msg, data.byteLength > 0 ? [data.buffer as ArrayBuffer] : []);
+      const castSpares = this.castSpares;
+      this.castSpares = [];
+      const msg: ToCastWorker = { kind: 'derive', session: id, ops, data, ...(final ? { final } : {}), ...(castSpares.length > 0 ? { castSpares } : {}) };
+      this.post(worker, msg, [...(data.byteLength > 0 ? [data.buffer as ArrayBuffer] : []), ...castSpares]);
     });
   }
 
@@ -223,6 +234,11 @@ export class CastDerivation {
     this.texts = [];
     this.textBytes = 0;
     return this.pool.send(this.id, this.state, ops, data, final);
+  }
+
+  /** `cast` (from take or finish) is written and nothing reads it any more: its buffer may be filled again. */
+  recycle(cast: Buffer): void {
+    this.pool.recycleCast(cast);
   }
 
   /** The session is over (or failed): the worker forgets it. */

@@ -21,7 +21,8 @@ export type CastOp =
 export type ToCastWorker =
   | { kind: 'open'; session: number; format: CastFormat; rawName: string }
   /** `final`: the last batch; the reply carries the channel digests. */
-  | { kind: 'derive'; session: number; ops: CastOp[]; data: Uint8Array; final?: boolean }
+  /** `castSpares`: buffers of earlier casts, written and handed back for the worker to fill again. */
+  | { kind: 'derive'; session: number; ops: CastOp[]; data: Uint8Array; final?: boolean; castSpares?: ArrayBuffer[] }
   | { kind: 'drop'; session: number };
 
 export type FromCastWorker =
@@ -35,8 +36,11 @@ export function newCastBatch(format: CastFormat, rawName: string): CastBatch {
   return new CastBatch(format === 'v2' ? new AsciicastV2Encoder() : new AsciicastV3Encoder(), rawName);
 }
 
-/** Applies one batch's calls (hashing each channel's bytes in order); returns the cast bytes they make (one buffer, maybe empty). */
-export function applyCastOps(batch: CastBatch, hashes: ChannelHashes, ops: readonly CastOp[], data: Uint8Array): Buffer {
+/**
+ * Applies one batch's calls (hashing each channel's bytes in order); returns the cast bytes they
+ * make, joined in one buffer from `alloc` (maybe empty).
+ */
+export function applyCastOps(batch: CastBatch, hashes: ChannelHashes, ops: readonly CastOp[], data: Uint8Array, alloc: (bytes: number) => Buffer = Buffer.allocUnsafeSlow): Buffer {
   const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   for (const o of ops) {
     if (o.op === 'text') {
@@ -48,5 +52,12 @@ export function applyCastOps(batch: CastBatch, hashes: ChannelHashes, ops: reado
     else if (o.op === 'header') batch.header(o.header);
     else batch.endText(o.timeUs);
   }
-  return batch.take()[0] ?? Buffer.alloc(0);
+  const parts = batch.takeParts();
+  let total = 0;
+  for (const p of parts) total += p.length;
+  if (total === 0) return Buffer.alloc(0);
+  const out = alloc(total);
+  let at = 0;
+  for (const p of parts) at += p.copy(out, at);
+  return out;
 }

@@ -11,16 +11,33 @@ import { ChannelHashes, type HashedChannel } from './raw-sidecar.js';
 const port = parentPort;
 if (!port) throw new Error('cast-worker.ts runs as a worker thread');
 const sessions = new Map<number, { batch: CastBatch; hashes: ChannelHashes }>();
+/**
+ * Buffers of earlier casts the recorder wrote and handed back: a batch's cast is joined into one
+ * (a new buffer per batch lived on the event loop until written, long enough for V8 to promote
+ * it, and freed only by full GCs).
+ */
+const castSpares: ArrayBuffer[] = [];
+const MAX_CAST_SPARES = 4;
+
+/** A buffer of `bytes` for a batch's cast, owning its memory (it is handed over, not copied). */
+function castBuffer(bytes: number): Buffer {
+  if (bytes < REUSED_TEXT_BUFFER) return Buffer.allocUnsafeSlow(bytes);
+  const i = castSpares.findIndex((b) => b.byteLength >= bytes);
+  if (i >= 0) return Buffer.from(castSpares.splice(i, 1)[0]!, 0, bytes);
+  // Rounded up to a MiB so that it fits most later batches too.
+  return Buffer.from(new ArrayBuffer(Math.ceil(bytes / 2 ** 20) * 2 ** 20), 0, bytes);
+}
 
 port.on('message', (m: ToCastWorker) => {
   if (m.kind === 'open') sessions.set(m.session, { batch: newCastBatch(m.format, m.rawName), hashes: new ChannelHashes() });
   else if (m.kind === 'drop') sessions.delete(m.session);
   else {
+    for (const b of m.castSpares ?? []) if (castSpares.length < MAX_CAST_SPARES) castSpares.push(b);
     const s = sessions.get(m.session);
     let reply: FromCastWorker;
     try {
       if (!s) throw new Error('no such session in the cast worker');
-      const cast = applyCastOps(s.batch, s.hashes, m.ops, m.data);
+      const cast = applyCastOps(s.batch, s.hashes, m.ops, m.data, castBuffer);
       // The text buffer goes back to be filled again (neither the cast nor a hash holds a view into it).
       const spare = m.data.buffer.byteLength >= REUSED_TEXT_BUFFER ? (m.data.buffer as ArrayBuffer) : undefined;
       reply = { kind: 'cast', session: m.session, cast, eventCount: s.batch.eventCount, ...(spare ? { spare } : {}), ...(m.final ? { digests: s.hashes.digests() as Record<HashedChannel, string> } : {}) };
@@ -28,10 +45,10 @@ port.on('message', (m: ToCastWorker) => {
       sessions.delete(m.session);
       reply = { kind: 'failed', session: m.session, error: (err as Error).message };
     }
-    // A buffer that owns its memory is handed over; a view into a pool is copied.
+    // The cast's buffer owns its memory (castBuffer): handed over, not copied.
     const transfer: ArrayBuffer[] = [];
     if (reply.kind === 'cast') {
-      if (reply.cast.byteOffset === 0 && reply.cast.buffer.byteLength === reply.cast.byteLength) transfer.push(reply.cast.buffer as ArrayBuffer);
+      if (reply.cast.length > 0) transfer.push(reply.cast.buffer as ArrayBuffer);
       if (reply.spare) transfer.push(reply.spare);
     }
     port.postMessage(reply, transfer);

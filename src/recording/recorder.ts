@@ -474,6 +474,7 @@ class Recorder implements RecorderSink {
     } catch (err) {
       throw new RecordingError(`cannot write ${this.castName}: ${(err as Error).message}`);
     }
+    this.castDerivation.recycle(cast);
   }
 
   private async syncFiles(): Promise<void> {
