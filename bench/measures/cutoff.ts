@@ -2,6 +2,7 @@
 // streaming a small chunk through `cat` every 20 ms. For each session, when its last byte arrived
 // at the client and when the client saw the session close, relative to the approval's expiresAt.
 // Arrival at the client is an upper bound of when the bastion relayed the byte.
+import { setMaxListeners } from 'node:events';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -63,6 +64,8 @@ async function openTracked(ctx: Ctx, deadline: () => number, openUntil = Infinit
   const out: Opened = { tracked: [], failed: 0, retried: 0, late: 0, reasons: {} };
   const stopStarting = openUntil - Math.min(10_000, ttlMs / 4);
   const giveUp = new AbortController();
+  // Each of the 16 opens in flight listens to it (Node warns past 10).
+  setMaxListeners(32, giveUp.signal);
   const giveUpTimer = Number.isFinite(openUntil) ? setTimeout(() => giveUp.abort(), Math.max(0, openUntil - OPEN_ABORT_BEFORE_MS - Date.now())) : undefined;
   const target = upstreamFromCredentials(ctx.bastion.url, ctx.bastion.caPem, ctx.bastion.token, ctx.bastion.label);
   const path = execPath({ namespace: 'demo', pod: 'web-0', container: 'sidecar', command: ['cat'] });
