@@ -384,8 +384,32 @@ export function readRawSidecar(bytes: Uint8Array): RawSidecarContents {
  * and returns what readRawSidecar does minus the records.
  */
 export function scanRawSidecarFile(path: string, onRecord?: (r: RawRecord) => void): Omit<RawSidecarContents, 'records'> {
-  const fd = fs.openSync(path, 'r');
   const p = new RawSidecarParser();
+  pushFile(p, path, onRecord);
+  if (!p.meta) throw new RawSidecarFormatError('raw sidecar header is incomplete');
+  return { meta: p.meta, truncated: p.truncated, validLength: p.validLength, channelSha256: p.channels.digests() };
+}
+
+/**
+ * The channel SHA-256s of a sidecar whose last records are still in memory: the file's records,
+ * then `unwritten` (whole records, as RawRecordBatch.take() hands them over). Undefined when the
+ * file does not end on a record boundary or anything does not parse: then they cannot be vouched for.
+ */
+export function sidecarChannelDigests(path: string, unwritten: readonly Uint8Array[]): Record<string, string> | undefined {
+  const p = new RawSidecarParser();
+  try {
+    pushFile(p, path);
+    if (p.truncated) return undefined;
+    for (const part of unwritten) p.push(part);
+  } catch {
+    return undefined;
+  }
+  return p.truncated ? undefined : p.channels.digests();
+}
+
+/** Feeds a file to the parser in bounded chunks. */
+function pushFile(p: RawSidecarParser, path: string, onRecord?: (r: RawRecord) => void): void {
+  const fd = fs.openSync(path, 'r');
   try {
     const chunk = Buffer.allocUnsafe(1024 * 1024);
     for (;;) {
@@ -396,6 +420,4 @@ export function scanRawSidecarFile(path: string, onRecord?: (r: RawRecord) => vo
   } finally {
     fs.closeSync(fd);
   }
-  if (!p.meta) throw new RawSidecarFormatError('raw sidecar header is incomplete');
-  return { meta: p.meta, truncated: p.truncated, validLength: p.validLength, channelSha256: p.channels.digests() };
 }

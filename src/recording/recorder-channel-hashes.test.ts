@@ -180,7 +180,7 @@ describe('recorder: channel SHA-256s computed in the cast worker', () => {
     expectFromWorker(inResult, inp.rawPath);
   });
 
-  it('the worker dies mid-session: the recording fails (onFailure, end rejects) and reports no digests it cannot vouch for', async () => {
+  it('the worker dies mid-session: the recording fails (onFailure, end rejects); the digests are computed again from the sidecar', async () => {
     const own = new CastWorkerPool();
     const rec = createRecorder(options({ castWorker: own, sessionId: 'ses_hashesdead0000000000' }));
     const failures: Error[] = [];
@@ -193,7 +193,51 @@ describe('recorder: channel SHA-256s computed in the cast worker', () => {
     const result = await rec.finished;
     expect(result.error).toMatch(/cast worker exited/);
     expect(failures).toHaveLength(1);
-    expect(result.channelSha256).toEqual({});
+    expect(result.channelSha256).toEqual({ stdin: EMPTY, stdout: sha('before\nafter\n'), stderr: EMPTY, resize: EMPTY });
+  });
+
+  it('the worker dies while a batch is written: the digests cover the sidecar file and what was still batched', async () => {
+    const own = new CastWorkerPool();
+    const rec = createRecorder(options({ castWorker: own, sessionId: 'ses_hashesdead3000000000' }));
+    rec.stdout(Buffer.from('before\n'));
+    await rec.flush();
+    await own.terminate();
+    rec.stdout(Buffer.from('written\n'));
+    const flushing = rec.flush(); // the sidecar's bytes are written, then the cast is asked of a dead worker
+    rec.stdout(Buffer.from('batched\n')); // relayed meanwhile: never reaches the file
+    await flushing;
+    await expect(rec.end(end(0))).rejects.toThrow(/cast worker exited/);
+    const result = await rec.finished;
+    expect(readRawSidecar(readFileSync(rec.rawPath)).channelSha256.stdout).toBe(sha('before\nwritten\n'));
+    expect(result.channelSha256.stdout).toBe(sha('before\nwritten\nbatched\n'));
+  });
+
+  it('the worker dies and stdin is not recorded: stdin is left out of the digests, as with a live worker', async () => {
+    const own = new CastWorkerPool();
+    const rec = createRecorder(options({ castWorker: own, recordStdin: false, sessionId: 'ses_hashesdead1000000000' }));
+    rec.stdin(Buffer.from('typed\n'));
+    rec.stdout(Buffer.from('shown\n'));
+    await rec.flush();
+    await own.terminate();
+    await expect(rec.end(end(0))).rejects.toThrow(/cast worker exited/);
+    expect((await rec.finished).channelSha256).toEqual({ stdout: sha('shown\n'), stderr: EMPTY, resize: EMPTY });
+  });
+
+  it('the worker dies and a sidecar write failed: no digests (the sidecar does not hold every byte relayed)', async () => {
+    const own = new CastWorkerPool();
+    let failWrites = false;
+    const io: FileIo = {
+      ...nodeFileIo,
+      write: (fd, buf, off, len) => (failWrites ? Promise.reject(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' })) : nodeFileIo.write(fd, buf, off, len)),
+    };
+    const rec = createRecorder(options({ io, castWorker: own, sessionId: 'ses_hashesdead2000000000' }));
+    rec.stdout(Buffer.from('written\n'));
+    await rec.flush();
+    failWrites = true;
+    rec.stdout(Buffer.from('lost\n'));
+    await own.terminate();
+    await expect(rec.end(end(0))).rejects.toThrow(/EIO|cast worker exited/);
+    expect((await rec.finished).channelSha256).toEqual({});
   });
 
   it('a failed write (the worker alive): the recording fails, the digests still cover every byte relayed', async () => {

@@ -24,7 +24,7 @@ import { HEADER_EXTRA_KEY, resizeData, shellJoin, wellFormed, type CastFormat, t
 import type { TextChannel } from './cast-batch.js';
 import { sharedCastWorker, type CastDerivation, type CastWorkerPool } from './cast-derivation.js';
 import { newCastBatch } from './cast-ops.js';
-import { RawChannel, RawRecordBatch, RawSidecarWriter, type HashedChannel, type RawChannelId, type RawSidecarMeta } from './raw-sidecar.js';
+import { RawChannel, RawRecordBatch, RawSidecarWriter, sidecarChannelDigests, type HashedChannel, type RawChannelId, type RawSidecarMeta } from './raw-sidecar.js';
 import { detectTarTransfer, TarLister, type TarFileEntry, type TarListStatus, type TarTransfer } from './tar-listing.js';
 
 export interface RecorderHeaderInfo {
@@ -206,6 +206,8 @@ class Recorder implements RecorderSink {
   private entries: Entry[] = [];
   /** Bytes held for the tar lister only (kubectl cp into the pod with stdin not recorded). */
   private listOnlyBytes = 0;
+  /** A write of the sidecar failed: it no longer holds every byte relayed. */
+  private rawWriteFailed = false;
 
   private readonly transfer: TarTransfer | null;
   private readonly lister: TarLister | undefined;
@@ -440,16 +442,28 @@ class Recorder implements RecorderSink {
 
   /**
    * The channel digests after a failure: what is still batched is sent to the worker (hashed, its
-   * cast discarded) so that they cover every byte relayed, as without a failure. Empty when the
-   * worker itself failed: the hashes it held are lost (the recording's error says why).
+   * cast discarded) so that they cover every byte relayed, as without a failure. When the worker
+   * itself failed, the hashes it held are lost: they are computed again from the sidecar (the
+   * file, then what is still batched), which holds every byte relayed unless one of its writes
+   * failed or is still in flight; then they are empty (the recording's error says why).
    */
-  private async digestsAfterFailure(): Promise<Record<string, string>> {
+  private async digestsAfterFailure(stuck: boolean): Promise<Record<string, string>> {
+    let taken: ReturnType<Recorder['takeBatch']>;
     try {
-      const { raw, digests } = this.takeBatch(true);
-      this.batch.release(raw); // never written: the worker has its copy
-      return (await digests) ?? {};
+      taken = this.takeBatch(true);
     } catch {
       return {};
+    }
+    try {
+      return (await taken.digests) ?? {};
+    } catch {
+      if (stuck || this.rawWriteFailed) return {};
+      const digests = sidecarChannelDigests(this.rawPath, taken.raw);
+      if (!digests) return {};
+      for (const name of this.omittedChannels()) delete digests[name];
+      return digests;
+    } finally {
+      this.batch.release(taken.raw); // never written; the worker copied what it needed
     }
   }
 
@@ -457,6 +471,7 @@ class Recorder implements RecorderSink {
     try {
       await this.rawFile.append(raw, this.io);
     } catch (err) {
+      this.rawWriteFailed = true;
       throw new RecordingError(`cannot write ${this.rawName}: ${(err as Error).message}`);
     } finally {
       // Written (and hashed) or failed: either way no write of them is in flight any more, and the
@@ -500,7 +515,7 @@ class Recorder implements RecorderSink {
         this.writer.failAsync(err);
       }
     }
-    const channelSha256 = (digests ? await digests.catch(() => undefined) : undefined) ?? (await this.digestsAfterFailure());
+    const channelSha256 = (digests ? await digests.catch(() => undefined) : undefined) ?? (await this.digestsAfterFailure(stuck));
     this.castDerivation.close();
     // The hashes of what the files hold, whether or not the end was written.
     const castSha256 = this.cast.sha256();
