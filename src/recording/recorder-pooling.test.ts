@@ -70,6 +70,7 @@ function testDisk() {
   const calls = new Map<string, number>();
   const held: Array<() => void> = [];
   const violations: string[] = [];
+  let completed = 0;
   const ctl = {
     hold: undefined as ((path: string) => boolean) | undefined,
     fail: undefined as ((path: string, nth: number) => boolean) | undefined,
@@ -96,6 +97,7 @@ function testDisk() {
       }
       const n = await nodeFileIo.write(fd, buf, off, Math.min(len, ctl.maxWrite));
       if (!Buffer.from(buf.buffer, buf.byteOffset + off, n).equals(copy.subarray(0, n))) violations.push(`${path}: the buffer changed while its write was in flight`);
+      completed += 1;
       return n;
     },
   };
@@ -104,6 +106,8 @@ function testDisk() {
     ctl,
     violations,
     held: () => held.length,
+    /** Writes that reached the file. */
+    completed: () => completed,
     release: (): void => {
       ctl.hold = undefined;
       for (const r of held.splice(0)) r();
@@ -434,7 +438,7 @@ describe('a port-forward connection whose write hangs past its end', () => {
     const other = new ForwardRecording({ dir, approvalId: null, sessionId: 'ses_poolhang', seq: 2, port: 80, startedAt: new Date(), batchWindowMs: 5 });
     const otherHeader = readFileSync(other.path);
     disk.release();
-    await new Promise((r) => setTimeout(r, 20));
+    await vi.waitFor(() => expect(disk.completed()).toBe(1));
     other.fromPod(Buffer.from('pong'));
     const result = await other.end();
     const file = readFileSync(other.path);
