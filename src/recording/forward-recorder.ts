@@ -62,6 +62,8 @@ export class ForwardRecording {
   private firstLength = 0;
   private recognised: ForwardProtocol | undefined;
   private ending: Promise<ForwardRecordingResult> | undefined;
+  /** end() gave up on a write that never returned: its descriptor stays open beneath it. */
+  private hung = false;
 
   /** Creates the sidecar (its header written at once); throws a RecordingError when it cannot (the connection is then refused). */
   constructor(opts: ForwardRecordingOptions) {
@@ -150,15 +152,20 @@ export class ForwardRecording {
     return this.ending;
   }
 
-  /** Closes without syncing (the connection never ran, or its recording failed). */
+  /**
+   * Closes without syncing (the connection never ran, or its recording failed); not under a write
+   * end() gave up on: a descriptor closed beneath a write still queued can be another file's by
+   * the time the write runs, and the bytes would land in that recording.
+   */
   abandon(): void {
     this.writer.stop();
-    this.file.abandon();
+    if (!this.hung) this.file.abandon();
   }
 
   private async complete(): Promise<ForwardRecordingResult> {
     this.writer.stop();
     const stuck = await this.writer.drain();
+    this.hung = stuck;
     if (this.writer.failure === undefined) {
       try {
         const parts = this.batch.take();
