@@ -1,32 +1,22 @@
 // Cutoff precision: N sessions under one approval, so all expire at the same instant, each
 // streaming a small chunk through `cat` every 20 ms. For each session, when its last byte arrived
 // at the client and when the client saw the session close, relative to the approval's expiresAt.
-// Arrival at the client is an upper bound of when the bastion relayed the byte.
-import { setMaxListeners } from 'node:events';
+// Arrival at the client is an upper bound of when the bastion relayed the byte. The clients run in
+// a few processes of their own (cutoff-clients.ts), as kubectl clients would.
+import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
-import type { UpstreamSession } from '../../src/upstream/executor.js';
-import { dialUpstreamExec } from '../../src/upstream/executor.js';
-import { upstreamFromCredentials } from '../../src/upstream/upstream.js';
-import { ProtocolName } from '../../src/protocol/constants.js';
+import { fileURLToPath } from 'node:url';
 import { scanRawSidecarFile, RawChannel } from '../../src/recording/raw-sidecar.js';
-import { execPath, nowMs } from '../lib/clients.js';
+import { SEND_EVERY_MS, type FromClients, type ToClients } from '../lib/cutoff-protocol.js';
 import { approve, type Ctx } from '../lib/context.js';
 import { fmt, quantile, verdict, type Row, type Spread } from '../lib/report.js';
 
-const SEND_EVERY_MS = 20;
-
-interface Tracked {
-  session: UpstreamSession;
-  lastByteAt: number;
-  /** When the Status arrived (the client learnt the session was cut and why). */
-  statusAt: number;
-  /** When the driver's WebSocket closed (after its own half of the close handshake). */
-  closedAt: number;
-  bytesAfterDeadline: number;
-  timer: NodeJS.Timeout;
-}
+/** The sessions are spread over this many client processes (at most one per session). */
+const CLIENT_PROCESSES = 4;
+/** Opens in flight at once, over all client processes. */
+const OPENS_IN_FLIGHT = 16;
+const CLIENTS_ENTRY = fileURLToPath(new URL('../cutoff-clients.ts', import.meta.url));
 
 /** Over the sessions that saw a byte (a session cut before its first echo has none). */
 function pctSpread(all: number[]): Spread & { p99: number } {
@@ -35,15 +25,10 @@ function pctSpread(all: number[]): Spread & { p99: number } {
   return { median: quantile(xs, 0.5), min: Math.min(...xs), max: Math.max(...xs), n: xs.length, p99: quantile(xs, 0.99) };
 }
 
-/** An open is given up this long before the deadline: finishing later, it would be cut (or held) at once. */
-const OPEN_ABORT_BEFORE_MS = 1000;
-/** An open that failed (a transient refusal under load) is tried again, at most this often per session. */
-const OPEN_TRIES = 3;
-
-/** What opening the sessions came to: the failures with their reasons, and those given up as too late. */
+/** What opening the sessions came to, over all client processes. */
 interface Opened {
-  tracked: Tracked[];
-  /** Sessions that could not be opened in OPEN_TRIES tries. */
+  open: number;
+  /** Sessions that could not be opened (each tried at most 3 times). */
   failed: number;
   /** Failed tries that a retry made good. */
   retried: number;
@@ -53,73 +38,91 @@ interface Opened {
   reasons: Record<string, number>;
 }
 
+type Outcome = Extract<FromClients, { kind: 'outcome' }>;
+type Lag = Outcome['lag'];
+
+/** The next message of `kind` from a client process (rejects if it exits first). */
+function answer<K extends FromClients['kind']>(child: ChildProcess, kind: K): Promise<Extract<FromClients, { kind: K }>> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: FromClients): void => {
+      if (m.kind !== kind) return;
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      resolve(m as Extract<FromClients, { kind: K }>);
+    };
+    const onExit = (code: number | null): void => reject(new Error(`a cutoff client process exited (${code}) before it answered ${kind}`));
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
 /**
- * Opens up to cutoffSessions sessions, 16 at a time, starting none in the last quarter of the TTL
- * (at most 10 s) before `openUntil`: under load one open takes seconds, and one that reaches the
- * gate after its approval ended is held for a new approval instead. An open still under way
- * OPEN_ABORT_BEFORE_MS before `openUntil` is given up (counted as late, not failed); one that
- * fails is retried, and the reasons are kept for the JSON.
+ * One phase's client processes, loaded before its approval is made (a process takes seconds to
+ * load under tsx, which an approval's TTL must not pay for): `sessions` spread over them at `open`.
  */
-async function openTracked(ctx: Ctx, deadline: () => number, openUntil = Infinity, ttlMs = Infinity): Promise<Opened> {
-  const out: Opened = { tracked: [], failed: 0, retried: 0, late: 0, reasons: {} };
-  const stopStarting = openUntil - Math.min(10_000, ttlMs / 4);
-  const giveUp = new AbortController();
-  // Each of the 16 opens in flight listens to it (Node warns past 10).
-  setMaxListeners(32, giveUp.signal);
-  const giveUpTimer = Number.isFinite(openUntil) ? setTimeout(() => giveUp.abort(), Math.max(0, openUntil - OPEN_ABORT_BEFORE_MS - Date.now())) : undefined;
-  const target = upstreamFromCredentials(ctx.bastion.url, ctx.bastion.caPem, ctx.bastion.token, ctx.bastion.label);
-  const path = execPath({ namespace: 'demo', pod: 'web-0', container: 'sidecar', command: ['cat'] });
-  let next = 0;
-  const openOne = async (): Promise<UpstreamSession | undefined> => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        // The signal is the dial's alone: an executor session keeps listening to it once open.
-        const dialing = new AbortController();
-        const stop = (): void => dialing.abort();
-        giveUp.signal.addEventListener('abort', stop, { once: true });
-        try {
-          return await dialUpstreamExec(target, { path, protocols: [ProtocolName.v5], keepAliveMs: 0, signal: dialing.signal });
-        } finally {
-          giveUp.signal.removeEventListener('abort', stop);
-        }
-      } catch (err) {
-        if (giveUp.signal.aborted) {
-          out.late++;
-          return undefined;
-        }
-        const why = (err as Error).message.replace(/ses_\w+|apr_\w+/g, '…').slice(0, 160);
-        out.reasons[why] = (out.reasons[why] ?? 0) + 1;
-        if (attempt >= OPEN_TRIES || Date.now() >= stopStarting) {
-          out.failed++;
-          return undefined;
-        }
-        out.retried++;
+async function clientProcesses(sessions: number) {
+  const n = Math.max(1, Math.min(CLIENT_PROCESSES, sessions));
+  // 'advanced' (structured clone): NaN (never) and Infinity (no limit) survive the trip, as JSON's would not.
+  const children = Array.from({ length: n }, () => fork(CLIENTS_ENTRY, [], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' }));
+  await Promise.all(children.map((c) => answer(c, 'ready')));
+  const send = (c: ChildProcess, m: ToClients): void => void c.send(m);
+  return {
+    processes: n,
+    /** Opens the sessions as `start` says (see cutoff-clients.ts); resolves once every process has. */
+    async open(ctx: Ctx, openUntil: number, ttlMs: number, watchAt?: number): Promise<Opened> {
+      const { url, caPem, token, label } = ctx.bastion;
+      const opened = await Promise.all(
+        children.map((c, i) => {
+          const got = answer(c, 'opened');
+          send(c, { kind: 'start', target: { url, caPem, token, label }, sessions: Math.floor(sessions / n) + (i < sessions % n ? 1 : 0), inFlight: Math.max(1, Math.round(OPENS_IN_FLIGHT / n)), openUntil, ttlMs });
+          if (watchAt !== undefined) send(c, { kind: 'watch', at: watchAt });
+          return got;
+        }),
+      );
+      const all: Opened = { open: 0, failed: 0, retried: 0, late: 0, reasons: {} };
+      for (const o of opened) {
+        all.open += o.open;
+        all.failed += o.failed;
+        all.retried += o.retried;
+        all.late += o.late;
+        for (const [why, k] of Object.entries(o.reasons)) all.reasons[why] = (all.reasons[why] ?? 0) + k;
       }
-    }
+      return all;
+    },
+    watch: (at: number): void => children.forEach((c) => send(c, { kind: 'watch', at })),
+    /** Every process's sessions once they closed (or 5 s past `at`), and the worst loop lag among them; the processes exit. */
+    async report(at: number): Promise<{ sessions: Outcome['sessions']; lag: Lag; sentPerS: number }> {
+      const outs = await Promise.all(
+        children.map((c) => {
+          const got = answer(c, 'outcome');
+          send(c, { kind: 'report', at });
+          return got;
+        }),
+      );
+      for (const c of children) c.kill();
+      const worst = (f: (l: Lag) => number): number => Math.max(...outs.map((o) => f(o.lag)).filter((x) => !Number.isNaN(x)), -Infinity);
+      return { sessions: outs.flatMap((o) => o.sessions), sentPerS: outs.reduce((n, o) => n + o.sentPerS, 0), lag: { timerLagMs: worst((l) => l.timerLagMs), loopP99Ms: worst((l) => l.loopP99Ms), loopMaxMs: worst((l) => l.loopMaxMs) } };
+    },
   };
-  await Promise.all(
-    Array.from({ length: 16 }, async () => {
-      while (next < ctx.sizes.cutoffSessions && Date.now() < stopStarting) {
-        next++;
-        const session = await openOne();
-        if (!session) continue;
-        const t: Tracked = { session, lastByteAt: NaN, statusAt: NaN, closedAt: NaN, bytesAfterDeadline: 0, timer: setInterval(() => session.stdin?.write(`${Date.now()}\n`), SEND_EVERY_MS) };
-        session.stdout.on('data', (d: Buffer) => {
-          t.lastByteAt = nowMs();
-          if (t.lastByteAt > deadline()) t.bytesAfterDeadline += d.length;
-        });
-        session.stderr.resume();
-        void session.status.then(() => {
-          t.closedAt = nowMs();
-          t.statusAt = session.statusArrivedAt ?? NaN;
-          clearInterval(t.timer);
-        });
-        out.tracked.push(t);
-      }
-    }),
-  );
-  clearTimeout(giveUpTimer);
-  return out;
+}
+
+/** What the sessions saw relative to `at`. */
+function outcome(sessions: Outcome['sessions'], at: number) {
+  const last = sessions.map((t) => t.lastByteAt - at);
+  const closedOnes = sessions.filter((t) => !Number.isNaN(t.closedAt));
+  const closed = closedOnes.map((t) => t.closedAt - at);
+  // A session whose close came without a Status (none arrived) counts at its close.
+  const told = closedOnes.map((t) => (Number.isNaN(t.statusAt) ? t.closedAt : t.statusAt) - at);
+  return {
+    last,
+    closed,
+    notClosed: sessions.length - closed.length,
+    afterBytes: sessions.reduce((n, t) => n + t.bytesAfter, 0),
+    lastS: pctSpread(last),
+    closeS: pctSpread(closed.length ? closed : [NaN]),
+    told,
+    toldS: pctSpread(told.length ? told : [NaN]),
+  };
 }
 
 /**
@@ -153,86 +156,38 @@ function recordedAfter(ctx: Ctx, approvalId: string, at: number): { sessions: nu
   return out;
 }
 
-/**
- * How late the driver's own event loop is around `at`: a timer due at `at` and the loop delay
- * histogram from 1 s before it to 2 s after. The clients' close times include this lag.
- */
-function watchDriverLag(at: () => number): { stop(): { timerLagMs: number; loopP99Ms: number; loopMaxMs: number } } {
-  const h = monitorEventLoopDelay({ resolution: 5 });
-  let timerLagMs = NaN;
-  const timer = setInterval(() => {
-    const due = at();
-    if (!Number.isFinite(due) || Date.now() < due - 1000) return;
-    clearInterval(timer);
-    h.enable();
-    setTimeout(() => (timerLagMs = Date.now() - due), Math.max(0, due - Date.now()));
-    setTimeout(() => h.disable(), Math.max(0, due + 2000 - Date.now()));
-  }, 20);
-  return {
-    stop: () => {
-      clearInterval(timer);
-      h.disable();
-      return { timerLagMs, loopP99Ms: h.count > 0 ? h.percentile(99) / 1e6 : NaN, loopMaxMs: h.count > 0 ? h.max / 1e6 : NaN };
-    },
-  };
-}
-
-/** Until every session closed, or 5 s past the deadline; then what each saw relative to it. */
-async function outcome(tracked: Tracked[], deadline: number) {
-  while (Date.now() < deadline + 5000 && (Date.now() < deadline || tracked.some((t) => Number.isNaN(t.closedAt)))) await new Promise((r) => setTimeout(r, 50));
-  await new Promise((r) => setTimeout(r, 200)); // a byte arriving late would show here
-  for (const t of tracked) {
-    clearInterval(t.timer);
-    t.session.destroy();
-  }
-  const last = tracked.map((t) => t.lastByteAt - deadline);
-  const closed = tracked.filter((t) => !Number.isNaN(t.closedAt)).map((t) => t.closedAt - deadline);
-  // A session whose close came without a Status (none arrived) counts at its close.
-  const told = tracked.filter((t) => !Number.isNaN(t.closedAt)).map((t) => (Number.isNaN(t.statusAt) ? t.closedAt : t.statusAt) - deadline);
-  return {
-    last,
-    closed,
-    notClosed: tracked.length - closed.length,
-    afterBytes: tracked.reduce((n, t) => n + t.bytesAfterDeadline, 0),
-    lastS: pctSpread(last),
-    closeS: pctSpread(closed.length ? closed : [NaN]),
-    told,
-    toldS: pctSpread(told.length ? told : [NaN]),
-  };
-}
-
-/** Where the close time goes: when the bastion cut (its recordings) and how late the driver's loop ran. */
-function sentText(cutMs: number[], driver: { timerLagMs: number; loopP99Ms: number; loopMaxMs: number }): string {
+/** Where the close time goes: when the bastion cut (its recordings) and how late the clients' loops ran. */
+function sentText(cutMs: number[], driver: { timerLagMs: number; loopP99Ms: number; loopMaxMs: number }, sentPerS: number): string {
   const c = pctSpread(cutMs);
-  return `bastion cut (recordings) p50 ${fmt(c.median)}, p99 ${fmt(c.p99)} ms; driver loop late ${fmt(driver.timerLagMs)} ms at the instant, p99 delay ${fmt(driver.loopP99Ms)} ms, max ${fmt(driver.loopMaxMs)} ms`;
+  return `clients sent ${fmt(sentPerS)} lines/s before it (each echoed); bastion cut (recordings) p50 ${fmt(c.median)}, p99 ${fmt(c.p99)} ms; client loops (worst of the client processes) late ${fmt(driver.timerLagMs)} ms at the instant, p99 delay ${fmt(driver.loopP99Ms)} ms, max ${fmt(driver.loopMaxMs)} ms`;
 }
 
 export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
+  const expiring = await clientProcesses(ctx.sizes.cutoffSessions);
   // A container no other measure uses, so these sessions fall under this approval alone.
   const a = await approve(ctx, 'web-0', 'sidecar', ctx.sizes.cutoffTtlSeconds);
   const deadline = Date.parse(a.expiresAt);
   ctx.progress(`cutoff: opening ${ctx.sizes.cutoffSessions} sessions expiring at ${a.expiresAt}`);
-  const eLag = watchDriverLag(() => deadline);
-  const opened = await openTracked(ctx, () => deadline, deadline, ctx.sizes.cutoffTtlSeconds * 1000);
-  const { tracked, failed } = opened;
-  ctx.progress(`cutoff: ${tracked.length} sessions open, ${failed} failed, ${opened.retried} retried, ${opened.late} too late; waiting for the deadline`);
-  const e = await outcome(tracked, deadline);
-  const eDriver = eLag.stop();
+  const opened = await expiring.open(ctx, deadline, ctx.sizes.cutoffTtlSeconds * 1000, deadline);
+  const failed = opened.failed;
+  ctx.progress(`cutoff: ${opened.open} sessions open in ${expiring.processes} client processes, ${failed} failed, ${opened.retried} retried, ${opened.late} too late; waiting for the deadline`);
+  const eOut = await expiring.report(deadline);
+  const e = outcome(eOut.sessions, deadline);
+  const eDriver = eOut.lag;
 
   // Revocation (from the old bench/relay.ts): the same sessions, cut by a revoke call instead.
+  const revoking = await clientProcesses(ctx.sizes.cutoffSessions);
   const r = await approve(ctx, 'web-0', 'sidecar', 600);
-  let revokedAt = Infinity;
-  let revokeAt = Infinity;
-  const vLag = watchDriverLag(() => revokeAt);
   ctx.progress(`cutoff: opening ${ctx.sizes.cutoffSessions} sessions to revoke`);
-  const rev = await openTracked(ctx, () => revokedAt);
-  ctx.progress(`cutoff: ${rev.tracked.length} sessions open, ${rev.failed} failed, ${rev.retried} retried; revoking in 1 s`);
-  revokeAt = Date.now() + 1000;
+  const rev = await revoking.open(ctx, Infinity, Infinity);
+  ctx.progress(`cutoff: ${rev.open} sessions open, ${rev.failed} failed, ${rev.retried} retried; revoking in 1 s`);
+  revoking.watch(Date.now() + 1000);
   await new Promise((res) => setTimeout(res, 1000));
   const revoked = await ctx.api<{ revokedAt: string }>('POST', `/v1/approvals/${r.id}/revoke`, { reason: 'bench' });
-  revokedAt = Date.parse(revoked.revokedAt);
-  const v = await outcome(rev.tracked, revokedAt);
-  const vDriver = vLag.stop();
+  const revokedAt = Date.parse(revoked.revokedAt);
+  const vOut = await revoking.report(revokedAt);
+  const v = outcome(vOut.sessions, revokedAt);
+  const vDriver = vOut.lag;
   // The recordings are complete once every session ended (their final flush precedes the session row).
   await new Promise((res) => setTimeout(res, 2000));
   const eRec = recordedAfter(ctx, a.id, deadline);
@@ -240,11 +195,12 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
 
   ctx.raw.cutoff = {
     sendEveryMs: SEND_EVERY_MS,
-    driverLag: { expiry: eDriver, revocation: vDriver },
-    expiry: { wanted: ctx.sizes.cutoffSessions, sessions: tracked.length, failed, retried: opened.retried, late: opened.late, openFailures: opened.reasons, notClosedWithin5s: e.notClosed, deadline: a.expiresAt, lastByteMs: e.last, statusMs: e.told, closeMs: e.closed, bytesAfterDeadline: e.afterBytes, recorded: eRec },
-    revocation: { sessions: rev.tracked.length, failed: rev.failed, retried: rev.retried, openFailures: rev.reasons, notClosedWithin5s: v.notClosed, revokedAt: revoked.revokedAt, lastByteMs: v.last, statusMs: v.told, closeMs: v.closed, bytesAfterRevokedAt: v.afterBytes, recorded: vRec },
+    clientLag: { expiry: eDriver, revocation: vDriver },
+    linesPerS: { expiry: eOut.sentPerS, revocation: vOut.sentPerS },
+    expiry: { wanted: ctx.sizes.cutoffSessions, clientProcesses: expiring.processes, sessions: opened.open, failed, retried: opened.retried, late: opened.late, openFailures: opened.reasons, notClosedWithin5s: e.notClosed, deadline: a.expiresAt, lastByteMs: e.last, statusMs: e.told, closeMs: e.closed, bytesAfterDeadline: e.afterBytes, recorded: eRec },
+    revocation: { clientProcesses: revoking.processes, sessions: rev.open, failed: rev.failed, retried: rev.retried, openFailures: rev.reasons, notClosedWithin5s: v.notClosed, revokedAt: revoked.revokedAt, lastByteMs: v.last, statusMs: v.told, closeMs: v.closed, bytesAfterRevokedAt: v.afterBytes, recorded: vRec },
   };
-  const n = tracked.length;
+  const n = opened.open;
   return [
     {
       id: 'cutoff.lastbyte',
@@ -261,13 +217,13 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
       measure: `${n} sessions expiring at once: client gets its Status - deadline`,
       unit: 'ms',
       bastion: e.toldS,
-      derived: `p99 ${fmt(e.toldS.p99)}; WebSocket closed at the driver p50 ${fmt(e.closeS.median)}, p99 ${fmt(e.closeS.p99)}${e.notClosed ? `; ${e.notClosed} not closed within 5 s` : ''}; ${sentText(eRec.cutMs, eDriver)}`,
+      derived: `p99 ${fmt(e.toldS.p99)}; WebSocket closed at the client p50 ${fmt(e.closeS.median)}, p99 ${fmt(e.closeS.p99)}${e.notClosed ? `; ${e.notClosed} not closed within 5 s` : ''}; ${sentText(eRec.cutMs, eDriver, eOut.sentPerS)}`,
       target: 'p99 <= 50 ms',
       verdict: verdict(e.notClosed === 0 && failed === 0 && e.toldS.p99 <= 50),
     },
     {
       id: 'cutoff.revoke.lastbyte',
-      measure: `${rev.tracked.length} sessions revoked at once: last byte at the client - revokedAt`,
+      measure: `${rev.open} sessions revoked at once: last byte at the client - revokedAt`,
       unit: 'ms',
       bastion: v.lastS,
       derived: `p99 ${fmt(v.lastS.p99)}; ${v.afterBytes} bytes arrived after revokedAt, ${vRec.bytes} relayed after it (recordings, last ${fmt(vRec.lastMs)} ms)`,
@@ -276,10 +232,10 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
     },
     {
       id: 'cutoff.revoke.close',
-      measure: `${rev.tracked.length} sessions revoked at once: client gets its Status - revokedAt`,
+      measure: `${rev.open} sessions revoked at once: client gets its Status - revokedAt`,
       unit: 'ms',
       bastion: v.toldS,
-      derived: `p99 ${fmt(v.toldS.p99)}; WebSocket closed at the driver p50 ${fmt(v.closeS.median)}, p99 ${fmt(v.closeS.p99)}${v.notClosed ? `; ${v.notClosed} not closed within 5 s` : ''}; ${sentText(vRec.cutMs, vDriver)}`,
+      derived: `p99 ${fmt(v.toldS.p99)}; WebSocket closed at the client p50 ${fmt(v.closeS.median)}, p99 ${fmt(v.closeS.p99)}${v.notClosed ? `; ${v.notClosed} not closed within 5 s` : ''}; ${sentText(vRec.cutMs, vDriver, vOut.sentPerS)}`,
       target: 'p99 <= 50 ms',
       verdict: verdict(v.notClosed === 0 && rev.failed === 0 && v.toldS.p99 <= 50),
     },
