@@ -79,6 +79,7 @@ export class AppendFile {
       if (this.fd === null) throw new Error(`${this.path} is closed`);
       let off = 0;
       while (off < data.length) {
+        if (this.frozen) throw new Error(`${this.path}: the recording ended while a write to it hung`);
         const n = await io.write(this.fd, data, off, data.length - off);
         if (n <= 0) throw new Error(`short write to ${this.path}`);
         off += n;
@@ -129,6 +130,17 @@ export class AppendFile {
       }
     }
     return this.sha256();
+  }
+
+  private frozen = false;
+
+  /**
+   * The recording ended while a write to this file hung: its descriptor stays open (closed, the
+   * write would land in whatever file gets the number next), but nothing more is written once the
+   * hung write returns, so the file changes at most by that write after its hash was taken.
+   */
+  freeze(): void {
+    this.frozen = true;
   }
 
   /** Closes without fsync and without throwing (after a failure). */

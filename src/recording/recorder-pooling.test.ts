@@ -248,6 +248,10 @@ describe('segments going round: a batch being written keeps its segments', () =>
     disk.release();
     await vi.waitFor(() => expect(sidecarChannel(rec.rawPath, 'stdout').length).toBe(hung.length));
     expect(sidecarChannel(rec.rawPath, 'stdout').equals(hung)).toBe(true);
+    // Only the hung write itself lands: its batch's cast is not written after the end, so the
+    // cast still has the hash the result gave it.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(sha(readFileSync(rec.castPath))).toBe(result.castSha256);
     expect(disk.violations).toEqual([]);
   });
 

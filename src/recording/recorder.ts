@@ -521,10 +521,14 @@ class Recorder implements RecorderSink {
     const castSha256 = this.cast.sha256();
     const rawSha256 = this.rawFile.sha256();
     this.writer.release();
-    // Under a write that never returned, the descriptors stay open rather than closed beneath it.
+    // Under a write that never returned, the descriptors stay open rather than closed beneath it,
+    // and nothing more is written to them when it does return.
     if (!stuck) {
       this.cast.abandon();
       this.rawFile.abandon();
+    } else {
+      this.cast.freeze();
+      this.rawFile.freeze();
     }
     const failure = this.writer.failure;
     const result: RecordingResult = {
