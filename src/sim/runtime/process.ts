@@ -49,13 +49,11 @@ export function spawnProcess(spec: ProcessSpec): Promise<ContainerProcess> {
   return spec.tty ? spawnPty(file, args, spec) : spawnPlain(file, args, spec);
 }
 
-function spawnPlain(requested: string, requestedArgs: string[], spec: ProcessSpec): Promise<ContainerProcess> {
-  // Look the command up first, as runc does: another user's spawn failure is not always ENOENT,
-  // and under setpriv a missing command would only be setpriv's exit status.
-  if ((spec.user || existsSync(SETPRIV)) && lookPath(requested, spec.env.PATH, spec.cwd) === undefined) {
-    return Promise.reject(new SpawnError(`exec: "${requested}": executable file not found in $PATH`));
+function spawnPlain(file: string, args: string[], spec: ProcessSpec): Promise<ContainerProcess> {
+  // Another user's spawn failure is not always ENOENT; look the command up first, as runc does.
+  if (spec.user && lookPath(file, spec.env.PATH, spec.cwd) === undefined) {
+    return Promise.reject(new SpawnError(`exec: "${file}": executable file not found in $PATH`));
   }
-  const { file, args } = dieWithSim(requested, requestedArgs);
   return new Promise((resolve, reject) => {
     // Own process group, so killing the container also ends whatever it started.
     // With uid/gid set, libuv also drops the supplementary groups (setgroups(0)) before exec.
@@ -67,7 +65,7 @@ function spawnPlain(requested: string, requestedArgs: string[], spec: ProcessSpe
       ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}),
     });
     child.once('error', (err: NodeJS.ErrnoException) => {
-      reject(new SpawnError(`exec: "${requested}": ${err.code === 'ENOENT' ? 'executable file not found in $PATH' : err.message}`));
+      reject(new SpawnError(`exec: "${file}": ${err.code === 'ENOENT' ? 'executable file not found in $PATH' : err.message}`));
     });
     child.once('spawn', () => {
       child.stdin.on('error', () => {}); // EPIPE when the process exits before reading its stdin
@@ -92,17 +90,6 @@ function spawnPlain(requested: string, requestedArgs: string[], spec: ProcessSpe
 /** setpriv(1) from util-linux: drops the supplementary groups too, which node-pty's uid/gid does not. */
 const SETPRIV = '/usr/bin/setpriv';
 
-/**
- * A container process gets SIGKILL when the sim's process dies (setpriv's parent-death signal,
- * set after any change of user, kept across its exec): a sim killed with SIGKILL (or the bastion
- * around an embedded one) had no chance to end its pods, which then ran on, orphaned, holding
- * their pod addresses. Only the container's own process; what it started is its process group's.
- */
-function dieWithSim(file: string, args: string[], ids: string[] = []): { file: string; args: string[] } {
-  if (!existsSync(SETPRIV)) return { file, args };
-  return { file: SETPRIV, args: ['--pdeathsig', 'KILL', ...ids, '--', file, ...args] };
-}
-
 /** The executable `file` names, looked up on PATH as the container runtime does; undefined if none. */
 function lookPath(file: string, path: string | undefined, cwd: string): string | undefined {
   const candidates = file.includes('/') ? [resolve(cwd, file)] : (path ?? '').split(delimiter).filter(isAbsolute).map((dir) => join(dir, file));
@@ -117,16 +104,14 @@ function lookPath(file: string, path: string | undefined, cwd: string): string |
 }
 
 /**
- * What the pty runs: under setpriv (the parent-death signal, see dieWithSim; unprivileged, it also
- * switches user and clears groups), after the command has been found on PATH (so a missing one is
- * reported as before, not as setpriv's exit status).
+ * What the pty runs. Unprivileged: setpriv switches user and clears groups, after the command has
+ * been found on PATH (so a missing one is reported as before, not as setpriv's exit status).
  */
 function ptyCommand(file: string, args: string[], spec: ProcessSpec): { file: string; args: string[]; ids?: RunAs } | SpawnError {
-  if (!spec.user && !existsSync(SETPRIV)) return { file, args };
+  if (!spec.user) return { file, args };
   if (lookPath(file, spec.env.PATH, spec.cwd) === undefined) return new SpawnError(`exec: "${file}": executable file not found in $PATH`);
-  if (!spec.user) return dieWithSim(file, args);
   const { uid, gid } = spec.user;
-  if (existsSync(SETPRIV)) return dieWithSim(file, args, [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups']);
+  if (existsSync(SETPRIV)) return { file: SETPRIV, args: [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--', file, ...args] };
   return { file, args, ids: spec.user };
 }
 
