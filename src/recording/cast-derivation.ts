@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { TextChannel } from './cast-batch.js';
-import { REUSED_TEXT_BUFFER, type CastOp, type FromCastWorker, type ToCastWorker } from './cast-ops.js';
+import { REUSED_TEXT_BUFFER, SpareBuffers, type CastOp, type FromCastWorker, type ToCastWorker } from './cast-ops.js';
 import type { CastFormat, CastHeader, EventCode } from './events.js';
 import type { HashedChannel } from './raw-sidecar.js';
 
@@ -48,7 +48,7 @@ export class CastWorkerPool {
   private nextId = 1;
   private outstanding = 0;
   /** Text buffers handed back by the thread, to be filled again (a few, shared by all sessions). */
-  private readonly spares: ArrayBuffer[] = [];
+  private readonly spares = new SpareBuffers();
   /** Cast buffers written by their recorders, to go back to the thread with the next batch. */
   private castSpares: ArrayBuffer[] = [];
 
@@ -61,11 +61,7 @@ export class CastWorkerPool {
 
   /** @internal A buffer for `bytes` of a batch's text: a spare when it is large, else a new one. */
   textBuffer(bytes: number): Buffer {
-    if (bytes < REUSED_TEXT_BUFFER) return Buffer.allocUnsafeSlow(bytes);
-    const i = this.spares.findIndex((b) => b.byteLength >= bytes);
-    if (i >= 0) return Buffer.from(this.spares.splice(i, 1)[0]!, 0, bytes);
-    // Rounded up to a MiB so that it fits most later batches too.
-    return Buffer.from(new ArrayBuffer(Math.ceil(bytes / 2 ** 20) * 2 ** 20), 0, bytes);
+    return this.spares.take(bytes);
   }
 
   /** A session's derivation; `rawName` names the sidecar in binary markers. */
@@ -136,7 +132,7 @@ export class CastWorkerPool {
       state.failure = `the cast could not be derived: ${m.error}`;
       return waiter.reject(new Error(state.failure));
     }
-    if (m.spare && this.spares.length < 4) this.spares.push(m.spare);
+    if (m.spare) this.spares.give(m.spare);
     state.eventCount = m.eventCount;
     const cast = Buffer.from(m.cast.buffer, m.cast.byteOffset, m.cast.byteLength);
     waiter.resolve(m.digests ? { cast, digests: m.digests } : { cast });

@@ -32,6 +32,31 @@ export type FromCastWorker =
 /** Text buffers at least this large are handed back with the reply and reused (no fresh pages per batch). */
 export const REUSED_TEXT_BUFFER = 64 * 1024;
 
+/**
+ * A few large buffers handed back across the thread boundary, to be filled again: the text
+ * buffers (main thread) and the cast buffers (the worker). Each buffer it gives owns its memory,
+ * so it can be transferred, not copied.
+ */
+export class SpareBuffers {
+  private readonly free: ArrayBuffer[] = [];
+
+  constructor(private readonly max = 4) {}
+
+  /** A buffer for `bytes`: a spare when it is large, else a new one. */
+  take(bytes: number): Buffer {
+    if (bytes < REUSED_TEXT_BUFFER) return Buffer.allocUnsafeSlow(bytes);
+    const i = this.free.findIndex((b) => b.byteLength >= bytes);
+    if (i >= 0) return Buffer.from(this.free.splice(i, 1)[0]!, 0, bytes);
+    // Rounded up to a MiB so that it fits most later batches too.
+    return Buffer.from(new ArrayBuffer(Math.ceil(bytes / 2 ** 20) * 2 ** 20), 0, bytes);
+  }
+
+  /** Keeps `ab` to be filled again (while there is room). */
+  give(ab: ArrayBuffer): void {
+    if (this.free.length < this.max) this.free.push(ab);
+  }
+}
+
 export function newCastBatch(format: CastFormat, rawName: string): CastBatch {
   return new CastBatch(format === 'v2' ? new AsciicastV2Encoder() : new AsciicastV3Encoder(), rawName);
 }

@@ -5,7 +5,7 @@
 // the thread fails every open session (the client sees the exit).
 import { parentPort } from 'node:worker_threads';
 import type { CastBatch } from './cast-batch.js';
-import { applyCastOps, newCastBatch, REUSED_TEXT_BUFFER, type FromCastWorker, type ToCastWorker } from './cast-ops.js';
+import { applyCastOps, newCastBatch, REUSED_TEXT_BUFFER, SpareBuffers, type FromCastWorker, type ToCastWorker } from './cast-ops.js';
 import { ChannelHashes, type HashedChannel } from './raw-sidecar.js';
 
 const port = parentPort;
@@ -16,23 +16,14 @@ const sessions = new Map<number, { batch: CastBatch; hashes: ChannelHashes }>();
  * (a new buffer per batch lived on the event loop until written, long enough for V8 to promote
  * it, and freed only by full GCs).
  */
-const castSpares: ArrayBuffer[] = [];
-const MAX_CAST_SPARES = 4;
-
-/** A buffer of `bytes` for a batch's cast, owning its memory (it is handed over, not copied). */
-function castBuffer(bytes: number): Buffer {
-  if (bytes < REUSED_TEXT_BUFFER) return Buffer.allocUnsafeSlow(bytes);
-  const i = castSpares.findIndex((b) => b.byteLength >= bytes);
-  if (i >= 0) return Buffer.from(castSpares.splice(i, 1)[0]!, 0, bytes);
-  // Rounded up to a MiB so that it fits most later batches too.
-  return Buffer.from(new ArrayBuffer(Math.ceil(bytes / 2 ** 20) * 2 ** 20), 0, bytes);
-}
+const castSpares = new SpareBuffers();
+const castBuffer = (bytes: number): Buffer => castSpares.take(bytes);
 
 port.on('message', (m: ToCastWorker) => {
   if (m.kind === 'open') sessions.set(m.session, { batch: newCastBatch(m.format, m.rawName), hashes: new ChannelHashes() });
   else if (m.kind === 'drop') sessions.delete(m.session);
   else {
-    for (const b of m.castSpares ?? []) if (castSpares.length < MAX_CAST_SPARES) castSpares.push(b);
+    for (const b of m.castSpares ?? []) castSpares.give(b);
     const s = sessions.get(m.session);
     let reply: FromCastWorker;
     try {
@@ -45,7 +36,7 @@ port.on('message', (m: ToCastWorker) => {
       sessions.delete(m.session);
       reply = { kind: 'failed', session: m.session, error: (err as Error).message };
     }
-    // The cast's buffer owns its memory (castBuffer): handed over, not copied.
+    // The cast's buffer owns its memory (SpareBuffers): handed over, not copied.
     const transfer: ArrayBuffer[] = [];
     if (reply.kind === 'cast') {
       if (reply.cast.length > 0) transfer.push(reply.cast.buffer as ArrayBuffer);
