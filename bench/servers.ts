@@ -1,10 +1,11 @@
 // The bench's server processes, one per process so each one's CPU and RSS are read from /proc apart
 // from the clients': `sim` (the simulated cluster, plus BENCH_PODS extra pod objects in namespace
 // `bench` for the REST LIST), `bastion` (the bastion as `serve` runs it, info log to a file,
-// recording on, upstream = that sim through its kubeconfig), and the floor measure's `tls-echo` (a
-// TLS server on the port it is given, writing back every byte it reads, like `cat`) and
-// `tls-relay` (a TLS server piping each connection to a TLS connection to that echo; with `hash`,
-// one SHA-256 per direction over every relayed byte). Forked by bench/lib/procs.ts; each sends one
+// recording on, upstream = that sim through its kubeconfig), the floor measure's `tls-echo` (a
+// TLS server on the port it is given, writing back every byte it reads, like `cat`), and
+// `tls-relay` (a TLS server piping each connection to a TLS connection to the host:port it is
+// given: the floor's echo, or the sim for the "node pipe" target; with `hash`, one SHA-256 per
+// direction over every relayed byte). Forked by bench/lib/procs.ts; each sends one
 // 'ready' message with what the driver needs, and exits (writing a --cpu-prof profile if asked) on
 // a 'stop' message. Each role imports what it needs when it starts: the floor's processes must not
 // load (and carry the heap of) the bastion, and so start in a fraction of the time.
@@ -14,7 +15,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import type { SimCluster } from '../src/sim/cluster.js';
 import type { KubeObject } from '../src/sim/store.js';
-import { BENCH_NAMESPACE, FLOOR_TLS_FILES } from './lib/context.js';
+import { BENCH_NAMESPACE, RELAY_TLS_FILES } from './lib/context.js';
 
 /** Pod objects only (no processes): the store is the sim's own, so LIST sees them like any pod. */
 function seedPods(sim: SimCluster, count: number): void {
@@ -65,10 +66,14 @@ async function runBastion(dir: string, upstreamKubeconfig: string): Promise<() =
   return () => bastion.stop();
 }
 
-/** The floor's TLS material, written by the driver (bench/lib/procs.ts startFloorServers): one CA for both legs. */
-function floorTls(dir: string): { ca: string; cert: string; key: string } {
+/**
+ * A relay's (or the echo's) TLS material, written by the driver (bench/lib/procs.ts): its serving
+ * cert and key, and the CA it verifies its upstream against (the floor's one CA for both legs; the
+ * sim's CA for the node pipe).
+ */
+function relayTls(dir: string): { ca: string; cert: string; key: string } {
   const read = (name: string): string => readFileSync(join(dir, name), 'utf8');
-  return { ca: read(FLOOR_TLS_FILES.ca), cert: read(FLOOR_TLS_FILES.cert), key: read(FLOOR_TLS_FILES.key) };
+  return { ca: read(RELAY_TLS_FILES.ca), cert: read(RELAY_TLS_FILES.cert), key: read(RELAY_TLS_FILES.key) };
 }
 
 /** Listens on a loopback port (0: any free one); resolves with it. */
@@ -89,7 +94,7 @@ function closeServer(server: tls.Server, sockets: Set<tls.TLSSocket>): () => Pro
 
 /** Writes back every byte it reads, like `cat`; Node's default TLS settings. Listens on `port`. */
 async function runTlsEcho(dir: string, port: number): Promise<() => Promise<void>> {
-  const { cert, key } = floorTls(dir);
+  const { cert, key } = relayTls(dir);
   const sockets = new Set<tls.TLSSocket>();
   const server = tls.createServer({ cert, key, allowHalfOpen: true }, (c) => {
     sockets.add(c);
@@ -102,25 +107,37 @@ async function runTlsEcho(dir: string, port: number): Promise<() => Promise<void
   return closeServer(server, sockets);
 }
 
+/** "HOST:PORT" (the last colon splits, so a bracketless IPv6 host is not supported: the bench is on 127.0.0.1). */
+function hostPort(arg: string | undefined): { host: string; port: number } {
+  const i = arg?.lastIndexOf(':') ?? -1;
+  const port = Number(arg?.slice(i + 1));
+  if (!arg || i <= 0 || !Number.isInteger(port) || port <= 0) throw new Error(`tls-relay: upstream HOST:PORT, not ${arg}`);
+  return { host: arg.slice(0, i), port };
+}
+
 /**
  * The least a TLS relay of this design does: terminate TLS from the client, open a TLS connection
- * to the echo (verified against the CA, default settings, like the bastion's upstream leg) and pipe
- * both ways; no framing, no recording. With `hash`, one SHA-256 per direction over every relayed
- * byte, the least a recorder must do.
+ * to the upstream (verified against the CA, default settings, like the bastion's upstream leg) and
+ * pipe both ways; no framing, no recording. The upstream is the floor's echo, or the sim (the node
+ * pipe target: HTTP, WebSocket and SPDY upgrades pass through as bytes). With `hash`, one SHA-256
+ * per direction over every relayed byte, the least a recorder must do.
  */
-async function runTlsRelay(dir: string, echoPort: number, variant: string): Promise<() => Promise<void>> {
+async function runTlsRelay(dir: string, upstream: string | undefined, variant: string): Promise<() => Promise<void>> {
   if (variant !== 'plain' && variant !== 'hash') throw new Error(`tls-relay: variant plain or hash, not ${variant}`);
-  const { ca, cert, key } = floorTls(dir);
+  const { host, port: upstreamPort } = hostPort(upstream);
+  const { ca, cert, key } = relayTls(dir);
   const sockets = new Set<tls.TLSSocket>();
   const server = tls.createServer({ cert, key, allowHalfOpen: true }, (c) => {
-    const u = tls.connect({ host: '127.0.0.1', port: echoPort, ca });
+    const u = tls.connect({ host, port: upstreamPort, ca });
     for (const s of [c, u]) {
       sockets.add(s);
       s.on('error', () => s.destroy());
     }
-    // One end gone takes the other with it.
-    c.on('close', () => (sockets.delete(c), u.destroy()));
-    u.on('close', () => (sockets.delete(u), c.destroy()));
+    // One end gone takes the other with it, unless the pipe has already ended the other's writes
+    // (it ends on 'end'): then its last bytes are still being flushed (an exec's final output and
+    // Status, as the sim closes), and destroying it would cut them off.
+    c.on('close', () => (sockets.delete(c), u.writableEnded || u.destroy()));
+    u.on('close', () => (sockets.delete(u), c.writableEnded || c.destroy()));
     if (variant === 'hash') {
       const toEcho = createHash('sha256');
       const toClient = createHash('sha256');
@@ -142,7 +159,8 @@ const ROLES: Record<string, () => Promise<() => Promise<void>>> = {
   sim: () => runSim(dir!, Number(arg ?? 0)),
   bastion: () => runBastion(dir!, arg!),
   'tls-echo': () => runTlsEcho(dir!, Number(arg)),
-  'tls-relay': () => runTlsRelay(dir!, Number(arg), arg2 ?? 'plain'),
+  // tls-relay DIR HOST:PORT [plain|hash]
+  'tls-relay': () => runTlsRelay(dir!, arg, arg2 ?? 'plain'),
 };
 const start = ROLES[role!];
 if (!start) throw new Error(`unknown role ${role}; one of ${Object.keys(ROLES).join(', ')}`);

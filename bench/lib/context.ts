@@ -4,8 +4,12 @@ import type { BastionEndpoint, Endpoint } from './procs.js';
 /** Where the sim's extra pod objects (for the REST LIST) live. */
 export const BENCH_NAMESPACE = 'bench';
 
-/** The floor measure's TLS material in its directory (servers.ts reads what procs.ts writes). */
-export const FLOOR_TLS_FILES = { ca: 'ca.pem', cert: 'cert.pem', key: 'key.pem' } as const;
+/**
+ * A TLS relay's material in its directory (servers.ts reads what procs.ts writes): its serving
+ * cert and key, and `ca`, the CA it verifies its upstream against (the floor: the one CA that
+ * signs both the relay and the echo; the node pipe: the sim's CA).
+ */
+export const RELAY_TLS_FILES = { ca: 'ca.pem', cert: 'cert.pem', key: 'key.pem' } as const;
 
 export interface Sizes {
   rounds: number;
@@ -69,6 +73,10 @@ export interface Ctx {
   simPid: number;
   /** direct, nginx (when present), bastion */
   targets: Endpoint[];
+  /** A bare Node TLS relay in front of the sim (servers.ts tls-relay, plain): a comparator for the exec measures. */
+  pipe: Endpoint;
+  /** direct, nginx (when present), node pipe, bastion: what the exec throughput and echo measures compare */
+  execTargets: Endpoint[];
   api<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T>;
   progress(msg: string): void;
   /** The run's scratch directory (removed at the end unless --keep). */

@@ -1,5 +1,5 @@
-// The processes a bench run measures: the sim, the bastion, nginx, the floor's TLS echo and relays;
-// their CPU time and RSS from /proc.
+// The processes a bench run measures: the sim, the bastion, nginx, the node pipe, the floor's TLS
+// echo and relays; their CPU time and RSS from /proc.
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -7,10 +7,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLoopbackServingMaterial } from '../../src/tls/ca.js';
 import { writeKubeconfig } from '../../src/app/kubeconfig.js';
-import { FLOOR_TLS_FILES } from './context.js';
+import { RELAY_TLS_FILES } from './context.js';
 
 export interface Endpoint {
-  label: 'direct' | 'nginx' | 'bastion';
+  /** pipe: the node pipe (startNodePipe). */
+  label: 'direct' | 'nginx' | 'pipe' | 'bastion';
   url: string;
   caPem: string;
   token: string;
@@ -84,14 +85,12 @@ export async function startFloorServers(dir: string): Promise<FloorServers> {
   const root = join(dir, 'floor');
   mkdirSync(root, { recursive: true });
   const tls = await createLoopbackServingMaterial('kube-bastion bench floor CA');
-  writeFileSync(join(root, FLOOR_TLS_FILES.ca), tls.ca.cert);
-  writeFileSync(join(root, FLOOR_TLS_FILES.cert), tls.serving.cert);
-  writeFileSync(join(root, FLOOR_TLS_FILES.key), tls.serving.key, { mode: 0o600 });
+  writeRelayTls(root, tls.ca.cert, tls.serving);
   // All three start at once (the smoke run's floor must take seconds): the echo's port is chosen here.
   const echoPort = await freePort();
   const started = await Promise.allSettled([
     forkServer<{ port: number }>(['tls-echo', root, String(echoPort)]),
-    ...(['plain', 'hash'] as const).map((v) => forkServer<{ port: number }>(['tls-relay', root, String(echoPort), v])),
+    ...(['plain', 'hash'] as const).map((v) => forkServer<{ port: number }>(['tls-relay', root, `127.0.0.1:${echoPort}`, v])),
   ]);
   const [echo, plain, hash] = started.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
   if (!echo || !plain || !hash) {
@@ -99,6 +98,31 @@ export async function startFloorServers(dir: string): Promise<FloorServers> {
     throw (started.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason;
   }
   return { caPem: tls.ca.cert, echo, relays: { plain, hash } };
+}
+
+function writeRelayTls(root: string, upstreamCa: string, serving: { cert: string; key: string }): void {
+  writeFileSync(join(root, RELAY_TLS_FILES.ca), upstreamCa);
+  writeFileSync(join(root, RELAY_TLS_FILES.cert), serving.cert);
+  writeFileSync(join(root, RELAY_TLS_FILES.key), serving.key, { mode: 0o600 });
+}
+
+/**
+ * The node pipe: the floor's bare TLS relay (servers.ts tls-relay, plain: TLS terminated on both
+ * legs, bytes piped, no framing, no recording) placed in front of the sim as nginx is, so the exec
+ * clients reach the sim through it. A comparator: the best a Node relay terminating TLS on both
+ * legs does with these clients, measured beside the bastion. Its own serving CA; it verifies the
+ * sim against the sim's CA (nginx does not verify its upstream).
+ */
+export async function startNodePipe(dir: string, sim: { url: string; caPem: string; token: string }): Promise<Server<Endpoint>> {
+  const root = join(dir, 'pipe');
+  mkdirSync(root, { recursive: true });
+  const tls = await createLoopbackServingMaterial('kube-bastion bench node pipe CA');
+  writeRelayTls(root, sim.caPem, tls.serving);
+  const relay = await forkServer<{ port: number }>(['tls-relay', root, new URL(sim.url).host, 'plain']);
+  const url = `https://127.0.0.1:${relay.info.port}`;
+  const kubeconfig = join(dir, 'pipe.kubeconfig');
+  await writeKubeconfig(kubeconfig, { server: url, caPem: tls.ca.cert, token: sim.token, name: 'pipe' });
+  return { ...relay, info: { label: 'pipe', url, caPem: tls.ca.cert, token: sim.token, kubeconfig, pids: () => [relay.child.pid!] } };
 }
 
 /** utime and stime of a process in seconds (0 once it is gone). */

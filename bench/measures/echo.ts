@@ -1,5 +1,6 @@
-// Keystroke echo: a TTY session running `cat` in raw mode on each endpoint; one byte out, wait for
-// it back, in blocks that alternate between the endpoints.
+// Keystroke echo: a TTY session running `cat` in raw mode on each endpoint (the node pipe too, a
+// comparator with no target); one byte out, wait for it back, in blocks that alternate between the
+// endpoints.
 import { EchoProbe } from '../lib/clients.js';
 import { rotated, type Ctx } from '../lib/context.js';
 import type { Endpoint } from '../lib/procs.js';
@@ -21,7 +22,7 @@ export async function collectEcho(probe: EchoProbe, samples: number): Promise<nu
 
 export async function measureEcho(ctx: Ctx): Promise<Row[]> {
   const probes = new Map<Endpoint, EchoProbe>();
-  for (const ep of ctx.targets) probes.set(ep, await EchoProbe.open(ep));
+  for (const ep of ctx.execTargets) probes.set(ep, await EchoProbe.open(ep));
   // Warm-up: the first keystrokes pay for JIT and buffers.
   for (const p of probes.values()) await collectEcho(p, 20);
   const blocks = new Map<string, number[][]>();
@@ -29,7 +30,7 @@ export async function measureEcho(ctx: Ctx): Promise<Row[]> {
   const nBlocks = Math.ceil(ctx.sizes.echoSamples / blockSize);
   for (let b = 0; b < nBlocks; b++) {
     ctx.progress(`echo block ${b + 1}/${nBlocks}`);
-    for (const ep of rotated(ctx.targets, b)) {
+    for (const ep of rotated(ctx.execTargets, b)) {
       const list = blocks.get(ep.label) ?? [];
       list.push(await collectEcho(probes.get(ep)!, blockSize));
       blocks.set(ep.label, list);
@@ -47,15 +48,19 @@ export async function measureEcho(ctx: Ctx): Promise<Row[]> {
     const direct = s('direct')!;
     const bastion = s('bastion')!;
     const nginx = s('nginx');
+    const pipe = s('pipe');
     const added = bastion.median - direct.median;
+    const plus = (x: number): string => `${x >= 0 ? '+' : ''}${fmt(x, 2)}`;
+    const besides = [nginx ? `nginx ${plus(nginx.median - direct.median)}` : undefined, pipe ? `pipe ${plus(pipe.median - direct.median)}` : undefined].filter((x) => x !== undefined);
     rows.push({
       id: `echo.${name}`,
       measure: `keystroke echo ${name}, TTY raw cat, ${blocks.get('direct')!.flat().length} samples each`,
       unit: 'ms',
       direct,
       nginx,
+      pipe,
       bastion,
-      derived: `added ${added >= 0 ? '+' : ''}${fmt(added, 2)} ms${nginx ? ` (nginx ${nginx.median - direct.median >= 0 ? '+' : ''}${fmt(nginx.median - direct.median, 2)})` : ''}`,
+      derived: `added ${plus(added)} ms${besides.length ? ` (${besides.join(', ')})` : ''}`,
       target: `added <= ${limit} ms`,
       verdict: verdict(added <= limit),
     });

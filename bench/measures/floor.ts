@@ -57,9 +57,9 @@ async function transfer(port: number, ca: string, input: Buffer): Promise<Transf
 }
 
 /** The throughput measure's CPU per GiB, when it ran before in this run. */
-function throughputCpu(ctx: Ctx): { nginx: number[]; bastion: number[] } | undefined {
-  const t = ctx.raw.throughput as { cpuPerGib?: { nginx?: number[]; bastion?: number[] } } | undefined;
-  return t?.cpuPerGib ? { nginx: t.cpuPerGib.nginx ?? [], bastion: t.cpuPerGib.bastion ?? [] } : undefined;
+function throughputCpu(ctx: Ctx): { nginx: number[]; pipe: number[]; bastion: number[] } | undefined {
+  const t = ctx.raw.throughput as { cpuPerGib?: { nginx?: number[]; pipe?: number[]; bastion?: number[] } } | undefined;
+  return t?.cpuPerGib ? { nginx: t.cpuPerGib.nginx ?? [], pipe: t.cpuPerGib.pipe ?? [], bastion: t.cpuPerGib.bastion ?? [] } : undefined;
 }
 
 export async function measureFloor(ctx: Ctx): Promise<Row[]> {
@@ -100,6 +100,7 @@ export async function measureFloor(ctx: Ctx): Promise<Row[]> {
   const quoted = [
     measured?.bastion.length ? `bastion ${fmt(spread(measured.bastion).median)}` : undefined,
     measured?.nginx.length ? `nginx ${fmt(spread(measured.nginx).median)}` : undefined,
+    measured?.pipe.length ? `node pipe ${fmt(spread(measured.pipe).median)}` : undefined,
   ].filter((x) => x !== undefined);
   const beside = `bastion target 4${quoted.length ? `; exec throughput: ${quoted.join(', ')}` : ''}`;
   return VARIANTS.map(({ variant, label }) => {

@@ -1,6 +1,9 @@
 // Exec throughput: `cat` of N bytes in and out, SPDY and WebSocket, real kubectl and the efficient
-// client, direct vs nginx vs bastion in interleaved rounds; every output checked by SHA-256. The
-// same runs give the recording's cost: bastion CPU-seconds and disk bytes per GiB relayed.
+// client, direct vs nginx vs node pipe vs bastion in interleaved rounds; every output checked by
+// SHA-256. The same runs give the recording's cost: bastion CPU-seconds and disk bytes per GiB
+// relayed. The node pipe (a bare Node TLS relay in front of the sim) has no target of its own: it
+// shows what a Node process terminating TLS on both legs reaches with these clients, so each row
+// says pipe/direct and bastion/pipe.
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,7 +43,7 @@ export async function measureThroughput(ctx: Ctx): Promise<Row[]> {
   const input = randomBytes(size);
   const want = createHash('sha256').update(input).digest('hex');
   const mibps: Record<string, Record<string, number[]>> = {};
-  const cpuPerGib: Record<string, number[]> = { nginx: [], bastion: [] };
+  const cpuPerGib: Record<string, number[]> = { nginx: [], pipe: [], bastion: [] };
   const diskPerByte: number[] = [];
   clearRecordings(ctx.bastion.recordings);
 
@@ -48,7 +51,7 @@ export async function measureThroughput(ctx: Ctx): Promise<Row[]> {
     for (const c of CASES) {
       const key = `${c.client}.${c.transport}`;
       mibps[key] ??= {};
-      for (const ep of rotated(ctx.targets, round)) {
+      for (const ep of rotated(ctx.execTargets, round)) {
         ctx.progress(`throughput round ${round + 1}/${ctx.sizes.execRounds}: ${c.label} ${ep.label}`);
         const cpu0 = totalCpu(ep.pids());
         const r: TransferResult = c.client === 'kubectl' ? await catWithKubectl(ep, c.transport, input) : await catWithClient(ep, c.transport, input);
@@ -72,6 +75,8 @@ export async function measureThroughput(ctx: Ctx): Promise<Row[]> {
     const m = mibps[`${c.client}.${c.transport}`]!;
     const vsDirect = ratio(m.bastion!, m.direct!);
     const vsNginx = m.nginx ? ratio(m.bastion!, m.nginx) : undefined;
+    const vsPipe = ratio(m.bastion!, m.pipe!);
+    const pipeVsDirect = ratio(m.pipe!, m.direct!);
     const ok = vsDirect.median >= 0.8 && (vsNginx === undefined || vsNginx.median >= 0.85);
     return {
       id: `exec.${c.client}.${c.transport}`,
@@ -79,8 +84,11 @@ export async function measureThroughput(ctx: Ctx): Promise<Row[]> {
       unit: 'MiB/s',
       direct: spread(m.direct!),
       nginx: m.nginx ? spread(m.nginx) : undefined,
+      pipe: spread(m.pipe!),
       bastion: spread(m.bastion!),
-      derived: `bastion/direct ${fmt(vsDirect.median)} (${fmt(vsDirect.min)}..${fmt(vsDirect.max)})${vsNginx ? `, /nginx ${fmt(vsNginx.median)}` : ''}`,
+      derived:
+        `bastion/direct ${fmt(vsDirect.median)} (${fmt(vsDirect.min)}..${fmt(vsDirect.max)})${vsNginx ? `, /nginx ${fmt(vsNginx.median)}` : ''}, /pipe ${fmt(vsPipe.median)}; ` +
+        `pipe/direct ${fmt(pipeVsDirect.median)} (${fmt(pipeVsDirect.min)}..${fmt(pipeVsDirect.max)})`,
       target: '>= 0.8 direct, >= 0.85 nginx',
       verdict: verdict(ok),
     };
@@ -91,8 +99,9 @@ export async function measureThroughput(ctx: Ctx): Promise<Row[]> {
     measure: 'CPU-seconds per GiB relayed (in + out, all exec runs)',
     unit: 'CPU-s/GiB',
     nginx: cpuPerGib.nginx!.length ? spread(cpuPerGib.nginx!) : undefined,
+    pipe: spread(cpuPerGib.pipe!),
     bastion: bastionCpu,
-    derived: 'bastion incl. recording',
+    derived: `bastion incl. recording; bastion/pipe ${fmt(bastionCpu.median / spread(cpuPerGib.pipe!).median)}`,
     target: '<= 4 (bastion)',
     verdict: verdict(bastionCpu.median <= 4),
   });

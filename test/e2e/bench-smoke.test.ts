@@ -34,8 +34,11 @@ interface BenchJson {
   machine: { cores: number; loadAvgStart: number[]; node: string; date: string };
   mode: string;
   nginx: string;
-  rows: Array<{ id: string; measure: string; target: string; verdict: string; bastion?: { median: number } }>;
-  raw: { floor?: Record<'plain' | 'hash', { cpuPerGib: number[]; mibps: number[] }> };
+  rows: Array<{ id: string; measure: string; target: string; verdict: string; derived?: string; pipe?: { median: number }; bastion?: { median: number } }>;
+  raw: {
+    floor?: Record<'plain' | 'hash', { cpuPerGib: number[]; mibps: number[] }>;
+    throughput?: { mibps: Record<string, Record<string, number[]>>; cpuPerGib: Record<string, number[]> };
+  };
 }
 
 describe('npm run bench -- --smoke', () => {
@@ -67,10 +70,26 @@ describe('npm run bench -- --smoke', () => {
     for (const id of ['floor.plain', 'floor.hash'] as const) {
       const row = json.rows.find((r) => r.id === id)!;
       const line = stdout.split('\n').find((l) => l.startsWith(`| ${row.measure} `))!;
-      expect(line).toMatch(/^\| [^|]+ \| CPU-s\/GiB +\| - +\| - +\| [\d.]+[^|]* \| MiB\/s [\d.]+.*bastion target 4.* \| \(reference\) +\| n\/a +\|$/);
+      expect(line).toMatch(/^\| [^|]+ \| CPU-s\/GiB +\| - +\| - +\| - +\| [\d.]+[^|]* \| MiB\/s [\d.]+.*bastion target 4.* \| \(reference\) +\| n\/a +\|$/);
       const raw = json.raw.floor![id === 'floor.plain' ? 'plain' : 'hash'];
       expect(raw.cpuPerGib.every(Number.isFinite) && raw.mibps.every((x) => x > 0)).toBe(true);
     }
+    // The node pipe (a bare Node TLS relay in front of the sim) is measured in every exec row, the
+    // CPU row and the echo rows: its column, and the ratios (or added ms) beside the bastion's.
+    const header = stdout.split('\n').find((l) => l.startsWith('| measure '))!;
+    expect(header).toMatch(/\| nginx +\| node pipe +\| bastion +\|/);
+    for (const id of ['exec.kubectl.spdy', 'exec.kubectl.websocket', 'exec.client.spdy', 'exec.client.websocket', 'recording.cpu']) {
+      const row = json.rows.find((r) => r.id === id)!;
+      expect(Number.isFinite(row.pipe?.median), `row ${id} has no node pipe value`).toBe(true);
+      expect(row.derived).toMatch(id === 'recording.cpu' ? /bastion\/pipe [\d.]+/ : /\/pipe [\d.]+; pipe\/direct [\d.]+/);
+    }
+    for (const id of ['echo.p50', 'echo.p99']) {
+      const row = json.rows.find((r) => r.id === id)!;
+      expect(Number.isFinite(row.pipe?.median), `row ${id} has no node pipe value`).toBe(true);
+      expect(row.derived).toMatch(/pipe [+-][\d.]+\)$/);
+    }
+    expect(json.raw.throughput!.mibps['kubectl.spdy']!.pipe).toHaveLength(1);
+    expect(json.raw.throughput!.cpuPerGib.pipe).toHaveLength(4);
     expect(stdout).toMatch(/machine: \d+ cores .* load average/);
     expect(stdout).toContain(json.nginx === 'absent, skipped' ? 'nginx: absent, skipped' : 'nginx: nginx version');
   }, 300_000);
