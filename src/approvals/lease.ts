@@ -7,6 +7,7 @@
 // read ends it at once (reason `error`): what the bastion cannot check, revoke or record does not
 // run on. Sessions and REST exchanges hold one.
 import type { AgentRevocation, Approval, ApprovalChange, ApprovalService } from '../model/approval.js';
+import { deadlines } from './deadline-clock.js';
 
 export type LeaseEndReason = 'revoked' | 'expired' | 'agent-revoked' | 'error';
 
@@ -97,7 +98,7 @@ export class ApprovalLease {
   private end: LeaseEnd | undefined;
   private readonly listeners = new Set<(end: LeaseEnd) => void>();
   private readonly unsubscribe: Array<() => void> = [];
-  private timer: NodeJS.Timeout | undefined;
+  private leaveDeadline = (): void => {};
   private leaveRecheck = (): void => {};
   private checking = false;
   /** Epoch ms after which nothing may pass (the approval's expiry); undefined without an approval. */
@@ -170,7 +171,8 @@ export class ApprovalLease {
 
   /** Stops watching. Idempotent. */
   release(): void {
-    clearTimeout(this.timer);
+    this.leaveDeadline();
+    this.leaveDeadline = () => {};
     this.leaveRecheck();
     this.leaveRecheck = () => {};
     for (const off of this.unsubscribe.splice(0)) off();
@@ -204,16 +206,11 @@ export class ApprovalLease {
     this.finish({ reason: 'agent-revoked', approval: this.approval, by: r.by, why: r.reason, at: r.at });
   }
 
+  /** On the process's deadline clock: any relayed chunk after the instant ends the lease, not only its turn of a timer. */
   private armDeadline(): void {
     if (this.deadline === undefined) return;
-    const left = this.deadline - Date.now();
-    if (left <= 0) {
-      this.expire();
-      return;
-    }
-    // Timers may fire a millisecond early: re-arm until the deadline has really passed.
-    this.timer = setTimeout(() => this.armDeadline(), Math.min(left, 2 ** 31 - 1));
-    this.timer.unref();
+    if (Date.now() >= this.deadline) return this.expire();
+    this.leaveDeadline = deadlines.add(this.deadline, () => this.expire());
   }
 
   private expire(a: Approval | null = this.approval): void {
@@ -223,7 +220,6 @@ export class ApprovalLease {
   private finish(end: LeaseEnd): void {
     if (this.end) return;
     this.end = end;
-    clearTimeout(this.timer);
     for (const listener of [...this.listeners]) listener(end);
     this.release();
   }

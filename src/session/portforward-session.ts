@@ -13,6 +13,7 @@ import type { Logger } from '../observability/log.js';
 import { successStatus, type Status } from '../protocol/status.js';
 import { acceptPortForward, type ForwardStream, type PortForwardServer } from '../transport/portforward/index.js';
 import type { ApprovalLease } from '../approvals/lease.js';
+import { deadlines } from '../approvals/deadline-clock.js';
 import { portAllowed } from '../model/scope.js';
 import type { ForwardedConnectionEnd, ForwardedConnectionStart } from '../model/forward.js';
 import type { EndReason, SessionEnd, SessionInfo, SessionSink } from '../model/session.js';
@@ -134,7 +135,7 @@ class PortForwardRun {
   /** Connections told on their error stream that the bastion cut them. */
   private told = 0;
   private wake: (() => void) | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private leaveClock = (): void => {};
 
   constructor(
     private readonly ctx: PortForwardSessionContext,
@@ -236,7 +237,7 @@ class PortForwardRun {
     const { lease, log } = ctx;
     const offLease = lease.onEnd((end) => this.cut(end.reason, leaseEndDetail(end)));
     const untrack = ctx.track((reason) => this.cut(reason));
-    if (lease.deadline !== undefined) this.timer = setTimeout(() => this.cut('expired'), Math.max(0, lease.deadline - Date.now()));
+    if (lease.deadline !== undefined) this.leaveClock = deadlines.add(lease.deadline, () => this.cut('expired'));
     log.info({ sessionId: this.sessionId, approvalId: this.info.approvalId, agent: ctx.agent.name, transport: agent.transport, protocol: agent.protocolName, form: agent.form, pod: `${ctx.namespace}/${ctx.pod}` }, 'port-forward start');
     let reason: EndReason = 'completed';
     let detail: string | undefined;
@@ -258,7 +259,7 @@ class PortForwardRun {
         await this.endAll('closed', null);
       }
     } finally {
-      clearTimeout(this.timer);
+      this.leaveClock();
       offLease();
       upstream!.destroy();
       await Promise.all(this.pending);
@@ -276,7 +277,7 @@ class PortForwardRun {
   cut(reason: EndReason, detail?: string): void {
     if (this.cutRequest) return;
     this.cutRequest = { reason, ...(detail ? { detail } : {}) };
-    clearTimeout(this.timer);
+    this.leaveClock();
     // Nothing more moves upstream from this instant.
     for (const c of this.open.values()) c.upstream?.data.destroy();
     this.wake?.();
@@ -287,9 +288,9 @@ class PortForwardRun {
     void job.finally(() => this.pending.delete(job));
   }
 
-  private pastDeadline(): boolean {
+  private pastDeadline(now = Date.now()): boolean {
     const d = this.ctx.lease.deadline;
-    return d !== undefined && Date.now() >= d;
+    return d !== undefined && now >= d;
   }
 
   /** Whether the session is cut, cutting it now if its deadline has passed (a late timer). */
@@ -389,8 +390,11 @@ class PortForwardRun {
         });
       };
       from.on('data', (chunk: Buffer) => {
+        // Any session's chunk past an instant cuts every session due at it (deadline-clock.ts).
+        const now = Date.now();
+        deadlines.poll(now);
         if (this.cutRequest) return;
-        if (this.pastDeadline()) {
+        if (this.pastDeadline(now)) {
           this.cut('expired');
           return;
         }

@@ -294,6 +294,31 @@ describe('Relay: the deadline', () => {
     expect(upstream.destroyCalls).toBe(1);
   });
 
+  it("one session's chunk after the deadline cuts every session due at it, before any timer has run (a loop busy relaying)", async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'setImmediate'], now: T0 });
+    const busy = setup({ deadline: T0 + 1000 });
+    const quiet = setup({ deadline: T0 + 1000 });
+    const later = setup({ deadline: T0 + 5000 });
+    const ends: SessionEnd[] = [];
+    for (const s of [busy, quiet, later]) void s.relay.run().then((e) => ends.push(e));
+    quiet.upstream.stdout.write('on-time');
+    await Promise.resolve();
+    // The clock passes the deadline; no timer runs (faked and not advanced), only busy's chunk is handled.
+    vi.setSystemTime(T0 + 1000);
+    busy.upstream.stdout.write('late');
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    expect(busy.agent.finished).toEqual([cutStatus('expired')]);
+    expect(quiet.agent.finished).toEqual([cutStatus('expired')]);
+    expect(later.agent.finished).toEqual([]);
+    expect(busy.agent.seenStdout.text()).toBe('');
+    expect(quiet.agent.seenStdout.text()).toBe('on-time');
+    quiet.upstream.stdout.write('after');
+    later.upstream.exit(successStatus());
+    await vi.runAllTimersAsync();
+    expect(quiet.agent.seenStdout.text()).toBe('on-time');
+    expect(ends.map((e) => e.reason).sort()).toEqual(['completed', 'expired', 'expired']);
+  });
+
   it('a deadline already past cuts before anything is relayed', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: T0 });
     const { agent, upstream, relay } = setup({ deadline: T0 - 1 });

@@ -6,6 +6,7 @@ import type { ServerStreams } from '../protocol/streams.js';
 import type { TerminalSize } from '../protocol/resize.js';
 import { exitCodeOf, type Status } from '../protocol/status.js';
 import type { EndReason, SessionEnd, SessionSink } from '../model/session.js';
+import { deadlines } from '../approvals/deadline-clock.js';
 
 /** The client side of the upstream session (see src/upstream/executor.ts). */
 export interface UpstreamStreams {
@@ -50,7 +51,7 @@ export class Relay {
   private open = true;
   private bytesIn = 0;
   private bytesOut = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private leaveClock = (): void => {};
   private warningTimer: NodeJS.Timeout | undefined;
   private cutRequest: { reason: EndReason; detail?: string } | undefined;
   private wake: (() => void) | undefined;
@@ -68,7 +69,7 @@ export class Relay {
     }
     this.open = false;
     this.cutRequest = { reason, ...(detail ? { detail } : {}) };
-    clearTimeout(this.timer);
+    this.leaveClock();
     clearTimeout(this.warningTimer);
     // Nothing passes from here on (every chunk checks `open`). The agent's Status goes first and
     // upstream is torn down on the loop's next turn (or once the Status is out, if sooner): a
@@ -85,8 +86,8 @@ export class Relay {
     this.opts.upstream.destroy();
   }
 
-  private pastDeadline(): boolean {
-    return this.opts.deadline !== undefined && Date.now() >= this.opts.deadline;
+  private pastDeadline(now = Date.now()): boolean {
+    return this.opts.deadline !== undefined && now >= this.opts.deadline;
   }
 
   /** Runs every sink for one event; a sink failure cuts the session before the bytes move. */
@@ -136,8 +137,11 @@ export class Relay {
         if (holds++ === 0) from.pause();
       };
       from.on('data', (chunk: Buffer) => {
+        // Any session's chunk past an instant cuts every session due at it (deadline-clock.ts).
+        const now = Date.now();
+        deadlines.poll(now);
         if (!this.open) return;
-        if (this.pastDeadline()) {
+        if (this.pastDeadline(now)) {
           this.cut('expired');
           return;
         }
@@ -167,13 +171,8 @@ export class Relay {
     // A batched write that fails after its chunks were relayed cuts the session at that moment.
     for (const sink of sinks) sink.onFailure?.((err) => this.cut('recording-failed', err.message));
     if (this.opts.deadline !== undefined) {
-      const arm = (): void => {
-        const left = this.opts.deadline! - Date.now();
-        if (left <= 0) this.cut('expired');
-        // Timers may fire early by a millisecond; re-arm until the deadline has really passed.
-        else this.timer = setTimeout(arm, left);
-      };
-      arm();
+      if (this.pastDeadline()) this.cut('expired');
+      else this.leaveClock = deadlines.add(this.opts.deadline, () => this.cut('expired'));
     }
     const warning = this.opts.warning;
     if (warning && warning.at > Date.now()) {
@@ -222,7 +221,7 @@ export class Relay {
     let end: SessionEnd;
     if (winner.kind === 'done' && this.open && !this.pastDeadline()) {
       this.open = false;
-      clearTimeout(this.timer);
+      this.leaveClock();
       // A connection lost without a Status is not a completed command: the record says so.
       const lost = upstream.statusFromUpstream === false;
       const code = lost ? null : exitCodeOf(winner.status);
@@ -244,7 +243,7 @@ export class Relay {
       await this.finishAgent(status);
     } else if (winner.kind === 'client') {
       this.open = false;
-      clearTimeout(this.timer);
+      this.leaveClock();
       upstream.destroy();
       const status = this.opts.cutStatus('client-closed');
       end = { reason: 'client-closed', exitCode: null, status, bytesIn: this.bytesIn, bytesOut: this.bytesOut };

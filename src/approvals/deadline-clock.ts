@@ -1,0 +1,106 @@
+// One clock for every deadline in the process (approval expiries, held by leases and relays), so
+// that whichever event the event loop handles first after an instant ends everything due at it.
+//
+// Why not a timer per session: under load one turn of the loop handles a long backlog of socket
+// events before it runs any timer, so a session whose own timer and own chunks both sit behind that
+// backlog is cut late; 200 sessions expiring at once were cut up to 100 ms and more after their
+// deadline that way, while the loop was already relaying other sessions' chunks past it. Here any
+// relayed chunk polls the clock (one comparison) and the first one after the deadline cuts every
+// session due; the single timer covers a quiet loop.
+
+interface Entry {
+  readonly deadline: number;
+  readonly expire: () => void;
+}
+
+export class DeadlineClock {
+  private readonly entries = new Set<Entry>();
+  /** The earliest deadline held, or earlier (a removed entry's: harmless, the next poll recomputes it). */
+  private next = Infinity;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private firing = false;
+
+  // Read late (not `= Date.now`): a clock replaced after construction (tests' fake timers) is the one used.
+  constructor(private readonly now: () => number = () => Date.now()) {}
+
+  /**
+   * Calls `expire` once, at the first poll or timer at or after `deadline` (epoch ms), unless the
+   * returned function is called first. A deadline already past expires on the next poll or timer.
+   */
+  add(deadline: number, expire: () => void): () => void {
+    const entry: Entry = { deadline, expire };
+    this.entries.add(entry);
+    if (deadline < this.next) this.next = deadline;
+    this.arm();
+    return () => {
+      this.entries.delete(entry);
+      if (this.entries.size > 0) return;
+      this.next = Infinity;
+      this.disarm();
+    };
+  }
+
+  /** Called on every relayed chunk: expires whatever is due. Costs one comparison otherwise. */
+  poll(now: number = this.now()): void {
+    if (now >= this.next) this.fire(now);
+  }
+
+  /** How many deadlines are held (for tests and metrics). */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  private fire(now: number): void {
+    // An expire callback that polls (a cut relays nothing, but it may run sinks that do) must not
+    // fire the same entries twice.
+    if (this.firing) return;
+    this.firing = true;
+    try {
+      const due: Entry[] = [];
+      let next = Infinity;
+      for (const e of this.entries) {
+        if (e.deadline <= now) due.push(e);
+        else if (e.deadline < next) next = e.deadline;
+      }
+      for (const e of due) this.entries.delete(e);
+      this.next = next;
+      due.sort((a, b) => a.deadline - b.deadline);
+      for (const e of due) {
+        try {
+          e.expire();
+        } catch {
+          // One session's failing cut must not keep the others from being cut.
+        }
+      }
+    } finally {
+      this.firing = false;
+    }
+    this.arm();
+  }
+
+  /** One timer, for the earliest deadline. */
+  private arm(): void {
+    if (this.next === Infinity) return this.disarm();
+    if (this.timer && this.timerAt <= this.next) return;
+    this.disarm();
+    this.timerAt = this.next;
+    // Timers may fire a millisecond early (their start is the loop's cached time): fire() then finds
+    // nothing due and arms again for the rest.
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      this.fire(this.now());
+    }, Math.min(Math.max(0, this.next - this.now()), 2 ** 31 - 1));
+    this.timer.unref();
+  }
+
+  private disarm(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
+  }
+}
+
+/** The process's clock: leases and relays of every bastion in the process share it. */
+export const deadlines = new DeadlineClock();
