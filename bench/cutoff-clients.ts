@@ -25,6 +25,8 @@ interface Tracked {
   lastByteAt: number;
   statusAt: number;
   closedAt: number;
+  /** The Status's message, or why the session ended without one. */
+  told: string;
   /** Arrivals from 1 s before the watched instant on (bytes after the exact instant are counted at the report). */
   arrivals: Array<{ t: number; n: number }>;
   timer: NodeJS.Timeout;
@@ -79,7 +81,7 @@ async function open(m: Extract<ToClients, { kind: 'start' }>): Promise<FromClien
         next++;
         const session = await openOne();
         if (!session) continue;
-        const t: Tracked = { session, lastByteAt: NaN, statusAt: NaN, closedAt: NaN, arrivals: [], timer: setInterval(() => {
+        const t: Tracked = { session, lastByteAt: NaN, statusAt: NaN, closedAt: NaN, told: '', arrivals: [], timer: setInterval(() => {
             const now = Date.now();
             if (now >= watchAt - 1000 && now < watchAt) sentBefore++;
             session.stdin?.write(`${now}\n`);
@@ -89,7 +91,8 @@ async function open(m: Extract<ToClients, { kind: 'start' }>): Promise<FromClien
           if (t.lastByteAt >= watchFrom) t.arrivals.push({ t: t.lastByteAt, n: d.length });
         });
         session.stderr.resume();
-        void session.status.then(() => {
+        void session.status.then((status) => {
+          t.told = status.message ?? status.reason ?? status.status ?? '';
           t.closedAt = nowMs();
           t.statusAt = session.statusArrivedAt ?? NaN;
           clearInterval(t.timer);
@@ -139,7 +142,7 @@ async function report(at: number): Promise<FromClients> {
   }
   return {
     kind: 'outcome',
-    sessions: tracked.map((t) => ({ lastByteAt: t.lastByteAt, statusAt: t.statusAt, closedAt: t.closedAt, bytesAfter: t.arrivals.reduce((n, a) => n + (a.t > at ? a.n : 0), 0) })),
+    sessions: tracked.map((t) => ({ lastByteAt: t.lastByteAt, statusAt: t.statusAt, closedAt: t.closedAt, told: t.told, bytesAfter: t.arrivals.reduce((n, a) => n + (a.t > at ? a.n : 0), 0) })),
     lag: lag.stop(),
     sentPerS: sentBefore,
   };

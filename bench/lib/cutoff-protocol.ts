@@ -25,8 +25,8 @@ export type FromClients =
   | { kind: 'opened'; open: number; failed: number; retried: number; late: number; reasons: Record<string, number> }
   | {
       kind: 'outcome';
-      /** Per session, epoch ms (NaN: never): last byte, Status, close; and the bytes that arrived after `at`. */
-      sessions: Array<{ lastByteAt: number; statusAt: number; closedAt: number; bytesAfter: number }>;
+      /** Per session, epoch ms (NaN: never): last byte, Status, close; the bytes that arrived after `at`; the Status's message (or why it closed without one). */
+      sessions: Array<{ lastByteAt: number; statusAt: number; closedAt: number; bytesAfter: number; told: string }>;
       lag: { timerLagMs: number; loopP99Ms: number; loopMaxMs: number };
       /** Lines written in the second before the watched instant (the estimate sent 1 s ahead, for a revocation). */
       sentPerS: number;

@@ -121,8 +121,13 @@ function outcome(all: Outcome['sessions'], at: number) {
   const closed = closedOnes.map((t) => t.closedAt - at);
   // A session whose close came without a Status (none arrived) counts at its close.
   const told = closedOnes.map((t) => toldAt(t) - at);
+  // Why they ended, as their clients heard it (message -> count): the row names the commonest.
+  const earlyWhy: Record<string, number> = {};
+  for (const t of early) earlyWhy[t.told || 'no Status'] = (earlyWhy[t.told || 'no Status'] ?? 0) + 1;
   return {
     endedEarly: early.length,
+    earlyWhy,
+    earlyMs: early.map((t) => toldAt(t) - at),
     last,
     closed,
     notClosed: sessions.length - closed.length,
@@ -163,6 +168,13 @@ function recordedAfter(ctx: Ctx, approvalId: string, at: number): { sessions: nu
     }
   }
   return out;
+}
+
+/** The sessions that ended before the instant, when and why (the commonest message their clients got). */
+function earlyText(o: { endedEarly: number; earlyMs: number[]; earlyWhy: Record<string, number> }, instant: string): string {
+  if (o.endedEarly === 0) return '';
+  const [why, n] = Object.entries(o.earlyWhy).sort((a, b) => b[1] - a[1])[0]!;
+  return `; ${o.endedEarly} ended before ${instant} (left out; ${fmt(-Math.max(...o.earlyMs) / 1000)}-${fmt(-Math.min(...o.earlyMs) / 1000)} s before it; ${n} told "${why.slice(0, 120)}")`;
 }
 
 /** Where the close time goes: when the bastion cut (its recordings) and how late the clients' loops ran. */
@@ -206,8 +218,8 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
     sendEveryMs: SEND_EVERY_MS,
     clientLag: { expiry: eDriver, revocation: vDriver },
     linesPerS: { expiry: eOut.sentPerS, revocation: vOut.sentPerS },
-    expiry: { wanted: ctx.sizes.cutoffSessions, clientProcesses: expiring.processes, sessions: opened.open, failed, retried: opened.retried, late: opened.late, openFailures: opened.reasons, notClosedWithin5s: e.notClosed, endedEarly: e.endedEarly, deadline: a.expiresAt, lastByteMs: e.last, statusMs: e.told, closeMs: e.closed, bytesAfterDeadline: e.afterBytes, recorded: eRec },
-    revocation: { clientProcesses: revoking.processes, sessions: rev.open, failed: rev.failed, retried: rev.retried, openFailures: rev.reasons, notClosedWithin5s: v.notClosed, endedEarly: v.endedEarly, revokedAt: revoked.revokedAt, lastByteMs: v.last, statusMs: v.told, closeMs: v.closed, bytesAfterRevokedAt: v.afterBytes, recorded: vRec },
+    expiry: { wanted: ctx.sizes.cutoffSessions, clientProcesses: expiring.processes, sessions: opened.open, failed, retried: opened.retried, late: opened.late, openFailures: opened.reasons, notClosedWithin5s: e.notClosed, endedEarly: e.endedEarly, endedEarlyMs: e.earlyMs, endedEarlyWhy: e.earlyWhy, deadline: a.expiresAt, lastByteMs: e.last, statusMs: e.told, closeMs: e.closed, bytesAfterDeadline: e.afterBytes, recorded: eRec },
+    revocation: { clientProcesses: revoking.processes, sessions: rev.open, failed: rev.failed, retried: rev.retried, openFailures: rev.reasons, notClosedWithin5s: v.notClosed, endedEarly: v.endedEarly, endedEarlyMs: v.earlyMs, endedEarlyWhy: v.earlyWhy, revokedAt: revoked.revokedAt, lastByteMs: v.last, statusMs: v.told, closeMs: v.closed, bytesAfterRevokedAt: v.afterBytes, recorded: vRec },
   };
   const n = opened.open;
   return [
@@ -216,7 +228,7 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
       measure: `${n} sessions expiring at once: last byte at the client - deadline`,
       unit: 'ms',
       bastion: e.lastS,
-      derived: `p99 ${fmt(e.lastS.p99)}; ${e.afterBytes} bytes arrived after the deadline, ${eRec.bytes} relayed after it (recordings, last ${fmt(eRec.lastMs)} ms)${failed ? `; ${failed} failed to open` : ''}${opened.retried ? `; ${opened.retried} opens retried` : ''}${opened.late ? `; ${opened.late} still opening at the deadline` : ''}${n < ctx.sizes.cutoffSessions ? `; only ${n} of ${ctx.sizes.cutoffSessions} opened in time` : ''}${e.endedEarly ? `; ${e.endedEarly} ended before the deadline (left out)` : ''}`,
+      derived: `p99 ${fmt(e.lastS.p99)}; ${e.afterBytes} bytes arrived after the deadline, ${eRec.bytes} relayed after it (recordings, last ${fmt(eRec.lastMs)} ms)${failed ? `; ${failed} failed to open` : ''}${opened.retried ? `; ${opened.retried} opens retried` : ''}${opened.late ? `; ${opened.late} still opening at the deadline` : ''}${n < ctx.sizes.cutoffSessions ? `; only ${n} of ${ctx.sizes.cutoffSessions} opened in time` : ''}${earlyText(e, 'the deadline')}`,
       target: 'no byte after the deadline',
       // Judged on what the bastion relayed (its recordings); arrival at a client on a loaded machine trails it.
       verdict: verdict(eRec.bytes === 0 && failed === 0 && e.endedEarly === 0 && n === ctx.sizes.cutoffSessions),
@@ -226,7 +238,7 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
       measure: `${n} sessions expiring at once: client gets its Status - deadline`,
       unit: 'ms',
       bastion: e.toldS,
-      derived: `p99 ${fmt(e.toldS.p99)}; WebSocket closed at the client p50 ${fmt(e.closeS.median)}, p99 ${fmt(e.closeS.p99)}${e.notClosed ? `; ${e.notClosed} not closed within 5 s` : ''}${e.endedEarly ? `; ${e.endedEarly} ended before the deadline (left out)` : ''}; ${sentText(eRec.cutMs, eDriver, eOut.sentPerS)}`,
+      derived: `p99 ${fmt(e.toldS.p99)}; WebSocket closed at the client p50 ${fmt(e.closeS.median)}, p99 ${fmt(e.closeS.p99)}${e.notClosed ? `; ${e.notClosed} not closed within 5 s` : ''}${earlyText(e, 'the deadline')}; ${sentText(eRec.cutMs, eDriver, eOut.sentPerS)}`,
       target: 'p99 <= 50 ms',
       verdict: verdict(e.notClosed === 0 && failed === 0 && e.endedEarly === 0 && e.toldS.p99 <= 50),
     },
@@ -235,7 +247,7 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
       measure: `${rev.open} sessions revoked at once: last byte at the client - revokedAt`,
       unit: 'ms',
       bastion: v.lastS,
-      derived: `p99 ${fmt(v.lastS.p99)}; ${v.afterBytes} bytes arrived after revokedAt, ${vRec.bytes} relayed after it (recordings, last ${fmt(vRec.lastMs)} ms)${v.endedEarly ? `; ${v.endedEarly} ended before revokedAt (left out)` : ''}`,
+      derived: `p99 ${fmt(v.lastS.p99)}; ${v.afterBytes} bytes arrived after revokedAt, ${vRec.bytes} relayed after it (recordings, last ${fmt(vRec.lastMs)} ms)${earlyText(v, 'revokedAt')}`,
       target: '<= 100 ms (relay.ts goal)',
       verdict: verdict(rev.failed === 0 && vRec.bytes === 0 && v.endedEarly === 0 && v.lastS.max <= 100),
     },
@@ -244,7 +256,7 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
       measure: `${rev.open} sessions revoked at once: client gets its Status - revokedAt`,
       unit: 'ms',
       bastion: v.toldS,
-      derived: `p99 ${fmt(v.toldS.p99)}; WebSocket closed at the client p50 ${fmt(v.closeS.median)}, p99 ${fmt(v.closeS.p99)}${v.notClosed ? `; ${v.notClosed} not closed within 5 s` : ''}${v.endedEarly ? `; ${v.endedEarly} ended before revokedAt (left out)` : ''}; ${sentText(vRec.cutMs, vDriver, vOut.sentPerS)}`,
+      derived: `p99 ${fmt(v.toldS.p99)}; WebSocket closed at the client p50 ${fmt(v.closeS.median)}, p99 ${fmt(v.closeS.p99)}${v.notClosed ? `; ${v.notClosed} not closed within 5 s` : ''}${earlyText(v, 'revokedAt')}; ${sentText(vRec.cutMs, vDriver, vOut.sentPerS)}`,
       target: 'p99 <= 50 ms',
       verdict: verdict(v.notClosed === 0 && rev.failed === 0 && v.endedEarly === 0 && v.toldS.p99 <= 50),
     },
