@@ -21,8 +21,14 @@ export class DeadlineClock {
   private timerAt = Infinity;
   private firing = false;
 
-  // Read late (not `= Date.now`): a clock replaced after construction (tests' fake timers) is the one used.
-  constructor(private readonly now: () => number = () => Date.now()) {}
+  constructor(
+    // Read late (not `= Date.now`): a clock replaced after construction (tests' fake timers) is the one used.
+    private readonly now: () => number = () => Date.now(),
+    // A throwing expiry is as loud as a throwing timer callback was: uncaught, after the others ran.
+    private readonly onError: (err: unknown) => void = (err) => queueMicrotask(() => {
+      throw err;
+    }),
+  ) {}
 
   /**
    * Calls `expire` once, at the first poll or timer at or after `deadline` (epoch ms), unless the
@@ -69,8 +75,9 @@ export class DeadlineClock {
       for (const e of due) {
         try {
           e.expire();
-        } catch {
+        } catch (err) {
           // One session's failing cut must not keep the others from being cut.
+          this.onError(err);
         }
       }
     } finally {
