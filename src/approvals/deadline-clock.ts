@@ -8,6 +8,8 @@
 // relayed chunk polls the clock (one comparison) and the first one after the deadline cuts every
 // session due; the single timer covers a quiet loop.
 
+import { DeadlineTimer } from './deadline-timer.js';
+
 interface Entry {
   readonly deadline: number;
   readonly expire: () => void;
@@ -17,9 +19,9 @@ export class DeadlineClock {
   private readonly entries = new Set<Entry>();
   /** The earliest deadline held, or earlier (a removed entry's: harmless, the next poll recomputes it). */
   private next = Infinity;
-  private timer: NodeJS.Timeout | undefined;
-  private timerAt = Infinity;
   private firing = false;
+  /** For a quiet loop: armed for `next`. Timers may fire a millisecond early (their start is the loop's cached time): fire() then finds nothing due and arms again. */
+  private readonly timer = new DeadlineTimer(() => this.fire(this.now()), () => this.now());
 
   constructor(
     // Read late (not `= Date.now`): a clock replaced after construction (tests' fake timers) is the one used.
@@ -38,12 +40,12 @@ export class DeadlineClock {
     const entry: Entry = { deadline, expire };
     this.entries.add(entry);
     if (deadline < this.next) this.next = deadline;
-    this.arm();
+    this.timer.armAt(this.next);
     return () => {
       this.entries.delete(entry);
       if (this.entries.size > 0) return;
       this.next = Infinity;
-      this.disarm();
+      this.timer.disarm();
     };
   }
 
@@ -83,29 +85,8 @@ export class DeadlineClock {
     } finally {
       this.firing = false;
     }
-    this.arm();
-  }
-
-  /** One timer, for the earliest deadline. */
-  private arm(): void {
-    if (this.next === Infinity) return this.disarm();
-    if (this.timer && this.timerAt <= this.next) return;
-    this.disarm();
-    this.timerAt = this.next;
-    // Timers may fire a millisecond early (their start is the loop's cached time): fire() then finds
-    // nothing due and arms again for the rest.
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.timerAt = Infinity;
-      this.fire(this.now());
-    }, Math.min(Math.max(0, this.next - this.now()), 2 ** 31 - 1));
-    this.timer.unref();
-  }
-
-  private disarm(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.timerAt = Infinity;
+    if (this.next === Infinity) this.timer.disarm();
+    else this.timer.armAt(this.next, true);
   }
 }
 

@@ -1,5 +1,6 @@
 // One timer for many deadlines: armed for the earliest instant asked for, it fires once and is
-// re-armed by its owner (the approval service, for the next stored expiry). Kept apart from the
+// re-armed by its owner (the approval service, for the next stored expiry; the deadline clock of
+// the leases and relays). Kept apart from the
 // service so the life cycle reads as state changes, and the timing rules (earliest wins, never
 // beyond setTimeout's range, unref'd) are tested on their own.
 
@@ -36,10 +37,15 @@ export class DeadlineTimer {
     return this.at;
   }
 
-  close(): void {
-    this.closed = true;
+  /** Nothing armed until the next armAt (unlike close, which is for good). */
+  disarm(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.at = Infinity;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.disarm();
   }
 }

@@ -3,6 +3,7 @@ import { isBastionError, type BastionError } from '../errors/index.js';
 import { openStore, type SqliteStore } from '../store/index.js';
 import { tempDataDir } from '../store/test-support.js';
 import { SqliteApprovalService } from './service.js';
+import { deadlines } from './deadline-clock.js';
 import type { Actor, Approval, ApprovalScope, HeldRequest, Operation, StreamScope } from '../model/approval.js';
 import type { UserRole } from '../model/vocabulary.js';
 
@@ -604,6 +605,35 @@ describe('approval service', () => {
         [a.id, 'system'],
       ]);
       expect(await svc.expireDue()).toEqual([]);
+    });
+  });
+
+  describe('expiry and the sessions under it', () => {
+    it('expireDue cuts every session due (the deadline clock) before it writes the expiry', async () => {
+      const order: string[] = [];
+      const approvals = new Proxy(store.approvals, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver) as unknown;
+          if (prop !== 'transition' || typeof v !== 'function') return typeof v === 'function' ? v.bind(target) : v;
+          return (...args: unknown[]) => {
+            order.push('written');
+            return (v as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        },
+      });
+      const own = new SqliteApprovalService({ approvals, agents: store.agents, clock });
+      try {
+        await own.grant({ agent: 'bot-a', scope: execScope, ttlSeconds: 60, reason: 'debugging INC-42' }, ann);
+        t += 60_000;
+        // A session whose deadline has passed while no chunk and no timer has run yet.
+        const off = deadlines.add(Date.now() - 1, () => order.push('cut'));
+        const expired = await own.expireDue();
+        off();
+        expect(expired).toHaveLength(1);
+        expect(order).toEqual(['cut', 'written']);
+      } finally {
+        own.close();
+      }
     });
   });
 

@@ -22,6 +22,7 @@
 //   the audit row cannot be written, nothing changes and the error is thrown.
 import { EventEmitter } from 'node:events';
 import { DeadlineTimer } from './deadline-timer.js';
+import { deadlines } from './deadline-clock.js';
 import { MAX_AUTO_APPROVE_TTL_SECONDS } from '../policy/schema.js';
 import { BastionError, ErrorCode, isBastionError } from '../errors/index.js';
 import type { AgentStore, ApprovalStore, ApprovalTransition, AuditEventInput, Clock, NewApproval } from '../store/types.js';
@@ -453,6 +454,10 @@ export class SqliteApprovalService extends EventEmitter<ApprovalEvents> implemen
       this.sweepAgain = true;
       return this.sweeping;
     }
+    // Sessions under an approval due now are cut before its expiry is written: the write (a
+    // transaction, fsync'd) takes milliseconds on the event loop, and an expiry is no decision
+    // that must be committed before it takes effect (expiresAt was, when it was granted).
+    deadlines.poll();
     const run = async (): Promise<Approval[]> => {
       const expired: Approval[] = [];
       try {
