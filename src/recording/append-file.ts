@@ -2,13 +2,14 @@
 // throws at once into the caller (file headers at creation, before a session or connection runs).
 // `append` writes one large batch off the event loop (libuv's thread pool) and rejects on failure
 // (both recorders, through batch-writer.ts, which then cut the session). The SHA-256 of the file is accumulated as it is
-// written, so closing needs no re-read.
+// written, so closing needs no re-read. A quiet file can be parked (its descriptor closed until the
+// next write), so thousands of idle sessions hold two sockets each, not four descriptors.
 import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 
 /** The file-system calls used; tests inject failures through this (e.g. ENOSPC mid-session). */
 export interface SyncIo {
-  openSync(path: string, flags: string, mode: number): number;
+  openSync(path: string, flags: string | number, mode: number): number;
   writeSync(fd: number, buffer: Uint8Array, offset: number, length: number): number;
   fsyncSync(fd: number): void;
   closeSync(fd: number): void;
@@ -33,8 +34,16 @@ export const nodeFileIo: FileIo = {
   fsync: (fd) => new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve()))),
 };
 
+/** Reopening a parked file: append to it, never create it (a recording file that vanished fails the write). */
+const REOPEN_FLAGS = fs.constants.O_WRONLY | fs.constants.O_APPEND;
+
 export class AppendFile {
+  /** Null once closed, and while parked. */
   private fd: number | null;
+  /** Closed until the next write or sync (park()): not closed for good. */
+  private parked = false;
+  /** An append() in flight: the file is not parked under it. */
+  private appending = false;
   private readonly hash: Hash = createHash('sha256');
   private bytes = 0;
   private dirty = false;
@@ -43,25 +52,58 @@ export class AppendFile {
   constructor(
     readonly path: string,
     private readonly io: SyncIo = nodeSyncIo,
-    mode = 0o640,
+    private readonly mode = 0o640,
   ) {
     this.fd = io.openSync(path, 'wx', mode);
+  }
+
+  /** The descriptor to write or sync with: a parked file is opened again (append, no create). */
+  private descriptor(): number {
+    if (this.fd !== null) return this.fd;
+    if (!this.parked) throw new Error(`${this.path} is closed`);
+    this.fd = this.io.openSync(this.path, REOPEN_FLAGS, this.mode);
+    this.parked = false;
+    return this.fd;
+  }
+
+  /**
+   * Closes the descriptor until the next write or sync, when no append is in flight (a quiet
+   * recording). What was written and not yet fsync'd stays due: fsync through the descriptor
+   * opened again flushes the file, whichever descriptor wrote it.
+   */
+  park(): void {
+    if (this.fd === null || this.appending || this.frozen) return;
+    const fd = this.fd;
+    this.fd = null;
+    this.parked = true;
+    try {
+      this.io.closeSync(fd);
+    } catch {
+      // Linux releases the descriptor even when close reports an error; a write error it reports
+      // is the next fsync's (through the descriptor opened again).
+    }
+  }
+
+  /** Whether the descriptor is parked (tests). */
+  get isParked(): boolean {
+    return this.parked;
   }
 
   get size(): number {
     return this.bytes;
   }
 
+  /** Not closed for good (a parked file is open: its next write opens it again). */
   get isOpen(): boolean {
-    return this.fd !== null;
+    return this.fd !== null || this.parked;
   }
 
   /** Writes all of `data` (looping over short writes) or throws. */
   write(data: Uint8Array): void {
-    if (this.fd === null) throw new Error(`${this.path} is closed`);
+    const fd = this.descriptor();
     let off = 0;
     while (off < data.length) {
-      const n = this.io.writeSync(this.fd, data, off, data.length - off);
+      const n = this.io.writeSync(fd, data, off, data.length - off);
       if (n <= 0) throw new Error(`short write to ${this.path}`);
       off += n;
     }
@@ -75,39 +117,46 @@ export class AppendFile {
    * first failure. The caller must not start another append (or close) before this one settled.
    */
   async append(parts: readonly Uint8Array[], io: FileIo): Promise<void> {
-    for (const data of parts) {
-      if (this.fd === null) throw new Error(`${this.path} is closed`);
-      let off = 0;
-      while (off < data.length) {
-        if (this.frozen) throw new Error(`${this.path}: the recording ended while a write to it hung`);
-        const n = await io.write(this.fd, data, off, data.length - off);
-        if (n <= 0) throw new Error(`short write to ${this.path}`);
-        off += n;
+    this.appending = true;
+    try {
+      for (const data of parts) {
+        const fd = this.descriptor();
+        let off = 0;
+        while (off < data.length) {
+          if (this.frozen) throw new Error(`${this.path}: the recording ended while a write to it hung`);
+          const n = await io.write(fd, data, off, data.length - off);
+          if (n <= 0) throw new Error(`short write to ${this.path}`);
+          off += n;
+        }
+        this.hash.update(data);
+        this.bytes += data.length;
+        this.dirty = true;
       }
-      this.hash.update(data);
-      this.bytes += data.length;
-      this.dirty = true;
+    } finally {
+      this.appending = false;
     }
   }
 
   /** fsync off the event loop if anything was written since the last one. */
   async syncAsync(io: FileIo): Promise<void> {
-    if (this.fd === null || !this.dirty) return;
+    if (!this.isOpen || !this.dirty) return;
+    const fd = this.descriptor();
     this.dirty = false;
-    await io.fsync(this.fd);
+    await io.fsync(fd);
   }
 
   /** fsync if anything was written since the last one. */
   sync(): void {
-    if (this.fd === null || !this.dirty) return;
-    this.io.fsyncSync(this.fd);
+    if (!this.isOpen || !this.dirty) return;
+    this.io.fsyncSync(this.descriptor());
     this.dirty = false;
   }
 
   /** fsync and close; returns the SHA-256 (hex) of everything written. Idempotent. */
   close(): string {
-    if (this.fd !== null) {
-      const fd = this.fd;
+    this.unparkClean();
+    if (this.isOpen) {
+      const fd = this.descriptor();
       try {
         this.sync();
       } finally {
@@ -120,8 +169,9 @@ export class AppendFile {
 
   /** fsync (off the event loop) and close; returns the SHA-256 (hex). No append may be running. */
   async closeAsync(io: FileIo): Promise<string> {
-    if (this.fd !== null) {
-      const fd = this.fd;
+    this.unparkClean();
+    if (this.isOpen) {
+      const fd = this.descriptor();
       try {
         await this.syncAsync(io);
       } finally {
@@ -130,6 +180,11 @@ export class AppendFile {
       }
     }
     return this.sha256();
+  }
+
+  /** A parked file with nothing left to fsync is closed as it is (no open just to close). */
+  private unparkClean(): void {
+    if (this.parked && !this.dirty) this.parked = false;
   }
 
   private frozen = false;
@@ -145,6 +200,7 @@ export class AppendFile {
 
   /** Closes without fsync and without throwing (after a failure). */
   abandon(): void {
+    this.parked = false;
     if (this.fd === null) return;
     const fd = this.fd;
     this.fd = null;
@@ -157,7 +213,7 @@ export class AppendFile {
 
   private digest: string | undefined;
   sha256(): string {
-    if (this.fd !== null) return this.hash.copy().digest('hex');
+    if (this.isOpen) return this.hash.copy().digest('hex');
     this.digest ??= this.hash.digest('hex');
     return this.digest;
   }

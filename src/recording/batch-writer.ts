@@ -33,7 +33,15 @@ export interface BatchSource {
   take(): BatchJob | undefined;
   /** fsyncs what was written (rejects on failure). */
   sync(): Promise<void>;
+  /**
+   * The recording has been quiet for quietMs (nothing batched, nothing in flight): its files may
+   * give up their descriptors until the next write (AppendFile.park).
+   */
+  quiet?(): void;
 }
+
+/** How long a recording writes nothing before its files are parked (longer than the fsync interval, so they are usually clean). */
+export const QUIET_MS = 2000;
 
 export interface BatchTiming {
   /** fsync at most this often while the recording runs (0: only at the end). Default 1000. */
@@ -46,6 +54,8 @@ export interface BatchTiming {
   maxUnwrittenBytes?: number;
   /** How long the end waits for a write still in flight (a hung disk) before failing. Default 1000. */
   endTimeoutMs?: number;
+  /** How long a recording writes nothing before its files are parked. Default QUIET_MS. */
+  quietMs?: number;
   /** Monotonic clock in microseconds (tests). */
   clockUs?: () => number;
 }
@@ -73,6 +83,9 @@ export class BatchWriter {
   private waiters: Array<() => void> = [];
   private timer: NodeJS.Timeout | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
+  private quietTimer: NodeJS.Timeout | undefined;
+  /** When the last write or sync completed (clockUs). */
+  private lastDoneUs: number;
   /** The write (or idle sync) in progress; never rejects (a failure is recorded). */
   private writing: Promise<void> | undefined;
   private inFlightBytes = 0;
@@ -84,6 +97,7 @@ export class BatchWriter {
   private readonly batchBytes: number;
   private readonly maxUnwrittenBytes: number;
   private readonly endTimeoutMs: number;
+  private readonly quietMs: number;
 
   constructor(
     private readonly source: BatchSource,
@@ -91,11 +105,13 @@ export class BatchWriter {
   ) {
     this.clockUs = timing.clockUs ?? defaultClockUs;
     this.lastSyncUs = this.clockUs();
+    this.lastDoneUs = this.lastSyncUs;
     this.fsyncIntervalUs = (timing.fsyncIntervalMs ?? 1000) * 1000;
     this.batchWindowMs = timing.batchWindowMs ?? 100;
     this.batchBytes = timing.batchBytes ?? 1024 * 1024;
     this.maxUnwrittenBytes = timing.maxUnwrittenBytes ?? 4 * 1024 * 1024;
     this.endTimeoutMs = timing.endTimeoutMs ?? 1000;
+    this.quietMs = timing.quietMs ?? QUIET_MS;
   }
 
   /** The first failure's message, if the recording failed. */
@@ -166,6 +182,31 @@ export class BatchWriter {
     this.ended = true;
     clearTimeout(this.timer);
     this.timer = undefined;
+    clearTimeout(this.quietTimer);
+    this.quietTimer = undefined;
+  }
+
+  /** After a write or sync completed with nothing batched: parks the files once quietMs pass with no other. */
+  private armQuiet(): void {
+    this.lastDoneUs = this.clockUs();
+    if (this.quietTimer !== undefined || !this.source.quiet) return;
+    const check = (ms: number): void => {
+      this.quietTimer = setTimeout(() => {
+        this.quietTimer = undefined;
+        if (this.ended || this.failureText !== undefined) return;
+        // Busy again (a write since, one in flight, or bytes batched): the next completion re-arms.
+        if (this.writing || this.source.hasBatched()) return;
+        const left = this.quietMs - (this.clockUs() - this.lastDoneUs) / 1000;
+        if (left > 0) return check(left);
+        try {
+          this.source.quiet?.();
+        } catch (err) {
+          this.failAsync(err);
+        }
+      }, Math.max(1, ms));
+      this.quietTimer.unref();
+    };
+    check(this.quietMs);
   }
 
   /**
@@ -232,6 +273,7 @@ export class BatchWriter {
             this.flushWanted = false;
             this.startFlush();
           } else if (this.source.hasBatched()) this.schedule();
+          else this.armQuiet();
         },
         (err: unknown) => {
           clearTimeout(watchdog);
@@ -287,7 +329,7 @@ export class BatchWriter {
           if (this.flushWanted) {
             this.flushWanted = false;
             this.startFlush();
-          }
+          } else if (!this.source.hasBatched()) this.armQuiet();
         },
         (err: unknown) => {
           clearTimeout(watchdog);

@@ -99,7 +99,7 @@ export class ForwardRecording {
       throw new RecordingError(`cannot create ${this.path}: ${(err as Error).message}`);
     }
     this.writer = new BatchWriter(
-      { batchedBytes: () => this.batch.bytes, hasBatched: () => this.batch.bytes > 0, take: () => this.takeJob(), sync: () => this.sync() },
+      { batchedBytes: () => this.batch.bytes, hasBatched: () => this.batch.bytes > 0, take: () => this.takeJob(), sync: () => this.sync(), quiet: () => this.file.park() },
       { ...opts, clockUs: this.clockUs },
     );
   }

@@ -70,6 +70,8 @@ export interface RecorderOptions {
   maxUnwrittenBytes?: number;
   /** How long end() waits for a write still in flight (a hung disk) before failing. Default 1000. */
   endTimeoutMs?: number;
+  /** How long the recording writes nothing before its files give up their descriptors. Default 2000 (batch-writer.ts QUIET_MS). */
+  quietMs?: number;
   /** kubectl cp: files listed (row and markers) at most; later ones are only counted. Default 10,000. */
   maxListedFiles?: number;
   /** Monotonic clock in microseconds (tests). */
@@ -226,8 +228,13 @@ class Recorder implements RecorderSink {
         hasBatched: () => this.entries.length > 0 || this.batch.bytes > 0,
         take: () => this.takeJob(),
         sync: () => this.syncFiles(),
+        // Thousands of idle sessions hold their two sockets, not two more descriptors each.
+        quiet: () => {
+          this.cast.park();
+          this.rawFile.park();
+        },
       },
-      { ...(opts.fsyncIntervalMs !== undefined ? { fsyncIntervalMs: opts.fsyncIntervalMs } : {}), ...(opts.batchWindowMs !== undefined ? { batchWindowMs: opts.batchWindowMs } : {}), ...(opts.batchBytes !== undefined ? { batchBytes: opts.batchBytes } : {}), ...(opts.maxUnwrittenBytes !== undefined ? { maxUnwrittenBytes: opts.maxUnwrittenBytes } : {}), ...(opts.endTimeoutMs !== undefined ? { endTimeoutMs: opts.endTimeoutMs } : {}), clockUs: this.clockUs },
+      { ...(opts.fsyncIntervalMs !== undefined ? { fsyncIntervalMs: opts.fsyncIntervalMs } : {}), ...(opts.batchWindowMs !== undefined ? { batchWindowMs: opts.batchWindowMs } : {}), ...(opts.batchBytes !== undefined ? { batchBytes: opts.batchBytes } : {}), ...(opts.maxUnwrittenBytes !== undefined ? { maxUnwrittenBytes: opts.maxUnwrittenBytes } : {}), ...(opts.endTimeoutMs !== undefined ? { endTimeoutMs: opts.endTimeoutMs } : {}), ...(opts.quietMs !== undefined ? { quietMs: opts.quietMs } : {}), clockUs: this.clockUs },
     );
     this.startedAt = (opts.now ?? (() => new Date()))();
     const paths = recordingPaths(opts.dir, opts.approvalId, opts.sessionId);

@@ -1,0 +1,172 @@
+// A quiet recording gives up its file descriptors (AppendFile.park, after quietMs with nothing
+// written) and takes them again on its next write: the files stay exact and their hashes true, a
+// file that vanished while parked fails the recording instead of being created anew, and a write
+// in flight keeps its descriptor.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { SessionEnd } from '../model/session.js';
+import { exitCodeStatus } from '../protocol/status.js';
+import { AppendFile, nodeFileIo, type FileIo } from './append-file.js';
+import { readRawSidecar } from './raw-sidecar.js';
+import { createRecorder, type RecorderOptions } from './recorder.js';
+
+const sha = (b: Uint8Array | string): string => createHash('sha256').update(b).digest('hex');
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const realClockUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'kb-park-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+/** This process's descriptors open on `path`. */
+function fdsOn(path: string): number {
+  let n = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`) === path) n++;
+    } catch {
+      // closed while listing
+    }
+  }
+  return n;
+}
+
+function options(over: Partial<RecorderOptions> = {}): RecorderOptions {
+  return {
+    dir,
+    approvalId: 'apr_abcdefghijklmnopqrst',
+    sessionId: 'ses_abcdefghijklmnopqrst',
+    format: 'v2',
+    recordStdin: true,
+    clockUs: realClockUs,
+    batchWindowMs: 10,
+    fsyncIntervalMs: 20,
+    quietMs: 60,
+    header: { agent: 'ci-bot', namespace: 'default', pod: 'web-0', container: 'app', command: ['cat'], tty: false, transport: 'websocket', protocol: 'v5.channel.k8s.io' },
+    ...over,
+  };
+}
+
+const end: SessionEnd = { reason: 'completed', exitCode: 0, status: exitCodeStatus(0), bytesIn: 0, bytesOut: 0 };
+
+describe('a quiet recording parks its files', () => {
+  it('after quietMs both files hold no descriptor; the next output takes them again; files and hashes are exact', async () => {
+    const rec = createRecorder(options());
+    rec.stdout(Buffer.from('first\n'));
+    expect(fdsOn(rec.rawPath)).toBe(1);
+    expect(fdsOn(rec.castPath)).toBe(1);
+    await rec.flush(); // the first batch waits for the cast worker's start
+    await sleep(250);
+    expect(fdsOn(rec.rawPath)).toBe(0);
+    expect(fdsOn(rec.castPath)).toBe(0);
+    // Output again: written through descriptors opened again (append), then quiet again.
+    rec.stdout(Buffer.from('second\n'));
+    rec.stderr(Buffer.from('err\n'));
+    await rec.flush();
+    expect(fdsOn(rec.rawPath) + fdsOn(rec.castPath)).toBe(2);
+    await sleep(250);
+    expect(fdsOn(rec.rawPath) + fdsOn(rec.castPath)).toBe(0);
+    rec.stdout(Buffer.from('third\n'));
+    rec.end(end);
+    const result = await rec.finished;
+    expect(result.error).toBeUndefined();
+    expect(fdsOn(rec.rawPath) + fdsOn(rec.castPath)).toBe(0);
+
+    expect(sha(readFileSync(rec.rawPath))).toBe(result.rawSha256);
+    expect(sha(readFileSync(rec.castPath))).toBe(result.castSha256);
+    const raw = readRawSidecar(readFileSync(rec.rawPath));
+    expect(raw.truncated).toBe(false);
+    const stdout = Buffer.concat(raw.records.filter((r) => r.channel === 1).map((r) => r.data)).toString();
+    expect(stdout).toBe('first\nsecond\nthird\n');
+    expect(result.channelSha256['stdout']).toBe(sha('first\nsecond\nthird\n'));
+    expect(result.channelSha256['stderr']).toBe(sha('err\n'));
+    const cast = readFileSync(rec.castPath, 'utf8');
+    expect(cast).toContain('"o", "first\\n"');
+    expect(cast).toContain('"o", "third\\n"');
+  });
+
+  it('a sidecar that vanished while parked is not created anew: the next write fails the recording', async () => {
+    const rec = createRecorder(options());
+    const failures: Error[] = [];
+    rec.onFailure((e) => failures.push(e));
+    rec.stdout(Buffer.from('before\n'));
+    await rec.flush();
+    await sleep(250);
+    expect(fdsOn(rec.rawPath)).toBe(0);
+    unlinkSync(rec.rawPath);
+    rec.stdout(Buffer.from('after\n'));
+    await sleep(100);
+    expect(failures).toHaveLength(1);
+    expect(failures[0]!.message).toMatch(/ENOENT/);
+    await expect(rec.end(end)).rejects.toThrow(/ENOENT/);
+    const result = await rec.finished;
+    expect(result.error).toMatch(/ENOENT/);
+    expect(() => readFileSync(rec.rawPath)).toThrow(/ENOENT/);
+  });
+
+  it('with quiet never reached (output every few ms) the files keep their descriptors', async () => {
+    const rec = createRecorder(options());
+    for (let i = 0; i < 20; i++) {
+      rec.stdout(Buffer.from(`line ${i}\n`));
+      await sleep(10);
+    }
+    expect(fdsOn(rec.rawPath)).toBe(1);
+    rec.end(end);
+    await rec.finished;
+  });
+});
+
+describe('AppendFile.park', () => {
+  /** nodeFileIo, with the open calls and their flags counted. */
+  function countingIo(): FileIo & { opens: Array<string | number> } {
+    const opens: Array<string | number> = [];
+    return { ...nodeFileIo, opens, openSync: (path, flags, mode) => (opens.push(flags), nodeFileIo.openSync(path, flags, mode)) };
+  }
+
+  it('reopens to append on the next write, sync or close of unsynced data; a clean parked file closes without opening', async () => {
+    const io = countingIo();
+    const path = join(dir, 'f');
+    const f = new AppendFile(path, io);
+    f.write(Buffer.from('a'));
+    f.park();
+    expect(f.isParked).toBe(true);
+    expect(f.isOpen).toBe(true);
+    expect(fdsOn(path)).toBe(0);
+    await f.append([Buffer.from('b'), Buffer.from('c')], io);
+    expect(f.isParked).toBe(false);
+    await f.syncAsync(io);
+    f.park();
+    expect(f.sha256()).toBe(sha('abc')); // the running hash while parked
+    const opensBefore = io.opens.length;
+    expect(await f.closeAsync(io)).toBe(sha('abc'));
+    expect(io.opens.length).toBe(opensBefore); // clean: no open just to close
+    expect(readFileSync(path, 'utf8')).toBe('abc');
+    expect(io.opens[0]).toBe('wx');
+    expect(typeof io.opens[1]).toBe('number'); // O_WRONLY | O_APPEND, no O_CREAT
+  });
+
+  it('is refused while an append is in flight, and after freeze (a hung write keeps its descriptor)', async () => {
+    const path = join(dir, 'g');
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const io: FileIo = { ...nodeFileIo, write: async (fd, b, o, l) => (await held, nodeFileIo.write(fd, b, o, l)) };
+    const f = new AppendFile(path, io);
+    const writing = f.append([Buffer.from('x')], io);
+    f.park();
+    expect(f.isParked).toBe(false);
+    expect(fdsOn(path)).toBe(1);
+    release();
+    await writing;
+    f.freeze();
+    f.park();
+    expect(f.isParked).toBe(false);
+    expect(fdsOn(path)).toBe(1);
+    f.abandon();
+    expect(fdsOn(path)).toBe(0);
+  });
+});
