@@ -74,10 +74,18 @@ function tally(reasons: string[]): string {
   return [...counts].sort((a, b) => b[1] - a[1]).map(([r, n]) => `${n} × ${r}`).join('; ');
 }
 
-/** A reason without the parts that differ per session (ports, ids), so equal causes count together. */
+/** A reason without the parts that differ per session (ids, paths, ports), so equal causes count together. */
 function reasonOf(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
-  return msg.replace(/\b[0-9a-f]{8}-[0-9a-f-]{27}\b/g, '<id>').replace(/:\d{2,5}\b/g, ':<port>').slice(0, 160);
+  return (
+    msg
+      // The driver dials with the bastion's own executor, whose words name the bastion's upstream.
+      .replace(/^kube-bastion could not reach the upstream API server: /, 'dialing the bastion failed: ')
+      .replace(/\b(apr|ses)_[a-z0-9]+/g, '$1_…')
+      .replace(/ '\/[^']*'/g, '')
+      .replace(/:\d{2,5}\b/g, ':<port>')
+      .slice(0, 300)
+  );
 }
 
 /** Writes a line and waits for cat to send it back; resolves with the round trip in ms, or a reason. */
