@@ -119,8 +119,25 @@ async function inParallel<T>(items: T[], parallel: number, fn: (item: T, i: numb
   await Promise.all(Array.from({ length: parallel }, worker));
 }
 
+/**
+ * Waits (at most 60 s) until the bastion's and the sim's fd counts hold still for a second: an
+ * earlier measure's sessions may still be ending, and the counts before are the per-session base.
+ */
+async function settle(pids: number[]): Promise<number> {
+  const t0 = performance.now();
+  let last = pids.map(openFds).join();
+  for (let i = 0; i < 60; i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const now = pids.map(openFds).join();
+    if (now === last) break;
+    last = now;
+  }
+  return (performance.now() - t0) / 1000;
+}
+
 export async function measureHeld(ctx: Ctx): Promise<Row[]> {
   const want = ctx.sizes.holdSessions;
+  const settleSeconds = await settle([ctx.bastionPid, ctx.simPid]);
   // Opening stops after this many failures: past the bastion's (or the sim's) limit every further
   // dial fails the same way, and the reasons are what the row reports.
   const maxFailures = Math.max(10, Math.ceil(want / 50));
@@ -183,6 +200,7 @@ export async function measureHeld(ctx: Ctx): Promise<Row[]> {
   ctx.raw.held = {
     target: HELD_TARGET,
     requested: want,
+    settleSeconds,
     attempts,
     opened: held.length,
     failed: failures.length,
