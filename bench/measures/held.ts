@@ -135,20 +135,33 @@ async function settle(pids: number[]): Promise<number> {
   return (performance.now() - t0) / 1000;
 }
 
-export async function measureHeld(ctx: Ctx): Promise<Row[]> {
-  const want = ctx.sizes.holdSessions;
-  const settleSeconds = await settle([ctx.bastionPid, ctx.simPid]);
-  // Opening stops after this many failures: past the bastion's (or the sim's) limit every further
-  // dial fails the same way, and the reasons are what the row reports.
-  const maxFailures = Math.max(10, Math.ceil(want / 50));
-  const pids = { bastion: ctx.bastionPid, sim: ctx.simPid };
-  const kindsBefore = { bastion: fdKinds(ctx.bastionPid), sim: fdKinds(ctx.simPid) };
-  const before = { bastionRss: rssBytes(pids.bastion), bastionFds: openFds(pids.bastion), simFds: openFds(pids.sim), driverFds: openFds(process.pid), simChildren: childPids(pids.sim).length };
+/** What the bastion, the sim and this driver hold at one moment. */
+function snapshot(pids: { bastion: number; sim: number }) {
+  return {
+    bastionRss: rssBytes(pids.bastion),
+    bastionFds: openFds(pids.bastion),
+    simFds: openFds(pids.sim),
+    driverFds: openFds(process.pid),
+    simChildren: childPids(pids.sim).length,
+  };
+}
+type Snapshot = ReturnType<typeof snapshot>;
+
+interface Opened {
+  held: Held[];
+  failures: string[];
+  attempts: number;
+  seconds: number;
+  stoppedEarly: boolean;
+}
+
+/** Opens up to `want` idle sessions, DIAL_PARALLEL in flight; stops after `maxFailures` failures. */
+async function openSessions(ctx: Ctx, want: number, maxFailures: number): Promise<Opened> {
   const held: Held[] = [];
   const failures: string[] = [];
   let attempts = 0;
-  const t0 = performance.now();
   let lastReport = 0;
+  const t0 = performance.now();
   await inParallel(Array.from({ length: want }), DIAL_PARALLEL, async () => {
     if (failures.length >= maxFailures) return;
     attempts++;
@@ -157,7 +170,7 @@ export async function measureHeld(ctx: Ctx): Promise<Row[]> {
       const h: Held = { session, out: '' };
       session.stdout.on('data', (d: Buffer) => (h.out += d.toString()));
       session.stderr.resume();
-      void session.status.then((s) => (h.ended = `${s.reason ?? s.status}: ${reasonOf(s.message ?? '')}`));
+      void session.status.then((st) => (h.ended = `${st.reason ?? st.status}: ${reasonOf(st.message ?? '')}`));
       held.push(h);
     } catch (err) {
       failures.push(reasonOf(err));
@@ -165,75 +178,85 @@ export async function measureHeld(ctx: Ctx): Promise<Row[]> {
     if (held.length - lastReport >= 500) {
       lastReport = held.length;
       const s = (performance.now() - t0) / 1000;
-      ctx.progress(`held: ${held.length} open in ${fmt(s, 0)} s (${fmt(held.length / s)} per second), ${failures.length} failed; bastion ${openFds(pids.bastion)} fds, sim ${openFds(pids.sim)} fds`);
+      ctx.progress(`held: ${held.length} open in ${fmt(s, 0)} s (${fmt(held.length / s)} per second), ${failures.length} failed; bastion ${openFds(ctx.bastionPid)} fds, sim ${openFds(ctx.simPid)} fds`);
     }
   });
-  const openSeconds = (performance.now() - t0) / 1000;
-  // Measured with every session open, before the check writes anything.
-  await new Promise((r) => setTimeout(r, 2000));
-  const at = {
-    bastionRss: rssBytes(pids.bastion),
-    bastionFds: openFds(pids.bastion),
-    simFds: openFds(pids.sim),
-    driverFds: openFds(process.pid),
-    simChildren: childPids(pids.sim).length,
-  };
-  const kinds = { bastion: fdKinds(pids.bastion), sim: fdKinds(pids.sim), catStdio: catStdio(pids.sim) };
-  const open = held.filter((h) => h.ended === undefined).length;
-  ctx.progress(`held: ${held.length} opened in ${fmt(openSeconds, 0)} s, ${failures.length} failed, ${held.length - open} ended; checking each with an echo`);
+  return { held, failures, attempts, seconds: (performance.now() - t0) / 1000, stoppedEarly: failures.length >= maxFailures };
+}
+
+/** Every session echoes a line of its own, CHECK_PARALLEL at a time: round trips, and why the others did not. */
+async function checkAlive(held: Held[]): Promise<{ echoMs: number[]; dead: string[]; seconds: number }> {
   const echoMs: number[] = [];
   const dead: string[] = [];
-  const tc = performance.now();
+  const t0 = performance.now();
   await inParallel(held, CHECK_PARALLEL, async (h, i) => {
     const r = await echoCheck(h, `alive ${i}\n`);
     if (typeof r === 'number') echoMs.push(r);
     else dead.push(r);
   });
-  const checkSeconds = (performance.now() - tc) / 1000;
-  const alive = echoMs.length;
+  return { echoMs, dead, seconds: (performance.now() - t0) / 1000 };
+}
+
+export async function measureHeld(ctx: Ctx): Promise<Row[]> {
+  const want = ctx.sizes.holdSessions;
+  const pids = { bastion: ctx.bastionPid, sim: ctx.simPid };
+  const settleSeconds = await settle([pids.bastion, pids.sim]);
+  const kindsBefore = { bastion: fdKinds(pids.bastion), sim: fdKinds(pids.sim) };
+  const before = snapshot(pids);
+  // Past the bastion's (or the sim's) limit every further dial fails the same way; the reasons are
+  // what the row reports, so opening stops after a few.
+  const opened = await openSessions(ctx, want, Math.max(10, Math.ceil(want / 50)));
+  const { held, failures } = opened;
+  // Measured with every session open, before the check writes anything.
+  await new Promise((r) => setTimeout(r, 2000));
+  const at = snapshot(pids);
+  const kinds = { bastion: fdKinds(pids.bastion), sim: fdKinds(pids.sim), catStdio: catStdio(pids.sim) };
+  const open = held.filter((h) => h.ended === undefined).length;
+  ctx.progress(`held: ${held.length} opened in ${fmt(opened.seconds, 0)} s, ${failures.length} failed, ${held.length - open} ended; checking each with an echo`);
+  const check = await checkAlive(held);
   for (const h of held) h.session.destroy();
   // The bastion ends them all before the next measure (its fd count back near where it was).
   for (let i = 0; i < 60 && openFds(pids.bastion) > before.bastionFds + 50; i++) await new Promise((r) => setTimeout(r, 500));
 
   const limits = { bastion: fdLimit(pids.bastion), sim: fdLimit(pids.sim), driver: fdLimit('self'), pidMax: Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8').trim()) };
-  const perSession = (a: number, b: number): number => (a - b) / Math.max(1, open);
+  const perSession = (key: keyof Snapshot): number => (at[key] - before[key]) / Math.max(1, open);
   ctx.raw.held = {
     target: HELD_TARGET,
     requested: want,
     settleSeconds,
-    attempts,
+    attempts: opened.attempts,
     opened: held.length,
     failed: failures.length,
     failures: tally(failures),
-    stoppedEarly: failures.length >= maxFailures,
+    stoppedEarly: opened.stoppedEarly,
     endedBeforeCheck: held.length - open,
-    alive,
-    dead: tally(dead),
-    openSeconds,
-    openPerS: held.length / openSeconds,
-    checkSeconds,
-    echoP50Ms: quantile(echoMs, 0.5),
-    echoP99Ms: quantile(echoMs, 0.99),
-    echoMaxMs: echoMs.length ? Math.max(...echoMs) : 0,
+    alive: check.echoMs.length,
+    dead: tally(check.dead),
+    openSeconds: opened.seconds,
+    openPerS: held.length / opened.seconds,
+    checkSeconds: check.seconds,
+    echoP50Ms: quantile(check.echoMs, 0.5),
+    echoP99Ms: quantile(check.echoMs, 0.99),
+    echoMaxMs: check.echoMs.length ? Math.max(...check.echoMs) : 0,
     before,
     at,
     fdKindsBefore: kindsBefore,
     fdKinds: kinds,
-    bastionKibPerSession: perSession(at.bastionRss, before.bastionRss) / 1024,
-    bastionFdsPerSession: perSession(at.bastionFds, before.bastionFds),
-    simFdsPerSession: perSession(at.simFds, before.simFds),
-    driverFdsPerSession: perSession(at.driverFds, before.driverFds),
+    bastionKibPerSession: perSession('bastionRss') / 1024,
+    bastionFdsPerSession: perSession('bastionFds'),
+    simFdsPerSession: perSession('simFds'),
+    driverFdsPerSession: perSession('driverFds'),
     limits,
   };
 
-  // What stopped it: the fd limit a process reached, else the failures' own words.
-  const near = (fds: number, limit: number | undefined): boolean => limit !== undefined && fds >= limit * 0.98;
-  const hit = [
-    near(at.bastionFds, limits.bastion) ? `bastion at ${at.bastionFds} of its ${limits.bastion} fds` : '',
-    near(at.simFds, limits.sim) ? `sim at ${at.simFds} of its ${limits.sim} fds` : '',
-    near(at.driverFds, limits.driver) ? `driver at ${at.driverFds} of its ${limits.driver} fds` : '',
+  // What stopped it: the fd limit a process reached, and the failures' own words.
+  const near = (who: string, fds: number, limit: number | undefined): string => (limit !== undefined && fds >= limit * 0.98 ? `${who} at ${fds} of its ${limit} fds` : '');
+  const hit = [near('bastion', at.bastionFds, limits.bastion), near('sim', at.simFds, limits.sim), near('driver', at.driverFds, limits.driver)].filter(Boolean);
+  const problems = [
+    failures.length ? `failed to open: ${tally(failures)}${opened.stoppedEarly ? ' (stopped opening)' : ''}` : '',
+    check.dead.length ? `not alive: ${tally(check.dead)}` : '',
   ].filter(Boolean);
-  const problems = [failures.length ? `failed to open: ${tally(failures)}${failures.length >= maxFailures ? ' (stopped opening)' : ''}` : '', dead.length ? `not alive: ${tally(dead)}` : ''].filter(Boolean);
+  const alive = check.echoMs.length;
   const one = (n: number) => ({ median: n, min: n, max: n, n: 1 });
   return [
     {
@@ -242,9 +265,9 @@ export async function measureHeld(ctx: Ctx): Promise<Row[]> {
       unit: 'sessions',
       bastion: one(alive),
       derived:
-        `${held.length} opened in ${fmt(openSeconds, 0)} s (${fmt(held.length / openSeconds)} per second, ${DIAL_PARALLEL} in flight), ${failures.length} failed, ${held.length - open} ended, ${alive} echoed (p99 ${fmt(quantile(echoMs, 0.99))} ms); ` +
-        `bastion ${fmt(at.bastionRss / 2 ** 20, 0)} MiB RSS, ${fmt(perSession(at.bastionRss, before.bastionRss) / 1024, 0)} KiB and ${fmt(perSession(at.bastionFds, before.bastionFds), 2)} fds per session (${at.bastionFds} of ${limits.bastion ?? '?'}); ` +
-        `sim ${fmt(perSession(at.simFds, before.simFds), 2)} fds per session (${at.simFds} of ${limits.sim ?? '?'}), ${at.simChildren - before.simChildren} cat processes; driver ${at.driverFds} fds`,
+        `${held.length} opened in ${fmt(opened.seconds, 0)} s (${fmt(held.length / opened.seconds)} per second, ${DIAL_PARALLEL} in flight), ${failures.length} failed, ${held.length - open} ended, ${alive} echoed (p99 ${fmt(quantile(check.echoMs, 0.99))} ms); ` +
+        `bastion ${fmt(at.bastionRss / 2 ** 20, 0)} MiB RSS, ${fmt(perSession('bastionRss') / 1024, 0)} KiB and ${fmt(perSession('bastionFds'), 2)} fds per session (${at.bastionFds} of ${limits.bastion ?? '?'}); ` +
+        `sim ${fmt(perSession('simFds'), 2)} fds per session (${at.simFds} of ${limits.sim ?? '?'}), ${at.simChildren - before.simChildren} cat processes; driver ${at.driverFds} fds`,
       target: '>= 5,000',
       // A run asked for fewer than the target cannot show it met (smoke, --hold N).
       verdict: alive >= HELD_TARGET ? 'pass' : want < HELD_TARGET && problems.length === 0 ? 'n/a' : 'FAIL',
