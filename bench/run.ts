@@ -4,7 +4,7 @@
 // bare Node TLS relay in front of the sim, a comparator). Prints a table with each target's
 // verdict and writes JSON.
 //
-//   npm run bench [-- --smoke] [--out FILE] [--rounds N] [--only m1,m2] [--ramp-cap N] [--sessions N] [--mib N] [--profile DIR] [--no-nginx] [--keep]
+//   npm run bench [-- --smoke] [--out FILE] [--rounds N] [--only m1,m2] [--ramp-cap N] [--sessions N] [--hold N] [--mib N] [--profile DIR] [--no-nginx] [--keep]
 //
 // The sim, the bastion, nginx and the node pipe each run in their own process (bench/servers.ts) so their CPU and
 // RSS are read apart from the clients'. See bench/README.md for what each measure does.
@@ -24,6 +24,7 @@ import { measureConcurrency } from './measures/concurrency.js';
 import { measureCutoff } from './measures/cutoff.js';
 import { measureEcho } from './measures/echo.js';
 import { measureFloor } from './measures/floor.js';
+import { measureHeld } from './measures/held.js';
 import { measureRest } from './measures/rest.js';
 import { measureThroughput } from './measures/throughput.js';
 
@@ -36,6 +37,8 @@ const MEASURES: Record<string, (ctx: Ctx) => Promise<Row[]>> = {
   rest: measureRest,
   cutoff: measureCutoff,
   concurrency: measureConcurrency,
+  // Last: it takes the bastion to this machine's fd limit.
+  held: measureHeld,
 };
 
 const { values } = parseArgs({
@@ -46,6 +49,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     'ramp-cap': { type: 'string' },
     sessions: { type: 'string' },
+    hold: { type: 'string' },
     mib: { type: 'string' },
     profile: { type: 'string' },
     'no-nginx': { type: 'boolean', default: false },
@@ -58,6 +62,7 @@ function sizesFromFlags(): Sizes {
   if (values.rounds) s.rounds = s.execRounds = Number(values.rounds);
   if (values.mib) s.execBytes = Number(values.mib) * 2 ** 20;
   if (values.sessions) s.sessions = Number(values.sessions);
+  if (values.hold) s.holdSessions = Number(values.hold);
   if (values['ramp-cap']) {
     const cap = Number(values['ramp-cap']);
     s.rampLevels = s.rampLevels.filter((l) => l <= cap);

@@ -20,6 +20,8 @@ export interface ExecTarget {
   container: string;
   command: string[];
   tty?: boolean;
+  /** false: ask for no stderr stream (without a TTY the default is to ask for it, as kubectl does). */
+  stderr?: boolean;
 }
 
 export function execPath(t: ExecTarget): string {
@@ -28,7 +30,7 @@ export function execPath(t: ExecTarget): string {
   q.set('container', t.container);
   q.set('stdin', 'true');
   q.set('stdout', 'true');
-  q.set('stderr', t.tty ? 'false' : 'true');
+  q.set('stderr', t.tty || t.stderr === false ? 'false' : 'true');
   if (t.tty) q.set('tty', 'true');
   return `/api/v1/namespaces/${t.namespace}/pods/${t.pod}/exec?${q}`;
 }

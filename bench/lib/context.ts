@@ -23,6 +23,8 @@ export interface Sizes {
   rampLevels: number[];
   loadEchoSamples: number;
   loadWindowMs: number;
+  /** sessions held: idle sessions opened through the bastion and checked alive (target 5,000) */
+  holdSessions: number;
   cutoffSessions: number;
   cutoffTtlSeconds: number;
   restPods: number;
@@ -39,6 +41,7 @@ export const FULL: Sizes = {
   rampLevels: [1500],
   loadEchoSamples: 500,
   loadWindowMs: 10_000,
+  holdSessions: 5000,
   cutoffSessions: 200,
   cutoffTtlSeconds: 75,
   restPods: 1000,
@@ -55,6 +58,7 @@ export const SMOKE: Sizes = {
   rampLevels: [15],
   loadEchoSamples: 20,
   loadWindowMs: 1000,
+  holdSessions: 20,
   cutoffSessions: 10,
   cutoffTtlSeconds: 6,
   restPods: 20,

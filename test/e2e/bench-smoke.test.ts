@@ -28,6 +28,7 @@ const ROWS = [
   'concurrency.cpu',
   'concurrency.echo',
   'concurrency.held',
+  'held.sessions',
 ];
 
 interface BenchJson {
@@ -38,6 +39,7 @@ interface BenchJson {
   raw: {
     floor?: Record<'plain' | 'hash', { cpuPerGib: number[]; mibps: number[] }>;
     throughput?: { mibps: Record<string, Record<string, number[]>>; cpuPerGib: Record<string, number[]> };
+    held?: { requested: number; opened: number; failed: number; alive: number; fdKinds: { catStdio?: string[] }; limits: { bastion?: number } };
   };
 }
 
@@ -90,6 +92,15 @@ describe('npm run bench -- --smoke', () => {
     }
     expect(json.raw.throughput!.mibps['kubectl.spdy']!.pipe).toHaveLength(1);
     expect(json.raw.throughput!.cpuPerGib.pipe).toHaveLength(4);
+    // Sessions held: every one of the smoke's 20 idle sessions opened and echoed a line; a run
+    // asked for fewer than 5,000 says n/a, never pass. The sessions ask for no stderr, so their
+    // `cat` has /dev/null as fd 2 (the sim holds three fds per session, not four).
+    const held = json.rows.find((r) => r.id === 'held.sessions')!;
+    expect(held.verdict).toBe('n/a');
+    expect(held.bastion?.median).toBe(20);
+    expect(held.derived).toMatch(/^20 opened in .*, 0 failed, 0 ended, 20 echoed .*bastion .* fds per session .*sim [\d.]+ fds per session/);
+    expect(json.raw.held).toMatchObject({ requested: 20, opened: 20, failed: 0, alive: 20, limits: { bastion: expect.any(Number) } });
+    expect(json.raw.held!.fdKinds.catStdio?.[2]).toBe('/dev/null');
     expect(stdout).toMatch(/machine: \d+ cores .* load average/);
     expect(stdout).toContain(json.nginx === 'absent, skipped' ? 'nginx: absent, skipped' : 'nginx: nginx version');
   }, 300_000);

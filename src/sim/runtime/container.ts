@@ -91,7 +91,7 @@ export class Container extends EventEmitter<{
 
   /** Input from an attached session. */
   writeInput(chunk: Buffer): void {
-    if (this.spec.stdin) this.process?.stdin.write(chunk);
+    if (this.spec.stdin) this.process?.stdin?.write(chunk);
   }
 
   resize(size: TerminalSize): void {

@@ -16,6 +16,12 @@ export interface ProcessSpec {
   size?: TerminalSize;
   /** Run as this user instead of the sim's own (the sim started as root runs pods unprivileged). */
   user?: RunAs;
+  /**
+   * False: the process's stdin / stderr is /dev/null, not a pipe the sim holds open (an exec that
+   * asked for no such stream gets none, as from the kubelet). Without a TTY only; default true.
+   */
+  stdin?: boolean;
+  stderr?: boolean;
 }
 
 /** An unprivileged identity for pod processes. */
@@ -28,9 +34,10 @@ export interface ContainerProcess {
   readonly pid: number;
   /** With a TTY this carries everything the terminal shows. */
   readonly stdout: Readable;
-  /** Null with a TTY (the terminal merges stderr into stdout). */
+  /** Null with a TTY (the terminal merges stderr into stdout) or when spawned with stderr: false. */
   readonly stderr: Readable | null;
-  readonly stdin: Writable;
+  /** Null when spawned with stdin: false. */
+  readonly stdin: Writable | null;
   resize(size: TerminalSize): void;
   kill(signal?: NodeJS.Signals): void;
   /** Exit code (128 + signal number when killed), once all output has been read. */
@@ -60,7 +67,7 @@ function spawnPlain(file: string, args: string[], spec: ProcessSpec): Promise<Co
     const child = spawnChild(file, args, {
       cwd: spec.cwd,
       env: spec.env,
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: [spec.stdin === false ? 'ignore' : 'pipe', 'pipe', spec.stderr === false ? 'ignore' : 'pipe'],
       detached: true,
       ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}),
     });
@@ -68,13 +75,13 @@ function spawnPlain(file: string, args: string[], spec: ProcessSpec): Promise<Co
       reject(new SpawnError(`exec: "${file}": ${err.code === 'ENOENT' ? 'executable file not found in $PATH' : err.message}`));
     });
     child.once('spawn', () => {
-      child.stdin.on('error', () => {}); // EPIPE when the process exits before reading its stdin
+      child.stdin?.on('error', () => {}); // EPIPE when the process exits before reading its stdin
       const exit = new Promise<number>((done) => {
         child.once('close', (code, signal) => done(code ?? 128 + (SIGNALS[signal ?? ''] ?? 1)));
       });
       resolve({
         pid: child.pid ?? -1,
-        stdout: child.stdout,
+        stdout: child.stdout!, // always a pipe
         stderr: child.stderr,
         stdin: child.stdin,
         resize: () => {},

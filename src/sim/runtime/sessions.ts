@@ -53,7 +53,8 @@ export async function runExec(
   const size = tty ? await firstResize(streams) : undefined;
   let proc: ContainerProcess;
   try {
-    proc = await spawnProcess({ ...spec, tty, ...(size ? { size } : {}) });
+    // Streams the client did not ask for are /dev/null: no pipe (and no fd in the sim) for them.
+    proc = await spawnProcess({ ...spec, tty, ...(size ? { size } : {}), stdin: streams.options.stdin, stderr: streams.options.stderr });
   } catch (err) {
     const message = err instanceof SpawnError ? err.message : String(err);
     await streams.finish(apiStatus(500, 'InternalError', `Internal error occurred: error executing command in container: ${message}`));
@@ -66,8 +67,8 @@ export async function runExec(
     proc.kill('SIGKILL');
   });
   streams.onResize((s) => proc.resize(s));
-  if (streams.stdin) streams.stdin.pipe(proc.stdin);
-  else if (!tty) proc.stdin.end();
+  if (streams.stdin && proc.stdin) streams.stdin.pipe(proc.stdin);
+  else if (!tty) proc.stdin?.end();
 
   const outputs = [relay(proc.stdout, streams.stdout)];
   if (proc.stderr) outputs.push(relay(proc.stderr, streams.stderr));
