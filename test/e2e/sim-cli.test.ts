@@ -58,7 +58,7 @@ describe('kube-bastion sim', () => {
     expect(processesUnder(workDir)).toEqual([]);
   });
 
-  it('killed with SIGKILL (no chance to end its pods), it still leaves no pod or exec process behind', async () => {
+  it('killed with SIGKILL (no chance to end its pods), it still leaves no pod process (nor the `cat` of an exec session) behind', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kb-sim-kill-'));
     const kubeconfig = join(dir, 'kubeconfig');
     const workDir = join(dir, 'work');
@@ -74,7 +74,7 @@ describe('kube-bastion sim', () => {
       // Pods' main processes: plain children (web-0, busybox) and one under a terminal (shell-0).
       await expect.poll(() => processesUnder(workDir).length, { timeout: 10_000 }).toBeGreaterThanOrEqual(4);
       const pods = processesUnder(workDir);
-      // An exec session held open: its `cat`, as the bench's sessions run, must end with the sim too.
+      // An exec session held open: its `cat` (no parent-death signal, see process.ts) ends at its stdin's end.
       exec = spawn(kubectlPath(33), ['--kubeconfig', kubeconfig, 'exec', '-i', '-n', 'demo', 'web-0', '-c', 'sidecar', '--', 'cat'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: freshHome() } });
       let echoed = '';
       exec.stdout.on('data', (d: Buffer) => (echoed += d.toString()));
@@ -86,7 +86,7 @@ describe('kube-bastion sim', () => {
     }
     await exited;
     exec?.kill('SIGKILL');
-    // Each pod and exec process has the parent-death signal: the kernel ends them with the sim.
+    // Each container's main process has the parent-death signal: the kernel ends them with the sim.
     await expect.poll(() => processesUnder(workDir), { timeout: 5_000 }).toEqual([]);
   });
 

@@ -17,6 +17,12 @@ export interface ProcessSpec {
   size?: TerminalSize;
   /** Run as this user instead of the sim's own (the sim started as root runs pods unprivileged). */
   user?: RunAs;
+  /**
+   * A container's main process: the kernel ends it when the sim's process dies (see underSetpriv).
+   * Not asked for exec sessions: an extra exec of setpriv each costs ~4 ms of CPU here, which the
+   * bench's 1,400 `cat`s would pay under load (a `cat` ends with the sim anyway, at its stdin's end).
+   */
+  dieWithSim?: boolean;
 }
 
 /** An unprivileged identity for pod processes. */
@@ -53,10 +59,11 @@ export function spawnProcess(spec: ProcessSpec): Promise<ContainerProcess> {
 function spawnPlain(requested: string, requestedArgs: string[], spec: ProcessSpec): Promise<ContainerProcess> {
   // Look the command up first, as runc does: another user's spawn failure is not always ENOENT,
   // and under setpriv a missing command would only be setpriv's exit status.
-  if ((spec.user || PDEATHSIG) && lookPath(requested, spec.env.PATH, spec.cwd) === undefined) {
+  const pdeath = PDEATHSIG && spec.dieWithSim === true;
+  if ((spec.user || pdeath) && lookPath(requested, spec.env.PATH, spec.cwd) === undefined) {
     return Promise.reject(new SpawnError(`exec: "${requested}": executable file not found in $PATH`));
   }
-  const { file, args } = PDEATHSIG ? underSetpriv(requested, requestedArgs, []) : { file: requested, args: requestedArgs };
+  const { file, args } = pdeath ? underSetpriv(requested, requestedArgs, [], true) : { file: requested, args: requestedArgs };
   return new Promise((resolve, reject) => {
     // Own process group, so killing the container also ends whatever it started.
     // With uid/gid set, libuv also drops the supplementary groups (setgroups(0)) before exec.
@@ -103,15 +110,15 @@ const PDEATHSIG = isMainThread && existsSync(SETPRIV);
 
 /**
  * `file` under setpriv: with `ids` (a change of user), and with the parent-death signal when
- * PDEATHSIG. That signal gives a container process SIGKILL when the sim's process dies: a sim
- * killed with SIGKILL (or the bastion around an embedded one) had no chance to end its pods, which
- * then ran on, orphaned, holding their pod addresses. setpriv sets it after any change of user (a
+ * `pdeath` (and PDEATHSIG). That signal gives a container process SIGKILL when the sim's process
+ * dies: a sim killed with SIGKILL (or the bastion around an embedded one) had no chance to end its
+ * pods, which then ran on, orphaned, holding their pod addresses. setpriv sets it after any change of user (a
  * change clears it) and it is kept across setpriv's exec of the command, which also keeps setpriv's
  * pid, process group and exit status. Only the container's own process; what it started is its
  * process group's.
  */
-function underSetpriv(file: string, args: string[], ids: string[]): { file: string; args: string[] } {
-  return { file: SETPRIV, args: [...(PDEATHSIG ? ['--pdeathsig', 'KILL'] : []), ...ids, '--', file, ...args] };
+function underSetpriv(file: string, args: string[], ids: string[], pdeath: boolean): { file: string; args: string[] } {
+  return { file: SETPRIV, args: [...(pdeath && PDEATHSIG ? ['--pdeathsig', 'KILL'] : []), ...ids, '--', file, ...args] };
 }
 
 /** The executable `file` names, looked up on PATH as the container runtime does; undefined if none. */
@@ -128,16 +135,18 @@ function lookPath(file: string, path: string | undefined, cwd: string): string |
 }
 
 /**
- * What the pty runs: under setpriv (the parent-death signal, see underSetpriv; unprivileged, it also
- * switches user and clears groups), after the command has been found on PATH (so a missing one is
- * reported as before, not as setpriv's exit status).
+ * What the pty runs: under setpriv when it switches user (and clears groups) or gives a main
+ * process the parent-death signal (see underSetpriv; a terminal under setpriv anyway gets it too,
+ * at no cost), after the command has been found on PATH (so a missing one is reported as before,
+ * not as setpriv's exit status).
  */
 function ptyCommand(file: string, args: string[], spec: ProcessSpec): { file: string; args: string[]; ids?: RunAs } | SpawnError {
-  if (!spec.user && !PDEATHSIG) return { file, args };
+  const pdeath = PDEATHSIG && spec.dieWithSim === true;
+  if (!spec.user && !pdeath) return { file, args };
   if (lookPath(file, spec.env.PATH, spec.cwd) === undefined) return new SpawnError(`exec: "${file}": executable file not found in $PATH`);
-  if (!spec.user) return underSetpriv(file, args, []);
+  if (!spec.user) return underSetpriv(file, args, [], true);
   const { uid, gid } = spec.user;
-  if (existsSync(SETPRIV)) return underSetpriv(file, args, [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups']);
+  if (existsSync(SETPRIV)) return underSetpriv(file, args, [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups'], true);
   return { file, args, ids: spec.user };
 }
 
