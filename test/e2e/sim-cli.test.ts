@@ -1,11 +1,12 @@
 // `kube-bastion sim` as a user runs it: the built CLI writes a kubeconfig once ready, serves real
-// kubectl, and on SIGTERM exits 0 leaving no pod process behind. (Needs `npm run build`; npm test does it.)
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readlinkSync } from 'node:fs';
+// kubectl, and on SIGTERM exits 0 leaving no pod process behind; killed with SIGKILL, it leaves none
+// either (nor an exec session's process). (Needs `npm run build`; npm test does it.)
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runKubectl } from '../helpers/kubectl.js';
+import { freshHome, kubectlPath, runKubectl } from '../helpers/kubectl.js';
 
 const BIN = resolve('bin/kube-bastion.js');
 
@@ -21,6 +22,15 @@ function processesUnder(dir: string): number[] {
     }
   }
   return pids;
+}
+
+/** The command name of a process ('' once it has gone). */
+function commandOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
 }
 
 describe('kube-bastion sim', () => {
@@ -46,6 +56,38 @@ describe('kube-bastion sim', () => {
     }
     expect(await exited).toBe(0);
     expect(processesUnder(workDir)).toEqual([]);
+  });
+
+  it('killed with SIGKILL (no chance to end its pods), it still leaves no pod process (nor the `cat` of an exec session) behind', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kb-sim-kill-'));
+    const kubeconfig = join(dir, 'kubeconfig');
+    const workDir = join(dir, 'work');
+    const child = spawn(process.execPath, [BIN, 'sim', '--listen', '127.0.0.1:0', '--kubeconfig-out', kubeconfig, '--work-dir', workDir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    let exec: ChildProcessWithoutNullStreams | undefined;
+    try {
+      await expect.poll(() => stdout, { timeout: 20_000 }).toContain('kubeconfig:');
+      // Pods' main processes: plain children (web-0, busybox) and one under a terminal (shell-0).
+      await expect.poll(() => processesUnder(workDir).length, { timeout: 10_000 }).toBeGreaterThanOrEqual(4);
+      const pods = processesUnder(workDir);
+      // An exec session held open: its `cat` (no parent-death signal, see process.ts) ends at its stdin's end.
+      exec = spawn(kubectlPath(33), ['--kubeconfig', kubeconfig, 'exec', '-i', '-n', 'demo', 'web-0', '-c', 'sidecar', '--', 'cat'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: freshHome() } });
+      let echoed = '';
+      exec.stdout.on('data', (d: Buffer) => (echoed += d.toString()));
+      exec.stdin.write('ping\n');
+      await expect.poll(() => echoed, { timeout: 15_000 }).toBe('ping\n');
+      expect(processesUnder(workDir).filter((pid) => !pods.includes(pid)).map(commandOf)).toEqual(['cat']);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    await exited;
+    exec?.kill('SIGKILL');
+    // Each container's main process has the parent-death signal: the kernel ends them with the sim.
+    await expect.poll(() => processesUnder(workDir), { timeout: 5_000 }).toEqual([]);
   });
 
   it('names the offending flag in usage errors', () => {

@@ -59,7 +59,7 @@ export class Container extends EventEmitter<{
 
   async start(): Promise<void> {
     if (this.stopped) return;
-    const proc = await spawnProcess({ ...this.base, argv: this.spec.argv, tty: this.spec.tty });
+    const proc = await spawnProcess({ ...this.base, argv: this.spec.argv, tty: this.spec.tty, dieWithSim: true });
     this.process = proc;
     this._state = { ...this._state, startedAt: new Date(), running: true };
     this.emit('state', this.state);

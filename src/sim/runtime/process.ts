@@ -4,6 +4,7 @@ import { spawn as spawnChild } from 'node:child_process';
 import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { Readable, Writable } from 'node:stream';
+import { isMainThread } from 'node:worker_threads';
 import * as pty from 'node-pty';
 import type { TerminalSize } from '../../protocol/resize.js';
 import { DEFAULT_TERMINAL } from '../../protocol/constants.js';
@@ -22,6 +23,12 @@ export interface ProcessSpec {
    */
   stdin?: boolean;
   stderr?: boolean;
+  /**
+   * A container's main process: the kernel ends it when the sim's process dies (see underSetpriv).
+   * Not asked for exec sessions: an extra exec of setpriv each costs ~4 ms of CPU here, which the
+   * bench's 1,400 `cat`s would pay under load (a `cat` ends with the sim anyway, at its stdin's end).
+   */
+  dieWithSim?: boolean;
 }
 
 /** An unprivileged identity for pod processes. */
@@ -56,11 +63,14 @@ export function spawnProcess(spec: ProcessSpec): Promise<ContainerProcess> {
   return spec.tty ? spawnPty(file, args, spec) : spawnPlain(file, args, spec);
 }
 
-function spawnPlain(file: string, args: string[], spec: ProcessSpec): Promise<ContainerProcess> {
-  // Another user's spawn failure is not always ENOENT; look the command up first, as runc does.
-  if (spec.user && lookPath(file, spec.env.PATH, spec.cwd) === undefined) {
-    return Promise.reject(new SpawnError(`exec: "${file}": executable file not found in $PATH`));
+function spawnPlain(requested: string, requestedArgs: string[], spec: ProcessSpec): Promise<ContainerProcess> {
+  // Look the command up first, as runc does: another user's spawn failure is not always ENOENT,
+  // and under setpriv a missing command would only be setpriv's exit status.
+  const pdeath = PDEATHSIG && spec.dieWithSim === true;
+  if ((spec.user || pdeath) && lookPath(requested, spec.env.PATH, spec.cwd) === undefined) {
+    return Promise.reject(new SpawnError(`exec: "${requested}": executable file not found in $PATH`));
   }
+  const { file, args } = pdeath ? underSetpriv(requested, requestedArgs, [], true) : { file: requested, args: requestedArgs };
   return new Promise((resolve, reject) => {
     // Own process group, so killing the container also ends whatever it started.
     // With uid/gid set, libuv also drops the supplementary groups (setgroups(0)) before exec.
@@ -72,7 +82,7 @@ function spawnPlain(file: string, args: string[], spec: ProcessSpec): Promise<Co
       ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}),
     });
     child.once('error', (err: NodeJS.ErrnoException) => {
-      reject(new SpawnError(`exec: "${file}": ${err.code === 'ENOENT' ? 'executable file not found in $PATH' : err.message}`));
+      reject(new SpawnError(`exec: "${requested}": ${err.code === 'ENOENT' ? 'executable file not found in $PATH' : err.message}`));
     });
     child.once('spawn', () => {
       child.stdin?.on('error', () => {}); // EPIPE when the process exits before reading its stdin
@@ -97,6 +107,27 @@ function spawnPlain(file: string, args: string[], spec: ProcessSpec): Promise<Co
 /** setpriv(1) from util-linux: drops the supplementary groups too, which node-pty's uid/gid does not. */
 const SETPRIV = '/usr/bin/setpriv';
 
+/**
+ * Whether container processes get the parent-death signal (see underSetpriv). The kernel sends it
+ * when the *thread* that forked the process exits, not the process: child_process and node-pty
+ * fork on the calling JS thread, so only the main thread (alive as long as the process) may use it;
+ * a sim on a worker thread would have its pods killed when the worker ends.
+ */
+const PDEATHSIG = isMainThread && existsSync(SETPRIV);
+
+/**
+ * `file` under setpriv: with `ids` (a change of user), and with the parent-death signal when
+ * `pdeath` (and PDEATHSIG). That signal gives a container process SIGKILL when the sim's process
+ * dies: a sim killed with SIGKILL (or the bastion around an embedded one) had no chance to end its
+ * pods, which then ran on, orphaned, holding their pod addresses. setpriv sets it after any change of user (a
+ * change clears it) and it is kept across setpriv's exec of the command, which also keeps setpriv's
+ * pid, process group and exit status. Only the container's own process; what it started is its
+ * process group's.
+ */
+function underSetpriv(file: string, args: string[], ids: string[], pdeath: boolean): { file: string; args: string[] } {
+  return { file: SETPRIV, args: [...(pdeath && PDEATHSIG ? ['--pdeathsig', 'KILL'] : []), ...ids, '--', file, ...args] };
+}
+
 /** The executable `file` names, looked up on PATH as the container runtime does; undefined if none. */
 function lookPath(file: string, path: string | undefined, cwd: string): string | undefined {
   const candidates = file.includes('/') ? [resolve(cwd, file)] : (path ?? '').split(delimiter).filter(isAbsolute).map((dir) => join(dir, file));
@@ -111,14 +142,18 @@ function lookPath(file: string, path: string | undefined, cwd: string): string |
 }
 
 /**
- * What the pty runs. Unprivileged: setpriv switches user and clears groups, after the command has
- * been found on PATH (so a missing one is reported as before, not as setpriv's exit status).
+ * What the pty runs: under setpriv when it switches user (and clears groups) or gives a main
+ * process the parent-death signal (see underSetpriv; a terminal under setpriv anyway gets it too,
+ * at no cost), after the command has been found on PATH (so a missing one is reported as before,
+ * not as setpriv's exit status).
  */
 function ptyCommand(file: string, args: string[], spec: ProcessSpec): { file: string; args: string[]; ids?: RunAs } | SpawnError {
-  if (!spec.user) return { file, args };
+  const pdeath = PDEATHSIG && spec.dieWithSim === true;
+  if (!spec.user && !pdeath) return { file, args };
   if (lookPath(file, spec.env.PATH, spec.cwd) === undefined) return new SpawnError(`exec: "${file}": executable file not found in $PATH`);
+  if (!spec.user) return underSetpriv(file, args, [], true);
   const { uid, gid } = spec.user;
-  if (existsSync(SETPRIV)) return { file: SETPRIV, args: [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--', file, ...args] };
+  if (existsSync(SETPRIV)) return underSetpriv(file, args, [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups'], true);
   return { file, args, ids: spec.user };
 }
 
