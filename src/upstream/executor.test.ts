@@ -2,26 +2,20 @@
 // processes and PTYs behind it).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
 import { SimCluster } from '../sim/cluster.js';
 import type { Readable } from 'node:stream';
 import { exitCodeOf, type Status } from '../protocol/status.js';
 import { isBastionError, UpstreamRefusal } from '../errors/index.js';
-import { startSim, type StartedSim } from '../../test/helpers/sim.js';
+import { startSimForFile, type StartedSim } from '../../test/helpers/sim.js';
 import { upstreamFromCredentials, type UpstreamTarget } from './upstream.js';
 import { impersonationHeaders } from './headers.js';
 import { dialUpstreamExec, OUTPUT_HIGH_WATER_MARK, type UpstreamSession } from './executor.js';
 
 let started: StartedSim;
 let upstream: UpstreamTarget;
-
-beforeAll(async () => {
-  started = await startSim();
-  upstream = upstreamFromCredentials(started.sim.url, started.sim.caPem, started.sim.token, 'sim');
-});
-afterAll(async () => {
-  await started?.sim.stop();
-  if (started) await rm(started.dir, { recursive: true, force: true });
+startSimForFile((s, u) => {
+  started = s;
+  upstream = u;
 });
 
 function execPath(command: string[], flags: { stdin?: boolean; stdout?: boolean; stderr?: boolean; tty?: boolean } = {}, pod = 'web-0', container = 'app'): string {

@@ -33,20 +33,26 @@ function commandOf(pid: number): string {
   }
 }
 
+/** `kube-bastion sim` in a new temp dir; its stdout collected as it comes. */
+function startSimCli(prefix: string) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const kubeconfig = join(dir, 'kubeconfig');
+  const workDir = join(dir, 'work');
+  const child = spawn(process.execPath, [BIN, 'sim', '--listen', '127.0.0.1:0', '--kubeconfig-out', kubeconfig, '--work-dir', workDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const out = { stdout: '' };
+  child.stdout.on('data', (d: Buffer) => (out.stdout += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return { dir, kubeconfig, workDir, child, out, exited };
+}
+
 describe('kube-bastion sim', () => {
   it('writes the kubeconfig when ready, serves kubectl, and stops cleanly on SIGTERM', async () => {
     expect(existsSync(join('dist', 'cli', 'main.js')), 'run `npm run build` first').toBe(true);
-    const dir = mkdtempSync(join(tmpdir(), 'kb-sim-cli-'));
-    const kubeconfig = join(dir, 'kubeconfig');
-    const workDir = join(dir, 'work');
-    const child = spawn(process.execPath, [BIN, 'sim', '--listen', '127.0.0.1:0', '--kubeconfig-out', kubeconfig, '--work-dir', workDir], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const { kubeconfig, workDir, child, out, exited } = startSimCli('kb-sim-cli-');
     try {
-      await expect.poll(() => stdout, { timeout: 20_000 }).toContain('kubeconfig:');
+      await expect.poll(() => out.stdout, { timeout: 20_000 }).toContain('kubeconfig:');
       expect(existsSync(kubeconfig)).toBe(true);
       const pods = await runKubectl({ minor: 33, kubeconfig, args: ['get', 'pods', '-n', 'demo', '-o', 'name'] });
       expect(pods.stdout.toString()).toBe('pod/shell-0\npod/web-0\n');
@@ -59,18 +65,10 @@ describe('kube-bastion sim', () => {
   });
 
   it('killed with SIGKILL (no chance to end its pods), it still leaves no pod process (nor the `cat` of an exec session) behind', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kb-sim-kill-'));
-    const kubeconfig = join(dir, 'kubeconfig');
-    const workDir = join(dir, 'work');
-    const child = spawn(process.execPath, [BIN, 'sim', '--listen', '127.0.0.1:0', '--kubeconfig-out', kubeconfig, '--work-dir', workDir], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    const { kubeconfig, workDir, child, out, exited } = startSimCli('kb-sim-kill-');
     let exec: ChildProcessWithoutNullStreams | undefined;
     try {
-      await expect.poll(() => stdout, { timeout: 20_000 }).toContain('kubeconfig:');
+      await expect.poll(() => out.stdout, { timeout: 20_000 }).toContain('kubeconfig:');
       // Pods' main processes: plain children (web-0, busybox) and one under a terminal (shell-0).
       await expect.poll(() => processesUnder(workDir).length, { timeout: 10_000 }).toBeGreaterThanOrEqual(4);
       const pods = processesUnder(workDir);

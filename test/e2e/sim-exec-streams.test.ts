@@ -1,23 +1,14 @@
 // An exec that asks for no stderr (or no stdin) gets none: the sim's process has /dev/null there,
 // not a pipe the sim holds open (as from the kubelet, which creates only the requested streams).
 // kubectl always asks for stderr without a TTY, so the client here is the repo's own executor.
-import { rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSim, type StartedSim } from '../helpers/sim.js';
-import { upstreamFromCredentials, type UpstreamTarget } from '../../src/upstream/upstream.js';
+import { describe, expect, it } from 'vitest';
+import { startSimForFile } from '../helpers/sim.js';
+import { type UpstreamTarget } from '../../src/upstream/upstream.js';
 import { dialUpstreamExec } from '../../src/upstream/executor.js';
 
-let started: StartedSim;
 let upstream: UpstreamTarget;
-beforeAll(async () => {
-  started = await startSim();
-  upstream = upstreamFromCredentials(started.sim.url, started.sim.caPem, started.sim.token, 'sim');
-});
-afterAll(async () => {
-  await started?.sim.stop();
-  if (started) await rm(started.dir, { recursive: true, force: true });
-});
+startSimForFile((_started, u) => (upstream = u));
 
 function execPath(command: string[], flags: { stdin: boolean; stderr: boolean }): string {
   const q = new URLSearchParams();
