@@ -42,8 +42,8 @@ export class AppendFile {
   private fd: number | null;
   /** Closed until the next write or sync (park()): not closed for good. */
   private parked = false;
-  /** An append() in flight: the file is not parked under it. */
-  private appending = false;
+  /** An append() or an fsync in flight: the file is not parked under it. */
+  private busy = 0;
   private readonly hash: Hash = createHash('sha256');
   private bytes = 0;
   private dirty = false;
@@ -67,12 +67,12 @@ export class AppendFile {
   }
 
   /**
-   * Closes the descriptor until the next write or sync, when no append is in flight (a quiet
+   * Closes the descriptor until the next write or sync, when no append or fsync is in flight (a quiet
    * recording). What was written and not yet fsync'd stays due: fsync through the descriptor
    * opened again flushes the file, whichever descriptor wrote it.
    */
   park(): void {
-    if (this.fd === null || this.appending || this.frozen) return;
+    if (this.fd === null || this.busy > 0 || this.frozen) return;
     const fd = this.fd;
     this.fd = null;
     this.parked = true;
@@ -117,7 +117,7 @@ export class AppendFile {
    * first failure. The caller must not start another append (or close) before this one settled.
    */
   async append(parts: readonly Uint8Array[], io: FileIo): Promise<void> {
-    this.appending = true;
+    this.busy++;
     try {
       for (const data of parts) {
         const fd = this.descriptor();
@@ -133,7 +133,7 @@ export class AppendFile {
         this.dirty = true;
       }
     } finally {
-      this.appending = false;
+      this.busy--;
     }
   }
 
@@ -142,7 +142,12 @@ export class AppendFile {
     if (!this.isOpen || !this.dirty) return;
     const fd = this.descriptor();
     this.dirty = false;
-    await io.fsync(fd);
+    this.busy++;
+    try {
+      await io.fsync(fd);
+    } finally {
+      this.busy--;
+    }
   }
 
   /** fsync if anything was written since the last one. */

@@ -150,6 +150,24 @@ describe('AppendFile.park', () => {
     expect(typeof io.opens[1]).toBe('number'); // O_WRONLY | O_APPEND, no O_CREAT
   });
 
+  it('is refused while an fsync is in flight', async () => {
+    const path = join(dir, 'h');
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const io: FileIo = { ...nodeFileIo, fsync: async (fd) => (await held, nodeFileIo.fsync(fd)) };
+    const f = new AppendFile(path, io);
+    await f.append([Buffer.from('y')], io);
+    const syncing = f.syncAsync(io);
+    f.park();
+    expect(f.isParked).toBe(false);
+    expect(fdsOn(path)).toBe(1);
+    release();
+    await syncing;
+    f.park();
+    expect(f.isParked).toBe(true);
+    expect(await f.closeAsync(io)).toBe(sha('y'));
+  });
+
   it('is refused while an append is in flight, and after freeze (a hung write keeps its descriptor)', async () => {
     const path = join(dir, 'g');
     let release!: () => void;
