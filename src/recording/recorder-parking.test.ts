@@ -121,6 +121,15 @@ describe('a quiet recording parks its files', () => {
   });
 });
 
+/** While `pending` (an I/O held until `release`) runs, park() keeps the descriptor; then it settles. */
+async function parkRefusedUntil(f: AppendFile, path: string, pending: Promise<void>, release: () => void): Promise<void> {
+  f.park();
+  expect(f.isParked).toBe(false);
+  expect(fdsOn(path)).toBe(1);
+  release();
+  await pending;
+}
+
 describe('AppendFile.park', () => {
   /** nodeFileIo, with the open calls and their flags counted. */
   function countingIo(): FileIo & { opens: Array<string | number> } {
@@ -157,12 +166,7 @@ describe('AppendFile.park', () => {
     const io: FileIo = { ...nodeFileIo, fsync: async (fd) => (await held, nodeFileIo.fsync(fd)) };
     const f = new AppendFile(path, io);
     await f.append([Buffer.from('y')], io);
-    const syncing = f.syncAsync(io);
-    f.park();
-    expect(f.isParked).toBe(false);
-    expect(fdsOn(path)).toBe(1);
-    release();
-    await syncing;
+    await parkRefusedUntil(f, path, f.syncAsync(io), release);
     f.park();
     expect(f.isParked).toBe(true);
     expect(await f.closeAsync(io)).toBe(sha('y'));
@@ -174,12 +178,7 @@ describe('AppendFile.park', () => {
     const held = new Promise<void>((r) => (release = r));
     const io: FileIo = { ...nodeFileIo, write: async (fd, b, o, l) => (await held, nodeFileIo.write(fd, b, o, l)) };
     const f = new AppendFile(path, io);
-    const writing = f.append([Buffer.from('x')], io);
-    f.park();
-    expect(f.isParked).toBe(false);
-    expect(fdsOn(path)).toBe(1);
-    release();
-    await writing;
+    await parkRefusedUntil(f, path, f.append([Buffer.from('x')], io), release);
     f.freeze();
     f.park();
     expect(f.isParked).toBe(false);
