@@ -179,6 +179,17 @@ export function childPids(parent: number): number[] {
   return out;
 }
 
+/** The children of `parent` whose command name (`/proc/PID/comm`) is `comm`, oldest first. */
+export function childrenNamed(parent: number, comm: string): number[] {
+  return childPids(parent).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === comm;
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
+}
+
 /** Bytes of every file below a directory. */
 export function diskBytes(dir: string): number {
   let total = 0;
