@@ -198,7 +198,10 @@ async function endedByTheSim(ctx: Ctx) {
   const before = new Set(childrenNamed(ctx.simPid, 'cat'));
   ctx.progress(`cutoff: opening ${ctx.sizes.cutoffSessions} sessions straight to the sim, to end by killing their cat`);
   const opened = await clients.open(ctx.direct, Infinity, Infinity);
-  const cats = childrenNamed(ctx.simPid, 'cat').filter((pid) => !before.has(pid));
+  // The sim may answer an exec's upgrade before its process is running: wait for every `cat`.
+  const newCats = (): number[] => childrenNamed(ctx.simPid, 'cat').filter((pid) => !before.has(pid));
+  for (const until = Date.now() + 5000; newCats().length < opened.open && Date.now() < until; ) await new Promise((res) => setTimeout(res, 50));
+  const cats = newCats();
   const planned = Date.now() + 1000;
   clients.watch(planned);
   await new Promise((res) => setTimeout(res, planned - Date.now()));
