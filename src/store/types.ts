@@ -582,3 +582,13 @@ export interface SessionStore {
   /** The session's forwarded connections in `seq` order ([] for any other session). */
   listConnections(sessionId: string): Promise<ForwardedConnection[]>;
 }
+
+/** The parts a cross-check reads together (audit verify: the chain against the tables it records). */
+export interface StoreTables {
+  audit: AuditLog;
+  approvals: ApprovalStore;
+  sessions: SessionStore;
+}
+
+/** Runs `read` over one consistent snapshot of the tables, and ends the snapshot when it settles. */
+export type ReadSnapshot = <T>(read: (tables: StoreTables) => Promise<T>) => Promise<T>;
