@@ -577,8 +577,9 @@ export interface SessionStore {
   /**
    * Ends a started connection. Idempotent like `end`: the first end wins, later calls change
    * nothing. Unknown session or seq: NOT_FOUND. A refused connection is started and ended at once.
+   * `audit`, when given, is appended in the same transaction (not when the connection is unknown).
    */
-  connectionEnded(sessionId: string, seq: number, end: ForwardedConnectionEnd): Promise<void>;
+  connectionEnded(sessionId: string, seq: number, end: ForwardedConnectionEnd, audit?: AuditEventInput): Promise<void>;
   /** The session's forwarded connections in `seq` order ([] for any other session). */
   listConnections(sessionId: string): Promise<ForwardedConnection[]>;
 }
