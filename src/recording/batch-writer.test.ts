@@ -1,7 +1,12 @@
 // BatchWriter's end: a write still queued behind other recordings' writes (many sessions ending at
-// once share libuv's few threads) is waited for while writes complete; a disk on which nothing
-// completes is a hung disk and fails the recording after endTimeoutMs.
+// once share libuv's few threads) is waited for while writes complete, whoever writes them; a disk
+// on which nothing completes is a hung disk and fails the recording after endTimeoutMs.
+import { stat } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { AppendFile, nodeFileIo, type FileIo } from './append-file.js';
 import { BatchWriter, DRAIN_PATIENCE, type BatchSource } from './batch-writer.js';
 
 /** A source whose single batch is written by `write` (the test decides when it settles). */
@@ -41,6 +46,56 @@ describe('BatchWriter drain', () => {
     await others;
     expect(hanging).toBe(false);
     expect(slow.failure).toBeUndefined();
+  });
+
+  // Found with 1,000 sessions closed at once (bench concurrency, 2026-12-07): the other sessions'
+  // ends write their last batch and fsync through AppendFile, not through a BatchWriter, and a
+  // streaming session's write queued behind them was judged a hung disk (its last batch lost).
+  it('a slow write while other recordings end (their last batch and fsync, through AppendFile) is waited for', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kb-drain-'));
+    try {
+      const slow = new BatchWriter(source(() => sleep(1200)), { endTimeoutMs: 300, fsyncIntervalMs: 0 });
+      slow.schedule();
+      void slow.flush().catch(() => {});
+      // Thread-pool calls that take 50 ms each, as when many are queued.
+      const queued: FileIo = {
+        ...nodeFileIo,
+        write: async (...a) => (await sleep(50), nodeFileIo.write(...a)),
+        fsync: async (fd) => (await sleep(50), nodeFileIo.fsync(fd)),
+      };
+      let busy = true;
+      const others = (async () => {
+        for (let i = 0; busy; i++) {
+          const f = new AppendFile(join(dir, `other-${i}.raw`));
+          await f.append([Buffer.from('last batch')], queued);
+          await f.closeAsync(queued);
+        }
+      })();
+      slow.stop();
+      const hanging = await slow.drain();
+      busy = false;
+      await others;
+      expect(hanging).toBe(false);
+      expect(slow.failure).toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a write that completed while the event loop was held longer than endTimeoutMs is not a hung disk', async () => {
+    // The write is a real thread-pool call: it completes while the loop is held below, and the
+    // loop hears of it only after its expired timers have run.
+    const w = new BatchWriter(source(() => new Promise<void>((resolve) => stat('.', () => resolve()))), { endTimeoutMs: 100, fsyncIntervalMs: 0 });
+    w.schedule();
+    void w.flush().catch(() => {});
+    w.stop();
+    const draining = w.drain();
+    const until = Date.now() + 300; // ending a thousand sessions at once holds the loop like this
+    while (Date.now() < until) {
+      // busy
+    }
+    expect(await draining).toBe(false);
+    expect(w.failure).toBeUndefined();
   });
 
   it('a write that never completes, with nothing else completing, fails the recording after endTimeoutMs', async () => {
