@@ -58,12 +58,17 @@ async function forkServer<T>(args: string[], nodeFlags: string[] = []): Promise<
   };
 }
 
+/** Node flags from an environment variable (space-separated), e.g. `--import FILE` for a preload module. */
+function flagsFrom(name: string): string[] {
+  return process.env[name] ? process.env[name].split(' ') : [];
+}
+
 export function startSim(dir: string, pods: number) {
-  return forkServer<{ url: string; caPem: string; token: string; kubeconfig: string }>(['sim', dir, String(pods)]);
+  return forkServer<{ url: string; caPem: string; token: string; kubeconfig: string }>(['sim', dir, String(pods)], flagsFrom('BENCH_SIM_FLAGS'));
 }
 
 export function startBastionProcess(dir: string, upstreamKubeconfig: string, cpuProfDir?: string) {
-  const flags = [...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []), ...(process.env.BENCH_BASTION_FLAGS ? process.env.BENCH_BASTION_FLAGS.split(' ') : [])];
+  const flags = [...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []), ...flagsFrom('BENCH_BASTION_FLAGS')];
   return forkServer<Omit<BastionEndpoint, 'label' | 'pids'>>(['bastion', dir, upstreamKubeconfig], flags);
 }
 
