@@ -14,6 +14,7 @@ import type { TextChannel } from './cast-batch.js';
 import { REUSED_TEXT_BUFFER, SpareBuffers, type CastOp, type FromCastWorker, type ToCastWorker } from './cast-ops.js';
 import type { CastFormat, CastHeader, EventCode } from './events.js';
 import type { HashedChannel } from './raw-sidecar.js';
+import { diskProgressed } from './disk-progress.js';
 
 /** What the worker answers for a batch: its cast bytes, and after the last batch the channel digests. */
 export interface Derived {
@@ -113,7 +114,13 @@ export class CastWorkerPool {
   private ensure(): Worker {
     if (this.worker) return this.worker;
     const worker = startWorker();
-    worker.on('message', (m: FromCastWorker) => this.reply(m));
+    // A batch's write waits for its cast: the worker starting and answering is the recording
+    // making progress, as a completed write is (a starved machine is not a hung disk).
+    worker.on('online', diskProgressed);
+    worker.on('message', (m: FromCastWorker) => {
+      diskProgressed();
+      this.reply(m);
+    });
     worker.on('error', (err) => this.lost(worker, `the cast worker failed: ${err.message}`));
     worker.on('exit', (code) => this.lost(worker, `the cast worker exited (code ${code})`));
     // Referenced only while a batch is out (see send), so an idle thread never keeps the process

@@ -1,5 +1,6 @@
-// When any recording's asynchronous write or fsync in this process last completed (epoch ms): the
-// sign that the disk is answering. A recording's write still queued behind others (a thousand
+// When any recording's asynchronous write or fsync in this process last completed, or the cast
+// worker (whose cast each batch's write waits for) started or answered (epoch ms): the sign that
+// the recording's disk and worker are answering. A recording's write still queued behind others (a thousand
 // sessions ending at once share libuv's few threads, and each end writes its last batch and fsyncs
 // through AppendFile, not through a BatchWriter) is not a hung disk while this moves
 // (BatchWriter.drain).

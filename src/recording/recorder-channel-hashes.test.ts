@@ -51,6 +51,8 @@ function options(over: Partial<RecorderOptions> = {}, header: Partial<RecorderOp
     // Many small batches: the hashes run across batch boundaries.
     batchBytes: 64,
     batchWindowMs: 1,
+    // Not a test of a hung disk: a busy machine may starve the worker for over the default 1 s.
+    endTimeoutMs: 10_000,
     header: { agent: 'ci-bot', namespace: 'default', pod: 'web-0', container: 'app', command: ['sh'], tty: false, transport: 'websocket', protocol: 'v5.channel.k8s.io', ...header },
     ...over,
   };

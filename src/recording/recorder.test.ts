@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { exitCodeStatus, successStatus, apiStatus, type Status } from '../protocol/status.js';
 import { v5 } from '../protocol/versions/index.js';
 import type { ServerStreams } from '../protocol/streams.js';
@@ -377,12 +377,14 @@ describe('recorder: batching', () => {
     const rec = createRecorder(options({ io, batchWindowMs: 20 }, { tty: false }));
     for (let i = 0; i < 100; i++) rec.stdout(Buffer.from(`line ${i}\n`));
     expect(writes).toEqual([]); // nothing written on the relay's path
-    await new Promise((r) => setTimeout(r, 60));
+    // Written once the window (20 ms) is over; waited for, not timed (the cast worker may be slow to start on a busy machine).
+    const text = Array.from({ length: 100 }, (_, i) => `line ${i}\n`).join('');
+    await vi.waitFor(() => expect(outputText(parseCast(readFileSync(rec.castPath, 'utf8'), 'v2').events)).toBe(text), { timeout: 10_000, interval: 20 });
     expect(writes.length).toBe(2); // one write of the sidecar, one of the cast
     const cast = parseCast(readFileSync(rec.castPath, 'utf8'), 'v2');
     // the chunks arrived within 10 ms of each other: one event
     expect(cast.events.filter((e) => e.code === 'o')).toHaveLength(1);
-    expect(outputText(cast.events)).toBe(Array.from({ length: 100 }, (_, i) => `line ${i}\n`).join(''));
+    expect(outputText(cast.events)).toBe(text);
     expect(readRawSidecar(readFileSync(rec.rawPath)).records).toHaveLength(100);
     await rec.end(end(0));
   });
