@@ -390,9 +390,9 @@ class PortForwardRun {
         });
       };
       from.on('data', (chunk: Buffer) => {
-        // Any session's chunk past an instant cuts every session due at it (deadline-clock.ts).
-        const now = Date.now();
-        deadlines.poll(now);
+        // Any session's chunk past an instant cuts every session due at it (deadline-clock.ts);
+        // `now` is read again if it did (those cuts take time).
+        const now = deadlines.poll(Date.now());
         if (this.cutRequest) return;
         if (this.pastDeadline(now)) {
           this.cut('expired');
