@@ -4,10 +4,11 @@
 // (EMFILE), fails that sink call (the relay cuts before the bytes move) instead of being created
 // anew or written elsewhere; a write in flight keeps its descriptor.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { fdsOn } from '../../test/helpers/fds.js';
 import type { SessionEnd } from '../model/session.js';
 import { exitCodeStatus } from '../protocol/status.js';
 import { AppendFile, nodeFileIo, type FileIo } from './append-file.js';
@@ -24,19 +25,6 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'kb-park-'));
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
-/** This process's descriptors open on `path`. */
-function fdsOn(path: string): number {
-  let n = 0;
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      if (readlinkSync(`/proc/self/fd/${fd}`) === path) n++;
-    } catch {
-      // closed while listing
-    }
-  }
-  return n;
-}
 
 /** Waits (in steps of the quiet interval) until both files of `rec` hold no descriptor. */
 async function parked(rec: RecorderSink): Promise<void> {
