@@ -90,7 +90,7 @@ export class AppendFile {
     if (st.dev !== this.dev || st.ino !== this.ino || st.size !== this.bytes) {
       this.io.closeSync(fd);
       const what = st.dev !== this.dev || st.ino !== this.ino ? 'another file is at its path' : `it holds ${st.size} bytes, ${this.bytes} were written`;
-      throw new Error(`${this.path} is not the file this recording created any more (${what}): not written to`);
+      throw new Error(`not the file this recording wrote (${what}): not written to`);
     }
     this.fd = fd;
     this.parked = false;

@@ -137,8 +137,8 @@ describe('a quiet recording parks its files', () => {
       await parked(rec);
       swap(rec.rawPath);
       const onDisk = readFileSync(rec.rawPath);
-      expect(() => rec.stdout(Buffer.from('after\n'))).toThrow(/not the file this recording created/);
-      await expect(rec.end(end)).rejects.toThrow(/not the file this recording created/);
+      expect(() => rec.stdout(Buffer.from('after\n'))).toThrow(/not the file this recording wrote/);
+      await expect(rec.end(end)).rejects.toThrow(/not the file this recording wrote/);
       expect(readFileSync(rec.rawPath)).toEqual(onDisk);
     });
   }
@@ -149,7 +149,7 @@ describe('a quiet recording parks its files', () => {
     await parked(rec);
     writeFileSync(`${rec.rawPath}.other`, 'not the recording\n');
     renameSync(`${rec.rawPath}.other`, rec.rawPath);
-    await expect(rec.end(end)).rejects.toThrow(/not the file this recording created/);
+    await expect(rec.end(end)).rejects.toThrow(/not the file this recording wrote/);
     expect(readFileSync(rec.rawPath, 'utf8')).toBe('not the recording\n');
   });
 
@@ -210,7 +210,7 @@ describe('AppendFile.park', () => {
     f.park();
     writeFileSync(`${path}.other`, 'theirs');
     renameSync(`${path}.other`, path);
-    expect(() => f.write(Buffer.from('+more'))).toThrow(/not the file this recording created/);
+    expect(() => f.write(Buffer.from('+more'))).toThrow(/not the file this recording wrote/);
     expect(readFileSync(path, 'utf8')).toBe('theirs');
     expect(fdsOn(path)).toBe(0);
 
@@ -218,7 +218,7 @@ describe('AppendFile.park', () => {
     g.write(Buffer.from('ours'));
     g.park();
     writeFileSync(join(dir, 's'), 'ours, and then some', { flag: 'a' });
-    expect(() => g.write(Buffer.from('+more'))).toThrow(/not the file this recording created/);
+    expect(() => g.write(Buffer.from('+more'))).toThrow(/not the file this recording wrote/);
     expect(readFileSync(join(dir, 's'), 'utf8')).toBe('oursours, and then some');
   });
 

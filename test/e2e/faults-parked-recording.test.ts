@@ -91,7 +91,7 @@ describe.each([
       expect(code).not.toBe(0);
       expect(c.seen.out).toBe('before\n');
       expect(c.seen.err).toContain('the recording could not be written');
-      expect(c.seen.err).toContain('not the file this recording created');
+      expect(c.seen.err).toContain('not the file this recording wrote');
       expect(readFileSync(rawPath, 'utf8')).toBe('not the recording\n');
       expect((await c.endedRow(session.id)).endReason).toBe('recording-failed');
     } finally {
