@@ -409,8 +409,9 @@ class PortForwardRun {
         const ready = recording.ready();
         if (ready) hold(ready);
       });
+      // The end is passed on like a byte: not after a cut, nor at or after the deadline.
       from.once('end', () => {
-        if (!this.cutRequest && !to.writableEnded && !to.destroyed) to.end();
+        if (!this.cutNow() && !to.writableEnded && !to.destroyed) to.end();
       });
     };
     copy(stream.data, up.data, (c) => recording.toPod(c), (n) => (this.bytesIn += n));

@@ -349,6 +349,22 @@ describe('Relay: the deadline', () => {
     expect(deadlines.size).toBe(held);
   });
 
+  it("the client's half-close after the deadline, before the timer has fired, does not reach the container (its EOF would let the command go on)", async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: T0 });
+    const { agent, upstream, relay } = setup({ deadline: T0 + 1000 });
+    const run = relay.run();
+    agent.stdin.write('typed');
+    await settle();
+    vi.setSystemTime(T0 + 1000);
+    agent.stdin.end();
+    await settle();
+    expect(upstream.seenStdin.ended()).toBe(false);
+    const end = await run;
+    expect(end).toMatchObject({ reason: 'expired', bytesIn: 5 });
+    expect(upstream.seenStdin.text()).toBe('typed');
+    expect(upstream.seenStdin.ended()).toBe(false);
+  });
+
   it('a deadline already past cuts before anything is relayed', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: T0 });
     const { agent, upstream, relay } = setup({ deadline: T0 - 1 });

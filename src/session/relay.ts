@@ -193,9 +193,11 @@ export class Relay {
       if (!this.observe((s) => s.resize?.(size))) return;
       upstream.resize(size);
     });
-    // stdin runs on its own; its end (the client's half-close) is passed upstream while the session is open.
+    // stdin runs on its own; its end (the client's half-close) is passed upstream while the session
+    // is open and, like a byte, not at or after the deadline: a command waiting for EOF would go on.
     if (agent.stdin) {
       void this.forward(agent.stdin, upstream.stdin, 'stdin').then(() => {
+        if (this.open && this.pastDeadline()) this.cut('expired');
         if (this.open) upstream.stdin?.end();
       });
     }
