@@ -79,6 +79,29 @@ describe('DeadlineClock: polls', () => {
     expect(fired).toEqual(['a', 'b']);
   });
 
+  it('an entry removed by an earlier expiry of the same poll does not fire (its owner has ended)', () => {
+    const { clock, start } = manual();
+    const fired: string[] = [];
+    let offB = (): void => {};
+    clock.add(start + 5, () => {
+      fired.push('a');
+      offB();
+    });
+    offB = clock.add(start + 5, () => fired.push('b'));
+    clock.poll(start + 5);
+    expect(fired).toEqual(['a']);
+    expect(clock.size).toBe(0);
+  });
+
+  it('poll returns the time to check a chunk against: read again when expiries ran (a slow cut may pass another deadline)', () => {
+    const { clock, set, start } = manual();
+    // Stands for the cuts of many sessions due at start + 5 taking 3 ms of the loop.
+    clock.add(start + 5, () => set(start + 8));
+    expect(clock.poll(start + 4)).toBe(start + 4);
+    expect(clock.poll(start + 5)).toBe(start + 8);
+    expect(clock.poll(start + 9)).toBe(start + 9);
+  });
+
   it('an entry added during an expiry with a deadline already past expires without another poll', async () => {
     const { clock, set, start } = manual();
     set(start + 5);

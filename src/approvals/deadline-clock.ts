@@ -13,6 +13,8 @@ import { DeadlineTimer } from './deadline-timer.js';
 interface Entry {
   readonly deadline: number;
   readonly expire: () => void;
+  /** Its owner called the removal: set also while a poll that found it due is still expiring others. */
+  removed: boolean;
 }
 
 export class DeadlineClock {
@@ -37,11 +39,12 @@ export class DeadlineClock {
    * returned function is called first. A deadline already past expires on the next poll or timer.
    */
   add(deadline: number, expire: () => void): () => void {
-    const entry: Entry = { deadline, expire };
+    const entry: Entry = { deadline, expire, removed: false };
     this.entries.add(entry);
     if (deadline < this.next) this.next = deadline;
     this.timer.armAt(this.next);
     return () => {
+      entry.removed = true;
       this.entries.delete(entry);
       if (this.entries.size > 0) return;
       this.next = Infinity;
@@ -49,9 +52,15 @@ export class DeadlineClock {
     };
   }
 
-  /** Called on every relayed chunk: expires whatever is due. Costs one comparison otherwise. */
-  poll(now: number = this.now()): void {
-    if (now >= this.next) this.fire(now);
+  /**
+   * Called on every relayed chunk: expires whatever is due (one comparison otherwise). Returns the
+   * time the chunk's own deadline is to be checked against: `now`, or the clock read again when
+   * expiries ran, since cutting many sessions takes time and may pass the chunk's own deadline.
+   */
+  poll(now: number = this.now()): number {
+    if (now < this.next) return now;
+    this.fire(now);
+    return this.now();
   }
 
   /** How many deadlines are held (for tests and metrics). */
@@ -75,6 +84,8 @@ export class DeadlineClock {
       this.next = next;
       due.sort((a, b) => a.deadline - b.deadline);
       for (const e of due) {
+        // Removed by an expiry before it in this run (its session ended): not expired any more.
+        if (e.removed) continue;
         try {
           e.expire();
         } catch (err) {

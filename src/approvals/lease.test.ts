@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Actor, Approval } from '../model/approval.js';
 import { openStore, type SqliteStore } from '../store/index.js';
 import { tempDataDir } from '../store/test-support.js';
+import { deadlines } from './deadline-clock.js';
 import { ApprovalLease, type LeaseEnd } from './lease.js';
 import { SqliteApprovalService } from './service.js';
 
@@ -103,6 +104,25 @@ describe('ApprovalLease', () => {
     l.release();
     await svc.revoke(approval.id, root, 'after release');
     expect(calls).toBe(0);
+  });
+
+  it("a lease's deadline leaves the process's clock when it is revoked, released, or expires, and one taken past its deadline holds none", async () => {
+    const held = deadlines.size;
+    const revoked = await grant();
+    const a = lease(revoked);
+    const b = lease(await grant());
+    expect(deadlines.size).toBe(held + 2);
+    await svc.revoke(revoked.id, root, 'done');
+    expect(a.ended?.reason).toBe('revoked');
+    expect(deadlines.size).toBe(held + 1);
+    b.release();
+    expect(deadlines.size).toBe(held);
+    const short = await grant(1);
+    const c = lease(short);
+    await ended(c);
+    expect(deadlines.size).toBe(held);
+    expect(lease(short).ended?.reason).toBe('expired');
+    expect(deadlines.size).toBe(held);
   });
 
   it('thousands of leases cost one map entry each: no emitter listener, no MaxListeners warning', async () => {

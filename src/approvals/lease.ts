@@ -101,7 +101,7 @@ export class ApprovalLease {
   private leaveDeadline = (): void => {};
   private leaveRecheck = (): void => {};
   private checking = false;
-  /** Epoch ms after which nothing may pass (the approval's expiry); undefined without an approval. */
+  /** Epoch ms from which on (at or after it) nothing may pass (the approval's expiry); undefined without an approval. */
   readonly deadline: number | undefined;
 
   constructor(

@@ -14,6 +14,7 @@ export interface SyncIo {
   writeSync(fd: number, buffer: Uint8Array, offset: number, length: number): number;
   fsyncSync(fd: number): void;
   closeSync(fd: number): void;
+  fstatSync(fd: number): { dev: number; ino: number; size: number };
 }
 
 export const nodeSyncIo: SyncIo = {
@@ -21,6 +22,7 @@ export const nodeSyncIo: SyncIo = {
   writeSync: (fd, buffer, offset, length) => fs.writeSync(fd, buffer, offset, length),
   fsyncSync: (fd) => fs.fsyncSync(fd),
   closeSync: (fd) => fs.closeSync(fd),
+  fstatSync: (fd) => fs.fstatSync(fd),
 };
 
 /** Asynchronous calls for batched writes (tests inject failures and slow disks through this). */
@@ -49,22 +51,56 @@ export class AppendFile {
   private bytes = 0;
   private dirty = false;
 
+  /** The file created (a parked file is opened again only if the path still leads to it). */
+  private readonly dev: number;
+  private readonly ino: number;
+
   /** Creates the file; it must not exist yet ('wx': a recording is never overwritten). */
   constructor(
     readonly path: string,
     private readonly io: SyncIo = nodeSyncIo,
     private readonly mode = 0o640,
   ) {
-    this.fd = io.openSync(path, 'wx', mode);
+    const fd = io.openSync(path, 'wx', mode);
+    try {
+      ({ dev: this.dev, ino: this.ino } = io.fstatSync(fd));
+    } catch (err) {
+      io.closeSync(fd);
+      throw err;
+    }
+    this.fd = fd;
   }
 
-  /** The descriptor to write or sync with: a parked file is opened again (append, no create). */
+  /**
+   * The descriptor to write or sync with: a parked file is opened again (append, no create), and
+   * only if it is the file created, holding exactly what was written to it. Another file renamed
+   * or linked to the path, or the file truncated or appended to, is refused: writing on would put
+   * the recording's rest somewhere else and leave a hash that describes no file.
+   */
   private descriptor(): number {
     if (this.fd !== null) return this.fd;
     if (!this.parked) throw new Error(`${this.path} is closed`);
-    this.fd = this.io.openSync(this.path, REOPEN_FLAGS, this.mode);
+    const fd = this.io.openSync(this.path, REOPEN_FLAGS, this.mode);
+    let st: { dev: number; ino: number; size: number };
+    try {
+      st = this.io.fstatSync(fd);
+    } catch (err) {
+      this.io.closeSync(fd);
+      throw err;
+    }
+    if (st.dev !== this.dev || st.ino !== this.ino || st.size !== this.bytes) {
+      this.io.closeSync(fd);
+      const what = st.dev !== this.dev || st.ino !== this.ino ? 'another file is at its path' : `it holds ${st.size} bytes, ${this.bytes} were written`;
+      throw new Error(`not the file this recording wrote (${what}): not written to`);
+    }
+    this.fd = fd;
     this.parked = false;
-    return this.fd;
+    return fd;
+  }
+
+  /** Opens a parked file again now (throws as its next write would); nothing when it is not parked. */
+  unpark(): void {
+    if (this.parked) this.descriptor();
   }
 
   /**

@@ -39,6 +39,8 @@ export interface BatchSource {
    * give up their descriptors until the next write (AppendFile.park).
    */
   quiet?(): void;
+  /** After quiet(), before the next record is batched: the files are opened again (throws when they cannot be). */
+  wake?(): void;
 }
 
 /** How long a recording writes nothing before its files are parked (longer than the fsync interval, so they are usually clean). */
@@ -74,6 +76,8 @@ export class BatchWriter {
   private timer: NodeJS.Timeout | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
   private quietTimer: NodeJS.Timeout | undefined;
+  /** quiet() ran and no record was batched since. */
+  private quieted = false;
   /** When the last write or sync completed (clockUs). */
   private lastDoneUs: number;
   /** The write (or idle sync) in progress; never rejects (a failure is recorded). */
@@ -116,6 +120,21 @@ export class BatchWriter {
   /** Relayed bytes the disk does not have yet. */
   unwritten(): number {
     return this.source.batchedBytes() + this.inFlightBytes;
+  }
+
+  /**
+   * Before a record is batched: a recording whose files were parked opens them again now, so a
+   * file that cannot be (vanished, replaced, the process at its descriptor limit) fails the sink
+   * call, and the relay cuts before the record's bytes move, not a batch window after.
+   */
+  wake(): void {
+    if (!this.quieted) return;
+    this.quieted = false;
+    try {
+      this.source.wake?.();
+    } catch (err) {
+      throw new RecordingError(this.fail(err));
+    }
   }
 
   /** After something was batched: write now when the batch is large, else within the window. */
@@ -190,6 +209,7 @@ export class BatchWriter {
         if (left > 0) return check(left);
         try {
           this.source.quiet?.();
+          this.quieted = true;
         } catch (err) {
           this.failAsync(err);
         }

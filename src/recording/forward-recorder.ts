@@ -99,7 +99,14 @@ export class ForwardRecording {
       throw new RecordingError(`cannot create ${this.path}: ${(err as Error).message}`);
     }
     this.writer = new BatchWriter(
-      { batchedBytes: () => this.batch.bytes, hasBatched: () => this.batch.bytes > 0, take: () => this.takeJob(), sync: () => this.sync(), quiet: () => this.file.park() },
+      {
+        batchedBytes: () => this.batch.bytes,
+        hasBatched: () => this.batch.bytes > 0,
+        take: () => this.takeJob(),
+        sync: () => this.sync(),
+        quiet: () => this.file.park(),
+        wake: () => this.unpark(),
+      },
       { ...opts, clockUs: this.clockUs },
     );
   }
@@ -194,6 +201,7 @@ export class ForwardRecording {
     if (failure !== undefined) throw new RecordingError(failure);
     if (this.writer.isEnded) throw new RecordingError(`the recording ${this.path} has already ended`);
     if (chunk.length === 0) return;
+    this.writer.wake();
     // Sidecar times never go backwards.
     this.lastUs = Math.max(this.lastUs, this.clockUs() - this.t0);
     try {
@@ -203,6 +211,14 @@ export class ForwardRecording {
     }
     this.channels.update(channel, chunk);
     this.writer.schedule();
+  }
+
+  private unpark(): void {
+    try {
+      this.file.unpark();
+    } catch (err) {
+      throw new RecordingError(`cannot write ${this.path}: ${(err as Error).message}`);
+    }
   }
 
   private takeJob(): BatchJob | undefined {

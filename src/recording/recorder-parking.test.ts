@@ -1,17 +1,20 @@
 // A quiet recording gives up its file descriptors (AppendFile.park, after quietMs with nothing
-// written) and takes them again on its next write: the files stay exact and their hashes true, a
-// file that vanished while parked fails the recording instead of being created anew, and a write
-// in flight keeps its descriptor.
+// written) and takes them again when its next record is batched: the files stay exact and their
+// hashes true; a file that vanished, was replaced or changed while parked, or cannot be opened
+// (EMFILE), fails that sink call (the relay cuts before the bytes move) instead of being created
+// anew or written elsewhere; a write in flight keeps its descriptor.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, unlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { fdsOn } from '../../test/helpers/fds.js';
 import type { SessionEnd } from '../model/session.js';
 import { exitCodeStatus } from '../protocol/status.js';
 import { AppendFile, nodeFileIo, type FileIo } from './append-file.js';
 import { readRawSidecar } from './raw-sidecar.js';
-import { createRecorder, type RecorderOptions } from './recorder.js';
+import { ForwardRecording } from './forward-recorder.js';
+import { createRecorder, type RecorderOptions, type RecorderSink } from './recorder.js';
 
 const sha = (b: Uint8Array | string): string => createHash('sha256').update(b).digest('hex');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -23,17 +26,11 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-/** This process's descriptors open on `path`. */
-function fdsOn(path: string): number {
-  let n = 0;
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      if (readlinkSync(`/proc/self/fd/${fd}`) === path) n++;
-    } catch {
-      // closed while listing
-    }
-  }
-  return n;
+/** Waits (in steps of the quiet interval) until both files of `rec` hold no descriptor. */
+async function parked(rec: RecorderSink): Promise<void> {
+  await rec.flush();
+  for (let i = 0; i < 100 && fdsOn(rec.rawPath) + fdsOn(rec.castPath) > 0; i++) await sleep(60);
+  expect(fdsOn(rec.rawPath) + fdsOn(rec.castPath)).toBe(0);
 }
 
 function options(over: Partial<RecorderOptions> = {}): RecorderOptions {
@@ -90,23 +87,70 @@ describe('a quiet recording parks its files', () => {
     expect(cast).toContain('"o", "third\\n"');
   });
 
-  it('a sidecar that vanished while parked is not created anew: the next write fails the recording', async () => {
+  it('a sidecar that vanished while parked is not created anew: the next sink call throws (the relay cuts before its bytes move)', async () => {
     const rec = createRecorder(options());
-    const failures: Error[] = [];
-    rec.onFailure((e) => failures.push(e));
     rec.stdout(Buffer.from('before\n'));
-    await rec.flush();
-    await sleep(250);
-    expect(fdsOn(rec.rawPath)).toBe(0);
+    await parked(rec);
     unlinkSync(rec.rawPath);
-    rec.stdout(Buffer.from('after\n'));
-    await sleep(100);
-    expect(failures).toHaveLength(1);
-    expect(failures[0]!.message).toMatch(/ENOENT/);
+    expect(() => rec.stdout(Buffer.from('after\n'))).toThrow(/ENOENT/);
+    // Every later call throws too, and the end says why.
+    expect(() => rec.stdin(Buffer.from('more\n'))).toThrow(/ENOENT/);
     await expect(rec.end(end)).rejects.toThrow(/ENOENT/);
     const result = await rec.finished;
     expect(result.error).toMatch(/ENOENT/);
+    expect(result.channelSha256['stdout']).not.toBe(sha('before\nafter\n'));
     expect(() => readFileSync(rec.rawPath)).toThrow(/ENOENT/);
+  });
+
+  it('a parked recording that cannot open its files again (EMFILE: the descriptor limit) fails the sink call that wakes it', async () => {
+    let limit = false;
+    const emfile = Object.assign(new Error('EMFILE: too many open files, open'), { code: 'EMFILE' });
+    const io: FileIo = { ...nodeFileIo, openSync: (path, flags, mode) => {
+      if (limit) throw emfile;
+      return nodeFileIo.openSync(path, flags, mode);
+    } };
+    const rec = createRecorder(options({ io }));
+    rec.stdout(Buffer.from('before\n'));
+    await parked(rec);
+    limit = true;
+    expect(() => rec.stdin(Buffer.from('keystroke'))).toThrow(/EMFILE/);
+    limit = false;
+    await expect(rec.end(end)).rejects.toThrow(/EMFILE/);
+    expect(fdsOn(rec.rawPath) + fdsOn(rec.castPath)).toBe(0);
+  });
+
+  for (const [what, swap] of [
+    ['renamed over by another file', (path: string) => {
+      writeFileSync(`${path}.other`, 'not the recording\n');
+      renameSync(`${path}.other`, path);
+    }],
+    ['swapped for a symlink to another file', (path: string) => {
+      writeFileSync(`${path}.target`, 'somebody else\'s file\n');
+      unlinkSync(path);
+      symlinkSync(`${path}.target`, path);
+    }],
+    ['truncated', (path: string) => truncateSync(path, 10)],
+  ] as const) {
+    it(`a sidecar ${what} while parked is not written to: the sink call that wakes it throws, and the other file is untouched`, async () => {
+      const rec = createRecorder(options());
+      rec.stdout(Buffer.from('before\n'));
+      await parked(rec);
+      swap(rec.rawPath);
+      const onDisk = readFileSync(rec.rawPath);
+      expect(() => rec.stdout(Buffer.from('after\n'))).toThrow(/not the file this recording wrote/);
+      await expect(rec.end(end)).rejects.toThrow(/not the file this recording wrote/);
+      expect(readFileSync(rec.rawPath)).toEqual(onDisk);
+    });
+  }
+
+  it('a sidecar renamed over while parked, then the session ends: its last records are not appended to the other file; the end fails', async () => {
+    const rec = createRecorder(options());
+    rec.stdout(Buffer.from('before\n'));
+    await parked(rec);
+    writeFileSync(`${rec.rawPath}.other`, 'not the recording\n');
+    renameSync(`${rec.rawPath}.other`, rec.rawPath);
+    await expect(rec.end(end)).rejects.toThrow(/not the file this recording wrote/);
+    expect(readFileSync(rec.rawPath, 'utf8')).toBe('not the recording\n');
   });
 
   it('with quiet never reached (output every few ms) the files keep their descriptors', async () => {
@@ -159,6 +203,25 @@ describe('AppendFile.park', () => {
     expect(typeof io.opens[1]).toBe('number'); // O_WRONLY | O_APPEND, no O_CREAT
   });
 
+  it('reopens only the file it created, unchanged: another file at the path, or the file with other contents, is refused', () => {
+    const path = join(dir, 'r');
+    const f = new AppendFile(path);
+    f.write(Buffer.from('ours'));
+    f.park();
+    writeFileSync(`${path}.other`, 'theirs');
+    renameSync(`${path}.other`, path);
+    expect(() => f.write(Buffer.from('+more'))).toThrow(/not the file this recording wrote/);
+    expect(readFileSync(path, 'utf8')).toBe('theirs');
+    expect(fdsOn(path)).toBe(0);
+
+    const g = new AppendFile(join(dir, 's'));
+    g.write(Buffer.from('ours'));
+    g.park();
+    writeFileSync(join(dir, 's'), 'ours, and then some', { flag: 'a' });
+    expect(() => g.write(Buffer.from('+more'))).toThrow(/not the file this recording wrote/);
+    expect(readFileSync(join(dir, 's'), 'utf8')).toBe('oursours, and then some');
+  });
+
   it('is refused while an fsync is in flight', async () => {
     const path = join(dir, 'h');
     let release!: () => void;
@@ -185,5 +248,19 @@ describe('AppendFile.park', () => {
     expect(fdsOn(path)).toBe(1);
     f.abandon();
     expect(fdsOn(path)).toBe(0);
+  });
+});
+
+describe('a parked port-forward connection sidecar', () => {
+  it('that vanished fails the chunk that wakes it, before the chunk is batched', async () => {
+    const rec = new ForwardRecording({ dir, approvalId: 'a1', sessionId: 's1', seq: 1, port: 8080, startedAt: new Date(), batchWindowMs: 10, fsyncIntervalMs: 20, quietMs: 60 });
+    rec.toPod(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+    await rec.flush();
+    for (let i = 0; i < 100 && fdsOn(rec.path) > 0; i++) await sleep(60);
+    expect(fdsOn(rec.path)).toBe(0);
+    unlinkSync(rec.path);
+    expect(() => rec.fromPod(Buffer.from('HTTP/1.1 200 OK\r\n\r\n'))).toThrow(/ENOENT/);
+    expect(() => rec.fromPod(Buffer.from('again'))).toThrow(/ENOENT/);
+    await expect(rec.end()).rejects.toThrow(/ENOENT/);
   });
 });

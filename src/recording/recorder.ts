@@ -233,6 +233,10 @@ class Recorder implements RecorderSink {
           this.cast.park();
           this.rawFile.park();
         },
+        wake: () => {
+          this.unpark(this.rawFile, this.rawName);
+          this.unpark(this.cast, this.castName);
+        },
       },
       { ...(opts.fsyncIntervalMs !== undefined ? { fsyncIntervalMs: opts.fsyncIntervalMs } : {}), ...(opts.batchWindowMs !== undefined ? { batchWindowMs: opts.batchWindowMs } : {}), ...(opts.batchBytes !== undefined ? { batchBytes: opts.batchBytes } : {}), ...(opts.maxUnwrittenBytes !== undefined ? { maxUnwrittenBytes: opts.maxUnwrittenBytes } : {}), ...(opts.endTimeoutMs !== undefined ? { endTimeoutMs: opts.endTimeoutMs } : {}), ...(opts.quietMs !== undefined ? { quietMs: opts.quietMs } : {}), clockUs: this.clockUs },
     );
@@ -598,10 +602,19 @@ class Recorder implements RecorderSink {
     if (failure !== undefined) throw new RecordingError(failure);
     if (this.writer.isEnded) throw new RecordingError(`recording ${this.castName} has already ended`);
     try {
+      this.writer.wake();
       step();
     } catch (err) {
       // The files are closed in close(), once no write is running.
       throw new RecordingError(this.writer.fail(err));
+    }
+  }
+
+  private unpark(file: AppendFile, name: string): void {
+    try {
+      file.unpark();
+    } catch (err) {
+      throw new RecordingError(`cannot write ${name}: ${(err as Error).message}`);
     }
   }
 

@@ -390,9 +390,9 @@ class PortForwardRun {
         });
       };
       from.on('data', (chunk: Buffer) => {
-        // Any session's chunk past an instant cuts every session due at it (deadline-clock.ts).
-        const now = Date.now();
-        deadlines.poll(now);
+        // Any session's chunk past an instant cuts every session due at it (deadline-clock.ts);
+        // `now` is read again if it did (those cuts take time).
+        const now = deadlines.poll(Date.now());
         if (this.cutRequest) return;
         if (this.pastDeadline(now)) {
           this.cut('expired');
@@ -409,8 +409,9 @@ class PortForwardRun {
         const ready = recording.ready();
         if (ready) hold(ready);
       });
+      // The end is passed on like a byte: not after a cut, nor at or after the deadline.
       from.once('end', () => {
-        if (!this.cutRequest && !to.writableEnded && !to.destroyed) to.end();
+        if (!this.cutNow() && !to.writableEnded && !to.destroyed) to.end();
       });
     };
     copy(stream.data, up.data, (c) => recording.toPod(c), (n) => (this.bytesIn += n));

@@ -7,6 +7,7 @@ import type { TerminalSize } from '../protocol/resize.js';
 import { apiStatus, exitCodeStatus, successStatus, type Status } from '../protocol/status.js';
 import type { ServerStreams } from '../protocol/streams.js';
 import { v5 } from '../protocol/versions/index.js';
+import { deadlines } from '../approvals/deadline-clock.js';
 import { endSinksWithin, Relay, type RelayOptions, type UpstreamStreams } from './relay.js';
 
 /** Collects everything written into a PassThrough (the far side of a relayed stream). */
@@ -317,6 +318,51 @@ describe('Relay: the deadline', () => {
     await vi.runAllTimersAsync();
     expect(quiet.agent.seenStdout.text()).toBe('on-time');
     expect(ends.map((e) => e.reason).sort()).toEqual(['completed', 'expired', 'expired']);
+  });
+
+  it("a chunk whose poll ran other sessions' cuts past this session's deadline is not relayed (the time is read again)", async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: T0 });
+    // Stands for the cuts of many sessions due at T0 + 1000 taking a millisecond of the loop.
+    const offSlowCuts = deadlines.add(T0 + 1000, () => vi.setSystemTime(T0 + 1001));
+    const { agent, upstream, sink, relay } = setup({ deadline: T0 + 1001 });
+    const run = relay.run();
+    upstream.stdout.write('on-time');
+    await settle();
+    vi.setSystemTime(T0 + 1000);
+    upstream.stdout.write('at-the-deadline');
+    await settle();
+    await vi.advanceTimersByTimeAsync(0);
+    const end = await run;
+    offSlowCuts();
+    expect(agent.seenStdout.text()).toBe('on-time');
+    expect(end).toMatchObject({ reason: 'expired', bytesOut: 7 });
+    expect(sink.events).toEqual(['stdout:on-time', 'marker:cutoff: expired']);
+  });
+
+  it('a recording that failed before run() (its onFailure calls at once) cuts, and leaves no deadline on the clock', async () => {
+    const held = deadlines.size;
+    const failed: SessionSink = { onFailure: (listener) => listener(new Error('cannot write x.raw: EMFILE')) };
+    const { agent, relay } = setup({ deadline: Date.now() + 60_000, sinks: [failed] });
+    const end = await relay.run();
+    expect(end.reason).toBe('recording-failed');
+    expect(agent.finished).toEqual([cutStatus('recording-failed', 'cannot write x.raw: EMFILE')]);
+    expect(deadlines.size).toBe(held);
+  });
+
+  it("the client's half-close after the deadline, before the timer has fired, does not reach the container (its EOF would let the command go on)", async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: T0 });
+    const { agent, upstream, relay } = setup({ deadline: T0 + 1000 });
+    const run = relay.run();
+    agent.stdin.write('typed');
+    await settle();
+    vi.setSystemTime(T0 + 1000);
+    agent.stdin.end();
+    await settle();
+    expect(upstream.seenStdin.ended()).toBe(false);
+    const end = await run;
+    expect(end).toMatchObject({ reason: 'expired', bytesIn: 5 });
+    expect(upstream.seenStdin.text()).toBe('typed');
+    expect(upstream.seenStdin.ended()).toBe(false);
   });
 
   it('a deadline already past cuts before anything is relayed', async () => {

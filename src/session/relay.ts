@@ -24,7 +24,7 @@ export interface UpstreamStreams {
 export interface RelayOptions {
   agent: ServerStreams;
   upstream: UpstreamStreams;
-  /** Epoch ms after which nothing is relayed (min of expiry and revocation); undefined: none. */
+  /** Epoch ms from which on (at or after it) nothing is relayed (the approval's expiry); undefined: none. */
   deadline?: number;
   /** The Status the agent receives when the session is cut for `reason`. */
   cutStatus(reason: EndReason, detail?: string): Status;
@@ -137,9 +137,9 @@ export class Relay {
         if (holds++ === 0) from.pause();
       };
       from.on('data', (chunk: Buffer) => {
-        // Any session's chunk past an instant cuts every session due at it (deadline-clock.ts).
-        const now = Date.now();
-        deadlines.poll(now);
+        // Any session's chunk past an instant cuts every session due at it (deadline-clock.ts);
+        // `now` is read again if it did (those cuts take time).
+        const now = deadlines.poll(Date.now());
         if (!this.open) return;
         if (this.pastDeadline(now)) {
           this.cut('expired');
@@ -168,12 +168,14 @@ export class Relay {
 
   async run(): Promise<SessionEnd> {
     const { agent, upstream, sinks } = this.opts;
-    // A batched write that fails after its chunks were relayed cuts the session at that moment.
-    for (const sink of sinks) sink.onFailure?.((err) => this.cut('recording-failed', err.message));
+    // On the clock before anything can cut (a recording that has failed already cuts in onFailure):
+    // a cut leaves the clock, so an entry added after one would stay there until its deadline.
     if (this.opts.deadline !== undefined) {
       if (this.pastDeadline()) this.cut('expired');
       else this.leaveClock = deadlines.add(this.opts.deadline, () => this.cut('expired'));
     }
+    // A batched write that fails after its chunks were relayed cuts the session at that moment.
+    for (const sink of sinks) sink.onFailure?.((err) => this.cut('recording-failed', err.message));
     const warning = this.opts.warning;
     if (warning && warning.at > Date.now()) {
       this.warningTimer = setTimeout(() => {
@@ -191,9 +193,11 @@ export class Relay {
       if (!this.observe((s) => s.resize?.(size))) return;
       upstream.resize(size);
     });
-    // stdin runs on its own; its end (the client's half-close) is passed upstream while the session is open.
+    // stdin runs on its own; its end (the client's half-close) is passed upstream while the session
+    // is open and, like a byte, not at or after the deadline: a command waiting for EOF would go on.
     if (agent.stdin) {
       void this.forward(agent.stdin, upstream.stdin, 'stdin').then(() => {
+        if (this.open && this.pastDeadline()) this.cut('expired');
         if (this.open) upstream.stdin?.end();
       });
     }

@@ -34,7 +34,7 @@ export interface ProxyCut {
   /** The Status for an upstream that cannot be reached (the endpoint words it). */
   unreachable(error: BastionError): Status;
   /**
-   * Epoch ms after which nothing is relayed (the approval's expiry), checked before every chunk:
+   * Epoch ms from which on (at or after it) nothing is relayed (the approval's expiry), checked before every chunk:
    * a chunk read in the same turn as the expiry timer came due (a stalled event loop reads
    * everything upstream sent meanwhile) must not pass either.
    */
