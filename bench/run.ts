@@ -1,12 +1,13 @@
 // `npm run bench`: every measure of issue 11, direct (straight to the simulated cluster) vs nginx
 // (a plain TLS proxy in front of the same sim, when installed) vs the bastion (recording on), in
 // one run, interleaved rounds; the exec measures (throughput, echo) also through the node pipe (a
-// bare Node TLS relay in front of the sim, a comparator). Prints a table with each target's
+// bare Node TLS relay in front of the sim, a comparator); the REST measure also through the node
+// pipe and the node proxy (a bare Node HTTP reverse proxy in front of the sim). Prints a table with each target's
 // verdict and writes JSON.
 //
 //   npm run bench [-- --smoke] [--out FILE] [--rounds N] [--only m1,m2] [--ramp-cap N] [--sessions N] [--hold N] [--mib N] [--profile DIR] [--no-nginx] [--keep]
 //
-// The sim, the bastion, nginx and the node pipe each run in their own process (bench/servers.ts) so their CPU and
+// The sim, the bastion, nginx, the node pipe and the node proxy each run in their own process (bench/servers.ts) so their CPU and
 // RSS are read apart from the clients'. See bench/README.md for what each measure does.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { kubectlPath } from '../test/helpers/kubectl.js';
 import { approve, FULL, SMOKE, type Ctx, type Sizes } from './lib/context.js';
-import { nginxBinary, startBastionProcess, startNginx, startNodePipe, startSim, type BastionEndpoint, type Endpoint, type Server } from './lib/procs.js';
+import { nginxBinary, startBastionProcess, startNginx, startNodePipe, startNodeProxy, startSim, type BastionEndpoint, type Endpoint, type Server } from './lib/procs.js';
 import { renderProfile, summariseProfile } from './lib/profile.js';
 import { machine, renderTable, type Row } from './lib/report.js';
 import { measureApproval } from './measures/approval.js';
@@ -103,7 +104,7 @@ const rows: Row[] = [];
 const raw: Record<string, unknown> = {};
 let profileText: string | undefined;
 try {
-  progress(`starting the sim, the bastion, the node pipe${nginxPath ? ' and nginx' : ''} (${values.smoke ? 'smoke' : 'full'} mode) in ${dir}`);
+  progress(`starting the sim, the bastion, the node pipe and proxy${nginxPath ? ' and nginx' : ''} (${values.smoke ? 'smoke' : 'full'} mode) in ${dir}`);
   const sim = await startSim(dir, sizes.restPods);
   servers.push(sim);
   const profileDir = values.profile ? resolve(values.profile) : undefined;
@@ -123,6 +124,9 @@ try {
   const pipeProc = await startNodePipe(dir, sim.info);
   servers.push(pipeProc);
   const pipe = pipeProc.info;
+  const proxyProc = await startNodeProxy(dir, sim.info);
+  servers.push(proxyProc);
+  const proxy = proxyProc.info;
   const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
     const res = await fetch(`${bastion.controlUrl}${path}`, {
       method,
@@ -131,7 +135,7 @@ try {
     });
     return (await res.json()) as T;
   };
-  const ctx: Ctx = { sizes, smoke: values.smoke!, direct, nginx, bastion, bastionPid: bastionProc.child.pid!, simPid: sim.child.pid!, targets: [direct, ...(nginx ? [nginx] : []), bastion], pipe, execTargets: [direct, ...(nginx ? [nginx] : []), pipe, bastion], api, progress, dir, raw };
+  const ctx: Ctx = { sizes, smoke: values.smoke!, direct, nginx, bastion, bastionPid: bastionProc.child.pid!, simPid: sim.child.pid!, targets: [direct, ...(nginx ? [nginx] : []), bastion], pipe, execTargets: [direct, ...(nginx ? [nginx] : []), pipe, bastion], proxy, restTargets: [direct, ...(nginx ? [nginx] : []), pipe, proxy, bastion], api, progress, dir, raw };
   // The sessions every measure but cutoff and approval runs under.
   await approve(ctx, 'web-0', 'app', 3600);
   await approve(ctx, 'shell-0', 'main', 3600);
