@@ -179,7 +179,10 @@ function endToEnd(headers: IncomingMessage['headers']): OutgoingHttpHeaders {
 async function runHttpProxy(dir: string, upstream: string | undefined): Promise<() => Promise<void>> {
   const { host, port: upstreamPort } = hostPort(upstream);
   const { ca, cert, key } = relayTls(dir);
-  const agent = new https.Agent({ keepAlive: true, ca });
+  // Idle upstream connections are closed after 3 s, before the sim closes them (Node's default
+  // keepAliveTimeout, 5 s): a request sent on one the sim is closing just then fails with
+  // ECONNRESET (a 502 here; the bastion retries such a GET once instead). As the REST clients do.
+  const agent = new https.Agent({ keepAlive: true, ca, timeout: 3000 });
   const sockets = new Set<tls.TLSSocket>();
   const server = https.createServer({ cert, key }, (req: IncomingMessage, res: ServerResponse) => {
     const up = https.request({ host, port: upstreamPort, method: req.method, path: req.url, headers: endToEnd(req.headers), agent }, (ur) => {
