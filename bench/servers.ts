@@ -12,7 +12,7 @@
 // a 'stop' message. Each role imports what it needs when it starts: the floor's processes must not
 // load (and carry the heap of) the bastion, and so start in a fraction of the time.
 import { createHash } from 'node:crypto';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import https from 'node:https';
 import { join } from 'node:path';
@@ -46,12 +46,40 @@ async function runSim(dir: string, pods: number): Promise<() => Promise<void>> {
   return () => sim.stop();
 }
 
-async function runBastion(dir: string, upstreamKubeconfig: string): Promise<() => Promise<void>> {
+/**
+ * Where the bastion's code is loaded from: `src`, the TypeScript sources through tsx (no build
+ * needed), or `dist`, what `npm run build` compiled (what `serve` runs). tsx compiles with
+ * esbuild's keepNames, which names every closure with a call as it is created: a cost per request
+ * the shipped build does not have. Every module the bastion uses comes from the one tree (its
+ * errors and classes are checked by identity).
+ */
+async function bastionModules(from: string) {
+  if (from === 'src') {
+    return {
+      bastion: await import('../src/app/bastion.js'),
+      config: await import('../src/app/config.js'),
+      log: await import('../src/observability/log.js'),
+      upstream: await import('../src/upstream/upstream.js'),
+    };
+  }
+  if (from !== 'dist') throw new Error(`bastion: src or dist, not ${from}`);
+  const dist = (path: string): string => new URL(`../dist/${path}`, import.meta.url).href;
+  if (!existsSync(new URL(dist('app/bastion.js')))) throw new Error('bastion from dist: no dist/app/bastion.js; run `npm run build` first');
+  return {
+    bastion: (await import(dist('app/bastion.js'))) as typeof import('../src/app/bastion.js'),
+    config: (await import(dist('app/config.js'))) as typeof import('../src/app/config.js'),
+    log: (await import(dist('observability/log.js'))) as typeof import('../src/observability/log.js'),
+    upstream: (await import(dist('upstream/upstream.js'))) as typeof import('../src/upstream/upstream.js'),
+  };
+}
+
+async function runBastion(dir: string, upstreamKubeconfig: string, from: string): Promise<() => Promise<void>> {
   const { writeKubeconfig } = await import('../src/app/kubeconfig.js');
-  const { startBastion } = await import('../src/app/bastion.js');
-  const { parseServeConfig } = await import('../src/app/config.js');
-  const { createLogger } = await import('../src/observability/log.js');
-  const { upstreamFromKubeconfigFile } = await import('../src/upstream/upstream.js');
+  const m = await bastionModules(from);
+  const { startBastion } = m.bastion;
+  const { parseServeConfig } = m.config;
+  const { createLogger } = m.log;
+  const { upstreamFromKubeconfigFile } = m.upstream;
   const config = parseServeConfig(
     ['--data-dir', join(dir, 'data'), '--recordings', join(dir, 'recordings'), '--listen', '127.0.0.1:0', '--control-listen', '127.0.0.1:0', '--upstream-kubeconfig', upstreamKubeconfig, '--hold-timeout', '60'],
     dir,
@@ -210,7 +238,8 @@ async function runHttpProxy(dir: string, upstream: string | undefined): Promise<
 const [role, dir, arg, arg2] = process.argv.slice(2);
 const ROLES: Record<string, () => Promise<() => Promise<void>>> = {
   sim: () => runSim(dir!, Number(arg ?? 0)),
-  bastion: () => runBastion(dir!, arg!),
+  // bastion DIR KUBECONFIG [src|dist]
+  bastion: () => runBastion(dir!, arg!, arg2 ?? 'src'),
   'tls-echo': () => runTlsEcho(dir!, Number(arg)),
   // tls-relay DIR HOST:PORT [plain|hash]
   'tls-relay': () => runTlsRelay(dir!, arg, arg2 ?? 'plain'),

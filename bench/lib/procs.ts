@@ -62,9 +62,10 @@ export function startSim(dir: string, pods: number) {
   return forkServer<{ url: string; caPem: string; token: string; kubeconfig: string }>(['sim', dir, String(pods)]);
 }
 
-export function startBastionProcess(dir: string, upstreamKubeconfig: string, cpuProfDir?: string) {
+/** `from`: the bastion's code from the TypeScript sources (`src`, through tsx) or from `npm run build`'s output (`dist`, as `serve` runs). */
+export function startBastionProcess(dir: string, upstreamKubeconfig: string, cpuProfDir: string | undefined, from: 'src' | 'dist') {
   const flags = [...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []), ...(process.env.BENCH_BASTION_FLAGS ? process.env.BENCH_BASTION_FLAGS.split(' ') : [])];
-  return forkServer<Omit<BastionEndpoint, 'label' | 'pids'>>(['bastion', dir, upstreamKubeconfig], flags);
+  return forkServer<Omit<BastionEndpoint, 'label' | 'pids'>>(['bastion', dir, upstreamKubeconfig, from], flags);
 }
 
 export type FloorVariant = 'plain' | 'hash';

@@ -81,6 +81,18 @@ async function window(ctx: Ctx, ep: Endpoint, agent: https.Agent, path: string, 
   };
 }
 
+/**
+ * One request on each of the window's `concurrency` connections, not measured: the window then
+ * runs on open connections, on both legs of a relay. Without it every window but the first opened
+ * its connections anew (the client closes them after 3 s idle, the sim its own after 5 s, and the
+ * other endpoints' windows take longer than that): 64 TLS handshakes on each leg of a relay in a
+ * GET c=64 window of about 1,500 requests, 10-15% of a relay's CPU per request in it (a profile
+ * of the bastion, 2026-12-07), a per-connection cost the per-request figures should not carry.
+ */
+async function warm(ep: Endpoint, agent: https.Agent, path: string, concurrency: number): Promise<void> {
+  await Promise.all(Array.from({ length: concurrency }, () => restGet(ep, agent, path)));
+}
+
 export async function measureRest(ctx: Ctx): Promise<Row[]> {
   const OPS = ops(ctx.sizes.restPods);
   const rps: Record<string, Record<string, number[]>> = {};
@@ -107,6 +119,7 @@ export async function measureRest(ctx: Ctx): Promise<Row[]> {
         cpu[key] ??= {};
         for (const ep of rotated(ctx.restTargets, round)) {
           ctx.progress(`rest round ${round + 1}/${ctx.sizes.rounds}: ${o.label} c=${c} ${ep.label}`);
+          await warm(ep, agentFor(ep, c), o.path, c);
           const w = await window(ctx, ep, agentFor(ep, c), o.path, c, ctx.sizes.restWindowMs);
           windows.push({ op: o.op, concurrency: c, endpoint: ep.label, round, requests: w.latencies.length, startUs: w.startUs, endUs: w.endUs, simCpuUsPerReq: Math.round(w.simCpuUsPerReq), endpointCpuUsPerReq: Math.round(w.endpointCpuUsPerReq), clientCpuUsPerReq: Math.round(w.clientCpuUsPerReq) });
           const c1 = (cpu[key]![ep.label] ??= { endpoint: [], sim: [], client: [] });
