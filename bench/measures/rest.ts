@@ -83,11 +83,11 @@ async function window(ctx: Ctx, ep: Endpoint, agent: https.Agent, path: string, 
 
 /**
  * One request on each of the window's `concurrency` connections, not measured: the window then
- * runs on open connections, on both legs of a relay. Without it every window but the first opened
- * its connections anew (the client closes them after 3 s idle, the sim its own after 5 s, and the
+ * runs on open connections, on both legs of a relay. Without it every window opened its
+ * connections anew (the client closes them after 3 s idle, the sim its own after 5 s, and the
  * other endpoints' windows take longer than that): 64 TLS handshakes on each leg of a relay in a
- * GET c=64 window of about 1,500 requests, 10-15% of a relay's CPU per request in it (a profile
- * of the bastion, 2026-12-07), a per-connection cost the per-request figures should not carry.
+ * GET c=64 window, a per-connection cost in the per-request figures (the node pipe's CPU per GET
+ * was 161 µs with them, 89 without; bench/README.md, REST).
  */
 async function warm(ep: Endpoint, agent: https.Agent, path: string, concurrency: number): Promise<void> {
   await Promise.all(Array.from({ length: concurrency }, () => restGet(ep, agent, path)));
