@@ -24,14 +24,21 @@ import { median } from './lib/report.js';
 interface Started {
   info: { url: string; caPem: string; token: string; kubeconfig: string };
   pid: number;
-  stop(): void;
+  /** Resolves once the process has exited. */
+  stop(): Promise<void>;
 }
 
 function start(servers: string, args: string[]): Promise<Started> {
   // process.execArgv carries tsx's loader, so the child runs the TypeScript sources too.
   const child = fork(servers, args, { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolveStarted, reject) => {
-    child.once('message', (m: { ready: Started['info'] }) => resolveStarted({ info: m.ready, pid: child.pid!, stop: () => child.send('stop') }));
+    const stop = (): Promise<void> =>
+      new Promise<void>((done) => {
+        if (child.exitCode !== null) return done();
+        child.once('exit', () => done());
+        child.send('stop');
+      });
+    child.once('message', (m: { ready: Started['info'] }) => resolveStarted({ info: m.ready, pid: child.pid!, stop }));
     child.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code} before it was ready`)));
   });
 }
@@ -42,10 +49,10 @@ const c = Number(concurrency);
 const dir = mkdtempSync(join(tmpdir(), 'kb-ab-'));
 const here = fileURLToPath(new URL('.', import.meta.url));
 const sim = await start(join(here, 'servers.ts'), ['sim', dir, '20']);
-const endpoints: Array<Endpoint & { stop(): void; pid: number }> = [];
+const endpoints: Array<Endpoint & { stop(): Promise<void>; pid: number }> = [];
 if (process.env.AB_PROXY) {
   const p = await startNodeProxy(dir, sim.info);
-  endpoints.push({ ...p.info, pid: p.child.pid!, stop: () => void p.stop() });
+  endpoints.push({ ...p.info, pid: p.child.pid!, stop: () => p.stop() });
 }
 for (const spec of specs) {
   const [label, tree, from] = spec.split(':');
@@ -91,7 +98,6 @@ for (const ep of endpoints) {
   const list = (xs: number[], d = 0) => xs.map((x) => x.toFixed(d)).join(' ');
   console.log(`${ep.label}: req/s median ${median(r.rps).toFixed(0)} [${list(r.rps)}]; CPU µs per request median ${median(r.cpu).toFixed(0)} [${list(r.cpu)}]; req/s over ${endpoints[0]!.label} in the same round median ${median(vsFirst).toFixed(2)} [${list(vsFirst, 2)}]`);
 }
-for (const ep of endpoints) ep.stop();
-sim.stop();
+await Promise.all([...endpoints.map((ep) => ep.stop()), sim.stop()]);
 rmSync(dir, { recursive: true, force: true });
 process.exit(0);
