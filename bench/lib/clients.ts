@@ -51,6 +51,49 @@ export async function openExec(endpoint: Endpoint, transport: Transport, t: Exec
   });
 }
 
+/** A `cat` session that failed to start: how it ended (its Status), or that it never echoed. */
+export class CatNotRunning extends Error {
+  override readonly name = 'CatNotRunning';
+}
+
+const READY_LINE = 'ready\n';
+
+/**
+ * Opens a `cat` session (`t.command` must echo its stdin) and resolves once it runs: a line written
+ * to its stdin has come back. A WebSocket open resolves at the endpoint's 101, and the bastion
+ * answers that before it dials upstream (so before the cluster has started the process): a client
+ * that opens N at a time without this wait leaves any number of setups in flight behind its back,
+ * and the last of them queue past the bastion's setup timeout (bench/README.md, *Open questions*).
+ * The session's stdout has had exactly the line when this resolves.
+ */
+export async function openRunningCat(endpoint: Endpoint, t: ExecTarget, timeoutMs = 30_000): Promise<UpstreamSession> {
+  const s = await openExec(endpoint, 'websocket', t);
+  let seen = '';
+  let onData = (_d: Buffer): void => {};
+  let timer: NodeJS.Timeout | undefined;
+  const echoed = new Promise<void>((resolve, reject) => {
+    onData = (d: Buffer): void => {
+      seen += d.toString('latin1');
+      if (seen === READY_LINE) resolve();
+      else if (!READY_LINE.startsWith(seen)) reject(new CatNotRunning(`unexpected output before the echo: ${JSON.stringify(seen.slice(0, 80))}`));
+    };
+    s.stdout.on('data', onData);
+    void s.status.then((st) => reject(new CatNotRunning(`${st.reason ?? st.status}: ${st.message ?? ''}`)));
+    timer = setTimeout(() => reject(new CatNotRunning(`no echo in ${timeoutMs / 1000} s`)), timeoutMs);
+  });
+  s.stdin!.write(READY_LINE);
+  try {
+    await echoed;
+    return s;
+  } catch (err) {
+    s.destroy();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+    s.stdout.off('data', onData);
+  }
+}
+
 export interface TransferResult {
   ms: number;
   outBytes: number;

@@ -58,13 +58,18 @@ async function forkServer<T>(args: string[], nodeFlags: string[] = []): Promise<
   };
 }
 
+/** Node flags from an environment variable (space-separated), e.g. `--import FILE` for a preload module. */
+function flagsFrom(name: string): string[] {
+  return process.env[name] ? process.env[name].split(' ') : [];
+}
+
 export function startSim(dir: string, pods: number) {
-  return forkServer<{ url: string; caPem: string; token: string; kubeconfig: string }>(['sim', dir, String(pods)]);
+  return forkServer<{ url: string; caPem: string; token: string; kubeconfig: string }>(['sim', dir, String(pods)], flagsFrom('BENCH_SIM_FLAGS'));
 }
 
 /** `from`: the bastion's code from the TypeScript sources (`src`, through tsx) or from `npm run build`'s output (`dist`, as `serve` runs). */
 export function startBastionProcess(dir: string, upstreamKubeconfig: string, cpuProfDir: string | undefined, from: 'src' | 'dist') {
-  const flags = [...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []), ...(process.env.BENCH_BASTION_FLAGS ? process.env.BENCH_BASTION_FLAGS.split(' ') : [])];
+  const flags = [...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []), ...flagsFrom('BENCH_BASTION_FLAGS')];
   return forkServer<Omit<BastionEndpoint, 'label' | 'pids'>>(['bastion', dir, upstreamKubeconfig, from], flags);
 }
 
@@ -194,6 +199,17 @@ export function childPids(parent: number): number[] {
     }
   }
   return out;
+}
+
+/** The children of `parent` whose command name (`/proc/PID/comm`) is `comm`, oldest first. */
+export function childrenNamed(parent: number, comm: string): number[] {
+  return childPids(parent).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === comm;
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
 }
 
 /** Bytes of every file below a directory. */

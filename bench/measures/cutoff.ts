@@ -2,7 +2,10 @@
 // streaming a small chunk through `cat` every 20 ms. For each session, when its last byte arrived
 // at the client and when the client saw the session close, relative to the approval's expiresAt.
 // Arrival at the client is an upper bound of when the bastion relayed the byte. The clients run in
-// a few processes of their own (cutoff-clients.ts), as kubectl clients would.
+// a few processes of their own (cutoff-clients.ts), as kubectl clients would. Then the same with a
+// revocation, and last the direct comparator: the same sessions straight to the sim, ended at one
+// instant by killing their `cat`s (the sim then sends each its exit Status), which is what the
+// machine and these client processes take to hear of an end when no bastion is in the way.
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { scanRawSidecarFile, RawChannel } from '../../src/recording/raw-sidecar.js';
 import { SEND_EVERY_MS, type FromClients, type ToClients } from '../lib/cutoff-protocol.js';
 import { approve, type Ctx } from '../lib/context.js';
+import { childrenNamed, type Endpoint } from '../lib/procs.js';
 import { fmt, quantile, verdict, type Row, type Spread } from '../lib/report.js';
 
 /** The sessions are spread over this many client processes (at most one per session). */
@@ -69,8 +73,8 @@ async function clientProcesses(sessions: number) {
   return {
     processes: n,
     /** Opens the sessions as `start` says (see cutoff-clients.ts); resolves once every process has. */
-    async open(ctx: Ctx, openUntil: number, ttlMs: number, watchAt?: number): Promise<Opened> {
-      const { url, caPem, token, label } = ctx.bastion;
+    async open(endpoint: Endpoint, openUntil: number, ttlMs: number, watchAt?: number): Promise<Opened> {
+      const { url, caPem, token, label } = endpoint;
       const opened = await Promise.all(
         children.map((c, i) => {
           const got = answer(c, 'opened');
@@ -183,13 +187,53 @@ function sentText(cutMs: number[], driver: { timerLagMs: number; loopP99Ms: numb
   return `clients sent ${fmt(sentPerS)} lines/s before it (each echoed); bastion cut (recordings) p50 ${fmt(c.median)}, p99 ${fmt(c.p99)} ms; client loops (worst of the client processes) late ${fmt(driver.timerLagMs)} ms at the instant, p99 delay ${fmt(driver.loopP99Ms)} ms, max ${fmt(driver.loopMaxMs)} ms`;
 }
 
+/**
+ * The comparator: the same number of sessions, the same clients and load, straight to the sim, and
+ * at one instant the driver SIGKILLs their `cat`s (the sim's children started for them), so the
+ * sim sends each its exit Status. Relative to that instant, what the clients hear is what this
+ * machine and these client processes take to learn of an end with no bastion in the way.
+ */
+async function endedByTheSim(ctx: Ctx) {
+  const clients = await clientProcesses(ctx.sizes.cutoffSessions);
+  const before = new Set(childrenNamed(ctx.simPid, 'cat'));
+  ctx.progress(`cutoff: opening ${ctx.sizes.cutoffSessions} sessions straight to the sim, to end by killing their cat`);
+  const opened = await clients.open(ctx.direct, Infinity, Infinity);
+  // The sim may answer an exec's upgrade before its process is running: wait for every `cat`.
+  const newCats = (): number[] => childrenNamed(ctx.simPid, 'cat').filter((pid) => !before.has(pid));
+  for (const until = Date.now() + 5000; newCats().length < opened.open && Date.now() < until; ) await new Promise((res) => setTimeout(res, 50));
+  const cats = newCats();
+  const planned = Date.now() + 1000;
+  clients.watch(planned);
+  await new Promise((res) => setTimeout(res, planned - Date.now()));
+  // The instant is when the kills are sent (the driver's own timer may fire late).
+  const at = Date.now();
+  for (const pid of cats) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone: its session ended before the instant and is counted so
+    }
+  }
+  const out = await clients.report(at);
+  const o = outcome(out.sessions, at);
+  const told: Record<string, number> = {};
+  for (const t of out.sessions) told[t.told || 'no Status'] = (told[t.told || 'no Status'] ?? 0) + 1;
+  return { processes: clients.processes, opened, cats: cats.length, at, o, told, lag: out.lag, sentPerS: out.sentPerS };
+}
+
+function directText(d: Awaited<ReturnType<typeof endedByTheSim>>): string {
+  const mismatch = d.cats === d.opened.open ? '' : `, ${d.cats} cats found for ${d.opened.open} sessions`;
+  const lost = d.opened.failed ? `, ${d.opened.failed} failed to open` : '';
+  return `; direct: ${d.opened.open} sessions straight to the sim, their cats killed at one instant${mismatch}${lost}: Status p50 ${fmt(d.o.toldS.median)}, p99 ${fmt(d.o.toldS.p99)} ms${earlyText(d.o, 'the kill')}${d.o.notClosed ? `, ${d.o.notClosed} not closed within 5 s` : ''} (clients sent ${fmt(d.sentPerS)} lines/s; loops late ${fmt(d.lag.timerLagMs)} ms, p99 ${fmt(d.lag.loopP99Ms)})`;
+}
+
 export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
   const expiring = await clientProcesses(ctx.sizes.cutoffSessions);
   // A container no other measure uses, so these sessions fall under this approval alone.
   const a = await approve(ctx, 'web-0', 'sidecar', ctx.sizes.cutoffTtlSeconds);
   const deadline = Date.parse(a.expiresAt);
   ctx.progress(`cutoff: opening ${ctx.sizes.cutoffSessions} sessions expiring at ${a.expiresAt}`);
-  const opened = await expiring.open(ctx, deadline, ctx.sizes.cutoffTtlSeconds * 1000, deadline);
+  const opened = await expiring.open(ctx.bastion, deadline, ctx.sizes.cutoffTtlSeconds * 1000, deadline);
   const failed = opened.failed;
   ctx.progress(`cutoff: ${opened.open} sessions open in ${expiring.processes} client processes, ${failed} failed, ${opened.retried} retried, ${opened.late} too late; waiting for the deadline`);
   const eOut = await expiring.report(deadline);
@@ -200,7 +244,7 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
   const revoking = await clientProcesses(ctx.sizes.cutoffSessions);
   const r = await approve(ctx, 'web-0', 'sidecar', 600);
   ctx.progress(`cutoff: opening ${ctx.sizes.cutoffSessions} sessions to revoke`);
-  const rev = await revoking.open(ctx, Infinity, Infinity);
+  const rev = await revoking.open(ctx.bastion, Infinity, Infinity);
   ctx.progress(`cutoff: ${rev.open} sessions open, ${rev.failed} failed, ${rev.retried} retried; revoking in 1 s`);
   revoking.watch(Date.now() + 1000);
   await new Promise((res) => setTimeout(res, 1000));
@@ -209,6 +253,8 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
   const vOut = await revoking.report(revokedAt);
   const v = outcome(vOut.sessions, revokedAt);
   const vDriver = vOut.lag;
+  const direct = await endedByTheSim(ctx);
+  const dText = directText(direct);
   // The recordings are complete once every session ended (their final flush precedes the session row).
   await new Promise((res) => setTimeout(res, 2000));
   const eRec = recordedAfter(ctx, a.id, deadline);
@@ -219,6 +265,7 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
     clientLag: { expiry: eDriver, revocation: vDriver },
     linesPerS: { expiry: eOut.sentPerS, revocation: vOut.sentPerS },
     expiry: { wanted: ctx.sizes.cutoffSessions, clientProcesses: expiring.processes, sessions: opened.open, failed, retried: opened.retried, late: opened.late, openFailures: opened.reasons, notClosedWithin5s: e.notClosed, endedEarly: e.endedEarly, endedEarlyMs: e.earlyMs, endedEarlyWhy: e.earlyWhy, deadline: a.expiresAt, lastByteMs: e.last, statusMs: e.told, closeMs: e.closed, bytesAfterDeadline: e.afterBytes, recorded: eRec },
+    direct: { clientProcesses: direct.processes, sessions: direct.opened.open, failed: direct.opened.failed, cats: direct.cats, killedAt: new Date(direct.at).toISOString(), notClosedWithin5s: direct.o.notClosed, endedEarly: direct.o.endedEarly, endedEarlyWhy: direct.o.earlyWhy, lastByteMs: direct.o.last, statusMs: direct.o.told, closeMs: direct.o.closed, told: direct.told, clientLag: direct.lag, linesPerS: direct.sentPerS },
     revocation: { clientProcesses: revoking.processes, sessions: rev.open, failed: rev.failed, retried: rev.retried, openFailures: rev.reasons, notClosedWithin5s: v.notClosed, endedEarly: v.endedEarly, endedEarlyMs: v.earlyMs, endedEarlyWhy: v.earlyWhy, revokedAt: revoked.revokedAt, lastByteMs: v.last, statusMs: v.told, closeMs: v.closed, bytesAfterRevokedAt: v.afterBytes, recorded: vRec },
   };
   const n = opened.open;
@@ -237,8 +284,9 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
       id: 'cutoff.close',
       measure: `${n} sessions expiring at once: client gets its Status - deadline`,
       unit: 'ms',
+      direct: direct.o.toldS,
       bastion: e.toldS,
-      derived: `p99 ${fmt(e.toldS.p99)}; WebSocket closed at the client p50 ${fmt(e.closeS.median)}, p99 ${fmt(e.closeS.p99)}${e.notClosed ? `; ${e.notClosed} not closed within 5 s` : ''}${earlyText(e, 'the deadline')}; ${sentText(eRec.cutMs, eDriver, eOut.sentPerS)}`,
+      derived: `p99 ${fmt(e.toldS.p99)}${dText}; WebSocket closed at the client p50 ${fmt(e.closeS.median)}, p99 ${fmt(e.closeS.p99)}${e.notClosed ? `; ${e.notClosed} not closed within 5 s` : ''}${earlyText(e, 'the deadline')}; ${sentText(eRec.cutMs, eDriver, eOut.sentPerS)}`,
       target: 'p99 <= 50 ms',
       verdict: verdict(e.notClosed === 0 && failed === 0 && e.endedEarly === 0 && e.toldS.p99 <= 50),
     },
@@ -255,8 +303,9 @@ export async function measureCutoff(ctx: Ctx): Promise<Row[]> {
       id: 'cutoff.revoke.close',
       measure: `${rev.open} sessions revoked at once: client gets its Status - revokedAt`,
       unit: 'ms',
+      direct: direct.o.toldS,
       bastion: v.toldS,
-      derived: `p99 ${fmt(v.toldS.p99)}; WebSocket closed at the client p50 ${fmt(v.closeS.median)}, p99 ${fmt(v.closeS.p99)}${v.notClosed ? `; ${v.notClosed} not closed within 5 s` : ''}${earlyText(v, 'revokedAt')}; ${sentText(vRec.cutMs, vDriver, vOut.sentPerS)}`,
+      derived: `p99 ${fmt(v.toldS.p99)}${dText}; WebSocket closed at the client p50 ${fmt(v.closeS.median)}, p99 ${fmt(v.closeS.p99)}${v.notClosed ? `; ${v.notClosed} not closed within 5 s` : ''}${earlyText(v, 'revokedAt')}; ${sentText(vRec.cutMs, vDriver, vOut.sentPerS)}`,
       target: 'p99 <= 50 ms',
       verdict: verdict(v.notClosed === 0 && rev.failed === 0 && v.endedEarly === 0 && v.toldS.p99 <= 50),
     },

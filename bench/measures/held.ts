@@ -8,7 +8,7 @@ import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import type { UpstreamSession } from '../../src/upstream/executor.js';
 import { openExec } from '../lib/clients.js';
 import type { Ctx } from '../lib/context.js';
-import { childPids, openFds, rssBytes } from '../lib/procs.js';
+import { childPids, childrenNamed, openFds, rssBytes } from '../lib/procs.js';
 import { fmt, quantile, type Row } from '../lib/report.js';
 
 const DIAL_PARALLEL = 16;
@@ -56,9 +56,8 @@ function fdKinds(pid: number): Record<string, number> {
 
 /** What fds 0, 1 and 2 of one `cat` under the sim are (the sim's change: 2 is /dev/null without stderr). */
 function catStdio(simPid: number): string[] | undefined {
-  for (const pid of childPids(simPid).reverse()) {
+  for (const pid of childrenNamed(simPid, 'cat').reverse()) {
     try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'cat') continue;
       return [0, 1, 2].map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`).replace(/:\[\d+\]$/, ''));
     } catch {
       // gone meanwhile, or not ours to read

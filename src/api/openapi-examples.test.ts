@@ -171,9 +171,7 @@ async function world(): Promise<{ control: ControlEndpoint; tokens: Record<Examp
       recordingsDir,
       signingKey,
       verifyAudit: auditVerifier({
-        audit: store.audit,
-        approvals: store.approvals,
-        sessions: store.sessions,
+        snapshot: store.readSnapshot,
         checkpointsFile: checkpointsPath(dataDir),
         publicKeyPem: () => signingKey.publicKeyPem,
       }),

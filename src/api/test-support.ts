@@ -40,9 +40,7 @@ export async function startTestControl(parts: TestControlParts): Promise<Control
       signingKey,
       ...(dataDir ? { checkpointsFile: checkpointsPath(dataDir) } : {}),
       verifyAudit: auditVerifier({
-        audit: store.audit,
-        approvals: store.approvals,
-        sessions: store.sessions,
+        snapshot: store.readSnapshot,
         checkpointsFile: dataDir ? checkpointsPath(dataDir) : '/nonexistent/audit-checkpoints.jsonl',
         publicKeyPem: () => (dataDir ? resolveSigningKey(signingKey).publicKeyPem : generateSigningKey().publicKeyPem),
       }),

@@ -196,9 +196,7 @@ export async function startBastion(config: ServeConfig, log: Logger, upstream: U
         signingKey,
         checkpointsFile: checkpointsPath(config.dataDir),
         verifyAudit: auditVerifier({
-          audit: store.audit,
-          approvals: store.approvals,
-          sessions: store.sessions,
+          snapshot: store.readSnapshot,
           checkpointsFile: checkpointsPath(config.dataDir),
           publicKeyPem: () => signingKey.publicKeyPem,
         }),

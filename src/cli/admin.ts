@@ -316,14 +316,11 @@ export async function runAudit(argv: string[]): Promise<number> {
   const hasKey = existsSync(signingKeyPaths(dataDir).privateKey);
   const store = openStore(dataDir);
   try {
-    const report = await verifyAuditTrust({
-      audit: store.audit,
-      approvals: store.approvals,
-      sessions: store.sessions,
-      checkpoints: hasKey
-        ? { text, publicKeyPem: loadOrCreateSigningKey(dataDir).publicKeyPem, where: checkpointsFile }
-        : { text: undefined, publicKeyPem: '', where: checkpointsFile },
-    });
+    const checkpoints = hasKey
+      ? { text, publicKeyPem: loadOrCreateSigningKey(dataDir).publicKeyPem, where: checkpointsFile }
+      : { text: undefined, publicKeyPem: '', where: checkpointsFile };
+    // One snapshot: a serving bastion keeps writing sessions and their audit rows meanwhile.
+    const report = await store.readSnapshot((tables) => verifyAuditTrust({ ...tables, checkpoints }));
     process.stdout.write(values.output === 'json' ? json(report) : auditReportText(report));
     return report.ok ? 0 : 1;
   } finally {

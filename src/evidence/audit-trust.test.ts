@@ -3,8 +3,9 @@
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { auditRecordHash, GENESIS_HASH, openStore } from '../store/index.js';
-import { auditVerifier } from './audit-trust.js';
+import { auditRecordHash, GENESIS_HASH, openStore, type SessionFilter, type SessionStore, type StoreTables } from '../store/index.js';
+import { sessionRows } from '../session/rows.js';
+import { auditVerifier, verifyAuditTrust } from './audit-trust.js';
 import { CheckpointWriter, checkpointingAudit, checkpointsPath, readCheckpointLines } from './checkpoints.js';
 import { generateSigningKey, loadOrCreateSigningKey } from './signing-key.js';
 import { fixture, type Fixture } from './test-support.js';
@@ -21,7 +22,7 @@ function tamper(sql: (db: Database.Database) => void): void {
 }
 
 const verify = () =>
-  auditVerifier({ audit: f.store.audit, approvals: f.store.approvals, sessions: f.store.sessions, checkpointsFile: checkpointsPath(f.dataDir), publicKeyPem: () => loadOrCreateSigningKey(f.dataDir).publicKeyPem })();
+  auditVerifier({ snapshot: f.store.readSnapshot, checkpointsFile: checkpointsPath(f.dataDir), publicKeyPem: () => loadOrCreateSigningKey(f.dataDir).publicKeyPem })();
 
 beforeEach(async () => {
   f = await fixture('kb-trust-');
@@ -101,6 +102,31 @@ describe('audit verify against the checkpoints and the tables', () => {
     const r = await verify();
     expect(r.findings).toEqual([]);
     expect(r).toMatchObject({ ok: true, checkpoints: { count: 1, problems: [] }, tables: { approvals: 2, sessions: 3, disagreements: [] } });
+  });
+
+  it('reads the tables and the audit rows in one snapshot: a session started between those reads is in neither', async () => {
+    // Started on the live connection right after verify has read the sessions table, before it
+    // reads the audit rows: the moment a live bastion's next session lands between the two.
+    const startBetween = (tables: StoreTables): StoreTables => ({
+      ...tables,
+      sessions: Object.assign(Object.create(tables.sessions) as SessionStore, {
+        list: async (filter?: SessionFilter) => {
+          const listed = await tables.sessions.list(filter);
+          // As the bastion starts one: the row and its session.start audit row in one transaction.
+          await sessionRows(f.store).start({ approvalId: f.approval.id, agent: f.agent, operation: 'exec', transport: 'websocket', protocol: 'v5.channel.k8s.io', namespace: 'demo', pod: 'web-0', container: 'app', command: ['ls', '-l'], tty: false, client: '127.0.0.1' });
+          return listed;
+        },
+      }),
+    });
+    const checkpoints = { text: readFileSync(checkpointsPath(f.dataDir), 'utf8'), publicKeyPem: loadOrCreateSigningKey(f.dataDir).publicKeyPem };
+    const snapshot = await f.store.readSnapshot((tables) => verifyAuditTrust({ ...startBetween(tables), checkpoints }));
+    expect(snapshot.findings).toEqual([]);
+    expect(snapshot.tables.sessions).toBe(3);
+    // Without one snapshot, the same interleaving is a false finding (what verify said before).
+    const live = await verifyAuditTrust({ ...startBetween({ audit: f.store.audit, approvals: f.store.approvals, sessions: f.store.sessions }), checkpoints });
+    expect(live.findings).toEqual([expect.stringMatching(/^session ses_\w+ has audit rows \(first: row \d+\) but is missing from the sessions table$/)]);
+    // And the next verify sees both sessions started meanwhile, agreeing.
+    expect(await verify()).toMatchObject({ ok: true, tables: { sessions: 5, disagreements: [] } });
   });
 
   it('names a truncated tail, a wipe and a rewrite', async () => {

@@ -11,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import type { Approval } from '../model/approval.js';
 import { scopeJson } from '../model/scope.js';
 import type { ApprovalScope } from '../model/approval.js';
-import type { ApprovalStore, AuditLog, AuditRecord, AuditVerifyResult, Session, SessionStore } from '../store/types.js';
+import type { ApprovalStore, AuditLog, AuditRecord, AuditVerifyResult, ReadSnapshot, Session, SessionStore } from '../store/types.js';
 import { anchorOf, CHECKPOINTS_FILE, readCheckpointLines, type Checkpoint } from './checkpoints.js';
 import { LIFE_CYCLE_EVENTS } from './record.js';
 
@@ -94,10 +94,16 @@ export async function readCheckpointsText(file: string): Promise<string | undefi
   }
 }
 
-/** verifyAuditTrust over a store and a checkpoints file, read afresh on every call (the API's GET /v1/audit/verify). */
-export function auditVerifier(src: Omit<AuditTrustSources, 'checkpoints'> & { checkpointsFile: string; publicKeyPem: () => string }): () => Promise<AuditTrustReport> {
-  return async () =>
-    verifyAuditTrust({ ...src, checkpoints: { text: await readCheckpointsText(src.checkpointsFile), publicKeyPem: src.publicKeyPem(), where: CHECKPOINTS_FILE } });
+/**
+ * verifyAuditTrust over one read snapshot of a store and a checkpoints file, read afresh on every
+ * call (the API's GET /v1/audit/verify). One snapshot: on a live bastion, tables read a moment apart
+ * from the audit rows would disagree with them by whatever was written in between.
+ */
+export function auditVerifier(src: { snapshot: ReadSnapshot; checkpointsFile: string; publicKeyPem: () => string }): () => Promise<AuditTrustReport> {
+  return async () => {
+    const checkpoints = { text: await readCheckpointsText(src.checkpointsFile), publicKeyPem: src.publicKeyPem(), where: CHECKPOINTS_FILE };
+    return src.snapshot((tables) => verifyAuditTrust({ ...tables, checkpoints }));
+  };
 }
 
 async function allRows(audit: AuditLog, events: readonly string[]): Promise<AuditRecord[]> {

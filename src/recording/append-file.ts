@@ -6,6 +6,7 @@
 // next write), so thousands of idle sessions hold two sockets each, not four descriptors.
 import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
+import { diskProgressed } from './disk-progress.js';
 
 /** The file-system calls used; tests inject failures through this (e.g. ENOSPC mid-session). */
 export interface SyncIo {
@@ -126,6 +127,7 @@ export class AppendFile {
           if (this.frozen) throw new Error(`${this.path}: the recording ended while a write to it hung`);
           const n = await io.write(fd, data, off, data.length - off);
           if (n <= 0) throw new Error(`short write to ${this.path}`);
+          diskProgressed();
           off += n;
         }
         this.hash.update(data);
@@ -145,6 +147,7 @@ export class AppendFile {
     this.busy++;
     try {
       await io.fsync(fd);
+      diskProgressed();
     } finally {
       this.busy--;
     }

@@ -7,6 +7,7 @@
 // hung disk), and reports the first failure to
 // onFailure listeners (the relay then cuts). What is written, and how, is the owner's (BatchSource).
 import { BastionError, isBastionError } from '../errors/index.js';
+import { diskProgressed, lastDiskProgressAt } from './disk-progress.js';
 
 export class RecordingError extends BastionError {
   override readonly name = 'RecordingError';
@@ -61,17 +62,6 @@ export interface BatchTiming {
 }
 
 const defaultClockUs = (): number => Number(process.hrtime.bigint() / 1000n);
-
-/**
- * When any recording's write or fsync in this process last completed (epoch ms). A write still
- * queued behind others (a thousand sessions ending at once share libuv's few threads) is not a
- * hung disk: drain() keeps waiting while writes complete somewhere, and fails only when none has
- * for endTimeoutMs, or after DRAIN_PATIENCE such intervals in all.
- */
-let lastDiskProgressAt = 0;
-const diskProgressed = (): void => {
-  lastDiskProgressAt = Date.now();
-};
 
 /** How many endTimeoutMs intervals drain() waits at most while the disk is making progress. */
 export const DRAIN_PATIENCE = 10;
@@ -211,7 +201,9 @@ export class BatchWriter {
 
   /**
    * After stop(): waits for a write still in flight, but not forever (a hung disk fails the
-   * recording). True when one is left hanging: its descriptors must stay open beneath it.
+   * recording). A write queued behind other recordings' I/O is waited for while any completes
+   * (disk-progress.ts), for at most DRAIN_PATIENCE endTimeoutMs intervals in all. True when one is
+   * left hanging: its descriptors must stay open beneath it.
    */
   async drain(): Promise<boolean> {
     clearTimeout(this.syncTimer);
@@ -223,8 +215,13 @@ export class BatchWriter {
       const settled = await Promise.race([writing.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), this.endTimeoutMs)))]);
       clearTimeout(timer);
       if (settled) continue;
+      // A loop that was busy for longer than endTimeoutMs (ending a thousand sessions at once) runs
+      // this expired timer before the I/O completions that arrived meanwhile: let it take them
+      // (the poll phase comes before setImmediate's) before judging the disk.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (this.writing !== writing) continue;
       const now = Date.now();
-      if (now - lastDiskProgressAt >= this.endTimeoutMs || now - started >= this.endTimeoutMs * DRAIN_PATIENCE) break;
+      if (now - lastDiskProgressAt() >= this.endTimeoutMs || now - started >= this.endTimeoutMs * DRAIN_PATIENCE) break;
     }
     this.failAsync(new RecordingError(`the recording disk did not finish a write within ${this.endTimeoutMs} ms`));
     return true;

@@ -193,19 +193,46 @@ describe('SegmentPool', () => {
 
   it('ignores buffers it did not make, a second release, and sizes it does not keep; holds at most maxBytes', () => {
     const pool = new SegmentPool(64 * 1024);
-    pool.release([Buffer.allocUnsafeSlow(MIN_SEGMENT_BYTES), Buffer.alloc(10)]);
+    const me = {};
+    pool.release([Buffer.allocUnsafeSlow(MIN_SEGMENT_BYTES), Buffer.alloc(10)], me);
     expect(pool.heldBytes).toBe(0);
-    const seg = pool.acquire(32 * 1024);
-    pool.release([seg.subarray(0, 10)]);
-    pool.release([seg]);
+    const seg = pool.acquire(32 * 1024, me);
+    pool.release([seg.subarray(0, 10)], me);
+    pool.release([seg], me);
     expect(pool.heldBytes).toBe(32 * 1024);
     // A record larger than any segment size gets a buffer of its own, never kept.
-    const odd = pool.acquire(100_000);
-    pool.release([odd]);
+    const odd = pool.acquire(100_000, me);
+    pool.release([odd], me);
     expect(pool.heldBytes).toBe(32 * 1024);
-    const more = [pool.acquire(32 * 1024), pool.acquire(32 * 1024), pool.acquire(32 * 1024)];
+    const more = [pool.acquire(32 * 1024, me), pool.acquire(32 * 1024, me), pool.acquire(32 * 1024, me)];
     expect(more[0]!.buffer).toBe(seg.buffer);
-    pool.release(more);
+    pool.release(more, me);
     expect(pool.heldBytes).toBe(64 * 1024);
+  });
+
+  it("a stale release after the segment went to another batch does not take it from that batch", () => {
+    const pool = new SegmentPool();
+    const a = new RawRecordBatch(64 * 1024, pool);
+    const b = new RawRecordBatch(64 * 1024, pool);
+    const c = new RawRecordBatch(64 * 1024, pool);
+    a.append(RawChannel.stdout, 1, randomBytes(1000));
+    const aTaken = a.take();
+    a.release(aTaken);
+    // b now writes into the segment a gave back.
+    const bytes = randomBytes(1000);
+    b.append(RawChannel.stdout, 2, bytes);
+    const bTaken = b.take();
+    expect(bTaken[0]!.buffer).toBe(aTaken[0]!.buffer);
+    // a gives the same segment back again (a double release), and so does someone who never had it.
+    a.release(aTaken);
+    c.release(bTaken);
+    // c's next batch must not land in b's segment while b's write is still in flight.
+    c.append(RawChannel.stdout, 3, randomBytes(1000));
+    const cTaken = c.take();
+    expect(cTaken[0]!.buffer).not.toBe(bTaken[0]!.buffer);
+    expect(Buffer.concat(bTaken).equals(encodeRawRecord(RawChannel.stdout, 2, bytes))).toBe(true);
+    // b's own release returns it.
+    b.release(bTaken);
+    expect(pool.heldBytes).toBe(bTaken[0]!.buffer.byteLength);
   });
 });

@@ -96,28 +96,34 @@ export const MIN_SEGMENT_BYTES = 16 * 1024;
  */
 export class SegmentPool {
   private readonly free = new Map<number, ArrayBuffer[]>();
-  private readonly out = new WeakSet<ArrayBuffer>();
+  /**
+   * Each segment given out, with who has it: only its holder gives it back. A release that comes
+   * again after the segment went to another holder (a bug) is ignored instead of handing that
+   * holder's bytes to a third one.
+   */
+  private readonly out = new WeakMap<ArrayBuffer, object>();
   private freeBytes = 0;
   /** Segments made (not reused) so far. */
   created = 0;
 
   constructor(private readonly maxBytes = 16 * 1024 * 1024) {}
 
-  /** A segment of `size` bytes (contents undefined): a free one of that size, else a new one. */
-  acquire(size: number): Buffer {
+  /** A segment of `size` bytes (contents undefined) for `holder`: a free one of that size, else a new one. */
+  acquire(size: number, holder: object): Buffer {
     const ab = this.free.get(size)?.pop();
     if (ab) this.freeBytes -= size;
     else this.created++;
     const buf = ab ? Buffer.from(ab) : Buffer.allocUnsafeSlow(size);
-    if (isPooledSize(size)) this.out.add(buf.buffer as ArrayBuffer);
+    if (isPooledSize(size)) this.out.set(buf.buffer as ArrayBuffer, holder);
     return buf;
   }
 
-  /** Takes back the segments under `parts` (views of acquired segments), once nothing reads them. */
-  release(parts: readonly Uint8Array[]): void {
+  /** Takes back the segments under `parts` (views of segments `holder` acquired), once nothing reads them. */
+  release(parts: readonly Uint8Array[], holder: object): void {
     for (const p of parts) {
       const ab = p.buffer as ArrayBuffer;
-      if (!this.out.delete(ab)) continue;
+      if (this.out.get(ab) !== holder) continue;
+      this.out.delete(ab);
       if (this.freeBytes + ab.byteLength > this.maxBytes) continue;
       let list = this.free.get(ab.byteLength);
       if (!list) this.free.set(ab.byteLength, (list = []));
@@ -170,7 +176,7 @@ export class RawRecordBatch {
       // A record larger than the segment a batch grows to gets a buffer of its own (not pooled);
       // a smaller one a segment of the next size up.
       const cap = Math.max(this.segmentBytes, MIN_SEGMENT_BYTES);
-      this.cur = this.pool.acquire(need <= this.next ? this.next : need <= cap ? 2 ** Math.ceil(Math.log2(need)) : need);
+      this.cur = this.pool.acquire(need <= this.next ? this.next : need <= cap ? 2 ** Math.ceil(Math.log2(need)) : need, this);
       // A batch that outgrows its segment asks for bigger ones.
       this.next = Math.min(this.next * 2, Math.max(this.segmentBytes, MIN_SEGMENT_BYTES));
       this.used = 0;
@@ -196,7 +202,7 @@ export class RawRecordBatch {
   take(): Buffer[] {
     const out = this.segments;
     if (this.used > 0) out.push(this.cur.subarray(0, this.used));
-    else if (this.cur !== EMPTY) this.pool.release([this.cur]);
+    else if (this.cur !== EMPTY) this.pool.release([this.cur], this);
     // Room for about two batches like this one.
     this.next = Math.min(Math.max(MIN_SEGMENT_BYTES, 2 ** Math.ceil(Math.log2(Math.max(1, 2 * this.bytes)))), Math.max(this.segmentBytes, MIN_SEGMENT_BYTES));
     this.cur = EMPTY;
@@ -208,7 +214,7 @@ export class RawRecordBatch {
 
   /** Gives taken segments back for reuse: nothing may read them (or the views append returned) after this. */
   release(parts: readonly Uint8Array[]): void {
-    this.pool.release(parts);
+    this.pool.release(parts, this);
   }
 }
 

@@ -34,15 +34,15 @@ beforeAll(() => {
   const realRelease = sharedSegmentPool.release.bind(sharedSegmentPool);
   const realAcquire = sharedSegmentPool.acquire.bind(sharedSegmentPool);
   // Given back: nothing may read it any more, so whatever does reads poison.
-  vi.spyOn(sharedSegmentPool, 'release').mockImplementation((parts) => {
+  vi.spyOn(sharedSegmentPool, 'release').mockImplementation((parts, holder) => {
     for (const p of parts) {
       new Uint8Array(p.buffer).fill(POISON);
       released.add(p.buffer);
     }
-    realRelease(parts);
+    realRelease(parts, holder);
   });
-  vi.spyOn(sharedSegmentPool, 'acquire').mockImplementation((size) => {
-    const b = realAcquire(size);
+  vi.spyOn(sharedSegmentPool, 'acquire').mockImplementation((size, holder) => {
+    const b = realAcquire(size, holder);
     released.delete(b.buffer);
     return b;
   });
@@ -390,9 +390,9 @@ describe('cast buffers going round', () => {
 
 describe('RawRecordBatch over a pool that poisons what is given back', () => {
   class PoisonPool extends SegmentPool {
-    override release(parts: readonly Uint8Array[]): void {
+    override release(parts: readonly Uint8Array[], holder: object): void {
       for (const p of parts) new Uint8Array(p.buffer).fill(POISON);
-      super.release(parts);
+      super.release(parts, holder);
     }
   }
 

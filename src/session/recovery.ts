@@ -56,7 +56,6 @@ async function endOpenConnections(store: { sessions: SessionStore; audit: AuditL
       rawSha256: held?.rawSha256 ?? null,
       protocol: null,
     };
-    await store.sessions.connectionEnded(session.id, c.seq, end);
-    await store.audit.append(connectionEndEvent(session.id, c.seq, end, { port: c.port, approvalId: session.approvalId, agent: { id: session.agentId, name: session.agent } }));
+    await store.sessions.connectionEnded(session.id, c.seq, end, connectionEndEvent(session.id, c.seq, end, { port: c.port, approvalId: session.approvalId, agent: { id: session.agentId, name: session.agent } }));
   }
 }

@@ -78,6 +78,28 @@ describe('session rows', () => {
     expect((await store.audit.verify()).ok).toBe(true);
   });
 
+  it("a forwarded connection's end and its session.connection row are one transaction, or neither", async () => {
+    const rows = sessionRows({ sessions: store.sessions, audit: store.audit });
+    const { id } = await rows.start({ ...startInput('127.0.0.1:1'), operation: 'portforward', container: '', command: [], transport: 'spdy', protocol: 'portforward.k8s.io' });
+    const about = { port: 8080, approvalId: null, agent };
+    const end = { endedAt: '2026-12-07T10:00:00.000Z', outcome: 'closed', detail: null, bytesIn: 3, bytesOut: 4, sha256In: null, sha256Out: null, rawSha256: null, protocol: null } as const;
+    for (const seq of [1, 2]) await rows.connectionStarted({ sessionId: id, seq, port: 8080, startedAt: '2026-12-07T09:59:59.000Z', rawPath: null });
+    await rows.connectionEnded(id, 1, end, about);
+    expect(await events(store, id)).toEqual(['session.start', 'session.connection']);
+
+    // The chain refuses the next row (a disk full, a broken database): the end is not written either.
+    store.db.exec(`CREATE TEMP TRIGGER refuse_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'no audit row today'); END`);
+    await expect(rows.connectionEnded(id, 2, end, about)).rejects.toThrow(/no audit row today/);
+    store.db.exec('DROP TRIGGER refuse_audit');
+    expect((await store.sessions.listConnections(id)).map((c) => [c.seq, c.outcome])).toEqual([[1, 'closed'], [2, null]]);
+    expect(await events(store, id)).toEqual(['session.start', 'session.connection']);
+    // Told again once the chain takes rows: both now.
+    await rows.connectionEnded(id, 2, end, about);
+    expect((await store.sessions.listConnections(id)).map((c) => [c.seq, c.outcome])).toEqual([[1, 'closed'], [2, 'closed']]);
+    expect(await events(store, id)).toEqual(['session.start', 'session.connection', 'session.connection']);
+    expect((await store.audit.verify()).ok).toBe(true);
+  });
+
   it('ends are group-committed: nothing is written until the group commits, then every end with its audit row and hashes', async () => {
     const ended: string[] = [];
     const rows = sessionRows({ sessions: store.sessions, audit: store.audit }, { recordingsDir: join(dir, 'rec'), ended: (s) => ended.push(s.id) });

@@ -50,10 +50,7 @@ export function sessionRows(store: { sessions: SessionStore; audit: AuditLog }, 
       return session;
     },
     connectionStarted: (start) => store.sessions.connectionStarted(start),
-    connectionEnded: async (sessionId, seq, end, about) => {
-      await store.sessions.connectionEnded(sessionId, seq, end);
-      await store.audit.append(connectionEndEvent(sessionId, seq, end, about));
-    },
+    connectionEnded: (sessionId, seq, end, about) => store.sessions.connectionEnded(sessionId, seq, end, connectionEndEvent(sessionId, seq, end, about)),
   };
 }
 

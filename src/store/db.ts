@@ -507,6 +507,34 @@ export function openDatabase(dataDir: string, opts: OpenDatabaseOptions = {}): D
   return db;
 }
 
+/**
+ * A second connection to an existing database, inside a read transaction whose snapshot is fixed
+ * before this returns: every read on it sees the database as of that instant, whatever other
+ * connections (this process's own, or another process's) commit meanwhile. It never writes: no
+ * migration, no pragma that writes. End it with closeReadSnapshot.
+ */
+export function openReadSnapshot(file: string, busyTimeoutMs = 5000): Db {
+  const db = new Database(file, { fileMustExist: true, timeout: busyTimeoutMs });
+  try {
+    db.exec('BEGIN');
+    // In WAL mode a read transaction takes its snapshot at its first read.
+    db.prepare('SELECT COUNT(*) FROM sqlite_master').get();
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return db;
+}
+
+export function closeReadSnapshot(db: Db): void {
+  if (!db.open) return;
+  try {
+    if (db.inTransaction) db.exec('ROLLBACK');
+  } finally {
+    db.close();
+  }
+}
+
 function configure(db: Db, opts: OpenDatabaseOptions): void {
   db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
   const mode = db.pragma('journal_mode = WAL', { simple: true });

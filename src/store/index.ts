@@ -5,11 +5,12 @@ import { SqliteAgentStore } from './agents.js';
 import { SqliteApprovalStore } from './approvals.js';
 import { SqliteAuditLog } from './audit.js';
 import { AuditBatcher, type AuditBatchOptions } from './audit-batch.js';
-import { closeDatabase, databasePath, openDatabase, type Db, type OpenDatabaseOptions } from './db.js';
+import { closeDatabase, closeReadSnapshot, databasePath, openDatabase, openReadSnapshot, type Db, type OpenDatabaseOptions } from './db.js';
+import { commitPendingAudit } from './audit.js';
 import { SqlitePolicyVersionStore } from './policy-versions.js';
 import { SqliteSessionStore } from './sessions.js';
 import { SqliteUserStore } from './users.js';
-import type { AgentStore, ApprovalStore, AuditLog, Clock, PolicyVersionStore, SessionStore, UserStore } from './types.js';
+import type { AgentStore, ApprovalStore, AuditLog, Clock, PolicyVersionStore, ReadSnapshot, SessionStore, UserStore } from './types.js';
 
 export interface Store {
   readonly agents: AgentStore;
@@ -41,6 +42,13 @@ export interface SqliteStore extends Store {
    * the batch window, and always before any row appended after them. Flushed by close().
    */
   readonly auditBatch: AuditBatcher;
+  /**
+   * Reads that must agree with each other (a table against the audit rows written in the same
+   * transactions) on their own connection in one read transaction: this connection's queued audit
+   * rows are committed first, so the snapshot holds every row accepted so far, and nothing written
+   * while `read` runs (by this process between its awaits, or by another process) shows in it.
+   */
+  readonly readSnapshot: ReadSnapshot;
 }
 
 export function openStore(dataDir: string, opts: OpenStoreOptions = {}): SqliteStore {
@@ -57,6 +65,15 @@ export function openStore(dataDir: string, opts: OpenStoreOptions = {}): SqliteS
     approvals: new SqliteApprovalStore(db, clock),
     sessions: new SqliteSessionStore(db, clock, auditBatch),
     auditBatch,
+    readSnapshot: async (read) => {
+      commitPendingAudit(db);
+      const snap = openReadSnapshot(databasePath(dataDir), opts.busyTimeoutMs);
+      try {
+        return await read({ audit: new SqliteAuditLog(snap, clock), approvals: new SqliteApprovalStore(snap, clock), sessions: new SqliteSessionStore(snap, clock) });
+      } finally {
+        closeReadSnapshot(snap);
+      }
+    },
     close: async () => {
       if (!db.open) return;
       try {

@@ -437,7 +437,7 @@ export class SqliteSessionStore implements SessionStore {
     tx.immediate();
   }
 
-  async connectionEnded(sessionId: string, seq: number, end: ForwardedConnectionEnd): Promise<void> {
+  async connectionEnded(sessionId: string, seq: number, end: ForwardedConnectionEnd, audit?: AuditEventInput): Promise<void> {
     if (typeof end !== 'object' || end === null) throw connectionField('end', 'must be an object');
     const params = {
       session_id: sessionId,
@@ -452,13 +452,14 @@ export class SqliteSessionStore implements SessionStore {
       raw_sha256: sha256('rawSha256', end.rawSha256),
       protocol: oneOf<ForwardProtocol>('protocol', end.protocol, FORWARD_PROTOCOLS, true),
     };
-    const tx = this.db.transaction((): void => {
+    const write = (): void => {
       const row = this.connection.get(sessionId, seq);
       if (!row) throw new BastionError(ErrorCode.NOT_FOUND, `forwarded connection ${seq} of session ${JSON.stringify(sessionId)} not found`, { sessionId, seq });
       // Already ended: the first end wins, this one changes nothing.
       if (row.ended_at === null) this.endConnection.run(params);
-    });
-    tx.immediate();
+    };
+    // The end and its audit row in one transaction: a crash between them would leave either alone.
+    commitWriteWithAudit(this.db, write, audit, this.clock);
   }
 
   async listConnections(sessionId: string): Promise<ForwardedConnection[]> {

@@ -581,8 +581,19 @@ export interface SessionStore {
   /**
    * Ends a started connection. Idempotent like `end`: the first end wins, later calls change
    * nothing. Unknown session or seq: NOT_FOUND. A refused connection is started and ended at once.
+   * `audit`, when given, is appended in the same transaction (not when the connection is unknown).
    */
-  connectionEnded(sessionId: string, seq: number, end: ForwardedConnectionEnd): Promise<void>;
+  connectionEnded(sessionId: string, seq: number, end: ForwardedConnectionEnd, audit?: AuditEventInput): Promise<void>;
   /** The session's forwarded connections in `seq` order ([] for any other session). */
   listConnections(sessionId: string): Promise<ForwardedConnection[]>;
 }
+
+/** The parts a cross-check reads together (audit verify: the chain against the tables it records). */
+export interface StoreTables {
+  audit: AuditLog;
+  approvals: ApprovalStore;
+  sessions: SessionStore;
+}
+
+/** Runs `read` over one consistent snapshot of the tables, and ends the snapshot when it settles. */
+export type ReadSnapshot = <T>(read: (tables: StoreTables) => Promise<T>) => Promise<T>;

@@ -35,10 +35,11 @@ interface BenchJson {
   machine: { cores: number; loadAvgStart: number[]; node: string; date: string };
   mode: string;
   nginx: string;
-  rows: Array<{ id: string; measure: string; target: string; verdict: string; derived?: string; pipe?: { median: number }; proxy?: { median: number }; bastion?: { median: number } }>;
+  rows: Array<{ id: string; measure: string; target: string; verdict: string; derived?: string; direct?: { median: number }; pipe?: { median: number }; proxy?: { median: number }; bastion?: { median: number } }>;
   raw: {
     floor?: Record<'plain' | 'hash', { cpuPerGib: number[]; mibps: number[] }>;
     throughput?: { mibps: Record<string, Record<string, number[]>>; cpuPerGib: Record<string, number[]> };
+    cutoff?: { direct: { sessions: number; failed: number; cats: number; endedEarly: number; notClosedWithin5s: number } };
     held?: { requested: number; opened: number; failed: number; alive: number; fdKinds: { catStdio?: string[] }; limits: { bastion?: number } };
   };
 }
@@ -109,6 +110,14 @@ describe('npm run bench -- --smoke', () => {
     expect(held.derived).toMatch(/^20 opened in .*, 0 failed, 0 ended, 20 echoed .*bastion .* fds per session .*sim [\d.]+ fds per session/);
     expect(json.raw.held).toMatchObject({ requested: 20, opened: 20, failed: 0, alive: 20, limits: { bastion: expect.any(Number) } });
     expect(json.raw.held!.fdKinds.catStdio?.[2]).toBe('/dev/null');
+    // The cutoff's direct comparator: the same sessions straight to the sim, their `cat`s killed at
+    // one instant; every one found and told its end (the sim's exit Status), in both close rows.
+    for (const id of ['cutoff.close', 'cutoff.revoke.close']) {
+      const row = json.rows.find((r) => r.id === id)!;
+      expect(Number.isFinite(row.direct?.median), `row ${id} has no direct value`).toBe(true);
+      expect(row.derived).toMatch(/direct: 10 sessions straight to the sim, their cats killed at one instant: Status p50 [\d.]+, p99 [\d.]+ ms/);
+    }
+    expect(json.raw.cutoff!.direct).toMatchObject({ sessions: 10, failed: 0, cats: 10, endedEarly: 0, notClosedWithin5s: 0 });
     expect(stdout).toMatch(/machine: \d+ cores .* load average/);
     expect(stdout).toContain(json.nginx === 'absent, skipped' ? 'nginx: absent, skipped' : 'nginx: nginx version');
   }, 300_000);
