@@ -12,7 +12,8 @@ interface Window {
   startUs: number;
   endUs: number;
   simCpuUsPerReq: number;
-  bastionCpuUsPerReq: number;
+  /** The endpoint's own processes (the bastion, the node proxy, ...). */
+  endpointCpuUsPerReq: number;
   clientCpuUsPerReq: number;
 }
 
@@ -20,7 +21,7 @@ const [profile, run, op = 'get', concurrency] = process.argv.slice(2);
 if (!profile || !run) throw new Error('usage: profile-windows.ts PROFILE RUN.json [op] [concurrency]');
 const all = (JSON.parse(readFileSync(run, 'utf8')) as { raw: { rest: { windows: Window[] } } }).raw.rest.windows;
 const chosen = all.filter((w) => w.op === op && (concurrency === undefined || w.concurrency === Number(concurrency)));
-for (const w of chosen) console.log(`${w.endpoint} ${w.op} c=${w.concurrency}: ${w.requests} requests; CPU per request: client ${w.clientCpuUsPerReq} µs, sim ${w.simCpuUsPerReq} µs, bastion ${w.bastionCpuUsPerReq} µs (/proc)`);
+for (const w of chosen) console.log(`${w.endpoint} ${w.op} c=${w.concurrency}: ${w.requests} requests; CPU per request: client ${w.clientCpuUsPerReq} µs, sim ${w.simCpuUsPerReq} µs, ${w.endpoint} ${w.endpointCpuUsPerReq} µs (/proc)`);
 const bastion = chosen.filter((w) => w.endpoint === 'bastion');
 const summary = summariseProfile(profile, 30, bastion);
 const requests = bastion.reduce((n, w) => n + w.requests, 0);

@@ -1,12 +1,13 @@
 // `npm run bench`: every measure of issue 11, direct (straight to the simulated cluster) vs nginx
 // (a plain TLS proxy in front of the same sim, when installed) vs the bastion (recording on), in
 // one run, interleaved rounds; the exec measures (throughput, echo) also through the node pipe (a
-// bare Node TLS relay in front of the sim, a comparator). Prints a table with each target's
+// bare Node TLS relay in front of the sim, a comparator); the REST measure also through the node
+// pipe and the node proxy (a bare Node HTTP reverse proxy in front of the sim). Prints a table with each target's
 // verdict and writes JSON.
 //
-//   npm run bench [-- --smoke] [--out FILE] [--rounds N] [--only m1,m2] [--ramp-cap N] [--sessions N] [--hold N] [--mib N] [--profile DIR] [--no-nginx] [--keep]
+//   npm run bench [-- --smoke] [--out FILE] [--rounds N] [--only m1,m2] [--ramp-cap N] [--sessions N] [--hold N] [--mib N] [--profile DIR] [--no-nginx] [--keep] [--bastion-from src|dist]
 //
-// The sim, the bastion, nginx and the node pipe each run in their own process (bench/servers.ts) so their CPU and
+// The sim, the bastion, nginx, the node pipe and the node proxy each run in their own process (bench/servers.ts) so their CPU and
 // RSS are read apart from the clients'. See bench/README.md for what each measure does.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { kubectlPath } from '../test/helpers/kubectl.js';
 import { approve, FULL, SMOKE, type Ctx, type Sizes } from './lib/context.js';
-import { nginxBinary, startBastionProcess, startNginx, startNodePipe, startSim, type BastionEndpoint, type Endpoint, type Server } from './lib/procs.js';
+import { nginxBinary, startBastionProcess, startNginx, startNodePipe, startNodeProxy, startSim, type BastionEndpoint, type Endpoint, type Server } from './lib/procs.js';
 import { renderProfile, summariseProfile } from './lib/profile.js';
 import { machine, renderTable, type Row } from './lib/report.js';
 import { measureApproval } from './measures/approval.js';
@@ -53,6 +54,7 @@ const { values } = parseArgs({
     mib: { type: 'string' },
     profile: { type: 'string' },
     'no-nginx': { type: 'boolean', default: false },
+    'bastion-from': { type: 'string', default: 'src' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -79,6 +81,8 @@ function versionOf(cmd: string, args: string[]): string {
 const here = dirname(fileURLToPath(import.meta.url));
 const outPath = resolve(values.out ?? join(here, 'results', 'latest.json'));
 const sizes = sizesFromFlags();
+const bastionFrom = values['bastion-from'];
+if (bastionFrom !== 'src' && bastionFrom !== 'dist') throw new Error(`--bastion-from src or dist, not ${bastionFrom}`);
 const only = values.only ? values.only.split(',') : Object.keys(MEASURES);
 for (const m of only) if (!MEASURES[m]) throw new Error(`unknown measure ${m}; one of ${Object.keys(MEASURES).join(', ')}`);
 const progress = (msg: string): void => void process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -89,7 +93,7 @@ const mach = machine(nginxVersion, `${versionOf(kubectlPath(27), ['version', '--
 const dir = mkdtempSync(join(tmpdir(), 'kb-bench-'));
 function writeJson(extra: Record<string, unknown> = {}): void {
   mkdirSync(dirname(outPath), { recursive: true });
-  writeFileSync(outPath, `${JSON.stringify({ machine: mach, mode: values.smoke ? 'smoke' : 'full', sizes, nginx: nginxPath ? nginxVersion : 'absent, skipped', ...extra, rows, raw }, null, 2)}\n`);
+  writeFileSync(outPath, `${JSON.stringify({ machine: mach, mode: values.smoke ? 'smoke' : 'full', sizes, nginx: nginxPath ? nginxVersion : 'absent, skipped', bastionFrom, ...extra, rows, raw }, null, 2)}\n`);
 }
 // Interrupted: stop the servers (nginx is not our child's child and would outlive us).
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -103,12 +107,12 @@ const rows: Row[] = [];
 const raw: Record<string, unknown> = {};
 let profileText: string | undefined;
 try {
-  progress(`starting the sim, the bastion, the node pipe${nginxPath ? ' and nginx' : ''} (${values.smoke ? 'smoke' : 'full'} mode) in ${dir}`);
+  progress(`starting the sim, the bastion, the node pipe and proxy${nginxPath ? ' and nginx' : ''} (${values.smoke ? 'smoke' : 'full'} mode) in ${dir}`);
   const sim = await startSim(dir, sizes.restPods);
   servers.push(sim);
   const profileDir = values.profile ? resolve(values.profile) : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
-  const bastionProc = await startBastionProcess(dir, sim.info.kubeconfig, profileDir);
+  const bastionProc = await startBastionProcess(dir, sim.info.kubeconfig, profileDir, bastionFrom);
   servers.push(bastionProc);
   const direct: Endpoint = { label: 'direct', ...sim.info, pids: () => [] };
   const bastion: BastionEndpoint = { label: 'bastion', ...bastionProc.info, pids: () => [bastionProc.child.pid!] };
@@ -123,6 +127,9 @@ try {
   const pipeProc = await startNodePipe(dir, sim.info);
   servers.push(pipeProc);
   const pipe = pipeProc.info;
+  const proxyProc = await startNodeProxy(dir, sim.info);
+  servers.push(proxyProc);
+  const proxy = proxyProc.info;
   const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
     const res = await fetch(`${bastion.controlUrl}${path}`, {
       method,
@@ -131,7 +138,7 @@ try {
     });
     return (await res.json()) as T;
   };
-  const ctx: Ctx = { sizes, smoke: values.smoke!, direct, nginx, bastion, bastionPid: bastionProc.child.pid!, simPid: sim.child.pid!, targets: [direct, ...(nginx ? [nginx] : []), bastion], pipe, execTargets: [direct, ...(nginx ? [nginx] : []), pipe, bastion], api, progress, dir, raw };
+  const ctx: Ctx = { sizes, smoke: values.smoke!, direct, nginx, bastion, bastionPid: bastionProc.child.pid!, simPid: sim.child.pid!, targets: [direct, ...(nginx ? [nginx] : []), bastion], pipe, execTargets: [direct, ...(nginx ? [nginx] : []), pipe, bastion], proxy, restTargets: [direct, ...(nginx ? [nginx] : []), pipe, proxy, bastion], api, progress, dir, raw };
   // The sessions every measure but cutoff and approval runs under.
   await approve(ctx, 'web-0', 'app', 3600);
   await approve(ctx, 'shell-0', 'main', 3600);
@@ -166,7 +173,7 @@ mach.loadAvgEnd = loadavg().map((x) => Math.round(x * 100) / 100);
 const header = [
   `kube-bastion bench, ${values.smoke ? 'SMOKE mode (tiny sizes: numbers mean nothing)' : 'full'}; ${mach.date}`,
   `machine: ${mach.cores} cores (${mach.cpuModel}), ${mach.memGiB} GiB, load average ${mach.loadAvgStart.join(' ')} at start, ${mach.loadAvgEnd.join(' ')} at end; node ${mach.node}`,
-  `rounds: ${sizes.rounds}, exec throughput ${sizes.execRounds} (median (min..max) over rounds unless the row says otherwise); nginx: ${nginxPath ? nginxVersion : 'absent, skipped'}`,
+  `rounds: ${sizes.rounds}, exec throughput ${sizes.execRounds} (median (min..max) over rounds unless the row says otherwise); nginx: ${nginxPath ? nginxVersion : 'absent, skipped'}; bastion from ${bastionFrom === 'dist' ? 'dist (npm run build)' : 'src (tsx)'}`,
 ];
 process.stdout.write(`${header.join('\n')}\n\n${renderTable(rows)}\n`);
 for (const r of rows.filter((x) => x.note)) process.stdout.write(`note (${r.id}): ${r.note}\n`);

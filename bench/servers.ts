@@ -5,12 +5,16 @@
 // TLS server on the port it is given, writing back every byte it reads, like `cat`), and
 // `tls-relay` (a TLS server piping each connection to a TLS connection to the host:port it is
 // given: the floor's echo, or the sim for the "node pipe" target; with `hash`, one SHA-256 per
-// direction over every relayed byte). Forked by bench/lib/procs.ts; each sends one
+// direction over every relayed byte), and `http-proxy` (the "node proxy": a bare Node HTTP reverse
+// proxy in front of the sim, node:https server + node:https.request upstream on a keep-alive Agent,
+// headers passed, bodies piped; no auth, policy or audit). Forked by bench/lib/procs.ts; each sends one
 // 'ready' message with what the driver needs, and exits (writing a --cpu-prof profile if asked) on
 // a 'stop' message. Each role imports what it needs when it starts: the floor's processes must not
 // load (and carry the heap of) the bastion, and so start in a fraction of the time.
 import { createHash } from 'node:crypto';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import https from 'node:https';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import type { SimCluster } from '../src/sim/cluster.js';
@@ -42,12 +46,40 @@ async function runSim(dir: string, pods: number): Promise<() => Promise<void>> {
   return () => sim.stop();
 }
 
-async function runBastion(dir: string, upstreamKubeconfig: string): Promise<() => Promise<void>> {
+/**
+ * Where the bastion's code is loaded from: `src`, the TypeScript sources through tsx (no build
+ * needed), or `dist`, what `npm run build` compiled (what `serve` runs). tsx compiles with
+ * esbuild's keepNames, which names every closure with a call as it is created: a cost per request
+ * the shipped build does not have. Every module the bastion uses comes from the one tree (its
+ * errors and classes are checked by identity).
+ */
+async function bastionModules(from: string) {
+  if (from === 'src') {
+    return {
+      bastion: await import('../src/app/bastion.js'),
+      config: await import('../src/app/config.js'),
+      log: await import('../src/observability/log.js'),
+      upstream: await import('../src/upstream/upstream.js'),
+    };
+  }
+  if (from !== 'dist') throw new Error(`bastion: src or dist, not ${from}`);
+  const dist = (path: string): string => new URL(`../dist/${path}`, import.meta.url).href;
+  if (!existsSync(new URL(dist('app/bastion.js')))) throw new Error('bastion from dist: no dist/app/bastion.js; run `npm run build` first');
+  return {
+    bastion: (await import(dist('app/bastion.js'))) as typeof import('../src/app/bastion.js'),
+    config: (await import(dist('app/config.js'))) as typeof import('../src/app/config.js'),
+    log: (await import(dist('observability/log.js'))) as typeof import('../src/observability/log.js'),
+    upstream: (await import(dist('upstream/upstream.js'))) as typeof import('../src/upstream/upstream.js'),
+  };
+}
+
+async function runBastion(dir: string, upstreamKubeconfig: string, from: string): Promise<() => Promise<void>> {
   const { writeKubeconfig } = await import('../src/app/kubeconfig.js');
-  const { startBastion } = await import('../src/app/bastion.js');
-  const { parseServeConfig } = await import('../src/app/config.js');
-  const { createLogger } = await import('../src/observability/log.js');
-  const { upstreamFromKubeconfigFile } = await import('../src/upstream/upstream.js');
+  const m = await bastionModules(from);
+  const { startBastion } = m.bastion;
+  const { parseServeConfig } = m.config;
+  const { createLogger } = m.log;
+  const { upstreamFromKubeconfigFile } = m.upstream;
   const config = parseServeConfig(
     ['--data-dir', join(dir, 'data'), '--recordings', join(dir, 'recordings'), '--listen', '127.0.0.1:0', '--control-listen', '127.0.0.1:0', '--upstream-kubeconfig', upstreamKubeconfig, '--hold-timeout', '60'],
     dir,
@@ -69,7 +101,7 @@ async function runBastion(dir: string, upstreamKubeconfig: string): Promise<() =
 /**
  * A relay's (or the echo's) TLS material, written by the driver (bench/lib/procs.ts): its serving
  * cert and key, and the CA it verifies its upstream against (the floor's one CA for both legs; the
- * sim's CA for the node pipe).
+ * sim's CA for the node pipe and the node proxy).
  */
 function relayTls(dir: string): { ca: string; cert: string; key: string } {
   const read = (name: string): string => readFileSync(join(dir, name), 'utf8');
@@ -77,14 +109,14 @@ function relayTls(dir: string): { ca: string; cert: string; key: string } {
 }
 
 /** Listens on a loopback port (0: any free one); resolves with it. */
-function listen(server: tls.Server, port = 0): Promise<number> {
+function listen(server: tls.Server | https.Server, port = 0): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
   });
 }
 
-function closeServer(server: tls.Server, sockets: Set<tls.TLSSocket>): () => Promise<void> {
+function closeServer(server: tls.Server | https.Server, sockets: Set<tls.TLSSocket>): () => Promise<void> {
   return () =>
     new Promise<void>((resolve) => {
       for (const s of sockets) s.destroy();
@@ -154,13 +186,65 @@ async function runTlsRelay(dir: string, upstream: string | undefined, variant: s
   return closeServer(server, sockets);
 }
 
+/** Hop-by-hop headers (RFC 9110 7.6.1): per connection, never passed on by a proxy. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host']);
+
+function endToEnd(headers: IncomingMessage['headers']): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const name in headers) if (!HOP_BY_HOP.has(name)) out[name] = headers[name];
+  return out;
+}
+
+/**
+ * The node proxy: the least a Node HTTP reverse proxy terminating TLS on both legs does per
+ * request, for the REST measure's comparator. A node:https server; each request goes upstream with
+ * node:https.request on one keep-alive Agent (verified against the sim's CA, Node's default TLS
+ * settings, like the bastion's upstream leg), the client's end-to-end headers passed as they are
+ * (the Authorization too: the sim's token is the client's), the request body piped up and the
+ * response body piped back. No authentication, policy, audit, header allow-list or cut: what the
+ * bastion does beyond this is its own cost. No upgrades (REST only).
+ */
+async function runHttpProxy(dir: string, upstream: string | undefined): Promise<() => Promise<void>> {
+  const { host, port: upstreamPort } = hostPort(upstream);
+  const { ca, cert, key } = relayTls(dir);
+  // Idle upstream connections are closed after 3 s, before the sim closes them (Node's default
+  // keepAliveTimeout, 5 s): a request sent on one the sim is closing just then fails with
+  // ECONNRESET (a 502 here; the bastion retries such a GET once instead). As the REST clients do.
+  const agent = new https.Agent({ keepAlive: true, ca, timeout: 3000 });
+  const sockets = new Set<tls.TLSSocket>();
+  const server = https.createServer({ cert, key }, (req: IncomingMessage, res: ServerResponse) => {
+    const up = https.request({ host, port: upstreamPort, method: req.method, path: req.url, headers: endToEnd(req.headers), agent }, (ur) => {
+      res.writeHead(ur.statusCode ?? 502, ur.statusMessage, endToEnd(ur.headers));
+      ur.on('error', () => res.destroy());
+      ur.pipe(res);
+    });
+    up.on('error', () => (res.headersSent ? res.destroy() : res.writeHead(502).end()));
+    res.on('close', () => res.writableFinished || up.destroy());
+    req.pipe(up);
+  });
+  server.on('secureConnection', (s: tls.TLSSocket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  const port = await listen(server);
+  process.send!({ ready: { port } });
+  const close = closeServer(server, sockets);
+  return async () => {
+    await close();
+    agent.destroy();
+  };
+}
+
 const [role, dir, arg, arg2] = process.argv.slice(2);
 const ROLES: Record<string, () => Promise<() => Promise<void>>> = {
   sim: () => runSim(dir!, Number(arg ?? 0)),
-  bastion: () => runBastion(dir!, arg!),
+  // bastion DIR KUBECONFIG [src|dist]
+  bastion: () => runBastion(dir!, arg!, arg2 ?? 'src'),
   'tls-echo': () => runTlsEcho(dir!, Number(arg)),
   // tls-relay DIR HOST:PORT [plain|hash]
   'tls-relay': () => runTlsRelay(dir!, arg, arg2 ?? 'plain'),
+  // http-proxy DIR HOST:PORT
+  'http-proxy': () => runHttpProxy(dir!, arg),
 };
 const start = ROLES[role!];
 if (!start) throw new Error(`unknown role ${role}; one of ${Object.keys(ROLES).join(', ')}`);

@@ -81,6 +81,10 @@ export interface Ctx {
   pipe: Endpoint;
   /** direct, nginx (when present), node pipe, bastion: what the exec throughput and echo measures compare */
   execTargets: Endpoint[];
+  /** A bare Node HTTP reverse proxy in front of the sim (servers.ts http-proxy): a comparator for the REST measure. */
+  proxy: Endpoint;
+  /** direct, nginx (when present), node pipe, node proxy, bastion: what the REST measure compares */
+  restTargets: Endpoint[];
   api<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T>;
   progress(msg: string): void;
   /** The run's scratch directory (removed at the end unless --keep). */

@@ -1,4 +1,4 @@
-// The processes a bench run measures: the sim, the bastion, nginx, the node pipe, the floor's TLS
+// The processes a bench run measures: the sim, the bastion, nginx, the node pipe and proxy, the floor's TLS
 // echo and relays; their CPU time and RSS from /proc.
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
@@ -10,8 +10,8 @@ import { writeKubeconfig } from '../../src/app/kubeconfig.js';
 import { RELAY_TLS_FILES } from './context.js';
 
 export interface Endpoint {
-  /** pipe: the node pipe (startNodePipe). */
-  label: 'direct' | 'nginx' | 'pipe' | 'bastion';
+  /** pipe: the node pipe (startNodePipe); proxy: the node proxy (startNodeProxy). */
+  label: 'direct' | 'nginx' | 'pipe' | 'proxy' | 'bastion';
   url: string;
   caPem: string;
   token: string;
@@ -67,9 +67,10 @@ export function startSim(dir: string, pods: number) {
   return forkServer<{ url: string; caPem: string; token: string; kubeconfig: string }>(['sim', dir, String(pods)], flagsFrom('BENCH_SIM_FLAGS'));
 }
 
-export function startBastionProcess(dir: string, upstreamKubeconfig: string, cpuProfDir?: string) {
+/** `from`: the bastion's code from the TypeScript sources (`src`, through tsx) or from `npm run build`'s output (`dist`, as `serve` runs). */
+export function startBastionProcess(dir: string, upstreamKubeconfig: string, cpuProfDir: string | undefined, from: 'src' | 'dist') {
   const flags = [...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []), ...flagsFrom('BENCH_BASTION_FLAGS')];
-  return forkServer<Omit<BastionEndpoint, 'label' | 'pids'>>(['bastion', dir, upstreamKubeconfig], flags);
+  return forkServer<Omit<BastionEndpoint, 'label' | 'pids'>>(['bastion', dir, upstreamKubeconfig, from], flags);
 }
 
 export type FloorVariant = 'plain' | 'hash';
@@ -118,16 +119,32 @@ function writeRelayTls(root: string, upstreamCa: string, serving: { cert: string
  * legs does with these clients, measured beside the bastion. Its own serving CA; it verifies the
  * sim against the sim's CA (nginx does not verify its upstream).
  */
-export async function startNodePipe(dir: string, sim: { url: string; caPem: string; token: string }): Promise<Server<Endpoint>> {
-  const root = join(dir, 'pipe');
+export function startNodePipe(dir: string, sim: { url: string; caPem: string; token: string }): Promise<Server<Endpoint>> {
+  return startInFrontOfSim(dir, sim, 'pipe', (root, upstream) => ['tls-relay', root, upstream, 'plain']);
+}
+
+/**
+ * The node proxy: a bare Node HTTP reverse proxy (servers.ts http-proxy: node:https server,
+ * node:https.request upstream on a keep-alive Agent, headers passed, bodies piped; no auth, policy
+ * or audit) in front of the sim, for the REST measure: what any Node HTTP proxy terminating TLS on
+ * both legs costs per request, measured beside the bastion. TLS material and kubeconfig as the
+ * node pipe's.
+ */
+export function startNodeProxy(dir: string, sim: { url: string; caPem: string; token: string }): Promise<Server<Endpoint>> {
+  return startInFrontOfSim(dir, sim, 'proxy', (root, upstream) => ['http-proxy', root, upstream]);
+}
+
+/** A servers.ts role in front of the sim: its own loopback CA and serving cert, the sim's CA for its upstream, a kubeconfig with the sim's token. */
+async function startInFrontOfSim(dir: string, sim: { url: string; caPem: string; token: string }, label: 'pipe' | 'proxy', args: (root: string, upstream: string) => string[]): Promise<Server<Endpoint>> {
+  const root = join(dir, label);
   mkdirSync(root, { recursive: true });
-  const tls = await createLoopbackServingMaterial('kube-bastion bench node pipe CA');
+  const tls = await createLoopbackServingMaterial(`kube-bastion bench node ${label} CA`);
   writeRelayTls(root, sim.caPem, tls.serving);
-  const relay = await forkServer<{ port: number }>(['tls-relay', root, new URL(sim.url).host, 'plain']);
-  const url = `https://127.0.0.1:${relay.info.port}`;
-  const kubeconfig = join(dir, 'pipe.kubeconfig');
-  await writeKubeconfig(kubeconfig, { server: url, caPem: tls.ca.cert, token: sim.token, name: 'pipe' });
-  return { ...relay, info: { label: 'pipe', url, caPem: tls.ca.cert, token: sim.token, kubeconfig, pids: () => [relay.child.pid!] } };
+  const server = await forkServer<{ port: number }>(args(root, new URL(sim.url).host));
+  const url = `https://127.0.0.1:${server.info.port}`;
+  const kubeconfig = join(dir, `${label}.kubeconfig`);
+  await writeKubeconfig(kubeconfig, { server: url, caPem: tls.ca.cert, token: sim.token, name: label });
+  return { ...server, info: { label, url, caPem: tls.ca.cert, token: sim.token, kubeconfig, pids: () => [server.child.pid!] } };
 }
 
 /** utime and stime of a process in seconds (0 once it is gone). */

@@ -38,6 +38,8 @@ export interface Row {
   nginx?: Spread | undefined;
   /** The node pipe (a bare Node TLS relay in front of the sim), where a measure runs it. */
   pipe?: Spread | undefined;
+  /** The node proxy (a bare Node HTTP reverse proxy in front of the sim), where a measure runs it. */
+  proxy?: Spread | undefined;
   bastion?: Spread | undefined;
   /** What the target compares, e.g. "bastion/direct 0.15 (0.14-0.16)". */
   derived?: string;
@@ -98,8 +100,8 @@ function pad(s: string, n: number): string {
 }
 
 export function renderTable(rows: Row[]): string {
-  const header = ['measure', 'unit', 'direct', 'nginx', 'node pipe', 'bastion', 'derived', 'target', 'verdict'];
-  const cells = rows.map((r) => [r.measure, r.unit, fmtSpread(r.direct), fmtSpread(r.nginx), fmtSpread(r.pipe), fmtSpread(r.bastion), r.derived ?? '', r.target, r.verdict]);
+  const header = ['measure', 'unit', 'direct', 'nginx', 'node pipe', 'node proxy', 'bastion', 'derived', 'target', 'verdict'];
+  const cells = rows.map((r) => [r.measure, r.unit, fmtSpread(r.direct), fmtSpread(r.nginx), fmtSpread(r.pipe), fmtSpread(r.proxy), fmtSpread(r.bastion), r.derived ?? '', r.target, r.verdict]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]): string => `| ${c.map((x, i) => pad(x, widths[i]!)).join(' | ')} |`;
   return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.map(line)].join('\n');

@@ -357,8 +357,6 @@ export class KubeEndpoint {
     this.opts.metrics.inflight.inc();
     // A watch, `logs -f` or proxied stream under an approval ends with it, like a session.
     const lease = this.lease(c.principal, approval);
-    const cutter = new AbortController();
-    const offLease = lease.onEnd(() => cutter.abort());
     const request = c.request;
     try {
       const outcome = await proxyRest(
@@ -368,7 +366,7 @@ export class KubeEndpoint {
         this.identity(c),
         {
           unreachable: (error) => refusals.upstreamUnavailable(error),
-          signal: cutter.signal,
+          onEnd: (listener) => lease.onEnd(listener),
           ...(lease.deadline !== undefined ? { deadline: lease.deadline } : {}),
           status: () => refusals.restCut(request, approval, lease.ended!),
           finalChunk: (contentType) => (isWatch(request) && /json/i.test(contentType ?? '') ? refusals.watchErrorEvent(refusals.restCut(request, approval, lease.ended!)) : undefined),
@@ -393,7 +391,6 @@ export class KubeEndpoint {
         batched: c.outcome === 'forward' && !unreachable && isRead(request),
       });
     } finally {
-      offLease();
       lease.release();
       this.active.delete(res);
       this.opts.metrics.inflight.dec();

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isBastionError } from '../errors/index.js';
 import { AGENT_TOKEN_PREFIX, openStore, type SqliteStore } from './index.js';
+import { AGENT_AUTH_REUSE_MS } from './agents.js';
 import { tempDataDir } from './test-support.js';
 
 describe('agents', () => {
@@ -75,6 +76,32 @@ describe('agents', () => {
     await expect(store.agents.createAgent('agent-c')).rejects.toSatisfy(
       (e) => isBastionError(e, 'ALREADY_EXISTS') && /revoked/.test((e as Error).message),
     );
+  });
+
+  it('a token authenticated a moment ago is refused as soon as its agent is revoked', async () => {
+    const { agent, token } = await store.agents.createAgent('agent-r');
+    expect((await store.agents.authenticateAgent(token))?.id).toBe(agent.id);
+    await store.agents.revokeAgent('agent-r');
+    expect(await store.agents.authenticateAgent(token)).toBeUndefined();
+  });
+
+  it('a revocation through another connection takes effect within AGENT_AUTH_REUSE_MS', async () => {
+    let now = Date.parse('2025-01-01T00:00:00.000Z');
+    await store.close();
+    store = openStore(tmp.dir, { clock: () => new Date(now) });
+    const { agent, token } = await store.agents.createAgent('agent-o');
+    expect((await store.agents.authenticateAgent(token))?.id).toBe(agent.id);
+    const other = openStore(tmp.dir);
+    try {
+      await other.agents.revokeAgent('agent-o');
+    } finally {
+      await other.close();
+    }
+    // The read a moment ago is reused until the bound, and no longer.
+    now += AGENT_AUTH_REUSE_MS - 1;
+    expect((await store.agents.authenticateAgent(token))?.id).toBe(agent.id);
+    now += 1;
+    expect(await store.agents.authenticateAgent(token)).toBeUndefined();
   });
 
   it('revoking an unknown agent is NOT_FOUND', async () => {

@@ -51,7 +51,11 @@ export interface AgentStore {
    * its bearer token (no owner when absent: tests and stores without users). The token is returned here and never again.
    */
   createAgent(name: string, owner?: string | null): Promise<{ agent: Agent; token: string }>;
-  /** The active agent the token belongs to; undefined for unknown, malformed or revoked tokens. */
+  /**
+   * The active agent the token belongs to; undefined for unknown, malformed or revoked tokens. A
+   * revocation through this store takes effect at once; one through another connection to the
+   * database within AGENT_AUTH_REUSE_MS (a read is reused that long).
+   */
   authenticateAgent(token: string): Promise<Agent | undefined>;
   listAgents(): Promise<Agent[]>;
   getAgentByName(name: string): Promise<Agent | undefined>;

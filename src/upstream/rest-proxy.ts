@@ -24,13 +24,18 @@ export interface ProxyOutcome {
 }
 
 /**
- * Ends the exchange when `signal` aborts (an approval revoked or expired, the agent revoked) or
+ * Ends the exchange when `onEnd` calls back (an approval revoked or expired, the agent revoked) or
  * `deadline` passes: from that instant no byte is relayed; the client gets `status` if nothing was
  * sent yet, else `finalChunk` (e.g. a watch ERROR event) when there is one, else the response is
  * terminated.
  */
 export interface ProxyCut {
-  signal: AbortSignal;
+  /**
+   * Calls `listener` once when the exchange must end (at once if it already must); returns an
+   * unsubscribe. The approval lease's `onEnd`: a callback, not an AbortSignal, whose controller,
+   * signal and EventTarget listener were a measured share of every REST request's cost.
+   */
+  onEnd(listener: () => void): () => void;
   /** The Status for an upstream that cannot be reached (the endpoint words it). */
   unreachable(error: BastionError): Status;
   /**
@@ -45,10 +50,14 @@ export interface ProxyCut {
 
 const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'trailer', 'proxy-connection']);
 
+/** Counts the bytes of a streamed request body into `count`. */
 class ByteCounter extends Transform {
-  bytes = 0;
+  constructor(private readonly count: { bytes: number }) {
+    super();
+  }
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.bytes += chunk.length;
+    this.count.bytes += chunk.length;
     done(null, chunk);
   }
 }
@@ -115,7 +124,8 @@ export async function proxyRest(
   base.headers = headers;
   // `base` is this request's own copy (UpstreamTarget.requestOptions).
   let upstreamReq = https.request(base);
-  const inCounter = new ByteCounter();
+  // A plain count: the stream that counts (ByteCounter) is built only for a body that streams.
+  const inCounter = { bytes: 0 };
   // The response is copied by hand (relayBody), so its count is a plain number.
   const outCounter = { bytes: 0 };
 
@@ -128,13 +138,16 @@ export async function proxyRest(
   };
   res.on('close', abort);
   let upstreamRes: IncomingMessage | undefined;
+  let ended = false;
   const onCut = (): void => {
     upstreamReq.destroy();
     upstreamRes?.destroy();
   };
-  if (cut?.signal.aborted) onCut();
-  cut?.signal.addEventListener('abort', onCut, { once: true });
-  const cutNow = (): boolean => cut !== undefined && (cut.signal.aborted || (cut.deadline !== undefined && Date.now() >= cut.deadline));
+  const offCut = cut?.onEnd(() => {
+    ended = true;
+    onCut();
+  });
+  const cutNow = (): boolean => cut !== undefined && (ended || (cut.deadline !== undefined && Date.now() >= cut.deadline));
 
   const noBody = body === undefined && hasNoBody(req);
   const send = (r: typeof upstreamReq): { response: Promise<IncomingMessage>; sending: Promise<void>; heard: () => boolean } => ({
@@ -142,13 +155,13 @@ export async function proxyRest(
       r.once('response', resolve);
       r.once('error', reject);
     }),
-    sending: body !== undefined ? sendBuffered(r, body, inCounter) : noBody ? sendEmpty(req, r) : pipeline(req, inCounter, r).catch(() => {}),
+    sending: body !== undefined ? sendBuffered(r, body, inCounter) : noBody ? sendEmpty(req, r) : pipeline(req, new ByteCounter(inCounter), r).catch(() => {}),
     heard: heardBack(r),
   });
   let { response, sending, heard } = send(upstreamReq);
   const done = (o: ProxyOutcome): ProxyOutcome => {
     res.off('close', abort);
-    cut?.signal.removeEventListener('abort', onCut);
+    offCut?.();
     return o;
   };
 
@@ -261,7 +274,7 @@ function sendEmpty(req: IncomingMessage, upstreamReq: ReturnType<typeof https.re
 }
 
 /** Sends a body read earlier, counting it like a streamed one. */
-function sendBuffered(upstreamReq: ReturnType<typeof https.request>, body: Buffer, counter: ByteCounter): Promise<void> {
+function sendBuffered(upstreamReq: ReturnType<typeof https.request>, body: Buffer, counter: { bytes: number }): Promise<void> {
   counter.bytes = body.length;
   return new Promise((resolve) => {
     upstreamReq.once('error', () => resolve());

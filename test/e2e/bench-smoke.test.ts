@@ -19,7 +19,7 @@ const ROWS = [
   'recording.disk',
   'floor.plain',
   'floor.hash',
-  ...['get', 'list'].flatMap((op) => ['c1', 'c64'].flatMap((c) => ['rps', 'p50', 'p99'].map((m) => `rest.${op}.${c}.${m}`))),
+  ...['get', 'list'].flatMap((op) => ['c1', 'c64'].flatMap((c) => ['rps', 'cpu', 'p50', 'p99'].map((m) => `rest.${op}.${c}.${m}`))),
   'cutoff.lastbyte',
   'cutoff.close',
   'cutoff.revoke.lastbyte',
@@ -35,7 +35,7 @@ interface BenchJson {
   machine: { cores: number; loadAvgStart: number[]; node: string; date: string };
   mode: string;
   nginx: string;
-  rows: Array<{ id: string; measure: string; target: string; verdict: string; derived?: string; direct?: { median: number }; pipe?: { median: number }; bastion?: { median: number } }>;
+  rows: Array<{ id: string; measure: string; target: string; verdict: string; derived?: string; direct?: { median: number }; pipe?: { median: number }; proxy?: { median: number }; bastion?: { median: number } }>;
   raw: {
     floor?: Record<'plain' | 'hash', { cpuPerGib: number[]; mibps: number[] }>;
     throughput?: { mibps: Record<string, Record<string, number[]>>; cpuPerGib: Record<string, number[]> };
@@ -73,14 +73,14 @@ describe('npm run bench -- --smoke', () => {
     for (const id of ['floor.plain', 'floor.hash'] as const) {
       const row = json.rows.find((r) => r.id === id)!;
       const line = stdout.split('\n').find((l) => l.startsWith(`| ${row.measure} `))!;
-      expect(line).toMatch(/^\| [^|]+ \| CPU-s\/GiB +\| - +\| - +\| - +\| [\d.]+[^|]* \| MiB\/s [\d.]+.*bastion target 4.* \| \(reference\) +\| n\/a +\|$/);
+      expect(line).toMatch(/^\| [^|]+ \| CPU-s\/GiB +\| - +\| - +\| - +\| - +\| [\d.]+[^|]* \| MiB\/s [\d.]+.*bastion target 4.* \| \(reference\) +\| n\/a +\|$/);
       const raw = json.raw.floor![id === 'floor.plain' ? 'plain' : 'hash'];
       expect(raw.cpuPerGib.every(Number.isFinite) && raw.mibps.every((x) => x > 0)).toBe(true);
     }
     // The node pipe (a bare Node TLS relay in front of the sim) is measured in every exec row, the
     // CPU row and the echo rows: its column, and the ratios (or added ms) beside the bastion's.
     const header = stdout.split('\n').find((l) => l.startsWith('| measure '))!;
-    expect(header).toMatch(/\| nginx +\| node pipe +\| bastion +\|/);
+    expect(header).toMatch(/\| nginx +\| node pipe +\| node proxy +\| bastion +\|/);
     for (const id of ['exec.kubectl.spdy', 'exec.kubectl.websocket', 'exec.client.spdy', 'exec.client.websocket', 'recording.cpu']) {
       const row = json.rows.find((r) => r.id === id)!;
       expect(Number.isFinite(row.pipe?.median), `row ${id} has no node pipe value`).toBe(true);
@@ -92,6 +92,14 @@ describe('npm run bench -- --smoke', () => {
       expect(row.derived).toMatch(/pipe [+-][\d.]+\)$/);
     }
     expect(json.raw.throughput!.mibps['kubectl.spdy']!.pipe).toHaveLength(1);
+    // The REST rows also run the node pipe and the node proxy (a bare Node HTTP reverse proxy in
+    // front of the sim): their columns, the bastion's ratio to the proxy and the proxy's to direct.
+    for (const id of ['get', 'list'].flatMap((op) => ['c1', 'c64'].flatMap((c) => ['rps', 'cpu', 'p50'].map((m) => `rest.${op}.${c}.${m}`)))) {
+      const row = json.rows.find((r) => r.id === id)!;
+      expect(Number.isFinite(row.pipe?.median), `row ${id} has no node pipe value`).toBe(true);
+      expect(Number.isFinite(row.proxy?.median), `row ${id} has no node proxy value`).toBe(true);
+      if (id.endsWith('.rps')) expect(row.derived).toMatch(/^bastion\/direct [\d.]+; \/proxy [\d.]+; proxy\/direct [\d.]+; pipe\/direct [\d.]+$/);
+    }
     expect(json.raw.throughput!.cpuPerGib.pipe).toHaveLength(4);
     // Sessions held: every one of the smoke's 20 idle sessions opened and echoed a line; a run
     // asked for fewer than 5,000 says n/a, never pass. The sessions ask for no stderr, so their
