@@ -15,6 +15,7 @@ export interface SyncIo {
   fsyncSync(fd: number): void;
   closeSync(fd: number): void;
   fstatSync(fd: number): { dev: number; ino: number; size: number };
+  statSync(path: string): { dev: number; ino: number; size: number };
 }
 
 export const nodeSyncIo: SyncIo = {
@@ -23,6 +24,7 @@ export const nodeSyncIo: SyncIo = {
   fsyncSync: (fd) => fs.fsyncSync(fd),
   closeSync: (fd) => fs.closeSync(fd),
   fstatSync: (fd) => fs.fstatSync(fd),
+  statSync: (path) => fs.statSync(path),
 };
 
 /** Asynchronous calls for batched writes (tests inject failures and slow disks through this). */
@@ -88,10 +90,11 @@ export class AppendFile {
       this.io.closeSync(fd);
       throw err;
     }
-    if (st.dev !== this.dev || st.ino !== this.ino || st.size !== this.bytes) {
+    try {
+      this.mustBeOurs(st);
+    } catch (err) {
       this.io.closeSync(fd);
-      const what = st.dev !== this.dev || st.ino !== this.ino ? 'another file is at its path' : `it holds ${st.size} bytes, ${this.bytes} were written`;
-      throw new Error(`not the file this recording wrote (${what}): not written to`);
+      throw err;
     }
     this.fd = fd;
     this.parked = false;
@@ -226,9 +229,21 @@ export class AppendFile {
     return this.sha256();
   }
 
-  /** A parked file with nothing left to fsync is closed as it is (no open just to close). */
+  /**
+   * A parked file with nothing left to fsync is closed as it is (no open just to close), once its
+   * path still leads to it, unchanged: else the hash returned would describe no file at the path.
+   */
   private unparkClean(): void {
-    if (this.parked && !this.dirty) this.parked = false;
+    if (!this.parked || this.dirty) return;
+    this.mustBeOurs(this.io.statSync(this.path));
+    this.parked = false;
+  }
+
+  /** Throws unless `st` is the file created, holding exactly what was written to it. */
+  private mustBeOurs(st: { dev: number; ino: number; size: number }): void {
+    if (st.dev === this.dev && st.ino === this.ino && st.size === this.bytes) return;
+    const what = st.dev !== this.dev || st.ino !== this.ino ? 'another file is at its path' : `it holds ${st.size} bytes, ${this.bytes} were written`;
+    throw new Error(`not the file this recording wrote (${what}): not written to`);
   }
 
   private frozen = false;

@@ -263,4 +263,17 @@ describe('a parked port-forward connection sidecar', () => {
     expect(() => rec.fromPod(Buffer.from('again'))).toThrow(/ENOENT/);
     await expect(rec.end()).rejects.toThrow(/ENOENT/);
   });
+
+  it('renamed over while parked, then ended with nothing more to write: the end fails (its hashes would describe no file at its path)', async () => {
+    const rec = new ForwardRecording({ dir, approvalId: 'a1', sessionId: 's2', seq: 1, port: 8080, startedAt: new Date(), batchWindowMs: 10, fsyncIntervalMs: 20, quietMs: 60 });
+    rec.toPod(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+    await rec.flush();
+    for (let i = 0; i < 100 && fdsOn(rec.path) > 0; i++) await sleep(60);
+    expect(fdsOn(rec.path)).toBe(0);
+    writeFileSync(`${rec.path}.other`, 'theirs');
+    renameSync(`${rec.path}.other`, rec.path);
+    // The connection closes quietly (no error text): nothing is appended, the file is only closed.
+    await expect(rec.end()).rejects.toThrow(/another file is at its path/);
+    expect(readFileSync(rec.path, 'utf8')).toBe('theirs');
+  });
 });

@@ -245,8 +245,11 @@ class PortForwardRun {
       agent.onConnection((stream) => this.track(this.connection(stream)));
       const stopped = new Promise<void>((resolve) => (this.wake = resolve));
       const which = await Promise.race([agent.closed.then(() => 'agent' as const), upstream!.closed.then(() => 'upstream' as const), stopped.then(() => 'cut' as const)]);
-      if (which === 'upstream' && !this.cutRequest) this.cut('upstream-closed', 'the upstream API server closed the port-forward');
-      if (which === 'agent' && !this.cutRequest && agent.failure) this.cut('error', `the client broke the port-forward protocol: ${agent.failure.message}`);
+      // Whichever side ended it, at or after the deadline (its timer not run yet: a stalled loop) the session expired.
+      if (!this.cutNow()) {
+        if (which === 'upstream') this.cut('upstream-closed', 'the upstream API server closed the port-forward');
+        else if (which === 'agent' && agent.failure) this.cut('error', `the client broke the port-forward protocol: ${agent.failure.message}`);
+      }
       if (this.cutRequest) {
         reason = this.cutRequest.reason;
         detail = this.cutRequest.detail;
@@ -420,8 +423,10 @@ class PortForwardRun {
     // Over when upstream says so (its error stream), or either side's data is gone.
     const errorText = up.error.then((text) => ({ kind: 'error' as const, text }));
     const first = await Promise.race([errorText, gone(up.data).then(() => ({ kind: 'upstream' as const })), gone(stream.data).then(() => ({ kind: 'agent' as const }))]);
-    // A cut ends the connection with its reason, whatever else happened first.
-    if (this.cutRequest) return conn.end('cut', this.cutText());
+    // A cut ends the connection with its reason, whatever else happened first; so does the deadline
+    // before its timer ran (a stalled loop): a held (paused) stream that is reset closes without
+    // 'end', so only this check sees it.
+    if (this.cutNow()) return conn.end('cut', this.cutText());
     if (first.kind === 'agent') {
       // The agent reset or lost the connection: nobody reads the rest.
       up.data.destroy();
@@ -432,7 +437,7 @@ class PortForwardRun {
       // Data is done; the kubelet ends the error stream right after, with a message on failure.
       text = await Promise.race([up.error, new Promise<string>((r) => setTimeout(() => r(''), ERROR_STREAM_GRACE_MS).unref())]);
     }
-    if (this.cutRequest) return conn.end('cut', this.cutText());
+    if (this.cutNow()) return conn.end('cut', this.cutText());
     if (text !== '') return conn.end('failed', text);
     if (!this.upstream!.isOpen || (first.kind === 'upstream' && !up.data.readableEnded)) {
       // Upstream's data stream went away without its end (reset), or the whole connection was
@@ -442,7 +447,7 @@ class PortForwardRun {
     // Let what the pod sent drain to the agent before its error stream says the connection is
     // over; kubectl resets its data stream once it has read the pod's end.
     await Promise.race([gone(up.data), gone(stream.data)]);
-    if (this.cutRequest) return conn.end('cut', this.cutText());
+    if (this.cutNow()) return conn.end('cut', this.cutText());
     return conn.end('closed', null);
   }
 

@@ -365,6 +365,22 @@ describe('Relay: the deadline', () => {
     expect(upstream.seenStdin.ended()).toBe(false);
   });
 
+  it('a client gone at or after the deadline, before the timer has fired, ends expired (the approval ended first), still without a Status to it', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: T0 });
+    const { agent, upstream, sink, relay, cutCalls } = setup({ deadline: T0 + 1000 });
+    const run = relay.run();
+    agent.stdin.write('abc');
+    await settle();
+    vi.setSystemTime(T0 + 1000);
+    agent.peerClose();
+    const end = await run;
+    expect(end).toEqual({ reason: 'expired', exitCode: null, status: cutStatus('expired'), bytesIn: 3, bytesOut: 0 });
+    expect(cutCalls).toEqual([['expired', undefined]]);
+    expect(upstream.destroyCalls).toBe(1);
+    expect(agent.finished).toEqual([]);
+    expect(sink.ends).toEqual([end]);
+  });
+
   it('a deadline already past cuts before anything is relayed', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: T0 });
     const { agent, upstream, relay } = setup({ deadline: T0 - 1 });

@@ -249,8 +249,10 @@ export class Relay {
       this.open = false;
       this.leaveClock();
       upstream.destroy();
-      const status = this.opts.cutStatus('client-closed');
-      end = { reason: 'client-closed', exitCode: null, status, bytesIn: this.bytesIn, bytesOut: this.bytesOut };
+      // Gone at or after the deadline, before its timer ran (a stalled loop): the approval ended first.
+      const reason: EndReason = this.pastDeadline() ? 'expired' : 'client-closed';
+      const status = this.opts.cutStatus(reason);
+      end = { reason, exitCode: null, status, bytesIn: this.bytesIn, bytesOut: this.bytesOut };
     } else {
       if (this.open) this.cut('expired');
       const { reason, detail } = this.cutRequest ?? { reason: 'expired' as EndReason };

@@ -1,9 +1,11 @@
+import { spawn } from 'node:child_process';
 import { statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isBastionError } from '../errors/index.js';
 import { FORWARD_OUTCOMES, FORWARD_PROTOCOLS } from '../model/vocabulary.js';
-import { MIGRATIONS, closeDatabase, databasePath, openDatabase, schemaVersion, type Migration } from './db.js';
+import { MIGRATIONS, closeDatabase, closeReadSnapshot, databasePath, openDatabase, openReadSnapshot, schemaVersion, type Migration } from './db.js';
 import { openStore } from './index.js';
 import { tempDataDir } from './test-support.js';
 
@@ -151,6 +153,43 @@ describe('database', () => {
       expect(ro.prepare('SELECT name FROM agents').pluck().all()).toEqual(['x']);
     } finally {
       ro.close();
+    }
+  });
+
+  it('close does not hold other processes\' writers back while a read snapshot is open (an audit verify): the WAL fold is best effort and waits for no one', async () => {
+    const db = openDatabase(tmp.dir, { busyTimeoutMs: 2000 });
+    db.exec('CREATE TABLE probe (x INTEGER)');
+    const snapshot = openReadSnapshot(databasePath(tmp.dir));
+    // Frames after the snapshot: folding them would have to wait for its reader.
+    db.prepare('INSERT INTO probe (x) VALUES (0)').run();
+    // Another process (the live bastion) writes all along, waiting at most 300 ms for the lock.
+    const script = `
+      const Database = require(${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))});
+      const db = new Database(${JSON.stringify(databasePath(tmp.dir))}, { timeout: 300 });
+      const insert = db.prepare('INSERT INTO probe (x) VALUES (1)');
+      let written = 0, failed = 0, stop = false;
+      process.on('message', () => { stop = true; process.send({ written, failed }, () => process.exit(0)); });
+      const step = () => {
+        if (stop) return;
+        try { insert.run(); written++; } catch (err) { failed++; }
+        if (written === 1 && failed === 0) process.send('writing');
+        setImmediate(step);
+      };
+      step();`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    try {
+      await new Promise<void>((resolve) => child.once('message', () => resolve()));
+      closeDatabase(db);
+      const counts = new Promise<{ written: number; failed: number }>((resolve) => child.once('message', (m) => resolve(m as { written: number; failed: number })));
+      child.send('stop');
+      const { written, failed } = await counts;
+      expect(written).toBeGreaterThan(0);
+      expect(failed).toBe(0);
+      // The snapshot still reads what it began with.
+      expect(snapshot.prepare('SELECT COUNT(*) FROM probe').pluck().get()).toBe(0);
+    } finally {
+      child.kill();
+      closeReadSnapshot(snapshot);
     }
   });
 

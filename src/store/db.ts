@@ -601,8 +601,11 @@ export function schemaVersion(db: Db): number {
 export function closeDatabase(db: Db): void {
   if (!db.open) return;
   // Fold the WAL back into the main file so a copied data dir is self-contained. Best effort:
-  // another connection may still be reading.
+  // another connection may still be reading. It waits for no one: a TRUNCATE checkpoint that waits
+  // for a reader (an audit verify's snapshot) holds every other process's writers back meanwhile,
+  // and the bastion's writes block its event loop.
   try {
+    db.pragma('busy_timeout = 0');
     db.pragma('wal_checkpoint(TRUNCATE)');
   } catch {
     /* another connection holds the WAL; it will checkpoint later */

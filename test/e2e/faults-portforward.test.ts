@@ -16,7 +16,7 @@ import { api, requestRows, revoke, spdyUpgrade, startHoldingProxy, until, within
 import { startSim, type StartedSim } from '../helpers/sim.js';
 import { kubectlPortForward, stopForward } from '../helpers/portforward.js';
 import { SpdyConnection } from '../../src/transport/spdy/connection.js';
-import type { SpdyStream } from '../../src/transport/spdy/stream.js';
+import { SpdyStream } from '../../src/transport/spdy/stream.js';
 import { readRawSidecar } from '../../src/recording/raw-sidecar.js';
 import { ForwardRecording } from '../../src/recording/forward-recorder.js';
 import { nodeFileIo } from '../../src/recording/append-file.js';
@@ -277,6 +277,31 @@ function expectRowMatchesSidecar(row: ForwardedConnection, recordingsDir?: strin
   expect({ bytesIn: row.bytesIn, bytesOut: row.bytesOut }).toEqual({ bytesIn: toPod.length, bytesOut: fromPod.length });
   expect({ sha256In: row.sha256In, sha256Out: row.sha256Out }).toEqual({ sha256In: sha256(toPod), sha256Out: sha256(fromPod) });
 }
+
+/**
+ * The next time the bastion's side of an agent's SPDY connection runs `method` with `when` true,
+ * this process (the bastion's) stalls there until past `deadline` (a GC pause just as the agent's
+ * frames, or its leaving, are read), then goes on: what was read is handled after the deadline and
+ * before any timer (the deadline's) can run. `after` runs once the bastion has handled it.
+ */
+function stallBastionIn(method: 'onSocketData' | 'teardown', deadline: number, when: (args: unknown[]) => boolean, after: () => void = () => {}): void {
+  const proto = SpdyConnection.prototype as unknown as Record<typeof method, (...args: unknown[]) => unknown>;
+  const original = proto[method];
+  let armed = true;
+  vi.spyOn(proto, method).mockImplementation(function (this: SpdyConnection, ...args: unknown[]) {
+    if (!armed || this.role !== 'server' || !when(args)) return original.apply(this, args);
+    armed = false;
+    while (Date.now() < deadline + 30) {
+      /* the stall */
+    }
+    const result = original.apply(this, args);
+    setImmediate(after);
+    return result;
+  });
+}
+
+/** Whether a chunk the bastion reads starts with a SPDY/3 RST_STREAM frame. */
+const isReset = (chunk: Buffer): boolean => chunk.length >= 16 && chunk[0] === 0x80 && chunk[1] === 3 && chunk[2] === 0 && chunk[3] === 3;
 
 // ---- (1) the approval's ports are the only ports -----------------------------------------------
 
@@ -773,6 +798,76 @@ describe('the lease ends under open connections', () => {
     } finally {
       await target.close();
     }
+  });
+
+  it('expiry: a held connection the agent resets after the deadline, before the timer ran (the event loop stalled), ends cut: expired, not closed', async () => {
+    const target = await podPort();
+    try {
+      const approval = await grantForward([target.port], 5);
+      const deadline = Date.parse(approval.expiresAt!);
+      const fwd = await rawForward();
+      const session = await theSession(approval.id);
+      await until('the upstream dial', async () => (await theSession(approval.id)).upstreamProtocol !== null);
+      // The sidecar's disk hangs until the gate opens, so the bastion holds (pauses) the agent's data
+      // stream once maxUnwrittenBytes are unwritten: a paused stream that is reset closes without
+      // 'end', so only the connection's own check after its end can see the deadline.
+      let open!: () => void;
+      const gate = new Promise<void>((r) => (open = r));
+      onSidecarWrite(`${session.id}.c1.raw`, (write) => gate.then(write));
+      let held: SpdyStream | undefined;
+      const pause = SpdyStream.prototype.pause;
+      vi.spyOn(SpdyStream.prototype, 'pause').mockImplementation(function (this: SpdyStream) {
+        if (this.headers['requestid']?.[0] === 'agent-held' && this.headers['streamtype']?.[0] === 'data') held = this;
+        return pause.call(this);
+      });
+      // Held by the recording (not only for a moment by upstream's drain): it stays held until the gate opens.
+      let recordingFull = false;
+      const ready = ForwardRecording.prototype.ready;
+      vi.spyOn(ForwardRecording.prototype, 'ready').mockImplementation(function (this: ForwardRecording) {
+        const wait = ready.call(this);
+        if (wait) recordingFull = true;
+        return wait;
+      });
+      const c = fwd.open(target.port, 'agent-held');
+      // A chunk at a time, each read by the bastion before the next: what it takes after it pauses
+      // stays under a stream's buffer, so it keeps reading the socket and the reset reaches it.
+      const settle = async (): Promise<void> => {
+        for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
+      };
+      while (!recordingFull || !held?.isPaused()) {
+        expect(Date.now(), 'the hold came too late to reset before the deadline').toBeLessThan(deadline - 300);
+        c.data.write(Buffer.alloc(32 * 1024, 0x78));
+        await settle();
+      }
+      // The agent resets the connection just before the deadline; the bastion stalls as it reads
+      // the reset, until past the deadline. The disk answers once it has handled the reset.
+      stallBastionIn('onSocketData', deadline, ([chunk]) => isReset(chunk as Buffer), open);
+      await new Promise((r) => setTimeout(r, deadline - Date.now() - 200));
+      c.data.cancel();
+      const text = await within(c.errorText, 'the error stream');
+      expect(text).toContain('expired');
+      const ended = await endedSession(approval.id);
+      expect(ended.endReason).toBe('expired');
+      const [row] = await endedConnections(session.id, 1);
+      expect({ outcome: row!.outcome, detail: row!.detail }).toEqual({ outcome: 'cut', detail: expect.stringContaining('expired') });
+      expectRowMatchesSidecar(row!);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('expiry: the agent leaving after the deadline, before the timer ran (the event loop stalled), ends the session expired, not completed', async () => {
+    const approval = await grantForward([9], 3);
+    const deadline = Date.parse(approval.expiresAt!);
+    const fwd = await rawForward();
+    await until('the upstream dial', async () => (await theSession(approval.id)).upstreamProtocol !== null);
+    // The agent leaves just before the deadline; the bastion stalls as it takes the connection
+    // down, until past the deadline.
+    stallBastionIn('teardown', deadline, () => true);
+    await new Promise((r) => setTimeout(r, deadline - Date.now() - 200));
+    fwd.destroy();
+    const session = await endedSession(approval.id);
+    expect(session.endReason).toBe('expired');
   });
 
   it('a connection opened after the deadline is refused (and told), nothing dialed to the pod', async () => {
