@@ -83,15 +83,8 @@ export class AppendFile {
     if (this.fd !== null) return this.fd;
     if (!this.parked) throw new Error(`${this.path} is closed`);
     const fd = this.io.openSync(this.path, REOPEN_FLAGS, this.mode);
-    let st: { dev: number; ino: number; size: number };
     try {
-      st = this.io.fstatSync(fd);
-    } catch (err) {
-      this.io.closeSync(fd);
-      throw err;
-    }
-    try {
-      this.mustBeOurs(st);
+      this.mustBeOurs(this.io.fstatSync(fd));
     } catch (err) {
       this.io.closeSync(fd);
       throw err;
