@@ -252,12 +252,18 @@ describe('AppendFile.park', () => {
 });
 
 describe('a parked port-forward connection sidecar', () => {
-  it('that vanished fails the chunk that wakes it, before the chunk is batched', async () => {
-    const rec = new ForwardRecording({ dir, approvalId: 'a1', sessionId: 's1', seq: 1, port: 8080, startedAt: new Date(), batchWindowMs: 10, fsyncIntervalMs: 20, quietMs: 60 });
+  /** A connection's recording that wrote a request and then parked its sidecar (no descriptor on it). */
+  async function parkedForward(sessionId: string): Promise<ForwardRecording> {
+    const rec = new ForwardRecording({ dir, approvalId: 'a1', sessionId, seq: 1, port: 8080, startedAt: new Date(), batchWindowMs: 10, fsyncIntervalMs: 20, quietMs: 60 });
     rec.toPod(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
     await rec.flush();
     for (let i = 0; i < 100 && fdsOn(rec.path) > 0; i++) await sleep(60);
     expect(fdsOn(rec.path)).toBe(0);
+    return rec;
+  }
+
+  it('that vanished fails the chunk that wakes it, before the chunk is batched', async () => {
+    const rec = await parkedForward('s1');
     unlinkSync(rec.path);
     expect(() => rec.fromPod(Buffer.from('HTTP/1.1 200 OK\r\n\r\n'))).toThrow(/ENOENT/);
     expect(() => rec.fromPod(Buffer.from('again'))).toThrow(/ENOENT/);
@@ -265,11 +271,7 @@ describe('a parked port-forward connection sidecar', () => {
   });
 
   it('renamed over while parked, then ended with nothing more to write: the end fails (its hashes would describe no file at its path)', async () => {
-    const rec = new ForwardRecording({ dir, approvalId: 'a1', sessionId: 's2', seq: 1, port: 8080, startedAt: new Date(), batchWindowMs: 10, fsyncIntervalMs: 20, quietMs: 60 });
-    rec.toPod(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
-    await rec.flush();
-    for (let i = 0; i < 100 && fdsOn(rec.path) > 0; i++) await sleep(60);
-    expect(fdsOn(rec.path)).toBe(0);
+    const rec = await parkedForward('s2');
     writeFileSync(`${rec.path}.other`, 'theirs');
     renameSync(`${rec.path}.other`, rec.path);
     // The connection closes quietly (no error text): nothing is appended, the file is only closed.

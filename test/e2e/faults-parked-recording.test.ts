@@ -44,8 +44,15 @@ async function catSession(minor: number) {
     await until(`the echo of ${JSON.stringify(line)}`, () => seen.out === printed);
   };
   const session = async () => until('the session row', async () => (await b.bastion.store.sessions.list({ approvalId: approval.id })).find((s) => s.state === 'open'));
+  /** The open session's row and its recording files, once both files are parked (no descriptor on either). */
+  const parked = async () => {
+    const row = await session();
+    const paths = recordingPaths(b.bastion.config.recordingsDir, approval.id, row.id);
+    await until('both recording files parked', () => fdsOn(paths.rawPath) + fdsOn(paths.castPath) === 0);
+    return { session: row, rawPath: paths.rawPath, castPath: paths.castPath };
+  };
   const endedRow = (id: string) => until('the session row ended', async () => (await b.bastion.store.sessions.list({ approvalId: approval.id })).find((s) => s.id === id && s.state === 'ended' && (s.endReason !== 'completed' || s.castSha256)));
-  return { approval, kubectl, seen, exited, typeAndSee, session, endedRow };
+  return { approval, kubectl, seen, exited, typeAndSee, parked, endedRow };
 }
 
 describe.each([
@@ -56,11 +63,9 @@ describe.each([
     const c = await catSession(minor);
     try {
       await c.typeAndSee('one\n', 'one\n');
-      const session = await c.session();
-      const { rawPath, castPath } = recordingPaths(b.bastion.config.recordingsDir, c.approval.id, session.id);
-      await until('both recording files parked', () => fdsOn(rawPath) + fdsOn(castPath) === 0);
+      const { session, rawPath, castPath } = await c.parked();
       await c.typeAndSee('two\n', 'one\ntwo\n');
-      await until('both recording files parked again', () => fdsOn(rawPath) + fdsOn(castPath) === 0);
+      await c.parked();
       await c.typeAndSee('three\n', 'one\ntwo\nthree\n');
       c.kubectl.stdin.end();
       expect(await c.exited).toBe(0);
@@ -79,9 +84,7 @@ describe.each([
     const c = await catSession(minor);
     try {
       await c.typeAndSee('before\n', 'before\n');
-      const session = await c.session();
-      const { rawPath, castPath } = recordingPaths(b.bastion.config.recordingsDir, c.approval.id, session.id);
-      await until('both recording files parked', () => fdsOn(rawPath) + fdsOn(castPath) === 0);
+      const { session, rawPath, castPath } = await c.parked();
 
       writeFileSync(`${rawPath}.other`, 'not the recording\n');
       renameSync(`${rawPath}.other`, rawPath);
