@@ -3,10 +3,9 @@
 // approval change appends its audit row in its own transaction (approvals.ts uses audit.ts).
 import { SqliteAgentStore } from './agents.js';
 import { SqliteApprovalStore } from './approvals.js';
-import { SqliteAuditLog } from './audit.js';
+import { commitPendingAudit, SqliteAuditLog } from './audit.js';
 import { AuditBatcher, type AuditBatchOptions } from './audit-batch.js';
 import { closeDatabase, closeReadSnapshot, databasePath, openDatabase, openReadSnapshot, type Db, type OpenDatabaseOptions } from './db.js';
-import { commitPendingAudit } from './audit.js';
 import { SqlitePolicyVersionStore } from './policy-versions.js';
 import { SqliteSessionStore } from './sessions.js';
 import { SqliteUserStore } from './users.js';
